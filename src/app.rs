@@ -1,0 +1,306 @@
+//! Building the whole service from a [`Config`] and running it until a shutdown signal:
+//! store, bot credentials, scripts, de-duplication set, pusher, pipeline and HTTP server.
+//!
+//! Shutdown order: stop accepting connections and finish in-flight requests, let the pipeline
+//! drain into the store, then give queued pushes `server.shutdown_grace_secs` to go out.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+use crate::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use crate::channels::wecom::robot::RobotEndpoint;
+use crate::channels::wecom::robot::webhook::WebhookClient;
+use crate::config::{BotConfig, BotCredentials, Config, Secret};
+use crate::dedupe::Dedupe;
+use crate::http::{AppState, router};
+use crate::outbox::{PushSettings, Pusher};
+use crate::pipeline::{Pipeline, Work, unix_now};
+use crate::scripts::{ScriptError, Scripts};
+use crate::store::{Store, StoreError, StoredCredentials};
+
+/// How often old handled ids are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("bot-scripts: {0}")]
+    Scripts(#[from] ScriptError),
+    #[error("stored credentials of bot {bot} are invalid: {reason}")]
+    StoredCredentials { bot: String, reason: String },
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+    #[error("server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+/// Credentials generated on this start, to be shown to the operator once.
+#[derive(Debug, Clone)]
+pub struct GeneratedCredentials {
+    pub bot: String,
+    pub callback_url: String,
+    pub credentials: BotCredentials,
+}
+
+/// A fresh Token (32 letters and digits) and EncodingAESKey.
+pub fn generate_credentials() -> BotCredentials {
+    let mut rng = rand::rng();
+    let token: String = (&mut rng)
+        .sample_iter(Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    BotCredentials {
+        token: Secret::new(token),
+        encoding_aes_key: EncodingAesKey::from_bytes(rng.random()),
+    }
+}
+
+/// A built service, ready to serve.
+pub struct App {
+    config: Config,
+    store: Store,
+    scripts: Arc<Scripts>,
+    endpoints: HashMap<String, Arc<RobotEndpoint>>,
+    generated: Vec<GeneratedCredentials>,
+}
+
+impl App {
+    /// Opens the store, resolves every bot's credentials (generating and storing missing ones)
+    /// and loads bot-scripts.
+    pub fn build(config: Config) -> Result<App, AppError> {
+        let store = Store::open(&config.storage.path)?;
+        let scripts = Arc::new(Scripts::load(&config.scripts.dir)?);
+        if scripts.source.is_none() {
+            warn!(dir = %config.scripts.dir.display(),
+                "bot-scripts directory not found; using the built-in copy");
+        }
+        let mut endpoints = HashMap::new();
+        let mut generated = Vec::new();
+        for bot in &config.bots {
+            let (credentials, fresh) = resolve_credentials(&store, bot)?;
+            if fresh {
+                generated.push(GeneratedCredentials {
+                    bot: bot.id.to_string(),
+                    callback_url: config.callback_url(&bot.id),
+                    credentials: credentials.clone(),
+                });
+            }
+            let crypto = CallbackCrypto::new(
+                credentials.token.expose(),
+                credentials.encoding_aes_key,
+                &bot.receive_id,
+            );
+            endpoints.insert(
+                bot.id.to_string(),
+                Arc::new(RobotEndpoint::new(
+                    bot.id.clone(),
+                    crypto,
+                    config.wecom.timestamp_tolerance_secs,
+                )),
+            );
+        }
+        Ok(App {
+            config,
+            store,
+            scripts,
+            endpoints,
+            generated,
+        })
+    }
+
+    /// Credentials generated during [`App::build`] (empty after the first start).
+    pub fn generated_credentials(&self) -> &[GeneratedCredentials] {
+        &self.generated
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then shuts down gracefully.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let config = &self.config;
+        let ttl_secs = i64::try_from(config.wecom.dedupe_ttl_hours * 3600).unwrap_or(i64::MAX);
+        let store = self.store.clone();
+        let remembered =
+            tokio::task::spawn_blocking(move || store.dedupe_since(unix_now() - ttl_secs))
+                .await
+                .map_err(|e| AppError::Server(std::io::Error::other(e)))??;
+        info!(ids = remembered.len(), "handled message ids loaded");
+        let dedupe = Arc::new(Dedupe::from_records(remembered));
+
+        let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
+            .map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let pusher = Pusher::new(
+            client,
+            PushSettings {
+                per_minute: config.wecom.webhook_per_minute,
+                window: Duration::from_secs(60),
+                retry_base: Duration::from_millis(config.wecom.retry_base_ms),
+                max_attempts: config.wecom.max_attempts,
+            },
+            self.store.clone(),
+        );
+        let (pipeline, pipeline_task) = Pipeline {
+            store: self.store.clone(),
+            pusher: pusher.clone(),
+            scripts: Arc::clone(&self.scripts),
+            webhook_hosts: config.wecom.webhook_hosts.clone(),
+        }
+        .spawn();
+
+        let pruner = tokio::spawn(prune_periodically(
+            Arc::clone(&dedupe),
+            pipeline.clone(),
+            ttl_secs,
+        ));
+
+        let state = Arc::new(AppState {
+            robots: self.endpoints.clone(),
+            dedupe,
+            pipeline,
+            scripts: Arc::clone(&self.scripts),
+            store: self.store.clone(),
+            admin_token: config.admin.token.clone(),
+        });
+        if config.admin.token.is_none() {
+            warn!("admin.token is not set: the admin API answers 401 to everyone");
+        }
+        let addr = listener.local_addr()?;
+        for bot in &config.bots {
+            info!(bot = %bot.id, channel = bot.channel.as_str(),
+                callback_url = %config.callback_url(&bot.id), "bot ready");
+        }
+        info!(%addr, "serving");
+
+        let served = axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        info!("no longer accepting requests; draining");
+        pruner.abort();
+        if let Err(e) = pipeline_task.await {
+            error!(error = %e, "pipeline task failed");
+        }
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        if pusher.shutdown(grace).await {
+            info!("all queued pushes finished");
+        }
+        let stats = pusher.stats();
+        info!(
+            delivered = stats.delivered,
+            failed = stats.failed,
+            retries = stats.retries,
+            "stopped"
+        );
+        served.map_err(AppError::Server)
+    }
+
+    /// Binds `server.listen` and serves until Ctrl-C or SIGTERM.
+    pub async fn run(self) -> Result<(), AppError> {
+        let addr: SocketAddr = self.config.server.listen;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            AppError::Server(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} (server.listen): {e}"),
+            ))
+        })?;
+        self.serve(listener, shutdown_signal()).await
+    }
+}
+
+/// Config credentials win; otherwise the stored ones; otherwise fresh ones are generated and
+/// stored. The flag says whether they were generated now.
+fn resolve_credentials(store: &Store, bot: &BotConfig) -> Result<(BotCredentials, bool), AppError> {
+    if let Some(credentials) = &bot.credentials {
+        return Ok((credentials.clone(), false));
+    }
+    let stored = store.write(|tx| match tx.bot_credentials(&bot.id)? {
+        Some(stored) => Ok((stored, false)),
+        None => {
+            let fresh = generate_credentials();
+            let stored = StoredCredentials {
+                token: fresh.token.expose().to_owned(),
+                encoding_aes_key: fresh.encoding_aes_key.as_str().to_owned(),
+            };
+            tx.put_bot_credentials(&bot.id, &stored)?;
+            Ok((stored, true))
+        }
+    })?;
+    let (stored, fresh) = stored;
+    let invalid = |reason: String| AppError::StoredCredentials {
+        bot: bot.id.to_string(),
+        reason,
+    };
+    crate::config::validate_token(&stored.token).map_err(invalid)?;
+    let key =
+        EncodingAesKey::parse(&stored.encoding_aes_key).map_err(|e| invalid(e.to_string()))?;
+    Ok((
+        BotCredentials {
+            token: Secret::new(stored.token),
+            encoding_aes_key: key,
+        },
+        fresh,
+    ))
+}
+
+async fn prune_periodically(
+    dedupe: Arc<Dedupe>,
+    pipeline: crate::pipeline::PipelineHandle,
+    ttl_secs: i64,
+) {
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        let before = unix_now() - ttl_secs;
+        let removed = dedupe.prune(before);
+        if removed > 0 {
+            info!(removed, "forgot old handled message ids in memory");
+        }
+        if pipeline.submit(Work::PruneDedupe { before }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("Ctrl-C received; shutting down"),
+        () = terminate => info!("SIGTERM received; shutting down"),
+    }
+}

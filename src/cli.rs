@@ -1,0 +1,186 @@
+//! The `trumpet` command line: `serve`, `check`, `keygen` and `credentials`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{App, GeneratedCredentials, generate_credentials};
+use crate::config::Config;
+use crate::scripts::Scripts;
+use crate::store::Store;
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trumpet",
+    version,
+    about = "会计小喇叭: a WeCom group bot for community operators"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./trumpet.toml when it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve,
+    /// Validate the configuration and bot-scripts, then exit.
+    Check,
+    /// Print a fresh Token and EncodingAESKey for a WeCom callback.
+    Keygen,
+    /// Print the stored callback URL, Token and EncodingAESKey of generated bots (stop the
+    /// service first: the store is single-process).
+    Credentials,
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Keygen => {
+            let c = generate_credentials();
+            println!("Token          {}", c.token.expose());
+            println!("EncodingAESKey {}", c.encoding_aes_key.as_str());
+            ExitCode::SUCCESS
+        }
+        Command::Check => check(&cli),
+        Command::Serve => serve(&cli),
+        Command::Credentials => credentials(&cli),
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
+    Config::load(cli.config.as_deref()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn check(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!("configuration: ok ({} bot(s))", config.bots.len());
+    match Scripts::load(&config.scripts.dir) {
+        Ok(s) => {
+            let from = s
+                .source
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the built-in copy (directory not found)".into());
+            println!("bot-scripts: ok ({from})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_credentials(generated: &GeneratedCredentials, first_time: bool) {
+    println!();
+    println!("WeCom group robot \"{}\"", generated.bot);
+    println!(
+        "Paste these three values into the robot's message-receiving settings (接收消息配置):"
+    );
+    println!("  URL             {}", generated.callback_url);
+    println!("  Token           {}", generated.credentials.token.expose());
+    println!(
+        "  EncodingAESKey  {}",
+        generated.credentials.encoding_aes_key.as_str()
+    );
+    if first_time {
+        println!(
+            "They were generated on first start and are kept in the store; they are not printed again"
+        );
+        println!("(`trumpet credentials` shows them while the service is stopped).");
+    }
+    println!();
+}
+
+fn serve(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    telemetry::init(cli.log_format, &config.log.level);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let app = App::build(config)?;
+        for generated in app.generated_credentials() {
+            print_credentials(generated, true);
+        }
+        app.run().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "trumpet stopped with an error");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn credentials(cli: &Cli) -> ExitCode {
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match Store::open(&config.storage.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for bot in &config.bots {
+        if bot.credentials.is_some() {
+            println!("bot {}: credentials are set in the configuration", bot.id);
+            continue;
+        }
+        match store.bot_credentials(&bot.id) {
+            Ok(Some(stored)) => {
+                match crate::channels::wecom::crypto::EncodingAesKey::parse(
+                    &stored.encoding_aes_key,
+                ) {
+                    Ok(key) => print_credentials(
+                        &GeneratedCredentials {
+                            bot: bot.id.to_string(),
+                            callback_url: config.callback_url(&bot.id),
+                            credentials: crate::config::BotCredentials {
+                                token: crate::config::Secret::new(stored.token),
+                                encoding_aes_key: key,
+                            },
+                        },
+                        false,
+                    ),
+                    Err(e) => eprintln!("bot {}: stored key is invalid: {e}", bot.id),
+                }
+            }
+            Ok(None) => println!(
+                "bot {}: not generated yet (run `trumpet serve` once)",
+                bot.id
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

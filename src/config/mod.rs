@@ -1,0 +1,426 @@
+//! Layered settings: embedded defaults → `trumpet.toml` → `TRUMPET_<SECTION>__<KEY>` environment
+//! variables, validated once at start-up into a [`Config`] whose values are known to be good.
+//!
+//! Every validation error names the key it is about; secrets are wrapped in [`Secret`] so that
+//! `Debug` output and logs never show them.
+
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::channels::wecom::crypto::EncodingAesKey;
+use crate::domain::BotId;
+pub use secret::Secret;
+
+/// The embedded defaults, also shipped as documentation of every key's default.
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// The configuration file read when `--config` is not given and the file exists.
+pub const DEFAULT_CONFIG_FILE: &str = "trumpet.toml";
+
+/// What can go wrong while loading settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// One invalid value: the key (as written in `trumpet.toml`) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    server: RawServer,
+    storage: StorageConfig,
+    scripts: ScriptsConfig,
+    admin: RawAdmin,
+    log: LogConfig,
+    wecom: WecomConfig,
+    #[serde(default)]
+    bots: Vec<RawBot>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: SocketAddr,
+    #[serde(default)]
+    public_url: String,
+    shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token: Option<Secret>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBot {
+    id: String,
+    channel: String,
+    token: Option<Secret>,
+    encoding_aes_key: Option<Secret>,
+    #[serde(default)]
+    receive_id: String,
+}
+
+/// The validated configuration of one running service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub scripts: ScriptsConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub wecom: WecomConfig,
+    pub bots: Vec<BotConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The public base URL operators paste into WeCom (e.g. `https://bot.example.com`); empty
+    /// means "the listen address", which is only right for local trials.
+    pub public_url: String,
+    /// How long shutdown waits for in-flight sends before giving up on them.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Bearer token for `/api/v1`; `None` means the admin API refuses everyone.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter directive such as `info` or `trumpet=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomConfig {
+    /// Hosts (`host` or `host:port`) that webhook URLs may point at.
+    pub webhook_hosts: Vec<String>,
+    /// Callbacks whose timestamp is further than this from now are refused.
+    pub timestamp_tolerance_secs: u64,
+    /// How long handled MsgIds are remembered, so that WeCom's retries trigger nothing twice.
+    pub dedupe_ttl_hours: u64,
+    /// Messages per minute per robot webhook key (WeCom allows 20).
+    pub webhook_per_minute: u32,
+    pub webhook_timeout_secs: u64,
+    /// First back-off after a retryable errcode; doubles per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// Attempts per message before it is recorded as failed.
+    pub max_attempts: u32,
+}
+
+/// The channels a bot can be served on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// A WeCom group robot with a message-receive URL (PROTOCOL.md §2–3).
+    WecomRobot,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::WecomRobot => "wecom-robot",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    pub id: BotId,
+    pub channel: ChannelKind,
+    /// Token and EncodingAESKey; `None` means "generate on first start and keep in the store".
+    pub credentials: Option<BotCredentials>,
+    /// Checked against each decrypted message only when non-empty.
+    pub receive_id: String,
+}
+
+/// The pair an operator pastes into the WeCom console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotCredentials {
+    pub token: Secret,
+    pub encoding_aes_key: EncodingAesKey,
+}
+
+impl Config {
+    /// Loads the layered settings. `file` is `--config`; without it `./trumpet.toml` is read when
+    /// present.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULTS_TOML));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.into())),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("TRUMPET_").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Loads from the embedded defaults plus a TOML string (used by tests and `check`).
+    pub fn from_toml_str(toml: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::string(DEFAULTS_TOML))
+                .merge(Toml::string(toml)),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let raw: RawSettings = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        raw.validate()
+    }
+
+    /// The URL to paste into the WeCom console for `bot`.
+    pub fn callback_url(&self, bot: &BotId) -> String {
+        let base = if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.public_url.trim_end_matches('/').to_owned()
+        };
+        format!("{base}/wecom/robot/{bot}")
+    }
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, reason: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+
+        let public_url = self.server.public_url.trim().to_owned();
+        if !public_url.is_empty() {
+            match url::Url::parse(&public_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => problem(
+                    "server.public_url",
+                    format!("{public_url:?} is not an http(s) URL"),
+                ),
+            }
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            problem("storage.path", "must not be empty".into());
+        }
+        if self.scripts.dir.as_os_str().is_empty() {
+            problem("scripts.dir", "must not be empty".into());
+        }
+        if let Some(token) = &self.admin.token
+            && token.expose().chars().count() < 16
+        {
+            problem(
+                "admin.token",
+                "must be at least 16 characters (or unset to disable the admin API)".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problem("log.level", format!("not a valid filter: {e}"));
+        }
+        validate_wecom(&self.wecom, &mut problem);
+
+        let mut bots = Vec::new();
+        if self.bots.is_empty() {
+            problem("bots", "at least one [[bots]] entry is required".into());
+        }
+        for (i, raw) in self.bots.into_iter().enumerate() {
+            if let Some(bot) = validate_bot(i, raw, &mut problem) {
+                if bots.iter().any(|b: &BotConfig| b.id == bot.id) {
+                    problem(
+                        &format!("bots[{i}].id"),
+                        format!("{:?} is used by another bot", bot.id.as_str()),
+                    );
+                }
+                bots.push(bot);
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen: self.server.listen,
+                public_url,
+                shutdown_grace_secs: self.server.shutdown_grace_secs,
+            },
+            storage: self.storage,
+            scripts: self.scripts,
+            admin: AdminConfig {
+                token: self.admin.token,
+            },
+            log: self.log,
+            wecom: self.wecom,
+            bots,
+        })
+    }
+}
+
+fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
+    for (i, host) in w.webhook_hosts.iter().enumerate() {
+        let ok = !host.is_empty()
+            && !host.contains("://")
+            && !host.contains('/')
+            && url::Url::parse(&format!("https://{host}/")).is_ok();
+        if !ok {
+            problem(
+                &format!("wecom.webhook_hosts[{i}]"),
+                format!("{host:?} is not a host or host:port"),
+            );
+        }
+    }
+    if w.timestamp_tolerance_secs == 0 {
+        problem("wecom.timestamp_tolerance_secs", "must be positive".into());
+    }
+    if w.dedupe_ttl_hours < 24 {
+        problem(
+            "wecom.dedupe_ttl_hours",
+            format!(
+                "must be at least 24 (WeCom retries within a day), got {}",
+                w.dedupe_ttl_hours
+            ),
+        );
+    }
+    if !(1..=20).contains(&w.webhook_per_minute) {
+        problem(
+            "wecom.webhook_per_minute",
+            format!(
+                "must be 1..=20 (WeCom refuses more), got {}",
+                w.webhook_per_minute
+            ),
+        );
+    }
+    if w.webhook_timeout_secs == 0 {
+        problem("wecom.webhook_timeout_secs", "must be positive".into());
+    }
+    if w.max_attempts == 0 {
+        problem("wecom.max_attempts", "must be at least 1".into());
+    }
+}
+
+fn validate_bot(
+    i: usize,
+    raw: RawBot,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<BotConfig> {
+    let key = |field: &str| format!("bots[{i}].{field}");
+    let id = match BotId::parse(&raw.id) {
+        Ok(id) => Some(id),
+        Err(reason) => {
+            problem(&key("id"), reason);
+            None
+        }
+    };
+    let channel = match raw.channel.as_str() {
+        "wecom-robot" => Some(ChannelKind::WecomRobot),
+        other => {
+            problem(
+                &key("channel"),
+                format!("unsupported channel {other:?}; supported: \"wecom-robot\""),
+            );
+            None
+        }
+    };
+    let credentials = match (raw.token, raw.encoding_aes_key) {
+        (None, None) => Some(None),
+        (Some(token), Some(aes_key)) => {
+            let token_ok = validate_token(token.expose())
+                .map_err(|reason| problem(&key("token"), reason))
+                .is_ok();
+            let aes_key = EncodingAesKey::parse(aes_key.expose())
+                .map_err(|e| problem(&key("encoding_aes_key"), e.to_string()))
+                .ok();
+            match (token_ok, aes_key) {
+                (true, Some(encoding_aes_key)) => Some(Some(BotCredentials {
+                    token,
+                    encoding_aes_key,
+                })),
+                _ => None,
+            }
+        }
+        (Some(_), None) => {
+            problem(
+                &key("encoding_aes_key"),
+                "missing: set both token and encoding_aes_key, or neither to have them generated"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            problem(
+                &key("token"),
+                "missing: set both token and encoding_aes_key, or neither to have them generated"
+                    .into(),
+            );
+            None
+        }
+    };
+    Some(BotConfig {
+        id: id?,
+        channel: channel?,
+        credentials: credentials?,
+        receive_id: raw.receive_id,
+    })
+}
+
+/// WeCom accepts 3–32 letters and digits as a Token.
+pub fn validate_token(token: &str) -> Result<(), String> {
+    let len = token.chars().count();
+    if !(3..=32).contains(&len) {
+        return Err(format!("must be 3 to 32 characters, got {len}"));
+    }
+    if !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("must contain only letters and digits".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,56 @@
+//! The HTTP surface: the WeCom robot callbacks, the admin API and the health check, on one axum
+//! router. Handlers never leak internals: clients get a status and an opaque body, the log gets
+//! the cause.
+
+mod admin;
+mod robot;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::channels::wecom::robot::RobotEndpoint;
+use crate::config::Secret;
+use crate::dedupe::Dedupe;
+use crate::pipeline::PipelineHandle;
+use crate::scripts::Scripts;
+use crate::store::Store;
+
+/// Largest callback body accepted; WeCom's are a few kilobytes.
+pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
+
+/// What the handlers share.
+pub struct AppState {
+    pub robots: HashMap<String, Arc<RobotEndpoint>>,
+    pub dedupe: Arc<Dedupe>,
+    pub pipeline: PipelineHandle,
+    pub scripts: Arc<Scripts>,
+    pub store: Store,
+    pub admin_token: Option<Secret>,
+}
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let callbacks = Router::new()
+        .route(
+            "/wecom/robot/{bot_id}",
+            get(robot::verify_url).post(robot::callback),
+        )
+        .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
+    let admin = Router::new()
+        .route("/api/v1/groups", get(admin::list_groups))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .merge(callbacks)
+        .merge(admin)
+        .with_state(state)
+}

@@ -1,0 +1,136 @@
+//! HTTP handlers for `/wecom/robot/{bot_id}`: URL verification (GET) and message callbacks
+//! (POST). Everything slow happens after the answer, in the pipeline.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use tracing::{debug, error, info, warn};
+
+use super::AppState;
+use crate::channels::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
+use crate::dedupe::{Seen, dedupe_key};
+use crate::domain::{EventKind, Reply};
+use crate::engine;
+use crate::pipeline::{Work, unix_now};
+use crate::store::DedupeRecord;
+
+fn endpoint<'a>(state: &'a AppState, bot_id: &str) -> Option<&'a Arc<RobotEndpoint>> {
+    let found = state.robots.get(bot_id);
+    if found.is_none() {
+        warn!(bot = %bot_id, "callback for an unknown bot");
+    }
+    found
+}
+
+fn refuse(bot: &str, e: &CallbackError) -> Response {
+    warn!(bot = %bot, class = e.class(), error = %e, "callback refused");
+    StatusCode::from_u16(e.status())
+        .unwrap_or(StatusCode::BAD_REQUEST)
+        .into_response()
+}
+
+/// `GET /wecom/robot/{bot_id}`: answers WeCom's URL verification with the bare plaintext.
+pub async fn verify_url(
+    State(state): State<Arc<AppState>>,
+    Path(bot_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(endpoint) = endpoint(&state, &bot_id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let result = parse_query(query.as_deref(), true)
+        .and_then(|q| endpoint.verify_url(&q, Utc::now().timestamp()));
+    match result {
+        Ok(plaintext) => {
+            info!(bot = %bot_id, "callback URL verified");
+            (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                plaintext,
+            )
+                .into_response()
+        }
+        Err(e) => refuse(&bot_id, &e),
+    }
+}
+
+/// `POST /wecom/robot/{bot_id}`: verify, decrypt, parse, de-duplicate, queue, answer.
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Path(bot_id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some(endpoint) = endpoint(&state, &bot_id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let query = match parse_query(query.as_deref(), false) {
+        Ok(q) => q,
+        Err(e) => return refuse(&bot_id, &e),
+    };
+    let event = match endpoint.open(&query, &body, Utc::now()) {
+        Ok(event) => event,
+        Err(e) => return refuse(&bot_id, &e),
+    };
+    if let EventKind::Unknown { msg_type } = &event.kind {
+        info!(bot = %bot_id, msg_id = %event.msg_id, msg_type = %msg_type,
+            "message kind not handled; acknowledged");
+        return StatusCode::OK.into_response();
+    }
+
+    let reply = engine::passive_reply(&event, &state.scripts);
+    let key = dedupe_key(&event.bot, &event.msg_id);
+    let record = DedupeRecord {
+        at: unix_now(),
+        reply,
+    };
+    let reply = match state.dedupe.insert_if_new(&key, record.clone()) {
+        Seen::Before(earlier) => {
+            info!(bot = %bot_id, msg_id = %event.msg_id, "retry of a handled message; same answer");
+            earlier.reply
+        }
+        Seen::New => {
+            debug!(bot = %bot_id, msg_id = %event.msg_id, chat = ?event.chat_id(), "accepted");
+            let reply = record.reply.clone();
+            let work = Work::Event {
+                event: Box::new(event),
+                dedupe_key: key.clone(),
+                dedupe: record,
+            };
+            if state.pipeline.submit(work).await.is_err() {
+                // Not recorded: let WeCom's retry be handled as new once we are back.
+                state.dedupe.forget(&key);
+                error!(bot = %bot_id, "pipeline stopped; callback not accepted");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            reply
+        }
+    };
+    answer(endpoint, &query, reply.as_ref(), &bot_id)
+}
+
+fn answer(
+    endpoint: &RobotEndpoint,
+    query: &crate::channels::wecom::robot::CallbackQuery,
+    reply: Option<&Reply>,
+    bot_id: &str,
+) -> Response {
+    let Some(reply) = reply else {
+        return StatusCode::OK.into_response();
+    };
+    match endpoint.seal(reply, query, rand::random()) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            // Nothing the member sent causes this; an empty answer is better than a retry storm.
+            error!(bot = %bot_id, error = %e, "could not seal the passive reply");
+            StatusCode::OK.into_response()
+        }
+    }
+}

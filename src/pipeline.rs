@@ -1,0 +1,229 @@
+//! The ordered path from a de-duplicated event to the store and the pusher.
+//!
+//! The request path hands each new event to one pipeline task and answers WeCom at once. The
+//! task takes whatever has queued up (up to [`BATCH`] items), applies it all in one store
+//! transaction — one disk flush for the whole batch — and then queues the pushes the batch
+//! caused (the adoption greeting). Events are applied in the order they were accepted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::channels::wecom::robot::webhook::WebhookUrl;
+use crate::domain::{ChatId, Conversation, Event, EventKind};
+use crate::outbox::{PushJob, Pusher};
+use crate::scripts::Scripts;
+use crate::store::{Adopter, DedupeRecord, GroupRecord, GroupStatus, Store, StoreError, WriteTx};
+
+/// Most items applied in one transaction.
+pub const BATCH: usize = 1024;
+/// Items that may wait for the pipeline before the request path waits too.
+pub const QUEUE: usize = 16 * 1024;
+
+/// A unit of work for the pipeline.
+#[derive(Debug)]
+pub enum Work {
+    /// A new event, with its de-duplication record to persist.
+    Event {
+        event: Box<Event>,
+        dedupe_key: String,
+        dedupe: DedupeRecord,
+    },
+    /// Forget handled ids first seen before this unix time.
+    PruneDedupe { before: i64 },
+}
+
+/// The sending side; cheap to clone. When every handle is dropped the pipeline drains and stops.
+#[derive(Clone)]
+pub struct PipelineHandle {
+    tx: mpsc::Sender<Work>,
+}
+
+/// The pipeline was stopped (the service is shutting down or the task failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline is not running")]
+pub struct PipelineStopped;
+
+impl PipelineHandle {
+    pub async fn submit(&self, work: Work) -> Result<(), PipelineStopped> {
+        self.tx.send(work).await.map_err(|_| PipelineStopped)
+    }
+}
+
+/// What the pipeline needs to apply events.
+pub struct Pipeline {
+    pub store: Store,
+    pub pusher: Pusher,
+    pub scripts: Arc<Scripts>,
+    pub webhook_hosts: Vec<String>,
+}
+
+impl Pipeline {
+    /// Starts the pipeline task.
+    pub fn spawn(self) -> (PipelineHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(self.run(rx));
+        (PipelineHandle { tx }, task)
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Work>) {
+        let this = Arc::new(self);
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let work = std::mem::take(&mut batch);
+            let pushes = this.apply_with_retries(work).await;
+            for job in pushes {
+                this.pusher.push(job);
+            }
+        }
+        info!("pipeline drained");
+    }
+
+    async fn apply_with_retries(self: &Arc<Self>, work: Vec<Work>) -> Vec<PushJob> {
+        let work = Arc::new(work);
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            let this = Arc::clone(self);
+            let items = Arc::clone(&work);
+            let result = tokio::task::spawn_blocking(move || {
+                this.store.write(|tx| this.apply_batch(tx, &items))
+            })
+            .await;
+            match result {
+                Ok(Ok(pushes)) => return pushes,
+                Ok(Err(e)) => {
+                    warn!(error = %e, attempt, items = work.len(), "store write failed; retrying")
+                }
+                Err(e) => warn!(error = %e, attempt, "store task failed; retrying"),
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 4;
+        }
+        for item in work.iter() {
+            if let Work::Event { event, .. } = item {
+                error!(bot = %event.bot, msg_id = %event.msg_id, chat = ?event.chat_id(),
+                    kind = ?event.kind, "event not recorded: the store kept failing");
+            }
+        }
+        Vec::new()
+    }
+
+    fn apply_batch(&self, tx: &mut WriteTx<'_>, work: &[Work]) -> Result<Vec<PushJob>, StoreError> {
+        let mut pushes = Vec::new();
+        for item in work {
+            match item {
+                Work::Event {
+                    event,
+                    dedupe_key,
+                    dedupe,
+                } => {
+                    tx.put_dedupe(dedupe_key, dedupe)?;
+                    if let Conversation::Group(chat) = &event.conversation {
+                        self.apply_group_event(tx, chat, event, &mut pushes)?;
+                    }
+                }
+                Work::PruneDedupe { before } => {
+                    let removed = tx.prune_dedupe(*before)?;
+                    if removed > 0 {
+                        info!(removed, "forgot old handled message ids");
+                    }
+                }
+            }
+        }
+        Ok(pushes)
+    }
+
+    fn webhook(&self, event: &Event) -> Option<WebhookUrl> {
+        let raw = event.webhook_url.as_deref()?;
+        match WebhookUrl::parse(raw, &self.webhook_hosts) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                warn!(bot = %event.bot, chat = ?event.chat_id(), error = %e,
+                    "webhook URL refused; nothing will be pushed to it");
+                None
+            }
+        }
+    }
+
+    fn apply_group_event(
+        &self,
+        tx: &mut WriteTx<'_>,
+        chat: &ChatId,
+        event: &Event,
+        pushes: &mut Vec<PushJob>,
+    ) -> Result<(), StoreError> {
+        let now = event.received_at;
+        let webhook = self.webhook(event);
+        let existing = tx.group(chat)?;
+        let mut group = existing.clone().unwrap_or_else(|| GroupRecord {
+            chat_id: chat.clone(),
+            bot: event.bot.clone(),
+            status: GroupStatus::Released,
+            webhook_url: None,
+            adopter: None,
+            adopted_at: None,
+            released_at: None,
+            release_reason: None,
+            adopted_via: None,
+            members_seen: 0,
+            messages: 0,
+            last_message_at: None,
+        });
+        if let Some(url) = &webhook {
+            group.webhook_url = Some(url.expose().to_owned());
+        }
+        match &event.kind {
+            EventKind::BotAdded => {
+                group.bot = event.bot.clone();
+                group.status = GroupStatus::Adopted;
+                group.adopter = Some(Adopter {
+                    user_id: event.from.user_id.clone(),
+                    name: event.from.name.clone(),
+                });
+                group.adopted_at = Some(now);
+                group.adopted_via = Some("add_to_chat".into());
+                group.released_at = None;
+                group.release_reason = None;
+                info!(bot = %event.bot, chat = %chat, adopter = %event.from.user_id, "group adopted");
+                match webhook {
+                    Some(url) => pushes.push(PushJob {
+                        chat: Some(chat.clone()),
+                        url,
+                        message: self.scripts.adoption.push(Some(&event.from.user_id)),
+                        purpose: "adoption_greeting",
+                    }),
+                    None => {
+                        warn!(chat = %chat, "adopted without a usable webhook URL: no greeting")
+                    }
+                }
+            }
+            EventKind::BotRemoved => {
+                group.status = GroupStatus::Released;
+                group.released_at = Some(now);
+                group.release_reason = Some("the robot was removed from the group".into());
+                info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group released");
+            }
+            _ => {
+                if existing.is_none() {
+                    // The robot was in the group before Trumpet saw it being added.
+                    group.status = GroupStatus::Adopted;
+                    group.adopted_at = Some(now);
+                    group.adopted_via = Some("first_message".into());
+                    info!(bot = %event.bot, chat = %chat, "group adopted on its first message");
+                }
+                if !event.from.user_id.is_empty() {
+                    tx.record_message(&mut group, &event.from, now)?;
+                }
+            }
+        }
+        tx.put_group(&group)
+    }
+}
+
+/// Unix seconds now, for de-duplication records.
+pub fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}

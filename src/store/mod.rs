@@ -1,0 +1,369 @@
+//! The durable store: one redb file holding groups, members, daily counters, handled message ids
+//! and generated bot credentials, behind a small typed API.
+//!
+//! Writes go through [`Store::write`], one transaction per call; callers batch many changes into
+//! one call so that the disk is flushed once per batch, not once per message.
+
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{BotId, ChatId, Sender};
+pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
+
+/// Bumped whenever a table's key or value layout changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
+const MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("members");
+const DAILY: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("daily");
+const DAILY_SPEAKERS: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("daily_speakers");
+const DEDUPE: TableDefinition<&str, &[u8]> = TableDefinition::new("dedupe");
+
+const SCHEMA_KEY: &str = "schema_version";
+
+/// Counters are kept per local day in China Standard Time (no DST).
+fn local_day(at: DateTime<Utc>) -> String {
+    let cst = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    at.with_timezone(&cst).format("%Y-%m-%d").to_string()
+}
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {0} is in use by another process (is another trumpet running?); stop it or set storage.path to another file"
+    )]
+    Locked(PathBuf),
+    #[error("the store {path} has schema version {found}; this build reads version {expected}")]
+    SchemaMismatch {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("cannot create the store's directory {0}: {1}")]
+    Directory(PathBuf, std::io::Error),
+    #[error("cannot open the store {0}: {1}")]
+    Open(PathBuf, Box<redb::DatabaseError>),
+    #[error("store error: {0}")]
+    Db(String),
+    #[error("a stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Credentials generated for a bot on first start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StoredCredentials {
+    pub token: String,
+    pub encoding_aes_key: String,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`. Fails at once, never hangs, when another process
+    /// holds it, and refuses a file written with another schema version.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Directory(dir.into(), e))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.into()),
+            other => StoreError::Open(path.into(), Box::new(other)),
+        })?;
+        let store = Store { db: Arc::new(db) };
+        store.check_schema(path)?;
+        Ok(store)
+    }
+
+    fn check_schema(&self, path: &Path) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get(SCHEMA_KEY)?.map(|v| {
+                let bytes: [u8; 4] = v.value().try_into().unwrap_or([0xff; 4]);
+                u32::from_be_bytes(bytes)
+            });
+            match found {
+                Some(v) if v != SCHEMA_VERSION => {
+                    return Err(StoreError::SchemaMismatch {
+                        path: path.into(),
+                        found: v,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
+            // Create every table so that readers never meet a missing one.
+            tx.open_table(GROUPS)?;
+            tx.open_table(MEMBERS)?;
+            tx.open_table(DAILY)?;
+            tx.open_table(DAILY_SPEAKERS)?;
+            tx.open_table(DEDUPE)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in one write transaction and commits it (one disk flush).
+    pub fn write<R>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let tx = self.db.begin_write()?;
+        let result = {
+            let mut w = WriteTx {
+                groups: tx.open_table(GROUPS)?,
+                members: tx.open_table(MEMBERS)?,
+                daily: tx.open_table(DAILY)?,
+                speakers: tx.open_table(DAILY_SPEAKERS)?,
+                dedupe: tx.open_table(DEDUPE)?,
+                meta: tx.open_table(META)?,
+            };
+            f(&mut w)?
+        };
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// Every group, in chat id order.
+    pub fn groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(GROUPS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn group(&self, chat: &ChatId) -> Result<Option<GroupRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(GROUPS)?;
+        table
+            .get(chat.as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    pub fn member(&self, chat: &ChatId, user: &str) -> Result<Option<MemberRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MEMBERS)?;
+        table
+            .get((chat.as_str(), user))?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    /// The counters of `chat` for the local day containing `at`.
+    pub fn daily(&self, chat: &ChatId, at: DateTime<Utc>) -> Result<DailyCounters, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DAILY)?;
+        let day = local_day(at);
+        Ok(table
+            .get((chat.as_str(), day.as_str()))?
+            .map(|v| {
+                let (messages, speakers) = v.value();
+                DailyCounters { messages, speakers }
+            })
+            .unwrap_or_default())
+    }
+
+    /// Handled message ids first seen at or after `since` (unix seconds).
+    pub fn dedupe_since(&self, since: i64) -> Result<Vec<(String, DedupeRecord)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEDUPE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let record: DedupeRecord = decode(value.value())?;
+            if record.at >= since {
+                out.push((key.value().to_owned(), record));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn bot_credentials(&self, bot: &BotId) -> Result<Option<StoredCredentials>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(META)?;
+        table
+            .get(credentials_key(bot).as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+}
+
+fn credentials_key(bot: &BotId) -> String {
+    format!("bot_credentials:{bot}")
+}
+
+/// The tables of one write transaction, with typed accessors.
+pub struct WriteTx<'t> {
+    groups: redb::Table<'t, &'static str, &'static [u8]>,
+    members: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    daily: redb::Table<'t, (&'static str, &'static str), (u64, u64)>,
+    speakers: redb::Table<'t, (&'static str, &'static str, &'static str), ()>,
+    dedupe: redb::Table<'t, &'static str, &'static [u8]>,
+    meta: redb::Table<'t, &'static str, &'static [u8]>,
+}
+
+impl WriteTx<'_> {
+    pub fn group(&self, chat: &ChatId) -> Result<Option<GroupRecord>, StoreError> {
+        self.groups
+            .get(chat.as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    pub fn put_group(&mut self, group: &GroupRecord) -> Result<(), StoreError> {
+        self.groups
+            .insert(group.chat_id.as_str(), encode(group)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Records that `sender` spoke in `chat` at `at`: the member's record, the group's totals
+    /// and the day's counters. Returns whether this member was seen for the first time.
+    pub fn record_message(
+        &mut self,
+        group: &mut GroupRecord,
+        sender: &Sender,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let chat = group.chat_id.as_str();
+        let user = sender.user_id.as_str();
+        let existing: Option<MemberRecord> = self
+            .members
+            .get((chat, user))?
+            .map(|v| decode(v.value()))
+            .transpose()?;
+        let first_time = existing.is_none();
+        let member = match existing {
+            Some(mut m) => {
+                if !sender.name.is_empty() {
+                    m.name.clone_from(&sender.name);
+                }
+                if !sender.alias.is_empty() {
+                    m.alias.clone_from(&sender.alias);
+                }
+                m.last_seen = at;
+                m.message_count += 1;
+                m
+            }
+            None => MemberRecord {
+                user_id: sender.user_id.clone(),
+                name: sender.name.clone(),
+                alias: sender.alias.clone(),
+                first_seen: at,
+                last_seen: at,
+                message_count: 1,
+            },
+        };
+        self.members
+            .insert((chat, user), encode(&member)?.as_slice())?;
+
+        let day = local_day(at);
+        let new_speaker = self
+            .speakers
+            .insert((chat, day.as_str(), user), ())?
+            .is_none();
+        let (messages, speakers) = self
+            .daily
+            .get((chat, day.as_str()))?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        self.daily.insert(
+            (chat, day.as_str()),
+            (messages + 1, speakers + u64::from(new_speaker)),
+        )?;
+
+        if first_time {
+            group.members_seen += 1;
+        }
+        group.messages += 1;
+        group.last_message_at = Some(at);
+        Ok(first_time)
+    }
+
+    pub fn put_dedupe(&mut self, key: &str, record: &DedupeRecord) -> Result<(), StoreError> {
+        self.dedupe.insert(key, encode(record)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Forgets handled ids first seen before `before` (unix seconds); returns how many.
+    pub fn prune_dedupe(&mut self, before: i64) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        self.dedupe.retain(|_, value| {
+            let keep = serde_json::from_slice::<DedupeRecord>(value)
+                .map(|r| r.at >= before)
+                .unwrap_or(false);
+            if !keep {
+                removed += 1;
+            }
+            keep
+        })?;
+        Ok(removed)
+    }
+
+    pub fn put_bot_credentials(
+        &mut self,
+        bot: &BotId,
+        credentials: &StoredCredentials,
+    ) -> Result<(), StoreError> {
+        self.meta.insert(
+            credentials_key(bot).as_str(),
+            encode(credentials)?.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn bot_credentials(&self, bot: &BotId) -> Result<Option<StoredCredentials>, StoreError> {
+        self.meta
+            .get(credentials_key(bot).as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests;

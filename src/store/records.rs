@@ -1,0 +1,78 @@
+//! The records the store keeps, serialised as JSON values inside redb tables so that fields can
+//! be added without a migration (unknown fields are ignored, missing ones take defaults).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{BotId, ChatId, Reply};
+
+/// Whether the bot currently serves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupStatus {
+    Adopted,
+    Released,
+}
+
+/// Who adopted a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopter {
+    pub user_id: String,
+    pub name: String,
+}
+
+/// One group the bot has been in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub chat_id: ChatId,
+    pub bot: BotId,
+    pub status: GroupStatus,
+    /// The robot webhook URL (a credential: never shown by the API).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub adopter: Option<Adopter>,
+    #[serde(default)]
+    pub adopted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub released_at: Option<DateTime<Utc>>,
+    /// Why the group was last released (`removed from the group`, `errcode 93000`, …).
+    #[serde(default)]
+    pub release_reason: Option<String>,
+    /// How the group was adopted: `add_to_chat`, or `first_message` when the robot was already
+    /// in the group before Trumpet saw it being added.
+    #[serde(default)]
+    pub adopted_via: Option<String>,
+    #[serde(default)]
+    pub members_seen: u64,
+    #[serde(default)]
+    pub messages: u64,
+    #[serde(default)]
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+/// One member seen in one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub user_id: String,
+    pub name: String,
+    pub alias: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub message_count: u64,
+}
+
+/// A handled message id and the passive reply it got, so that a retry gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupeRecord {
+    /// Unix seconds when it was first handled.
+    pub at: i64,
+    pub reply: Option<Reply>,
+}
+
+/// Per-group counters for one local day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyCounters {
+    pub messages: u64,
+    pub speakers: u64,
+}
