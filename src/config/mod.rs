@@ -270,14 +270,15 @@ impl RawSettings {
         if self.bots.is_empty() {
             problem("bots", "at least one [[bots]] entry is required".into());
         }
+        let mut seen_ids = std::collections::HashSet::new();
         for (i, raw) in self.bots.into_iter().enumerate() {
+            if !seen_ids.insert(raw.id.clone()) {
+                problem(
+                    &format!("bots[{i}].id"),
+                    format!("{:?} is used by another bot", raw.id),
+                );
+            }
             if let Some(bot) = validate_bot(i, raw, &mut problem) {
-                if bots.iter().any(|b: &BotConfig| b.id == bot.id) {
-                    problem(
-                        &format!("bots[{i}].id"),
-                        format!("{:?} is used by another bot", bot.id.as_str()),
-                    );
-                }
                 bots.push(bot);
             }
         }

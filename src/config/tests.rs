@@ -1,1 +1,177 @@
+//! Tests for layered loading and validation.
 
+use super::*;
+
+const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+
+fn problems(toml: &str) -> Vec<Problem> {
+    match Config::from_toml_str(toml) {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected validation problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn embedded_defaults_are_valid_and_match_the_documented_values() {
+    let c = Config::from_toml_str("").unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.storage.path, PathBuf::from("data/trumpet.redb"));
+    assert_eq!(c.scripts.dir, PathBuf::from("bot-scripts"));
+    assert!(c.admin.token.is_none());
+    assert_eq!(c.bots.len(), 1);
+    assert_eq!(c.bots[0].id.as_str(), "trumpet");
+    assert!(c.bots[0].credentials.is_none(), "generated on first start");
+    assert_eq!(
+        c.wecom.webhook_hosts,
+        vec!["qyapi.weixin.qq.com", "in.qyapi.weixin.qq.com"]
+    );
+    assert_eq!(
+        c.callback_url(&c.bots[0].id),
+        "http://127.0.0.1:8080/wecom/robot/trumpet"
+    );
+}
+
+#[test]
+fn a_file_overrides_defaults_and_replaces_the_bot_list() {
+    let c = Config::from_toml_str(&format!(
+        r#"
+        [server]
+        listen = "0.0.0.0:9000"
+        public_url = "https://bot.example.com/"
+        [admin]
+        token = "0123456789abcdef"
+        [[bots]]
+        id = "ops"
+        channel = "wecom-robot"
+        token = "abc123"
+        encoding_aes_key = "{KEY}"
+        receive_id = "ww123"
+        "#
+    ))
+    .unwrap();
+    assert_eq!(c.server.listen.port(), 9000);
+    assert_eq!(c.bots.len(), 1);
+    assert_eq!(c.bots[0].receive_id, "ww123");
+    assert_eq!(
+        c.callback_url(&c.bots[0].id),
+        "https://bot.example.com/wecom/robot/ops"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let p = problems(
+        r#"
+        [admin]
+        token = "short"
+        [wecom]
+        webhook_hosts = ["https://qyapi.weixin.qq.com/x"]
+        webhook_per_minute = 25
+        dedupe_ttl_hours = 1
+        [[bots]]
+        id = "bad id"
+        channel = "carrier-pigeon"
+        token = "no spaces allowed"
+        encoding_aes_key = "tooshort"
+        "#,
+    );
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "admin.token",
+        "wecom.webhook_hosts[0]",
+        "wecom.webhook_per_minute",
+        "wecom.dedupe_ttl_hours",
+        "bots[0].id",
+        "bots[0].channel",
+        "bots[0].token",
+        "bots[0].encoding_aes_key",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {p:?}");
+    }
+    let aes = p
+        .iter()
+        .find(|p| p.key == "bots[0].encoding_aes_key")
+        .unwrap();
+    assert!(aes.reason.contains("43"), "{aes}");
+}
+
+#[test]
+fn half_configured_credentials_and_duplicate_ids_are_refused() {
+    let p = problems(
+        r#"
+        [[bots]]
+        id = "a"
+        channel = "wecom-robot"
+        token = "abc123"
+        [[bots]]
+        id = "a"
+        channel = "wecom-robot"
+        "#,
+    );
+    assert!(
+        p.iter().any(|p| p.key == "bots[0].encoding_aes_key"),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.key == "bots[1].id" && p.reason.contains("another")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let err = Config::from_toml_str("[server]\nlisten = \"not an address\"").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("listen"), "{text}");
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = Config::from_toml_str("[server]\nlisten_on = \"127.0.0.1:1\"").unwrap_err();
+    assert!(err.to_string().contains("listen_on"), "{err}");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let c = Config::from_toml_str(&format!(
+        r#"
+        [admin]
+        token = "admin-secret-0123456789"
+        [[bots]]
+        id = "x"
+        channel = "wecom-robot"
+        token = "TopSecretToken1"
+        encoding_aes_key = "{KEY}"
+        "#
+    ))
+    .unwrap();
+    let debug = format!("{c:?}");
+    for secret in ["admin-secret-0123456789", "TopSecretToken1", KEY] {
+        assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+    }
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file("custom.toml", "[server]\nlisten = \"127.0.0.1:7000\"\n")?;
+        jail.set_env("TRUMPET_SERVER__LISTEN", "127.0.0.1:7001");
+        jail.set_env("TRUMPET_STORAGE__PATH", "/tmp/x.redb");
+        jail.set_env(
+            "TRUMPET_WECOM__WEBHOOK_HOSTS",
+            "[\"qyapi.weixin.qq.com\", \"127.0.0.1:9\"]",
+        );
+        let c = Config::load(Some(Path::new("custom.toml"))).expect("loads");
+        assert_eq!(c.server.listen.port(), 7001);
+        assert_eq!(c.storage.path, PathBuf::from("/tmp/x.redb"));
+        assert_eq!(c.wecom.webhook_hosts.len(), 2);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let err = Config::load(Some(Path::new("/nonexistent/trumpet.toml"))).unwrap_err();
+    assert!(matches!(err, ConfigError::MissingFile(_)), "{err}");
+}
