@@ -153,6 +153,7 @@ fn secrets_never_appear_in_debug_output() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
 fn environment_variables_override_the_file() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("custom.toml", "[server]\nlisten = \"127.0.0.1:7000\"\n")?;
