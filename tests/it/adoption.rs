@@ -1,0 +1,133 @@
+//! Adoption through the robot channel: add_to_chat, the greeting pushed through the webhook,
+//! release, re-adoption, members and the webhook host allow-list.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn add_to_chat_adopts_greets_and_delete_from_chat_releases() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("adopt-key");
+    let added = robot_message(
+        "chat-a",
+        "owner1",
+        "ev-1",
+        &hook,
+        &event_body("add_to_chat"),
+    );
+    let response = app.post_callback(&added).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "",
+        "the greeting is pushed, not replied"
+    );
+
+    let group = app.wait_group("chat-a", |g| g["status"] == "adopted").await;
+    assert_eq!(group["adopter"], "owner1");
+    assert_eq!(group["adopter_name"], "用户owner1");
+    assert_eq!(group["bot"], BOT);
+    assert_eq!(group["can_push"], true);
+    assert!(group["adopted_at"].is_string());
+    assert!(
+        group.get("webhook_url").is_none(),
+        "the webhook key is never shown"
+    );
+
+    let greeting = app.fake.wait_delivered("adopt-key", 1).await;
+    assert_eq!(greeting[0].body["msgtype"], "markdown");
+    assert!(
+        greeting[0].body["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("会计小喇叭")
+    );
+
+    // Members who speak are recorded.
+    for (i, user) in ["m1", "m2", "m1"].iter().enumerate() {
+        let msg = robot_message(
+            "chat-a",
+            user,
+            &format!("msg-{i}"),
+            &hook,
+            &text_body("@bot 你好"),
+        );
+        app.post_callback(&msg).await;
+    }
+    let group = app.wait_group("chat-a", |g| g["messages"] == 3).await;
+    assert_eq!(group["members_seen"], 2);
+
+    let removed = robot_message(
+        "chat-a",
+        "owner1",
+        "ev-2",
+        &hook,
+        &event_body("delete_from_chat"),
+    );
+    app.post_callback(&removed).await;
+    let group = app
+        .wait_group("chat-a", |g| g["status"] == "released")
+        .await;
+    assert_eq!(group["members_seen"], 2, "history is kept");
+    assert_eq!(group["can_push"], false);
+
+    let again = robot_message(
+        "chat-a",
+        "owner2",
+        "ev-3",
+        &hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&again).await;
+    let group = app.wait_group("chat-a", |g| g["status"] == "adopted").await;
+    assert_eq!(group["adopter"], "owner2");
+    app.fake.wait_delivered("adopt-key", 2).await;
+}
+
+#[tokio::test]
+async fn a_webhook_outside_the_allow_list_is_refused_and_nothing_is_sent() {
+    let app = spawn_app().await;
+    let evil = "https://evil.example.com/cgi-bin/webhook/send?key=stolen";
+    let added = robot_message(
+        "chat-evil",
+        "owner",
+        "ev-evil",
+        evil,
+        &event_body("add_to_chat"),
+    );
+    assert_eq!(app.post_callback(&added).await.status(), StatusCode::OK);
+    let group = app
+        .wait_group("chat-evil", |g| g["status"] == "adopted")
+        .await;
+    assert_eq!(group["can_push"], false);
+    // A loopback URL on a port that is not allowed is refused too.
+    let other_port = "http://127.0.0.1:1/cgi-bin/webhook/send?key=k";
+    let added = robot_message(
+        "chat-port",
+        "owner",
+        "ev-port",
+        other_port,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    let group = app
+        .wait_group("chat-port", |g| g["status"] == "adopted")
+        .await;
+    assert_eq!(group["can_push"], false);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(app.fake.all_received().is_empty());
+}
+
+#[tokio::test]
+async fn a_group_first_seen_through_a_message_is_adopted_without_a_greeting() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("quiet-key");
+    let msg = robot_message("chat-q", "u1", "q-1", &hook, &text_body("@bot 帮助"));
+    app.post_callback(&msg).await;
+    let group = app.wait_group("chat-q", |g| g["status"] == "adopted").await;
+    assert_eq!(group["adopted_via"], "first_message");
+    assert!(group["adopter"].is_null());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(app.fake.received("quiet-key").is_empty());
+}

@@ -1,0 +1,259 @@
+//! Test harness: `spawn_app()` starts the real service on port 0 with a temporary store, the
+//! repository's bot-scripts and a fake WeCom, and talks to it over HTTP as WeCom does.
+
+pub mod fake_wecom;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use trumpet::app::App;
+use trumpet::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use trumpet::channels::wecom::robot::RobotEndpoint;
+use trumpet::channels::wecom::robot::xml::parse_envelope;
+use trumpet::config::Config;
+use trumpet::domain::BotId;
+
+pub use fake_wecom::{Answer, FakeWecom};
+
+pub const TOKEN: &str = "TestToken123";
+pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0001";
+pub const BOT: &str = "trumpet";
+
+/// A running service and what tests need to talk to it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub http: reqwest::Client,
+    pub fake: FakeWecom,
+    /// Signs and encrypts as WeCom does for the configured bot.
+    pub wecom: RobotEndpoint,
+    pub crypto: CallbackCrypto,
+    pub dir: tempfile::TempDir,
+    options: Options,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Additions to the test configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Lines added to the `[wecom]` table.
+    pub wecom: String,
+    /// Lines added to the test bot's `[[bots]]` table.
+    pub bot: String,
+    /// TOML appended at the end (more `[[bots]]`, …).
+    pub more: String,
+}
+
+fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options) -> String {
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bot-scripts");
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+shutdown_grace_secs = 5
+[storage]
+path = "{store}"
+[scripts]
+dir = "{scripts}"
+[admin]
+token = "{ADMIN_TOKEN}"
+[wecom]
+webhook_hosts = ["qyapi.weixin.qq.com", "{fake}"]
+retry_base_ms = 20
+max_attempts = 4
+{wecom}
+[[bots]]
+id = "{BOT}"
+channel = "wecom-robot"
+token = "{TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+{bot}
+{more}
+"#,
+        wecom = options.wecom,
+        bot = options.bot,
+        more = options.more,
+        store = store.display(),
+        scripts = scripts.display(),
+        fake = fake.host(),
+    )
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+/// Starts the service with additions to the test configuration.
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = EncodingAesKey::parse(AES_KEY).unwrap();
+    let crypto = CallbackCrypto::new(TOKEN, key, "");
+    let mut app = TestApp {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        http: reqwest::Client::new(),
+        wecom: RobotEndpoint::new(BotId::parse(BOT).unwrap(), crypto.clone(), 86_400),
+        crypto,
+        fake,
+        dir,
+        options,
+        shutdown: None,
+        task: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let toml = config_toml(
+            &self.dir.path().join("trumpet.redb"),
+            &self.fake,
+            &self.options,
+        );
+        let config = Config::from_toml_str(&toml).expect("test config is valid");
+        let app = App::build(config).expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.task = Some(tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("service ran");
+        }));
+    }
+
+    /// Shuts down gracefully and waits until the service has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// Stops and starts again on the same store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Posts a signed, encrypted callback carrying `plaintext`, as WeCom would.
+    pub async fn post_callback(&self, plaintext: &str) -> reqwest::Response {
+        let nonce = format!("n{}", rand::random::<u32>());
+        let (query, body) = self
+            .wecom
+            .forge_callback(
+                plaintext,
+                &Utc::now().timestamp().to_string(),
+                &nonce,
+                rand::random(),
+            )
+            .unwrap();
+        self.http
+            .post(self.url(&format!("/wecom/robot/{BOT}?{query}")))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Decrypts a passive reply after checking its signature; `None` for an empty answer.
+    pub fn open_reply(&self, body: &str) -> Option<String> {
+        if body.is_empty() {
+            return None;
+        }
+        let encrypt = parse_envelope(body).expect("reply envelope");
+        let field = |name: &str| {
+            let start = body.find(&format!("<{name}>")).unwrap() + name.len() + 2;
+            let end = body.find(&format!("</{name}>")).unwrap();
+            body[start..end]
+                .trim_start_matches("<![CDATA[")
+                .trim_end_matches("]]>")
+                .to_owned()
+        };
+        self.crypto
+            .verify(
+                &field("TimeStamp"),
+                &field("Nonce"),
+                &encrypt,
+                &field("MsgSignature"),
+            )
+            .expect("reply signature verifies");
+        Some(self.crypto.decrypt(&encrypt).unwrap().message)
+    }
+
+    /// `GET /api/v1/groups` with the admin token.
+    pub async fn groups(&self) -> Vec<Value> {
+        self.http
+            .get(self.url("/api/v1/groups"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the groups API until `check` holds for the group `chat`, returning it.
+    pub async fn wait_group(&self, chat: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let groups = self.groups().await;
+            if let Some(g) = groups.iter().find(|g| g["chat_id"] == chat)
+                && check(g)
+            {
+                return g.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "group {chat} never matched: {groups:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A decrypted group-robot message as PROTOCOL.md §3 shows it.
+pub fn robot_message(
+    chat: &str,
+    user: &str,
+    msg_id: &str,
+    webhook_url: &str,
+    body: &str,
+) -> String {
+    format!(
+        "<xml><WebhookUrl><![CDATA[{webhook_url}]]></WebhookUrl><ChatId><![CDATA[{chat}]]></ChatId>\
+         <ChatType>group</ChatType><From><UserId>{user}</UserId><Name><![CDATA[用户{user}]]></Name>\
+         <Alias><![CDATA[{user}]]></Alias></From>{body}<MsgId>{msg_id}</MsgId></xml>"
+    )
+}
+
+pub fn text_body(text: &str) -> String {
+    format!("<MsgType>text</MsgType><Text><Content><![CDATA[{text}]]></Content></Text>")
+}
+
+pub fn event_body(event: &str) -> String {
+    format!("<MsgType>event</MsgType><Event><EventType><![CDATA[{event}]]></EventType></Event>")
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real service over HTTP, with a fake WeCom beside it.
+
+mod helpers;
+
+mod admin;
+mod adoption;
+mod callbacks;
+mod pushes;

@@ -1,0 +1,141 @@
+//! Pushing through the webhook against the fake WeCom: back-off on 45009 and -1, release on
+//! 93000, and the per-key limit never exceeded.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use trumpet::channels::wecom::robot::webhook::{WebhookClient, WebhookUrl};
+use trumpet::domain::OutMessage;
+use trumpet::outbox::{PushJob, PushSettings, Pusher};
+use trumpet::store::Store;
+
+#[tokio::test]
+async fn rate_limited_and_busy_answers_are_retried_with_back_off() {
+    let app = spawn_app().await;
+    app.fake.script(
+        "busy-key",
+        &[
+            Answer::Errcode(45009),
+            Answer::Errcode(-1),
+            Answer::Status(502),
+        ],
+    );
+    let hook = app.fake.webhook_url("busy-key");
+    app.post_callback(&robot_message(
+        "chat-b",
+        "o",
+        "b-1",
+        &hook,
+        &event_body("add_to_chat"),
+    ))
+    .await;
+    app.fake.wait_delivered("busy-key", 1).await;
+    let received = app.fake.received("busy-key");
+    let answers: Vec<i64> = received.iter().map(|r| r.answered).collect();
+    assert_eq!(answers, vec![45009, -1, -502, 0]);
+    // Back-off grows: the gaps between attempts are not shrinking (base 20 ms, doubling).
+    let gaps: Vec<Duration> = received.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(gaps[0] >= Duration::from_millis(15), "{gaps:?}");
+    assert!(gaps[2] >= Duration::from_millis(60), "{gaps:?}");
+    let group = app.wait_group("chat-b", |g| g["status"] == "adopted").await;
+    assert_eq!(group["can_push"], true);
+}
+
+#[tokio::test]
+async fn errcode_93000_releases_the_group() {
+    let app = spawn_app().await;
+    app.fake.script("gone-key", &[Answer::Errcode(93000)]);
+    let hook = app.fake.webhook_url("gone-key");
+    app.post_callback(&robot_message(
+        "chat-g",
+        "o",
+        "g-1",
+        &hook,
+        &event_body("add_to_chat"),
+    ))
+    .await;
+    let group = app
+        .wait_group("chat-g", |g| g["status"] == "released")
+        .await;
+    assert!(
+        group["release_reason"].as_str().unwrap().contains("93000"),
+        "{group}"
+    );
+    assert_eq!(app.fake.received("gone-key").len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_is_not_retried() {
+    let app = spawn_app().await;
+    app.fake.script("refuse-key", &[Answer::Errcode(45002)]);
+    let hook = app.fake.webhook_url("refuse-key");
+    app.post_callback(&robot_message(
+        "chat-r",
+        "o",
+        "r-1",
+        &hook,
+        &event_body("add_to_chat"),
+    ))
+    .await;
+    app.wait_group("chat-r", |g| g["status"] == "adopted").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.fake.received("refuse-key").len(), 1);
+}
+
+#[tokio::test]
+async fn the_pusher_never_exceeds_the_per_key_limit() {
+    // A short window keeps the test quick; the fake enforces the same limit and would answer
+    // 45009 to any request over it.
+    let limit = 3;
+    let window = Duration::from_millis(1500);
+    let fake = FakeWecom::start_with_limit(limit, window).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("p.redb")).unwrap();
+    let pusher = Pusher::new(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        PushSettings {
+            per_minute: limit as u32,
+            window,
+            retry_base: Duration::from_millis(20),
+            max_attempts: 3,
+        },
+        store,
+    );
+    let url = WebhookUrl::parse(&fake.webhook_url("limited"), &[fake.host()]).unwrap();
+    for i in 0..7 {
+        pusher.push(PushJob {
+            chat: None,
+            url: url.clone(),
+            message: OutMessage::Text {
+                content: format!("message {i}"),
+                mentioned: vec![],
+                mentioned_mobiles: vec![],
+            },
+            purpose: "test",
+        });
+    }
+    let delivered = fake.wait_delivered("limited", 7).await;
+    let received = fake.received("limited");
+    assert!(
+        received.iter().all(|r| r.answered == 0),
+        "no request was over the limit"
+    );
+    let contents: Vec<&str> = delivered
+        .iter()
+        .map(|r| r.body["text"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        (0..7).map(|i| format!("message {i}")).collect::<Vec<_>>(),
+        "in order"
+    );
+    for (i, r) in received.iter().enumerate() {
+        let in_window = received[i..]
+            .iter()
+            .filter(|s| s.at - r.at < window)
+            .count();
+        assert!(in_window <= limit, "{in_window} sends within one window");
+    }
+    assert!(pusher.shutdown(Duration::from_secs(1)).await);
+    assert_eq!(pusher.stats().delivered, 7);
+}
