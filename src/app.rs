@@ -150,7 +150,9 @@ impl App {
             client,
             PushSettings {
                 per_minute: config.wecom.webhook_per_minute,
-                window: Duration::from_secs(60),
+                // WeCom measures its minute when requests arrive, we when they leave: a second
+                // of margin keeps network jitter from putting two sends 59.9 s apart there.
+                window: Duration::from_secs(61),
                 retry_base: Duration::from_millis(config.wecom.retry_base_ms),
                 max_attempts: config.wecom.max_attempts,
             },
