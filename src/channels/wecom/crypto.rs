@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+use aes::cipher::{
+    BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit, block_padding::NoPadding,
+};
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
@@ -77,12 +79,22 @@ impl CryptoError {
     }
 }
 
-/// A validated EncodingAESKey: once one exists, it decodes to exactly 32 bytes.
-#[derive(Clone, PartialEq, Eq)]
+/// A validated EncodingAESKey: once one exists, it decodes to exactly 32 bytes. The expanded
+/// AES key schedule is kept with it, so that each message does not expand the key again.
+#[derive(Clone)]
 pub struct EncodingAesKey {
     text: String,
     key: [u8; 32],
+    cipher: aes::Aes256,
 }
+
+impl PartialEq for EncodingAesKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for EncodingAesKey {}
 
 impl EncodingAesKey {
     /// Parses the 43-character key from the WeCom console.
@@ -107,16 +119,18 @@ impl EncodingAesKey {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CryptoError::InvalidAesKey("does not decode to 32 bytes".into()))?;
-        Ok(Self {
-            text: text.to_owned(),
-            key,
-        })
+        Ok(Self::with_text(text.to_owned(), key))
+    }
+
+    fn with_text(text: String, key: [u8; 32]) -> Self {
+        let cipher = aes::Aes256::new(&key.into());
+        Self { text, key, cipher }
     }
 
     /// Makes a key from 32 random bytes (for `trumpet keygen` and first start).
     pub fn from_bytes(key: [u8; 32]) -> Self {
         let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(key);
-        Self { text, key }
+        Self::with_text(text, key)
     }
 
     /// The 43 characters to paste into the WeCom console.
@@ -202,10 +216,10 @@ pub fn encrypt(
     buf.extend_from_slice(receive_id.as_bytes());
     buf.resize(body_len + pad, pad as u8);
     let total = buf.len();
-    Aes256CbcEnc::new(&key.key.into(), &key.iv().into())
+    Aes256CbcEnc::inner_iv_init(key.cipher.clone(), &key.iv().into())
         .encrypt_padded_mut::<NoPadding>(&mut buf, total)
         .map_err(|_| CryptoError::BadPlaintext("buffer is not block aligned"))?;
-    Ok(STANDARD.encode(&buf))
+    Ok(base64_simd::STANDARD.encode_to_string(&buf))
 }
 
 /// Decrypts a base64 ciphertext and checks the receive id when `expected_receive_id` is
@@ -215,39 +229,46 @@ pub fn decrypt(
     encrypted: &str,
     expected_receive_id: &str,
 ) -> Result<Decrypted, CryptoError> {
-    let mut buf = LENIENT
-        .decode(encrypted.trim())
-        .map_err(|_| CryptoError::Base64Decode)?;
+    let encrypted = encrypted.trim();
+    // SIMD base64 for the hot path; the lenient decoder for anything it refuses (non-zero
+    // trailing bits, missing padding), so that both accept exactly what WeCom's libraries do.
+    let mut buf = match base64_simd::STANDARD.decode_to_vec(encrypted) {
+        Ok(buf) => buf,
+        Err(_) => LENIENT
+            .decode(encrypted)
+            .map_err(|_| CryptoError::Base64Decode)?,
+    };
     if buf.is_empty() || buf.len() % 16 != 0 {
         return Err(CryptoError::CiphertextLength(buf.len()));
     }
-    let plain = Aes256CbcDec::new(&key.key.into(), &key.iv().into())
+    let plain = Aes256CbcDec::inner_iv_init(key.cipher.clone(), &key.iv().into())
         .decrypt_padded_mut::<NoPadding>(&mut buf)
         .map_err(|_| CryptoError::CiphertextLength(encrypted.len()))?;
-    let unpadded = strip_padding(plain)?;
-    if unpadded.len() < HEADER_LEN {
+    let unpadded_len = strip_padding(plain)?.len();
+    if unpadded_len < HEADER_LEN {
         return Err(CryptoError::BadPlaintext("shorter than the 20-byte header"));
     }
-    let len_bytes: [u8; 4] = unpadded[16..HEADER_LEN]
+    let len_bytes: [u8; 4] = buf[16..HEADER_LEN]
         .try_into()
         .map_err(|_| CryptoError::BadPlaintext("no length field"))?;
     let msg_len = u32::from_be_bytes(len_bytes) as usize;
-    let rest = &unpadded[HEADER_LEN..];
-    if msg_len > rest.len() {
+    if msg_len > unpadded_len - HEADER_LEN {
         return Err(CryptoError::BadPlaintext(
             "message length exceeds the buffer",
         ));
     }
-    let (msg, receive_id) = rest.split_at(msg_len);
-    let message = std::str::from_utf8(msg)
-        .map_err(|_| CryptoError::BadPlaintext("message is not UTF-8"))?
-        .to_owned();
-    let receive_id = std::str::from_utf8(receive_id)
+    let msg_end = HEADER_LEN + msg_len;
+    let receive_id = std::str::from_utf8(&buf[msg_end..unpadded_len])
         .map_err(|_| CryptoError::BadPlaintext("receive id is not UTF-8"))?
         .to_owned();
     if !expected_receive_id.is_empty() && receive_id != expected_receive_id {
         return Err(CryptoError::ReceiveIdMismatch);
     }
+    // Reuse the buffer for the message rather than copying it out.
+    buf.truncate(msg_end);
+    buf.drain(..HEADER_LEN);
+    let message =
+        String::from_utf8(buf).map_err(|_| CryptoError::BadPlaintext("message is not UTF-8"))?;
     Ok(Decrypted {
         message,
         receive_id,

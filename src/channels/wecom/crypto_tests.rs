@@ -165,7 +165,7 @@ fn encrypt_raw(key: &EncodingAesKey, mut frame: Vec<u8>) -> String {
     let pad = 32 - frame.len() % 32;
     frame.resize(frame.len() + pad, pad as u8);
     let n = frame.len();
-    Aes256CbcEnc::new(&key.key.into(), &key.iv().into())
+    Aes256CbcEnc::inner_iv_init(key.cipher.clone(), &key.iv().into())
         .encrypt_padded_mut::<NoPadding>(&mut frame, n)
         .unwrap();
     STANDARD.encode(frame)

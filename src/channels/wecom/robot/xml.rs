@@ -4,9 +4,9 @@
 //! A streaming parse over a small fixed vocabulary of element names: no DOM, no entity
 //! expansion beyond XML's predefined ones, no DTDs, bounded depth.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use quick_xml::Reader;
-use quick_xml::events::Event as XmlEvent;
 
 use crate::domain::{
     AttachmentAction, BotId, ChatId, Conversation, Event, EventKind, MixedItem, Sender,
@@ -64,148 +64,291 @@ enum Tag {
     Other,
 }
 
+/// Maps an element name to its tag. Grouped by length first: a plain `match` on byte strings
+/// compares against every name in turn, and this runs for every element of every callback.
 fn tag_of(name: &[u8]) -> Tag {
-    match name {
-        b"Encrypt" => Tag::Encrypt,
-        b"WebhookUrl" => Tag::WebhookUrl,
-        b"ChatId" => Tag::ChatId,
-        b"PostId" => Tag::PostId,
-        b"ChatType" => Tag::ChatType,
-        b"GetChatInfoUrl" => Tag::GetChatInfoUrl,
-        b"From" => Tag::From,
-        b"UserId" => Tag::UserId,
-        b"Name" => Tag::Name,
-        b"Alias" => Tag::Alias,
-        b"MsgType" => Tag::MsgType,
-        b"MsgId" => Tag::MsgId,
-        b"Text" => Tag::Text,
-        b"Content" => Tag::Content,
-        b"Image" => Tag::Image,
-        b"ImageUrl" => Tag::ImageUrl,
-        b"MixedMessage" => Tag::MixedMessage,
-        b"MsgItem" => Tag::MsgItem,
-        b"Event" => Tag::Event,
-        b"EventType" => Tag::EventType,
-        b"Attachment" => Tag::Attachment,
-        b"CallbackId" => Tag::CallbackId,
-        b"Actions" => Tag::Actions,
-        b"Value" => Tag::Value,
-        b"Type" => Tag::Type,
+    match name.len() {
+        4 => match name {
+            b"From" => Tag::From,
+            b"Name" => Tag::Name,
+            b"Text" => Tag::Text,
+            b"Type" => Tag::Type,
+            _ => Tag::Other,
+        },
+        5 => match name {
+            b"MsgId" => Tag::MsgId,
+            b"Alias" => Tag::Alias,
+            b"Image" => Tag::Image,
+            b"Event" => Tag::Event,
+            b"Value" => Tag::Value,
+            _ => Tag::Other,
+        },
+        6 => match name {
+            b"ChatId" => Tag::ChatId,
+            b"UserId" => Tag::UserId,
+            b"PostId" => Tag::PostId,
+            _ => Tag::Other,
+        },
+        7 => match name {
+            b"Encrypt" => Tag::Encrypt,
+            b"MsgType" => Tag::MsgType,
+            b"Content" => Tag::Content,
+            b"MsgItem" => Tag::MsgItem,
+            b"Actions" => Tag::Actions,
+            _ => Tag::Other,
+        },
+        8 => match name {
+            b"ChatType" => Tag::ChatType,
+            b"ImageUrl" => Tag::ImageUrl,
+            _ => Tag::Other,
+        },
+        9 => match name {
+            b"EventType" => Tag::EventType,
+            _ => Tag::Other,
+        },
+        10 => match name {
+            b"WebhookUrl" => Tag::WebhookUrl,
+            b"Attachment" => Tag::Attachment,
+            b"CallbackId" => Tag::CallbackId,
+            _ => Tag::Other,
+        },
+        12 => match name {
+            b"MixedMessage" => Tag::MixedMessage,
+            _ => Tag::Other,
+        },
+        14 => match name {
+            b"GetChatInfoUrl" => Tag::GetChatInfoUrl,
+            _ => Tag::Other,
+        },
         _ => Tag::Other,
     }
 }
 
-/// Walks `xml`, calling `on_text(path, text)` for every piece of character data (text or
-/// CDATA). `path` starts at the root element, which may have any name.
-fn walk(xml: &str, mut on_text: impl FnMut(&[Tag], &str)) -> Result<(), XmlError> {
-    let mut reader = Reader::from_str(xml);
-    reader.config_mut().trim_text(true);
+/// Walks `xml`, calling `on_text(path, text)` for every piece of character data (text, trimmed
+/// and unescaped, or CDATA, as is). `path` starts at the root element, which may have any name.
+///
+/// A strict scanner for the XML WeCom sends: elements (attributes skipped), text with XML's
+/// entities, CDATA, comments and the `<?xml …?>` declaration. End tags must match their start
+/// tag; DTDs are refused, so no entity can be defined, let alone expanded. It exists because a
+/// general parser's per-event cost was most of the callback budget (docs/decisions.md); the
+/// tests check it against quick-xml on generated documents.
+fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Result<(), XmlError> {
+    let bad = |what: &str| Err(XmlError::Malformed(what.to_owned()));
+    let bytes = xml.as_bytes();
     let mut path: Vec<Tag> = Vec::with_capacity(8);
-    let mut saw_root = false;
-    loop {
-        match reader.read_event() {
-            Ok(XmlEvent::Start(e)) => {
-                if path.len() >= MAX_DEPTH {
-                    return Err(XmlError::Malformed("nested too deeply".into()));
-                }
-                if path.is_empty() {
-                    if saw_root {
-                        return Err(XmlError::Malformed("more than one root element".into()));
-                    }
-                    saw_root = true;
-                    path.push(Tag::Root);
-                } else {
-                    path.push(tag_of(e.name().as_ref()));
-                }
+    let mut names: Vec<&str> = Vec::with_capacity(8);
+    let mut root_done = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(lt) = memchr::memchr(b'<', &bytes[i..]).map(|off| i + off) else {
+            if !trim_xml_space(&xml[i..]).is_empty() {
+                return bad("text outside the root element");
             }
-            Ok(XmlEvent::End(_)) => {
-                path.pop();
+            break;
+        };
+        let text = trim_xml_space(&xml[i..lt]);
+        if !text.is_empty() {
+            if path.is_empty() {
+                return bad("text outside the root element");
             }
-            Ok(XmlEvent::Text(t)) => {
-                if path.is_empty() {
-                    return Err(XmlError::Malformed("text outside the root element".into()));
-                }
-                let text = t
-                    .unescape()
+            if text.contains('&') {
+                let text = quick_xml::escape::unescape(text)
                     .map_err(|e| XmlError::Malformed(e.to_string()))?;
-                on_text(&path, &text);
+                on_text(&path, Cow::Owned(text.into_owned()));
+            } else {
+                on_text(&path, Cow::Borrowed(text));
             }
-            Ok(XmlEvent::CData(c)) => {
-                if path.is_empty() {
-                    return Err(XmlError::Malformed("CDATA outside the root element".into()));
+        }
+        let rest = &xml[lt..];
+        if let Some(body) = rest.strip_prefix("<![CDATA[") {
+            let Some(end) = find_cdata_end(body.as_bytes()) else {
+                return bad("unterminated CDATA section");
+            };
+            if path.is_empty() {
+                return bad("CDATA outside the root element");
+            }
+            on_text(&path, Cow::Borrowed(&body[..end]));
+            i = lt + 9 + end + 3;
+        } else if let Some(body) = rest.strip_prefix("<!--") {
+            let Some(end) = body.find("-->") else {
+                return bad("unterminated comment");
+            };
+            i = lt + 4 + end + 3;
+        } else if let Some(body) = rest.strip_prefix("<?") {
+            let Some(end) = body.find("?>") else {
+                return bad("unterminated processing instruction");
+            };
+            i = lt + 2 + end + 2;
+        } else if rest.starts_with("<!") {
+            return bad("DTDs and declarations are not accepted");
+        } else if let Some(body) = rest.strip_prefix("</") {
+            let Some(gt) = memchr::memchr(b'>', body.as_bytes()) else {
+                return bad("unterminated end tag");
+            };
+            let name = body[..gt].trim_end();
+            match names.pop() {
+                Some(open) if open == name => {
+                    path.pop();
                 }
-                let bytes = c.into_inner();
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|_| XmlError::Malformed("CDATA is not UTF-8".into()))?;
-                on_text(&path, text);
+                Some(open) => {
+                    return Err(XmlError::Malformed(format!("</{name}> closes <{open}>")));
+                }
+                None => return bad("end tag without a start tag"),
             }
-            Ok(XmlEvent::Eof) => break,
-            Ok(_) => {}
-            Err(e) => return Err(XmlError::Malformed(e.to_string())),
+            if path.is_empty() {
+                root_done = true;
+            }
+            i = lt + 2 + gt + 1;
+        } else {
+            let Some((name_len, gt)) = start_tag(&bytes[lt + 1..]) else {
+                return bad("unterminated start tag");
+            };
+            let self_closing = bytes[lt + gt] == b'/';
+            let name = &xml[lt + 1..lt + 1 + name_len];
+            if !name.starts_with(|c: char| c.is_alphabetic() || c == '_' || c == ':') {
+                return bad("invalid element name");
+            }
+            if root_done {
+                return bad("more than one root element");
+            }
+            if path.len() >= MAX_DEPTH {
+                return bad("nested too deeply");
+            }
+            if self_closing {
+                root_done = path.is_empty();
+            } else {
+                path.push(if path.is_empty() {
+                    Tag::Root
+                } else {
+                    tag_of(name.as_bytes())
+                });
+                names.push(name);
+            }
+            i = lt + 1 + gt + 1;
         }
     }
-    if !saw_root {
-        return Err(XmlError::Malformed("no root element".into()));
-    }
     if !path.is_empty() {
-        return Err(XmlError::Malformed("unclosed element".into()));
+        return bad("unclosed element");
+    }
+    if !root_done {
+        return bad("no root element");
     }
     Ok(())
 }
 
-/// Extracts `<Encrypt>` from a callback body.
-pub fn parse_envelope(body: &str) -> Result<String, XmlError> {
-    let mut encrypt: Option<String> = None;
-    walk(body, |path, text| {
-        if path == [Tag::Root, Tag::Encrypt] {
-            encrypt.get_or_insert_with(String::new).push_str(text);
-        }
-    })?;
-    encrypt
-        .filter(|e| !e.is_empty())
-        .ok_or(XmlError::Missing("Encrypt"))
+/// Trims XML's white space (space, tab, CR, LF), and nothing else: an ideographic space a
+/// member typed is content.
+fn trim_xml_space(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
 }
 
-/// The fields of a decrypted group-robot message, as sent.
+/// The offset of the `]]>` that ends a CDATA section. (`str::find` with a string pattern
+/// builds a searcher per call, which cost more than the rest of the scan.)
+fn find_cdata_end(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(off) = memchr::memchr(b']', &bytes[from..]) {
+        let at = from + off;
+        if bytes[at..].starts_with(b"]]>") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Reads a start tag after its `<`: the length of the element name, and the offset of the `>`
+/// that ends the tag (skipping any `>` inside quoted attribute values).
+fn start_tag(bytes: &[u8]) -> Option<(usize, usize)> {
+    let name_len = bytes
+        .iter()
+        .position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>' || b == b'<')?;
+    let mut quote = None;
+    for (at, &b) in bytes.iter().enumerate().skip(name_len) {
+        match (quote, b) {
+            (None, b'>') => return Some((name_len, at)),
+            (None, b'<') => return None,
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), _) if q == b => quote = None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Extracts `<Encrypt>` from a callback body.
+pub fn parse_envelope(body: &str) -> Result<Cow<'_, str>, XmlError> {
+    let mut encrypt = Cow::Borrowed("");
+    walk(body, |path, text| {
+        if path == [Tag::Root, Tag::Encrypt] {
+            append(&mut encrypt, text);
+        }
+    })?;
+    if encrypt.is_empty() {
+        return Err(XmlError::Missing("Encrypt"));
+    }
+    Ok(encrypt)
+}
+
+/// Adds a piece of character data to a field, borrowing while the field has only one piece.
+fn append<'a>(slot: &mut Cow<'a, str>, piece: Cow<'a, str>) {
+    if slot.is_empty() {
+        *slot = piece;
+    } else {
+        slot.to_mut().push_str(&piece);
+    }
+}
+
+/// Who sent a message, as sent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RobotMessage {
-    pub webhook_url: String,
-    pub chat_id: String,
-    pub post_id: String,
-    pub chat_type: String,
-    pub get_chat_info_url: String,
-    pub from: Sender,
-    pub msg_type: String,
-    pub msg_id: String,
-    pub text: String,
-    pub image_url: String,
+pub struct RobotSender<'a> {
+    pub user_id: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub alias: Cow<'a, str>,
+}
+
+/// The fields of a decrypted group-robot message, as sent, borrowed from the plaintext where
+/// possible: only what the domain event keeps is copied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RobotMessage<'a> {
+    pub webhook_url: Cow<'a, str>,
+    pub chat_id: Cow<'a, str>,
+    pub post_id: Cow<'a, str>,
+    pub chat_type: Cow<'a, str>,
+    pub get_chat_info_url: Cow<'a, str>,
+    pub from: RobotSender<'a>,
+    pub msg_type: Cow<'a, str>,
+    pub msg_id: Cow<'a, str>,
+    pub text: Cow<'a, str>,
+    pub image_url: Cow<'a, str>,
     pub mixed: Vec<MixedItem>,
-    pub event_type: String,
-    pub callback_id: String,
+    pub event_type: Cow<'a, str>,
+    pub callback_id: Cow<'a, str>,
     pub actions: Vec<AttachmentAction>,
 }
 
 /// Parses a decrypted group-robot message.
-pub fn parse_message(xml: &str) -> Result<RobotMessage, XmlError> {
+pub fn parse_message(xml: &str) -> Result<RobotMessage<'_>, XmlError> {
     use Tag::*;
     let mut m = RobotMessage::default();
     walk(xml, |path, text| match &path[1..] {
-        [WebhookUrl] => m.webhook_url.push_str(text),
-        [ChatId] => m.chat_id.push_str(text),
-        [PostId] => m.post_id.push_str(text),
-        [ChatType] => m.chat_type.push_str(text),
-        [GetChatInfoUrl] => m.get_chat_info_url.push_str(text),
-        [From, UserId] => m.from.user_id.push_str(text),
-        [From, Name] => m.from.name.push_str(text),
-        [From, Alias] => m.from.alias.push_str(text),
-        [MsgType] => m.msg_type.push_str(text),
-        [MsgId] => m.msg_id.push_str(text),
-        [Text, Content] => m.text.push_str(text),
-        [Image, ImageUrl] => m.image_url.push_str(text),
-        [MixedMessage, MsgItem, Text, Content] => m.mixed.push(MixedItem::Text(text.to_owned())),
-        [MixedMessage, MsgItem, Image, ImageUrl] => m.mixed.push(MixedItem::Image(text.to_owned())),
-        [Event, EventType] => m.event_type.push_str(text),
-        [Attachment, CallbackId] => m.callback_id.push_str(text),
+        [WebhookUrl] => append(&mut m.webhook_url, text),
+        [ChatId] => append(&mut m.chat_id, text),
+        [PostId] => append(&mut m.post_id, text),
+        [ChatType] => append(&mut m.chat_type, text),
+        [GetChatInfoUrl] => append(&mut m.get_chat_info_url, text),
+        [From, UserId] => append(&mut m.from.user_id, text),
+        [From, Name] => append(&mut m.from.name, text),
+        [From, Alias] => append(&mut m.from.alias, text),
+        [MsgType] => append(&mut m.msg_type, text),
+        [MsgId] => append(&mut m.msg_id, text),
+        [Text, Content] => append(&mut m.text, text),
+        [Image, ImageUrl] => append(&mut m.image_url, text),
+        [MixedMessage, MsgItem, Text, Content] => m.mixed.push(MixedItem::Text(text.into_owned())),
+        [MixedMessage, MsgItem, Image, ImageUrl] => {
+            m.mixed.push(MixedItem::Image(text.into_owned()))
+        }
+        [Event, EventType] => append(&mut m.event_type, text),
+        [Attachment, CallbackId] => append(&mut m.callback_id, text),
         [Attachment, Actions, field @ (Name | Value | Type)] => {
             // A field that is already set on the last action starts the next <Actions> element.
             let starts_new = match m.actions.last() {
@@ -220,7 +363,7 @@ pub fn parse_message(xml: &str) -> Result<RobotMessage, XmlError> {
                 });
             }
             if let Some(action) = m.actions.last_mut() {
-                action_field_mut(action, *field).push_str(text);
+                action_field_mut(action, *field).push_str(&text);
             }
         }
         _ => {}
@@ -257,7 +400,7 @@ pub fn strip_leading_mention(text: &str) -> &str {
     }
 }
 
-impl RobotMessage {
+impl RobotMessage<'_> {
     /// Turns the message into a domain event. Events without a MsgId get a stable fallback id
     /// from `fallback_id` (WeCom retries resend the same plaintext).
     pub fn into_event(
@@ -274,14 +417,14 @@ impl RobotMessage {
         } else if self.chat_id.is_empty() {
             return Err(XmlError::GroupWithoutChatId);
         } else {
-            Conversation::Group(ChatId::new(self.chat_id))
+            Conversation::Group(ChatId::new(self.chat_id.into_owned()))
         };
-        let kind = match self.msg_type.as_str() {
+        let kind = match self.msg_type.as_ref() {
             "text" => EventKind::Text {
                 text: strip_leading_mention(&self.text).to_owned(),
             },
             "image" => EventKind::Image {
-                url: self.image_url,
+                url: self.image_url.into_owned(),
             },
             "mixed" => EventKind::Mixed {
                 items: self
@@ -294,10 +437,10 @@ impl RobotMessage {
                     .collect(),
             },
             "attachment" => EventKind::Attachment {
-                callback_id: self.callback_id,
+                callback_id: self.callback_id.into_owned(),
                 actions: self.actions,
             },
-            "event" => match self.event_type.as_str() {
+            "event" => match self.event_type.as_ref() {
                 "add_to_chat" => EventKind::BotAdded,
                 "delete_from_chat" => EventKind::BotRemoved,
                 "enter_chat" => EventKind::EnterChat,
@@ -312,14 +455,18 @@ impl RobotMessage {
         let msg_id = if self.msg_id.is_empty() {
             fallback_id()
         } else {
-            self.msg_id
+            self.msg_id.into_owned()
         };
         Ok(Event {
             bot: bot.clone(),
             msg_id,
             conversation,
-            from: self.from,
-            webhook_url: (!self.webhook_url.is_empty()).then_some(self.webhook_url),
+            from: Sender {
+                user_id: self.from.user_id.into_owned(),
+                name: self.from.name.into_owned(),
+                alias: self.from.alias.into_owned(),
+            },
+            webhook_url: (!self.webhook_url.is_empty()).then(|| self.webhook_url.into_owned()),
             kind,
             received_at,
         })

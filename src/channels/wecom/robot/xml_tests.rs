@@ -190,3 +190,107 @@ fn hostile_xml_is_an_error_not_a_panic() {
     }
     assert!(parse_message("<xml><MsgType>text</MsgType>").is_err());
 }
+
+/// The reference: the same walk done with quick-xml, a general parser. The scanner must agree
+/// with it on every well-formed document.
+fn reference_walk(xml: &str) -> Result<Vec<(Vec<Tag>, String)>, String> {
+    use quick_xml::Reader;
+    use quick_xml::events::Event as X;
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().trim_text(true);
+    let mut path = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            X::Start(e) => path.push(if path.is_empty() {
+                Tag::Root
+            } else {
+                tag_of(e.name().as_ref())
+            }),
+            X::End(_) => {
+                path.pop();
+            }
+            X::Text(t) => out.push((
+                path.clone(),
+                t.unescape().map_err(|e| e.to_string())?.into_owned(),
+            )),
+            X::CData(c) => out.push((
+                path.clone(),
+                String::from_utf8(c.into_inner().into_owned()).unwrap(),
+            )),
+            X::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn scanner_walk(xml: &str) -> Result<Vec<(Vec<Tag>, String)>, XmlError> {
+    let mut out = Vec::new();
+    walk(xml, |path, text| {
+        out.push((path.to_vec(), text.into_owned()))
+    })?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Element(String, Vec<Node>),
+    Text(String),
+    CData(String),
+}
+
+fn render(node: &Node, out: &mut String) {
+    match node {
+        Node::Element(name, children) => {
+            out.push_str(&format!("<{name}>"));
+            for child in children {
+                render(child, out);
+            }
+            out.push_str(&format!("</{name}>"));
+        }
+        Node::Text(t) => out.push_str(&quick_xml::escape::escape(t.as_str())),
+        Node::CData(t) => out.push_str(&format!("<![CDATA[{t}]]>")),
+    }
+}
+
+fn node_strategy() -> impl Strategy<Value = Node> {
+    use proptest::prelude::*;
+    let names = prop::sample::select(vec![
+        "ChatId", "From", "UserId", "Name", "MsgType", "Text", "Content", "MsgItem", "Other", "a",
+    ]);
+    // Text that is not only white space and has no leading or trailing white space (the
+    // reference trims text; the scanner does too), with XML's special characters in it.
+    let text = "[a-z<>&'\"会计 ]{0,8}[a-z<>&'\"会计]".prop_map(|s| s.trim().to_owned());
+    let cdata = "[a-z<>&会计 ]{1,10}".prop_map(|s| s.replace("]]>", ""));
+    let leaf = prop_oneof![text.prop_map(Node::Text), cdata.prop_map(Node::CData)];
+    leaf.prop_recursive(4, 24, 4, move |inner| {
+        (names.clone(), prop::collection::vec(inner, 0..4))
+            .prop_map(|(n, children)| Node::Element(n.to_owned(), children))
+    })
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn scanner_agrees_with_quick_xml_on_well_formed_documents(children in prop::collection::vec(node_strategy(), 0..5)) {
+        let mut xml = String::from("<?xml version=\"1.0\"?>\n<xml>");
+        for child in &children {
+            render(child, &mut xml);
+            xml.push('\n');
+        }
+        xml.push_str("</xml>");
+        let ours = scanner_walk(&xml).map_err(|e| TestCaseError::fail(format!("{e}: {xml}")))?;
+        let theirs = reference_walk(&xml).map_err(|e| TestCaseError::fail(format!("{e}: {xml}")))?;
+        prop_assert_eq!(ours, theirs, "{}", xml);
+    }
+
+    #[test]
+    fn scanner_never_panics_on_arbitrary_input(input in "[<>/!?\\[\\]a-zA-Z&;\"' =-]{0,80}") {
+        let _ = scanner_walk(&input);
+        let _ = parse_message(&input);
+    }
+}
