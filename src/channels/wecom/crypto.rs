@@ -11,7 +11,7 @@ use aes::cipher::{
 };
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 

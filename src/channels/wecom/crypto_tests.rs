@@ -2,6 +2,7 @@
 //! round-trip properties over random keys and message lengths.
 
 use super::*;
+use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use serde_json::Value;
 
