@@ -5,6 +5,8 @@
 //! transaction — one disk flush for the whole batch — and then queues the pushes the batch
 //! caused (the adoption greeting). Events are applied in the order they were accepted.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +115,9 @@ impl Pipeline {
 
     fn apply_batch(&self, tx: &mut WriteTx<'_>, work: &[Work]) -> Result<Vec<PushJob>, StoreError> {
         let mut pushes = Vec::new();
+        // Each group touched by the batch is read once and written once, however many of the
+        // batch's messages are from it.
+        let mut groups: HashMap<ChatId, Option<GroupRecord>> = HashMap::new();
         for item in work {
             match item {
                 Work::Event {
@@ -122,7 +127,13 @@ impl Pipeline {
                 } => {
                     tx.put_dedupe(dedupe_key, dedupe)?;
                     if let Conversation::Group(chat) = &event.conversation {
-                        self.apply_group_event(tx, chat, event, &mut pushes)?;
+                        let slot = match groups.entry(chat.clone()) {
+                            Entry::Occupied(slot) => slot.into_mut(),
+                            Entry::Vacant(slot) => slot.insert(tx.group(chat)?),
+                        };
+                        let group =
+                            self.apply_group_event(tx, slot.take(), chat, event, &mut pushes)?;
+                        *slot = Some(group);
                     }
                 }
                 Work::PruneDedupe { before } => {
@@ -133,9 +144,13 @@ impl Pipeline {
                 }
             }
         }
+        for group in groups.into_values().flatten() {
+            tx.put_group(&group)?;
+        }
         Ok(pushes)
     }
 
+    /// The event's webhook URL when it is allowed.
     fn webhook(&self, event: &Event) -> Option<WebhookUrl> {
         let raw = event.webhook_url.as_deref()?;
         match WebhookUrl::parse(raw, &self.webhook_hosts) {
@@ -148,17 +163,31 @@ impl Pipeline {
         }
     }
 
+    /// Applies one event to its group's record (`existing`, as the batch has it so far) and
+    /// returns the updated record.
     fn apply_group_event(
         &self,
         tx: &mut WriteTx<'_>,
+        existing: Option<GroupRecord>,
         chat: &ChatId,
         event: &Event,
         pushes: &mut Vec<PushJob>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<GroupRecord, StoreError> {
         let now = event.received_at;
-        let webhook = self.webhook(event);
-        let existing = tx.group(chat)?;
-        let mut group = existing.clone().unwrap_or_else(|| GroupRecord {
+        let known = existing.is_some();
+        // Most events repeat the URL on record, which passed the check before: only a changed
+        // URL, or an adoption (which pushes a greeting), needs parsing.
+        let recorded = existing.as_ref().and_then(|g| g.webhook_url.as_deref());
+        let changed = event
+            .webhook_url
+            .as_deref()
+            .is_some_and(|raw| recorded != Some(raw));
+        let webhook = if changed || event.kind == EventKind::BotAdded {
+            self.webhook(event)
+        } else {
+            None
+        };
+        let mut group = existing.unwrap_or_else(|| GroupRecord {
             chat_id: chat.clone(),
             bot: event.bot.clone(),
             status: GroupStatus::Released,
@@ -207,7 +236,7 @@ impl Pipeline {
                 info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group released");
             }
             _ => {
-                if existing.is_none() {
+                if !known {
                     // The robot was in the group before Trumpet saw it being added.
                     group.status = GroupStatus::Adopted;
                     group.adopted_at = Some(now);
@@ -219,7 +248,7 @@ impl Pipeline {
                 }
             }
         }
-        tx.put_group(&group)
+        Ok(group)
     }
 }
 

@@ -22,7 +22,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
-const MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("members");
+/// (chat, user) → (first seen, last seen (unix seconds), messages, name, alias). A fixed tuple
+/// rather than JSON: it is read and written for every message.
+const MEMBERS: TableDefinition<(&str, &str), MemberRow<'static>> = TableDefinition::new("members");
 const DAILY: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("daily");
 const DAILY_SPEAKERS: TableDefinition<(&str, &str, &str), ()> =
     TableDefinition::new("daily_speakers");
@@ -81,6 +83,21 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+type MemberRow<'a> = (i64, i64, u64, &'a str, &'a str);
+
+fn member_from_row(user_id: &str, row: MemberRow<'_>) -> MemberRecord {
+    let (first, last, count, name, alias) = row;
+    let at = |secs| DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    MemberRecord {
+        user_id: user_id.to_owned(),
+        name: name.to_owned(),
+        alias: alias.to_owned(),
+        first_seen: at(first),
+        last_seen: at(last),
+        message_count: count,
+    }
 }
 
 /// Credentials generated for a bot on first start.
@@ -189,10 +206,9 @@ impl Store {
     pub fn member(&self, chat: &ChatId, user: &str) -> Result<Option<MemberRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(MEMBERS)?;
-        table
+        Ok(table
             .get((chat.as_str(), user))?
-            .map(|v| decode(v.value()))
-            .transpose()
+            .map(|v| member_from_row(user, v.value())))
     }
 
     /// The counters of `chat` for the local day containing `at`.
@@ -241,7 +257,7 @@ fn credentials_key(bot: &BotId) -> String {
 /// The tables of one write transaction, with typed accessors.
 pub struct WriteTx<'t> {
     groups: redb::Table<'t, &'static str, &'static [u8]>,
-    members: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    members: redb::Table<'t, (&'static str, &'static str), MemberRow<'static>>,
     daily: redb::Table<'t, (&'static str, &'static str), (u64, u64)>,
     speakers: redb::Table<'t, (&'static str, &'static str, &'static str), ()>,
     dedupe: redb::Table<'t, &'static str, &'static [u8]>,
@@ -272,35 +288,38 @@ impl WriteTx<'_> {
     ) -> Result<bool, StoreError> {
         let chat = group.chat_id.as_str();
         let user = sender.user_id.as_str();
-        let existing: Option<MemberRecord> = self
-            .members
-            .get((chat, user))?
-            .map(|v| decode(v.value()))
-            .transpose()?;
-        let first_time = existing.is_none();
-        let member = match existing {
-            Some(mut m) => {
-                if !sender.name.is_empty() {
-                    m.name.clone_from(&sender.name);
-                }
-                if !sender.alias.is_empty() {
-                    m.alias.clone_from(&sender.alias);
-                }
-                m.last_seen = at;
-                m.message_count += 1;
-                m
+        let secs = at.timestamp();
+        let (first, count, name, alias) = match self.members.get((chat, user))? {
+            Some(row) => {
+                let (first, _, count, name, alias) = row.value();
+                // Keep the last known name when a message arrives without one.
+                let pick = |new: &str, old: &str| {
+                    if new.is_empty() {
+                        old.to_owned()
+                    } else {
+                        new.to_owned()
+                    }
+                };
+                (
+                    Some(first),
+                    count,
+                    pick(&sender.name, name),
+                    pick(&sender.alias, alias),
+                )
             }
-            None => MemberRecord {
-                user_id: sender.user_id.clone(),
-                name: sender.name.clone(),
-                alias: sender.alias.clone(),
-                first_seen: at,
-                last_seen: at,
-                message_count: 1,
-            },
+            None => (None, 0, sender.name.clone(), sender.alias.clone()),
         };
-        self.members
-            .insert((chat, user), encode(&member)?.as_slice())?;
+        let first_time = first.is_none();
+        self.members.insert(
+            (chat, user),
+            (
+                first.unwrap_or(secs),
+                secs,
+                count + 1,
+                name.as_str(),
+                alias.as_str(),
+            ),
+        )?;
 
         let day = local_day(at);
         let new_speaker = self

@@ -9,7 +9,12 @@ use crate::domain::Reply;
 /// Appends `text` as CDATA, splitting any `]]>` inside it so that it cannot end the section.
 fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
-    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    // Most text has no `]`: skip building a searcher for the rare case.
+    if memchr::memchr(b']', text.as_bytes()).is_some() && text.contains("]]>") {
+        out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    } else {
+        out.push_str(text);
+    }
     out.push_str("]]>");
 }
 
