@@ -26,16 +26,22 @@ const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 /// rather than JSON: it is read and written for every message.
 const MEMBERS: TableDefinition<(&str, &str), MemberRow<'static>> = TableDefinition::new("members");
 const DAILY: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("daily");
-const DAILY_SPEAKERS: TableDefinition<(&str, &str, &str), ()> =
-    TableDefinition::new("daily_speakers");
 const DEDUPE: TableDefinition<&str, &[u8]> = TableDefinition::new("dedupe");
 
 const SCHEMA_KEY: &str = "schema_version";
 
-/// Counters are kept per local day in China Standard Time (no DST).
+/// Counters are kept per local day in China Standard Time (UTC+8, no DST).
+const CST_OFFSET_SECS: i64 = 8 * 3600;
+
+/// The local day as a key, `YYYY-MM-DD`.
 fn local_day(at: DateTime<Utc>) -> String {
-    let cst = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    let cst = FixedOffset::east_opt(CST_OFFSET_SECS as i32).expect("UTC+8 is a valid offset");
     at.with_timezone(&cst).format("%Y-%m-%d").to_string()
+}
+
+/// The local day as a number (days since 1970-01-01 in UTC+8), for cheap comparisons.
+fn local_day_number(unix_secs: i64) -> i64 {
+    (unix_secs + CST_OFFSET_SECS).div_euclid(86_400)
 }
 
 /// What can go wrong with the store.
@@ -154,7 +160,6 @@ impl Store {
             tx.open_table(GROUPS)?;
             tx.open_table(MEMBERS)?;
             tx.open_table(DAILY)?;
-            tx.open_table(DAILY_SPEAKERS)?;
             tx.open_table(DEDUPE)?;
         }
         tx.commit()?;
@@ -172,9 +177,9 @@ impl Store {
                 groups: tx.open_table(GROUPS)?,
                 members: tx.open_table(MEMBERS)?,
                 daily: tx.open_table(DAILY)?,
-                speakers: tx.open_table(DAILY_SPEAKERS)?,
                 dedupe: tx.open_table(DEDUPE)?,
                 meta: tx.open_table(META)?,
+                day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
         };
@@ -259,9 +264,10 @@ pub struct WriteTx<'t> {
     groups: redb::Table<'t, &'static str, &'static [u8]>,
     members: redb::Table<'t, (&'static str, &'static str), MemberRow<'static>>,
     daily: redb::Table<'t, (&'static str, &'static str), (u64, u64)>,
-    speakers: redb::Table<'t, (&'static str, &'static str, &'static str), ()>,
     dedupe: redb::Table<'t, &'static str, &'static [u8]>,
     meta: redb::Table<'t, &'static str, &'static [u8]>,
+    /// The last day key formatted, by day number: formatting a date per message is not free.
+    day_key: (i64, String),
 }
 
 impl WriteTx<'_> {
@@ -289,9 +295,14 @@ impl WriteTx<'_> {
         let chat = group.chat_id.as_str();
         let user = sender.user_id.as_str();
         let secs = at.timestamp();
-        let (first, count, name, alias) = match self.members.get((chat, user))? {
+        let day_number = local_day_number(secs);
+        if self.day_key.0 != day_number {
+            self.day_key = (day_number, local_day(at));
+        }
+        let day = self.day_key.1.clone();
+        let (first, last, count, name, alias) = match self.members.get((chat, user))? {
             Some(row) => {
-                let (first, _, count, name, alias) = row.value();
+                let (first, last, count, name, alias) = row.value();
                 // Keep the last known name when a message arrives without one.
                 let pick = |new: &str, old: &str| {
                     if new.is_empty() {
@@ -302,12 +313,13 @@ impl WriteTx<'_> {
                 };
                 (
                     Some(first),
+                    Some(last),
                     count,
                     pick(&sender.name, name),
                     pick(&sender.alias, alias),
                 )
             }
-            None => (None, 0, sender.name.clone(), sender.alias.clone()),
+            None => (None, None, 0, sender.name.clone(), sender.alias.clone()),
         };
         let first_time = first.is_none();
         self.members.insert(
@@ -321,11 +333,9 @@ impl WriteTx<'_> {
             ),
         )?;
 
-        let day = local_day(at);
-        let new_speaker = self
-            .speakers
-            .insert((chat, day.as_str(), user), ())?
-            .is_none();
+        // A member is a new speaker of the day when their previous message was on another day
+        // (messages are recorded in arrival order, so `last` is never later than `at`).
+        let spoke_today = last.is_some_and(|last| local_day_number(last) == day_number);
         let (messages, speakers) = self
             .daily
             .get((chat, day.as_str()))?
@@ -333,7 +343,7 @@ impl WriteTx<'_> {
             .unwrap_or((0, 0));
         self.daily.insert(
             (chat, day.as_str()),
-            (messages + 1, speakers + u64::from(new_speaker)),
+            (messages + 1, speakers + u64::from(!spoke_today)),
         )?;
 
         if first_time {

@@ -50,6 +50,9 @@ struct Args {
     /// instead of starting one.
     #[arg(long)]
     url: Option<String>,
+    /// The started service's log filter (its log goes to this tool's stderr).
+    #[arg(long, default_value = "warn")]
+    server_log: String,
     /// The bot id in the callback path.
     #[arg(long, default_value = "trumpet")]
     bot: String,
@@ -82,7 +85,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bot: &str) -> Result<Server, String> {
+fn start_server(bot: &str, log: &str) -> Result<Server, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let trumpet: PathBuf = exe.with_file_name("trumpet");
     if !trumpet.exists() {
@@ -101,7 +104,7 @@ fn start_server(bot: &str) -> Result<Server, String> {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[log]\nlevel = \"warn\"\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[log]\nlevel = \"{log}\"\n\
              [[bots]]\nid = \"{bot}\"\nchannel = \"wecom-robot\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{AES_KEY}\"\n",
             dir.join("load.redb").display()
         ),
@@ -192,7 +195,7 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) -> Result<(), String> 
 async fn run(args: Args) -> Result<(), String> {
     let server = match &args.url {
         Some(_) => None,
-        None => Some(start_server(&args.bot)?),
+        None => Some(start_server(&args.bot, &args.server_log)?),
     };
     let base = args
         .url
