@@ -189,6 +189,24 @@ async fn post_signed(app: &TestApp, encrypt: &str, body: String) -> StatusCode {
         .status()
 }
 
+/// Encrypts `frame` (already a multiple of 32 bytes, padding included) with the test key, so
+/// that everything up to the framing checks is valid.
+fn seal_raw_frame(mut frame: Vec<u8>) -> String {
+    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+    let key = base64::engine::general_purpose::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    )
+    .decode(format!("{AES_KEY}="))
+    .unwrap();
+    let len = frame.len();
+    assert_eq!(len % 32, 0);
+    cbc::Encryptor::<aes::Aes256>::new(key[..32].into(), key[..16].into())
+        .encrypt_padded_mut::<NoPadding>(&mut frame, len)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(frame)
+}
+
 fn envelope(encrypt: &str) -> String {
     format!(
         "<xml><ToUserName><![CDATA[x]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
@@ -322,6 +340,27 @@ async fn every_bad_input_gets_its_status_and_the_service_keeps_serving() {
     let not_xml = app.crypto.encrypt([2; 16], "this is not xml <").unwrap();
     assert_eq!(
         post_signed(&app, &not_xml, envelope(&not_xml)).await,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Valid AES, but hostile framing inside: bad padding, and a length field past the end.
+    let mut bad_pad = vec![0u8; 16];
+    bad_pad.extend_from_slice(&4u32.to_be_bytes());
+    bad_pad.extend_from_slice(b"<xml>");
+    bad_pad.resize(32, 0x21); // 0x21 = 33: more than a 32-byte block can pad
+    let sealed = seal_raw_frame(bad_pad);
+    assert_eq!(
+        post_signed(&app, &sealed, envelope(&sealed)).await,
+        StatusCode::BAD_REQUEST
+    );
+    let mut too_long = vec![0u8; 16];
+    too_long.extend_from_slice(&5000u32.to_be_bytes());
+    too_long.extend_from_slice(b"<xml></xml>");
+    too_long.resize(64, 33); // filler, then a valid 31-byte padding
+    too_long[64 - 31..].fill(31);
+    let sealed = seal_raw_frame(too_long);
+    assert_eq!(
+        post_signed(&app, &sealed, envelope(&sealed)).await,
         StatusCode::BAD_REQUEST
     );
 
