@@ -1,5 +1,6 @@
 //! The `trumpet` command line: `serve`, `check`, `keygen` and `credentials`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,24 +87,28 @@ fn check(cli: &Cli) -> ExitCode {
 }
 
 fn print_credentials(generated: &GeneratedCredentials, first_time: bool) {
-    println!();
-    println!("WeCom group robot \"{}\"", generated.bot);
-    println!(
-        "Paste these three values into the robot's message-receiving settings (接收消息配置):"
-    );
-    println!("  URL             {}", generated.callback_url);
-    println!("  Token           {}", generated.credentials.token.expose());
-    println!(
-        "  EncodingAESKey  {}",
-        generated.credentials.encoding_aes_key.as_str()
+    let c = &generated.credentials;
+    let mut text = format!(
+        "\nWeCom group robot \"{}\"\n\
+         Paste these three values into the robot's message-receiving settings (接收消息配置):\n\
+         \x20 URL             {}\n\
+         \x20 Token           {}\n\
+         \x20 EncodingAESKey  {}\n",
+        generated.bot,
+        generated.callback_url,
+        c.token.expose(),
+        c.encoding_aes_key.as_str()
     );
     if first_time {
-        println!(
-            "They were generated on first start and are kept in the store; they are not printed again"
+        text.push_str(
+            "They were generated on first start and are kept in the store; they are not printed again\n\
+             (`trumpet credentials` shows them while the service is stopped).\n",
         );
-        println!("(`trumpet credentials` shows them while the service is stopped).");
     }
-    println!();
+    text.push('\n');
+    // A closed stdout (a pipe whose reader left) must not stop the service.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 fn serve(cli: &Cli) -> ExitCode {

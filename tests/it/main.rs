@@ -5,4 +5,5 @@ mod helpers;
 mod admin;
 mod adoption;
 mod callbacks;
+mod cli;
 mod pushes;

@@ -1,0 +1,161 @@
+//! The `trumpet` binary itself: `keygen`, `check`, `credentials`, and `serve` on the embedded
+//! defaults (credentials printed once, graceful stop on SIGTERM).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use trumpet::channels::wecom::crypto::EncodingAesKey;
+use trumpet::config::validate_token;
+
+fn trumpet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trumpet"))
+}
+
+fn value_after(output: &str, label: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no {label} in {output}"))
+}
+
+#[test]
+fn keygen_prints_a_valid_pair() {
+    let out = trumpet().arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    validate_token(&value_after(&text, "Token")).unwrap();
+    EncodingAesKey::parse(&value_after(&text, "EncodingAESKey")).unwrap();
+}
+
+#[test]
+fn check_names_the_bad_key_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[bots]]\nid = \"x\"\nchannel = \"wecom-robot\"\ntoken = \"abc123\"\nencoding_aes_key = \"short\"\n",
+    )
+    .unwrap();
+    let out = trumpet()
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bots[0].encoding_aes_key"), "{err}");
+    assert!(err.contains("43"), "{err}");
+}
+
+#[test]
+fn check_reports_a_broken_script_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("messages.toml"),
+        "[adoption]\nformat = \"text\"\ncontent = \"hi\"\n[help]\nformat = \"txt\"\ncontent = \"x\"\ntriggers = [\"帮助\"]\n",
+    )
+    .unwrap();
+    let out = trumpet()
+        .arg("check")
+        .current_dir(dir.path())
+        .env("TRUMPET_SCRIPTS__DIR", &scripts)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("messages.toml:5:"), "{err}");
+    assert!(err.contains("txt"), "{err}");
+
+    let good = trumpet()
+        .arg("check")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+}
+
+/// Starts `trumpet serve` in `dir` on the embedded defaults (on a free port) and returns it with
+/// what it printed up to "serving".
+fn serve_once(dir: &std::path::Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = trumpet()
+        .arg("serve")
+        .current_dir(dir)
+        .env("TRUMPET_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let printed = std::thread::spawn(move || {
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut all).unwrap();
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("serving") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never started");
+    }
+    let drain = std::thread::spawn(move || lines.count());
+    // Stop gracefully, as systemd does.
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    drain.join().unwrap();
+    assert!(exit.success(), "graceful stop exits 0: {exit:?}");
+    (child, printed.join().unwrap())
+}
+
+#[test]
+fn first_start_prints_generated_credentials_once_and_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, first) = serve_once(dir.path());
+    let url = value_after(&first, "URL");
+    assert!(url.ends_with("/wecom/robot/trumpet"), "{url}");
+    let token = value_after(&first, "Token");
+    let key = value_after(&first, "EncodingAESKey");
+    validate_token(&token).unwrap();
+    EncodingAesKey::parse(&key).unwrap();
+    assert!(
+        dir.path().join("data/trumpet.redb").exists(),
+        "store under ./data"
+    );
+
+    let (_, second) = serve_once(dir.path());
+    assert!(
+        !second.contains(&token),
+        "printed only on first start: {second}"
+    );
+
+    let shown = trumpet()
+        .arg("credentials")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(shown.stdout).unwrap();
+    assert_eq!(value_after(&shown, "Token"), token);
+    assert_eq!(value_after(&shown, "EncodingAESKey"), key);
+}
