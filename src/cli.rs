@@ -75,7 +75,12 @@ fn check(cli: &Cli) -> ExitCode {
             let from = s
                 .source
                 .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "the built-in copy (directory not found)".into());
+                .unwrap_or_else(|| {
+                    format!(
+                        "{} not found; the built-in copy is used",
+                        config.scripts.dir.display()
+                    )
+                });
             println!("bot-scripts: ok ({from})");
             ExitCode::SUCCESS
         }

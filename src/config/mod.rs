@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
 use crate::channels::wecom::crypto::EncodingAesKey;
@@ -19,6 +19,16 @@ pub use secret::Secret;
 
 /// The embedded defaults, also shipped as documentation of every key's default.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+/// Keys whose values are strings, taken verbatim from the environment.
+const STRING_KEYS: [&str; 6] = [
+    "server.listen",
+    "server.public_url",
+    "storage.path",
+    "scripts.dir",
+    "admin.token",
+    "log.level",
+];
 
 /// The configuration file read when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG_FILE: &str = "trumpet.toml";
@@ -197,6 +207,14 @@ impl Config {
             None => {}
         }
         figment = figment.merge(Env::prefixed("TRUMPET_").split("__"));
+        // Env values are parsed as TOML-like values, so a token of digits would become a number
+        // (losing any leading zero). Keys that are strings are read again as raw strings.
+        for key in STRING_KEYS {
+            let var = format!("TRUMPET_{}", key.to_uppercase().replace('.', "__"));
+            if let Ok(value) = std::env::var(&var) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
         Self::from_figment(figment)
     }
 

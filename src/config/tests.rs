@@ -159,6 +159,7 @@ fn environment_variables_override_the_file() {
         jail.create_file("custom.toml", "[server]\nlisten = \"127.0.0.1:7000\"\n")?;
         jail.set_env("TRUMPET_SERVER__LISTEN", "127.0.0.1:7001");
         jail.set_env("TRUMPET_STORAGE__PATH", "/tmp/x.redb");
+        jail.set_env("TRUMPET_ADMIN__TOKEN", "0123456789012345");
         jail.set_env(
             "TRUMPET_WECOM__WEBHOOK_HOSTS",
             "[\"qyapi.weixin.qq.com\", \"127.0.0.1:9\"]",
@@ -167,6 +168,12 @@ fn environment_variables_override_the_file() {
         assert_eq!(c.server.listen.port(), 7001);
         assert_eq!(c.storage.path, PathBuf::from("/tmp/x.redb"));
         assert_eq!(c.wecom.webhook_hosts.len(), 2);
+        let token = c.admin.token.expect("token from the environment");
+        assert_eq!(
+            token.expose(),
+            "0123456789012345",
+            "digits stay a string, zero kept"
+        );
         Ok(())
     });
 }
