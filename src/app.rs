@@ -214,6 +214,7 @@ impl App {
 
     /// Binds `server.listen` and serves until Ctrl-C or SIGTERM.
     pub async fn run(self) -> Result<(), AppError> {
+        let shutdown = shutdown_signal();
         let addr: SocketAddr = self.config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             AppError::Server(std::io::Error::new(
@@ -221,7 +222,7 @@ impl App {
                 format!("cannot listen on {addr} (server.listen): {e}"),
             ))
         })?;
-        self.serve(listener, shutdown_signal()).await
+        self.serve(listener, shutdown).await
     }
 }
 
@@ -279,30 +280,28 @@ async fn prune_periodically(
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
+/// A future that completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this
+/// is called, not when the future is first polled, so a signal that arrives while the server is
+/// still starting is not lost (and does not kill the process with the default action).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>, name: &'static str| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot listen for {name}");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(e) => {
-                error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+        };
+        tokio::select! {
+            () = wait(interrupt, "Ctrl-C") => info!("Ctrl-C received; shutting down"),
+            () = wait(terminate, "SIGTERM") => info!("SIGTERM received; shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => info!("Ctrl-C received; shutting down"),
-        () = terminate => info!("SIGTERM received; shutting down"),
     }
 }

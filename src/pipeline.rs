@@ -213,20 +213,8 @@ impl Pipeline {
         } else {
             None
         };
-        let mut group = existing.unwrap_or_else(|| GroupRecord {
-            chat_id: chat.clone(),
-            bot: event.bot.clone(),
-            status: GroupStatus::Released,
-            webhook_url: None,
-            adopter: None,
-            adopted_at: None,
-            released_at: None,
-            release_reason: None,
-            adopted_via: None,
-            members_seen: 0,
-            messages: 0,
-            last_message_at: None,
-        });
+        let mut group =
+            existing.unwrap_or_else(|| GroupRecord::new(chat.clone(), event.bot.clone()));
         if let Some(url) = &webhook {
             group.webhook_url = Some(url.expose().to_owned());
         }

@@ -51,6 +51,26 @@ pub struct GroupRecord {
     pub last_message_at: Option<DateTime<Utc>>,
 }
 
+impl GroupRecord {
+    /// A group seen for the first time: released until an adoption says otherwise.
+    pub fn new(chat_id: ChatId, bot: BotId) -> Self {
+        Self {
+            chat_id,
+            bot,
+            status: GroupStatus::Released,
+            webhook_url: None,
+            adopter: None,
+            adopted_at: None,
+            released_at: None,
+            release_reason: None,
+            adopted_via: None,
+            members_seen: 0,
+            messages: 0,
+            last_message_at: None,
+        }
+    }
+}
+
 /// One member seen in one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {

@@ -13,18 +13,8 @@ fn sender(id: &str) -> Sender {
 
 fn group(chat: &str) -> GroupRecord {
     GroupRecord {
-        chat_id: ChatId::new(chat),
-        bot: BotId::parse("b").unwrap(),
         status: GroupStatus::Adopted,
-        webhook_url: None,
-        adopter: None,
-        adopted_at: None,
-        released_at: None,
-        release_reason: None,
-        adopted_via: None,
-        members_seen: 0,
-        messages: 0,
-        last_message_at: None,
+        ..GroupRecord::new(ChatId::new(chat), BotId::parse("b").unwrap())
     }
 }
 

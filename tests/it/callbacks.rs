@@ -111,9 +111,7 @@ async fn help_gets_an_encrypted_text_reply_that_mentions_the_asker() {
         &app.fake.webhook_url("k1"),
         &text_body("@会计小喇叭 今天天气"),
     );
-    let reply = app
-        .open_reply(&app.post_callback(&other).await.text().await.unwrap())
-        .unwrap();
+    let reply = app.reply_to(&other).await.unwrap();
     assert!(
         reply.contains("帮助"),
         "the fallback points to help: {reply}"
@@ -130,12 +128,8 @@ async fn a_retry_of_the_same_msg_id_gets_the_same_reply_and_counts_once() {
         &app.fake.webhook_url("k2"),
         &text_body("@bot help"),
     );
-    let first = app
-        .open_reply(&app.post_callback(&msg).await.text().await.unwrap())
-        .unwrap();
-    let second = app
-        .open_reply(&app.post_callback(&msg).await.text().await.unwrap())
-        .unwrap();
+    let first = app.reply_to(&msg).await.unwrap();
+    let second = app.reply_to(&msg).await.unwrap();
     assert_eq!(first, second);
     let group = app.wait_group("chat-dup", |g| g["messages"] == 1).await;
     assert_eq!(group["members_seen"], 1);
@@ -143,9 +137,7 @@ async fn a_retry_of_the_same_msg_id_gets_the_same_reply_and_counts_once() {
     // Survives a restart: the handled id was persisted.
     let mut app = app;
     app.restart().await;
-    let third = app
-        .open_reply(&app.post_callback(&msg).await.text().await.unwrap())
-        .unwrap();
+    let third = app.reply_to(&msg).await.unwrap();
     assert_eq!(first, third);
     let fresh = robot_message(
         "chat-dup",

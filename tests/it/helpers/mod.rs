@@ -170,6 +170,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Posts `plaintext` as a callback and returns the decrypted passive reply, if any.
+    pub async fn reply_to(&self, plaintext: &str) -> Option<String> {
+        let response = self.post_callback(plaintext).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        self.open_reply(&response.text().await.unwrap())
+    }
+
     /// Decrypts a passive reply after checking its signature; `None` for an empty answer.
     pub fn open_reply(&self, body: &str) -> Option<String> {
         if body.is_empty() {
