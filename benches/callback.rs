@@ -20,7 +20,7 @@ const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 /// target is set for.
 fn group_text_message() -> String {
     "<xml><WebhookUrl><![CDATA[https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa]]></WebhookUrl>\
-     <ChatId><![CDATA[wrkSFfCgAAtMQKg4xqDatM5C9IHk3Lg]]></ChatId><ChatType>group</ChatType>\
+     <ChatId><![CDATA[wrkSFfCgAAtMQKg4xqDat]]></ChatId><ChatType>group</ChatType>\
      <From><UserId>zhangsan</UserId><Name><![CDATA[张三]]></Name></From>\
      <MsgType>text</MsgType><Text><Content><![CDATA[@会计小喇叭 发票]]></Content></Text>\
      <MsgId>CAIQ16HMjQYY</MsgId></xml>"

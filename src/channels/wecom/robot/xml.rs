@@ -135,12 +135,11 @@ fn tag_of(name: &[u8]) -> Tag {
 fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Result<(), XmlError> {
     let bad = |what: &str| Err(XmlError::Malformed(what.to_owned()));
     let bytes = xml.as_bytes();
-    let mut path: Vec<Tag> = Vec::with_capacity(8);
-    let mut names: Vec<&str> = Vec::with_capacity(8);
+    let mut open = Open::default();
     let mut root_done = false;
     let mut i = 0;
     while i < bytes.len() {
-        let Some(lt) = memchr::memchr(b'<', &bytes[i..]).map(|off| i + off) else {
+        let Some(lt) = find_byte(b'<', &bytes[i..]).map(|off| i + off) else {
             if !trim_xml_space(&xml[i..]).is_empty() {
                 return bad("text outside the root element");
             }
@@ -148,15 +147,15 @@ fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Resu
         };
         let text = trim_xml_space(&xml[i..lt]);
         if !text.is_empty() {
-            if path.is_empty() {
+            if open.is_empty() {
                 return bad("text outside the root element");
             }
             if text.contains('&') {
                 let text = quick_xml::escape::unescape(text)
                     .map_err(|e| XmlError::Malformed(e.to_string()))?;
-                on_text(&path, Cow::Owned(text.into_owned()));
+                on_text(open.tags(), Cow::Owned(text.into_owned()));
             } else {
-                on_text(&path, Cow::Borrowed(text));
+                on_text(open.tags(), Cow::Borrowed(text));
             }
         }
         let rest = &xml[lt..];
@@ -164,10 +163,10 @@ fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Resu
             let Some(end) = find_cdata_end(body.as_bytes()) else {
                 return bad("unterminated CDATA section");
             };
-            if path.is_empty() {
+            if open.is_empty() {
                 return bad("CDATA outside the root element");
             }
-            on_text(&path, Cow::Borrowed(&body[..end]));
+            on_text(open.tags(), Cow::Borrowed(&body[..end]));
             i = lt + 9 + end + 3;
         } else if let Some(body) = rest.strip_prefix("<!--") {
             let Some(end) = body.find("-->") else {
@@ -182,20 +181,12 @@ fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Resu
         } else if rest.starts_with("<!") {
             return bad("DTDs and declarations are not accepted");
         } else if let Some(body) = rest.strip_prefix("</") {
-            let Some(gt) = memchr::memchr(b'>', body.as_bytes()) else {
+            let Some(gt) = find_byte(b'>', body.as_bytes()) else {
                 return bad("unterminated end tag");
             };
             let name = body[..gt].trim_end();
-            match names.pop() {
-                Some(open) if open == name => {
-                    path.pop();
-                }
-                Some(open) => {
-                    return Err(XmlError::Malformed(format!("</{name}> closes <{open}>")));
-                }
-                None => return bad("end tag without a start tag"),
-            }
-            if path.is_empty() {
+            open.close(name)?;
+            if open.is_empty() {
                 root_done = true;
             }
             i = lt + 2 + gt + 1;
@@ -211,29 +202,88 @@ fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Resu
             if root_done {
                 return bad("more than one root element");
             }
-            if path.len() >= MAX_DEPTH {
-                return bad("nested too deeply");
-            }
             if self_closing {
-                root_done = path.is_empty();
+                root_done = open.is_empty();
             } else {
-                path.push(if path.is_empty() {
-                    Tag::Root
-                } else {
-                    tag_of(name.as_bytes())
-                });
-                names.push(name);
+                open.push(name)?;
             }
             i = lt + 1 + gt + 1;
         }
     }
-    if !path.is_empty() {
+    if !open.is_empty() {
         return bad("unclosed element");
     }
     if !root_done {
         return bad("no root element");
     }
     Ok(())
+}
+
+/// The elements open at the current point: their tags (handed to the callback) and names (to
+/// match end tags). Fixed-size, since depth is bounded: a parse allocates nothing for it.
+struct Open<'a> {
+    tags: [Tag; MAX_DEPTH],
+    names: [&'a str; MAX_DEPTH],
+    len: usize,
+}
+
+impl Default for Open<'_> {
+    fn default() -> Self {
+        Self {
+            tags: [Tag::Other; MAX_DEPTH],
+            names: [""; MAX_DEPTH],
+            len: 0,
+        }
+    }
+}
+
+impl<'a> Open<'a> {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn tags(&self) -> &[Tag] {
+        &self.tags[..self.len]
+    }
+
+    fn push(&mut self, name: &'a str) -> Result<(), XmlError> {
+        if self.len >= MAX_DEPTH {
+            return Err(XmlError::Malformed("nested too deeply".into()));
+        }
+        self.tags[self.len] = if self.len == 0 {
+            Tag::Root
+        } else {
+            tag_of(name.as_bytes())
+        };
+        self.names[self.len] = name;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn close(&mut self, name: &str) -> Result<(), XmlError> {
+        let Some(top) = self.len.checked_sub(1) else {
+            return Err(XmlError::Malformed("end tag without a start tag".into()));
+        };
+        if self.names[top] != name {
+            return Err(XmlError::Malformed(format!(
+                "</{name}> closes <{}>",
+                self.names[top]
+            )));
+        }
+        self.len = top;
+        Ok(())
+    }
+}
+
+/// The first `needle` in `haystack`. In WeCom's XML the next `<` or `>` is usually a few bytes
+/// away, where setting up a SIMD search costs more than looking: look at a few bytes first.
+fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    const NEAR: usize = 16;
+    let near = haystack.len().min(NEAR);
+    match haystack[..near].iter().position(|&b| b == needle) {
+        Some(at) => Some(at),
+        None => memchr::memchr(needle, &haystack[near..]).map(|at| at + near),
+    }
 }
 
 /// Trims XML's white space (space, tab, CR, LF), and nothing else: an ideographic space a
