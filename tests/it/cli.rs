@@ -82,9 +82,14 @@ fn check_reports_a_broken_script_with_file_and_line() {
     );
 }
 
-/// Starts `trumpet serve` in `dir` on the embedded defaults (on a free port) and returns it with
-/// what it printed up to "serving".
-fn serve_once(dir: &std::path::Path) -> (std::process::Child, String) {
+/// A running `trumpet serve`, started in `dir` on the embedded defaults (on a free port).
+struct Running {
+    child: std::process::Child,
+    printed: std::thread::JoinHandle<String>,
+    drain: std::thread::JoinHandle<usize>,
+}
+
+fn start(dir: &std::path::Path) -> Running {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -116,23 +121,52 @@ fn serve_once(dir: &std::path::Path) -> (std::process::Child, String) {
         assert!(Instant::now() < deadline, "never started");
     }
     let drain = std::thread::spawn(move || lines.count());
-    // Stop gracefully, as systemd does.
+    Running {
+        child,
+        printed,
+        drain,
+    }
+}
+
+/// Stops gracefully, as systemd does, and returns what the service printed on stdout.
+fn stop(mut running: Running) -> String {
     let status = Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(running.child.id().to_string())
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
-    drain.join().unwrap();
+    let exit = running.child.wait().unwrap();
+    running.drain.join().unwrap();
     assert!(exit.success(), "graceful stop exits 0: {exit:?}");
-    (child, printed.join().unwrap())
+    running.printed.join().unwrap()
+}
+
+fn serve_once(dir: &std::path::Path) -> String {
+    stop(start(dir))
+}
+
+#[test]
+fn a_store_held_by_a_running_service_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path());
+    let started = Instant::now();
+    let out = trumpet()
+        .arg("credentials")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("in use by another process"), "{err}");
+    stop(running);
 }
 
 #[test]
 fn first_start_prints_generated_credentials_once_and_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, first) = serve_once(dir.path());
+    let first = serve_once(dir.path());
     let url = value_after(&first, "URL");
     assert!(url.ends_with("/wecom/robot/trumpet"), "{url}");
     let token = value_after(&first, "Token");
@@ -144,7 +178,7 @@ fn first_start_prints_generated_credentials_once_and_keeps_them() {
         "store under ./data"
     );
 
-    let (_, second) = serve_once(dir.path());
+    let second = serve_once(dir.path());
     assert!(
         !second.contains(&token),
         "printed only on first start: {second}"
