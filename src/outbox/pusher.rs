@@ -231,6 +231,7 @@ async fn send_with_retries(
 /// Marks `chat` released because WeCom answered `errcode` (robot removed or key invalid).
 async fn release_group(store: &Store, chat: &ChatId, errcode: i64) {
     let store = store.clone();
+    let chat_id = chat.clone();
     let chat = chat.clone();
     let result = tokio::task::spawn_blocking(move || {
         store.write(|tx| {
@@ -251,9 +252,11 @@ async fn release_group(store: &Store, chat: &ChatId, errcode: i64) {
     })
     .await;
     match result {
-        Ok(Ok(true)) => warn!(errcode, "group released: WeCom says the robot is gone"),
+        Ok(Ok(true)) => {
+            warn!(chat = %chat_id, errcode, "group released: WeCom says the robot is gone")
+        }
         Ok(Ok(false)) => {}
-        Ok(Err(e)) => error!(error = %e, "could not mark the group released"),
+        Ok(Err(e)) => error!(chat = %chat_id, error = %e, "could not mark the group released"),
         Err(e) => error!(error = %e, "release task failed"),
     }
 }
