@@ -44,6 +44,7 @@ fn batch(start: usize) -> Vec<Work> {
                     kind: EventKind::Text {
                         text: "发票".into(),
                     },
+                    mentioned: true,
                     received_at: Utc::now(),
                 }),
                 dedupe_key: format!("trumpet\u{1f}msg-{i}"),

@@ -175,6 +175,7 @@ impl App {
         let state = Arc::new(AppState {
             robots: self.endpoints.clone(),
             dedupe,
+            cooldowns: Default::default(),
             pipeline,
             scripts: Arc::clone(&self.scripts),
             store: self.store.clone(),

@@ -91,6 +91,9 @@ pub struct Event {
     /// The group robot's push URL for this conversation, as the channel reported it (unchecked).
     pub webhook_url: Option<String>,
     pub kind: EventKind,
+    /// Whether the bot was @-mentioned (or spoken to one-to-one). Always true on the group
+    /// robot, which only hears mentions.
+    pub mentioned: bool,
     pub received_at: DateTime<Utc>,
 }
 

@@ -12,9 +12,10 @@
 //! | [`app`] | building the service from settings; graceful shutdown |
 //! | [`domain`] | ids, events, replies and messages shared by every part |
 //! | [`channels`] | wire formats: WeCom crypto, the group robot's callbacks and webhook |
-//! | [`engine`] | pure rules: what to answer |
+//! | [`engine`] | pure rules: normalisation, keyword replies, what to answer |
 //! | [`scripts`] | loading the operator's bot-scripts |
 //! | [`dedupe`] | handled message ids, so WeCom's retries trigger nothing twice |
+//! | [`cooldowns`] | when keyword rules last answered in each conversation |
 //! | [`pipeline`] | the ordered path from an accepted event to the store and the pusher |
 //! | [`outbox`] | rate limits and pushes through robot webhooks |
 //! | [`store`] | the redb file: tables, schema version, typed accessors |
@@ -26,6 +27,7 @@ pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod cooldowns;
 pub mod dedupe;
 pub mod domain;
 pub mod engine;

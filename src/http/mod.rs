@@ -16,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::channels::wecom::robot::RobotEndpoint;
 use crate::config::Secret;
+use crate::cooldowns::Cooldowns;
 use crate::dedupe::Dedupe;
 use crate::pipeline::PipelineHandle;
 use crate::scripts::Scripts;
@@ -28,6 +29,7 @@ pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub robots: HashMap<String, Arc<RobotEndpoint>>,
     pub dedupe: Arc<Dedupe>,
+    pub cooldowns: Cooldowns,
     pub pipeline: PipelineHandle,
     pub scripts: Arc<Scripts>,
     pub store: Store,

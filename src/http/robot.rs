@@ -81,11 +81,18 @@ pub async fn callback(
         return StatusCode::OK.into_response();
     }
 
-    let reply = engine::passive_reply(&event, &state.scripts);
+    let now = Utc::now();
+    let conversation = match event.chat_id() {
+        Some(chat) => chat.to_string(),
+        None => format!("direct:{}", event.from.user_id),
+    };
+    let answer = engine::passive_reply(&event, &state.scripts, now, |rule| {
+        state.cooldowns.is_cooling(&conversation, rule, now)
+    });
     let key = dedupe_key(&event.bot, &event.msg_id);
     let record = DedupeRecord {
         at: unix_now(),
-        reply,
+        reply: answer.as_ref().map(|a| a.reply.clone()),
     };
     let reply = match state.dedupe.insert_if_new(&key, record.clone()) {
         Seen::Before(earlier) => {
@@ -94,6 +101,10 @@ pub async fn callback(
         }
         Seen::New => {
             debug!(bot = %bot_id, msg_id = %event.msg_id, chat = ?event.chat_id(), "accepted");
+            if let Some((rule, secs)) = answer.and_then(|a| a.rule) {
+                debug!(bot = %bot_id, msg_id = %event.msg_id, rule = %rule, "keyword reply");
+                state.cooldowns.start(&conversation, &rule, now, secs);
+            }
             let reply = record.reply.clone();
             let work = Work::Event {
                 event: Box::new(event),
@@ -109,10 +120,10 @@ pub async fn callback(
             reply
         }
     };
-    answer(endpoint, &query, reply.as_ref(), &bot_id)
+    respond(endpoint, &query, reply.as_ref(), &bot_id)
 }
 
-fn answer(
+fn respond(
     endpoint: &RobotEndpoint,
     query: &crate::channels::wecom::robot::CallbackQuery,
     reply: Option<&Reply>,

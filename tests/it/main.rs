@@ -6,4 +6,5 @@ mod admin;
 mod adoption;
 mod callbacks;
 mod cli;
+mod keywords;
 mod pushes;

@@ -518,6 +518,8 @@ impl RobotMessage<'_> {
             },
             webhook_url: (!self.webhook_url.is_empty()).then(|| self.webhook_url.into_owned()),
             kind,
+            // The robot is only called for messages that @-mention it, or in one-to-one chats.
+            mentioned: true,
             received_at,
         })
     }

@@ -1,20 +1,27 @@
-//! Loading the operator's `bot-scripts/`: for now the built-in messages (the adoption greeting,
-//! help, and the answer to @-messages nothing else handles) in `bot-scripts/messages.toml`.
+//! Loading the operator's `bot-scripts/`: the built-in messages (the adoption greeting, help,
+//! and the answer to @-messages nothing else handles) in `messages.toml`, and the keyword
+//! replies in `keywords.toml` ([`keywords`]).
 //!
 //! A broken file is reported with `file:line:column` and the reason. When the directory does
 //! not exist the copy embedded at build time is used, so the service runs out of the box.
+
+pub mod keywords;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::domain::{OutMessage, Reply};
+use crate::engine::keywords::KeywordSet;
 
 /// The messages file inside the scripts directory.
 pub const MESSAGES_FILE: &str = "messages.toml";
 
 /// The shipped `bot-scripts/messages.toml`, used when the directory is missing.
-pub const EMBEDDED_MESSAGES: &str = include_str!("../bot-scripts/messages.toml");
+pub const EMBEDDED_MESSAGES: &str = include_str!("../../bot-scripts/messages.toml");
+
+/// The shipped `bot-scripts/keywords.toml`, used when the directory is missing.
+pub const EMBEDDED_KEYWORDS: &str = include_str!("../../bot-scripts/keywords.toml");
 
 /// A bot-scripts file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +119,7 @@ struct MessagesFile {
 }
 
 /// The loaded scripts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Scripts {
     /// Posted when the bot is added to a group.
     pub adoption: Message,
@@ -122,31 +129,47 @@ pub struct Scripts {
     pub help_triggers: Vec<String>,
     /// The answer to an @-message nothing else handles; `None` stays silent.
     pub fallback: Option<Message>,
+    /// Keyword replies.
+    pub keywords: KeywordSet,
     /// Where they were loaded from (`None`: the embedded copy).
     pub source: Option<PathBuf>,
 }
 
 impl Scripts {
-    /// Loads `dir/messages.toml`, or the embedded copy when `dir` does not exist.
+    /// Loads `dir/messages.toml` and `dir/keywords.toml` (optional), or the embedded copies
+    /// when `dir` does not exist.
     pub fn load(dir: &Path) -> Result<Scripts, ScriptError> {
         if !dir.exists() {
-            return Self::parse(EMBEDDED_MESSAGES, Path::new("<embedded>/messages.toml"))
-                .map(|s| Scripts { source: None, ..s });
+            return Self::embedded();
         }
-        let file = dir.join(MESSAGES_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|e| ScriptError {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            reason: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, &file).map(|s| Scripts {
-            source: Some(dir.to_owned()),
-            ..s
-        })
+        let read = |file: &Path| {
+            std::fs::read_to_string(file).map_err(|e| ScriptError {
+                file: file.to_owned(),
+                line: 0,
+                column: 0,
+                reason: format!("cannot read: {e}"),
+            })
+        };
+        let messages_file = dir.join(MESSAGES_FILE);
+        let mut scripts = Self::parse(&read(&messages_file)?, &messages_file)?;
+        let keywords_file = dir.join(keywords::KEYWORDS_FILE);
+        if keywords_file.exists() {
+            scripts.keywords = keywords::parse(&read(&keywords_file)?, &keywords_file)?;
+        }
+        scripts.source = Some(dir.to_owned());
+        Ok(scripts)
     }
 
-    /// Parses and validates a messages file; `file` names it in errors.
+    /// The copies built into the binary.
+    pub fn embedded() -> Result<Scripts, ScriptError> {
+        let mut scripts = Self::parse(EMBEDDED_MESSAGES, Path::new("<embedded>/messages.toml"))?;
+        scripts.keywords =
+            keywords::parse(EMBEDDED_KEYWORDS, Path::new("<embedded>/keywords.toml"))?;
+        Ok(scripts)
+    }
+
+    /// Parses and validates a messages file (with no keyword replies); `file` names it in
+    /// errors.
     pub fn parse(text: &str, file: &Path) -> Result<Scripts, ScriptError> {
         let at = |offset: Option<usize>, reason: String| {
             let (line, column) = offset.map(|o| line_col(text, o)).unwrap_or((1, 1));
@@ -192,6 +215,7 @@ impl Scripts {
             help: parsed.help.message(),
             help_triggers: triggers,
             fallback: parsed.fallback,
+            keywords: KeywordSet::default(),
             source: None,
         })
     }
@@ -206,7 +230,7 @@ impl Scripts {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -238,8 +262,9 @@ mod tests {
                 .as_path(),
         )
         .unwrap();
-        let embedded = Scripts::parse(EMBEDDED_MESSAGES, Path::new("x")).unwrap();
+        let embedded = Scripts::embedded().unwrap();
         assert_eq!(on_disk.adoption, embedded.adoption);
+        assert_eq!(on_disk.keywords.rules(), embedded.keywords.rules());
     }
 
     #[test]

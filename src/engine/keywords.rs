@@ -1,0 +1,236 @@
+//! Keyword replies: the rules operators write in `bot-scripts/keywords.toml`, compiled into one
+//! matcher. Every literal pattern of every rule goes into a single Aho-Corasick automaton, so the
+//! cost of matching a message barely grows with the number of rules; regex rules go into one
+//! `RegexSet`; exact rules into a hash map. Pure: the caller passes the time and the cooldowns.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::RegexSet;
+
+use crate::scripts::Message;
+
+/// How a rule's patterns are compared with the (normalised) message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// The whole message equals one of the patterns.
+    Exact,
+    /// The message contains one of the patterns.
+    Contains,
+    /// The message contains every pattern, in any order.
+    AllOf,
+    /// One of the patterns (regular expressions) matches somewhere in the message.
+    Regex,
+}
+
+/// A daily window in local time, in minutes after midnight; `start > end` wraps past midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl Window {
+    fn contains(self, minute: u16) -> bool {
+        if self.start <= self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+}
+
+/// One validated keyword rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeywordRule {
+    pub id: String,
+    pub mode: MatchMode,
+    /// Normalised patterns (regex source for `Regex`).
+    pub patterns: Vec<String>,
+    /// Higher wins; ties go to the rule written first.
+    pub priority: i32,
+    /// After answering in a group, the rule stays silent there for this long.
+    pub cooldown: Duration,
+    /// Answer only when the bot is @-mentioned.
+    pub mentioned_only: bool,
+    /// Local-time windows in which the rule is active; empty means always.
+    pub hours: Vec<Window>,
+    pub enabled: bool,
+    pub reply: Message,
+}
+
+/// What a message is matched against.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchInput<'a> {
+    /// The normalised text.
+    pub text: &'a str,
+    /// Whether the bot was @-mentioned.
+    pub mentioned: bool,
+    /// Local time of day, in minutes after midnight.
+    pub minute_of_day: u16,
+}
+
+/// All keyword rules, compiled.
+#[derive(Debug, Default)]
+pub struct KeywordSet {
+    rules: Vec<KeywordRule>,
+    automaton: Option<AhoCorasick>,
+    /// For each automaton pattern: (rule index, the pattern's index within the rule).
+    literal_owner: Vec<(u32, u8)>,
+    exact: HashMap<String, Vec<u32>>,
+    regexes: Option<RegexSet>,
+    regex_owner: Vec<u32>,
+}
+
+/// A rule set that could not be compiled (a bad regex, too many patterns in one rule).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule {rule:?}: {reason}")]
+pub struct CompileError {
+    pub rule: String,
+    pub reason: String,
+}
+
+/// `all_of` tracks matched patterns in a 64-bit mask.
+pub const MAX_PATTERNS_PER_RULE: usize = 64;
+
+impl KeywordSet {
+    /// Compiles `rules` (patterns already normalised).
+    pub fn build(rules: Vec<KeywordRule>) -> Result<Self, CompileError> {
+        let mut literals = Vec::new();
+        let mut literal_owner = Vec::new();
+        let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut regex_sources = Vec::new();
+        let mut regex_owner = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            let index = index as u32;
+            if rule.patterns.len() > MAX_PATTERNS_PER_RULE {
+                return Err(CompileError {
+                    rule: rule.id.clone(),
+                    reason: format!("at most {MAX_PATTERNS_PER_RULE} patterns per rule"),
+                });
+            }
+            for (p, pattern) in rule.patterns.iter().enumerate() {
+                match rule.mode {
+                    MatchMode::Contains | MatchMode::AllOf => {
+                        literals.push(pattern.as_str());
+                        literal_owner.push((index, p as u8));
+                    }
+                    MatchMode::Exact => exact.entry(pattern.clone()).or_default().push(index),
+                    MatchMode::Regex => {
+                        regex_sources.push(pattern.as_str());
+                        regex_owner.push(index);
+                    }
+                }
+            }
+        }
+        let automaton = if literals.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&literals)
+                    .map_err(|e| CompileError {
+                        rule: "*".into(),
+                        reason: e.to_string(),
+                    })?,
+            )
+        };
+        let regexes = if regex_sources.is_empty() {
+            None
+        } else {
+            Some(RegexSet::new(&regex_sources).map_err(|e| {
+                // Name the rule whose pattern is at fault.
+                let rule = regex_sources
+                    .iter()
+                    .position(|s| regex::Regex::new(s).is_err())
+                    .map(|i| rules[regex_owner[i] as usize].id.clone())
+                    .unwrap_or_else(|| "*".into());
+                CompileError {
+                    rule,
+                    reason: e.to_string(),
+                }
+            })?)
+        };
+        Ok(Self {
+            rules,
+            automaton,
+            literal_owner,
+            exact,
+            regexes,
+            regex_owner,
+        })
+    }
+
+    pub fn rules(&self) -> &[KeywordRule] {
+        &self.rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rule that answers `input`: the highest-priority matching rule that is enabled,
+    /// active at this time of day and allowed without a mention. Cooldowns are the caller's.
+    pub fn find(&self, input: &MatchInput<'_>) -> Option<&KeywordRule> {
+        let mut best: Option<u32> = None;
+        let mut consider = |index: u32| {
+            let rule = &self.rules[index as usize];
+            let eligible = rule.enabled
+                && (input.mentioned || !rule.mentioned_only)
+                && (rule.hours.is_empty()
+                    || rule.hours.iter().any(|w| w.contains(input.minute_of_day)));
+            if !eligible {
+                return;
+            }
+            let better = match best {
+                None => true,
+                Some(b) => {
+                    let current = &self.rules[b as usize];
+                    rule.priority > current.priority
+                        || (rule.priority == current.priority && index < b)
+                }
+            };
+            if better {
+                best = Some(index);
+            }
+        };
+
+        if let Some(ac) = &self.automaton {
+            // Masks of matched patterns, per rule, for all_of; few rules match any one message.
+            let mut seen: Vec<(u32, u64)> = Vec::new();
+            for m in ac.find_overlapping_iter(input.text) {
+                let (rule, pattern) = self.literal_owner[m.pattern().as_usize()];
+                match seen.iter_mut().find(|(r, _)| *r == rule) {
+                    Some((_, mask)) => *mask |= 1 << pattern,
+                    None => seen.push((rule, 1 << pattern)),
+                }
+            }
+            for (rule, mask) in seen {
+                let r = &self.rules[rule as usize];
+                let complete = match r.mode {
+                    MatchMode::AllOf => mask.count_ones() as usize == r.patterns.len(),
+                    _ => true,
+                };
+                if complete {
+                    consider(rule);
+                }
+            }
+        }
+        if let Some(rules) = self.exact.get(input.text) {
+            rules.iter().copied().for_each(&mut consider);
+        }
+        if let Some(set) = &self.regexes {
+            for i in set.matches(input.text).iter() {
+                consider(self.regex_owner[i]);
+            }
+        }
+        best.map(|i| &self.rules[i as usize])
+    }
+}
+
+#[cfg(test)]
+#[path = "keywords_tests.rs"]
+mod tests;
