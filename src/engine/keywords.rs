@@ -219,7 +219,10 @@ impl KeywordSet {
                 }
             }
         }
-        if let Some(rules) = self.exact.get(input.text) {
+        if let Some(rules) = (!self.exact.is_empty())
+            .then(|| self.exact.get(input.text))
+            .flatten()
+        {
             rules.iter().copied().for_each(&mut consider);
         }
         if let Some(set) = &self.regexes {

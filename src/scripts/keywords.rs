@@ -2,6 +2,7 @@
 //! [`KeywordRule`]s (patterns normalised, regexes compiled, windows parsed) and compiled into a
 //! [`KeywordSet`]. Errors point at the rule's line.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -150,12 +151,12 @@ pub fn parse(text: &str, file: &Path) -> Result<KeywordSet, ScriptError> {
         )
     })?;
     let mut rules = Vec::with_capacity(parsed.keyword.len());
-    let mut starts = Vec::with_capacity(parsed.keyword.len());
+    let mut first_at: HashMap<String, usize> = HashMap::with_capacity(parsed.keyword.len());
     for spanned in parsed.keyword {
         let start = spanned.span().start;
         let rule = validate(spanned.into_inner()).map_err(|reason| at(start, reason))?;
-        if let Some(i) = rules.iter().position(|r: &KeywordRule| r.id == rule.id) {
-            let (line, _) = line_col(text, starts[i]);
+        if let Some(&earlier) = first_at.get(&rule.id) {
+            let (line, _) = line_col(text, earlier);
             return Err(at(
                 start,
                 format!(
@@ -164,8 +165,8 @@ pub fn parse(text: &str, file: &Path) -> Result<KeywordSet, ScriptError> {
                 ),
             ));
         }
+        first_at.insert(rule.id.clone(), start);
         rules.push(rule);
-        starts.push(start);
     }
     KeywordSet::build(rules).map_err(|e| {
         let offset = text.find(&format!("\"{}\"", e.rule)).unwrap_or(0);
