@@ -128,6 +128,9 @@ fn start_server(bot: &str, log: &str) -> Result<Server, String> {
 /// One prepared request: its URI (parsed once, here, not while measuring) and body.
 type Prepared = (hyper::Uri, bytes::Bytes);
 
+/// Prepares the callbacks. The text matches no keyword rule of the shipped scripts, so every
+/// callback is normalised, matched and answered (with the fallback reply): the full work, with no
+/// cooldown making later callbacks cheaper.
 fn prepare(args: &Args, base: &str) -> Result<Vec<Prepared>, String> {
     let crypto = CallbackCrypto::new(TOKEN, EncodingAesKey::parse(AES_KEY).unwrap(), "");
     let endpoint = RobotEndpoint::new(BotId::parse(&args.bot).unwrap(), crypto, 86_400);
@@ -141,7 +144,7 @@ fn prepare(args: &Args, base: &str) -> Result<Vec<Prepared>, String> {
                 "<xml><WebhookUrl><![CDATA[https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=load-{chat}]]></WebhookUrl>\
                  <ChatId><![CDATA[{chat}]]></ChatId><ChatType>group</ChatType>\
                  <From><UserId>{user}</UserId><Name><![CDATA[成员{user}]]></Name></From>\
-                 <MsgType>text</MsgType><Text><Content><![CDATA[@会计小喇叭 发票怎么开 {i}]]></Content></Text>\
+                 <MsgType>text</MsgType><Text><Content><![CDATA[@会计小喇叭 请问这张单据应该怎么处理 {i}]]></Content></Text>\
                  <MsgId>load-{run}-{i}</MsgId></xml>"
             );
             let (query, body) = endpoint
