@@ -13,7 +13,8 @@ use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
 use trumpet::outbox::{PushSettings, Pusher};
 use trumpet::pipeline::{Pipeline, Work};
-use trumpet::scripts::{EMBEDDED_MESSAGES, Scripts};
+use trumpet::scripts::Scripts;
+use trumpet::scripts::live::LiveScripts;
 use trumpet::store::{DedupeRecord, Store};
 
 const BATCH: usize = 500;
@@ -75,7 +76,10 @@ fn benches(c: &mut Criterion) {
     let pipeline = Pipeline {
         store,
         pusher,
-        scripts: Arc::new(Scripts::parse(EMBEDDED_MESSAGES, std::path::Path::new("m")).unwrap()),
+        scripts: Arc::new(LiveScripts::new(
+            Scripts::embedded().unwrap(),
+            std::path::Path::new("bot-scripts"),
+        )),
         webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
     };
     let mut next = 0;

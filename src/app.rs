@@ -23,6 +23,7 @@ use crate::dedupe::Dedupe;
 use crate::http::{AppState, router};
 use crate::outbox::{PushSettings, Pusher};
 use crate::pipeline::{Pipeline, Work, unix_now};
+use crate::scripts::live::LiveScripts;
 use crate::scripts::{ScriptError, Scripts};
 use crate::store::{Store, StoreError, StoredCredentials};
 
@@ -70,7 +71,7 @@ pub fn generate_credentials() -> BotCredentials {
 pub struct App {
     config: Config,
     store: Store,
-    scripts: Arc<Scripts>,
+    scripts: Arc<LiveScripts>,
     endpoints: HashMap<String, Arc<RobotEndpoint>>,
     generated: Vec<GeneratedCredentials>,
 }
@@ -80,11 +81,12 @@ impl App {
     /// and loads bot-scripts.
     pub fn build(config: Config) -> Result<App, AppError> {
         let store = Store::open(&config.storage.path)?;
-        let scripts = Arc::new(Scripts::load(&config.scripts.dir)?);
-        if scripts.source.is_none() {
+        let loaded = Scripts::load(&config.scripts.dir)?;
+        if loaded.source.is_none() {
             warn!(dir = %config.scripts.dir.display(),
                 "bot-scripts directory not found; using the built-in copy");
         }
+        let scripts = Arc::new(LiveScripts::new(loaded, &config.scripts.dir));
         let mut endpoints = HashMap::new();
         let mut generated = Vec::new();
         for bot in &config.bots {
@@ -166,6 +168,12 @@ impl App {
         }
         .spawn();
 
+        let watcher = (config.scripts.watch_interval_ms > 0).then(|| {
+            tokio::spawn(
+                Arc::clone(&self.scripts)
+                    .watch(Duration::from_millis(config.scripts.watch_interval_ms)),
+            )
+        });
         let pruner = tokio::spawn(prune_periodically(
             Arc::clone(&dedupe),
             pipeline.clone(),
@@ -196,6 +204,9 @@ impl App {
             .await;
         info!("no longer accepting requests; draining");
         pruner.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         if let Err(e) = pipeline_task.await {
             error!(error = %e, "pipeline task failed");
         }

@@ -72,6 +72,7 @@ fn check(cli: &Cli) -> ExitCode {
     println!("configuration: ok ({} bot(s))", config.bots.len());
     match Scripts::load(&config.scripts.dir) {
         Ok(s) => {
+            let rules = s.keywords.rules().len();
             let from = s
                 .source
                 .map(|p| p.display().to_string())
@@ -81,7 +82,7 @@ fn check(cli: &Cli) -> ExitCode {
                         config.scripts.dir.display()
                     )
                 });
-            println!("bot-scripts: ok ({from})");
+            println!("bot-scripts: ok ({from}; {rules} keyword rules)");
             ExitCode::SUCCESS
         }
         Err(e) => {

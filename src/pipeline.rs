@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::{ChatId, Conversation, Event, EventKind};
 use crate::outbox::{PushJob, Pusher};
-use crate::scripts::Scripts;
+use crate::scripts::live::LiveScripts;
 use crate::store::{Adopter, DedupeRecord, GroupRecord, GroupStatus, Store, StoreError, WriteTx};
 
 /// Most items applied in one transaction.
@@ -61,7 +61,7 @@ impl PipelineHandle {
 pub struct Pipeline {
     pub store: Store,
     pub pusher: Pusher,
-    pub scripts: Arc<Scripts>,
+    pub scripts: Arc<LiveScripts>,
     pub webhook_hosts: Vec<String>,
 }
 
@@ -235,7 +235,11 @@ impl Pipeline {
                     Some(url) => pushes.push(PushJob {
                         chat: Some(chat.clone()),
                         url,
-                        message: self.scripts.adoption.push(Some(&event.from.user_id)),
+                        message: self
+                            .scripts
+                            .current()
+                            .adoption
+                            .push(Some(&event.from.user_id)),
                         purpose: "adoption_greeting",
                     }),
                     None => {

@@ -128,6 +128,8 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields)]
 pub struct ScriptsConfig {
     pub dir: PathBuf,
+    /// How often the directory is checked for edits, in milliseconds; 0 turns reloading off.
+    pub watch_interval_ms: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use regex::RegexSet;
 use crate::scripts::Message;
 
 /// How a rule's patterns are compared with the (normalised) message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchMode {
     /// The whole message equals one of the patterns.

@@ -109,3 +109,59 @@ pub async fn list_groups(State(state): State<Arc<AppState>>, headers: HeaderMap)
         Err(e) => internal_error(e),
     }
 }
+
+/// One loaded rule as `GET /api/v1/rules` shows it.
+#[derive(Serialize)]
+struct RuleView {
+    id: String,
+    kind: &'static str,
+    scope: &'static str,
+    #[serde(rename = "match")]
+    mode: crate::engine::keywords::MatchMode,
+    patterns: Vec<String>,
+    priority: i32,
+    cooldown_secs: u64,
+    mentioned_only: bool,
+    hours: Vec<String>,
+    enabled: bool,
+}
+
+/// `GET /api/v1/rules`: the rules in force.
+pub async fn list_rules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let scripts = state.scripts.current();
+    let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    let rules: Vec<RuleView> = scripts
+        .keywords
+        .rules()
+        .iter()
+        .map(|r| RuleView {
+            id: r.id.clone(),
+            kind: "keyword",
+            scope: "global",
+            mode: r.mode,
+            patterns: r.patterns.clone(),
+            priority: r.priority,
+            cooldown_secs: r.cooldown.as_secs(),
+            mentioned_only: r.mentioned_only,
+            hours: r
+                .hours
+                .iter()
+                .map(|w| format!("{}-{}", hm(w.start), hm(w.end)))
+                .collect(),
+            enabled: r.enabled,
+        })
+        .collect();
+    Json(rules).into_response()
+}
+
+/// `GET /api/v1/scripts/status`: which version of bot-scripts is in force, and the last
+/// refused edit.
+pub async fn scripts_status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    Json(state.scripts.status()).into_response()
+}

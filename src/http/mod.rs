@@ -19,7 +19,7 @@ use crate::config::Secret;
 use crate::cooldowns::Cooldowns;
 use crate::dedupe::Dedupe;
 use crate::pipeline::PipelineHandle;
-use crate::scripts::Scripts;
+use crate::scripts::live::LiveScripts;
 use crate::store::Store;
 
 /// Largest callback body accepted; WeCom's are a few kilobytes.
@@ -31,7 +31,7 @@ pub struct AppState {
     pub dedupe: Arc<Dedupe>,
     pub cooldowns: Cooldowns,
     pub pipeline: PipelineHandle,
-    pub scripts: Arc<Scripts>,
+    pub scripts: Arc<LiveScripts>,
     pub store: Store,
     pub admin_token: Option<Secret>,
 }
@@ -46,6 +46,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
     let admin = Router::new()
         .route("/api/v1/groups", get(admin::list_groups))
+        .route("/api/v1/rules", get(admin::list_rules))
+        .route("/api/v1/scripts/status", get(admin::scripts_status))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -86,7 +86,8 @@ pub async fn callback(
         Some(chat) => chat.to_string(),
         None => format!("direct:{}", event.from.user_id),
     };
-    let answer = engine::passive_reply(&event, &state.scripts, now, |rule| {
+    let scripts = state.scripts.current();
+    let answer = engine::passive_reply(&event, &scripts, now, |rule| {
         state.cooldowns.is_cooling(&conversation, rule, now)
     });
     let key = dedupe_key(&event.bot, &event.msg_id);

@@ -6,6 +6,7 @@
 //! not exist the copy embedded at build time is used, so the service runs out of the box.
 
 pub mod keywords;
+pub mod live;
 
 use std::path::{Path, PathBuf};
 

@@ -8,3 +8,4 @@ mod callbacks;
 mod cli;
 mod keywords;
 mod pushes;
+mod reload;

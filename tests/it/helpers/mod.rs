@@ -46,10 +46,15 @@ pub struct Options {
     pub bot: String,
     /// TOML appended at the end (more `[[bots]]`, …).
     pub more: String,
+    /// The bot-scripts directory (default: the repository's).
+    pub scripts_dir: Option<PathBuf>,
 }
 
 fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options) -> String {
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bot-scripts");
+    let scripts = options
+        .scripts_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"));
     format!(
         r#"
 [server]
@@ -59,6 +64,7 @@ shutdown_grace_secs = 5
 path = "{store}"
 [scripts]
 dir = "{scripts}"
+watch_interval_ms = 100
 [admin]
 token = "{ADMIN_TOKEN}"
 [wecom]

@@ -1,0 +1,159 @@
+//! Bot-scripts that change while the service runs: [`LiveScripts`] holds the version in force
+//! and swaps in a new one atomically after it has been validated completely; a broken edit keeps
+//! the previous version and is reported (log and `GET /api/v1/scripts/status`) with
+//! `file:line:column` and the reason.
+//!
+//! Changes are found by polling the directory's `*.toml` files (name, size, modification time):
+//! no platform file-watching API, and it works the same on network and container file systems.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::{ScriptError, Scripts};
+
+/// What `GET /api/v1/scripts/status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptsStatus {
+    /// The directory watched.
+    pub dir: PathBuf,
+    /// Whether the version in force came from the directory (false: the built-in copy).
+    pub from_dir: bool,
+    /// Counts up on every successful load.
+    pub version: u64,
+    pub loaded_at: DateTime<Utc>,
+    pub keyword_rules: usize,
+    /// The last failed load, when it is newer than the version in force.
+    pub error: Option<ReloadError>,
+}
+
+/// A failed load: where and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+impl ReloadError {
+    fn new(e: &ScriptError, at: DateTime<Utc>) -> Self {
+        Self {
+            file: e.file.display().to_string(),
+            line: e.line,
+            column: e.column,
+            reason: e.reason.clone(),
+            at,
+        }
+    }
+}
+
+/// The scripts in force, swappable while running. Cheap to share behind an `Arc`.
+pub struct LiveScripts {
+    current: RwLock<Arc<Scripts>>,
+    status: RwLock<ScriptsStatus>,
+    dir: PathBuf,
+}
+
+/// The `*.toml` files of a directory with their sizes and modification times, sorted; empty
+/// when the directory does not exist.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+impl LiveScripts {
+    /// Starts with `scripts`, loaded from `dir` (or the built-in copy).
+    pub fn new(scripts: Scripts, dir: &Path) -> Self {
+        let status = ScriptsStatus {
+            dir: dir.to_owned(),
+            from_dir: scripts.source.is_some(),
+            version: 1,
+            loaded_at: Utc::now(),
+            keyword_rules: scripts.keywords.rules().len(),
+            error: None,
+        };
+        Self {
+            current: RwLock::new(Arc::new(scripts)),
+            status: RwLock::new(status),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The version in force.
+    pub fn current(&self) -> Arc<Scripts> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn status(&self) -> ScriptsStatus {
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Loads the directory again; swaps the new version in when it is valid, else keeps the
+    /// version in force and records the error. Blocking (reads files).
+    pub fn reload(&self) -> Result<(), ScriptError> {
+        let now = Utc::now();
+        match Scripts::load(&self.dir) {
+            Ok(scripts) => {
+                let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
+                status.version += 1;
+                status.loaded_at = now;
+                status.from_dir = scripts.source.is_some();
+                status.keyword_rules = scripts.keywords.rules().len();
+                status.error = None;
+                info!(dir = %self.dir.display(), version = status.version,
+                    keyword_rules = status.keyword_rules, "bot-scripts reloaded");
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(scripts);
+                Ok(())
+            }
+            Err(e) => {
+                warn!(error = %e, "bot-scripts edit refused; the previous version stays in force");
+                self.status.write().unwrap_or_else(|p| p.into_inner()).error =
+                    Some(ReloadError::new(&e, now));
+                Err(e)
+            }
+        }
+    }
+
+    /// Polls the directory every `every` and reloads when its files change. Runs until the
+    /// task is aborted.
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let dir = self.dir.clone();
+        let mut seen = fingerprint(&dir);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let dir = dir.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&dir)).await else {
+                continue;
+            };
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let this = Arc::clone(&self);
+            // The outcome is logged and kept in the status by `reload` itself.
+            let _ = tokio::task::spawn_blocking(move || this.reload()).await;
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Editing bot-scripts while the service runs: a valid edit changes the answer without a
+//! restart; a broken edit keeps the previous version and is reported with file and line.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> Value {
+    app.http
+        .get(app.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_status(app: &TestApp, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = get(app, "/api/v1/scripts/status").await;
+        if check(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "status never matched: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn edits_apply_without_a_restart_and_broken_edits_keep_the_old_version() {
+    let scripts = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        scripts.path(),
+    );
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    let hook = app.fake.webhook_url("reload");
+    let ask = |chat: &str, id: &str| {
+        robot_message(
+            chat,
+            "zhaoliu",
+            id,
+            &hook,
+            &text_body("@会计小喇叭 印花税怎么交"),
+        )
+    };
+    let reply = app.reply_to(&ask("r1", "r-1")).await.unwrap();
+    assert!(reply.contains("买卖合同0.3‰"), "{reply}");
+    let status = get(&app, "/api/v1/scripts/status").await;
+    assert_eq!(status["version"], 1);
+    assert_eq!(status["from_dir"], true);
+
+    // A valid edit: the stamp-duty answer changes.
+    let file = scripts.path().join("keywords.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        original.replace("买卖合同0.3‰", "买卖合同万分之三（已更新）"),
+    )
+    .unwrap();
+    wait_status(&app, |s| s["version"] == 2).await;
+    let reply = app.reply_to(&ask("r2", "r-2")).await.unwrap();
+    assert!(reply.contains("万分之三（已更新）"), "{reply}");
+
+    // A broken edit: reported with file and line, and the edited version stays in force.
+    let broken = original.replacen("match = \"regex\"", "match = \"fuzzy\"", 1);
+    let line = broken.lines().position(|l| l.contains("fuzzy")).unwrap() + 1;
+    std::fs::write(&file, broken).unwrap();
+    let status = wait_status(&app, |s| !s["error"].is_null()).await;
+    assert_eq!(status["version"], 2);
+    assert!(
+        status["error"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("keywords.toml"),
+        "{status}"
+    );
+    assert_eq!(status["error"]["line"], line, "{status}");
+    assert!(
+        status["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fuzzy"),
+        "{status}"
+    );
+    let reply = app.reply_to(&ask("r3", "r-3")).await.unwrap();
+    assert!(
+        reply.contains("万分之三（已更新）"),
+        "still the last good version: {reply}"
+    );
+
+    // Fixing it clears the error.
+    std::fs::write(&file, &original).unwrap();
+    let status = wait_status(&app, |s| s["version"] == 3).await;
+    assert!(status["error"].is_null(), "{status}");
+}
+
+#[tokio::test]
+async fn the_rules_in_force_are_listed() {
+    let app = spawn_app().await;
+    let rules = get(&app, "/api/v1/rules").await;
+    let rules = rules.as_array().unwrap();
+    assert!(rules.len() >= 20);
+    let invoice = rules.iter().find(|r| r["id"] == "invoice").unwrap();
+    assert_eq!(invoice["kind"], "keyword");
+    assert_eq!(invoice["scope"], "global");
+    assert_eq!(invoice["match"], "contains");
+    assert!(
+        invoice["patterns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "发票")
+    );
+    assert_eq!(invoice["enabled"], true);
+    let human = rules.iter().find(|r| r["id"] == "human-service").unwrap();
+    assert_eq!(human["hours"][0], "09:00-18:00");
+    let anonymous = app.http.get(app.url("/api/v1/rules")).send().await.unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+}
