@@ -40,6 +40,21 @@ pub enum Command {
     /// Print the stored callback URL, Token and EncodingAESKey of generated bots (stop the
     /// service first: the store is single-process).
     Credentials,
+    /// Show what the bot would answer to a message, sending nothing: the rule that answers and
+    /// the reply, with the group's view from the store when the service is stopped.
+    Simulate {
+        /// The group's chat id.
+        #[arg(long)]
+        group: String,
+        /// The sender's user id.
+        #[arg(long)]
+        from: String,
+        /// The message @-mentions the bot.
+        #[arg(long)]
+        mention: bool,
+        /// The message text.
+        text: String,
+    },
 }
 
 /// Runs the command and returns the process exit code.
@@ -54,6 +69,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check => check(&cli),
         Command::Serve => serve(&cli),
         Command::Credentials => credentials(&cli),
+        Command::Simulate {
+            ref group,
+            ref from,
+            mention,
+            ref text,
+        } => simulate(&cli, group, from, mention, text),
     }
 }
 
@@ -192,6 +213,108 @@ fn credentials(cli: &Cli) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    ExitCode::SUCCESS
+}
+
+fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> ExitCode {
+    use crate::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
+    use crate::engine::{self, normalize::normalize};
+
+    let config = match load_config(cli) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let scripts = match Scripts::load(&config.scripts.dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let chat = ChatId::new(group);
+    // The group's view, when the store can be read (it is single-process: not while serving).
+    if !config.storage.path.exists() {
+        println!(
+            "group   {group}: no store at {}",
+            config.storage.path.display()
+        );
+    } else {
+        match Store::open(&config.storage.path) {
+            Ok(store) => match (store.group(&chat), store.member(&chat, from)) {
+                (Ok(Some(g)), member) => {
+                    println!(
+                        "group   {group}: {}, {} members seen, {} messages",
+                        format!("{:?}", g.status).to_lowercase(),
+                        g.members_seen,
+                        g.messages
+                    );
+                    match member {
+                        Ok(Some(m)) => println!(
+                            "sender  {from}: {} messages, last seen {}",
+                            m.message_count, m.last_seen
+                        ),
+                        _ => println!("sender  {from}: not seen in this group yet"),
+                    }
+                }
+                (Ok(None), _) => println!("group   {group}: not in the store"),
+                (Err(e), _) => println!("group   {group}: store unreadable ({e})"),
+            },
+            Err(e) => println!("group   {group}: not shown ({e})"),
+        }
+    }
+    let stripped = crate::channels::wecom::robot::xml::strip_leading_mention(text);
+    let event = Event {
+        bot: config
+            .bots
+            .first()
+            .map(|b| b.id.clone())
+            .unwrap_or_else(|| BotId::parse("trumpet").expect("a valid id")),
+        msg_id: "simulated".into(),
+        conversation: Conversation::Group(chat),
+        from: Sender {
+            user_id: from.to_owned(),
+            ..Sender::default()
+        },
+        webhook_url: None,
+        kind: EventKind::Text {
+            text: stripped.to_owned(),
+        },
+        mentioned: mention,
+        received_at: chrono::Utc::now(),
+    };
+    println!(
+        "text    {stripped:?} (normalised {:?}){}",
+        normalize(stripped),
+        if mention {
+            ", @-mentions the bot"
+        } else {
+            ", no @-mention (the group robot only hears mentions)"
+        }
+    );
+    // Cooldowns live in the running service; here every rule is assumed ready.
+    match engine::passive_reply(&event, &scripts, event.received_at, |_| false) {
+        Some(answer) => {
+            let by = match &answer.rule {
+                Some((id, secs)) => format!("keyword rule {id:?} (cooldown {secs} s)"),
+                None if scripts.is_help(stripped) => "help".to_owned(),
+                None => "the fallback answer".to_owned(),
+            };
+            let (kind, content, mentioned) = match &answer.reply {
+                Reply::Text { content, mentioned } => ("text", content, mentioned.clone()),
+                Reply::Markdown { content } => ("markdown", content, Vec::new()),
+            };
+            let at = if mentioned.is_empty() {
+                String::new()
+            } else {
+                format!(", @{}", mentioned.join(" @"))
+            };
+            println!("answer  {by}: {kind} reply{at}");
+            for line in content.trim_end().lines() {
+                println!("        {line}");
+            }
+        }
+        None => println!("answer  none: the bot stays silent"),
     }
     ExitCode::SUCCESS
 }

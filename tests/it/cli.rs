@@ -193,3 +193,42 @@ fn first_start_prints_generated_credentials_once_and_keeps_them() {
     assert_eq!(value_after(&shown, "Token"), token);
     assert_eq!(value_after(&shown, "EncodingAESKey"), key);
 }
+
+#[test]
+fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trumpet()
+        .args([
+            "simulate",
+            "--group",
+            "wrkX",
+            "--from",
+            "zhangsan",
+            "--mention",
+            "@会计小喇叭 ＣＰＡ报名",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("keyword rule \"cpa-exam\""), "{text}");
+    assert!(text.contains("@zhangsan"), "{text}");
+    assert!(text.contains("注册会计师"), "{text}");
+    assert!(!dir.path().join("data").exists(), "no store is created");
+
+    let silent = trumpet()
+        .args([
+            "simulate",
+            "--group",
+            "wrkX",
+            "--from",
+            "zhangsan",
+            "随便聊聊",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(silent.stdout).unwrap();
+    assert!(text.contains("answer  none"), "{text}");
+}
