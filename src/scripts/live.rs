@@ -112,6 +112,20 @@ impl LiveScripts {
     /// version in force and records the error. Blocking (reads files).
     pub fn reload(&self) -> Result<(), ScriptError> {
         let now = Utc::now();
+        if !self.dir.exists() && self.status().from_dir {
+            // A directory that vanishes (a deploy mid-way, a mistaken `rm`) must not swap the
+            // operator's rules for the built-in copy.
+            let e = ScriptError {
+                file: self.dir.clone(),
+                line: 0,
+                column: 0,
+                reason: "the directory is gone; the loaded version stays in force".into(),
+            };
+            warn!(error = %e, "bot-scripts directory missing");
+            self.status.write().unwrap_or_else(|p| p.into_inner()).error =
+                Some(ReloadError::new(&e, now));
+            return Err(e);
+        }
         match Scripts::load(&self.dir) {
             Ok(scripts) => {
                 let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
@@ -155,5 +169,34 @@ impl LiveScripts {
             // The outcome is logged and kept in the status by `reload` itself.
             let _ = tokio::task::spawn_blocking(move || this.reload()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vanished_directory_keeps_the_loaded_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let scripts_dir = dir.path().join("bot-scripts");
+        std::fs::create_dir(&scripts_dir).unwrap();
+        std::fs::write(
+            scripts_dir.join("messages.toml"),
+            super::super::EMBEDDED_MESSAGES,
+        )
+        .unwrap();
+        std::fs::write(
+            scripts_dir.join("keywords.toml"),
+            "[[keyword]]\nid = \"only\"\npatterns = [\"x\"]\nformat = \"text\"\ncontent = \"y\"\n",
+        )
+        .unwrap();
+        let live = LiveScripts::new(Scripts::load(&scripts_dir).unwrap(), &scripts_dir);
+        std::fs::remove_dir_all(&scripts_dir).unwrap();
+        assert!(live.reload().is_err());
+        assert_eq!(live.current().keywords.rules()[0].id, "only");
+        let status = live.status();
+        assert_eq!(status.version, 1);
+        assert!(status.error.unwrap().reason.contains("gone"));
     }
 }
