@@ -16,22 +16,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-async fn get(app: &TestApp, path: &str) -> Value {
-    app.http
-        .get(app.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn wait_status(app: &TestApp, check: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = get(app, "/api/v1/scripts/status").await;
+        let status = app.api("/api/v1/scripts/status").await;
         if check(&status) {
             return status;
         }
@@ -64,7 +52,7 @@ async fn edits_apply_without_a_restart_and_broken_edits_keep_the_old_version() {
     };
     let reply = app.reply_to(&ask("r1", "r-1")).await.unwrap();
     assert!(reply.contains("买卖合同0.3‰"), "{reply}");
-    let status = get(&app, "/api/v1/scripts/status").await;
+    let status = app.api("/api/v1/scripts/status").await;
     assert_eq!(status["version"], 1);
     assert_eq!(status["from_dir"], true);
 
@@ -116,7 +104,7 @@ async fn edits_apply_without_a_restart_and_broken_edits_keep_the_old_version() {
 #[tokio::test]
 async fn the_rules_in_force_are_listed() {
     let app = spawn_app().await;
-    let rules = get(&app, "/api/v1/rules").await;
+    let rules = app.api("/api/v1/rules").await;
     let rules = rules.as_array().unwrap();
     assert!(rules.len() >= 20);
     let invoice = rules.iter().find(|r| r["id"] == "invoice").unwrap();

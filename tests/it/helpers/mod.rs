@@ -208,10 +208,10 @@ impl TestApp {
         Some(self.crypto.decrypt(&encrypt).unwrap().message)
     }
 
-    /// `GET /api/v1/groups` with the admin token.
-    pub async fn groups(&self) -> Vec<Value> {
+    /// `GET path` on the admin API with the admin token, as JSON.
+    pub async fn api(&self, path: &str) -> Value {
         self.http
-            .get(self.url("/api/v1/groups"))
+            .get(self.url(path))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
@@ -219,6 +219,11 @@ impl TestApp {
             .json()
             .await
             .unwrap()
+    }
+
+    /// `GET /api/v1/groups` with the admin token.
+    pub async fn groups(&self) -> Vec<Value> {
+        serde_json::from_value(self.api("/api/v1/groups").await).unwrap()
     }
 
     /// Polls the groups API until `check` holds for the group `chat`, returning it.
