@@ -137,7 +137,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let config = &self.config;
-        let ttl_secs = i64::try_from(config.wecom.dedupe_ttl_hours * 3600).unwrap_or(i64::MAX);
+        // Validated to at most 30 days, so this cannot overflow.
+        let ttl_secs =
+            i64::try_from(config.wecom.dedupe_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
         let store = self.store.clone();
         let remembered =
             tokio::task::spawn_blocking(move || store.dedupe_since(unix_now() - ttl_secs))

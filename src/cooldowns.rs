@@ -30,7 +30,13 @@ impl Cooldowns {
         if secs == 0 {
             return;
         }
-        let end = now + Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2));
+        // Checked: an out-of-range length (the loader refuses them, but this must not panic on
+        // the request path either) cools down for as long as a date can say.
+        let end = i64::try_from(secs)
+            .ok()
+            .and_then(Duration::try_seconds)
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut until = self.until.lock().unwrap_or_else(|p| p.into_inner());
         if until.len() > SWEEP_ABOVE {
             until.retain(|_, &mut end| end > now);
@@ -54,5 +60,18 @@ mod tests {
         assert!(!c.is_cooling("g1", "tax", t0));
         c.start("g1", "tax", t0, 0);
         assert!(!c.is_cooling("g1", "tax", t0));
+    }
+}
+
+#[cfg(test)]
+mod overflow {
+    use super::*;
+
+    #[test]
+    fn an_absurd_cooldown_saturates_instead_of_panicking() {
+        let c = Cooldowns::default();
+        let now = Utc::now();
+        c.start("g", "r", now, u64::MAX);
+        assert!(c.is_cooling("g", "r", now));
     }
 }

@@ -30,6 +30,9 @@ const STRING_KEYS: [&str; 6] = [
     "log.level",
 ];
 
+/// The longest time handled message ids are kept: 30 days.
+const MAX_DEDUPE_TTL_HOURS: u64 = 30 * 24;
+
 /// The configuration file read when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG_FILE: &str = "trumpet.toml";
 
@@ -340,11 +343,11 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
     if w.timestamp_tolerance_secs == 0 {
         problem("wecom.timestamp_tolerance_secs", "must be positive".into());
     }
-    if w.dedupe_ttl_hours < 24 {
+    if !(24..=MAX_DEDUPE_TTL_HOURS).contains(&w.dedupe_ttl_hours) {
         problem(
             "wecom.dedupe_ttl_hours",
             format!(
-                "must be at least 24 (WeCom retries within a day), got {}",
+                "must be 24 to {MAX_DEDUPE_TTL_HOURS} (WeCom retries within a day; ids are kept in memory), got {}",
                 w.dedupe_ttl_hours
             ),
         );

@@ -183,3 +183,9 @@ fn a_missing_config_file_is_an_error() {
     let err = Config::load(Some(Path::new("/nonexistent/trumpet.toml"))).unwrap_err();
     assert!(matches!(err, ConfigError::MissingFile(_)), "{err}");
 }
+
+#[test]
+fn an_absurd_dedupe_ttl_is_refused_not_overflowed() {
+    let p = problems("[wecom]\ndedupe_ttl_hours = 9000000000000000000\n");
+    assert!(p.iter().any(|p| p.key == "wecom.dedupe_ttl_hours"), "{p:?}");
+}

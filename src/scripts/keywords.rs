@@ -12,6 +12,9 @@ use super::{Format, Message, ScriptError, line_col};
 use crate::engine::keywords::{KeywordRule, KeywordSet, MatchMode, Window};
 use crate::engine::normalize::normalize;
 
+/// The longest cooldown a rule may have: 30 days.
+pub const MAX_COOLDOWN_SECS: u64 = 30 * 24 * 3600;
+
 /// The keyword file inside the scripts directory (optional: no file, no keyword replies).
 pub const KEYWORDS_FILE: &str = "keywords.toml";
 
@@ -85,6 +88,12 @@ fn validate(raw: RawRule) -> Result<KeywordRule, String> {
     }
     if raw.content.trim().is_empty() {
         return Err(format!("rule {:?}: content must not be empty", raw.id));
+    }
+    if raw.cooldown_secs > MAX_COOLDOWN_SECS {
+        return Err(format!(
+            "rule {:?}: cooldown_secs must be at most {MAX_COOLDOWN_SECS} (30 days), got {}",
+            raw.id, raw.cooldown_secs
+        ));
     }
     let mut patterns: Vec<String> = Vec::new();
     for pattern in &raw.patterns {
@@ -200,6 +209,11 @@ mod tests {
         assert_eq!(e.line, 6, "{e}");
         let e = err(&RULE.replace("format = \"text\"", "format = \"text\"\nhours = [\"9-18\"]"));
         assert!(e.reason.contains("HH:MM"), "{e}");
+        let e = err(&RULE.replace(
+            "format = \"text\"",
+            "format = \"text\"\ncooldown_secs = 99999999999",
+        ));
+        assert!(e.reason.contains("at most"), "{e}");
         let e = err(&RULE.replace("[\"发票\"]", "[\" \"]"));
         assert!(e.reason.contains("empty pattern"), "{e}");
         let e = err(&RULE.replace("id = \"a\"", "id = \"a\"\nmatch = \"fuzzy\""));
