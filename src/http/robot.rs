@@ -27,7 +27,7 @@ fn endpoint<'a>(state: &'a AppState, bot_id: &str) -> Option<&'a Arc<RobotEndpoi
 }
 
 fn refuse(bot: &str, e: &CallbackError) -> Response {
-    warn!(bot = %bot, class = e.class(), error = %e, "callback refused");
+    warn!(bot = %bot, class = e.class(), code = ?e.code(), error = %e, "callback refused");
     StatusCode::from_u16(e.status())
         .unwrap_or(StatusCode::BAD_REQUEST)
         .into_response()

@@ -48,6 +48,18 @@ impl CallbackError {
         }
     }
 
+    /// The official WXBizMsgCrypt error code, where one applies (-40002 for unreadable XML), for
+    /// comparing a log line with WeCom's documentation.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            CallbackError::Crypto(e) => Some(e.code()),
+            CallbackError::Envelope(_) | CallbackError::Message(_) => Some(-40002),
+            CallbackError::BadQuery(_)
+            | CallbackError::StaleTimestamp(_)
+            | CallbackError::NotUtf8 => None,
+        }
+    }
+
     /// A short stable name for logs.
     pub fn class(&self) -> &'static str {
         match self {

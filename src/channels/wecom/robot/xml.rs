@@ -26,13 +26,6 @@ pub enum XmlError {
     GroupWithoutChatId,
 }
 
-impl XmlError {
-    /// The official WXBizMsgCrypt code for parse failures.
-    pub fn code(&self) -> i32 {
-        -40002
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     Root,
