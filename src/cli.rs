@@ -85,32 +85,34 @@ fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
     })
 }
 
+/// Loads bot-scripts, or prints the `file:line:column` error and gives the exit code.
+fn load_scripts(config: &Config) -> Result<Scripts, ExitCode> {
+    Scripts::load(&config.scripts.dir).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
 fn check(cli: &Cli) -> ExitCode {
     let config = match load_config(cli) {
         Ok(c) => c,
         Err(code) => return code,
     };
     println!("configuration: ok ({} bot(s))", config.bots.len());
-    match Scripts::load(&config.scripts.dir) {
-        Ok(s) => {
-            let rules = s.keywords.rules().len();
-            let from = s
-                .source
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| {
-                    format!(
-                        "{} not found; the built-in copy is used",
-                        config.scripts.dir.display()
-                    )
-                });
-            println!("bot-scripts: ok ({from}; {rules} keyword rules)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    let scripts = match load_scripts(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let from = match &scripts.source {
+        Some(dir) => dir.display().to_string(),
+        None => format!(
+            "{} not found; the built-in copy is used",
+            config.scripts.dir.display()
+        ),
+    };
+    let rules = scripts.keywords.rules().len();
+    println!("bot-scripts: ok ({from}; {rules} keyword rules)");
+    ExitCode::SUCCESS
 }
 
 fn print_credentials(generated: &GeneratedCredentials, first_time: bool) {
@@ -225,12 +227,9 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         Ok(c) => c,
         Err(code) => return code,
     };
-    let scripts = match Scripts::load(&config.scripts.dir) {
+    let scripts = match load_scripts(&config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let chat = ChatId::new(group);
     // The group's view, when the store can be read (it is single-process: not while serving).

@@ -53,10 +53,17 @@ impl ReloadError {
     }
 }
 
+/// What changes only with a load attempt; the rest of the status is read off the scripts.
+struct History {
+    version: u64,
+    loaded_at: DateTime<Utc>,
+    error: Option<ReloadError>,
+}
+
 /// The scripts in force, swappable while running. Cheap to share behind an `Arc`.
 pub struct LiveScripts {
     current: RwLock<Arc<Scripts>>,
-    status: RwLock<ScriptsStatus>,
+    history: RwLock<History>,
     dir: PathBuf,
 }
 
@@ -81,17 +88,13 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 impl LiveScripts {
     /// Starts with `scripts`, loaded from `dir` (or the built-in copy).
     pub fn new(scripts: Scripts, dir: &Path) -> Self {
-        let status = ScriptsStatus {
-            dir: dir.to_owned(),
-            from_dir: scripts.source.is_some(),
-            version: 1,
-            loaded_at: Utc::now(),
-            keyword_rules: scripts.keywords.rules().len(),
-            error: None,
-        };
         Self {
             current: RwLock::new(Arc::new(scripts)),
-            status: RwLock::new(status),
+            history: RwLock::new(History {
+                version: 1,
+                loaded_at: Utc::now(),
+                error: None,
+            }),
             dir: dir.to_owned(),
         }
     }
@@ -102,17 +105,30 @@ impl LiveScripts {
     }
 
     pub fn status(&self) -> ScriptsStatus {
-        self.status
-            .read()
+        let scripts = self.current();
+        let history = self.history.read().unwrap_or_else(|p| p.into_inner());
+        ScriptsStatus {
+            dir: self.dir.clone(),
+            from_dir: scripts.source.is_some(),
+            version: history.version,
+            loaded_at: history.loaded_at,
+            keyword_rules: scripts.keywords.rules().len(),
+            error: history.error.clone(),
+        }
+    }
+
+    fn refuse(&self, e: &ScriptError, at: DateTime<Utc>) {
+        self.history
+            .write()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .error = Some(ReloadError::new(e, at));
     }
 
     /// Loads the directory again; swaps the new version in when it is valid, else keeps the
     /// version in force and records the error. Blocking (reads files).
     pub fn reload(&self) -> Result<(), ScriptError> {
         let now = Utc::now();
-        if !self.dir.exists() && self.status().from_dir {
+        if !self.dir.exists() && self.current().source.is_some() {
             // A directory that vanishes (a deploy mid-way, a mistaken `rm`) must not swap the
             // operator's rules for the built-in copy.
             let e = ScriptError {
@@ -122,27 +138,25 @@ impl LiveScripts {
                 reason: "the directory is gone; the loaded version stays in force".into(),
             };
             warn!(error = %e, "bot-scripts directory missing");
-            self.status.write().unwrap_or_else(|p| p.into_inner()).error =
-                Some(ReloadError::new(&e, now));
+            self.refuse(&e, now);
             return Err(e);
         }
         match Scripts::load(&self.dir) {
             Ok(scripts) => {
-                let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
-                status.version += 1;
-                status.loaded_at = now;
-                status.from_dir = scripts.source.is_some();
-                status.keyword_rules = scripts.keywords.rules().len();
-                status.error = None;
-                info!(dir = %self.dir.display(), version = status.version,
-                    keyword_rules = status.keyword_rules, "bot-scripts reloaded");
+                let keyword_rules = scripts.keywords.rules().len();
+                // Swap under the history lock, so the version and the scripts change together.
+                let mut history = self.history.write().unwrap_or_else(|p| p.into_inner());
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(scripts);
+                history.version += 1;
+                history.loaded_at = now;
+                history.error = None;
+                info!(dir = %self.dir.display(), version = history.version, keyword_rules,
+                    "bot-scripts reloaded");
                 Ok(())
             }
             Err(e) => {
                 warn!(error = %e, "bot-scripts edit refused; the previous version stays in force");
-                self.status.write().unwrap_or_else(|p| p.into_inner()).error =
-                    Some(ReloadError::new(&e, now));
+                self.refuse(&e, now);
                 Err(e)
             }
         }
