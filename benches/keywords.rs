@@ -10,9 +10,11 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use trumpet::domain::GroupSettings;
 use trumpet::engine::keywords::{KeywordSet, MatchInput};
 use trumpet::engine::normalize::normalize;
-use trumpet::scripts::keywords::parse;
+use trumpet::engine::scope::Place;
+use trumpet::scripts::keywords::parse_file as parse;
 
 /// A distinct three-character Chinese keyword for rule `i` (from the CJK Unified Ideographs).
 fn pattern(i: usize) -> String {
@@ -49,12 +51,20 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("keywords");
     for rules in [10usize, 10_000] {
         let set: KeywordSet = parse(&keywords_toml(rules), Path::new("bench.toml")).unwrap();
+        let settings = GroupSettings::default();
+        let place = Place {
+            chat: None,
+            settings: &settings,
+        };
         let found = set
-            .find(&MatchInput {
-                text: &normalize(&message),
-                mentioned: true,
-                minute_of_day: 600,
-            })
+            .find(
+                &MatchInput {
+                    text: &normalize(&message),
+                    mentioned: true,
+                    minute_of_day: 600,
+                },
+                place,
+            )
             .map(|r| r.id.clone());
         assert_eq!(
             found.as_deref(),
@@ -64,11 +74,14 @@ fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("match", rules), &set, |b, set| {
             b.iter(|| {
                 let text = normalize(black_box(&message));
-                set.find(&MatchInput {
-                    text: &text,
-                    mentioned: true,
-                    minute_of_day: 600,
-                })
+                set.find(
+                    &MatchInput {
+                        text: &text,
+                        mentioned: true,
+                        minute_of_day: 600,
+                    },
+                    place,
+                )
                 .map(|r| r.priority)
             })
         });

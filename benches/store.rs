@@ -4,7 +4,6 @@
 //!
 //! Run: `cargo bench --bench store`. Figures are recorded in BENCHMARKS.md.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,8 +12,6 @@ use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
 use trumpet::outbox::{PushSettings, Pusher};
 use trumpet::pipeline::{Pipeline, Work};
-use trumpet::scripts::Scripts;
-use trumpet::scripts::live::LiveScripts;
 use trumpet::store::{DedupeRecord, Store};
 
 const BATCH: usize = 500;
@@ -53,6 +50,7 @@ fn batch(start: usize) -> Vec<Work> {
                     at: Utc::now().timestamp(),
                     reply: Some(reply.clone()),
                 },
+                posts: Vec::new(),
             }
         })
         .collect()
@@ -76,10 +74,6 @@ fn benches(c: &mut Criterion) {
     let pipeline = Pipeline {
         store,
         pusher,
-        scripts: Arc::new(LiveScripts::new(
-            Scripts::embedded().unwrap(),
-            std::path::Path::new("bot-scripts"),
-        )),
         webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
     };
     let mut next = 0;

@@ -20,7 +20,9 @@ use crate::channels::wecom::robot::RobotEndpoint;
 use crate::channels::wecom::robot::webhook::WebhookClient;
 use crate::config::{BotConfig, BotCredentials, Config, Secret};
 use crate::dedupe::Dedupe;
+use crate::groups::Directory;
 use crate::http::{AppState, router};
+use crate::lanes::Lanes;
 use crate::outbox::{PushSettings, Pusher};
 use crate::pipeline::{Pipeline, Work, unix_now};
 use crate::scripts::live::LiveScripts;
@@ -165,7 +167,6 @@ impl App {
         let (pipeline, pipeline_task) = Pipeline {
             store: self.store.clone(),
             pusher: pusher.clone(),
-            scripts: Arc::clone(&self.scripts),
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         }
         .spawn();
@@ -182,9 +183,12 @@ impl App {
             ttl_secs,
         ));
 
+        let directory = Arc::new(Directory::load(self.store.clone())?);
         let state = Arc::new(AppState {
             robots: self.endpoints.clone(),
             dedupe,
+            lanes: Lanes::default(),
+            directory,
             cooldowns: Default::default(),
             pipeline,
             scripts: Arc::clone(&self.scripts),

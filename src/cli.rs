@@ -111,8 +111,19 @@ fn check(cli: &Cli) -> ExitCode {
         ),
     };
     let rules = scripts.keywords.rules().len();
-    println!("bot-scripts: ok ({from}; {rules} keyword rules)");
-    ExitCode::SUCCESS
+    let commands = scripts.commands.commands.len();
+    match scripts.render_samples(chrono::Utc::now()) {
+        Ok(templates) => {
+            println!(
+                "bot-scripts: ok ({from}; {rules} keyword rules, {commands} commands, {templates} templates rendered with sample data)"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn print_credentials(generated: &GeneratedCredentials, first_time: bool) {
@@ -220,8 +231,10 @@ fn credentials(cli: &Cli) -> ExitCode {
 }
 
 fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> ExitCode {
-    use crate::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
-    use crate::engine::{self, normalize::normalize};
+    use crate::domain::{
+        Action, BotId, Capabilities, ChatId, Conversation, Event, EventKind, Reply, Sender,
+    };
+    use crate::engine::{self, GroupStats, GroupView, MemberBrief, normalize::normalize};
 
     let config = match load_config(cli) {
         Ok(c) => c,
@@ -232,7 +245,15 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         Err(code) => return code,
     };
     let chat = ChatId::new(group);
+    let now = chrono::Utc::now();
     // The group's view, when the store can be read (it is single-process: not while serving).
+    let mut settings = crate::domain::GroupSettings::default();
+    let mut members = Vec::new();
+    let mut stats = None;
+    let mut sender = Sender {
+        user_id: from.to_owned(),
+        ..Sender::default()
+    };
     if !config.storage.path.exists() {
         println!(
             "group   {group}: no store at {}",
@@ -240,24 +261,48 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         );
     } else {
         match Store::open(&config.storage.path) {
-            Ok(store) => match (store.group(&chat), store.member(&chat, from)) {
-                (Ok(Some(g)), member) => {
+            Ok(store) => match (store.group(&chat), store.settings(&chat)) {
+                (Ok(Some(g)), Ok(s)) => {
                     println!(
-                        "group   {group}: {}, {} members seen, {} messages",
+                        "group   {group}: {}, {} members seen, {} messages, tags [{}]",
                         format!("{:?}", g.status).to_lowercase(),
                         g.members_seen,
-                        g.messages
+                        g.messages,
+                        s.tags.iter().cloned().collect::<Vec<_>>().join(", ")
                     );
-                    match member {
-                        Ok(Some(m)) => println!(
-                            "sender  {from}: {} messages, last seen {}",
-                            m.message_count, m.last_seen
-                        ),
+                    let today = store.daily(&chat, now).unwrap_or_default();
+                    stats = Some(GroupStats {
+                        members_seen: g.members_seen,
+                        messages: g.messages,
+                        today_messages: today.messages,
+                        today_speakers: today.speakers,
+                    });
+                    members = store
+                        .members(&chat)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|m| MemberBrief {
+                            user_id: m.user_id,
+                            name: m.name,
+                        })
+                        .collect();
+                    settings = s;
+                    match store.member(&chat, from) {
+                        Ok(Some(m)) => {
+                            println!(
+                                "sender  {from}: {}, {} messages, last seen {}",
+                                scripts.commands.role_of(&settings, from).title(),
+                                m.message_count,
+                                m.last_seen
+                            );
+                            sender.name = m.name;
+                            sender.alias = m.alias;
+                        }
                         _ => println!("sender  {from}: not seen in this group yet"),
                     }
                 }
                 (Ok(None), _) => println!("group   {group}: not in the store"),
-                (Err(e), _) => println!("group   {group}: store unreadable ({e})"),
+                (Err(e), _) | (_, Err(e)) => println!("group   {group}: store unreadable ({e})"),
             },
             Err(e) => println!("group   {group}: not shown ({e})"),
         }
@@ -271,16 +316,13 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
             .unwrap_or_else(|| BotId::parse("trumpet").expect("a valid id")),
         msg_id: "simulated".into(),
         conversation: Conversation::Group(chat),
-        from: Sender {
-            user_id: from.to_owned(),
-            ..Sender::default()
-        },
+        from: sender,
         webhook_url: None,
         kind: EventKind::Text {
             text: stripped.to_owned(),
         },
         mentioned: mention,
-        received_at: chrono::Utc::now(),
+        received_at: now,
     };
     println!(
         "text    {stripped:?} (normalised {:?}){}",
@@ -292,28 +334,43 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         }
     );
     // Cooldowns live in the running service; here every rule is assumed ready.
-    match engine::passive_reply(&event, &scripts, event.received_at, |_| false) {
-        Some(answer) => {
-            let by = match &answer.rule {
-                Some((id, secs)) => format!("keyword rule {id:?} (cooldown {secs} s)"),
-                None if scripts.is_help(stripped) => "help".to_owned(),
-                None => "the fallback answer".to_owned(),
-            };
-            let (kind, content, mentioned) = match &answer.reply {
-                Reply::Text { content, mentioned } => ("text", content, mentioned.clone()),
-                Reply::Markdown { content } => ("markdown", content, Vec::new()),
-            };
-            let at = if mentioned.is_empty() {
-                String::new()
-            } else {
-                format!(", @{}", mentioned.join(" @"))
-            };
-            println!("answer  {by}: {kind} reply{at}");
-            for line in content.trim_end().lines() {
-                println!("        {line}");
+    let view = GroupView {
+        settings: &settings,
+        stats: stats.as_ref(),
+        members: &members,
+        cooling: &|_| false,
+    };
+    let decision = engine::decide(&event, &view, &scripts, now);
+    println!("decided {}", decision.by);
+    for problem in &decision.problems {
+        println!("problem {problem}");
+    }
+    let (actions, notes) = engine::degrade(decision.actions, Capabilities::WECOM_ROBOT, &settings);
+    for note in notes {
+        println!("note    {note}");
+    }
+    if actions.is_empty() {
+        println!("actions none: the bot stays silent");
+    }
+    for action in actions {
+        match action {
+            Action::Reply(reply) => {
+                let (kind, content, mentioned) = match &reply {
+                    Reply::Text { content, mentioned } => ("text", content, mentioned.clone()),
+                    Reply::Markdown { content } => ("markdown", content, Vec::new()),
+                };
+                let at = if mentioned.is_empty() {
+                    String::new()
+                } else {
+                    format!(", @{}", mentioned.join(" @"))
+                };
+                println!("reply   {kind}{at}");
+                for line in content.trim_end().lines() {
+                    println!("        {line}");
+                }
             }
+            other => println!("action  {other:?}"),
         }
-        None => println!("answer  none: the bot stays silent"),
     }
     ExitCode::SUCCESS
 }

@@ -77,6 +77,11 @@ impl Dedupe {
         }
     }
 
+    /// The record of `key`, when it was handled before.
+    pub fn get(&self, key: &str) -> Option<DedupeRecord> {
+        self.shard(key).get(key).cloned()
+    }
+
     /// Forgets `key` (when handling it could not even be queued, so a retry must be handled).
     pub fn forget(&self, key: &str) {
         self.shard(key).remove(key);

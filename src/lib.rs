@@ -12,9 +12,11 @@
 //! | [`app`] | building the service from settings; graceful shutdown |
 //! | [`domain`] | ids, events, replies and messages shared by every part |
 //! | [`channels`] | wire formats: WeCom crypto, the group robot's callbacks and webhook |
-//! | [`engine`] | pure rules: normalisation, keyword replies, what to answer |
-//! | [`scripts`] | loading the operator's bot-scripts |
+//! | [`engine`] | pure rules: event + group view + scripts + now → actions; commands, keywords, scopes |
+//! | [`scripts`] | loading, validating and hot-reloading the operator's bot-scripts and templates |
 //! | [`dedupe`] | handled message ids, so WeCom's retries trigger nothing twice |
+//! | [`groups`] | group settings (roles, tags, rules switched off) held in memory, stored first |
+//! | [`lanes`] | one event at a time per group, groups side by side |
 //! | [`cooldowns`] | when keyword rules last answered in each conversation |
 //! | [`pipeline`] | the ordered path from an accepted event to the store and the pusher |
 //! | [`outbox`] | rate limits and pushes through robot webhooks |
@@ -31,7 +33,9 @@ pub mod cooldowns;
 pub mod dedupe;
 pub mod domain;
 pub mod engine;
+pub mod groups;
 pub mod http;
+pub mod lanes;
 pub mod outbox;
 pub mod pipeline;
 pub mod scripts;

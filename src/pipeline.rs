@@ -2,8 +2,9 @@
 //!
 //! The request path hands each new event to one pipeline task and answers WeCom at once. The
 //! task takes whatever has queued up (up to [`BATCH`] items), applies it all in one store
-//! transaction — one disk flush for the whole batch — and then queues the pushes the batch
-//! caused (the adoption greeting). Events are applied in the order they were accepted.
+//! transaction — one disk flush for the whole batch — and then queues the posts the engine
+//! decided on (the adoption greeting, notices to admins) through the group's webhook. Events are
+//! applied in the order they were accepted.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -15,9 +16,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
 use crate::channels::wecom::robot::webhook::WebhookUrl;
-use crate::domain::{ChatId, Conversation, Event, EventKind};
+use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::{PushJob, Pusher};
-use crate::scripts::live::LiveScripts;
 use crate::store::{Adopter, DedupeRecord, GroupRecord, GroupStatus, Store, StoreError, WriteTx};
 
 /// Most items applied in one transaction.
@@ -35,9 +35,18 @@ pub enum Work {
         event: Box<Event>,
         dedupe_key: String,
         dedupe: DedupeRecord,
+        /// Messages to post to the event's group once it is recorded.
+        posts: Vec<Post>,
     },
     /// Forget handled ids first seen before this unix time.
     PruneDedupe { before: i64 },
+}
+
+/// A message the engine decided to post to a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    pub message: OutMessage,
+    pub purpose: &'static str,
 }
 
 /// The sending side; cheap to clone. When every handle is dropped the pipeline drains and stops.
@@ -61,7 +70,6 @@ impl PipelineHandle {
 pub struct Pipeline {
     pub store: Store,
     pub pusher: Pusher,
-    pub scripts: Arc<LiveScripts>,
     pub webhook_hosts: Vec<String>,
 }
 
@@ -150,6 +158,7 @@ impl Pipeline {
                     event,
                     dedupe_key,
                     dedupe,
+                    posts,
                 } => {
                     tx.put_dedupe(dedupe_key, dedupe)?;
                     if let Conversation::Group(chat) = &event.conversation {
@@ -157,8 +166,8 @@ impl Pipeline {
                             Entry::Occupied(slot) => slot.into_mut(),
                             Entry::Vacant(slot) => slot.insert(tx.group(chat)?),
                         };
-                        let group =
-                            self.apply_group_event(tx, slot.take(), chat, event, &mut pushes)?;
+                        let group = self.apply_group_event(tx, slot.take(), chat, event)?;
+                        self.queue_posts(&group, event, posts, &mut pushes);
                         *slot = Some(group);
                     }
                 }
@@ -189,6 +198,35 @@ impl Pipeline {
         }
     }
 
+    /// Queues `posts` to `group`'s webhook.
+    fn queue_posts(
+        &self,
+        group: &GroupRecord,
+        event: &Event,
+        posts: &[Post],
+        pushes: &mut Vec<PushJob>,
+    ) {
+        if posts.is_empty() {
+            return;
+        }
+        let url = group
+            .webhook_url
+            .as_deref()
+            .and_then(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).ok());
+        for post in posts {
+            match &url {
+                Some(url) => pushes.push(PushJob {
+                    chat: Some(group.chat_id.clone()),
+                    url: url.clone(),
+                    message: post.message.clone(),
+                    purpose: post.purpose,
+                }),
+                None => warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
+                    "no usable webhook URL for this group: message not posted"),
+            }
+        }
+    }
+
     /// Applies one event to its group's record (`existing`, as the batch has it so far) and
     /// returns the updated record.
     fn apply_group_event(
@@ -197,7 +235,6 @@ impl Pipeline {
         existing: Option<GroupRecord>,
         chat: &ChatId,
         event: &Event,
-        pushes: &mut Vec<PushJob>,
     ) -> Result<GroupRecord, StoreError> {
         let now = event.received_at;
         let known = existing.is_some();
@@ -231,21 +268,6 @@ impl Pipeline {
                 group.released_at = None;
                 group.release_reason = None;
                 info!(bot = %event.bot, chat = %chat, adopter = %event.from.user_id, "group adopted");
-                match webhook {
-                    Some(url) => pushes.push(PushJob {
-                        chat: Some(chat.clone()),
-                        url,
-                        message: self
-                            .scripts
-                            .current()
-                            .adoption
-                            .push(Some(&event.from.user_id)),
-                        purpose: "adoption_greeting",
-                    }),
-                    None => {
-                        warn!(chat = %chat, "adopted without a usable webhook URL: no greeting")
-                    }
-                }
             }
             EventKind::BotRemoved => {
                 group.status = GroupStatus::Released;

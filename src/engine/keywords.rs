@@ -9,6 +9,7 @@ use std::time::Duration;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::RegexSet;
 
+use super::scope::{Place, Scope};
 use crate::scripts::Message;
 
 /// How a rule's patterns are compared with the (normalised) message.
@@ -23,6 +24,17 @@ pub enum MatchMode {
     AllOf,
     /// One of the patterns (regular expressions) matches somewhere in the message.
     Regex,
+}
+
+impl MatchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchMode::Exact => "exact",
+            MatchMode::Contains => "contains",
+            MatchMode::AllOf => "all_of",
+            MatchMode::Regex => "regex",
+        }
+    }
 }
 
 /// A daily window in local time, in minutes after midnight; `start > end` wraps past midnight.
@@ -45,7 +57,9 @@ impl Window {
 /// One validated keyword rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeywordRule {
+    /// Unique per scope: a rule with the same id in a narrower scope replaces this one there.
     pub id: String,
+    pub scope: Scope,
     pub mode: MatchMode,
     /// Normalised patterns (regex source for `Regex`).
     pub patterns: Vec<String>,
@@ -82,6 +96,10 @@ pub struct KeywordSet {
     exact: HashMap<String, Vec<u32>>,
     regexes: Option<RegexSet>,
     regex_owner: Vec<u32>,
+    /// For each rule: the index into `variants` of the rules sharing its id.
+    family: Vec<u32>,
+    /// Rules sharing an id (in different scopes), by family.
+    variants: Vec<Vec<u32>>,
 }
 
 /// A rule set that could not be compiled (a bad regex, too many patterns in one rule).
@@ -103,8 +121,17 @@ impl KeywordSet {
         let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
         let mut regex_sources = Vec::new();
         let mut regex_owner = Vec::new();
+        let mut family = Vec::with_capacity(rules.len());
+        let mut variants: Vec<Vec<u32>> = Vec::new();
+        let mut family_of: HashMap<&str, u32> = HashMap::with_capacity(rules.len());
         for (index, rule) in rules.iter().enumerate() {
             let index = index as u32;
+            let f = *family_of.entry(rule.id.as_str()).or_insert_with(|| {
+                variants.push(Vec::new());
+                (variants.len() - 1) as u32
+            });
+            variants[f as usize].push(index);
+            family.push(f);
             if rule.patterns.len() > MAX_PATTERNS_PER_RULE {
                 return Err(CompileError {
                     rule: rule.id.clone(),
@@ -155,6 +182,8 @@ impl KeywordSet {
             })?)
         };
         Ok(Self {
+            family,
+            variants,
             rules,
             automaton,
             literal_owner,
@@ -172,13 +201,34 @@ impl KeywordSet {
         self.rules.is_empty()
     }
 
-    /// The rule that answers `input`: the highest-priority matching rule that is enabled,
-    /// active at this time of day and allowed without a mention. Cooldowns are the caller's.
-    pub fn find(&self, input: &MatchInput<'_>) -> Option<&KeywordRule> {
+    /// Whether rule `index` is the version of its id in force at `place`: its scope covers
+    /// the place and no version in a narrower scope does.
+    fn in_force(&self, index: u32, place: Place<'_>) -> bool {
+        let rule = &self.rules[index as usize];
+        if !rule.scope.covers(place) {
+            return false;
+        }
+        let versions = &self.variants[self.family[index as usize] as usize];
+        versions.len() == 1
+            || versions
+                .iter()
+                .filter(|&&i| self.rules[i as usize].scope.covers(place))
+                // The narrowest scope wins; between equals, the rule written first.
+                .max_by_key(|&&i| (self.rules[i as usize].scope.rank(), std::cmp::Reverse(i)))
+                == Some(&index)
+    }
+
+    /// The rule that answers `input` at `place`: the highest-priority matching rule that is in
+    /// force there (scope), enabled (in the file and for the group), active at this time of day
+    /// and allowed without a mention. Cooldowns are the caller's.
+    pub fn find(&self, input: &MatchInput<'_>, place: Place<'_>) -> Option<&KeywordRule> {
+        let disabled = &place.settings.disabled_rules;
         let mut best: Option<u32> = None;
         let mut consider = |index: u32| {
             let rule = &self.rules[index as usize];
             let eligible = rule.enabled
+                && self.in_force(index, place)
+                && (disabled.is_empty() || !disabled.contains(&rule.id))
                 && (input.mentioned || !rule.mentioned_only)
                 && (rule.hours.is_empty()
                     || rule.hours.iter().any(|w| w.contains(input.minute_of_day)));

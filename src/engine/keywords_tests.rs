@@ -1,11 +1,13 @@
 //! Tests of the keyword matcher: modes, priorities, windows, mentions.
 
 use super::*;
+use crate::domain::{ChatId, GroupSettings};
 use crate::scripts::Format;
 
 fn rule(id: &str, mode: MatchMode, patterns: &[&str], priority: i32) -> KeywordRule {
     KeywordRule {
         id: id.into(),
+        scope: Scope::Global,
         mode,
         patterns: patterns.iter().map(|p| p.to_string()).collect(),
         priority,
@@ -13,20 +15,28 @@ fn rule(id: &str, mode: MatchMode, patterns: &[&str], priority: i32) -> KeywordR
         mentioned_only: true,
         hours: Vec::new(),
         enabled: true,
-        reply: Message {
-            format: Format::Text,
-            content: id.into(),
-            mention_sender: false,
-        },
+        reply: Message::literal(Format::Text, id, false),
     }
 }
 
 fn find<'a>(set: &'a KeywordSet, text: &str) -> Option<&'a str> {
-    set.find(&MatchInput {
-        text,
-        mentioned: true,
-        minute_of_day: 600,
-    })
+    find_in(set, text, None, &GroupSettings::default())
+}
+
+fn find_in<'a>(
+    set: &'a KeywordSet,
+    text: &str,
+    chat: Option<&ChatId>,
+    settings: &GroupSettings,
+) -> Option<&'a str> {
+    set.find(
+        &MatchInput {
+            text,
+            mentioned: true,
+            minute_of_day: 600,
+        },
+        Place { chat, settings },
+    )
     .map(|r| r.id.as_str())
 }
 
@@ -73,11 +83,17 @@ fn disabled_unmentioned_and_out_of_hours_rules_do_not_answer() {
     open.mentioned_only = false;
     let set = KeywordSet::build(vec![off, quiet, open]).unwrap();
     let at = |minute, mentioned| {
-        set.find(&MatchInput {
-            text: "a",
-            mentioned,
-            minute_of_day: minute,
-        })
+        set.find(
+            &MatchInput {
+                text: "a",
+                mentioned,
+                minute_of_day: minute,
+            },
+            Place {
+                chat: None,
+                settings: &GroupSettings::default(),
+            },
+        )
         .map(|r| r.id.clone())
     };
     assert_eq!(
@@ -105,4 +121,60 @@ fn a_bad_regex_names_its_rule() {
     ])
     .unwrap_err();
     assert_eq!(err.rule, "broken");
+}
+
+#[test]
+fn the_narrowest_scope_wins_and_groups_can_switch_rules_off() {
+    let scoped = |id: &str, scope: &str, pattern: &str, enabled: bool| KeywordRule {
+        scope: Scope::parse(scope).unwrap(),
+        enabled,
+        reply: Message::literal(Format::Text, scope, false),
+        ..rule(id, MatchMode::Contains, &[pattern], 0)
+    };
+    let set = KeywordSet::build(vec![
+        scoped("invoice", "global", "发票", true),
+        scoped("invoice", "tag:province:广东", "发票", true),
+        scoped("invoice", "group:g-quiet", "发票", false),
+        scoped("invoice", "group:g-custom", "开票", true),
+    ])
+    .unwrap();
+    let answer = |chat: &str, tags: &[&str], disabled: &[&str], text: &str| {
+        let settings = GroupSettings {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            disabled_rules: disabled.iter().map(|t| t.to_string()).collect(),
+            ..GroupSettings::default()
+        };
+        let chat = ChatId::new(chat);
+        set.find(
+            &MatchInput {
+                text,
+                mentioned: true,
+                minute_of_day: 600,
+            },
+            Place {
+                chat: Some(&chat),
+                settings: &settings,
+            },
+        )
+        .map(|r| r.scope.to_string())
+    };
+    assert_eq!(answer("g1", &[], &[], "发票").as_deref(), Some("global"));
+    assert_eq!(
+        answer("g1", &["province:广东"], &[], "发票").as_deref(),
+        Some("tag:province:广东")
+    );
+    // A disabled group version silences the rule there, even though wider versions match.
+    assert_eq!(answer("g-quiet", &["province:广东"], &[], "发票"), None);
+    // The group's own version answers its own patterns only.
+    assert_eq!(answer("g-custom", &[], &[], "发票"), None);
+    assert_eq!(
+        answer("g-custom", &[], &[], "开票").as_deref(),
+        Some("group:g-custom")
+    );
+    // Switched off for one group by its admins.
+    assert_eq!(answer("g1", &[], &["invoice"], "发票"), None);
+    assert_eq!(
+        find_in(&set, "发票", None, &GroupSettings::default()),
+        Some("invoice")
+    );
 }

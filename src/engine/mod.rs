@@ -1,76 +1,292 @@
-//! The rules that decide what the bot says. Pure: given an event, the loaded scripts, the time
-//! and which keyword rules are cooling down in the group, it returns the reply — no I/O, no
-//! clock of its own.
+//! The rules that decide what the bot does. Pure: given an event, a view of the group (its
+//! settings, members, counters, which keyword rules are cooling down), the loaded scripts and
+//! `now`, [`decide`] returns [`Action`]s — no I/O, no clock of its own. [`degrade`] then fits
+//! the actions to what the channel can do, visibly: an action the channel cannot perform
+//! becomes a note to the group's admins, never a silent drop.
 //!
-//! Order: a help trigger, then the keyword replies ([`keywords`]), then the fallback answer.
-//! Welcome and moderation rules grow here.
+//! Order for a message: a help trigger, an in-chat command ([`commands`]), the keyword replies
+//! ([`keywords`]), then the fallback answer.
 
+pub mod commands;
 pub mod keywords;
 pub mod normalize;
+pub mod scope;
+pub mod vars;
 
 use chrono::{DateTime, Timelike, Utc};
+use minijinja::Value;
 
-use crate::domain::{Event, EventKind, MixedItem, Reply};
-use crate::scripts::Scripts;
+use crate::domain::{
+    Action, Capabilities, Event, EventKind, GroupSettings, MixedItem, OutMessage, Reply, Role,
+    SettingsChange,
+};
+use crate::scripts::template::RenderError;
+use crate::scripts::{Message, Scripts};
+use commands::CommandKind;
 use keywords::MatchInput;
+use scope::Place;
+pub use vars::GroupStats;
 
-/// Operators' local time: China Standard Time (UTC+8, no DST).
-const LOCAL_OFFSET_SECS: i64 = 8 * 3600;
-
-/// What the engine decided to answer.
+/// A member as the engine knows them (for resolving names in commands).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub reply: Reply,
-    /// The keyword rule that answered, when one did, and its cooldown in seconds (so the caller
-    /// can start it).
-    pub rule: Option<(String, u64)>,
+pub struct MemberBrief {
+    pub user_id: String,
+    pub name: String,
+}
+
+/// What the engine knows about the group an event happened in.
+pub struct GroupView<'a> {
+    pub settings: &'a GroupSettings,
+    /// Counters, when the caller has them (commands that show statistics).
+    pub stats: Option<&'a GroupStats>,
+    /// Members seen in the group, when the caller loaded them (commands that name members).
+    pub members: &'a [MemberBrief],
+    /// Whether a keyword rule is in its cooldown in this conversation.
+    pub cooling: &'a dyn Fn(&str) -> bool,
+}
+
+impl GroupView<'_> {
+    /// A group nothing is known about.
+    pub fn empty() -> GroupView<'static> {
+        static EMPTY: std::sync::LazyLock<GroupSettings> =
+            std::sync::LazyLock::new(GroupSettings::default);
+        GroupView {
+            settings: &EMPTY,
+            stats: None,
+            members: &[],
+            cooling: &|_| false,
+        }
+    }
+}
+
+/// Why the engine decided what it did (for logs and `trumpet simulate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum By {
+    /// Nothing applies: the bot stays silent.
+    Nothing,
+    Help,
+    Keyword {
+        rule: String,
+    },
+    /// A keyword rule matched but is cooling down in this group: silence.
+    Cooling {
+        rule: String,
+    },
+    Command {
+        kind: CommandKind,
+        refused: bool,
+    },
+    Fallback,
+    Adoption,
+    Release,
+}
+
+impl std::fmt::Display for By {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            By::Nothing => f.write_str("nothing applies"),
+            By::Help => f.write_str("help"),
+            By::Keyword { rule } => write!(f, "keyword rule {rule:?}"),
+            By::Cooling { rule } => write!(f, "keyword rule {rule:?}, cooling down: silent"),
+            By::Command { kind, refused } => {
+                write!(f, "command {:?}", kind.key())?;
+                if *refused {
+                    f.write_str(", refused: the sender's role is too low")?;
+                }
+                Ok(())
+            }
+            By::Fallback => f.write_str("the fallback answer"),
+            By::Adoption => f.write_str("adoption"),
+            By::Release => f.write_str("release"),
+        }
+    }
+}
+
+/// The engine's answer to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    pub by: By,
+    /// Templates that failed to render (their actions are left out; the caller logs these).
+    pub problems: Vec<RenderError>,
+}
+
+impl Decision {
+    fn nothing(by: By) -> Self {
+        Self {
+            actions: Vec::new(),
+            by,
+            problems: Vec::new(),
+        }
+    }
+
+    fn failed(by: By, problem: RenderError) -> Self {
+        Self {
+            actions: Vec::new(),
+            by,
+            problems: vec![problem],
+        }
+    }
+
+    /// The passive reply, if the decision has one.
+    pub fn reply(&self) -> Option<&Reply> {
+        self.actions.iter().find_map(|a| match a {
+            Action::Reply(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// Everything a decision about one event reads.
+pub(crate) struct Ctx<'a> {
+    event: &'a Event,
+    view: &'a GroupView<'a>,
+    scripts: &'a Scripts,
+    now: DateTime<Utc>,
+    role: Role,
+}
+
+impl Ctx<'_> {
+    fn place(&self) -> Place<'_> {
+        Place {
+            chat: self.event.chat_id(),
+            settings: self.view.settings,
+        }
+    }
+
+    /// The variables every template sees.
+    fn vars(&self) -> Value {
+        vars::base(
+            &self.event.from,
+            self.role,
+            self.event.chat_id(),
+            self.view.settings,
+            self.now,
+        )
+    }
+
+    /// A decision answering with `message`, plus `actions` after the reply.
+    fn answer(
+        &self,
+        message: &Message,
+        vars: impl FnOnce() -> Value,
+        by: By,
+        mut actions: Vec<Action>,
+    ) -> Decision {
+        match message.reply(&self.scripts.templates, vars, &self.event.from.user_id) {
+            Ok(reply) => {
+                actions.insert(0, Action::Reply(reply));
+                Decision {
+                    actions,
+                    by,
+                    problems: Vec::new(),
+                }
+            }
+            Err(e) => Decision::failed(by, e),
+        }
+    }
 }
 
 /// Minutes after local midnight.
 fn local_minute_of_day(now: DateTime<Utc>) -> u16 {
-    let local = now + chrono::Duration::seconds(LOCAL_OFFSET_SECS);
+    let local = now + chrono::Duration::seconds(vars::LOCAL_OFFSET_SECS);
     (local.hour() * 60 + local.minute()) as u16
 }
 
-/// The passive reply for `event`, if any. `cooling(rule_id)` says whether a keyword rule is in
-/// its cooldown in this conversation: a matching rule that is cooling keeps the bot silent
-/// rather than answering with something else. Events that change state (the bot being added or
-/// removed) get no passive reply: their effects are pushed after the store has recorded them.
-pub fn passive_reply(
+/// The text of a message event (text parts of a mixed message joined by spaces).
+fn message_text(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::Text { text } => Some(text.clone()),
+        EventKind::Mixed { items } => Some(
+            items
+                .iter()
+                .filter_map(|item| match item {
+                    MixedItem::Text(t) => Some(t.as_str()),
+                    MixedItem::Image(_) => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether `event` is an in-chat command, so that the caller can load what commands need (the
+/// group's members and counters) before calling [`decide`].
+pub fn is_command(event: &Event, scripts: &Scripts) -> bool {
+    event.mentioned
+        && message_text(&event.kind).is_some_and(|t| scripts.commands.recognise(&t).is_some())
+}
+
+/// Decides what the bot does about `event`.
+pub fn decide(
     event: &Event,
+    view: &GroupView<'_>,
     scripts: &Scripts,
     now: DateTime<Utc>,
-    cooling: impl Fn(&str) -> bool,
-) -> Option<Answer> {
-    let asker = event.from.user_id.as_str();
+) -> Decision {
+    let ctx = Ctx {
+        event,
+        view,
+        scripts,
+        now,
+        role: scripts.commands.role_of(view.settings, &event.from.user_id),
+    };
     let text = match &event.kind {
-        EventKind::Text { text } => text.clone(),
-        EventKind::Mixed { items } => items
-            .iter()
-            .filter_map(|item| match item {
-                MixedItem::Text(t) => Some(t.as_str()),
-                MixedItem::Image(_) => None,
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
         // A member opening a one-to-one chat is greeted with what the bot can do.
-        EventKind::EnterChat => {
-            return Some(Answer {
-                reply: scripts.help.reply_to(asker),
-                rule: None,
-            });
+        EventKind::EnterChat => return ctx.answer(&scripts.help, || ctx.vars(), By::Help, vec![]),
+        EventKind::BotAdded => {
+            let adopter = &event.from.user_id;
+            let mut actions = Vec::new();
+            if !adopter.is_empty() {
+                actions.push(Action::Settings(SettingsChange::SetOwner {
+                    user_id: adopter.clone(),
+                    name: event.from.name.clone(),
+                }));
+            }
+            let mention: Vec<String> = (!adopter.is_empty())
+                .then(|| adopter.clone())
+                .into_iter()
+                .collect();
+            // The adopter is the owner from now on; the greeting's variables say so.
+            let mut settings = view.settings.clone();
+            settings.owner = Some(adopter.clone());
+            settings.owner_name = event.from.name.clone();
+            let vars = || vars::base(&event.from, Role::Owner, event.chat_id(), &settings, now);
+            return match scripts.adoption.push(&scripts.templates, vars, &mention) {
+                Ok(message) => {
+                    actions.push(Action::Post {
+                        message,
+                        purpose: "adoption_greeting",
+                    });
+                    Decision {
+                        actions,
+                        by: By::Adoption,
+                        problems: Vec::new(),
+                    }
+                }
+                Err(e) => Decision {
+                    actions,
+                    by: By::Adoption,
+                    problems: vec![e],
+                },
+            };
         }
-        EventKind::Image { .. }
-        | EventKind::Attachment { .. }
-        | EventKind::BotAdded
-        | EventKind::BotRemoved
-        | EventKind::Unknown { .. } => return None,
+        EventKind::BotRemoved => return Decision::nothing(By::Release),
+        kind => match message_text(kind) {
+            Some(text) => text,
+            None => return Decision::nothing(By::Nothing),
+        },
     };
     if scripts.is_help(&text) {
-        return Some(Answer {
-            reply: scripts.help.reply_to(asker),
-            rule: None,
-        });
+        return ctx.answer(&scripts.help, || ctx.vars(), By::Help, vec![]);
+    }
+    if event.mentioned
+        && let Some((command, args)) = scripts.commands.recognise(&text)
+    {
+        let trigger = text.trim();
+        let trigger = &trigger[..trigger.len() - args.len()];
+        return commands::run(command, trigger.trim(), args, &ctx);
     }
     let normalized = normalize::normalize(&text);
     let input = MatchInput {
@@ -78,22 +294,127 @@ pub fn passive_reply(
         mentioned: event.mentioned,
         minute_of_day: local_minute_of_day(now),
     };
-    if let Some(rule) = scripts.keywords.find(&input) {
-        if cooling(&rule.id) {
-            return None;
+    if let Some(rule) = scripts.keywords.find(&input, ctx.place()) {
+        if (view.cooling)(&rule.id) {
+            return Decision::nothing(By::Cooling {
+                rule: rule.id.clone(),
+            });
         }
-        return Some(Answer {
-            reply: rule.reply.reply_to(asker),
-            rule: Some((rule.id.clone(), rule.cooldown.as_secs())),
-        });
+        let cooldown = Action::StartCooldown {
+            rule: rule.id.clone(),
+            secs: rule.cooldown.as_secs(),
+        };
+        let by = By::Keyword {
+            rule: rule.id.clone(),
+        };
+        return ctx.answer(&rule.reply, || ctx.vars(), by, vec![cooldown]);
     }
-    if !event.mentioned {
-        return None;
+    match (&scripts.fallback, event.mentioned) {
+        (Some(fallback), true) => ctx.answer(fallback, || ctx.vars(), By::Fallback, vec![]),
+        _ => Decision::nothing(By::Nothing),
     }
-    scripts.fallback.as_ref().map(|m| Answer {
-        reply: m.reply_to(asker),
-        rule: None,
-    })
+}
+
+/// Fits `actions` to what a channel with `caps` can do. Returns the actions to perform and
+/// notes on what had to change (the caller logs them); nothing is dropped without a note.
+pub fn degrade(
+    actions: Vec<Action>,
+    caps: Capabilities,
+    settings: &GroupSettings,
+) -> (Vec<Action>, Vec<String>) {
+    let mut out = Vec::with_capacity(actions.len());
+    let mut notes = Vec::new();
+    let has_reply = actions.iter().any(|a| matches!(a, Action::Reply(_)));
+    for action in actions {
+        match action {
+            Action::RemoveMember { user_id, reason } if !caps.can_remove_members => {
+                notes.push(format!(
+                    "cannot remove {user_id} on this channel; the admins are told instead"
+                ));
+                out.push(Action::NotifyAdmins {
+                    text: format!("请管理员将成员 {user_id} 移出本群。原因：{reason}"),
+                });
+            }
+            Action::Reply(reply) if !caps.passive_reply => {
+                if caps.can_post {
+                    out.push(Action::Post {
+                        message: reply_as_post(reply),
+                        purpose: "reply",
+                    });
+                } else {
+                    notes.push("this channel can neither reply nor post: answer dropped".into());
+                }
+            }
+            Action::Post { message, purpose } if !caps.can_post => {
+                if caps.passive_reply && !has_reply {
+                    notes.push(format!(
+                        "{purpose}: sent as the reply (the channel cannot post)"
+                    ));
+                    if let Some(reply) = post_as_reply(&message) {
+                        out.push(Action::Reply(reply));
+                        continue;
+                    }
+                }
+                notes.push(format!("{purpose}: the channel cannot post; not sent"));
+            }
+            other => out.push(other),
+        }
+    }
+    // Notices to the admins go out as a post that @-mentions the owner and admins.
+    let mut result = Vec::with_capacity(out.len());
+    for action in out {
+        match action {
+            Action::NotifyAdmins { text } if caps.can_post => {
+                let mut mentioned: Vec<String> = settings.owner.iter().cloned().collect();
+                mentioned.extend(
+                    settings
+                        .roles
+                        .iter()
+                        .filter(|(_, h)| h.role == Role::Admin)
+                        .map(|(id, _)| id.clone()),
+                );
+                result.push(Action::Post {
+                    message: OutMessage::Text {
+                        content: text,
+                        mentioned,
+                        mentioned_mobiles: Vec::new(),
+                    },
+                    purpose: "notify_admins",
+                });
+            }
+            Action::NotifyAdmins { text } => {
+                notes.push(format!("cannot reach the admins on this channel: {text}"));
+            }
+            other => result.push(other),
+        }
+    }
+    (result, notes)
+}
+
+fn reply_as_post(reply: Reply) -> OutMessage {
+    match reply {
+        Reply::Text { content, mentioned } => OutMessage::Text {
+            content,
+            mentioned,
+            mentioned_mobiles: Vec::new(),
+        },
+        Reply::Markdown { content } => OutMessage::Markdown { content },
+    }
+}
+
+fn post_as_reply(message: &OutMessage) -> Option<Reply> {
+    match message {
+        OutMessage::Text {
+            content, mentioned, ..
+        } => Some(Reply::Text {
+            content: content.clone(),
+            mentioned: mentioned.clone(),
+        }),
+        OutMessage::Markdown { content } => Some(Reply::Markdown {
+            content: content.clone(),
+        }),
+        OutMessage::News { .. } | OutMessage::Image { .. } => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
 //! Table-driven tests of the engine over the shipped bot-scripts.
 
 use super::*;
-use crate::domain::{BotId, ChatId, Conversation, Sender};
+use crate::domain::{BotId, ChatId, Conversation, RoleHolder, Sender};
 use chrono::TimeZone;
 
-fn event(kind: EventKind) -> Event {
+fn event_from(user: &str, kind: EventKind) -> Event {
     Event {
         bot: BotId::parse("b").unwrap(),
         msg_id: "1".into(),
         conversation: Conversation::Group(ChatId::new("c")),
         from: Sender {
-            user_id: "zhangsan".into(),
+            user_id: user.into(),
+            name: format!("{user}-name"),
             ..Sender::default()
         },
         webhook_url: None,
@@ -21,7 +22,7 @@ fn event(kind: EventKind) -> Event {
 }
 
 fn text(t: &str) -> Event {
-    event(EventKind::Text { text: t.into() })
+    event_from("zhangsan", EventKind::Text { text: t.into() })
 }
 
 /// 10:00 in Shanghai.
@@ -29,8 +30,22 @@ fn office_hours() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap()
 }
 
+fn decide_plain(event: &Event, scripts: &Scripts, now: DateTime<Utc>) -> Decision {
+    decide(event, &GroupView::empty(), scripts, now)
+}
+
 fn rule_for(scripts: &Scripts, message: &str, now: DateTime<Utc>) -> Option<String> {
-    passive_reply(&text(message), scripts, now, |_| false).and_then(|a| a.rule.map(|(id, _)| id))
+    match decide_plain(&text(message), scripts, now).by {
+        By::Keyword { rule } => Some(rule),
+        _ => None,
+    }
+}
+
+fn reply_text(decision: &Decision) -> String {
+    match decision.reply() {
+        Some(Reply::Text { content, .. }) | Some(Reply::Markdown { content }) => content.clone(),
+        None => String::new(),
+    }
 }
 
 #[test]
@@ -69,42 +84,42 @@ fn shipped_keywords_answer_everyday_questions() {
 #[test]
 fn help_comes_first_and_unmatched_text_gets_the_fallback() {
     let scripts = Scripts::embedded().unwrap();
-    let help = passive_reply(&text("帮助"), &scripts, office_hours(), |_| false).unwrap();
-    assert_eq!(help.reply, scripts.help.reply_to("zhangsan"));
-    let Reply::Text { mentioned, .. } = &help.reply else {
-        panic!("help is text")
+    let help = decide_plain(&text("帮助"), &scripts, office_hours());
+    assert_eq!(help.by, By::Help);
+    let Some(Reply::Text { mentioned, content }) = help.reply() else {
+        panic!("help is text: {help:?}")
     };
     assert_eq!(mentioned, &vec!["zhangsan".to_owned()]);
-    let other = passive_reply(&text("你好"), &scripts, office_hours(), |_| false).unwrap();
+    assert_eq!(content, scripts.help.body.source());
+    let other = decide_plain(&text("你好"), &scripts, office_hours());
+    assert_eq!(other.by, By::Fallback);
     assert_eq!(
-        Some(&other.reply),
-        scripts
-            .fallback
-            .as_ref()
-            .map(|m| m.reply_to("zhangsan"))
-            .as_ref()
-    );
-    assert_eq!(
-        passive_reply(
-            &event(EventKind::BotAdded),
-            &scripts,
-            office_hours(),
-            |_| false
-        ),
-        None
+        reply_text(&other),
+        scripts.fallback.as_ref().unwrap().body.source()
     );
 }
 
 #[test]
 fn a_cooling_rule_keeps_the_bot_silent() {
     let scripts = Scripts::embedded().unwrap();
-    let answer = passive_reply(&text("发票"), &scripts, office_hours(), |_| false).unwrap();
-    assert_eq!(answer.rule, Some(("invoice".into(), 60)));
+    let answer = decide_plain(&text("发票"), &scripts, office_hours());
+    assert!(answer.actions.contains(&Action::StartCooldown {
+        rule: "invoice".into(),
+        secs: 60
+    }));
+    let cooling = |id: &str| id == "invoice";
+    let view = GroupView {
+        cooling: &cooling,
+        ..GroupView::empty()
+    };
+    let silent = decide(&text("发票"), &view, &scripts, office_hours());
     assert_eq!(
-        passive_reply(&text("发票"), &scripts, office_hours(), |id| id
-            == "invoice"),
-        None
+        silent.by,
+        By::Cooling {
+            rule: "invoice".into()
+        }
     );
+    assert!(silent.actions.is_empty());
 }
 
 #[test]
@@ -123,13 +138,322 @@ fn without_a_fallback_or_a_mention_unmatched_text_is_silent() {
     let mut scripts = Scripts::embedded().unwrap();
     let mut unmentioned = text("你好");
     unmentioned.mentioned = false;
-    assert_eq!(
-        passive_reply(&unmentioned, &scripts, office_hours(), |_| false),
-        None
+    assert!(
+        decide_plain(&unmentioned, &scripts, office_hours())
+            .actions
+            .is_empty()
     );
     scripts.fallback = None;
     assert_eq!(
-        passive_reply(&text("你好"), &scripts, office_hours(), |_| false),
-        None
+        decide_plain(&text("你好"), &scripts, office_hours()).by,
+        By::Nothing
     );
+}
+
+#[test]
+fn adoption_makes_the_adopter_owner_and_posts_the_greeting() {
+    let scripts = Scripts::embedded().unwrap();
+    let d = decide_plain(
+        &event_from("boss", EventKind::BotAdded),
+        &scripts,
+        office_hours(),
+    );
+    assert_eq!(d.by, By::Adoption);
+    assert_eq!(
+        d.actions[0],
+        Action::Settings(SettingsChange::SetOwner {
+            user_id: "boss".into(),
+            name: "boss-name".into()
+        })
+    );
+    assert!(matches!(
+        d.actions[1],
+        Action::Post {
+            purpose: "adoption_greeting",
+            ..
+        }
+    ));
+    let removed = decide_plain(
+        &event_from("boss", EventKind::BotRemoved),
+        &scripts,
+        office_hours(),
+    );
+    assert!(removed.actions.is_empty());
+}
+
+/// A group owned by `boss`, with `da` as admin and `xiao` as helper; `zhangsan` is a member.
+fn pyramid() -> GroupSettings {
+    let mut s = GroupSettings {
+        owner: Some("boss".into()),
+        owner_name: "老板".into(),
+        ..GroupSettings::default()
+    };
+    for (id, name, role) in [
+        ("da", "大当家甲", Role::Admin),
+        ("xiao", "小当家乙", Role::Helper),
+    ] {
+        s.roles.insert(
+            id.into(),
+            RoleHolder {
+                role,
+                name: name.into(),
+            },
+        );
+    }
+    s
+}
+
+fn members() -> Vec<MemberBrief> {
+    [
+        ("zhangsan", "张三"),
+        ("lisi", "李四"),
+        ("wang1", "王五"),
+        ("wang2", "王五"),
+    ]
+    .iter()
+    .map(|(id, name)| MemberBrief {
+        user_id: id.to_string(),
+        name: name.to_string(),
+    })
+    .collect()
+}
+
+#[test]
+fn commands_check_roles_and_change_settings() {
+    let scripts = Scripts::embedded().unwrap();
+    let settings = pyramid();
+    let members = members();
+    let stats = GroupStats {
+        members_seen: 12,
+        messages: 340,
+        today_messages: 5,
+        today_speakers: 3,
+    };
+    let view = GroupView {
+        settings: &settings,
+        stats: Some(&stats),
+        members: &members,
+        cooling: &|_| false,
+    };
+    let set_role = |user: &str, name: &str, role| {
+        vec![Action::Settings(SettingsChange::SetRole {
+            user_id: user.into(),
+            name: name.into(),
+            role,
+        })]
+    };
+    // (sender, text, refused, expected settings changes, a phrase in the reply)
+    let table: Vec<(&str, &str, bool, Vec<Action>, &str)> = vec![
+        ("zhangsan", "设置大当家 @李四", true, vec![], "需要群主"),
+        ("da", "设置大当家 @李四", true, vec![], "你目前是大当家"),
+        (
+            "boss",
+            "设置大当家 @李四",
+            false,
+            set_role("lisi", "李四", Role::Admin),
+            "李四",
+        ),
+        (
+            "boss",
+            "设置大当家 lisi",
+            false,
+            set_role("lisi", "李四", Role::Admin),
+            "李四",
+        ),
+        ("boss", "设置大当家 @王五", false, vec![], "没找到 王五"),
+        ("boss", "设置大当家 @赵六", false, vec![], "没找到 赵六"),
+        ("boss", "设置大当家", false, vec![], "后面还要写上"),
+        (
+            "da",
+            "设置小当家 @张三",
+            false,
+            set_role("zhangsan", "张三", Role::Helper),
+            "小当家",
+        ),
+        ("xiao", "设置小当家 @张三", true, vec![], "需要大当家"),
+        // Unsetting a helper leaves an admin alone.
+        ("da", "取消小当家 大当家甲", false, vec![], "不再是小当家"),
+        (
+            "boss",
+            "取消大当家 @大当家甲",
+            false,
+            set_role("da", "大当家甲", Role::Member),
+            "不再是大当家",
+        ),
+        (
+            "da",
+            "打标签 province:广东 type:新手群",
+            false,
+            vec![Action::Settings(SettingsChange::AddTags(vec![
+                "province:广东".into(),
+                "type:新手群".into(),
+            ]))],
+            "province:广东",
+        ),
+        ("zhangsan", "打标签 x", true, vec![], "需要大当家"),
+        (
+            "da",
+            "关闭规则 invoice",
+            false,
+            vec![Action::Settings(SettingsChange::SwitchRule {
+                rule: "invoice".into(),
+                enabled: false,
+            })],
+            "已关闭",
+        ),
+        ("da", "关闭规则 nope", false, vec![], "没有编号为「nope」"),
+        ("xiao", "群统计", false, vec![], "累计消息：340 条"),
+        ("zhangsan", "群统计", true, vec![], "需要小当家"),
+        ("zhangsan", "管理名单", false, vec![], "群主：老板"),
+        ("zhangsan", "群规", false, vec![], "本群群规"),
+    ];
+    for (sender, message, refused, changes, phrase) in table {
+        let event = event_from(
+            sender,
+            EventKind::Text {
+                text: message.into(),
+            },
+        );
+        assert!(is_command(&event, &scripts), "{message}");
+        let d = decide(&event, &view, &scripts, office_hours());
+        assert!(d.problems.is_empty(), "{message}: {:?}", d.problems);
+        let By::Command {
+            refused: was_refused,
+            ..
+        } = d.by
+        else {
+            panic!("{message}: not a command: {:?}", d.by)
+        };
+        assert_eq!(was_refused, refused, "{message} by {sender}");
+        let got: Vec<Action> = d
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::Settings(_)))
+            .cloned()
+            .collect();
+        assert_eq!(got, changes, "{message} by {sender}");
+        assert!(
+            reply_text(&d).contains(phrase),
+            "{message} by {sender}: {:?}",
+            reply_text(&d)
+        );
+    }
+}
+
+#[test]
+fn operators_are_owners_everywhere_and_words_need_a_boundary() {
+    let mut scripts = Scripts::embedded().unwrap();
+    scripts.commands.operators = vec!["ops".into()];
+    let d = decide_plain(
+        &event_from(
+            "ops",
+            EventKind::Text {
+                text: "设置大当家 @ops".into(),
+            },
+        ),
+        &scripts,
+        office_hours(),
+    );
+    assert!(matches!(d.by, By::Command { refused: false, .. }), "{d:?}");
+    // `群规则` is not the `群规` command.
+    assert!(!is_command(&text("群规则是什么"), &scripts));
+    let mut unmentioned = text("群规");
+    unmentioned.mentioned = false;
+    assert!(!is_command(&unmentioned, &scripts));
+}
+
+#[test]
+fn a_rule_switched_off_in_a_group_stays_silent_there() {
+    let scripts = Scripts::embedded().unwrap();
+    let mut settings = GroupSettings::default();
+    settings.disabled_rules.insert("invoice".into());
+    let view = GroupView {
+        settings: &settings,
+        ..GroupView::empty()
+    };
+    let d = decide(&text("发票怎么开"), &view, &scripts, office_hours());
+    assert_eq!(d.by, By::Fallback);
+}
+
+#[test]
+fn templates_see_member_group_and_date() {
+    let mut scripts = Scripts::embedded().unwrap();
+    let src = crate::scripts::Source {
+        text: "content = \"{{ member.name }}/{{ member.role }}/{{ group.tags | join(',') }}/{{ date.weekday }}\"",
+        file: std::path::Path::new("t.toml"),
+    };
+    #[derive(serde::Deserialize)]
+    struct File {
+        content: toml::Spanned<String>,
+    }
+    let content = toml::from_str::<File>(src.text).unwrap().content;
+    let body = src.template(&mut scripts.templates, "t", &content).unwrap();
+    scripts.fallback = Some(Message {
+        format: crate::scripts::Format::Text,
+        body,
+        mention_sender: false,
+    });
+    let mut settings = pyramid();
+    settings.tags.insert("type:新手群".into());
+    let view = GroupView {
+        settings: &settings,
+        ..GroupView::empty()
+    };
+    let d = decide(&text("你好"), &view, &scripts, office_hours());
+    assert_eq!(reply_text(&d), "zhangsan-name/成员/type:新手群/星期一");
+}
+
+#[test]
+fn actions_a_channel_cannot_perform_degrade_visibly() {
+    let settings = pyramid();
+    let caps = Capabilities::WECOM_ROBOT;
+    let (actions, notes) = degrade(
+        vec![Action::RemoveMember {
+            user_id: "spammer".into(),
+            reason: "广告".into(),
+        }],
+        caps,
+        &settings,
+    );
+    assert_eq!(notes.len(), 1);
+    let [
+        Action::Post {
+            message: OutMessage::Text {
+                content, mentioned, ..
+            },
+            purpose: "notify_admins",
+        },
+    ] = actions.as_slice()
+    else {
+        panic!("{actions:?}")
+    };
+    assert!(content.contains("spammer") && content.contains("广告"));
+    assert_eq!(mentioned, &vec!["boss".to_owned(), "da".to_owned()]);
+
+    // A channel that can only reply answers a post in the reply, and says so.
+    let reply_only = Capabilities {
+        can_post: false,
+        ..caps
+    };
+    let post = Action::Post {
+        message: OutMessage::Markdown {
+            content: "hi".into(),
+        },
+        purpose: "greeting",
+    };
+    let (actions, notes) = degrade(vec![post.clone()], reply_only, &settings);
+    assert_eq!(
+        actions,
+        vec![Action::Reply(Reply::Markdown {
+            content: "hi".into()
+        })]
+    );
+    assert_eq!(notes.len(), 1);
+    // …but never two replies: the second is reported, not silently lost.
+    let reply = Action::Reply(Reply::Markdown {
+        content: "answer".into(),
+    });
+    let (actions, notes) = degrade(vec![reply.clone(), post], reply_only, &settings);
+    assert_eq!(actions, vec![reply]);
+    assert!(notes[0].contains("not sent"), "{notes:?}");
 }

@@ -3,15 +3,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tracing::{error, warn};
 
 use super::AppState;
+use crate::domain::{ChatId, GroupSettings, Role, SettingsChange};
+use crate::engine::scope::validate_tag;
 use crate::store::{GroupRecord, GroupStatus};
 
 /// `GET /healthz`: 200 while the service is serving.
@@ -73,11 +76,49 @@ struct GroupView {
     messages: u64,
     last_message_at: Option<DateTime<Utc>>,
     can_push: bool,
+    #[serde(flatten)]
+    settings: SettingsView,
 }
 
-impl From<GroupRecord> for GroupView {
-    fn from(g: GroupRecord) -> Self {
+/// A group's settings as the API shows them.
+#[derive(Serialize)]
+struct SettingsView {
+    owner: Option<String>,
+    tags: Vec<String>,
+    roles: Vec<RoleView>,
+    disabled_rules: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RoleView {
+    user_id: String,
+    name: String,
+    role: Role,
+}
+
+impl From<&GroupSettings> for SettingsView {
+    fn from(s: &GroupSettings) -> Self {
         Self {
+            owner: s.owner.clone(),
+            tags: s.tags.iter().cloned().collect(),
+            roles: s
+                .roles
+                .iter()
+                .map(|(id, h)| RoleView {
+                    user_id: id.clone(),
+                    name: h.name.clone(),
+                    role: h.role,
+                })
+                .collect(),
+            disabled_rules: s.disabled_rules.iter().cloned().collect(),
+        }
+    }
+}
+
+impl GroupView {
+    fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
+        Self {
+            settings: settings.into(),
             chat_id: g.chat_id.to_string(),
             bot: g.bot.to_string(),
             status: g.status,
@@ -103,7 +144,14 @@ pub async fn list_groups(State(state): State<Arc<AppState>>, headers: HeaderMap)
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.groups()).await {
         Ok(Ok(groups)) => {
-            Json(groups.into_iter().map(GroupView::from).collect::<Vec<_>>()).into_response()
+            let views: Vec<GroupView> = groups
+                .into_iter()
+                .map(|g| {
+                    let settings = state.directory.get(&g.chat_id);
+                    GroupView::new(g, &settings)
+                })
+                .collect();
+            Json(views).into_response()
         }
         Ok(Err(e)) => internal_error(e),
         Err(e) => internal_error(e),
@@ -115,14 +163,20 @@ pub async fn list_groups(State(state): State<Arc<AppState>>, headers: HeaderMap)
 struct RuleView {
     id: String,
     kind: &'static str,
-    scope: &'static str,
+    scope: String,
     #[serde(rename = "match")]
-    mode: crate::engine::keywords::MatchMode,
+    mode: &'static str,
     patterns: Vec<String>,
-    priority: i32,
-    cooldown_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cooldown_secs: Option<u64>,
     mentioned_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     hours: Vec<String>,
+    /// For commands: the lowest role that may use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
     enabled: bool,
 }
 
@@ -133,27 +187,41 @@ pub async fn list_rules(State(state): State<Arc<AppState>>, headers: HeaderMap) 
     }
     let scripts = state.scripts.current();
     let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
-    let rules: Vec<RuleView> = scripts
+    let mut rules: Vec<RuleView> = scripts
         .keywords
         .rules()
         .iter()
         .map(|r| RuleView {
             id: r.id.clone(),
             kind: "keyword",
-            scope: "global",
-            mode: r.mode,
+            scope: r.scope.to_string(),
+            mode: r.mode.as_str(),
             patterns: r.patterns.clone(),
-            priority: r.priority,
-            cooldown_secs: r.cooldown.as_secs(),
+            priority: Some(r.priority),
+            cooldown_secs: Some(r.cooldown.as_secs()),
             mentioned_only: r.mentioned_only,
             hours: r
                 .hours
                 .iter()
                 .map(|w| format!("{}-{}", hm(w.start), hm(w.end)))
                 .collect(),
+            role: None,
             enabled: r.enabled,
         })
         .collect();
+    rules.extend(scripts.commands.commands.iter().map(|c| RuleView {
+        id: c.kind.key().to_owned(),
+        kind: "command",
+        scope: "global".into(),
+        mode: "prefix",
+        patterns: c.triggers.clone(),
+        priority: None,
+        cooldown_secs: None,
+        mentioned_only: true,
+        hours: Vec::new(),
+        role: Some(c.role),
+        enabled: true,
+    }));
     Json(rules).into_response()
 }
 
@@ -164,4 +232,161 @@ pub async fn scripts_status(State(state): State<Arc<AppState>>, headers: HeaderM
         return unauthorized();
     }
     Json(state.scripts.status()).into_response()
+}
+
+fn bad_request(reason: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({"error": reason.into()})),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/groups/{chat_id}`: one group with its settings.
+pub async fn get_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let chat = ChatId::new(chat_id);
+    let store = state.store.clone();
+    let key = chat.clone();
+    match tokio::task::spawn_blocking(move || store.group(&key)).await {
+        Ok(Ok(Some(group))) => {
+            let settings = state.directory.get(&chat);
+            Json(GroupView::new(group, &settings)).into_response()
+        }
+        Ok(Ok(None)) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no such group", "settings": SettingsView::from(&*state.directory.get(&chat))})),
+        )
+            .into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// Applies settings changes and answers with the group's new settings.
+async fn change(state: &AppState, chat: &ChatId, changes: Vec<SettingsChange>) -> Response {
+    match state.directory.change(chat, changes).await {
+        Ok(settings) => {
+            tracing::info!(chat = %chat, "group settings changed through the admin API");
+            Json(SettingsView::from(&*settings)).into_response()
+        }
+        Err(e) => internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsBody {
+    tags: Vec<String>,
+}
+
+/// `PUT /api/v1/groups/{chat_id}/tags` with `{"tags": [...]}`: replaces the group's tags.
+pub async fn put_tags(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+    body: Result<Json<TagsBody>, JsonRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let mut tags = Vec::with_capacity(body.tags.len());
+    for tag in &body.tags {
+        match validate_tag(tag) {
+            Ok(t) => tags.push(t.to_owned()),
+            Err(e) => return bad_request(e),
+        }
+    }
+    change(
+        &state,
+        &ChatId::new(chat_id),
+        vec![SettingsChange::ReplaceTags(tags)],
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: Role,
+    #[serde(default)]
+    name: String,
+}
+
+/// `PUT /api/v1/groups/{chat_id}/roles/{user_id}` with `{"role": "admin", "name": "张三"}`:
+/// gives a member a role (`member` takes it away; `owner` makes them the owner).
+pub async fn put_role(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((chat_id, user_id)): Path<(String, String)>,
+    body: Result<Json<RoleBody>, JsonRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    if user_id.trim().is_empty() || user_id.len() > 128 {
+        return bad_request("user_id must be 1 to 128 characters");
+    }
+    let change_role = SettingsChange::SetRole {
+        user_id,
+        name: body.name,
+        role: body.role,
+    };
+    change(&state, &ChatId::new(chat_id), vec![change_role]).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSwitchBody {
+    enabled: bool,
+}
+
+/// `PUT /api/v1/groups/{chat_id}/rules/{rule_id}` with `{"enabled": false}`: switches a
+/// keyword rule off (or back on) for one group.
+pub async fn put_rule_switch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((chat_id, rule_id)): Path<(String, String)>,
+    body: Result<Json<RuleSwitchBody>, JsonRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let known = state
+        .scripts
+        .current()
+        .keywords
+        .rules()
+        .iter()
+        .any(|r| r.id == rule_id);
+    if !known {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("no keyword rule {rule_id:?}")})),
+        )
+            .into_response();
+    }
+    let switch = SettingsChange::SwitchRule {
+        rule: rule_id,
+        enabled: body.enabled,
+    };
+    change(&state, &ChatId::new(chat_id), vec![switch]).await
 }

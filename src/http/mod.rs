@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, put};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::channels::wecom::robot::RobotEndpoint;
 use crate::config::Secret;
 use crate::cooldowns::Cooldowns;
 use crate::dedupe::Dedupe;
+use crate::groups::Directory;
+use crate::lanes::Lanes;
 use crate::pipeline::PipelineHandle;
 use crate::scripts::live::LiveScripts;
 use crate::store::Store;
@@ -29,6 +31,10 @@ pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub robots: HashMap<String, Arc<RobotEndpoint>>,
     pub dedupe: Arc<Dedupe>,
+    /// One event at a time per conversation.
+    pub lanes: Lanes,
+    /// Group settings: roles, tags, rules switched off.
+    pub directory: Arc<Directory>,
     pub cooldowns: Cooldowns,
     pub pipeline: PipelineHandle,
     pub scripts: Arc<LiveScripts>,
@@ -46,6 +52,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
     let admin = Router::new()
         .route("/api/v1/groups", get(admin::list_groups))
+        .route("/api/v1/groups/{chat_id}", get(admin::get_group))
+        .route("/api/v1/groups/{chat_id}/tags", put(admin::put_tags))
+        .route(
+            "/api/v1/groups/{chat_id}/roles/{user_id}",
+            put(admin::put_role),
+        )
+        .route(
+            "/api/v1/groups/{chat_id}/rules/{rule_id}",
+            put(admin::put_rule_switch),
+        )
         .route("/api/v1/rules", get(admin::list_rules))
         .route("/api/v1/scripts/status", get(admin::scripts_status))
         .layer(TimeoutLayer::with_status_code(

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Format, Message, ScriptError, line_col};
+use super::template::Templates;
+use super::{Format, Message, RawMessage, ScriptError, Source, line_col};
 use crate::engine::keywords::{KeywordRule, KeywordSet, MatchMode, Window};
 use crate::engine::normalize::normalize;
+use crate::engine::scope::Scope;
 
 /// The longest cooldown a rule may have: 30 days.
 pub const MAX_COOLDOWN_SECS: u64 = 30 * 24 * 3600;
@@ -30,6 +32,8 @@ fn contains() -> MatchMode {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     id: String,
+    #[serde(default)]
+    scope: Option<String>,
     patterns: Vec<String>,
     #[serde(rename = "match", default = "contains")]
     mode: MatchMode,
@@ -44,7 +48,7 @@ struct RawRule {
     #[serde(default = "yes")]
     enabled: bool,
     format: Format,
-    content: String,
+    content: toml::Spanned<String>,
     #[serde(default)]
     mention_sender: bool,
 }
@@ -73,7 +77,8 @@ fn parse_window(text: &str) -> Result<Window, String> {
     Ok(Window { start, end })
 }
 
-fn validate(raw: RawRule) -> Result<KeywordRule, String> {
+/// Validates everything but the reply (compiled by the caller, which knows the file).
+fn validate(raw: &RawRule) -> Result<KeywordRule, String> {
     let id_ok = !raw.id.is_empty()
         && raw.id.len() <= 64
         && raw
@@ -86,9 +91,10 @@ fn validate(raw: RawRule) -> Result<KeywordRule, String> {
             raw.id
         ));
     }
-    if raw.content.trim().is_empty() {
-        return Err(format!("rule {:?}: content must not be empty", raw.id));
-    }
+    let scope = match &raw.scope {
+        None => Scope::Global,
+        Some(text) => Scope::parse(text).map_err(|e| format!("rule {:?}: {e}", raw.id))?,
+    };
     if raw.cooldown_secs > MAX_COOLDOWN_SECS {
         return Err(format!(
             "rule {:?}: cooldown_secs must be at most {MAX_COOLDOWN_SECS} (30 days), got {}",
@@ -126,7 +132,8 @@ fn validate(raw: RawRule) -> Result<KeywordRule, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("rule {:?}: {e}", raw.id))?;
     Ok(KeywordRule {
-        id: raw.id,
+        id: raw.id.clone(),
+        scope,
         mode: raw.mode,
         patterns,
         priority: raw.priority,
@@ -134,53 +141,56 @@ fn validate(raw: RawRule) -> Result<KeywordRule, String> {
         mentioned_only: raw.mentioned_only,
         hours,
         enabled: raw.enabled,
-        reply: Message {
-            format: raw.format,
-            content: raw.content,
-            mention_sender: raw.mention_sender,
-        },
+        reply: Message::literal(raw.format, "", raw.mention_sender),
     })
 }
 
-/// Parses and compiles a keywords file; `file` names it in errors.
-pub fn parse(text: &str, file: &Path) -> Result<KeywordSet, ScriptError> {
-    let at = |offset: usize, reason: String| {
-        let (line, column) = line_col(text, offset);
-        ScriptError {
-            file: file.to_owned(),
-            line,
-            column,
-            reason,
-        }
-    };
-    let parsed: KeywordsFile = toml::from_str(text).map_err(|e| {
-        at(
-            e.span().map(|s| s.start).unwrap_or(0),
-            e.message().trim_end().to_owned(),
-        )
-    })?;
+/// Parses and compiles a keywords file, adding its reply templates to `templates`.
+pub(crate) fn parse(
+    src: &Source<'_>,
+    templates: &mut Templates,
+) -> Result<KeywordSet, ScriptError> {
+    let parsed: KeywordsFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
     let mut rules = Vec::with_capacity(parsed.keyword.len());
-    let mut first_at: HashMap<String, usize> = HashMap::with_capacity(parsed.keyword.len());
+    let mut first_at: HashMap<(String, Scope), usize> =
+        HashMap::with_capacity(parsed.keyword.len());
     for spanned in parsed.keyword {
         let start = spanned.span().start;
-        let rule = validate(spanned.into_inner()).map_err(|reason| at(start, reason))?;
-        if let Some(&earlier) = first_at.get(&rule.id) {
-            let (line, _) = line_col(text, earlier);
-            return Err(at(
+        let raw = spanned.into_inner();
+        let mut rule = validate(&raw).map_err(|reason| src.error(start, reason))?;
+        let key = (rule.id.clone(), rule.scope.clone());
+        if let Some(&earlier) = first_at.get(&key) {
+            let (line, _) = line_col(src.text, earlier);
+            return Err(src.error(
                 start,
                 format!(
-                    "id {:?} is already used by the rule at line {line}",
-                    rule.id
+                    "id {:?} is already used in scope {} by the rule at line {line}",
+                    rule.id, rule.scope
                 ),
             ));
         }
-        first_at.insert(rule.id.clone(), start);
+        first_at.insert(key, start);
+        let name = format!("keyword {} ({})", rule.id, rule.scope);
+        rule.reply = src.message(
+            templates,
+            &name,
+            &RawMessage {
+                format: raw.format,
+                content: raw.content,
+                mention_sender: raw.mention_sender,
+            },
+        )?;
         rules.push(rule);
     }
     KeywordSet::build(rules).map_err(|e| {
-        let offset = text.find(&format!("\"{}\"", e.rule)).unwrap_or(0);
-        at(offset, e.to_string())
+        let offset = src.text.find(&format!("\"{}\"", e.rule)).unwrap_or(0);
+        src.error(offset, e.to_string())
     })
+}
+
+/// Parses a keywords file on its own (benchmarks, tests); `file` names it in errors.
+pub fn parse_file(text: &str, file: &Path) -> Result<KeywordSet, ScriptError> {
+    parse(&Source { text, file }, &mut Templates::new())
 }
 
 #[cfg(test)]
@@ -188,7 +198,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> ScriptError {
-        parse(text, Path::new("keywords.toml")).unwrap_err()
+        parse_file(text, Path::new("keywords.toml")).unwrap_err()
     }
 
     const RULE: &str =
@@ -203,7 +213,8 @@ mod tests {
         assert!(e.reason.contains("bad regex"), "{e}");
         let e = err(&format!("{RULE}{RULE}"));
         assert!(
-            e.reason.contains("already used by the rule at line 1"),
+            e.reason
+                .contains("already used in scope global by the rule at line 1"),
             "{e}"
         );
         assert_eq!(e.line, 6, "{e}");
@@ -243,7 +254,7 @@ mod tests {
 
     #[test]
     fn patterns_are_normalised_and_deduplicated() {
-        let set = parse(
+        let set = parse_file(
             &RULE.replace("[\"发票\"]", "[\"ＦＡＰＩＡＯ\", \"fapiao\"]"),
             Path::new("k"),
         )

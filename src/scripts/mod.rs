@@ -5,15 +5,21 @@
 //! A broken file is reported with `file:line:column` and the reason. When the directory does
 //! not exist the copy embedded at build time is used, so the service runs out of the box.
 
+pub mod commands;
 pub mod keywords;
 pub mod live;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use minijinja::Value;
+
 use crate::domain::{OutMessage, Reply};
+use crate::engine::commands::CommandSet;
 use crate::engine::keywords::KeywordSet;
+use template::{RenderError, Template, Templates};
 
 /// The messages file inside the scripts directory.
 pub const MESSAGES_FILE: &str = "messages.toml";
@@ -23,6 +29,9 @@ pub const EMBEDDED_MESSAGES: &str = include_str!("../../bot-scripts/messages.tom
 
 /// The shipped `bot-scripts/keywords.toml`, used when the directory is missing.
 pub const EMBEDDED_KEYWORDS: &str = include_str!("../../bot-scripts/keywords.toml");
+
+/// The shipped `bot-scripts/commands.toml`, used when the directory is missing.
+pub const EMBEDDED_COMMANDS: &str = include_str!("../../bot-scripts/commands.toml");
 
 /// A bot-scripts file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,93 +44,188 @@ pub struct ScriptError {
 }
 
 /// How a message is formatted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     Text,
     Markdown,
 }
 
-/// One message an operator wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One message an operator wrote; its body is a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub format: Format,
-    pub content: String,
+    pub body: Template,
     /// For text messages: @-mention the member the bot answers.
-    #[serde(default)]
     pub mention_sender: bool,
 }
 
 impl Message {
+    /// A message without template variables (tests, built-in texts).
+    pub fn literal(format: Format, content: &str, mention_sender: bool) -> Self {
+        Self {
+            format,
+            body: Template::literal(content),
+            mention_sender,
+        }
+    }
+
     /// This message as a passive reply to `user_id`.
-    pub fn reply_to(&self, user_id: &str) -> Reply {
-        match self.format {
+    pub fn reply(
+        &self,
+        templates: &Templates,
+        vars: impl FnOnce() -> Value,
+        user_id: &str,
+    ) -> Result<Reply, RenderError> {
+        let content = templates.render(&self.body, vars)?;
+        Ok(match self.format {
             Format::Text => Reply::Text {
-                content: self.content.clone(),
+                content,
                 mentioned: if self.mention_sender && !user_id.is_empty() {
                     vec![user_id.to_owned()]
                 } else {
                     Vec::new()
                 },
             },
-            Format::Markdown => Reply::Markdown {
-                content: self.content.clone(),
-            },
-        }
+            Format::Markdown => Reply::Markdown { content },
+        })
     }
 
-    /// This message as a push.
-    pub fn push(&self, mention: Option<&str>) -> OutMessage {
-        match self.format {
+    /// This message as a push; `mention` is @-mentioned when the message mentions the sender
+    /// (text only: markdown mentions are written in the template as `<@userid>`).
+    pub fn push(
+        &self,
+        templates: &Templates,
+        vars: impl FnOnce() -> Value,
+        mention: &[String],
+    ) -> Result<OutMessage, RenderError> {
+        let content = templates.render(&self.body, vars)?;
+        Ok(match self.format {
             Format::Text => OutMessage::Text {
-                content: self.content.clone(),
-                mentioned: mention
-                    .filter(|_| self.mention_sender)
-                    .map(|u| vec![u.to_owned()])
-                    .unwrap_or_default(),
+                content,
+                mentioned: if self.mention_sender {
+                    mention.to_vec()
+                } else {
+                    Vec::new()
+                },
                 mentioned_mobiles: Vec::new(),
             },
-            Format::Markdown => OutMessage::Markdown {
-                content: self.content.clone(),
-            },
-        }
+            Format::Markdown => OutMessage::Markdown { content },
+        })
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A message as written in a file (`content` keeps its position for template errors).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMessage {
+    pub format: Format,
+    pub content: toml::Spanned<String>,
+    #[serde(default)]
+    pub mention_sender: bool,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HelpSection {
     // Spelled out rather than `#[serde(flatten)]`: flattening loses the line of a bad value.
     format: Format,
-    content: String,
+    content: toml::Spanned<String>,
     #[serde(default)]
     mention_sender: bool,
     triggers: Vec<String>,
 }
 
-impl HelpSection {
-    fn message(&self) -> Message {
-        Message {
-            format: self.format,
-            content: self.content.clone(),
-            mention_sender: self.mention_sender,
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesFile {
+    adoption: RawMessage,
+    help: HelpSection,
+    #[serde(default)]
+    fallback: Option<RawMessage>,
+    #[serde(default)]
+    rules: Option<RawMessage>,
+}
+
+/// One file being read: its text and name, for errors that point into it.
+pub(crate) struct Source<'a> {
+    pub text: &'a str,
+    pub file: &'a Path,
+}
+
+impl Source<'_> {
+    /// An error at byte `offset`.
+    pub fn error(&self, offset: usize, reason: impl Into<String>) -> ScriptError {
+        let (line, column) = line_col(self.text, offset);
+        ScriptError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            reason: reason.into(),
         }
+    }
+
+    /// A TOML parse error.
+    pub fn toml_error(&self, e: &toml::de::Error) -> ScriptError {
+        self.error(
+            e.span().map(|s| s.start).unwrap_or(0),
+            e.message().trim_end(),
+        )
+    }
+
+    /// Compiles the template in `content` under `name`; errors point at the template's line in
+    /// the file.
+    pub fn template(
+        &self,
+        templates: &mut Templates,
+        name: &str,
+        content: &toml::Spanned<String>,
+    ) -> Result<Template, ScriptError> {
+        let start = content.span().start;
+        if content.get_ref().trim().is_empty() {
+            return Err(self.error(start, format!("{name}: content must not be empty")));
+        }
+        // `"""` followed by a newline: the template starts on the next line.
+        let rest = &self.text[start.min(self.text.len())..];
+        let skipped = ["\"\"\"\n", "'''\n", "\"\"\"\r\n", "'''\r\n"]
+            .iter()
+            .any(|p| rest.starts_with(p));
+        let first_line = line_col(self.text, start).0 + usize::from(skipped);
+        // The name says where the template is, so that a render error names file:line too.
+        let full_name = format!("{}:{first_line}: {name}", self.file.display());
+        templates
+            .compile(&full_name, content.get_ref())
+            .map_err(|e| {
+                let line = first_line + e.line.saturating_sub(1);
+                ScriptError {
+                    file: self.file.to_owned(),
+                    line,
+                    column: 1,
+                    reason: format!("{name}: template error: {}", e.reason),
+                }
+            })
+    }
+
+    /// Compiles a whole message.
+    pub fn message(
+        &self,
+        templates: &mut Templates,
+        name: &str,
+        raw: &RawMessage,
+    ) -> Result<Message, ScriptError> {
+        Ok(Message {
+            format: raw.format,
+            body: self.template(templates, name, &raw.content)?,
+            mention_sender: raw.mention_sender,
+        })
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MessagesFile {
-    adoption: Message,
-    help: HelpSection,
-    #[serde(default)]
-    fallback: Option<Message>,
-}
-
-/// The loaded scripts.
+/// The loaded scripts: one consistent version of every file.
 #[derive(Debug)]
 pub struct Scripts {
+    /// Every template of this version.
+    pub templates: Templates,
     /// Posted when the bot is added to a group.
     pub adoption: Message,
     /// The answer to a help trigger.
@@ -130,74 +234,110 @@ pub struct Scripts {
     pub help_triggers: Vec<String>,
     /// The answer to an @-message nothing else handles; `None` stays silent.
     pub fallback: Option<Message>,
+    /// The group rules (the rules command and the welcome's `group_rules`).
+    pub rules: Option<Message>,
     /// Keyword replies.
     pub keywords: KeywordSet,
+    /// In-chat commands.
+    pub commands: CommandSet,
     /// Where they were loaded from (`None`: the embedded copy).
     pub source: Option<PathBuf>,
 }
 
+/// The files of one version: (path, text).
+struct Files {
+    messages: (PathBuf, String),
+    keywords: Option<(PathBuf, String)>,
+    commands: Option<(PathBuf, String)>,
+}
+
 impl Scripts {
-    /// Loads `dir/messages.toml` and `dir/keywords.toml` (optional), or the embedded copies
-    /// when `dir` does not exist.
+    /// Loads every file of `dir` (`messages.toml` required, the others optional), or the
+    /// embedded copies when `dir` does not exist.
     pub fn load(dir: &Path) -> Result<Scripts, ScriptError> {
         if !dir.exists() {
             return Self::embedded();
         }
-        let read = |file: &Path| {
-            std::fs::read_to_string(file).map_err(|e| ScriptError {
-                file: file.to_owned(),
-                line: 0,
-                column: 0,
-                reason: format!("cannot read: {e}"),
-            })
+        let read = |name: &str| -> Result<Option<(PathBuf, String)>, ScriptError> {
+            let file = dir.join(name);
+            if name != MESSAGES_FILE && !file.exists() {
+                return Ok(None);
+            }
+            std::fs::read_to_string(&file)
+                .map(|text| Some((file.clone(), text)))
+                .map_err(|e| ScriptError {
+                    file: file.clone(),
+                    line: 0,
+                    column: 0,
+                    reason: format!("cannot read: {e}"),
+                })
         };
-        let messages_file = dir.join(MESSAGES_FILE);
-        let mut scripts = Self::parse(&read(&messages_file)?, &messages_file)?;
-        let keywords_file = dir.join(keywords::KEYWORDS_FILE);
-        if keywords_file.exists() {
-            scripts.keywords = keywords::parse(&read(&keywords_file)?, &keywords_file)?;
-        }
+        let Some(messages) = read(MESSAGES_FILE)? else {
+            unreachable!("read() returns the required file or an error")
+        };
+        let files = Files {
+            messages,
+            keywords: read(keywords::KEYWORDS_FILE)?,
+            commands: read(commands::COMMANDS_FILE)?,
+        };
+        let mut scripts = Self::from_files(&files)?;
         scripts.source = Some(dir.to_owned());
         Ok(scripts)
     }
 
     /// The copies built into the binary.
     pub fn embedded() -> Result<Scripts, ScriptError> {
-        let mut scripts = Self::parse(EMBEDDED_MESSAGES, Path::new("<embedded>/messages.toml"))?;
-        scripts.keywords =
-            keywords::parse(EMBEDDED_KEYWORDS, Path::new("<embedded>/keywords.toml"))?;
-        Ok(scripts)
+        let at =
+            |name: &str, text: &str| (PathBuf::from(format!("<embedded>/{name}")), text.to_owned());
+        Self::from_files(&Files {
+            messages: at(MESSAGES_FILE, EMBEDDED_MESSAGES),
+            keywords: Some(at(keywords::KEYWORDS_FILE, EMBEDDED_KEYWORDS)),
+            commands: Some(at(commands::COMMANDS_FILE, EMBEDDED_COMMANDS)),
+        })
     }
 
-    /// Parses and validates a messages file (with no keyword replies); `file` names it in
-    /// errors.
-    pub fn parse(text: &str, file: &Path) -> Result<Scripts, ScriptError> {
-        let at = |offset: Option<usize>, reason: String| {
-            let (line, column) = offset.map(|o| line_col(text, o)).unwrap_or((1, 1));
-            ScriptError {
-                file: file.to_owned(),
-                line,
-                column,
-                reason,
-            }
-        };
-        let parsed: MessagesFile = toml::from_str(text)
-            .map_err(|e| at(e.span().map(|s| s.start), e.message().trim_end().to_owned()))?;
-        let section_offset = |name: &str| text.find(&format!("[{name}]"));
-        for (name, message) in [
-            ("adoption", Some(&parsed.adoption)),
-            ("help", Some(&parsed.help.message())),
-            ("fallback", parsed.fallback.as_ref()),
-        ] {
-            if let Some(m) = message
-                && m.content.trim().is_empty()
+    fn from_files(files: &Files) -> Result<Scripts, ScriptError> {
+        let mut templates = Templates::new();
+        let (file, text) = &files.messages;
+        let mut scripts = Self::parse_messages(&Source { text, file }, &mut templates)?;
+        if let Some((file, text)) = &files.keywords {
+            scripts.keywords = keywords::parse(&Source { text, file }, &mut templates)?;
+        }
+        if let Some((file, text)) = &files.commands {
+            let src = Source { text, file };
+            scripts.commands = commands::parse(&src, &mut templates)?;
+            // A command word that is also a help word would never run.
+            if let Some(word) = scripts
+                .help_triggers
+                .iter()
+                .find(|h| scripts.commands.recognise(h).is_some())
             {
-                return Err(at(
-                    section_offset(name),
-                    format!("[{name}] content must not be empty"),
+                return Err(src.error(
+                    0,
+                    format!("the help word {word:?} (messages.toml) starts a command here"),
                 ));
             }
         }
+        scripts.templates = templates;
+        Ok(scripts)
+    }
+
+    /// Parses and validates a messages file alone (no keyword replies or commands); `file`
+    /// names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Scripts, ScriptError> {
+        let mut templates = Templates::new();
+        let mut scripts = Self::parse_messages(&Source { text, file }, &mut templates)?;
+        scripts.templates = templates;
+        Ok(scripts)
+    }
+
+    fn parse_messages(src: &Source<'_>, templates: &mut Templates) -> Result<Scripts, ScriptError> {
+        let parsed: MessagesFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
+        let help = RawMessage {
+            format: parsed.help.format,
+            content: parsed.help.content.clone(),
+            mention_sender: parsed.help.mention_sender,
+        };
         let triggers: Vec<String> = parsed
             .help
             .triggers
@@ -206,17 +346,27 @@ impl Scripts {
             .filter(|t| !t.is_empty())
             .collect();
         if triggers.is_empty() {
-            return Err(at(
-                section_offset("help"),
-                "[help] triggers must list at least one word".into(),
+            return Err(src.error(
+                src.text.find("[help]").unwrap_or(0),
+                "[help] triggers must list at least one word",
             ));
         }
+        let mut optional = |name: &str, raw: &Option<RawMessage>| {
+            raw.as_ref()
+                .map(|r| src.message(templates, name, r))
+                .transpose()
+        };
+        let fallback = optional("fallback", &parsed.fallback)?;
+        let rules = optional("rules", &parsed.rules)?;
         Ok(Scripts {
-            adoption: parsed.adoption,
-            help: parsed.help.message(),
+            adoption: src.message(templates, "adoption", &parsed.adoption)?,
+            help: src.message(templates, "help", &help)?,
             help_triggers: triggers,
-            fallback: parsed.fallback,
+            fallback,
+            rules,
             keywords: KeywordSet::default(),
+            commands: CommandSet::default(),
+            templates: Templates::new(),
             source: None,
         })
     }
@@ -227,6 +377,28 @@ impl Scripts {
         self.help_triggers
             .iter()
             .any(|t| t.eq_ignore_ascii_case(text))
+    }
+
+    /// Renders every template against sample data (what `trumpet check` runs), so that a
+    /// misspelt variable or a runaway loop is found before members see it.
+    pub fn render_samples(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, RenderError> {
+        let vars = crate::engine::vars::sample(now);
+        let mut count = 0;
+        for message in self.messages() {
+            self.templates.render(&message.body, || vars.clone())?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Every message of this version.
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        [Some(&self.adoption), Some(&self.help)]
+            .into_iter()
+            .chain([self.fallback.as_ref(), self.rules.as_ref()])
+            .flatten()
+            .chain(self.keywords.rules().iter().map(|r| &r.reply))
+            .chain(self.commands.messages())
     }
 }
 
@@ -286,7 +458,7 @@ mod tests {
         let err = Scripts::parse(text, Path::new("m.toml")).unwrap_err();
         assert_eq!(
             (err.line, err.reason.contains("adoption")),
-            (1, true),
+            (3, true),
             "{err}"
         );
         let text = "[adoption]\nformat = \"text\"\ncontent = \"x\"\n[help]\nformat = \"text\"\ncontent = \"x\"\ntriggers = [\" \"]\n";

@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{BotId, ChatId, Sender};
+use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
 
 /// Bumped whenever a table's key or value layout changes incompatibly.
@@ -27,6 +27,11 @@ const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 const MEMBERS: TableDefinition<(&str, &str), MemberRow<'static>> = TableDefinition::new("members");
 const DAILY: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("daily");
 const DEDUPE: TableDefinition<&str, &[u8]> = TableDefinition::new("dedupe");
+/// chat → JSON [`GroupSettings`]: roles, tags, rules switched off. Apart from `groups`, which the
+/// pipeline rewrites with every batch, so that a settings change never races a counter update.
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// (chat, user) → unix seconds of the member's last welcome in that group.
+const WELCOMED: TableDefinition<(&str, &str), i64> = TableDefinition::new("welcomed");
 
 const SCHEMA_KEY: &str = "schema_version";
 
@@ -161,6 +166,8 @@ impl Store {
             tx.open_table(MEMBERS)?;
             tx.open_table(DAILY)?;
             tx.open_table(DEDUPE)?;
+            tx.open_table(SETTINGS)?;
+            tx.open_table(WELCOMED)?;
         }
         tx.commit()?;
         Ok(())
@@ -179,6 +186,8 @@ impl Store {
                 daily: tx.open_table(DAILY)?,
                 dedupe: tx.open_table(DEDUPE)?,
                 meta: tx.open_table(META)?,
+                settings: tx.open_table(SETTINGS)?,
+                welcomed: tx.open_table(WELCOMED)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -206,6 +215,52 @@ impl Store {
             .get(chat.as_str())?
             .map(|v| decode(v.value()))
             .transpose()
+    }
+
+    /// Every group's settings, for the in-memory directory at start.
+    pub fn all_settings(&self) -> Result<Vec<(ChatId, GroupSettings)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(SETTINGS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            out.push((ChatId::new(key.value()), decode(value.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The settings of `chat` (empty when nothing was set).
+    pub fn settings(&self, chat: &ChatId) -> Result<GroupSettings, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(SETTINGS)?;
+        Ok(table
+            .get(chat.as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// The members seen in `chat`, in user id order.
+    pub fn members(&self, chat: &ChatId) -> Result<Vec<MemberRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MEMBERS)?;
+        let mut out = Vec::new();
+        for entry in table.range((chat.as_str(), "")..)? {
+            let (key, value) = entry?;
+            let (c, user) = key.value();
+            if c != chat.as_str() {
+                break;
+            }
+            out.push(member_from_row(user, value.value()));
+        }
+        Ok(out)
+    }
+
+    /// When `user` was last welcomed in `chat` (unix seconds).
+    pub fn welcomed_at(&self, chat: &ChatId, user: &str) -> Result<Option<i64>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(WELCOMED)?;
+        Ok(table.get((chat.as_str(), user))?.map(|v| v.value()))
     }
 
     pub fn member(&self, chat: &ChatId, user: &str) -> Result<Option<MemberRecord>, StoreError> {
@@ -266,6 +321,8 @@ pub struct WriteTx<'t> {
     daily: redb::Table<'t, (&'static str, &'static str), (u64, u64)>,
     dedupe: redb::Table<'t, &'static str, &'static [u8]>,
     meta: redb::Table<'t, &'static str, &'static [u8]>,
+    settings: redb::Table<'t, &'static str, &'static [u8]>,
+    welcomed: redb::Table<'t, (&'static str, &'static str), i64>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }
@@ -276,6 +333,31 @@ impl WriteTx<'_> {
             .get(chat.as_str())?
             .map(|v| decode(v.value()))
             .transpose()
+    }
+
+    pub fn settings(&self, chat: &ChatId) -> Result<GroupSettings, StoreError> {
+        Ok(self
+            .settings
+            .get(chat.as_str())?
+            .map(|v| decode(v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn put_settings(
+        &mut self,
+        chat: &ChatId,
+        settings: &GroupSettings,
+    ) -> Result<(), StoreError> {
+        self.settings
+            .insert(chat.as_str(), encode(settings)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Records that `user` was welcomed in `chat` at `at` (unix seconds).
+    pub fn put_welcomed(&mut self, chat: &ChatId, user: &str, at: i64) -> Result<(), StoreError> {
+        self.welcomed.insert((chat.as_str(), user), at)?;
+        Ok(())
     }
 
     pub fn put_group(&mut self, group: &GroupRecord) -> Result<(), StoreError> {

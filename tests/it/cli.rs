@@ -230,5 +230,5 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
         .output()
         .unwrap();
     let text = String::from_utf8(silent.stdout).unwrap();
-    assert!(text.contains("answer  none"), "{text}");
+    assert!(text.contains("none: the bot stays silent"), "{text}");
 }

@@ -6,6 +6,7 @@ mod admin;
 mod adoption;
 mod callbacks;
 mod cli;
+mod commands;
 mod keywords;
 mod pushes;
 mod reload;

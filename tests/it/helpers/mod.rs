@@ -221,6 +221,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `PUT path` on the admin API with the admin token and a JSON body.
+    pub async fn api_put(&self, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET /api/v1/groups` with the admin token.
     pub async fn groups(&self) -> Vec<Value> {
         serde_json::from_value(self.api("/api/v1/groups").await).unwrap()

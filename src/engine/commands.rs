@@ -1,0 +1,338 @@
+//! In-chat commands (the community pyramid): members @-mention the bot with a command word,
+//! the engine checks the sender's role and answers — or refuses, saying which role the command
+//! needs. Commands that change the group (roles, tags, rules switched off) return
+//! [`SettingsChange`]s for the caller to store. Pure, like the rest of the engine.
+
+use minijinja::{Value, context};
+use serde::Deserialize;
+
+use super::scope::validate_tag;
+use super::vars::GroupStats;
+use super::{By, Ctx, Decision, GroupView};
+use crate::domain::{Action, Role, SettingsChange};
+use crate::scripts::Message;
+
+/// What a command does. Operators choose the words that trigger it and who may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Show the group rules.
+    Rules,
+    /// Show who holds which role.
+    Roles,
+    SetAdmin,
+    UnsetAdmin,
+    SetHelper,
+    UnsetHelper,
+    /// Add tags to the group.
+    Tag,
+    /// Remove tags from the group.
+    Untag,
+    /// Switch a keyword rule off for this group.
+    RuleOff,
+    /// Switch it back on.
+    RuleOn,
+    /// Show this group's statistics.
+    Stats,
+}
+
+impl CommandKind {
+    pub const ALL: [CommandKind; 11] = [
+        CommandKind::Rules,
+        CommandKind::Roles,
+        CommandKind::SetAdmin,
+        CommandKind::UnsetAdmin,
+        CommandKind::SetHelper,
+        CommandKind::UnsetHelper,
+        CommandKind::Tag,
+        CommandKind::Untag,
+        CommandKind::RuleOff,
+        CommandKind::RuleOn,
+        CommandKind::Stats,
+    ];
+
+    /// The key operators write in `commands.toml`.
+    pub fn key(self) -> &'static str {
+        match self {
+            CommandKind::Rules => "rules",
+            CommandKind::Roles => "roles",
+            CommandKind::SetAdmin => "set_admin",
+            CommandKind::UnsetAdmin => "unset_admin",
+            CommandKind::SetHelper => "set_helper",
+            CommandKind::UnsetHelper => "unset_helper",
+            CommandKind::Tag => "tag",
+            CommandKind::Untag => "untag",
+            CommandKind::RuleOff => "rule_off",
+            CommandKind::RuleOn => "rule_on",
+            CommandKind::Stats => "stats",
+        }
+    }
+}
+
+/// One configured command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub kind: CommandKind,
+    /// Words that start the command (after the @-mention).
+    pub triggers: Vec<String>,
+    /// The lowest role that may use it.
+    pub role: Role,
+    /// The answer when it succeeds.
+    pub reply: Message,
+}
+
+/// The answers shared by all commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandReplies {
+    /// The sender's role is too low (`command`, `required_role`).
+    pub refused: Message,
+    /// The command needs members, tags or a rule id after it (`command`).
+    pub missing_argument: Message,
+    /// Named members could not be found in this group (`missing`).
+    pub unknown_member: Message,
+    /// A tag is malformed (`tag`).
+    pub bad_tag: Message,
+    /// No keyword rule has this id (`rule`).
+    pub unknown_rule: Message,
+    /// The change could not be saved (the caller sends this).
+    pub failed: Message,
+}
+
+/// All commands of one version of the scripts.
+#[derive(Debug, Clone, Default)]
+pub struct CommandSet {
+    pub commands: Vec<Command>,
+    /// User ids that are owners in every group (the operators).
+    pub operators: Vec<String>,
+    /// `None` when there is no commands file: no commands at all.
+    pub replies: Option<CommandReplies>,
+    /// (trigger, command index), longest trigger first so that `设置大当家` beats `设置`.
+    triggers: Vec<(String, usize)>,
+}
+
+impl CommandSet {
+    pub fn new(commands: Vec<Command>, operators: Vec<String>, replies: CommandReplies) -> Self {
+        let mut triggers: Vec<(String, usize)> = commands
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.triggers.iter().map(move |t| (t.clone(), i)))
+            .collect();
+        triggers.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
+        Self {
+            commands,
+            operators,
+            replies: Some(replies),
+            triggers,
+        }
+    }
+
+    /// The command `text` starts with, and the rest of the text (its arguments).
+    pub fn recognise<'t>(&self, text: &'t str) -> Option<(&Command, &'t str)> {
+        self.replies.as_ref()?;
+        let text = text.trim();
+        self.triggers.iter().find_map(|(trigger, index)| {
+            let rest = text.strip_prefix(trigger.as_str())?;
+            // `标签` must not match `标签页`: a trigger is followed by a space, an @ or nothing.
+            let boundary = rest.is_empty()
+                || rest.starts_with(char::is_whitespace)
+                || rest.starts_with(['@', '＠']);
+            boundary.then(|| (&self.commands[*index], rest.trim()))
+        })
+    }
+
+    /// The role `user_id` holds in a group with `settings`: operators are owners everywhere.
+    pub fn role_of(&self, settings: &crate::domain::GroupSettings, user_id: &str) -> Role {
+        if self.operators.iter().any(|o| o == user_id) {
+            Role::Owner
+        } else {
+            settings.role_of(user_id)
+        }
+    }
+
+    /// Every message of the commands (for `trumpet check`).
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        let shared = self.replies.iter().flat_map(|r| {
+            [
+                &r.refused,
+                &r.missing_argument,
+                &r.unknown_member,
+                &r.bad_tag,
+                &r.unknown_rule,
+                &r.failed,
+            ]
+        });
+        self.commands.iter().map(|c| &c.reply).chain(shared)
+    }
+}
+
+/// Members named in a command: `@张三 @lisi` by display name or user id.
+struct Targets {
+    found: Vec<(String, String)>,
+    missing: Vec<String>,
+}
+
+fn resolve_members(args: &str, view: &GroupView<'_>) -> Targets {
+    let mut targets = Targets {
+        found: Vec::new(),
+        missing: Vec::new(),
+    };
+    for token in args.split_whitespace() {
+        let token = token.trim_start_matches(['@', '＠']);
+        if token.is_empty() {
+            continue;
+        }
+        let by_id = view.members.iter().find(|m| m.user_id == token);
+        let by_name: Vec<_> = view.members.iter().filter(|m| m.name == token).collect();
+        let holder = view
+            .settings
+            .roles
+            .iter()
+            .find(|(id, h)| id.as_str() == token || h.name == token);
+        let found = match (by_id, by_name.as_slice(), holder) {
+            (Some(m), _, _) => Some((m.user_id.clone(), m.name.clone())),
+            (None, [m], _) => Some((m.user_id.clone(), m.name.clone())),
+            // Two members share the name: the user id is needed.
+            (None, [_, _, ..], _) => None,
+            (None, [], Some((id, h))) => Some((id.clone(), h.name.clone())),
+            (None, [], None) => None,
+        };
+        match found {
+            Some(f) if !targets.found.contains(&f) => targets.found.push(f),
+            Some(_) => {}
+            None => targets.missing.push(token.to_owned()),
+        }
+    }
+    targets
+}
+
+/// Runs `command` with `args` for the sender of `ctx`.
+pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'_>) -> Decision {
+    let replies = ctx
+        .scripts
+        .commands
+        .replies
+        .as_ref()
+        .expect("recognise() only finds commands when replies exist");
+    let role = ctx.role;
+    let base = || ctx.vars();
+    let by = |refused| By::Command {
+        kind: command.kind,
+        refused,
+    };
+    let answer = |message: &Message, extra: Value, refused: bool| -> Decision {
+        ctx.answer(
+            message,
+            || context! { ..extra, ..base() },
+            by(refused),
+            Vec::new(),
+        )
+    };
+    let command_word = || context! { command => trigger_text };
+    if role < command.role {
+        return answer(
+            &replies.refused,
+            context! {
+                command => trigger_text,
+                required_role => command.role.title(),
+            },
+            true,
+        );
+    }
+    let mut changes = Vec::new();
+    let extra = match command.kind {
+        CommandKind::Rules => {
+            let Some(rules) = &ctx.scripts.rules else {
+                return answer(&command.reply, context! { group_rules => "" }, false);
+            };
+            let group_rules = match ctx.scripts.templates.render(&rules.body, base) {
+                Ok(text) => text,
+                Err(e) => return Decision::failed(by(false), e),
+            };
+            context! { group_rules }
+        }
+        CommandKind::Roles => context! {},
+        CommandKind::Stats => {
+            let stats = ctx.view.stats.cloned().unwrap_or_else(GroupStats::default);
+            context! { stats }
+        }
+        CommandKind::SetAdmin
+        | CommandKind::UnsetAdmin
+        | CommandKind::SetHelper
+        | CommandKind::UnsetHelper => {
+            let targets = resolve_members(args, ctx.view);
+            if targets.found.is_empty() && targets.missing.is_empty() {
+                return answer(&replies.missing_argument, command_word(), false);
+            }
+            if !targets.missing.is_empty() {
+                return answer(
+                    &replies.unknown_member,
+                    context! { missing => targets.missing },
+                    false,
+                );
+            }
+            let new_role = match command.kind {
+                CommandKind::SetAdmin => Role::Admin,
+                CommandKind::SetHelper => Role::Helper,
+                _ => Role::Member,
+            };
+            let mut names = Vec::new();
+            for (user_id, name) in targets.found {
+                // Unsetting a helper must not demote an admin, and the reverse.
+                let current = ctx.view.settings.role_of(&user_id);
+                let affected = match command.kind {
+                    CommandKind::UnsetAdmin => current == Role::Admin,
+                    CommandKind::UnsetHelper => current == Role::Helper,
+                    _ => current != Role::Owner,
+                };
+                if affected {
+                    changes.push(SettingsChange::SetRole {
+                        user_id: user_id.clone(),
+                        name: name.clone(),
+                        role: new_role,
+                    });
+                }
+                names.push(if name.is_empty() { user_id } else { name });
+            }
+            context! { targets => names }
+        }
+        CommandKind::Tag | CommandKind::Untag => {
+            let mut tags = Vec::new();
+            for tag in args.split_whitespace() {
+                match validate_tag(tag) {
+                    Ok(t) => tags.push(t.to_owned()),
+                    Err(_) => return answer(&replies.bad_tag, context! { tag }, false),
+                }
+            }
+            if tags.is_empty() {
+                return answer(&replies.missing_argument, command_word(), false);
+            }
+            let change = if command.kind == CommandKind::Tag {
+                SettingsChange::AddTags(tags)
+            } else {
+                SettingsChange::RemoveTags(tags)
+            };
+            let mut after = ctx.view.settings.clone();
+            after.apply(&change);
+            changes.push(change);
+            context! { tags => after.tags.into_iter().collect::<Vec<_>>() }
+        }
+        CommandKind::RuleOff | CommandKind::RuleOn => {
+            let rule = args.split_whitespace().next().unwrap_or("");
+            if rule.is_empty() {
+                return answer(&replies.missing_argument, command_word(), false);
+            }
+            if !ctx.scripts.keywords.rules().iter().any(|r| r.id == rule) {
+                return answer(&replies.unknown_rule, context! { rule }, false);
+            }
+            changes.push(SettingsChange::SwitchRule {
+                rule: rule.to_owned(),
+                enabled: command.kind == CommandKind::RuleOn,
+            });
+            context! { rule }
+        }
+    };
+    let mut decision = answer(&command.reply, extra, false);
+    let settings: Vec<Action> = changes.into_iter().map(Action::Settings).collect();
+    decision.actions.splice(0..0, settings);
+    decision
+}

@@ -1,0 +1,170 @@
+//! The variables operators' templates see: `member`, `group` and `date` (local time, UTC+8),
+//! plus what a particular message adds (`targets`, `tags`, `stats`, `members` …). Documented for
+//! operators in `bot-scripts/README.md`; `trumpet check` renders every template with
+//! [`sample`] so that a misspelt variable is caught before members see it.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use minijinja::{Value, context};
+use serde::Serialize;
+
+use crate::domain::{ChatId, GroupSettings, Role, Sender};
+
+/// Operators' local time: China Standard Time (UTC+8, no DST).
+pub const LOCAL_OFFSET_SECS: i64 = 8 * 3600;
+
+const WEEKDAYS: [&str; 7] = [
+    "星期一",
+    "星期二",
+    "星期三",
+    "星期四",
+    "星期五",
+    "星期六",
+    "星期日",
+];
+
+/// A group's activity, for the statistics command and templates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GroupStats {
+    pub members_seen: u64,
+    pub messages: u64,
+    pub today_messages: u64,
+    pub today_speakers: u64,
+}
+
+/// `date`: the local date and time.
+pub fn date(now: DateTime<Utc>) -> Value {
+    let local = now + chrono::Duration::seconds(LOCAL_OFFSET_SECS);
+    let weekday = local.weekday().num_days_from_monday() as usize;
+    context! {
+        today => local.format("%Y-%m-%d").to_string(),
+        year => local.year(),
+        month => local.month(),
+        day => local.day(),
+        weekday => WEEKDAYS[weekday],
+        weekday_number => weekday + 1,
+        time => format!("{:02}:{:02}", local.hour(), local.minute()),
+    }
+}
+
+/// `member`: who the bot is answering.
+pub fn member(sender: &Sender, role: Role) -> Value {
+    context! {
+        id => &sender.user_id,
+        name => display_name(sender),
+        alias => &sender.alias,
+        role => role.title(),
+    }
+}
+
+/// A name to show for a member: the name, else the user id.
+pub fn display_name(sender: &Sender) -> &str {
+    if sender.name.is_empty() {
+        &sender.user_id
+    } else {
+        &sender.name
+    }
+}
+
+fn holders(settings: &GroupSettings, role: Role) -> Vec<String> {
+    settings
+        .roles
+        .iter()
+        .filter(|(_, h)| h.role == role)
+        .map(|(id, h)| {
+            if h.name.is_empty() {
+                id.clone()
+            } else {
+                h.name.clone()
+            }
+        })
+        .collect()
+}
+
+/// `group`: the group's id, tags and role holders.
+pub fn group(chat: Option<&ChatId>, settings: &GroupSettings) -> Value {
+    context! {
+        chat_id => chat.map(ChatId::as_str).unwrap_or(""),
+        tags => settings.tags.iter().collect::<Vec<_>>(),
+        owner => if settings.owner_name.is_empty() {
+            settings.owner.as_deref().unwrap_or("")
+        } else {
+            settings.owner_name.as_str()
+        },
+        admins => holders(settings, Role::Admin),
+        helpers => holders(settings, Role::Helper),
+    }
+}
+
+/// The variables every template sees.
+pub fn base(
+    sender: &Sender,
+    role: Role,
+    chat: Option<&ChatId>,
+    settings: &GroupSettings,
+    now: DateTime<Utc>,
+) -> Value {
+    context! {
+        member => member(sender, role),
+        group => group(chat, settings),
+        date => date(now),
+    }
+}
+
+/// Sample variables for `trumpet check`: every variable any template may use, filled in.
+pub fn sample(now: DateTime<Utc>) -> Value {
+    let sender = Sender {
+        user_id: "zhangsan".into(),
+        name: "张三".into(),
+        alias: "广州-张三-出纳".into(),
+    };
+    let mut settings = GroupSettings {
+        owner: Some("lisi".into()),
+        ..GroupSettings::default()
+    };
+    settings.tags.insert("province:广东".into());
+    settings.roles.insert(
+        "wangwu".into(),
+        crate::domain::RoleHolder {
+            role: Role::Admin,
+            name: "王五".into(),
+        },
+    );
+    let chat = ChatId::new("wrSampleChatId");
+    context! {
+        ..base(&sender, Role::Member, Some(&chat), &settings, now),
+        ..extras_sample(),
+    }
+}
+
+/// The message-specific variables, filled in for `trumpet check`.
+fn extras_sample() -> Value {
+    context! {
+        command => "设置大当家",
+        required_role => "群主",
+        targets => vec!["王五"],
+        missing => vec!["赵六"],
+        tags => vec!["province:广东", "type:新手群"],
+        tag => "type:新手群",
+        rule => "invoice",
+        stats => GroupStats { members_seen: 120, messages: 3456, today_messages: 42, today_speakers: 9 },
+        members => vec![context! { id => "zhaoliu", name => "赵六", mention => "<@zhaoliu>" }],
+        mentions => "<@zhaoliu>",
+        group_rules => "1. 禁止发广告",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn dates_are_local() {
+        // 2026-11-22 23:30 UTC is Monday 07:30 in Shanghai.
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 23, 30, 0).unwrap();
+        let d = date(now);
+        assert_eq!(d.get_attr("today").unwrap().to_string(), "2026-11-23");
+        assert_eq!(d.get_attr("weekday").unwrap().to_string(), "星期一");
+        assert_eq!(d.get_attr("time").unwrap().to_string(), "07:30");
+    }
+}

@@ -1,0 +1,142 @@
+//! `bot-scripts/commands.toml`: the in-chat commands — which words trigger each command, the
+//! lowest role that may use it, its answers — and the operators, who are owners in every group.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::template::Templates;
+use super::{Format, RawMessage, ScriptError, Source};
+use crate::domain::Role;
+use crate::engine::commands::{Command, CommandKind, CommandReplies, CommandSet};
+
+/// The commands file inside the scripts directory (optional: no file, no commands).
+pub const COMMANDS_FILE: &str = "commands.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplies {
+    refused: RawMessage,
+    missing_argument: RawMessage,
+    unknown_member: RawMessage,
+    bad_tag: RawMessage,
+    unknown_rule: RawMessage,
+    failed: RawMessage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    triggers: Vec<String>,
+    role: toml::Spanned<String>,
+    format: Format,
+    content: toml::Spanned<String>,
+    #[serde(default)]
+    mention_sender: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandsFile {
+    #[serde(default)]
+    operators: Vec<String>,
+    replies: RawReplies,
+    #[serde(default)]
+    command: BTreeMap<String, toml::Spanned<RawCommand>>,
+}
+
+/// Parses a commands file, adding its templates to `templates`.
+pub(crate) fn parse(
+    src: &Source<'_>,
+    templates: &mut Templates,
+) -> Result<CommandSet, ScriptError> {
+    let parsed: CommandsFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
+    let r = &parsed.replies;
+    let replies = CommandReplies {
+        refused: src.message(templates, "replies.refused", &r.refused)?,
+        missing_argument: src.message(
+            templates,
+            "replies.missing_argument",
+            &r.missing_argument,
+        )?,
+        unknown_member: src.message(templates, "replies.unknown_member", &r.unknown_member)?,
+        bad_tag: src.message(templates, "replies.bad_tag", &r.bad_tag)?,
+        unknown_rule: src.message(templates, "replies.unknown_rule", &r.unknown_rule)?,
+        failed: src.message(templates, "replies.failed", &r.failed)?,
+    };
+    let mut commands = Vec::new();
+    let mut seen_triggers: BTreeMap<String, String> = BTreeMap::new();
+    for (key, spanned) in &parsed.command {
+        let start = spanned.span().start;
+        let raw = spanned.get_ref();
+        let kind = CommandKind::ALL
+            .into_iter()
+            .find(|k| k.key() == key)
+            .ok_or_else(|| {
+                let known: Vec<_> = CommandKind::ALL.iter().map(|k| k.key()).collect();
+                src.error(
+                    start,
+                    format!(
+                        "[command.{key}] is not a command; known: {}",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        let role = Role::parse(raw.role.get_ref()).ok_or_else(|| {
+            src.error(
+                raw.role.span().start,
+                format!(
+                    "[command.{key}] role {:?} must be member, helper, admin or owner",
+                    raw.role.get_ref()
+                ),
+            )
+        })?;
+        let triggers: Vec<String> = raw
+            .triggers
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if triggers.is_empty() {
+            return Err(src.error(start, format!("[command.{key}] triggers must list a word")));
+        }
+        for trigger in &triggers {
+            if trigger.chars().any(char::is_whitespace) {
+                return Err(src.error(
+                    start,
+                    format!("[command.{key}] trigger {trigger:?} must not contain spaces"),
+                ));
+            }
+            if let Some(other) = seen_triggers.insert(trigger.clone(), key.clone()) {
+                return Err(src.error(
+                    start,
+                    format!(
+                        "[command.{key}] trigger {trigger:?} is also used by [command.{other}]"
+                    ),
+                ));
+            }
+        }
+        let reply = src.message(
+            templates,
+            &format!("command.{key}"),
+            &RawMessage {
+                format: raw.format,
+                content: raw.content.clone(),
+                mention_sender: raw.mention_sender,
+            },
+        )?;
+        commands.push(Command {
+            kind,
+            triggers,
+            role,
+            reply,
+        });
+    }
+    let operators = parsed
+        .operators
+        .iter()
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    Ok(CommandSet::new(commands, operators, replies))
+}

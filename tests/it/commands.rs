@@ -1,0 +1,207 @@
+//! In-chat commands and group settings through the group-robot channel and the admin API:
+//! roles are checked, refusals are clear, changes are stored and survive a restart.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Adopts `chat` with `owner` as the adopter and waits until it is recorded.
+async fn adopt(app: &TestApp, chat: &str, owner: &str, hook: &str) {
+    let added = robot_message(
+        chat,
+        owner,
+        &format!("add-{chat}"),
+        hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    app.wait_group(chat, |g| g["status"] == "adopted" && g["owner"] == owner)
+        .await;
+}
+
+#[tokio::test]
+async fn a_member_without_permission_is_refused_a_command() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("cmd-refuse");
+    adopt(&app, "g-cmd", "boss", &hook).await;
+    let say = |user: &str, id: &str, text: &str| {
+        robot_message(
+            "g-cmd",
+            user,
+            id,
+            &hook,
+            &text_body(&format!("@会计小喇叭 {text}")),
+        )
+    };
+
+    let reply = app
+        .reply_to(&say("zhangsan", "c-1", "设置大当家 @zhangsan"))
+        .await
+        .expect("a refusal is an answer, not silence");
+    assert!(reply.contains("需要群主才能使用"), "{reply}");
+    assert!(reply.contains("你目前是成员"), "{reply}");
+    assert!(
+        reply.contains("<Item><![CDATA[zhangsan]]></Item>"),
+        "{reply}"
+    );
+    let reply = app
+        .reply_to(&say("zhangsan", "c-2", "打标签 province:广东"))
+        .await
+        .unwrap();
+    assert!(reply.contains("需要大当家"), "{reply}");
+
+    let group = app.api("/api/v1/groups/g-cmd").await;
+    assert_eq!(group["roles"], json!([]), "nothing changed: {group}");
+    assert_eq!(group["tags"], json!([]), "nothing changed: {group}");
+}
+
+#[tokio::test]
+async fn the_owner_appoints_an_admin_who_tags_the_group_and_switches_a_rule_off() {
+    let mut app = spawn_app().await;
+    let hook = app.fake.webhook_url("cmd-pyramid");
+    adopt(&app, "g-pyr", "boss", &hook).await;
+    let say = |user: &str, id: &str, text: &str| {
+        robot_message(
+            "g-pyr",
+            user,
+            id,
+            &hook,
+            &text_body(&format!("@会计小喇叭 {text}")),
+        )
+    };
+    // lisi speaks first, so the bot knows the name 用户lisi.
+    app.reply_to(&say("lisi", "p-0", "你好")).await;
+    app.wait_group("g-pyr", |g| g["members_seen"] == 1).await;
+
+    let reply = app
+        .reply_to(&say("boss", "p-1", "设置大当家 @用户lisi"))
+        .await
+        .unwrap();
+    assert!(reply.contains("已将 用户lisi 设为大当家"), "{reply}");
+    let reply = app
+        .reply_to(&say("lisi", "p-2", "打标签 province:广东 type:新手群"))
+        .await
+        .unwrap();
+    assert!(reply.contains("province:广东、type:新手群"), "{reply}");
+
+    // The invoice rule answers until the admin switches it off for this group only.
+    assert!(
+        app.reply_to(&say("lisi", "p-3", "发票怎么开"))
+            .await
+            .unwrap()
+            .contains("蓝字发票")
+    );
+    let reply = app
+        .reply_to(&say("lisi", "p-4", "关闭规则 invoice"))
+        .await
+        .unwrap();
+    assert!(reply.contains("已关闭关键词规则「invoice」"), "{reply}");
+    let reply = app.reply_to(&say("lisi", "p-5", "开发票")).await.unwrap();
+    assert!(!reply.contains("蓝字发票"), "switched off here: {reply}");
+    let other = robot_message(
+        "g-other",
+        "lisi",
+        "p-6",
+        &hook,
+        &text_body("@会计小喇叭 开发票"),
+    );
+    assert!(
+        app.reply_to(&other).await.unwrap().contains("蓝字发票"),
+        "still on elsewhere"
+    );
+
+    // A retried command changes nothing twice and gets the same answer.
+    let again = app
+        .reply_to(&say("lisi", "p-4", "关闭规则 invoice"))
+        .await
+        .unwrap();
+    assert!(again.contains("已关闭"), "{again}");
+
+    // Stored: the settings survive a restart.
+    app.restart().await;
+    let group = app.api("/api/v1/groups/g-pyr").await;
+    assert_eq!(group["owner"], "boss");
+    assert_eq!(
+        group["roles"],
+        json!([{"user_id": "lisi", "name": "用户lisi", "role": "admin"}])
+    );
+    assert_eq!(group["tags"], json!(["province:广东", "type:新手群"]));
+    assert_eq!(group["disabled_rules"], json!(["invoice"]));
+    let stats = app.reply_to(&say("lisi", "p-7", "群统计")).await.unwrap();
+    assert!(stats.contains("已记录成员：2 人"), "{stats}");
+}
+
+#[tokio::test]
+async fn operators_set_tags_roles_and_rule_switches_through_the_admin_api() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("cmd-api");
+    let (status, settings) = app
+        .api_put(
+            "/api/v1/groups/g-api/tags",
+            json!({"tags": ["province:浙江"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(settings["tags"], json!(["province:浙江"]));
+    let (status, body) = app
+        .api_put("/api/v1/groups/g-api/tags", json!({"tags": ["有 空格"]}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("spaces"), "{body}");
+    let (status, _) = app
+        .api_put("/api/v1/groups/g-api/tags", json!({"labels": []}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, settings) = app
+        .api_put(
+            "/api/v1/groups/g-api/roles/wangwu",
+            json!({"role": "helper", "name": "王五"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(settings["roles"][0]["role"], "helper");
+    let (status, _) = app
+        .api_put(
+            "/api/v1/groups/g-api/roles/wangwu",
+            json!({"role": "emperor"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, _) = app
+        .api_put(
+            "/api/v1/groups/g-api/rules/no-such-rule",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, settings) = app
+        .api_put(
+            "/api/v1/groups/g-api/rules/invoice",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(settings["disabled_rules"], json!(["invoice"]));
+
+    // The helper may see statistics now.
+    let ask = robot_message(
+        "g-api",
+        "wangwu",
+        "a-1",
+        &hook,
+        &text_body("@会计小喇叭 群统计"),
+    );
+    let reply = app.reply_to(&ask).await.unwrap();
+    assert!(reply.contains("本群数据"), "{reply}");
+
+    let unauthorized = reqwest::Client::new()
+        .put(app.url("/api/v1/groups/g-api/tags"))
+        .json(&json!({"tags": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+}
