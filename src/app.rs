@@ -28,6 +28,7 @@ use crate::pipeline::{Pipeline, Work, unix_now};
 use crate::scripts::live::LiveScripts;
 use crate::scripts::{ScriptError, Scripts};
 use crate::store::{Store, StoreError, StoredCredentials};
+use crate::welcomer::WelcomerTask;
 
 /// How often old handled ids are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -184,7 +185,16 @@ impl App {
         ));
 
         let directory = Arc::new(Directory::load(self.store.clone())?);
+        let (welcomer, welcomer_task) = WelcomerTask {
+            store: self.store.clone(),
+            directory: Arc::clone(&directory),
+            scripts: Arc::clone(&self.scripts),
+            pusher: pusher.clone(),
+            webhook_hosts: config.wecom.webhook_hosts.clone(),
+        }
+        .spawn();
         let state = Arc::new(AppState {
+            welcomer,
             robots: self.endpoints.clone(),
             dedupe,
             lanes: Lanes::default(),
@@ -215,6 +225,12 @@ impl App {
         }
         if let Err(e) = pipeline_task.await {
             error!(error = %e, "pipeline task failed");
+        }
+        // The welcomer stops once the last handle (in the router's state) is gone.
+        match tokio::time::timeout(Duration::from_secs(5), welcomer_task).await {
+            Ok(Err(e)) => error!(error = %e, "welcomer task failed"),
+            Err(_) => warn!("the welcomer did not stop in time"),
+            Ok(Ok(())) => {}
         }
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
         if pusher.shutdown(grace).await {

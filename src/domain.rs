@@ -406,3 +406,35 @@ pub enum Action {
     /// Start a keyword rule's cooldown in this conversation.
     StartCooldown { rule: String, secs: u64 },
 }
+
+/// How a member came into a group (WeCom `JoinScene`, OneBot `sub_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinScene {
+    /// Added by another member.
+    Invited,
+    /// Scanned the group's QR code.
+    Qrcode,
+    /// Followed an invitation link.
+    Link,
+    /// The channel did not say.
+    Unknown,
+}
+
+impl JoinScene {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinScene::Invited => "invited",
+            JoinScene::Qrcode => "qrcode",
+            JoinScene::Link => "link",
+            JoinScene::Unknown => "unknown",
+        }
+    }
+}
+
+/// A member who joined a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joiner {
+    pub member: Sender,
+    pub scene: JoinScene,
+}

@@ -17,6 +17,7 @@
 //! | [`dedupe`] | handled message ids, so WeCom's retries trigger nothing twice |
 //! | [`groups`] | group settings (roles, tags, rules switched off) held in memory, stored first |
 //! | [`lanes`] | one event at a time per group, groups side by side |
+//! | [`welcomer`] | batching reported joins into welcomes, recording who was welcomed |
 //! | [`cooldowns`] | when keyword rules last answered in each conversation |
 //! | [`pipeline`] | the ordered path from an accepted event to the store and the pusher |
 //! | [`outbox`] | rate limits and pushes through robot webhooks |
@@ -41,3 +42,4 @@ pub mod pipeline;
 pub mod scripts;
 pub mod store;
 pub mod telemetry;
+pub mod welcomer;

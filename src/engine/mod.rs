@@ -12,6 +12,7 @@ pub mod keywords;
 pub mod normalize;
 pub mod scope;
 pub mod vars;
+pub mod welcome;
 
 use chrono::{DateTime, Timelike, Utc};
 use minijinja::Value;

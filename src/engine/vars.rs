@@ -150,6 +150,7 @@ fn extras_sample() -> Value {
         members => vec![context! { id => "zhaoliu", name => "赵六", mention => "<@zhaoliu>" }],
         mentions => "<@zhaoliu>",
         group_rules => "1. 禁止发广告",
+        scene => "qrcode",
     }
 }
 

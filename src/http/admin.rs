@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use tracing::{error, warn};
 
 use super::AppState;
-use crate::domain::{ChatId, GroupSettings, Role, SettingsChange};
+use crate::domain::{ChatId, GroupSettings, JoinScene, Joiner, Role, Sender, SettingsChange};
 use crate::engine::scope::validate_tag;
 use crate::store::{GroupRecord, GroupStatus};
 
@@ -389,4 +389,80 @@ pub async fn put_rule_switch(
         enabled: body.enabled,
     };
     change(&state, &ChatId::new(chat_id), vec![switch]).await
+}
+
+/// The most members one report may carry.
+const MAX_JOINERS: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinsBody {
+    members: Vec<JoinedMember>,
+    #[serde(default = "unknown_scene")]
+    scene: JoinScene,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinedMember {
+    user_id: String,
+    #[serde(default)]
+    name: String,
+}
+
+fn unknown_scene() -> JoinScene {
+    JoinScene::Unknown
+}
+
+/// `POST /api/v1/groups/{chat_id}/joins` with `{"members": [{"user_id", "name"}], "scene"}`:
+/// reports members who joined a group (for channels that cannot see joins themselves, such as
+/// the group robot); they are welcomed like joins a channel reports. Answers 202.
+pub async fn post_joins(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+    body: Result<Json<JoinsBody>, JsonRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    if body.members.is_empty() || body.members.len() > MAX_JOINERS {
+        return bad_request(format!("members must list 1 to {MAX_JOINERS} members"));
+    }
+    if body
+        .members
+        .iter()
+        .any(|m| m.user_id.trim().is_empty() || m.user_id.len() > 128)
+    {
+        return bad_request("every member needs a user_id of 1 to 128 characters");
+    }
+    let queued = body.members.len();
+    let joiners = body
+        .members
+        .into_iter()
+        .map(|m| Joiner {
+            member: Sender {
+                user_id: m.user_id.trim().to_owned(),
+                name: m.name,
+                alias: String::new(),
+            },
+            scene: body.scene,
+        })
+        .collect();
+    match state
+        .welcomer
+        .joined(ChatId::new(chat_id), joiners, Utc::now())
+        .await
+    {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"queued": queued})),
+        )
+            .into_response(),
+        Err(e) => internal_error(e),
+    }
 }

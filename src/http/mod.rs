@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::channels::wecom::robot::RobotEndpoint;
@@ -23,6 +23,7 @@ use crate::lanes::Lanes;
 use crate::pipeline::PipelineHandle;
 use crate::scripts::live::LiveScripts;
 use crate::store::Store;
+use crate::welcomer::Welcomer;
 
 /// Largest callback body accepted; WeCom's are a few kilobytes.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
@@ -36,6 +37,8 @@ pub struct AppState {
     /// Group settings: roles, tags, rules switched off.
     pub directory: Arc<Directory>,
     pub cooldowns: Cooldowns,
+    /// Welcomes reported joins.
+    pub welcomer: Welcomer,
     pub pipeline: PipelineHandle,
     pub scripts: Arc<LiveScripts>,
     pub store: Store,
@@ -54,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/groups", get(admin::list_groups))
         .route("/api/v1/groups/{chat_id}", get(admin::get_group))
         .route("/api/v1/groups/{chat_id}/tags", put(admin::put_tags))
+        .route("/api/v1/groups/{chat_id}/joins", post(admin::post_joins))
         .route(
             "/api/v1/groups/{chat_id}/roles/{user_id}",
             put(admin::put_role),

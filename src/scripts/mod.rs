@@ -9,6 +9,7 @@ pub mod commands;
 pub mod keywords;
 pub mod live;
 pub mod template;
+pub mod welcome;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use minijinja::Value;
 use crate::domain::{OutMessage, Reply};
 use crate::engine::commands::CommandSet;
 use crate::engine::keywords::KeywordSet;
+use crate::engine::welcome::WelcomeScripts;
 use template::{RenderError, Template, Templates};
 
 /// The messages file inside the scripts directory.
@@ -32,6 +34,9 @@ pub const EMBEDDED_KEYWORDS: &str = include_str!("../../bot-scripts/keywords.tom
 
 /// The shipped `bot-scripts/commands.toml`, used when the directory is missing.
 pub const EMBEDDED_COMMANDS: &str = include_str!("../../bot-scripts/commands.toml");
+
+/// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
+pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
 
 /// A bot-scripts file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -240,6 +245,8 @@ pub struct Scripts {
     pub keywords: KeywordSet,
     /// In-chat commands.
     pub commands: CommandSet,
+    /// Welcomes for new members.
+    pub welcome: WelcomeScripts,
     /// Where they were loaded from (`None`: the embedded copy).
     pub source: Option<PathBuf>,
 }
@@ -249,6 +256,7 @@ struct Files {
     messages: (PathBuf, String),
     keywords: Option<(PathBuf, String)>,
     commands: Option<(PathBuf, String)>,
+    welcome: Option<(PathBuf, String)>,
 }
 
 impl Scripts {
@@ -279,6 +287,7 @@ impl Scripts {
             messages,
             keywords: read(keywords::KEYWORDS_FILE)?,
             commands: read(commands::COMMANDS_FILE)?,
+            welcome: read(welcome::WELCOME_FILE)?,
         };
         let mut scripts = Self::from_files(&files)?;
         scripts.source = Some(dir.to_owned());
@@ -293,6 +302,7 @@ impl Scripts {
             messages: at(MESSAGES_FILE, EMBEDDED_MESSAGES),
             keywords: Some(at(keywords::KEYWORDS_FILE, EMBEDDED_KEYWORDS)),
             commands: Some(at(commands::COMMANDS_FILE, EMBEDDED_COMMANDS)),
+            welcome: Some(at(welcome::WELCOME_FILE, EMBEDDED_WELCOME)),
         })
     }
 
@@ -317,6 +327,9 @@ impl Scripts {
                     format!("the help word {word:?} (messages.toml) starts a command here"),
                 ));
             }
+        }
+        if let Some((file, text)) = &files.welcome {
+            scripts.welcome = welcome::parse(&Source { text, file }, &mut templates)?;
         }
         scripts.templates = templates;
         Ok(scripts)
@@ -366,6 +379,7 @@ impl Scripts {
             rules,
             keywords: KeywordSet::default(),
             commands: CommandSet::default(),
+            welcome: WelcomeScripts::default(),
             templates: Templates::new(),
             source: None,
         })
@@ -399,6 +413,7 @@ impl Scripts {
             .flatten()
             .chain(self.keywords.rules().iter().map(|r| &r.reply))
             .chain(self.commands.messages())
+            .chain(self.welcome.templates.iter().map(|t| &t.message))
     }
 }
 

@@ -10,3 +10,4 @@ mod commands;
 mod keywords;
 mod pushes;
 mod reload;
+mod welcome;

@@ -289,3 +289,22 @@ pub fn text_body(text: &str) -> String {
 pub fn event_body(event: &str) -> String {
     format!("<MsgType>event</MsgType><Event><EventType><![CDATA[{event}]]></EventType></Event>")
 }
+
+/// Copies the files of `from` into `to` (a scripts directory a test may edit).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A copy of the repository's bot-scripts in a temporary directory.
+pub fn scripts_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        dir.path(),
+    );
+    dir
+}

@@ -1,0 +1,226 @@
+//! The welcome runtime: gathers reported joins per group, waits for each group's batch to be due
+//! (the pure rules are in [`crate::engine::welcome`]), then posts one welcome through the group's
+//! webhook and records who was welcomed, so that a rejoin within the quiet period is not welcomed
+//! again — also after a restart.
+//!
+//! Joins waiting for their batch are held in memory: a crash within the batch window loses that
+//! batch's welcome (logged at shutdown when joins were waiting).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::channels::wecom::robot::webhook::WebhookUrl;
+use crate::domain::{Action, Capabilities, ChatId, Joiner};
+use crate::engine::degrade;
+use crate::engine::scope::Place;
+use crate::engine::welcome::{self, GroupWelcomes};
+use crate::groups::Directory;
+use crate::outbox::{PushJob, Pusher};
+use crate::scripts::live::LiveScripts;
+use crate::store::{GroupStatus, Store, StoreError};
+
+/// Joins reported for one group.
+#[derive(Debug)]
+struct Joins {
+    chat: ChatId,
+    joiners: Vec<Joiner>,
+    at: DateTime<Utc>,
+}
+
+/// The sending side; cheap to clone.
+#[derive(Clone)]
+pub struct Welcomer {
+    tx: mpsc::Sender<Joins>,
+}
+
+/// The welcomer stopped (the service is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the welcomer is not running")]
+pub struct WelcomerStopped;
+
+impl Welcomer {
+    /// Reports that `joiners` joined `chat` at `at`.
+    pub async fn joined(
+        &self,
+        chat: ChatId,
+        joiners: Vec<Joiner>,
+        at: DateTime<Utc>,
+    ) -> Result<(), WelcomerStopped> {
+        self.tx
+            .send(Joins { chat, joiners, at })
+            .await
+            .map_err(|_| WelcomerStopped)
+    }
+}
+
+/// What the welcomer needs.
+pub struct WelcomerTask {
+    pub store: Store,
+    pub directory: Arc<Directory>,
+    pub scripts: Arc<LiveScripts>,
+    pub pusher: Pusher,
+    pub webhook_hosts: Vec<String>,
+}
+
+impl WelcomerTask {
+    pub fn spawn(self) -> (Welcomer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(1024);
+        (Welcomer { tx }, tokio::spawn(self.run(rx)))
+    }
+
+    fn place_timing(&self, chat: &ChatId) -> welcome::WelcomeTiming {
+        let settings = self.directory.get(chat);
+        self.scripts.current().welcome.timing(Place {
+            chat: Some(chat),
+            settings: &settings,
+        })
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Joins>) {
+        let mut groups: HashMap<ChatId, GroupWelcomes> = HashMap::new();
+        loop {
+            let next_due = groups
+                .iter()
+                .filter_map(|(chat, g)| g.due_at(&self.place_timing(chat)))
+                .min();
+            let sleep = match next_due {
+                Some(due) => (due - Utc::now()).to_std().unwrap_or_default(),
+                None => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                joins = rx.recv() => match joins {
+                    Some(j) => {
+                        groups.entry(j.chat).or_default().add(j.joiners, j.at);
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep(sleep) => {}
+            }
+            let now = Utc::now();
+            let mut due = Vec::new();
+            for (chat, group) in groups.iter_mut() {
+                if let Some(joiners) = group.take_due(now, &self.place_timing(chat)) {
+                    due.push((chat.clone(), joiners));
+                }
+            }
+            for (chat, joiners) in due {
+                self.deliver(&chat, joiners, now).await;
+            }
+            groups.retain(|chat, g| !g.is_idle(now, &self.place_timing(chat)));
+        }
+        let waiting: usize = groups.values().map(GroupWelcomes::pending).sum();
+        if waiting > 0 {
+            warn!(
+                members = waiting,
+                "shutting down: joins still waiting for their batch are not welcomed"
+            );
+        }
+    }
+
+    /// Welcomes a due batch in `chat`.
+    async fn deliver(&self, chat: &ChatId, joiners: Vec<Joiner>, now: DateTime<Utc>) {
+        let count = joiners.len();
+        let store = self.store.clone();
+        let key = chat.clone();
+        let ids: Vec<String> = joiners.iter().map(|j| j.member.user_id.clone()).collect();
+        let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let group = store.group(&key)?;
+            let mut welcomed = HashMap::new();
+            for id in ids {
+                if let Some(at) = store.welcomed_at(&key, &id)? {
+                    welcomed.insert(id, at);
+                }
+            }
+            Ok((group, welcomed))
+        })
+        .await;
+        let (group, welcomed) = match facts {
+            Ok(Ok(facts)) => facts,
+            Ok(Err(e)) => {
+                error!(chat = %chat, members = count, error = %e, "welcome not sent: the store is unreadable");
+                return;
+            }
+            Err(e) => {
+                error!(chat = %chat, members = count, error = %e, "welcome task failed");
+                return;
+            }
+        };
+        let url = match group {
+            Some(g) if g.status == GroupStatus::Adopted => g
+                .webhook_url
+                .as_deref()
+                .and_then(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).ok()),
+            _ => {
+                warn!(chat = %chat, members = count, "welcome not sent: the bot has not adopted this group");
+                return;
+            }
+        };
+        let scripts = self.scripts.current();
+        let settings = self.directory.get(chat);
+        let place = Place {
+            chat: Some(chat),
+            settings: &settings,
+        };
+        let last_welcomed = |user: &str| {
+            welcomed
+                .get(user)
+                .and_then(|secs| DateTime::from_timestamp(*secs, 0))
+        };
+        let outcome = welcome::compose(&scripts, place, joiners, last_welcomed, now);
+        if let Some(problem) = &outcome.problem {
+            error!(chat = %chat, error = %problem, "welcome template failed to render; not sent");
+        }
+        if !outcome.recently_welcomed.is_empty() {
+            info!(chat = %chat, members = ?outcome.recently_welcomed,
+                "rejoined within the quiet period: not welcomed again");
+        }
+        let Some(action) = outcome.action else {
+            if outcome.problem.is_none() && !outcome.welcomed.is_empty() {
+                info!(chat = %chat, "welcomes are switched off here");
+            }
+            return;
+        };
+        let (actions, notes) = degrade(vec![action], Capabilities::WECOM_ROBOT, &settings);
+        for note in notes {
+            warn!(chat = %chat, "{note}");
+        }
+        let Some(url) = url else {
+            warn!(chat = %chat, members = count, "welcome not sent: no usable webhook URL for this group");
+            return;
+        };
+        for action in actions {
+            if let Action::Post { message, purpose } = action {
+                self.pusher.push(PushJob {
+                    chat: Some(chat.clone()),
+                    url: url.clone(),
+                    message,
+                    purpose,
+                });
+            }
+        }
+        let store = self.store.clone();
+        let key = chat.clone();
+        let welcomed_ids = outcome.welcomed.clone();
+        let at = now.timestamp();
+        let recorded = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                for id in &welcomed_ids {
+                    tx.put_welcomed(&key, id, at)?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+        match recorded {
+            Ok(Ok(())) => info!(chat = %chat, members = outcome.welcomed.len(), "welcome queued"),
+            Ok(Err(e)) => {
+                error!(chat = %chat, error = %e, "welcome sent but not recorded: a rejoin may be welcomed again")
+            }
+            Err(e) => error!(chat = %chat, error = %e, "welcome record task failed"),
+        }
+    }
+}
