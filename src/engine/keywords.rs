@@ -1,12 +1,13 @@
 //! Keyword replies: the rules operators write in `bot-scripts/keywords.toml`, compiled into one
-//! matcher. Every literal pattern of every rule goes into a single Aho-Corasick automaton, so the
-//! cost of matching a message barely grows with the number of rules; regex rules go into one
-//! `RegexSet`; exact rules into a hash map. Pure: the caller passes the time and the cooldowns.
+//! matcher. Every distinct literal pattern of every rule goes into a single Aho-Corasick automaton
+//! (a character-wise double-array one, `daachorse`: messages are mostly Chinese), so the cost of
+//! matching a message barely grows with the number of rules; regex rules go into one `RegexSet`;
+//! exact rules into a hash map. Pure: the caller passes the time and the cooldowns.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use daachorse::CharwiseDoubleArrayAhoCorasick;
 use regex::RegexSet;
 
 use super::scope::{Place, Scope};
@@ -87,12 +88,15 @@ pub struct MatchInput<'a> {
 }
 
 /// All keyword rules, compiled.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct KeywordSet {
     rules: Vec<KeywordRule>,
-    automaton: Option<AhoCorasick>,
-    /// For each automaton pattern: (rule index, the pattern's index within the rule).
-    literal_owner: Vec<(u32, u8)>,
+    /// One automaton over every distinct literal pattern; a match's value is the literal's index.
+    automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    /// For each distinct literal, its owners (rule index, the pattern's index within the rule)
+    /// are `literal_owners[owner_start[i]..owner_start[i + 1]]`.
+    owner_start: Vec<u32>,
+    literal_owners: Vec<(u32, u8)>,
     exact: HashMap<String, Vec<u32>>,
     regexes: Option<RegexSet>,
     regex_owner: Vec<u32>,
@@ -100,6 +104,15 @@ pub struct KeywordSet {
     family: Vec<u32>,
     /// Rules sharing an id (in different scopes), by family.
     variants: Vec<Vec<u32>>,
+}
+
+impl std::fmt::Debug for KeywordSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywordSet")
+            .field("rules", &self.rules.len())
+            .field("literals", &self.owner_start.len().saturating_sub(1))
+            .finish()
+    }
 }
 
 /// A rule set that could not be compiled (a bad regex, too many patterns in one rule).
@@ -116,8 +129,10 @@ pub const MAX_PATTERNS_PER_RULE: usize = 64;
 impl KeywordSet {
     /// Compiles `rules` (patterns already normalised).
     pub fn build(rules: Vec<KeywordRule>) -> Result<Self, CompileError> {
-        let mut literals = Vec::new();
-        let mut literal_owner = Vec::new();
+        // Distinct literals, in first-seen order, with every (rule, pattern) that uses each.
+        let mut literal_index: HashMap<&str, usize> = HashMap::new();
+        let mut owners_of: Vec<Vec<(u32, u8)>> = Vec::new();
+        let mut literals: Vec<&str> = Vec::new();
         let mut exact: HashMap<String, Vec<u32>> = HashMap::new();
         let mut regex_sources = Vec::new();
         let mut regex_owner = Vec::new();
@@ -141,8 +156,12 @@ impl KeywordSet {
             for (p, pattern) in rule.patterns.iter().enumerate() {
                 match rule.mode {
                     MatchMode::Contains | MatchMode::AllOf => {
-                        literals.push(pattern.as_str());
-                        literal_owner.push((index, p as u8));
+                        let i = *literal_index.entry(pattern.as_str()).or_insert_with(|| {
+                            literals.push(pattern.as_str());
+                            owners_of.push(Vec::new());
+                            literals.len() - 1
+                        });
+                        owners_of[i].push((index, p as u8));
                     }
                     MatchMode::Exact => exact.entry(pattern.clone()).or_default().push(index),
                     MatchMode::Regex => {
@@ -155,16 +174,21 @@ impl KeywordSet {
         let automaton = if literals.is_empty() {
             None
         } else {
+            let patvals = literals.iter().enumerate().map(|(i, p)| (*p, i as u32));
             Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&literals)
-                    .map_err(|e| CompileError {
-                        rule: "*".into(),
-                        reason: e.to_string(),
-                    })?,
+                CharwiseDoubleArrayAhoCorasick::with_values(patvals).map_err(|e| CompileError {
+                    rule: "*".into(),
+                    reason: e.to_string(),
+                })?,
             )
         };
+        let mut owner_start = Vec::with_capacity(owners_of.len() + 1);
+        let mut literal_owners = Vec::new();
+        for owners in owners_of {
+            owner_start.push(literal_owners.len() as u32);
+            literal_owners.extend(owners);
+        }
+        owner_start.push(literal_owners.len() as u32);
         let regexes = if regex_sources.is_empty() {
             None
         } else {
@@ -186,7 +210,8 @@ impl KeywordSet {
             variants,
             rules,
             automaton,
-            literal_owner,
+            owner_start,
+            literal_owners,
             exact,
             regexes,
             regex_owner,
@@ -252,10 +277,14 @@ impl KeywordSet {
             // Masks of matched patterns, per rule, for all_of; few rules match any one message.
             let mut seen: Vec<(u32, u64)> = Vec::new();
             for m in ac.find_overlapping_iter(input.text) {
-                let (rule, pattern) = self.literal_owner[m.pattern().as_usize()];
-                match seen.iter_mut().find(|(r, _)| *r == rule) {
-                    Some((_, mask)) => *mask |= 1 << pattern,
-                    None => seen.push((rule, 1 << pattern)),
+                let literal = m.value() as usize;
+                let owners =
+                    self.owner_start[literal] as usize..self.owner_start[literal + 1] as usize;
+                for &(rule, pattern) in &self.literal_owners[owners] {
+                    match seen.iter_mut().find(|(r, _)| *r == rule) {
+                        Some((_, mask)) => *mask |= 1 << pattern,
+                        None => seen.push((rule, 1 << pattern)),
+                    }
                 }
             }
             for (rule, mask) in seen {

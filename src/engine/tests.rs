@@ -378,10 +378,10 @@ fn a_rule_switched_off_in_a_group_stays_silent_there() {
 #[test]
 fn templates_see_member_group_and_date() {
     let mut scripts = Scripts::embedded().unwrap();
-    let src = crate::scripts::Source {
-        text: "content = \"{{ member.name }}/{{ member.role }}/{{ group.tags | join(',') }}/{{ date.weekday }}\"",
-        file: std::path::Path::new("t.toml"),
-    };
+    let src = crate::scripts::Source::new(
+        "content = \"{{ member.name }}/{{ member.role }}/{{ group.tags | join(',') }}/{{ date.weekday }}\"",
+        std::path::Path::new("t.toml"),
+    );
     #[derive(serde::Deserialize)]
     struct File {
         content: toml::Spanned<String>,

@@ -190,7 +190,7 @@ pub(crate) fn parse(
 
 /// Parses a keywords file on its own (benchmarks, tests); `file` names it in errors.
 pub fn parse_file(text: &str, file: &Path) -> Result<KeywordSet, ScriptError> {
-    parse(&Source { text, file }, &mut Templates::new())
+    parse(&Source::new(text, file), &mut Templates::new())
 }
 
 #[cfg(test)]

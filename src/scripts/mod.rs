@@ -156,9 +156,30 @@ struct MessagesFile {
 pub(crate) struct Source<'a> {
     pub text: &'a str,
     pub file: &'a Path,
+    /// Byte offsets of line starts, built on first use (every template's name carries its
+    /// line; counting from the top for each of 10,000 rules would be quadratic).
+    line_starts: std::cell::OnceCell<Vec<usize>>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    pub fn new(text: &'a str, file: &'a Path) -> Self {
+        Self {
+            text,
+            file,
+            line_starts: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The 1-based line of byte `offset`.
+    pub fn line_of(&self, offset: usize) -> usize {
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        starts.partition_point(|&start| start <= offset)
+    }
+
     /// An error at byte `offset`.
     pub fn error(&self, offset: usize, reason: impl Into<String>) -> ScriptError {
         let (line, column) = line_col(self.text, offset);
@@ -195,7 +216,7 @@ impl Source<'_> {
         let skipped = ["\"\"\"\n", "'''\n", "\"\"\"\r\n", "'''\r\n"]
             .iter()
             .any(|p| rest.starts_with(p));
-        let first_line = line_col(self.text, start).0 + usize::from(skipped);
+        let first_line = self.line_of(start) + usize::from(skipped);
         // The name says where the template is, so that a render error names file:line too.
         let full_name = format!("{}:{first_line}: {name}", self.file.display());
         templates
@@ -309,12 +330,12 @@ impl Scripts {
     fn from_files(files: &Files) -> Result<Scripts, ScriptError> {
         let mut templates = Templates::new();
         let (file, text) = &files.messages;
-        let mut scripts = Self::parse_messages(&Source { text, file }, &mut templates)?;
+        let mut scripts = Self::parse_messages(&Source::new(text, file), &mut templates)?;
         if let Some((file, text)) = &files.keywords {
-            scripts.keywords = keywords::parse(&Source { text, file }, &mut templates)?;
+            scripts.keywords = keywords::parse(&Source::new(text, file), &mut templates)?;
         }
         if let Some((file, text)) = &files.commands {
-            let src = Source { text, file };
+            let src = Source::new(text, file);
             scripts.commands = commands::parse(&src, &mut templates)?;
             // A command word that is also a help word would never run.
             if let Some(word) = scripts
@@ -329,7 +350,7 @@ impl Scripts {
             }
         }
         if let Some((file, text)) = &files.welcome {
-            scripts.welcome = welcome::parse(&Source { text, file }, &mut templates)?;
+            scripts.welcome = welcome::parse(&Source::new(text, file), &mut templates)?;
         }
         scripts.templates = templates;
         Ok(scripts)
@@ -339,7 +360,7 @@ impl Scripts {
     /// names it in errors.
     pub fn parse(text: &str, file: &Path) -> Result<Scripts, ScriptError> {
         let mut templates = Templates::new();
-        let mut scripts = Self::parse_messages(&Source { text, file }, &mut templates)?;
+        let mut scripts = Self::parse_messages(&Source::new(text, file), &mut templates)?;
         scripts.templates = templates;
         Ok(scripts)
     }
@@ -453,6 +474,17 @@ mod tests {
         let embedded = Scripts::embedded().unwrap();
         assert_eq!(on_disk.adoption, embedded.adoption);
         assert_eq!(on_disk.keywords.rules(), embedded.keywords.rules());
+    }
+
+    #[test]
+    fn line_index_agrees_with_counting() {
+        let text = "a\n\nbc\n发票\n";
+        let src = Source::new(text, Path::new("x"));
+        for offset in 0..=text.len() {
+            if text.is_char_boundary(offset) {
+                assert_eq!(src.line_of(offset), line_col(text, offset).0, "{offset}");
+            }
+        }
     }
 
     #[test]
