@@ -112,18 +112,12 @@ fn check(cli: &Cli) -> ExitCode {
     };
     let rules = scripts.keywords.rules().len();
     let commands = scripts.commands.commands.len();
-    match scripts.render_samples(chrono::Utc::now()) {
-        Ok(templates) => {
-            println!(
-                "bot-scripts: ok ({from}; {rules} keyword rules, {commands} commands, {templates} templates rendered with sample data)"
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    // Loading rendered every template with sample data already.
+    let templates = scripts.messages().count();
+    println!(
+        "bot-scripts: ok ({from}; {rules} keyword rules, {commands} commands, {templates} templates rendered with sample data)"
+    );
+    ExitCode::SUCCESS
 }
 
 fn print_credentials(generated: &GeneratedCredentials, first_time: bool) {

@@ -222,6 +222,22 @@ pub async fn list_rules(State(state): State<Arc<AppState>>, headers: HeaderMap) 
         role: Some(c.role),
         enabled: true,
     }));
+    rules.extend(scripts.welcome.templates.iter().map(|w| {
+        let scene = w.scene.map_or("any", crate::domain::JoinScene::as_str);
+        RuleView {
+            id: format!("welcome:{scene}"),
+            kind: "welcome",
+            scope: w.scope.to_string(),
+            mode: "join",
+            patterns: vec![scene.to_owned()],
+            priority: None,
+            cooldown_secs: None,
+            mentioned_only: false,
+            hours: Vec::new(),
+            role: None,
+            enabled: w.enabled,
+        }
+    }));
     Json(rules).into_response()
 }
 

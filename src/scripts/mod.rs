@@ -219,7 +219,7 @@ impl<'a> Source<'a> {
         let first_line = self.line_of(start) + usize::from(skipped);
         // The name says where the template is, so that a render error names file:line too.
         let full_name = format!("{}:{first_line}: {name}", self.file.display());
-        templates
+        let mut template = templates
             .compile(&full_name, content.get_ref())
             .map_err(|e| {
                 let line = first_line + e.line.saturating_sub(1);
@@ -229,7 +229,9 @@ impl<'a> Source<'a> {
                     column: 1,
                     reason: format!("{name}: template error: {}", e.reason),
                 }
-            })
+            })?;
+        template.set_origin(self.file, first_line);
+        Ok(template)
     }
 
     /// Compiles a whole message.
@@ -353,6 +355,7 @@ impl Scripts {
             scripts.welcome = welcome::parse(&Source::new(text, file), &mut templates)?;
         }
         scripts.templates = templates;
+        scripts.validate_templates(chrono::Utc::now())?;
         Ok(scripts)
     }
 
@@ -414,16 +417,36 @@ impl Scripts {
             .any(|t| t.eq_ignore_ascii_case(text))
     }
 
-    /// Renders every template against sample data (what `trumpet check` runs), so that a
-    /// misspelt variable or a runaway loop is found before members see it.
-    pub fn render_samples(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, RenderError> {
+    /// Renders every template with variables against sample data, so that a misspelt
+    /// variable, a filter on the wrong type or a runaway loop refuses the whole version (at
+    /// load, reload and `trumpet check`) instead of failing when members are waiting.
+    pub fn validate_templates(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ScriptError> {
         let vars = crate::engine::vars::sample(now);
-        let mut count = 0;
-        for message in self.messages() {
-            self.templates.render(&message.body, || vars.clone())?;
-            count += 1;
+        for message in self.messages().filter(|m| !m.body.is_literal()) {
+            if let Err(e) = self.templates.render(&message.body, || vars.clone()) {
+                let (file, line) = message
+                    .body
+                    .origin()
+                    .map(|(f, l)| (f.to_owned(), l + e.line.unwrap_or(1) - 1))
+                    .unwrap_or_default();
+                return Err(ScriptError {
+                    file,
+                    line,
+                    column: 1,
+                    reason: format!(
+                        "{}: {}",
+                        e.name
+                            .split_once(": ")
+                            .map_or(e.name.as_str(), |(_, entry)| entry),
+                        e.reason
+                    ),
+                });
+            }
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Every message of this version.

@@ -21,6 +21,8 @@ pub struct Template {
     name: String,
     source: String,
     literal: bool,
+    /// The file and line the template starts at, when it came from a file.
+    origin: Option<(std::path::PathBuf, usize)>,
 }
 
 impl PartialEq for Template {
@@ -38,7 +40,17 @@ impl Template {
             name: String::new(),
             source: text.into(),
             literal: true,
+            origin: None,
         }
+    }
+
+    /// Where the template was written (file and first line).
+    pub fn origin(&self) -> Option<(&std::path::Path, usize)> {
+        self.origin.as_ref().map(|(f, l)| (f.as_path(), *l))
+    }
+
+    pub(crate) fn set_origin(&mut self, file: &std::path::Path, line: usize) {
+        self.origin = Some((file.to_owned(), line));
     }
 
     /// The text as the operator wrote it.
@@ -72,6 +84,8 @@ pub struct TemplateError {
 pub struct RenderError {
     pub name: String,
     pub reason: String,
+    /// The line inside the template, when minijinja knows it.
+    pub line: Option<usize>,
 }
 
 /// All compiled templates of one version of the scripts.
@@ -128,6 +142,7 @@ impl Templates {
             name: name.to_owned(),
             source: source.to_owned(),
             literal,
+            origin: None,
         })
     }
 
@@ -143,6 +158,7 @@ impl Templates {
         let fail = |reason: String| RenderError {
             name: template.name.clone(),
             reason,
+            line: None,
         };
         let compiled = self
             .env
@@ -153,7 +169,10 @@ impl Templates {
                 .line()
                 .map(|l| format!(" (template line {l})"))
                 .unwrap_or_default();
-            fail(format!("{}{line}", describe(&e)))
+            RenderError {
+                line: e.line(),
+                ..fail(format!("{}{line}", describe(&e)))
+            }
         })?;
         if text.len() > MAX_OUTPUT_BYTES {
             return Err(fail(format!(

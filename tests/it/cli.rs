@@ -82,6 +82,57 @@ fn check_reports_a_broken_script_with_file_and_line() {
     );
 }
 
+#[test]
+fn check_renders_templates_and_reports_a_misspelt_variable_and_a_command_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    crate::helpers::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &scripts,
+    );
+    let check = || {
+        let out = trumpet()
+            .arg("check")
+            .current_dir(dir.path())
+            .env("TRUMPET_SCRIPTS__DIR", &scripts)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let keywords = scripts.join("keywords.toml");
+    let original = std::fs::read_to_string(&keywords).unwrap();
+    // The first rule's reply gets a misspelt variable on its second line.
+    let broken = original.replacen(
+        "content = \"\"\"\n",
+        "content = \"\"\"\n你好\n{{ membr.name }}\n",
+        1,
+    );
+    let line = broken.lines().position(|l| l.contains("membr")).unwrap() + 1;
+    std::fs::write(&keywords, broken).unwrap();
+    let (code, err) = check();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("keywords.toml:"), "{err}");
+    assert!(err.contains("undefined"), "{err}");
+    assert!(err.contains("filing-deadline"), "names the rule: {err}");
+    assert!(
+        err.contains(&format!("keywords.toml:{line}:")),
+        "line {line}: {err}"
+    );
+
+    std::fs::write(&keywords, &original).unwrap();
+    let commands = scripts.join("commands.toml");
+    let text = std::fs::read_to_string(&commands)
+        .unwrap()
+        .replace("triggers = [\"群规\"]", "triggers = [\"帮助\"]");
+    std::fs::write(&commands, text).unwrap();
+    let (code, err) = check();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("commands.toml") && err.contains("帮助"),
+        "{err}"
+    );
+}
+
 /// A running `trumpet serve`, started in `dir` on the embedded defaults (on a free port).
 struct Running {
     child: std::process::Child,

@@ -113,6 +113,16 @@ async fn the_rules_in_force_are_listed() {
     assert_eq!(invoice["enabled"], true);
     let human = rules.iter().find(|r| r["id"] == "human-service").unwrap();
     assert_eq!(human["hours"][0], "09:00-18:00");
+    let set_admin = rules.iter().find(|r| r["id"] == "set_admin").unwrap();
+    assert_eq!(
+        (&set_admin["kind"], &set_admin["role"]),
+        (&"command".into(), &"owner".into())
+    );
+    let newbies = rules
+        .iter()
+        .find(|r| r["kind"] == "welcome" && r["scope"] == "tag:type:新手群")
+        .unwrap();
+    assert_eq!(newbies["id"], "welcome:any");
     let anonymous = app.http.get(app.url("/api/v1/rules")).send().await.unwrap();
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
