@@ -216,6 +216,7 @@ fn message_text(kind: &EventKind) -> Option<String> {
 /// group's members and counters) before calling [`decide`].
 pub fn is_command(event: &Event, scripts: &Scripts) -> bool {
     event.mentioned
+        && event.chat_id().is_some()
         && message_text(&event.kind).is_some_and(|t| scripts.commands.recognise(&t).is_some())
 }
 
@@ -282,7 +283,9 @@ pub fn decide(
     if scripts.is_help(&text) {
         return ctx.answer(&scripts.help, || ctx.vars(), By::Help, vec![]);
     }
+    // Commands act on a group: in a one-to-one chat the words are just words.
     if event.mentioned
+        && event.chat_id().is_some()
         && let Some((command, args)) = scripts.commands.recognise(&text)
     {
         let trigger = text.trim();

@@ -123,13 +123,15 @@ pub async fn callback(
                 // Tell the member, and let a retry of this message try again.
                 let scripts = state.scripts.current();
                 let failed = scripts.commands.replies.as_ref().map(|r| &r.failed);
+                let settings = state.directory.get(chat);
+                let vars = || {
+                    let role = scripts.commands.role_of(&settings, &event.from.user_id);
+                    engine::vars::base(&event.from, role, Some(chat), &settings, now)
+                };
                 let reply = failed.and_then(|m| {
-                    m.reply(
-                        &scripts.templates,
-                        || minijinja::context! {},
-                        &event.from.user_id,
-                    )
-                    .ok()
+                    m.reply(&scripts.templates, vars, &event.from.user_id)
+                        .map_err(|e| error!(error = %e, "the failure answer did not render"))
+                        .ok()
                 });
                 return respond(endpoint, &query, reply.as_ref(), &bot_id);
             }
