@@ -258,6 +258,19 @@ fn bad_request(reason: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Checks the token, then the JSON body: the body, or the answer refusing the request.
+fn admit<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<T, Box<Response>> {
+    if !authorized(state, headers) {
+        return Err(Box::new(unauthorized()));
+    }
+    body.map(|Json(b)| b)
+        .map_err(|e| Box::new(bad_request(e.body_text())))
+}
+
 /// `GET /api/v1/groups/{chat_id}`: one group with its settings.
 pub async fn get_group(
     State(state): State<Arc<AppState>>,
@@ -309,12 +322,9 @@ pub async fn put_tags(
     Path(chat_id): Path<String>,
     body: Result<Json<TagsBody>, JsonRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return bad_request(e.body_text()),
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     let mut tags = Vec::with_capacity(body.tags.len());
     for tag in &body.tags {
@@ -347,12 +357,9 @@ pub async fn put_role(
     Path((chat_id, user_id)): Path<(String, String)>,
     body: Result<Json<RoleBody>, JsonRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return bad_request(e.body_text()),
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     if user_id.trim().is_empty() || user_id.len() > 128 {
         return bad_request("user_id must be 1 to 128 characters");
@@ -379,12 +386,9 @@ pub async fn put_rule_switch(
     Path((chat_id, rule_id)): Path<(String, String)>,
     body: Result<Json<RuleSwitchBody>, JsonRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return bad_request(e.body_text()),
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     let known = state
         .scripts
@@ -439,12 +443,9 @@ pub async fn post_joins(
     Path(chat_id): Path<String>,
     body: Result<Json<JoinsBody>, JsonRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return bad_request(e.body_text()),
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
     };
     if body.members.is_empty() || body.members.len() > MAX_JOINERS {
         return bad_request(format!("members must list 1 to {MAX_JOINERS} members"));
