@@ -457,6 +457,22 @@ pub async fn post_joins(
     {
         return bad_request("every member needs a user_id of 1 to 128 characters");
     }
+    let chat = ChatId::new(chat_id);
+    // Only adopted groups are welcomed: say so now rather than accept and drop the report.
+    let store = state.store.clone();
+    let key = chat.clone();
+    match tokio::task::spawn_blocking(move || store.group(&key)).await {
+        Ok(Ok(Some(g))) if g.status == GroupStatus::Adopted => {}
+        Ok(Ok(_)) => {
+            return (
+                StatusCode::CONFLICT,
+                Json(serde_json::json!({"error": "the bot has not adopted this group; joins are welcomed only in adopted groups"})),
+            )
+                .into_response();
+        }
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    }
     let queued = body.members.len();
     let joiners = body
         .members
@@ -470,11 +486,7 @@ pub async fn post_joins(
             scene: body.scene,
         })
         .collect();
-    match state
-        .welcomer
-        .joined(ChatId::new(chat_id), joiners, Utc::now())
-        .await
-    {
+    match state.welcomer.joined(chat, joiners, Utc::now()).await {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({"queued": queued})),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::template::Templates;
-use super::{Format, RawMessage, ScriptError, Source};
+use super::{Format, RawMessage, ScriptError, Source, words};
 use crate::domain::Role;
 use crate::engine::commands::{Command, CommandKind, CommandReplies, CommandSet};
 
@@ -91,12 +91,7 @@ pub(crate) fn parse(
                 ),
             )
         })?;
-        let triggers: Vec<String> = raw
-            .triggers
-            .iter()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let triggers = words(&raw.triggers);
         if triggers.is_empty() {
             return Err(src.error(start, format!("[command.{key}] triggers must list a word")));
         }
@@ -132,11 +127,6 @@ pub(crate) fn parse(
             reply,
         });
     }
-    let operators = parsed
-        .operators
-        .iter()
-        .map(|o| o.trim().to_owned())
-        .filter(|o| !o.is_empty())
-        .collect();
+    let operators = words(&parsed.operators);
     Ok(CommandSet::new(commands, operators, replies))
 }

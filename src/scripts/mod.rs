@@ -375,13 +375,7 @@ impl Scripts {
             content: parsed.help.content.clone(),
             mention_sender: parsed.help.mention_sender,
         };
-        let triggers: Vec<String> = parsed
-            .help
-            .triggers
-            .iter()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let triggers = words(&parsed.help.triggers);
         if triggers.is_empty() {
             return Err(src.error(
                 src.text.find("[help]").unwrap_or(0),
@@ -459,6 +453,14 @@ impl Scripts {
             .chain(self.commands.messages())
             .chain(self.welcome.templates.iter().map(|t| &t.message))
     }
+}
+
+/// Words from a list operators wrote: trimmed, blanks left out.
+pub(crate) fn words(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -85,4 +85,13 @@ async fn joins_are_batched_spaced_out_and_rejoins_are_not_welcomed_twice() {
         .await
         .unwrap();
     assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let not_adopted = app
+        .http
+        .post(app.url("/api/v1/groups/g-unknown/joins"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"members": [{"user_id": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_adopted.status(), reqwest::StatusCode::CONFLICT);
 }
