@@ -328,8 +328,10 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         }
     );
     // Cooldowns live in the running service; here every rule is assumed ready.
+    // The recent messages live in the running service; a simulation starts without them.
     let view = GroupView {
         settings: &settings,
+        recent: &[],
         stats: stats.as_ref(),
         members: &members,
         cooling: &|_| false,

@@ -35,9 +35,20 @@ pub struct MemberBrief {
     pub name: String,
 }
 
+/// A message recently said in the conversation (what the bot heard: on the group robot, the
+/// @-mentions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentMessage {
+    pub user_id: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
 /// What the engine knows about the group an event happened in.
 pub struct GroupView<'a> {
     pub settings: &'a GroupSettings,
+    /// The conversation's last messages before this one, oldest first.
+    pub recent: &'a [RecentMessage],
     /// Counters, when the caller has them (commands that show statistics).
     pub stats: Option<&'a GroupStats>,
     /// Members seen in the group, when the caller loaded them (commands that name members).
@@ -53,6 +64,7 @@ impl GroupView<'_> {
             std::sync::LazyLock::new(GroupSettings::default);
         GroupView {
             settings: &EMPTY,
+            recent: &[],
             stats: None,
             members: &[],
             cooling: &|_| false,
@@ -210,6 +222,11 @@ fn message_text(kind: &EventKind) -> Option<String> {
         ),
         _ => None,
     }
+}
+
+/// The text of a message event, as the conversation's history keeps it.
+pub fn heard_text(event: &Event) -> Option<String> {
+    message_text(&event.kind)
 }
 
 /// Whether `event` is an in-chat command, so that the caller can load what commands need (the

@@ -231,6 +231,7 @@ fn commands_check_roles_and_change_settings() {
     };
     let view = GroupView {
         settings: &settings,
+        recent: &[],
         stats: Some(&stats),
         members: &members,
         cooling: &|_| false,

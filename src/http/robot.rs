@@ -14,7 +14,7 @@ use super::AppState;
 use crate::channels::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
 use crate::dedupe::dedupe_key;
 use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, Reply};
-use crate::engine::{self, GroupStats, GroupView, MemberBrief};
+use crate::engine::{self, GroupStats, GroupView, MemberBrief, RecentMessage};
 use crate::pipeline::{Post, Work, unix_now};
 use crate::store::DedupeRecord;
 
@@ -88,13 +88,20 @@ pub async fn callback(
     };
     // One event of a conversation at a time, in arrival order: a command's change is in force
     // for the next message, and a retry waits for the original to finish.
-    let _lane = state.lanes.enter(&conversation).await;
+    let mut lane = state.lanes.enter(&conversation).await;
     let key = dedupe_key(&event.bot, &event.msg_id);
     if let Some(earlier) = state.dedupe.get(&key) {
         info!(bot = %bot_id, msg_id = %event.msg_id, "retry of a handled message; same answer");
         return respond(endpoint, &query, earlier.reply.as_ref(), &bot_id);
     }
-    let decided = decide(&state, &event, now).await;
+    let decided = decide(&state, &event, lane.recent(), now).await;
+    if let Some(text) = engine::heard_text(&event) {
+        lane.remember(RecentMessage {
+            user_id: event.from.user_id.clone(),
+            text,
+            at: now,
+        });
+    }
     let mut reply = None;
     let mut posts = Vec::new();
     let mut changes = Vec::new();
@@ -160,7 +167,12 @@ pub async fn callback(
 }
 
 /// Runs the engine on `event` with the group's view, and fits the actions to the group robot.
-async fn decide(state: &AppState, event: &Event, now: chrono::DateTime<Utc>) -> Vec<Action> {
+async fn decide(
+    state: &AppState,
+    event: &Event,
+    recent: &[RecentMessage],
+    now: chrono::DateTime<Utc>,
+) -> Vec<Action> {
     let scripts = state.scripts.current();
     let settings = event
         .chat_id()
@@ -178,6 +190,7 @@ async fn decide(state: &AppState, event: &Event, now: chrono::DateTime<Utc>) -> 
     let cooling = |rule: &str| state.cooldowns.is_cooling(&conversation, rule, now);
     let view = GroupView {
         settings: &settings,
+        recent,
         stats: stats.as_ref(),
         members: &members,
         cooling: &cooling,
