@@ -10,7 +10,7 @@ use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
-use trumpet::outbox::{PushSettings, Pusher};
+use trumpet::outbox::{Outbox, SendSettings};
 use trumpet::pipeline::{Pipeline, Work};
 use trumpet::store::{DedupeRecord, Store};
 
@@ -61,19 +61,21 @@ fn benches(c: &mut Criterion) {
     let _guard = runtime.enter();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.redb")).unwrap();
-    let pusher = Pusher::new(
+    let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(1)).unwrap(),
-        PushSettings {
+        SendSettings {
             per_minute: 20,
             window: Duration::from_secs(61),
             retry_base: Duration::from_secs(1),
             max_attempts: 1,
+            webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
         },
         store.clone(),
-    );
+    )
+    .unwrap();
     let pipeline = Pipeline {
         store,
-        pusher,
+        outbox,
         webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
     };
     let mut next = 0;

@@ -1,5 +1,5 @@
 //! Building the whole service from a [`Config`] and running it until a shutdown signal:
-//! store, bot credentials, scripts, de-duplication set, pusher, pipeline and HTTP server.
+//! store, bot credentials, scripts, de-duplication set, outbox, pipeline and HTTP server.
 //!
 //! Shutdown order: stop accepting connections and finish in-flight requests, let the pipeline
 //! drain into the store, then give queued pushes `server.shutdown_grace_secs` to go out.
@@ -23,7 +23,7 @@ use crate::dedupe::Dedupe;
 use crate::groups::Directory;
 use crate::http::{AppState, router};
 use crate::lanes::Lanes;
-use crate::outbox::{PushSettings, Pusher};
+use crate::outbox::{Outbox, SendSettings};
 use crate::pipeline::{Pipeline, Work, unix_now};
 use crate::scripts::live::LiveScripts;
 use crate::scripts::{ScriptError, Scripts};
@@ -153,21 +153,22 @@ impl App {
 
         let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        let pusher = Pusher::new(
+        let outbox = Outbox::start(
             client,
-            PushSettings {
+            SendSettings {
                 per_minute: config.wecom.webhook_per_minute,
                 // WeCom measures its minute when requests arrive, we when they leave: a second
                 // of margin keeps network jitter from putting two sends 59.9 s apart there.
                 window: Duration::from_secs(61),
                 retry_base: Duration::from_millis(config.wecom.retry_base_ms),
                 max_attempts: config.wecom.max_attempts,
+                webhook_hosts: config.wecom.webhook_hosts.clone(),
             },
             self.store.clone(),
-        );
+        )?;
         let (pipeline, pipeline_task) = Pipeline {
             store: self.store.clone(),
-            pusher: pusher.clone(),
+            outbox: outbox.clone(),
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         }
         .spawn();
@@ -189,7 +190,7 @@ impl App {
             store: self.store.clone(),
             directory: Arc::clone(&directory),
             scripts: Arc::clone(&self.scripts),
-            pusher: pusher.clone(),
+            outbox: outbox.clone(),
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         }
         .spawn();
@@ -233,14 +234,16 @@ impl App {
             Ok(Ok(())) => {}
         }
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        if pusher.shutdown(grace).await {
-            info!("all queued pushes finished");
+        if outbox.shutdown(grace).await {
+            info!("every queued send finished");
         }
-        let stats = pusher.stats();
+        let stats = outbox.stats();
         info!(
             delivered = stats.delivered,
             failed = stats.failed,
+            skipped = stats.skipped,
             retries = stats.retries,
+            resumed = stats.resumed,
             "stopped"
         );
         served.map_err(AppError::Server)

@@ -165,7 +165,8 @@ pub enum Reply {
 }
 
 /// A message the bot sends on its own initiative (pushed, not in a callback's response).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "msgtype", rename_all = "snake_case")]
 pub enum OutMessage {
     Text {
         content: String,
@@ -183,7 +184,7 @@ pub enum OutMessage {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Article {
     pub title: String,
     pub description: String,

@@ -19,8 +19,8 @@
 //! | [`lanes`] | one event at a time per group, groups side by side |
 //! | [`welcomer`] | batching reported joins into welcomes, recording who was welcomed |
 //! | [`cooldowns`] | when keyword rules last answered in each conversation |
-//! | [`pipeline`] | the ordered path from an accepted event to the store and the pusher |
-//! | [`outbox`] | rate limits and pushes through robot webhooks |
+//! | [`pipeline`] | the ordered path from an accepted event to the store and the outbox |
+//! | [`outbox`] | the durable send queue: rate limits, retries, outcomes, resume after a restart |
 //! | [`store`] | the redb file: tables, schema version, typed accessors |
 //! | [`http`] | the axum router: callbacks, admin API, health |
 

@@ -17,8 +17,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
-use crate::outbox::{PushJob, Pusher};
-use crate::store::{Adopter, DedupeRecord, GroupRecord, GroupStatus, Store, StoreError, WriteTx};
+use crate::outbox::Outbox;
+use crate::store::{
+    Adopter, DedupeRecord, GroupRecord, GroupStatus, NewSend, OutboxEntry, Store, StoreError,
+    WriteTx,
+};
 
 /// Most items applied in one transaction.
 pub const BATCH: usize = 2048;
@@ -69,7 +72,7 @@ impl PipelineHandle {
 /// What the pipeline needs to apply events.
 pub struct Pipeline {
     pub store: Store,
-    pub pusher: Pusher,
+    pub outbox: Outbox,
     pub webhook_hosts: Vec<String>,
 }
 
@@ -102,20 +105,20 @@ impl Pipeline {
             last_commit = tokio::time::Instant::now();
             let work = std::mem::take(&mut batch);
             let (items, started) = (work.len(), std::time::Instant::now());
-            let pushes = this.apply_with_retries(work).await;
+            let sends = this.apply_with_retries(work).await;
             debug!(
                 items,
                 ms = started.elapsed().as_millis() as u64,
                 "batch committed"
             );
-            for job in pushes {
-                this.pusher.push(job);
+            for entry in sends {
+                this.outbox.dispatch(entry);
             }
         }
         info!("pipeline drained");
     }
 
-    async fn apply_with_retries(self: &Arc<Self>, work: Vec<Work>) -> Vec<PushJob> {
+    async fn apply_with_retries(self: &Arc<Self>, work: Vec<Work>) -> Vec<OutboxEntry> {
         let work = Arc::new(work);
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
@@ -123,7 +126,7 @@ impl Pipeline {
             let items = Arc::clone(&work);
             let result = tokio::task::spawn_blocking(move || this.apply(&items)).await;
             match result {
-                Ok(Ok(pushes)) => return pushes,
+                Ok(Ok(sends)) => return sends,
                 Ok(Err(e)) => {
                     warn!(error = %e, attempt, items = work.len(), "store write failed; retrying")
                 }
@@ -141,14 +144,18 @@ impl Pipeline {
         Vec::new()
     }
 
-    /// Applies a batch in one store transaction and returns the pushes it caused. Blocking:
+    /// Applies a batch in one store transaction and returns the outbox entries it wrote. Blocking:
     /// the pipeline runs it on a blocking thread (public for the store benchmark).
-    pub fn apply(&self, work: &[Work]) -> Result<Vec<PushJob>, StoreError> {
+    pub fn apply(&self, work: &[Work]) -> Result<Vec<OutboxEntry>, StoreError> {
         self.store.write(|tx| self.apply_batch(tx, work))
     }
 
-    fn apply_batch(&self, tx: &mut WriteTx<'_>, work: &[Work]) -> Result<Vec<PushJob>, StoreError> {
-        let mut pushes = Vec::new();
+    fn apply_batch(
+        &self,
+        tx: &mut WriteTx<'_>,
+        work: &[Work],
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut sends = Vec::new();
         // Each group touched by the batch is read once and written once, however many of the
         // batch's messages are from it.
         let mut groups: HashMap<ChatId, Option<GroupRecord>> = HashMap::new();
@@ -167,7 +174,7 @@ impl Pipeline {
                             Entry::Vacant(slot) => slot.insert(tx.group(chat)?),
                         };
                         let group = self.apply_group_event(tx, slot.take(), chat, event)?;
-                        self.queue_posts(&group, event, posts, &mut pushes);
+                        self.queue_posts(tx, &group, event, dedupe_key, posts, &mut sends)?;
                         *slot = Some(group);
                     }
                 }
@@ -182,7 +189,7 @@ impl Pipeline {
         for group in groups.into_values().flatten() {
             tx.put_group(&group)?;
         }
-        Ok(pushes)
+        Ok(sends)
     }
 
     /// The event's webhook URL when it is allowed.
@@ -198,33 +205,44 @@ impl Pipeline {
         }
     }
 
-    /// Queues `posts` to `group`'s webhook.
+    /// Writes `posts` to the outbox, in the batch's transaction: they are durable with the
+    /// event that caused them. The key makes a replayed batch enqueue nothing twice.
     fn queue_posts(
         &self,
+        tx: &mut WriteTx<'_>,
         group: &GroupRecord,
         event: &Event,
+        event_key: &str,
         posts: &[Post],
-        pushes: &mut Vec<PushJob>,
-    ) {
+        sends: &mut Vec<OutboxEntry>,
+    ) -> Result<(), StoreError> {
         if posts.is_empty() {
-            return;
+            return Ok(());
         }
         let url = group
             .webhook_url
             .as_deref()
-            .and_then(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).ok());
-        for post in posts {
-            match &url {
-                Some(url) => pushes.push(PushJob {
-                    chat: Some(group.chat_id.clone()),
-                    url: url.clone(),
-                    message: post.message.clone(),
-                    purpose: post.purpose,
-                }),
-                None => warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
-                    "no usable webhook URL for this group: message not posted"),
+            .filter(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).is_ok());
+        let Some(url) = url else {
+            for post in posts {
+                warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
+                    "no usable webhook URL for this group: message not posted");
             }
+            return Ok(());
+        };
+        for (i, post) in posts.iter().enumerate() {
+            let send = NewSend {
+                key: format!("event:{event_key}:{i}"),
+                chat: Some(group.chat_id.clone()),
+                url: url.to_owned(),
+                message: post.message.clone(),
+                purpose: post.purpose.to_owned(),
+                run: None,
+                not_before: None,
+            };
+            sends.extend(tx.enqueue(send, event.received_at)?);
         }
+        Ok(())
     }
 
     /// Applies one event to its group's record (`existing`, as the batch has it so far) and

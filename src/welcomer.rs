@@ -19,9 +19,9 @@ use crate::engine::degrade;
 use crate::engine::scope::Place;
 use crate::engine::welcome::{self, GroupWelcomes};
 use crate::groups::Directory;
-use crate::outbox::{PushJob, Pusher};
+use crate::outbox::Outbox;
 use crate::scripts::live::LiveScripts;
-use crate::store::{GroupStatus, Store, StoreError};
+use crate::store::{GroupStatus, NewSend, Store, StoreError};
 
 /// Joins reported for one group.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ pub struct WelcomerTask {
     pub store: Store,
     pub directory: Arc<Directory>,
     pub scripts: Arc<LiveScripts>,
-    pub pusher: Pusher,
+    pub outbox: Outbox,
     pub webhook_hosts: Vec<String>,
 }
 
@@ -192,35 +192,56 @@ impl WelcomerTask {
             warn!(chat = %chat, members = count, "welcome not sent: no usable webhook URL for this group");
             return;
         };
-        for action in actions {
-            if let Action::Post { message, purpose } = action {
-                self.pusher.push(PushJob {
-                    chat: Some(chat.clone()),
-                    url: url.clone(),
-                    message,
-                    purpose,
-                });
-            }
-        }
+        // The welcome and the record of who was welcomed are written together: a crash cannot
+        // leave a member marked welcomed without the welcome on its way, or the reverse.
+        let sends: Vec<NewSend> = actions
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Post { message, purpose } => Some((message, purpose)),
+                _ => None,
+            })
+            .enumerate()
+            .map(|(i, (message, purpose))| NewSend {
+                key: format!(
+                    "welcome:{chat}:{}:{}:{i}",
+                    now.timestamp_millis(),
+                    outcome.welcomed.join(",")
+                ),
+                chat: Some(chat.clone()),
+                url: url.expose().to_owned(),
+                message,
+                purpose: purpose.to_owned(),
+                run: None,
+                not_before: None,
+            })
+            .collect();
         let store = self.store.clone();
         let key = chat.clone();
         let welcomed_ids = outcome.welcomed.clone();
         let at = now.timestamp();
         let recorded = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
+                let mut entries = Vec::new();
+                for send in sends {
+                    entries.extend(tx.enqueue(send, now)?);
+                }
                 for id in &welcomed_ids {
                     tx.put_welcomed(&key, id, at)?;
                 }
-                Ok(())
+                Ok(entries)
             })
         })
         .await;
         match recorded {
-            Ok(Ok(())) => info!(chat = %chat, members = outcome.welcomed.len(), "welcome queued"),
-            Ok(Err(e)) => {
-                error!(chat = %chat, error = %e, "welcome sent but not recorded: a rejoin may be welcomed again")
+            Ok(Ok(entries)) => {
+                info!(chat = %chat, members = outcome.welcomed.len(), "welcome queued");
+                for entry in entries {
+                    self.outbox.dispatch(entry);
+                }
             }
-            Err(e) => error!(chat = %chat, error = %e, "welcome record task failed"),
+            Ok(Err(e)) => error!(chat = %chat, members = ?outcome.welcomed, error = %e,
+                "welcome not sent: the store refused it"),
+            Err(e) => error!(chat = %chat, error = %e, "welcome task failed"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Everything the bot sends on its own initiative: the [`governor`] (rate limits and back-off)
-//! and the [`pusher`] that delivers messages through robot webhooks in order per key.
+//! and the durable [`sender`] that delivers outbox entries through robot webhooks in order per
+//! key, recording every outcome in the store.
 
 pub mod governor;
-pub mod pusher;
+pub mod sender;
 
-pub use pusher::{PushJob, PushSettings, PushStats, Pusher};
+pub use sender::{Outbox, OutboxStats, SendSettings};

@@ -4,6 +4,7 @@
 //! Writes go through [`Store::write`], one transaction per call; callers batch many changes into
 //! one call so that the disk is flushed once per batch, not once per message.
 
+mod outbox;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
+pub use outbox::{NewSend, OutboxEntry, OutboxState, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
 
 /// Bumped whenever a table's key or value layout changes incompatibly.
@@ -168,6 +170,9 @@ impl Store {
             tx.open_table(DEDUPE)?;
             tx.open_table(SETTINGS)?;
             tx.open_table(WELCOMED)?;
+            tx.open_table(outbox::OUTBOX)?;
+            tx.open_table(outbox::OUTBOX_KEYS)?;
+            tx.open_table(outbox::OUTBOX_PENDING)?;
         }
         tx.commit()?;
         Ok(())
@@ -188,6 +193,9 @@ impl Store {
                 meta: tx.open_table(META)?,
                 settings: tx.open_table(SETTINGS)?,
                 welcomed: tx.open_table(WELCOMED)?,
+                outbox: tx.open_table(outbox::OUTBOX)?,
+                outbox_keys: tx.open_table(outbox::OUTBOX_KEYS)?,
+                outbox_pending: tx.open_table(outbox::OUTBOX_PENDING)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -323,6 +331,9 @@ pub struct WriteTx<'t> {
     meta: redb::Table<'t, &'static str, &'static [u8]>,
     settings: redb::Table<'t, &'static str, &'static [u8]>,
     welcomed: redb::Table<'t, (&'static str, &'static str), i64>,
+    outbox: redb::Table<'t, u64, &'static [u8]>,
+    outbox_keys: redb::Table<'t, &'static str, u64>,
+    outbox_pending: redb::Table<'t, u64, ()>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }

@@ -133,3 +133,104 @@ fn a_failed_write_changes_nothing() {
     assert!(result.is_err());
     assert!(store.groups().unwrap().is_empty());
 }
+
+fn send(key: &str, chat: &str) -> NewSend {
+    NewSend {
+        key: key.into(),
+        chat: Some(ChatId::new(chat)),
+        url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k".into(),
+        message: crate::domain::OutMessage::Markdown {
+            content: "早报".into(),
+        },
+        purpose: "morning-report".into(),
+        run: Some("run-1".into()),
+        not_before: None,
+    }
+}
+
+#[test]
+fn the_outbox_enqueues_a_key_once_and_remembers_what_is_unfinished_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 7, 30, 0).unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        let ids = store
+            .write(|tx| {
+                let a = tx.enqueue(send("job/slot/g1", "g1"), now)?;
+                let b = tx.enqueue(send("job/slot/g2", "g2"), now)?;
+                let again = tx.enqueue(send("job/slot/g1", "g1"), now)?;
+                Ok((a.map(|e| e.id), b.map(|e| e.id), again))
+            })
+            .unwrap();
+        assert_eq!(
+            ids,
+            (Some(1), Some(2), None),
+            "planning twice enqueues nothing new"
+        );
+        // Also in a later transaction.
+        let again = store
+            .write(|tx| tx.enqueue(send("job/slot/g2", "g2"), now))
+            .unwrap();
+        assert_eq!(again, None);
+        store
+            .write(|tx| {
+                tx.record_send(
+                    &SendOutcome {
+                        id: 1,
+                        state: OutboxState::Delivered,
+                        attempts: 2,
+                        pieces_done: 1,
+                        last_error: None,
+                    },
+                    now,
+                )?;
+                tx.record_send(
+                    &SendOutcome {
+                        id: 2,
+                        state: OutboxState::Pending,
+                        attempts: 1,
+                        pieces_done: 0,
+                        last_error: Some("errcode 45009".into()),
+                    },
+                    now,
+                )
+            })
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let pending = store.pending_sends().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, 2);
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[0].last_error.as_deref(), Some("errcode 45009"));
+    let done = store.send_by_key("job/slot/g1").unwrap().unwrap();
+    assert_eq!((done.state, done.attempts), (OutboxState::Delivered, 2));
+    assert_eq!(
+        done.message,
+        send("x", "g1").message,
+        "the message survives as written"
+    );
+    // A third entry gets the next id.
+    let next = store
+        .write(|tx| tx.enqueue(send("job/slot/g3", "g3"), now))
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, 3);
+    let missing = store.write(|tx| {
+        tx.record_send(
+            &SendOutcome {
+                id: 99,
+                state: OutboxState::Failed,
+                attempts: 1,
+                pieces_done: 0,
+                last_error: None,
+            },
+            now,
+        )
+    });
+    assert!(
+        missing.is_err(),
+        "an unknown id is an error, not a silent no-op"
+    );
+}

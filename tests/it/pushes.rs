@@ -4,10 +4,27 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use trumpet::channels::wecom::robot::webhook::{WebhookClient, WebhookUrl};
+use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::OutMessage;
-use trumpet::outbox::{PushJob, PushSettings, Pusher};
-use trumpet::store::Store;
+use trumpet::outbox::{Outbox, SendSettings};
+use trumpet::store::{NewSend, OutboxState, Store};
+
+/// A text send of "message {i}" to `url`.
+fn send(key: &str, url: &str, i: usize) -> NewSend {
+    NewSend {
+        key: key.into(),
+        chat: None,
+        url: url.into(),
+        message: OutMessage::Text {
+            content: format!("message {i}"),
+            mentioned: vec![],
+            mentioned_mobiles: vec![],
+        },
+        purpose: "test".into(),
+        run: None,
+        not_before: None,
+    }
+}
 
 #[tokio::test]
 async fn rate_limited_and_busy_answers_are_retried_with_back_off() {
@@ -83,7 +100,7 @@ async fn a_permanent_refusal_is_not_retried() {
 }
 
 #[tokio::test]
-async fn the_pusher_never_exceeds_the_per_key_limit() {
+async fn the_outbox_never_exceeds_the_per_key_limit() {
     // A short window keeps the test quick; the fake enforces the same limit and would answer
     // 45009 to any request over it.
     let limit = 3;
@@ -91,30 +108,23 @@ async fn the_pusher_never_exceeds_the_per_key_limit() {
     let fake = FakeWecom::start_with_limit(limit, window).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("p.redb")).unwrap();
-    let pusher = Pusher::new(
+    let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(5)).unwrap(),
-        PushSettings {
+        SendSettings {
             per_minute: limit as u32,
             // The same margin for jitter as the service keeps (61 s for WeCom's 60).
             window: window + Duration::from_millis(100),
             retry_base: Duration::from_millis(20),
             max_attempts: 3,
+            webhook_hosts: vec![fake.host()],
         },
         store,
-    );
-    let url = WebhookUrl::parse(&fake.webhook_url("limited"), &[fake.host()]).unwrap();
-    for i in 0..7 {
-        pusher.push(PushJob {
-            chat: None,
-            url: url.clone(),
-            message: OutMessage::Text {
-                content: format!("message {i}"),
-                mentioned: vec![],
-                mentioned_mobiles: vec![],
-            },
-            purpose: "test",
-        });
-    }
+    )
+    .unwrap();
+    let sends = (0..7)
+        .map(|i| send(&format!("limit-{i}"), &fake.webhook_url("limited"), i))
+        .collect();
+    assert_eq!(outbox.enqueue(sends).await.unwrap(), 7);
     let delivered = fake.wait_delivered("limited", 7).await;
     let received = fake.received("limited");
     assert!(
@@ -137,6 +147,84 @@ async fn the_pusher_never_exceeds_the_per_key_limit() {
             .count();
         assert!(in_window <= limit, "{in_window} sends within one window");
     }
-    assert!(pusher.shutdown(Duration::from_secs(1)).await);
-    assert_eq!(pusher.stats().delivered, 7);
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
+    assert_eq!(outbox.stats().delivered, 7);
+}
+
+/// A crash (the runtime torn down mid-send, nothing recorded on the way out) loses no send: the
+/// next start resumes every unfinished entry, and duplicates are bounded by what was in flight.
+#[test]
+fn a_crash_loses_no_send_and_the_next_start_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.redb");
+    let limit = 2;
+    let window = Duration::from_millis(1500);
+    // The fake WeCom runs on its own runtime, which outlives the "crashed" one.
+    let fake_runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = fake_runtime.block_on(FakeWecom::start_with_limit(limit, window));
+    let url = fake.webhook_url("crashy");
+    let settings = SendSettings {
+        per_minute: limit as u32,
+        window: window + Duration::from_millis(100),
+        retry_base: Duration::from_millis(20),
+        max_attempts: 3,
+        webhook_hosts: vec![fake.host()],
+    };
+    let first_life = tokio::runtime::Runtime::new().unwrap();
+    first_life.block_on(async {
+        let store = Store::open(&path).unwrap();
+        let outbox = Outbox::start(
+            WebhookClient::new(Duration::from_secs(5)).unwrap(),
+            settings.clone(),
+            store,
+        )
+        .unwrap();
+        let sends = (0..6)
+            .map(|i| send(&format!("crash-{i}"), &url, i))
+            .collect();
+        outbox.enqueue(sends).await.unwrap();
+        // Two go out at once; the rest wait for the window when the process "dies".
+        fake.wait_delivered("crashy", 2).await;
+    });
+    // Every task of the first life is dropped where it stands: no shutdown, no final records.
+    drop(first_life);
+
+    let second_life = tokio::runtime::Runtime::new().unwrap();
+    second_life.block_on(async {
+        let store = Store::open(&path).unwrap();
+        let outbox = Outbox::start(
+            WebhookClient::new(Duration::from_secs(5)).unwrap(),
+            settings,
+            store.clone(),
+        )
+        .unwrap();
+        assert!(outbox.stats().resumed >= 4, "{:?}", outbox.stats());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let done = (0..6).all(|i| {
+                store
+                    .send_by_key(&format!("crash-{i}"))
+                    .unwrap()
+                    .is_some_and(|e| e.state == OutboxState::Delivered)
+            });
+            if done {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the resumed sends never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(outbox.shutdown(Duration::from_secs(5)).await);
+        assert!(store.pending_sends().unwrap().is_empty());
+    });
+    let delivered = fake_runtime.block_on(fake.wait_delivered("crashy", 6));
+    let contents: std::collections::BTreeSet<String> = delivered
+        .iter()
+        .map(|r| r.body["text"]["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(contents.len(), 6, "every message arrived: {contents:?}");
+    // At most the two sent before the crash can have gone out twice.
+    assert!(delivered.len() <= 6 + 2, "{} deliveries", delivered.len());
 }

@@ -1,0 +1,431 @@
+//! Delivering the durable outbox ([`crate::store::OutboxEntry`]) through robot webhooks: one
+//! ordered lane per webhook key, each with its own sliding-window limit; retries with back-off
+//! and jitter on retryable errcodes; the group released when WeCom says the robot is gone
+//! (93000 / 93008) and its later sends skipped; every outcome recorded in the store.
+//!
+//! Entries are written to the store before they reach a lane, and a start resumes every entry
+//! that is not finished, so a crash or a shutdown loses nothing. A message delivered in the
+//! moments before a crash but not yet recorded (outcomes are written in batches, within
+//! milliseconds) is sent again after the restart: duplicates are bounded by the sends in flight.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::governor::{SlidingWindow, backoff};
+use crate::channels::wecom::robot::webhook::{
+    WebhookClient, WebhookError, WebhookUrl, request_bodies,
+};
+use crate::domain::ChatId;
+use crate::store::{
+    GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
+};
+
+/// Limits and retry policy for sends.
+#[derive(Debug, Clone)]
+pub struct SendSettings {
+    pub per_minute: u32,
+    pub window: Duration,
+    pub retry_base: Duration,
+    pub max_attempts: u32,
+    /// Hosts a stored webhook URL may point at (checked again before sending).
+    pub webhook_hosts: Vec<String>,
+}
+
+/// Counters since start, for tests and the log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub delivered: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub retries: u64,
+    /// Entries found unfinished in the store at start and resumed.
+    pub resumed: u64,
+}
+
+enum Record {
+    Outcome(SendOutcome),
+    /// Write everything received so far, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+struct Inner {
+    client: WebhookClient,
+    settings: SendSettings,
+    store: Store,
+    lanes: Mutex<HashMap<String, mpsc::UnboundedSender<OutboxEntry>>>,
+    tracker: TaskTracker,
+    recorder: mpsc::UnboundedSender<Record>,
+    closed: AtomicBool,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    retries: AtomicU64,
+    resumed: AtomicU64,
+}
+
+/// The outbox's sending side. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+impl Outbox {
+    /// Starts the outbox and resumes every unfinished entry in `store`.
+    pub fn start(
+        client: WebhookClient,
+        settings: SendSettings,
+        store: Store,
+    ) -> Result<Outbox, StoreError> {
+        let (recorder, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_recorder(store.clone(), rx));
+        let outbox = Outbox {
+            inner: Arc::new(Inner {
+                client,
+                settings,
+                store: store.clone(),
+                lanes: Mutex::new(HashMap::new()),
+                tracker: TaskTracker::new(),
+                recorder,
+                closed: AtomicBool::new(false),
+                delivered: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                skipped: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                resumed: AtomicU64::new(0),
+            }),
+        };
+        let pending = store.pending_sends()?;
+        if !pending.is_empty() {
+            info!(
+                sends = pending.len(),
+                "resuming unfinished sends from the outbox"
+            );
+        }
+        outbox
+            .inner
+            .resumed
+            .store(pending.len() as u64, Ordering::Relaxed);
+        for entry in pending {
+            outbox.dispatch(entry);
+        }
+        Ok(outbox)
+    }
+
+    /// Writes `sends` to the store (one transaction) and queues the new ones; a send whose key
+    /// is already known is left alone. Returns how many were new.
+    pub async fn enqueue(&self, sends: Vec<NewSend>) -> Result<usize, StoreError> {
+        let store = self.inner.store.clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                let now = Utc::now();
+                let mut new = Vec::new();
+                for send in sends {
+                    if let Some(entry) = tx.enqueue(send, now)? {
+                        new.push(entry);
+                    }
+                }
+                Ok(new)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("outbox task failed: {e}")))??;
+        let count = entries.len();
+        for entry in entries {
+            self.dispatch(entry);
+        }
+        Ok(count)
+    }
+
+    /// Queues an entry that is already in the store on its key's lane. After shutdown has
+    /// begun it stays in the store for the next start.
+    pub fn dispatch(&self, entry: OutboxEntry) {
+        if self.inner.closed.load(Ordering::Acquire) {
+            info!(id = entry.id, purpose = %entry.purpose,
+                "shutting down: the send stays in the outbox for the next start");
+            return;
+        }
+        let url = match WebhookUrl::parse(&entry.url, &self.inner.settings.webhook_hosts) {
+            Ok(url) => url,
+            Err(e) => {
+                error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
+                    "not sent: the webhook URL is not allowed");
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .record(&entry, OutboxState::Failed, Some(e.to_string()));
+                return;
+            }
+        };
+        let mut lanes = self.inner.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = url.key().to_owned();
+        let entry = match lanes.get(&key) {
+            Some(lane) => match lane.send(entry) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => back,
+            },
+            None => entry,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The receiver is alive: it was created just now.
+        let _ = tx.send(entry);
+        lanes.insert(key, tx);
+        let inner = Arc::clone(&self.inner);
+        self.inner.tracker.spawn(run_lane(inner, url, rx));
+    }
+
+    pub fn stats(&self) -> OutboxStats {
+        let i = &self.inner;
+        OutboxStats {
+            delivered: i.delivered.load(Ordering::Relaxed),
+            failed: i.failed.load(Ordering::Relaxed),
+            skipped: i.skipped.load(Ordering::Relaxed),
+            retries: i.retries.load(Ordering::Relaxed),
+            resumed: i.resumed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops taking sends, lets the lanes finish what they hold for up to `grace`, writes every
+    /// outcome, and returns whether the lanes all finished. Whatever did not finish stays in the
+    /// outbox and is sent after the next start.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner
+            .lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.inner.tracker.close();
+        let finished = match tokio::time::timeout(grace, self.inner.tracker.wait()).await {
+            Ok(()) => true,
+            Err(_) => {
+                warn!(
+                    lanes = self.inner.tracker.len(),
+                    "shutdown grace ran out; unsent messages stay in the outbox for the next start"
+                );
+                false
+            }
+        };
+        let (done, flushed) = oneshot::channel();
+        if self.inner.recorder.send(Record::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
+        finished
+    }
+}
+
+impl Inner {
+    fn record(&self, entry: &OutboxEntry, state: OutboxState, last_error: Option<String>) {
+        let outcome = SendOutcome {
+            id: entry.id,
+            state,
+            attempts: entry.attempts,
+            pieces_done: entry.pieces_done,
+            last_error,
+        };
+        if self.recorder.send(Record::Outcome(outcome)).is_err() {
+            error!(
+                id = entry.id,
+                "the outcome recorder has stopped; this outcome is not stored"
+            );
+        }
+    }
+}
+
+/// Writes outcomes in batches: one commit for whatever has arrived.
+async fn run_recorder(store: Store, mut rx: mpsc::UnboundedReceiver<Record>) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        let mut outcomes = Vec::new();
+        let mut flushes = Vec::new();
+        for record in batch.drain(..) {
+            match record {
+                Record::Outcome(o) => outcomes.push(o),
+                Record::Flush(done) => flushes.push(done),
+            }
+        }
+        if !outcomes.is_empty() {
+            write_outcomes(&store, outcomes).await;
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_outcomes(store: &Store, outcomes: Vec<SendOutcome>) {
+    let outcomes = Arc::new(outcomes);
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=4 {
+        let store = store.clone();
+        let batch = Arc::clone(&outcomes);
+        let result = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                let now = Utc::now();
+                for outcome in batch.iter() {
+                    tx.record_send(outcome, now)?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => warn!(error = %e, attempt, "could not record send outcomes; retrying"),
+            Err(e) => warn!(error = %e, attempt, "outcome task failed; retrying"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 4;
+    }
+    error!(
+        outcomes = outcomes.len(),
+        "send outcomes not recorded: the store kept failing; these sends stay pending and are sent again after a restart"
+    );
+}
+
+async fn run_lane(
+    inner: Arc<Inner>,
+    url: WebhookUrl,
+    mut rx: mpsc::UnboundedReceiver<OutboxEntry>,
+) {
+    let settings = &inner.settings;
+    let mut window = SlidingWindow::new(settings.per_minute, settings.window);
+    // When WeCom said the robot is gone: sends planned before then are skipped (a re-adoption
+    // may bring the same key back for later ones).
+    let mut gone_at: Option<chrono::DateTime<Utc>> = None;
+    while let Some(mut entry) = rx.recv().await {
+        if gone_at.is_some_and(|gone| entry.created_at <= gone) {
+            warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, key = %url.key_hint(),
+                "skipped: the robot left the group");
+            inner.skipped.fetch_add(1, Ordering::Relaxed);
+            inner.record(
+                &entry,
+                OutboxState::Skipped,
+                Some("the robot left the group".into()),
+            );
+            continue;
+        }
+        if let Some(wait) = entry
+            .not_before
+            .and_then(|at| (at - Utc::now()).to_std().ok())
+        {
+            tokio::time::sleep(wait).await;
+        }
+        let bodies = match request_bodies(&entry.message) {
+            Ok(bodies) => bodies,
+            Err(e) => {
+                error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
+                    "not sent: invalid message");
+                inner.failed.fetch_add(1, Ordering::Relaxed);
+                inner.record(&entry, OutboxState::Failed, Some(e.to_string()));
+                continue;
+            }
+        };
+        let pieces = bodies.len();
+        let mut failure = None;
+        for (i, body) in bodies.iter().enumerate().skip(entry.pieces_done as usize) {
+            match send_with_retries(&inner, &mut window, &url, &mut entry, body).await {
+                Ok(()) => {
+                    entry.pieces_done += 1;
+                    info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
+                        key = %url.key_hint(), piece = i + 1, pieces, "pushed");
+                }
+                Err(e) => {
+                    error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
+                        key = %url.key_hint(), error = %e, class = e.class(), piece = i + 1, pieces,
+                        "send failed; the rest of this message is not sent");
+                    if let WebhookError::RobotGone { errcode, .. } = e {
+                        gone_at = Some(Utc::now());
+                        if let Some(chat) = &entry.chat {
+                            release_group(&inner.store, chat, errcode).await;
+                        }
+                    }
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => {
+                inner.delivered.fetch_add(1, Ordering::Relaxed);
+                inner.record(&entry, OutboxState::Delivered, None);
+            }
+            Some(reason) => {
+                inner.failed.fetch_add(1, Ordering::Relaxed);
+                inner.record(&entry, OutboxState::Failed, Some(reason));
+            }
+        }
+    }
+}
+
+async fn send_with_retries(
+    inner: &Inner,
+    window: &mut SlidingWindow,
+    url: &WebhookUrl,
+    entry: &mut OutboxEntry,
+    body: &serde_json::Value,
+) -> Result<(), WebhookError> {
+    let settings = &inner.settings;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(wait) = window.delay(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        window.record(Instant::now());
+        entry.attempts += 1;
+        match inner.client.post(url, body).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() && attempt < settings.max_attempts => {
+                let jitter = rand::rng().random_range(0.8..1.2);
+                let wait = backoff(settings.retry_base, attempt, jitter);
+                inner.retries.fetch_add(1, Ordering::Relaxed);
+                warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, key = %url.key_hint(),
+                    error = %e, class = e.class(), attempt, wait_ms = wait.as_millis() as u64,
+                    "send will be retried");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Marks `chat` released because WeCom answered `errcode` (robot removed or key invalid).
+async fn release_group(store: &Store, chat: &ChatId, errcode: i64) {
+    let store = store.clone();
+    let chat_id = chat.clone();
+    let chat = chat.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let Some(mut group) = tx.group(&chat)? else {
+                return Ok(false);
+            };
+            if group.status != GroupStatus::Adopted {
+                return Ok(false);
+            }
+            group.status = GroupStatus::Released;
+            group.released_at = Some(Utc::now());
+            group.release_reason = Some(format!(
+                "WeCom errcode {errcode}: the robot is no longer in the group or its key is invalid"
+            ));
+            tx.put_group(&group)?;
+            Ok(true)
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(true)) => {
+            warn!(chat = %chat_id, errcode, "group released: WeCom says the robot is gone")
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => error!(chat = %chat_id, error = %e, "could not mark the group released"),
+        Err(e) => error!(error = %e, "release task failed"),
+    }
+}
