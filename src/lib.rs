@@ -13,6 +13,7 @@
 //! | [`domain`] | ids, events, replies and messages shared by every part |
 //! | [`channels`] | wire formats: WeCom crypto, the group robot's callbacks and webhook |
 //! | [`engine`] | pure rules: event + group view + scripts + now → actions; commands, keywords, scopes |
+//! | [`schedule`] | jobs: cron in a time zone, targets, quiet hours, misfire policy |
 //! | [`scripts`] | loading, validating and hot-reloading the operator's bot-scripts and templates |
 //! | [`dedupe`] | handled message ids, so WeCom's retries trigger nothing twice |
 //! | [`groups`] | group settings (roles, tags, rules switched off) held in memory, stored first |
@@ -39,6 +40,7 @@ pub mod http;
 pub mod lanes;
 pub mod outbox;
 pub mod pipeline;
+pub mod schedule;
 pub mod scripts;
 pub mod store;
 pub mod telemetry;

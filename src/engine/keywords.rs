@@ -46,7 +46,7 @@ pub struct Window {
 }
 
 impl Window {
-    fn contains(self, minute: u16) -> bool {
+    pub fn contains(self, minute: u16) -> bool {
         if self.start <= self.end {
             (self.start..self.end).contains(&minute)
         } else {

@@ -151,6 +151,7 @@ fn extras_sample() -> Value {
         mentions => "<@zhaoliu>",
         group_rules => "1. 禁止发广告",
         scene => "qrcode",
+        job => context! { name => "morning-report", slot => "2026-11-23 07:30" },
     }
 }
 

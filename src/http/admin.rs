@@ -495,3 +495,58 @@ pub async fn post_joins(
         Err(e) => internal_error(e),
     }
 }
+
+/// One job as `GET /api/v1/jobs` shows it.
+#[derive(Serialize)]
+struct JobView {
+    name: String,
+    cron: String,
+    timezone: String,
+    /// `["all"]`, or the scopes targeted.
+    targets: Vec<String>,
+    quiet_hours: Vec<String>,
+    spread_minutes: u64,
+    catch_up_within_minutes: u64,
+    enabled: bool,
+    /// The next three slots, in the job's time zone.
+    next: Vec<String>,
+}
+
+/// `GET /api/v1/jobs`: the scheduled jobs with their next fire times.
+pub async fn list_jobs(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let scripts = state.scripts.current();
+    let now = Utc::now();
+    let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    let jobs: Vec<JobView> = scripts
+        .jobs
+        .iter()
+        .map(|j| JobView {
+            name: j.name.clone(),
+            cron: j.cron_text.clone(),
+            timezone: j.timezone.name().to_owned(),
+            targets: match &j.targets {
+                crate::schedule::Targets::All => vec!["all".to_owned()],
+                crate::schedule::Targets::Scopes(scopes) => {
+                    scopes.iter().map(ToString::to_string).collect()
+                }
+            },
+            quiet_hours: j
+                .quiet_hours
+                .iter()
+                .map(|w| format!("{}-{}", hm(w.start), hm(w.end)))
+                .collect(),
+            spread_minutes: j.spread.as_secs() / 60,
+            catch_up_within_minutes: j.catch_up_within.as_secs() / 60,
+            enabled: j.enabled,
+            next: j
+                .next_slots(now, 3)
+                .into_iter()
+                .map(|t| t.with_timezone(&j.timezone).to_rfc3339())
+                .collect(),
+        })
+        .collect();
+    Json(jobs).into_response()
+}

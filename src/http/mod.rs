@@ -67,6 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(admin::put_rule_switch),
         )
         .route("/api/v1/rules", get(admin::list_rules))
+        .route("/api/v1/jobs", get(admin::list_jobs))
         .route("/api/v1/scripts/status", get(admin::scripts_status))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

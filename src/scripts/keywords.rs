@@ -61,7 +61,7 @@ struct KeywordsFile {
 }
 
 /// Parses `HH:MM-HH:MM` (local time; an end before the start wraps past midnight).
-fn parse_window(text: &str) -> Result<Window, String> {
+pub(crate) fn parse_window(text: &str) -> Result<Window, String> {
     let minutes = |hm: &str| -> Option<u16> {
         let (h, m) = hm.trim().split_once(':')?;
         let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);

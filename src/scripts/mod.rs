@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod keywords;
 pub mod live;
+pub mod schedules;
 pub mod template;
 pub mod welcome;
 
@@ -34,6 +35,9 @@ pub const EMBEDDED_KEYWORDS: &str = include_str!("../../bot-scripts/keywords.tom
 
 /// The shipped `bot-scripts/commands.toml`, used when the directory is missing.
 pub const EMBEDDED_COMMANDS: &str = include_str!("../../bot-scripts/commands.toml");
+
+/// The shipped `bot-scripts/schedules.toml`, used when the directory is missing.
+pub const EMBEDDED_SCHEDULES: &str = include_str!("../../bot-scripts/schedules.toml");
 
 /// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
 pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
@@ -270,6 +274,8 @@ pub struct Scripts {
     pub commands: CommandSet,
     /// Welcomes for new members.
     pub welcome: WelcomeScripts,
+    /// Scheduled jobs.
+    pub jobs: Vec<crate::schedule::Job>,
     /// Where they were loaded from (`None`: the embedded copy).
     pub source: Option<PathBuf>,
 }
@@ -280,6 +286,7 @@ struct Files {
     keywords: Option<(PathBuf, String)>,
     commands: Option<(PathBuf, String)>,
     welcome: Option<(PathBuf, String)>,
+    schedules: Option<(PathBuf, String)>,
 }
 
 impl Scripts {
@@ -311,6 +318,7 @@ impl Scripts {
             keywords: read(keywords::KEYWORDS_FILE)?,
             commands: read(commands::COMMANDS_FILE)?,
             welcome: read(welcome::WELCOME_FILE)?,
+            schedules: read(schedules::SCHEDULES_FILE)?,
         };
         let mut scripts = Self::from_files(&files)?;
         scripts.source = Some(dir.to_owned());
@@ -326,6 +334,7 @@ impl Scripts {
             keywords: Some(at(keywords::KEYWORDS_FILE, EMBEDDED_KEYWORDS)),
             commands: Some(at(commands::COMMANDS_FILE, EMBEDDED_COMMANDS)),
             welcome: Some(at(welcome::WELCOME_FILE, EMBEDDED_WELCOME)),
+            schedules: Some(at(schedules::SCHEDULES_FILE, EMBEDDED_SCHEDULES)),
         })
     }
 
@@ -353,6 +362,9 @@ impl Scripts {
         }
         if let Some((file, text)) = &files.welcome {
             scripts.welcome = welcome::parse(&Source::new(text, file), &mut templates)?;
+        }
+        if let Some((file, text)) = &files.schedules {
+            scripts.jobs = schedules::parse(&Source::new(text, file), &mut templates)?;
         }
         scripts.templates = templates;
         scripts.validate_templates(chrono::Utc::now())?;
@@ -398,6 +410,7 @@ impl Scripts {
             keywords: KeywordSet::default(),
             commands: CommandSet::default(),
             welcome: WelcomeScripts::default(),
+            jobs: Vec::new(),
             templates: Templates::new(),
             source: None,
         })
@@ -452,6 +465,7 @@ impl Scripts {
             .chain(self.keywords.rules().iter().map(|r| &r.reply))
             .chain(self.commands.messages())
             .chain(self.welcome.templates.iter().map(|t| &t.message))
+            .chain(self.jobs.iter().map(|j| &j.message))
     }
 }
 

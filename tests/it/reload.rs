@@ -123,6 +123,18 @@ async fn the_rules_in_force_are_listed() {
         .find(|r| r["kind"] == "welcome" && r["scope"] == "tag:type:新手群")
         .unwrap();
     assert_eq!(newbies["id"], "welcome:any");
+    let jobs = app.api("/api/v1/jobs").await;
+    let morning = &jobs[0];
+    assert_eq!(morning["name"], "morning-report");
+    assert_eq!(morning["cron"], "30 7 * * *");
+    assert_eq!(morning["timezone"], "Asia/Shanghai");
+    let next = morning["next"].as_array().unwrap();
+    assert_eq!(next.len(), 3);
+    assert!(
+        next.iter()
+            .all(|t| t.as_str().unwrap().ends_with("T07:30:00+08:00")),
+        "{next:?}"
+    );
     let anonymous = app.http.get(app.url("/api/v1/rules")).send().await.unwrap();
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
 }

@@ -1,0 +1,107 @@
+//! Cron arithmetic across month ends and daylight-saving changes, quiet hours and targets.
+
+use super::*;
+use crate::scripts::{Format, Message};
+use chrono::TimeZone;
+
+fn job(cron: &str, timezone: Tz) -> Job {
+    Job {
+        name: "j".into(),
+        cron_text: cron.into(),
+        cron: croner::Cron::new(cron).parse().unwrap(),
+        timezone,
+        targets: Targets::All,
+        quiet_hours: Vec::new(),
+        spread: Duration::ZERO,
+        catch_up_within: Duration::from_secs(7200),
+        enabled: true,
+        message: Message::literal(Format::Text, "x", false),
+    }
+}
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+#[test]
+fn the_morning_slot_is_0730_in_shanghai_every_day_across_month_and_year_ends() {
+    let j = job("30 7 * * *", DEFAULT_TIMEZONE);
+    // 2026-01-31 07:30 CST = 2026-01-30 23:30 UTC; the next is 1 February.
+    let slots = j.next_slots(utc(2026, 1, 30, 23, 30), 2);
+    assert_eq!(slots, [utc(2026, 1, 31, 23, 30), utc(2026, 2, 1, 23, 30)]);
+    let new_year = j.next_slot(utc(2026, 12, 31, 0, 0)).unwrap();
+    assert_eq!(
+        new_year,
+        utc(2026, 12, 31, 23, 30),
+        "07:30 on 1 January 2027"
+    );
+    // Only the last day of February in a non-leap year.
+    let monthly = job("0 9 28-31 2 *", DEFAULT_TIMEZONE);
+    assert_eq!(
+        monthly.next_slots(utc(2026, 2, 1, 0, 0), 2),
+        [utc(2026, 2, 28, 1, 0), utc(2027, 2, 28, 1, 0)]
+    );
+}
+
+#[test]
+fn slots_keep_local_time_across_daylight_saving_changes() {
+    let ny = chrono_tz::America::New_York;
+    let j = job("30 7 * * *", ny);
+    // 2026-03-08: clocks go forward in New York. 07:30 EST = 12:30 UTC, 07:30 EDT = 11:30 UTC.
+    let slots = j.next_slots(utc(2026, 3, 6, 13, 0), 3);
+    assert_eq!(
+        slots,
+        [
+            utc(2026, 3, 7, 12, 30),
+            utc(2026, 3, 8, 11, 30),
+            utc(2026, 3, 9, 11, 30)
+        ]
+    );
+    // A slot inside the skipped hour (02:30 does not exist that day) does not hang or panic,
+    // and the next day's slot is right.
+    let gap = job("30 2 * * *", ny);
+    let slots = gap.next_slots(utc(2026, 3, 7, 12, 0), 2);
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    assert!(slots.iter().all(|s| *s > utc(2026, 3, 7, 12, 0)));
+    assert_eq!(slots[1], utc(2026, 3, 9, 6, 30), "02:30 EDT on 9 March");
+}
+
+#[test]
+fn missed_slots_are_listed_oldest_first_and_bounded() {
+    let j = job("0 * * * *", DEFAULT_TIMEZONE);
+    let missed = j.slots_between(utc(2026, 5, 1, 0, 10), utc(2026, 5, 1, 3, 0), 10);
+    assert_eq!(
+        missed,
+        [
+            utc(2026, 5, 1, 1, 0),
+            utc(2026, 5, 1, 2, 0),
+            utc(2026, 5, 1, 3, 0)
+        ]
+    );
+    assert_eq!(
+        j.slots_between(utc(2026, 5, 1, 0, 0), utc(2026, 6, 1, 0, 0), 5)
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn quiet_hours_are_in_the_job_zone_and_targets_follow_scopes() {
+    let mut j = job("0 * * * *", DEFAULT_TIMEZONE);
+    j.quiet_hours = vec![Window {
+        start: 22 * 60,
+        end: 7 * 60,
+    }];
+    assert!(j.is_quiet(utc(2026, 5, 1, 15, 0)), "23:00 in Shanghai");
+    assert!(!j.is_quiet(utc(2026, 5, 1, 1, 0)), "09:00 in Shanghai");
+    j.targets = Targets::Scopes(vec![
+        Scope::parse("tag:province:广东").unwrap(),
+        Scope::parse("group:g9").unwrap(),
+    ]);
+    let mut tagged = GroupSettings::default();
+    tagged.tags.insert("province:广东".into());
+    let plain = GroupSettings::default();
+    assert!(j.targets(&ChatId::new("g1"), &tagged));
+    assert!(!j.targets(&ChatId::new("g1"), &plain));
+    assert!(j.targets(&ChatId::new("g9"), &plain));
+}

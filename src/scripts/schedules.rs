@@ -1,0 +1,240 @@
+//! `bot-scripts/schedules.toml`: scheduled jobs (the morning report, the weekly columns), each
+//! validated completely — the cron expression, the time zone, the targets, quiet hours, spread
+//! and misfire window, and the message template.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::keywords::parse_window;
+use super::template::Templates;
+use super::{Format, RawMessage, ScriptError, Source, line_col};
+use crate::engine::scope::Scope;
+use crate::schedule::{DEFAULT_TIMEZONE, Job, Targets};
+
+/// The schedules file inside the scripts directory (optional: no file, no jobs).
+pub const SCHEDULES_FILE: &str = "schedules.toml";
+
+/// Limits on what operators may set.
+const MAX_SPREAD_MINUTES: u64 = 180;
+const MAX_CATCH_UP_MINUTES: u64 = 24 * 60;
+const DEFAULT_CATCH_UP_MINUTES: u64 = 120;
+
+fn yes() -> bool {
+    true
+}
+
+fn default_catch_up() -> u64 {
+    DEFAULT_CATCH_UP_MINUTES
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTargets {
+    /// `"all"`.
+    Word(String),
+    /// `["tag:…", "group:…"]`.
+    Scopes(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: String,
+    cron: String,
+    #[serde(default)]
+    timezone: Option<String>,
+    targets: RawTargets,
+    #[serde(default)]
+    quiet_hours: Vec<String>,
+    #[serde(default)]
+    spread_minutes: u64,
+    #[serde(default = "default_catch_up")]
+    catch_up_within_minutes: u64,
+    #[serde(default = "yes")]
+    enabled: bool,
+    format: Format,
+    content: toml::Spanned<String>,
+    #[serde(default)]
+    mention_sender: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchedulesFile {
+    #[serde(default)]
+    job: Vec<toml::Spanned<RawJob>>,
+}
+
+fn targets(raw: &RawTargets) -> Result<Targets, String> {
+    match raw {
+        RawTargets::Word(w) if w == "all" => Ok(Targets::All),
+        RawTargets::Word(w) => Err(format!(
+            "targets {w:?} must be \"all\" or a list of \"tag:…\" / \"group:…\""
+        )),
+        RawTargets::Scopes(list) if list.is_empty() => {
+            Err("targets must name at least one tag or group".into())
+        }
+        RawTargets::Scopes(list) => list
+            .iter()
+            .map(|s| match Scope::parse(s)? {
+                Scope::Global => Err("use targets = \"all\" rather than \"global\"".into()),
+                scope => Ok(scope),
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(Targets::Scopes),
+    }
+}
+
+/// Everything but the message, which the caller compiles.
+fn validate(raw: &RawJob) -> Result<Job, String> {
+    let name_ok = !raw.name.is_empty()
+        && raw.name.len() <= 64
+        && raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "name {:?} must be 1 to 64 ASCII letters, digits, '-' or '_'",
+            raw.name
+        ));
+    }
+    let job = |reason: String| format!("job {:?}: {reason}", raw.name);
+    // Five fields, as crontab writes them; croner would also take six (with seconds).
+    if raw.cron.split_whitespace().count() != 5 {
+        return Err(job(format!(
+            "cron {:?} must have 5 fields (minute hour day month weekday), e.g. \"30 7 * * *\"",
+            raw.cron
+        )));
+    }
+    let cron = croner::Cron::new(&raw.cron)
+        .parse()
+        .map_err(|e| job(format!("cron {:?}: {e}", raw.cron)))?;
+    let timezone = match &raw.timezone {
+        None => DEFAULT_TIMEZONE,
+        Some(name) => Tz::from_str(name).map_err(|_| {
+            job(format!(
+                "timezone {name:?} is not an IANA time zone such as \"Asia/Shanghai\""
+            ))
+        })?,
+    };
+    if raw.spread_minutes > MAX_SPREAD_MINUTES {
+        return Err(job(format!(
+            "spread_minutes must be at most {MAX_SPREAD_MINUTES}"
+        )));
+    }
+    if raw.catch_up_within_minutes > MAX_CATCH_UP_MINUTES {
+        return Err(job(format!(
+            "catch_up_within_minutes must be at most {MAX_CATCH_UP_MINUTES}"
+        )));
+    }
+    let quiet_hours = raw
+        .quiet_hours
+        .iter()
+        .map(|h| parse_window(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(job)?;
+    Ok(Job {
+        name: raw.name.clone(),
+        cron_text: raw.cron.clone(),
+        cron,
+        timezone,
+        targets: targets(&raw.targets).map_err(job)?,
+        quiet_hours,
+        spread: Duration::from_secs(raw.spread_minutes * 60),
+        catch_up_within: Duration::from_secs(raw.catch_up_within_minutes * 60),
+        enabled: raw.enabled,
+        message: super::Message::literal(raw.format, "", raw.mention_sender),
+    })
+}
+
+/// Parses a schedules file, adding its templates to `templates`.
+pub(crate) fn parse(src: &Source<'_>, templates: &mut Templates) -> Result<Vec<Job>, ScriptError> {
+    let parsed: SchedulesFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
+    let mut jobs = Vec::with_capacity(parsed.job.len());
+    let mut first_at: HashMap<String, usize> = HashMap::new();
+    for spanned in parsed.job {
+        let start = spanned.span().start;
+        let raw = spanned.into_inner();
+        let mut job = validate(&raw).map_err(|reason| src.error(start, reason))?;
+        if let Some(&earlier) = first_at.get(&job.name) {
+            let (line, _) = line_col(src.text, earlier);
+            return Err(src.error(
+                start,
+                format!("job {:?} is already defined at line {line}", job.name),
+            ));
+        }
+        first_at.insert(job.name.clone(), start);
+        job.message = src.message(
+            templates,
+            &format!("job {}", job.name),
+            &RawMessage {
+                format: raw.format,
+                content: raw.content,
+                mention_sender: raw.mention_sender,
+            },
+        )?;
+        jobs.push(job);
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const JOB: &str = "[[job]]\nname = \"morning-report\"\ncron = \"30 7 * * *\"\ntargets = \"all\"\nformat = \"markdown\"\ncontent = \"早上好\"\n";
+
+    fn parse_text(text: &str) -> Result<Vec<Job>, ScriptError> {
+        parse(
+            &Source::new(text, Path::new("schedules.toml")),
+            &mut Templates::new(),
+        )
+    }
+
+    #[test]
+    fn a_job_parses_with_its_defaults() {
+        let jobs = parse_text(JOB).unwrap();
+        assert_eq!(jobs[0].timezone, DEFAULT_TIMEZONE);
+        assert_eq!(jobs[0].catch_up_within, Duration::from_secs(7200));
+        assert_eq!(jobs[0].targets, Targets::All);
+    }
+
+    #[test]
+    fn mistakes_point_at_the_job() {
+        for (from, to, phrase) in [
+            ("30 7 * * *", "30 7 * *", "5 fields"),
+            ("30 7 * * *", "0 30 7 * * *", "5 fields"),
+            ("30 7 * * *", "61 7 * * *", "cron"),
+            ("targets = \"all\"", "targets = \"everyone\"", "targets"),
+            ("targets = \"all\"", "targets = [\"global\"]", "\"all\""),
+            ("targets = \"all\"", "targets = []", "at least one"),
+            (
+                "targets = \"all\"",
+                "targets = \"all\"\ntimezone = \"Mars/Base\"",
+                "IANA",
+            ),
+            (
+                "targets = \"all\"",
+                "targets = \"all\"\nquiet_hours = [\"22-7\"]",
+                "HH:MM",
+            ),
+            (
+                "targets = \"all\"",
+                "targets = \"all\"\nspread_minutes = 999",
+                "at most",
+            ),
+        ] {
+            let e = parse_text(&JOB.replace(from, to)).unwrap_err();
+            assert!(e.reason.contains(phrase), "{to}: {e}");
+            assert_eq!(e.line, 1, "{to}: {e}");
+        }
+        let e = parse_text(&format!("{JOB}{JOB}")).unwrap_err();
+        assert!(e.reason.contains("already defined at line 1"), "{e}");
+    }
+}
