@@ -25,6 +25,7 @@ use crate::http::{AppState, router};
 use crate::lanes::Lanes;
 use crate::outbox::{Outbox, SendSettings};
 use crate::pipeline::{Pipeline, Work, unix_now};
+use crate::schedule::runner::Scheduler;
 use crate::scripts::live::LiveScripts;
 use crate::scripts::{ScriptError, Scripts};
 use crate::store::{Store, StoreError, StoredCredentials};
@@ -194,7 +195,17 @@ impl App {
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         }
         .spawn();
+        let scheduler = Scheduler {
+            store: self.store.clone(),
+            directory: Arc::clone(&directory),
+            scripts: Arc::clone(&self.scripts),
+            outbox: outbox.clone(),
+            webhook_hosts: config.wecom.webhook_hosts.clone(),
+        };
+        let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
+        let scheduler_task = scheduler.clone().spawn(scheduler_stop);
         let state = Arc::new(AppState {
+            scheduler,
             welcomer,
             robots: self.endpoints.clone(),
             dedupe,
@@ -220,6 +231,10 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await;
         info!("no longer accepting requests; draining");
+        let _ = stop_scheduler.send(true);
+        if let Err(e) = scheduler_task.await {
+            error!(error = %e, "scheduler task failed");
+        }
         pruner.abort();
         if let Some(watcher) = watcher {
             watcher.abort();

@@ -239,6 +239,7 @@ impl Pipeline {
                 purpose: post.purpose.to_owned(),
                 run: None,
                 not_before: None,
+                skip: None,
             };
             sends.extend(tx.enqueue(send, event.received_at)?);
         }

@@ -213,6 +213,7 @@ impl WelcomerTask {
                 purpose: purpose.to_owned(),
                 run: None,
                 not_before: None,
+                skip: None,
             })
             .collect();
         let store = self.store.clone();

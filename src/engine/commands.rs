@@ -321,7 +321,9 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             if rule.is_empty() {
                 return answer(&replies.missing_argument, command_word(), false);
             }
-            if !ctx.scripts.keywords.rules().iter().any(|r| r.id == rule) {
+            let known = ctx.scripts.keywords.rules().iter().any(|r| r.id == rule)
+                || ctx.scripts.jobs.iter().any(|j| j.name == rule);
+            if !known {
                 return answer(&replies.unknown_rule, context! { rule }, false);
             }
             changes.push(SettingsChange::SwitchRule {

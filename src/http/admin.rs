@@ -15,7 +15,7 @@ use tracing::{error, warn};
 use super::AppState;
 use crate::domain::{ChatId, GroupSettings, JoinScene, Joiner, Role, Sender, SettingsChange};
 use crate::engine::scope::validate_tag;
-use crate::store::{GroupRecord, GroupStatus};
+use crate::store::{GroupRecord, GroupStatus, OutboxState};
 
 /// `GET /healthz`: 200 while the service is serving.
 pub async fn healthz() -> impl IntoResponse {
@@ -390,17 +390,14 @@ pub async fn put_rule_switch(
         Ok(body) => body,
         Err(refused) => return *refused,
     };
-    let known = state
-        .scripts
-        .current()
-        .keywords
-        .rules()
-        .iter()
-        .any(|r| r.id == rule_id);
+    let scripts = state.scripts.current();
+    // Keyword rules, and scheduled jobs (switching one off opts the group out of it).
+    let known = scripts.keywords.rules().iter().any(|r| r.id == rule_id)
+        || scripts.jobs.iter().any(|j| j.name == rule_id);
     if !known {
         return (
             StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": format!("no keyword rule {rule_id:?}")})),
+            Json(serde_json::json!({"error": format!("no keyword rule or job {rule_id:?}")})),
         )
             .into_response();
     }
@@ -549,4 +546,86 @@ pub async fn list_jobs(State(state): State<Arc<AppState>>, headers: HeaderMap) -
         })
         .collect();
     Json(jobs).into_response()
+}
+
+/// `POST /api/v1/jobs/{name}/run`: runs a job now for its current slot (the latest at or before
+/// now). Groups already sent that slot are not sent it again. Answers `{"run_id": …}`.
+pub async fn run_job(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    match state.scheduler.run_now(&name).await {
+        Ok(run_id) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "run_id": run_id })),
+        )
+            .into_response(),
+        Err(e @ crate::schedule::runner::RunError::UnknownJob(_)) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": e.to_string()})),
+        )
+            .into_response(),
+        Err(e @ crate::schedule::runner::RunError::NoSlot(_)) => bad_request(e.to_string()),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// One group's send in a run.
+#[derive(Serialize)]
+struct Receipt {
+    group: Option<String>,
+    state: OutboxState,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+/// `GET /api/v1/runs/{run_id}`: a run's progress — counts (planned = delivered + failed +
+/// skipped + pending) and a receipt per group.
+pub async fn get_run(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(run_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let store = state.store.clone();
+    let id = run_id.clone();
+    let (record, sends) = match tokio::task::spawn_blocking(move || store.run(&id)).await {
+        Ok(Ok(Some(run))) => run,
+        Ok(Ok(None)) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({"error": format!("no run {run_id:?}")})),
+            )
+                .into_response();
+        }
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    };
+    let count = |s: OutboxState| sends.iter().filter(|e| e.state == s).count();
+    let pending = count(OutboxState::Pending);
+    Json(serde_json::json!({
+        "run_id": record.run_id,
+        "job": record.job,
+        "slot": record.slot,
+        "trigger": record.trigger,
+        "state": if pending == 0 { "done" } else { "running" },
+        "planned": sends.len(),
+        "delivered": count(OutboxState::Delivered),
+        "failed": count(OutboxState::Failed),
+        "skipped": count(OutboxState::Skipped),
+        "pending": pending,
+        "receipts": sends.iter().map(|e| Receipt {
+            group: e.chat.as_ref().map(ToString::to_string),
+            state: e.state,
+            attempts: e.attempts,
+            last_error: e.last_error.clone(),
+        }).collect::<Vec<_>>(),
+    }))
+    .into_response()
 }

@@ -21,6 +21,7 @@ use crate::dedupe::Dedupe;
 use crate::groups::Directory;
 use crate::lanes::Lanes;
 use crate::pipeline::PipelineHandle;
+use crate::schedule::runner::Scheduler;
 use crate::scripts::live::LiveScripts;
 use crate::store::Store;
 use crate::welcomer::Welcomer;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub cooldowns: Cooldowns,
     /// Welcomes reported joins.
     pub welcomer: Welcomer,
+    /// Plans broadcast runs (also on demand).
+    pub scheduler: Scheduler,
     pub pipeline: PipelineHandle,
     pub scripts: Arc<LiveScripts>,
     pub store: Store,
@@ -68,6 +71,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/rules", get(admin::list_rules))
         .route("/api/v1/jobs", get(admin::list_jobs))
+        .route("/api/v1/jobs/{name}/run", post(admin::run_job))
+        .route("/api/v1/runs/{run_id}", get(admin::get_run))
         .route("/api/v1/scripts/status", get(admin::scripts_status))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

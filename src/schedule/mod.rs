@@ -3,6 +3,8 @@
 //! a spread window and a misfire policy — and the pure arithmetic on them: the next slots, the
 //! slots missed in an interval, whether a group is targeted.
 
+pub mod runner;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
@@ -131,3 +133,88 @@ impl Job {
 
 #[cfg(test)]
 mod tests;
+
+/// A group a job may send to: its chat id, webhook URL and settings.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub chat: ChatId,
+    pub url: String,
+    pub settings: std::sync::Arc<GroupSettings>,
+}
+
+/// The run id of a job's slot: the same however often the slot is planned.
+pub fn run_id(job: &str, slot: DateTime<Utc>) -> String {
+    format!("{job}@{}", slot.format("%Y%m%dT%H%MZ"))
+}
+
+/// Plans one slot of `job` for `recipients` (the adopted groups): the groups the job targets and
+/// that have not switched it off get one send each, spread over the job's window from
+/// `max(slot, now)`. A slot missed by more than `catch_up_within` (unless an operator runs it on
+/// purpose: `manual`), a send that would fall in quiet hours, and a message that does not render
+/// are planned as skipped with the reason — counted in the run, never silently lost.
+pub fn plan(
+    job: &Job,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+    recipients: &[Recipient],
+    scripts: &crate::scripts::Scripts,
+    manual: bool,
+) -> Vec<crate::store::NewSend> {
+    use crate::domain::{Role, Sender};
+    use crate::engine::vars;
+
+    let run = run_id(&job.name, slot);
+    let targeted: Vec<&Recipient> = recipients
+        .iter()
+        .filter(|r| job.targets(&r.chat, &r.settings))
+        .filter(|r| !r.settings.disabled_rules.contains(&job.name))
+        .collect();
+    let late = now - slot;
+    let missed = !manual && late.to_std().is_ok_and(|late| late > job.catch_up_within);
+    let start = slot.max(now);
+    let n = targeted.len().max(1) as u32;
+    let local_slot = slot
+        .with_timezone(&job.timezone)
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    targeted
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let offset = job.spread.checked_mul(i as u32).map(|d| d / n).unwrap_or_default();
+            let not_before = start + chrono::Duration::from_std(offset).unwrap_or_default();
+            let vars = || {
+                minijinja::context! {
+                    job => minijinja::context! { name => &job.name, slot => &local_slot },
+                    ..vars::base(&Sender::default(), Role::Member, Some(&r.chat), &r.settings, slot)
+                }
+            };
+            let rendered = job.message.push(&scripts.templates, vars, &[]);
+            let skip = if missed {
+                Some(format!(
+                    "missed: the service was down at {local_slot} and catch_up_within_minutes ({}) had passed",
+                    job.catch_up_within.as_secs() / 60
+                ))
+            } else if job.is_quiet(not_before) {
+                Some("quiet hours".to_owned())
+            } else {
+                rendered.as_ref().err().map(|e| format!("template failed: {e}"))
+            };
+            let message = rendered.unwrap_or_else(|_| crate::domain::OutMessage::Text {
+                content: String::new(),
+                mentioned: Vec::new(),
+                mentioned_mobiles: Vec::new(),
+            });
+            crate::store::NewSend {
+                key: format!("job:{}:{}", run, r.chat),
+                chat: Some(r.chat.clone()),
+                url: r.url.clone(),
+                message,
+                purpose: job.name.clone(),
+                run: Some(run.clone()),
+                not_before: Some(not_before),
+                skip,
+            }
+        })
+        .collect()
+}

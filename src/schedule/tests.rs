@@ -105,3 +105,95 @@ fn quiet_hours_are_in_the_job_zone_and_targets_follow_scopes() {
     assert!(!j.targets(&ChatId::new("g1"), &plain));
     assert!(j.targets(&ChatId::new("g9"), &plain));
 }
+
+fn recipients(chats: &[&str]) -> Vec<Recipient> {
+    chats
+        .iter()
+        .map(|c| Recipient {
+            chat: ChatId::new(*c),
+            url: format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={c}"),
+            settings: std::sync::Arc::new(GroupSettings::default()),
+        })
+        .collect()
+}
+
+#[test]
+fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
+    let scripts = crate::scripts::Scripts::embedded().unwrap();
+    let mut j = scripts.jobs[0].clone();
+    assert_eq!(j.name, "morning-report");
+    j.spread = Duration::from_secs(600);
+    let slot = utc(2026, 11, 22, 23, 30); // 07:30 on Monday in Shanghai
+    let mut groups = recipients(&["g1", "g2", "g3", "g4"]);
+    let mut opted_out = GroupSettings::default();
+    opted_out.disabled_rules.insert("morning-report".into());
+    groups[3].settings = std::sync::Arc::new(opted_out);
+
+    // On time: three sends (g4 opted out), spread over ten minutes, none skipped.
+    let sends = plan(&j, slot, slot, &groups, &scripts, false);
+    let chats: Vec<_> = sends
+        .iter()
+        .map(|s| s.chat.clone().unwrap().to_string())
+        .collect();
+    assert_eq!(chats, ["g1", "g2", "g3"]);
+    let offsets: Vec<i64> = sends
+        .iter()
+        .map(|s| (s.not_before.unwrap() - slot).num_seconds())
+        .collect();
+    assert_eq!(offsets, [0, 200, 400]);
+    assert!(sends.iter().all(|s| s.skip.is_none()));
+    assert!(
+        sends
+            .iter()
+            .all(|s| s.run.as_deref() == Some("morning-report@20261122T2330Z"))
+    );
+    assert_eq!(sends[0].key, "job:morning-report@20261122T2330Z:g1");
+    let crate::domain::OutMessage::Markdown { content } = &sends[0].message else {
+        panic!("markdown")
+    };
+    assert!(content.contains("11月23日 星期一"), "{content}");
+
+    // Within the catch-up window (one hour late): sent now.
+    let late = plan(
+        &j,
+        slot,
+        slot + chrono::Duration::hours(1),
+        &groups,
+        &scripts,
+        false,
+    );
+    assert!(late.iter().all(|s| s.skip.is_none()));
+    assert_eq!(late[0].not_before, Some(slot + chrono::Duration::hours(1)));
+    // Beyond it (three hours): planned as skipped, with the reason.
+    let missed = plan(
+        &j,
+        slot,
+        slot + chrono::Duration::hours(3),
+        &groups,
+        &scripts,
+        false,
+    );
+    assert_eq!(missed.len(), 3);
+    assert!(
+        missed
+            .iter()
+            .all(|s| s.skip.as_deref().unwrap().starts_with("missed"))
+    );
+    // …unless an operator runs it on purpose.
+    let manual = plan(
+        &j,
+        slot,
+        slot + chrono::Duration::hours(3),
+        &groups,
+        &scripts,
+        true,
+    );
+    assert!(manual.iter().all(|s| s.skip.is_none()));
+    // In quiet hours (23:00 in Shanghai): skipped as such.
+    let night = plan(&j, slot, utc(2026, 11, 23, 15, 0), &groups, &scripts, true);
+    assert!(
+        night
+            .iter()
+            .all(|s| s.skip.as_deref() == Some("quiet hours"))
+    );
+}

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
-pub use outbox::{NewSend, OutboxEntry, OutboxState, SendOutcome};
+pub use outbox::{NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
 
 /// Bumped whenever a table's key or value layout changes incompatibly.
@@ -173,6 +173,8 @@ impl Store {
             tx.open_table(outbox::OUTBOX)?;
             tx.open_table(outbox::OUTBOX_KEYS)?;
             tx.open_table(outbox::OUTBOX_PENDING)?;
+            tx.open_table(outbox::OUTBOX_BY_RUN)?;
+            tx.open_table(outbox::RUNS)?;
         }
         tx.commit()?;
         Ok(())
@@ -196,6 +198,8 @@ impl Store {
                 outbox: tx.open_table(outbox::OUTBOX)?,
                 outbox_keys: tx.open_table(outbox::OUTBOX_KEYS)?,
                 outbox_pending: tx.open_table(outbox::OUTBOX_PENDING)?,
+                outbox_by_run: tx.open_table(outbox::OUTBOX_BY_RUN)?,
+                runs: tx.open_table(outbox::RUNS)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -334,6 +338,8 @@ pub struct WriteTx<'t> {
     outbox: redb::Table<'t, u64, &'static [u8]>,
     outbox_keys: redb::Table<'t, &'static str, u64>,
     outbox_pending: redb::Table<'t, u64, ()>,
+    outbox_by_run: redb::Table<'t, (&'static str, u64), ()>,
+    runs: redb::Table<'t, &'static str, &'static [u8]>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }

@@ -16,6 +16,11 @@ use crate::domain::{ChatId, OutMessage};
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 pub(super) const OUTBOX_KEYS: TableDefinition<&str, u64> = TableDefinition::new("outbox_keys");
 pub(super) const OUTBOX_PENDING: TableDefinition<u64, ()> = TableDefinition::new("outbox_pending");
+/// (run id, entry id) → (): the sends of one broadcast run.
+pub(super) const OUTBOX_BY_RUN: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("outbox_by_run");
+/// run id → JSON [`RunRecord`].
+pub(super) const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 
 /// Where a send stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +50,21 @@ pub struct NewSend {
     pub run: Option<String>,
     /// Not before this time (a spread window, a scheduled slot).
     pub not_before: Option<DateTime<Utc>>,
+    /// Record the send as skipped, with this reason, instead of sending it (a slot missed too
+    /// long ago, quiet hours): it is planned and counted, never silently dropped.
+    pub skip: Option<String>,
+}
+
+/// One broadcast run: a job's slot planned for its groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `job@slot`, the same for every planning of that slot (restarts, manual runs).
+    pub run_id: String,
+    pub job: String,
+    pub slot: DateTime<Utc>,
+    /// `schedule`, `catch_up`, `missed` or `manual`: how the run was first planned.
+    pub trigger: String,
+    pub planned_at: DateTime<Utc>,
 }
 
 /// One send as stored.
@@ -96,6 +116,7 @@ impl WriteTx<'_> {
             return Ok(None);
         }
         let id = self.outbox.last()?.map_or(1, |(k, _)| k.value() + 1);
+        let skipped = send.skip.is_some();
         let entry = OutboxEntry {
             id,
             key: send.key,
@@ -105,15 +126,26 @@ impl WriteTx<'_> {
             purpose: send.purpose,
             run: send.run,
             not_before: send.not_before,
-            state: OutboxState::Pending,
+            state: if skipped {
+                OutboxState::Skipped
+            } else {
+                OutboxState::Pending
+            },
             attempts: 0,
             pieces_done: 0,
-            last_error: None,
+            last_error: send.skip,
             created_at: now,
             updated_at: None,
         };
         self.outbox.insert(id, encode(&entry)?.as_slice())?;
         self.outbox_keys.insert(entry.key.as_str(), id)?;
+        if let Some(run) = &entry.run {
+            self.outbox_by_run.insert((run.as_str(), id), ())?;
+        }
+        if skipped {
+            // Counted, never sent.
+            return Ok(None);
+        }
         self.outbox_pending.insert(id, ())?;
         Ok(Some(entry))
     }
@@ -150,7 +182,64 @@ impl WriteTx<'_> {
     }
 }
 
+fn mark_key(job: &str) -> String {
+    format!("schedule_mark:{job}")
+}
+
+impl WriteTx<'_> {
+    /// Remembers that `job`'s slots up to `slot` have been planned.
+    pub fn set_schedule_mark(&mut self, job: &str, slot: DateTime<Utc>) -> Result<(), StoreError> {
+        let secs = slot.timestamp().to_be_bytes();
+        self.meta.insert(mark_key(job).as_str(), secs.as_slice())?;
+        Ok(())
+    }
+
+    /// Records a run unless it is known; returns whether it is new.
+    pub fn put_run_if_new(&mut self, run: &RunRecord) -> Result<bool, StoreError> {
+        if self.runs.get(run.run_id.as_str())?.is_some() {
+            return Ok(false);
+        }
+        self.runs
+            .insert(run.run_id.as_str(), encode(run)?.as_slice())?;
+        Ok(true)
+    }
+}
+
 impl Store {
+    /// The last slot of `job` that was planned, if the job ever ran here.
+    pub fn schedule_mark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(super::META)?;
+        Ok(meta.get(mark_key(job).as_str())?.and_then(|v| {
+            let bytes: [u8; 8] = v.value().try_into().ok()?;
+            DateTime::from_timestamp(i64::from_be_bytes(bytes), 0)
+        }))
+    }
+
+    /// A run and every send planned for it, in enqueue order.
+    pub fn run(&self, run_id: &str) -> Result<Option<(RunRecord, Vec<OutboxEntry>)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let runs = tx.open_table(RUNS)?;
+        let Some(record) = runs
+            .get(run_id)?
+            .map(|v| decode::<RunRecord>(v.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let by_run = tx.open_table(OUTBOX_BY_RUN)?;
+        let outbox = tx.open_table(OUTBOX)?;
+        let mut sends = Vec::new();
+        for item in by_run.range((run_id, 0)..=(run_id, u64::MAX))? {
+            let (key, _) = item?;
+            let (_, id) = key.value();
+            if let Some(v) = outbox.get(id)? {
+                sends.push(decode(v.value())?);
+            }
+        }
+        Ok(Some((record, sends)))
+    }
+
     /// Every unfinished send, in enqueue order.
     pub fn pending_sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let tx = self.db.begin_read()?;

@@ -145,6 +145,7 @@ fn send(key: &str, chat: &str) -> NewSend {
         purpose: "morning-report".into(),
         run: Some("run-1".into()),
         not_before: None,
+        skip: None,
     }
 }
 

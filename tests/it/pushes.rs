@@ -23,6 +23,7 @@ fn send(key: &str, url: &str, i: usize) -> NewSend {
         purpose: "test".into(),
         run: None,
         not_before: None,
+        skip: None,
     }
 }
 

@@ -1,0 +1,222 @@
+//! The scheduler: wakes for each job's next slot, plans it ([`super::plan`]) into the durable
+//! outbox in one transaction together with the run record and the job's mark (the last slot
+//! planned), and hands the sends to the outbox. On start it looks at the slots missed since the
+//! mark: those within `catch_up_within` are sent now, older ones are recorded as skipped. A job
+//! seen for the first time starts from now (no backfill).
+//!
+//! Planning is idempotent — run ids and send keys derive from `(job, slot, group)` — so a restart,
+//! a manual run of the same slot, or a second replica never sends one slot twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use super::{Job, Recipient, plan, run_id};
+use crate::groups::Directory;
+use crate::outbox::Outbox;
+use crate::scripts::live::LiveScripts;
+use crate::store::{GroupStatus, RunRecord, Store, StoreError};
+
+/// The longest the scheduler sleeps, so that edited schedules are picked up.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Missed slots looked at per job on start.
+const MAX_MISSED: usize = 100;
+
+/// Why a run could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no job named {0:?}")]
+    UnknownJob(String),
+    #[error("the job {0:?} has no slot in the last 32 days")]
+    NoSlot(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Plans runs; cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    pub store: Store,
+    pub directory: Arc<Directory>,
+    pub scripts: Arc<LiveScripts>,
+    pub outbox: Outbox,
+    pub webhook_hosts: Vec<String>,
+}
+
+impl Scheduler {
+    /// Starts the scheduling loop; it stops when `stop` turns true.
+    pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(stop))
+    }
+
+    /// The adopted groups the bot can post to.
+    async fn recipients(&self) -> Result<Vec<Recipient>, StoreError> {
+        let store = self.store.clone();
+        let groups = tokio::task::spawn_blocking(move || store.groups())
+            .await
+            .map_err(|e| StoreError::Db(format!("groups task failed: {e}")))??;
+        Ok(groups
+            .into_iter()
+            .filter(|g| g.status == GroupStatus::Adopted)
+            .filter_map(|g| {
+                let url = g.webhook_url?;
+                Some(Recipient {
+                    settings: self.directory.get(&g.chat_id),
+                    chat: g.chat_id,
+                    url,
+                })
+            })
+            .collect())
+    }
+
+    /// Plans `slot` of `job` (`trigger` says why) and queues its sends; returns the run id.
+    /// Planning a slot again adds nothing.
+    pub async fn run_slot(
+        &self,
+        job: &Job,
+        slot: DateTime<Utc>,
+        trigger: &str,
+    ) -> Result<String, StoreError> {
+        let now = Utc::now();
+        let recipients = self.recipients().await?;
+        let scripts = self.scripts.current();
+        let sends = plan(job, slot, now, &recipients, &scripts, trigger == "manual");
+        let planned = sends.len();
+        let run = RunRecord {
+            run_id: run_id(&job.name, slot),
+            job: job.name.clone(),
+            slot,
+            trigger: trigger.to_owned(),
+            planned_at: now,
+        };
+        let store = self.store.clone();
+        let job_name = job.name.clone();
+        let run_for_tx = run.clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                tx.put_run_if_new(&run_for_tx)?;
+                let mut entries = Vec::new();
+                for send in sends {
+                    entries.extend(tx.enqueue(send, now)?);
+                }
+                tx.set_schedule_mark(&job_name, slot)?;
+                Ok(entries)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("planning task failed: {e}")))??;
+        info!(job = %job.name, run = %run.run_id, trigger, groups = planned, queued = entries.len(),
+            "run planned");
+        for entry in entries {
+            self.outbox.dispatch(entry);
+        }
+        Ok(run.run_id)
+    }
+
+    /// Runs `job` now for its current slot (the latest at or before now).
+    pub async fn run_now(&self, name: &str) -> Result<String, RunError> {
+        let scripts = self.scripts.current();
+        let job = scripts
+            .jobs
+            .iter()
+            .find(|j| j.name == name)
+            .ok_or_else(|| RunError::UnknownJob(name.to_owned()))?;
+        let now = Utc::now();
+        let slot = job
+            .slots_between(now - chrono::Duration::days(32), now, usize::MAX)
+            .pop()
+            .ok_or_else(|| RunError::NoSlot(name.to_owned()))?;
+        Ok(self.run_slot(job, slot, "manual").await?)
+    }
+
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        // The last slot planned per job, from the store on first sight.
+        let mut marks: HashMap<String, DateTime<Utc>> = HashMap::new();
+        loop {
+            let scripts = self.scripts.current();
+            let now = Utc::now();
+            for job in scripts.jobs.iter().filter(|j| j.enabled) {
+                let mark = match marks.get(&job.name) {
+                    Some(mark) => *mark,
+                    None => match self.first_sight(job, now).await {
+                        Ok(mark) => mark,
+                        Err(e) => {
+                            error!(job = %job.name, error = %e, "cannot read the job's mark; retrying");
+                            continue;
+                        }
+                    },
+                };
+                let mut mark = mark;
+                for slot in job.slots_between(mark, now, MAX_MISSED) {
+                    let trigger =
+                        if (now - slot).to_std().unwrap_or_default() <= Duration::from_secs(60) {
+                            "schedule"
+                        } else if (now - slot).to_std().unwrap_or_default() <= job.catch_up_within {
+                            "catch_up"
+                        } else {
+                            "missed"
+                        };
+                    match self.run_slot(job, slot, trigger).await {
+                        Ok(_) => mark = slot,
+                        Err(e) => {
+                            error!(job = %job.name, slot = %slot, error = %e,
+                                "could not plan the slot; retrying shortly");
+                            break;
+                        }
+                    }
+                }
+                marks.insert(job.name.clone(), mark);
+            }
+            let next = scripts
+                .jobs
+                .iter()
+                .filter(|j| j.enabled)
+                .filter_map(|j| j.next_slot(*marks.get(&j.name)?))
+                .min();
+            let sleep = next
+                .and_then(|at| (at - Utc::now()).to_std().ok())
+                .unwrap_or_default()
+                .min(MAX_SLEEP);
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        info!("scheduler stopped");
+    }
+
+    /// The mark of a job the loop has not seen yet: the stored one, or now for a new job.
+    async fn first_sight(
+        &self,
+        job: &Job,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let store = self.store.clone();
+        let name = job.name.clone();
+        let stored = tokio::task::spawn_blocking(move || store.schedule_mark(&name))
+            .await
+            .map_err(|e| StoreError::Db(format!("mark task failed: {e}")))??;
+        match stored {
+            Some(mark) => Ok(mark),
+            None => {
+                info!(job = %job.name, "first time this job is seen here: it starts from now, no earlier slot is sent");
+                let store = self.store.clone();
+                let name = job.name.clone();
+                tokio::task::spawn_blocking(move || {
+                    store.write(|tx| tx.set_schedule_mark(&name, now))
+                })
+                .await
+                .map_err(|e| StoreError::Db(format!("mark task failed: {e}")))??;
+                Ok(now)
+            }
+        }
+    }
+}

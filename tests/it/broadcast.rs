@@ -1,0 +1,153 @@
+//! Broadcasts through the durable outbox: a job run now reaches every adopted group exactly once
+//! (retrying 45009, -1 and HTTP 500), skips released and opted-out groups, and its counts add up.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn adopt(app: &TestApp, chat: &str, key: &str) {
+    let hook = app.fake.webhook_url(key);
+    let added = robot_message(
+        chat,
+        "boss",
+        &format!("add-{chat}"),
+        &hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    app.wait_group(chat, |g| g["status"] == "adopted").await;
+    app.fake.wait_delivered(key, 1).await; // the adoption greeting
+}
+
+async fn run_done(app: &TestApp, run_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        if run["state"] == "done" {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "the run never finished: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
+    // No quiet hours and no spread, so that the run goes out now whatever the time of day.
+    let scripts = scripts_copy();
+    let file = scripts.path().join("schedules.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
+        .replace("spread_minutes = 10", "spread_minutes = 0");
+    std::fs::write(&file, text).unwrap();
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    for (chat, key) in [
+        ("b1", "k-b1"),
+        ("b2", "k-b2"),
+        ("b-out", "k-out"),
+        ("b-gone", "k-gone"),
+    ] {
+        adopt(&app, chat, key).await;
+    }
+    // b1's webhook is busy at first; b-out opted out; b-gone's robot was removed.
+    app.fake.script(
+        "k-b1",
+        &[
+            Answer::Errcode(45009),
+            Answer::Errcode(-1),
+            Answer::Status(500),
+        ],
+    );
+    let (status, _) = app
+        .api_put(
+            "/api/v1/groups/b-out/rules/morning-report",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let hook = app.fake.webhook_url("k-gone");
+    app.post_callback(&robot_message(
+        "b-gone",
+        "boss",
+        "del-b-gone",
+        &hook,
+        &event_body("delete_from_chat"),
+    ))
+    .await;
+    app.wait_group("b-gone", |g| g["status"] == "released")
+        .await;
+
+    let run = |app: &TestApp| {
+        let request = app
+            .http
+            .post(app.url("/api/v1/jobs/morning-report/run"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+            response.json::<Value>().await.unwrap()["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let run_id = run(&app).await;
+    assert!(run_id.starts_with("morning-report@"), "{run_id}");
+    let done = run_done(&app, &run_id).await;
+    assert_eq!(done["job"], "morning-report");
+    assert_eq!(done["planned"], 2, "b1 and b2: {done}");
+    assert_eq!(done["delivered"], 2, "{done}");
+    let sum: u64 = ["delivered", "failed", "skipped", "pending"]
+        .iter()
+        .map(|k| done[*k].as_u64().unwrap())
+        .sum();
+    assert_eq!(done["planned"].as_u64().unwrap(), sum);
+    let b1 = done["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "b1")
+        .unwrap();
+    assert_eq!(b1["attempts"], 4, "three refusals, then delivered: {b1}");
+
+    // Running the same slot again sends nothing new.
+    assert_eq!(run(&app).await, run_id);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (key, expected) in [("k-b1", 2), ("k-b2", 2), ("k-out", 1), ("k-gone", 1)] {
+        let delivered = app
+            .fake
+            .received(key)
+            .into_iter()
+            .filter(|r| r.answered == 0)
+            .count();
+        assert_eq!(delivered, expected, "{key}: greeting + at most one report");
+    }
+    let report = app.fake.wait_delivered("k-b2", 2).await;
+    let content = report[1].body["markdown"]["content"].as_str().unwrap();
+    assert!(content.contains("财税早报"), "{content}");
+
+    let unknown = app
+        .http
+        .post(app.url("/api/v1/jobs/no-such-job/run"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+    let missing = app
+        .http
+        .get(app.url("/api/v1/runs/nope"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+}
