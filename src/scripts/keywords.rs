@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::template::Templates;
-use super::{Format, Message, RawMessage, ScriptError, Source, line_col};
+use super::{Format, Message, RawMessage, ScriptError, Source, check_identifier, line_col};
 use crate::engine::keywords::{KeywordRule, KeywordSet, MatchMode, Window};
 use crate::engine::normalize::normalize;
 use crate::engine::scope::Scope;
@@ -79,18 +79,7 @@ pub(crate) fn parse_window(text: &str) -> Result<Window, String> {
 
 /// Validates everything but the reply (compiled by the caller, which knows the file).
 fn validate(raw: &RawRule) -> Result<KeywordRule, String> {
-    let id_ok = !raw.id.is_empty()
-        && raw.id.len() <= 64
-        && raw
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !id_ok {
-        return Err(format!(
-            "id {:?} must be 1 to 64 ASCII letters, digits, '-' or '_'",
-            raw.id
-        ));
-    }
+    check_identifier("id", &raw.id)?;
     let scope = match &raw.scope {
         None => Scope::Global,
         Some(text) => Scope::parse(text).map_err(|e| format!("rule {:?}: {e}", raw.id))?,

@@ -469,6 +469,23 @@ impl Scripts {
     }
 }
 
+/// An id operators choose (a rule id, a job name): 1–64 ASCII letters, digits, `-` or `_`, so
+/// that it is safe in URLs, logs and commands.
+pub(crate) fn check_identifier(what: &str, value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {value:?} must be 1 to 64 ASCII letters, digits, '-' or '_'"
+        ))
+    }
+}
+
 /// Words from a list operators wrote: trimmed, blanks left out.
 pub(crate) fn words(list: &[String]) -> Vec<String> {
     list.iter()

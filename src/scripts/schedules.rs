@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::keywords::parse_window;
 use super::template::Templates;
-use super::{Format, RawMessage, ScriptError, Source, line_col};
+use super::{Format, RawMessage, ScriptError, Source, check_identifier, line_col};
 use crate::engine::scope::Scope;
 use crate::schedule::{DEFAULT_TIMEZONE, Job, Targets};
 
@@ -91,18 +91,7 @@ fn targets(raw: &RawTargets) -> Result<Targets, String> {
 
 /// Everything but the message, which the caller compiles.
 fn validate(raw: &RawJob) -> Result<Job, String> {
-    let name_ok = !raw.name.is_empty()
-        && raw.name.len() <= 64
-        && raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
-        return Err(format!(
-            "name {:?} must be 1 to 64 ASCII letters, digits, '-' or '_'",
-            raw.name
-        ));
-    }
+    check_identifier("name", &raw.name)?;
     let job = |reason: String| format!("job {:?}: {reason}", raw.name);
     // Five fields, as crontab writes them; croner would also take six (with seconds).
     if raw.cron.split_whitespace().count() != 5 {
