@@ -94,7 +94,7 @@ pub async fn callback(
         info!(bot = %bot_id, msg_id = %event.msg_id, "retry of a handled message; same answer");
         return respond(endpoint, &query, earlier.reply.as_ref(), &bot_id);
     }
-    let decided = decide(&state, &event, lane.recent(), now).await;
+    let decided = decide(&state, &event, &conversation, lane.recent(), now).await;
     if let Some(text) = engine::heard_text(&event) {
         lane.remember(RecentMessage {
             user_id: event.from.user_id.clone(),
@@ -170,6 +170,7 @@ pub async fn callback(
 async fn decide(
     state: &AppState,
     event: &Event,
+    conversation: &str,
     recent: &[RecentMessage],
     now: chrono::DateTime<Utc>,
 ) -> Vec<Action> {
@@ -183,11 +184,7 @@ async fn decide(
         Some(chat) if engine::is_command(event, &scripts) => group_facts(state, chat, now).await,
         _ => (Vec::new(), None),
     };
-    let conversation = match event.chat_id() {
-        Some(chat) => chat.to_string(),
-        None => format!("direct:{}", event.from.user_id),
-    };
-    let cooling = |rule: &str| state.cooldowns.is_cooling(&conversation, rule, now);
+    let cooling = |rule: &str| state.cooldowns.is_cooling(conversation, rule, now);
     let view = GroupView {
         settings: &settings,
         recent,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Job, Recipient, plan, run_id};
 use crate::groups::Directory;
@@ -59,18 +59,24 @@ impl Scheduler {
         let groups = tokio::task::spawn_blocking(move || store.groups())
             .await
             .map_err(|e| StoreError::Db(format!("groups task failed: {e}")))??;
-        Ok(groups
+        let mut recipients = Vec::new();
+        for g in groups
             .into_iter()
             .filter(|g| g.status == GroupStatus::Adopted)
-            .filter_map(|g| {
-                let url = g.webhook_url?;
-                Some(Recipient {
+        {
+            match g.webhook_url {
+                Some(url) => recipients.push(Recipient {
                     settings: self.directory.get(&g.chat_id),
                     chat: g.chat_id,
                     url,
-                })
-            })
-            .collect())
+                }),
+                // Not silently: the operator sees which adopted group cannot be reached.
+                None => {
+                    warn!(chat = %g.chat_id, "adopted group without a webhook URL: no broadcast can reach it")
+                }
+            }
+        }
+        Ok(recipients)
     }
 
     /// Plans `slot` of `job` (`trigger` says why) and queues its sends; returns the run id.

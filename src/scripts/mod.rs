@@ -125,6 +125,11 @@ impl Message {
 }
 
 /// A message as written in a file (`content` keeps its position for template errors).
+///
+/// Files whose entries carry a message among other keys (keyword rules, commands, welcomes, jobs)
+/// repeat these three fields rather than `#[serde(flatten)]` this struct: serde cannot combine
+/// `flatten` with `deny_unknown_fields` (a misspelt key must be an error), and flattening buffers
+/// the values, which loses the span of `content` that template errors point at.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMessage {
