@@ -265,6 +265,12 @@ pub struct GroupSettings {
     /// Rule ids switched off in this group.
     #[serde(default)]
     pub disabled_rules: std::collections::BTreeSet<String>,
+    /// The group's name as the operator gave it (templates: `group.name`). Empty: unknown.
+    #[serde(default)]
+    pub name: String,
+    /// An IANA time zone in which this group's scheduled jobs run, instead of the job's own.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 impl GroupSettings {
@@ -332,6 +338,16 @@ impl GroupSettings {
                     self.disabled_rules.insert(rule.clone())
                 }
             }
+            SettingsChange::SetName(name) => {
+                let changed = self.name != *name;
+                self.name = name.clone();
+                changed
+            }
+            SettingsChange::SetTimezone(zone) => {
+                let changed = self.timezone != *zone;
+                self.timezone = zone.clone();
+                changed
+            }
         }
     }
 }
@@ -358,6 +374,9 @@ pub enum SettingsChange {
         rule: String,
         enabled: bool,
     },
+    SetName(String),
+    /// `None` goes back to each job's own time zone.
+    SetTimezone(Option<String>),
 }
 
 /// What a channel can do; the engine's actions are degraded to fit (see

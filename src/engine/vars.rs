@@ -34,6 +34,15 @@ pub struct GroupStats {
 /// `date`: the local date and time.
 pub fn date(now: DateTime<Utc>) -> Value {
     let local = now + chrono::Duration::seconds(LOCAL_OFFSET_SECS);
+    date_of(local.naive_utc())
+}
+
+/// `date` in `zone` (scheduled jobs run in the job's or the group's time zone).
+pub fn date_in(now: DateTime<Utc>, zone: chrono_tz::Tz) -> Value {
+    date_of(now.with_timezone(&zone).naive_local())
+}
+
+fn date_of(local: chrono::NaiveDateTime) -> Value {
     let weekday = local.weekday().num_days_from_monday() as usize;
     context! {
         today => local.format("%Y-%m-%d").to_string(),
@@ -80,10 +89,11 @@ fn holders(settings: &GroupSettings, role: Role) -> Vec<String> {
         .collect()
 }
 
-/// `group`: the group's id, tags and role holders.
+/// `group`: the group's id, name, tags and role holders.
 pub fn group(chat: Option<&ChatId>, settings: &GroupSettings) -> Value {
     context! {
         chat_id => chat.map(ChatId::as_str).unwrap_or(""),
+        name => &settings.name,
         tags => settings.tags.iter().collect::<Vec<_>>(),
         owner => if settings.owner_name.is_empty() {
             settings.owner.as_deref().unwrap_or("")
@@ -119,6 +129,7 @@ pub fn sample(now: DateTime<Utc>) -> Value {
     };
     let mut settings = GroupSettings {
         owner: Some("lisi".into()),
+        name: "广州财税交流1群".into(),
         ..GroupSettings::default()
     };
     settings.tags.insert("province:广东".into());

@@ -22,7 +22,7 @@ pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -33,7 +33,7 @@ fn unauthorized() -> Response {
 
 /// Checks `Authorization: Bearer <admin.token>` in constant time. With no token configured,
 /// nobody is let in.
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(expected) = &state.admin_token else {
         return false;
     };
@@ -51,7 +51,7 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     }
 }
 
-fn internal_error(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal_error(e: impl std::fmt::Display) -> Response {
     error!(error = %e, "admin API failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,7 +62,7 @@ fn internal_error(e: impl std::fmt::Display) -> Response {
 
 /// One group as the API shows it (without the webhook key, which is a credential).
 #[derive(Serialize)]
-struct GroupView {
+pub(super) struct GroupView {
     chat_id: String,
     bot: String,
     status: GroupStatus,
@@ -84,6 +84,8 @@ struct GroupView {
 #[derive(Serialize)]
 struct SettingsView {
     owner: Option<String>,
+    name: String,
+    timezone: Option<String>,
     tags: Vec<String>,
     roles: Vec<RoleView>,
     disabled_rules: Vec<String>,
@@ -100,6 +102,8 @@ impl From<&GroupSettings> for SettingsView {
     fn from(s: &GroupSettings) -> Self {
         Self {
             owner: s.owner.clone(),
+            name: s.name.clone(),
+            timezone: s.timezone.clone(),
             tags: s.tags.iter().cloned().collect(),
             roles: s
                 .roles
@@ -116,7 +120,7 @@ impl From<&GroupSettings> for SettingsView {
 }
 
 impl GroupView {
-    fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
+    pub(super) fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
         Self {
             settings: settings.into(),
             chat_id: g.chat_id.to_string(),
@@ -250,7 +254,7 @@ pub async fn scripts_status(State(state): State<Arc<AppState>>, headers: HeaderM
     Json(state.scripts.status()).into_response()
 }
 
-fn bad_request(reason: impl Into<String>) -> Response {
+pub(super) fn bad_request(reason: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(serde_json::json!({"error": reason.into()})),
@@ -259,7 +263,7 @@ fn bad_request(reason: impl Into<String>) -> Response {
 }
 
 /// Checks the token, then the JSON body: the body, or the answer refusing the request.
-fn admit<T>(
+pub(super) fn admit<T>(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Json<T>, JsonRejection>,
@@ -549,7 +553,8 @@ pub async fn list_jobs(State(state): State<Arc<AppState>>, headers: HeaderMap) -
 }
 
 /// `POST /api/v1/jobs/{name}/run`: runs a job now for its current slot (the latest at or before
-/// now). Groups already sent that slot are not sent it again. Answers `{"run_id": …}`.
+/// now). Groups already sent that slot are not sent it again. Answers `{"run_id": …, "runs":
+/// […]}` (one run per time zone the job runs in, its own first).
 pub async fn run_job(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -559,9 +564,11 @@ pub async fn run_job(
         return unauthorized();
     }
     match state.scheduler.run_now(&name).await {
-        Ok(run_id) => (
+        // `run_id` is the run in the job's own time zone; groups with a time zone of their own
+        // have their own slot, hence their own run, all listed in `runs`.
+        Ok(runs) => (
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "run_id": run_id })),
+            Json(serde_json::json!({ "run_id": runs.first(), "runs": runs })),
         )
             .into_response(),
         Err(e @ crate::schedule::runner::RunError::UnknownJob(_)) => (

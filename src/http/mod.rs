@@ -3,6 +3,7 @@
 //! the cause.
 
 mod admin;
+mod group_admin;
 mod robot;
 
 use std::collections::HashMap;
@@ -57,8 +58,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
     let admin = Router::new()
-        .route("/api/v1/groups", get(admin::list_groups))
-        .route("/api/v1/groups/{chat_id}", get(admin::get_group))
+        .route(
+            "/api/v1/groups",
+            get(admin::list_groups).post(group_admin::adopt_by_webhook),
+        )
+        .route(
+            "/api/v1/groups/{chat_id}",
+            get(admin::get_group)
+                .patch(group_admin::patch_profile)
+                .delete(group_admin::release),
+        )
         .route("/api/v1/groups/{chat_id}/tags", put(admin::put_tags))
         .route("/api/v1/groups/{chat_id}/joins", post(admin::post_joins))
         .route(

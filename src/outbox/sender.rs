@@ -62,6 +62,8 @@ struct Inner {
     settings: SendSettings,
     store: Store,
     lanes: Mutex<HashMap<String, mpsc::UnboundedSender<OutboxEntry>>>,
+    /// Groups released while running, and when: their sends planned before then are skipped.
+    released: Mutex<HashMap<ChatId, chrono::DateTime<Utc>>>,
     tracker: TaskTracker,
     recorder: mpsc::UnboundedSender<Record>,
     closed: AtomicBool,
@@ -93,6 +95,7 @@ impl Outbox {
                 settings,
                 store: store.clone(),
                 lanes: Mutex::new(HashMap::new()),
+                released: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 recorder,
                 closed: AtomicBool::new(false),
@@ -181,6 +184,12 @@ impl Outbox {
         self.inner.tracker.spawn(run_lane(inner, url, rx));
     }
 
+    /// Notes that `chat` was released at `at`: its sends planned before then that are still
+    /// waiting are skipped (and recorded so) instead of sent.
+    pub fn release(&self, chat: &ChatId, at: chrono::DateTime<Utc>) {
+        self.inner.note_release(chat, at);
+    }
+
     pub fn stats(&self) -> OutboxStats {
         let i = &self.inner;
         OutboxStats {
@@ -222,6 +231,23 @@ impl Outbox {
 }
 
 impl Inner {
+    fn note_release(&self, chat: &ChatId, at: chrono::DateTime<Utc>) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(chat.clone(), at);
+    }
+
+    /// Why `entry` must not be sent any more, if it must not.
+    fn skip_reason(&self, entry: &OutboxEntry) -> Option<&'static str> {
+        let chat = entry.chat.as_ref()?;
+        let released = self.released.lock().unwrap_or_else(|e| e.into_inner());
+        released
+            .get(chat)
+            .is_some_and(|&at| entry.created_at <= at)
+            .then_some("the group was released")
+    }
+
     fn record(&self, entry: &OutboxEntry, state: OutboxState, last_error: Option<String>) {
         let outcome = SendOutcome {
             id: entry.id,
@@ -318,6 +344,13 @@ async fn run_lane(
         {
             tokio::time::sleep(wait).await;
         }
+        // Checked after the wait: a group released during a spread window gets nothing.
+        if let Some(reason) = inner.skip_reason(&entry) {
+            warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, reason, "skipped");
+            inner.skipped.fetch_add(1, Ordering::Relaxed);
+            inner.record(&entry, OutboxState::Skipped, Some(reason.into()));
+            continue;
+        }
         let bodies = match request_bodies(&entry.message) {
             Ok(bodies) => bodies,
             Err(e) => {
@@ -344,6 +377,7 @@ async fn run_lane(
                     if let WebhookError::RobotGone { errcode, .. } = e {
                         gone_at = Some(Utc::now());
                         if let Some(chat) = &entry.chat {
+                            inner.note_release(chat, Utc::now());
                             release_group(&inner.store, chat, errcode).await;
                         }
                     }

@@ -62,9 +62,14 @@ impl PartialEq for Job {
 }
 
 impl Job {
-    /// The first slot strictly after `after`.
+    /// The first slot strictly after `after`, in the job's own time zone.
     pub fn next_slot(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.timezone);
+        self.next_slot_in(self.timezone, after)
+    }
+
+    /// The first slot strictly after `after` for groups in `zone`.
+    pub fn next_slot_in(&self, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&zone);
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
@@ -87,9 +92,20 @@ impl Job {
         slots
     }
 
-    /// The slots in `(from, to]`, oldest first, at most `limit` of them.
+    /// The slots in `(from, to]` in the job's own time zone, oldest first, at most `limit`.
     pub fn slots_between(
         &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
+        self.slots_between_in(self.timezone, from, to, limit)
+    }
+
+    /// The slots in `(from, to]` for groups in `zone`, oldest first, at most `limit` of them.
+    pub fn slots_between_in(
+        &self,
+        zone: Tz,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: usize,
@@ -97,7 +113,7 @@ impl Job {
         let mut slots = Vec::new();
         let mut at = from;
         while slots.len() < limit {
-            match self.next_slot(at) {
+            match self.next_slot_in(zone, at) {
                 Some(slot) if slot <= to => {
                     slots.push(slot);
                     at = slot;
@@ -108,14 +124,33 @@ impl Job {
         slots
     }
 
-    /// Whether `at` falls in the job's quiet hours (in its time zone).
-    pub fn is_quiet(&self, at: DateTime<Utc>) -> bool {
+    /// Whether `at` falls in the job's quiet hours in `zone` (the zone of the group).
+    pub fn is_quiet(&self, zone: Tz, at: DateTime<Utc>) -> bool {
         if self.quiet_hours.is_empty() {
             return false;
         }
-        let local = at.with_timezone(&self.timezone);
+        let local = at.with_timezone(&zone);
         let minute = (local.hour() * 60 + local.minute()) as u16;
         self.quiet_hours.iter().any(|w| w.contains(minute))
+    }
+
+    /// The zone the job runs in for a group: the group's own when an operator set one (and it
+    /// is still a known zone), else the job's.
+    pub fn zone_for(&self, settings: &GroupSettings) -> Tz {
+        settings
+            .timezone
+            .as_deref()
+            .and_then(|z| z.parse::<Tz>().ok())
+            .unwrap_or(self.timezone)
+    }
+
+    /// The name under which the last slot planned in `zone` is remembered.
+    pub fn mark_name(&self, zone: Tz) -> String {
+        if zone == self.timezone {
+            self.name.clone()
+        } else {
+            format!("{}@{}", self.name, zone.name())
+        }
     }
 
     /// Whether the job sends to the group at `chat` with `settings` (adoption is the caller's).
@@ -147,13 +182,14 @@ pub fn run_id(job: &str, slot: DateTime<Utc>) -> String {
     format!("{job}@{}", slot.format("%Y%m%dT%H%MZ"))
 }
 
-/// Plans one slot of `job` for `recipients` (the adopted groups): the groups the job targets and
-/// that have not switched it off get one send each, spread over the job's window from
-/// `max(slot, now)`. A slot missed by more than `catch_up_within` (unless an operator runs it on
+/// Plans one slot of `job` in `zone` for `recipients` (the adopted groups): the groups in that
+/// zone that the job targets and that have not switched it off get one send each, spread over
+/// the job's window from `max(slot, now)`. A slot missed by more than `catch_up_within` (unless an operator runs it on
 /// purpose: `manual`), a send that would fall in quiet hours, and a message that does not render
 /// are planned as skipped with the reason — counted in the run, never silently lost.
 pub fn plan(
     job: &Job,
+    zone: Tz,
     slot: DateTime<Utc>,
     now: DateTime<Utc>,
     recipients: &[Recipient],
@@ -168,13 +204,14 @@ pub fn plan(
         .iter()
         .filter(|r| job.targets(&r.chat, &r.settings))
         .filter(|r| !r.settings.disabled_rules.contains(&job.name))
+        .filter(|r| job.zone_for(&r.settings) == zone)
         .collect();
     let late = now - slot;
     let missed = !manual && late.to_std().is_ok_and(|late| late > job.catch_up_within);
     let start = slot.max(now);
     let n = targeted.len().max(1) as u32;
     let local_slot = slot
-        .with_timezone(&job.timezone)
+        .with_timezone(&zone)
         .format("%Y-%m-%d %H:%M")
         .to_string();
     targeted
@@ -186,6 +223,7 @@ pub fn plan(
             let vars = || {
                 minijinja::context! {
                     job => minijinja::context! { name => &job.name, slot => &local_slot },
+                    date => vars::date_in(slot, zone),
                     ..vars::base(&Sender::default(), Role::Member, Some(&r.chat), &r.settings, slot)
                 }
             };
@@ -195,7 +233,7 @@ pub fn plan(
                     "missed: the service was down at {local_slot} and catch_up_within_minutes ({}) had passed",
                     job.catch_up_within.as_secs() / 60
                 ))
-            } else if job.is_quiet(not_before) {
+            } else if job.is_quiet(zone, not_before) {
                 Some("quiet hours".to_owned())
             } else {
                 rendered.as_ref().err().map(|e| format!("template failed: {e}"))

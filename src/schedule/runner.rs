@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -79,18 +80,40 @@ impl Scheduler {
         Ok(recipients)
     }
 
-    /// Plans `slot` of `job` (`trigger` says why) and queues its sends; returns the run id.
-    /// Planning a slot again adds nothing.
+    /// The zones `job` runs in: its own, and those operators set on groups.
+    fn zones(&self, job: &Job) -> Vec<Tz> {
+        let mut zones = vec![job.timezone];
+        for (_, settings) in self.directory.all() {
+            let zone = job.zone_for(&settings);
+            if !zones.contains(&zone) {
+                zones.push(zone);
+            }
+        }
+        zones
+    }
+
+    /// Plans `slot` of `job` for the groups in `zone` (`trigger` says why) and queues its sends;
+    /// returns the run id. Planning a slot again adds nothing. A scheduled slot with no group
+    /// to send to records no run, only the job's mark.
     pub async fn run_slot(
         &self,
         job: &Job,
+        zone: Tz,
         slot: DateTime<Utc>,
         trigger: &str,
     ) -> Result<String, StoreError> {
         let now = Utc::now();
         let recipients = self.recipients().await?;
         let scripts = self.scripts.current();
-        let sends = plan(job, slot, now, &recipients, &scripts, trigger == "manual");
+        let sends = plan(
+            job,
+            zone,
+            slot,
+            now,
+            &recipients,
+            &scripts,
+            trigger == "manual",
+        );
         let planned = sends.len();
         let run = RunRecord {
             run_id: run_id(&job.name, slot),
@@ -99,32 +122,37 @@ impl Scheduler {
             trigger: trigger.to_owned(),
             planned_at: now,
         };
+        // An operator who runs a job sees its run, even one with no group to send to.
+        let manual = trigger == "manual";
         let store = self.store.clone();
-        let job_name = job.name.clone();
+        let mark = job.mark_name(zone);
         let run_for_tx = run.clone();
         let entries = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
-                tx.put_run_if_new(&run_for_tx)?;
+                if planned > 0 || manual {
+                    tx.put_run_if_new(&run_for_tx)?;
+                }
                 let mut entries = Vec::new();
                 for send in sends {
                     entries.extend(tx.enqueue(send, now)?);
                 }
-                tx.set_schedule_mark(&job_name, slot)?;
+                tx.set_schedule_mark(&mark, slot)?;
                 Ok(entries)
             })
         })
         .await
         .map_err(|e| StoreError::Db(format!("planning task failed: {e}")))??;
-        info!(job = %job.name, run = %run.run_id, trigger, groups = planned, queued = entries.len(),
-            "run planned");
+        info!(job = %job.name, zone = %zone, run = %run.run_id, trigger, groups = planned,
+            queued = entries.len(), "run planned");
         for entry in entries {
             self.outbox.dispatch(entry);
         }
         Ok(run.run_id)
     }
 
-    /// Runs `job` now for its current slot (the latest at or before now).
-    pub async fn run_now(&self, name: &str) -> Result<String, RunError> {
+    /// Runs `job` now for its current slot (the latest at or before now) in every zone it runs
+    /// in; returns the run ids, the job's own zone first.
+    pub async fn run_now(&self, name: &str) -> Result<Vec<String>, RunError> {
         let scripts = self.scripts.current();
         let job = scripts
             .jobs
@@ -132,23 +160,34 @@ impl Scheduler {
             .find(|j| j.name == name)
             .ok_or_else(|| RunError::UnknownJob(name.to_owned()))?;
         let now = Utc::now();
-        let slot = job
-            .slots_between(now - chrono::Duration::days(32), now, usize::MAX)
-            .pop()
-            .ok_or_else(|| RunError::NoSlot(name.to_owned()))?;
-        Ok(self.run_slot(job, slot, "manual").await?)
+        let mut runs = Vec::new();
+        for zone in self.zones(job) {
+            let slot = job
+                .slots_between_in(zone, now - chrono::Duration::days(32), now, usize::MAX)
+                .pop()
+                .ok_or_else(|| RunError::NoSlot(name.to_owned()))?;
+            runs.push(self.run_slot(job, zone, slot, "manual").await?);
+        }
+        Ok(runs)
     }
 
     async fn run(self, mut stop: watch::Receiver<bool>) {
-        // The last slot planned per job, from the store on first sight.
+        // The last slot planned per job and zone, from the store on first sight.
         let mut marks: HashMap<String, DateTime<Utc>> = HashMap::new();
         loop {
             let scripts = self.scripts.current();
             let now = Utc::now();
-            for job in scripts.jobs.iter().filter(|j| j.enabled) {
-                let mark = match marks.get(&job.name) {
+            let mut next: Option<DateTime<Utc>> = None;
+            let series = scripts
+                .jobs
+                .iter()
+                .filter(|j| j.enabled)
+                .flat_map(|j| self.zones(j).into_iter().map(move |z| (j, z)));
+            for (job, zone) in series {
+                let name = job.mark_name(zone);
+                let mark = match marks.get(&name) {
                     Some(mark) => *mark,
-                    None => match self.first_sight(job, now).await {
+                    None => match self.first_sight(&name, now).await {
                         Ok(mark) => mark,
                         Err(e) => {
                             error!(job = %job.name, error = %e, "cannot read the job's mark; retrying");
@@ -157,7 +196,7 @@ impl Scheduler {
                     },
                 };
                 let mut mark = mark;
-                for slot in job.slots_between(mark, now, MAX_MISSED) {
+                for slot in job.slots_between_in(zone, mark, now, MAX_MISSED) {
                     let trigger =
                         if (now - slot).to_std().unwrap_or_default() <= Duration::from_secs(60) {
                             "schedule"
@@ -166,7 +205,7 @@ impl Scheduler {
                         } else {
                             "missed"
                         };
-                    match self.run_slot(job, slot, trigger).await {
+                    match self.run_slot(job, zone, slot, trigger).await {
                         Ok(_) => mark = slot,
                         Err(e) => {
                             error!(job = %job.name, slot = %slot, error = %e,
@@ -175,14 +214,9 @@ impl Scheduler {
                         }
                     }
                 }
-                marks.insert(job.name.clone(), mark);
+                marks.insert(name, mark);
+                next = next.into_iter().chain(job.next_slot_in(zone, mark)).min();
             }
-            let next = scripts
-                .jobs
-                .iter()
-                .filter(|j| j.enabled)
-                .filter_map(|j| j.next_slot(*marks.get(&j.name)?))
-                .min();
             let sleep = next
                 .and_then(|at| (at - Utc::now()).to_std().ok())
                 .unwrap_or_default()
@@ -199,23 +233,24 @@ impl Scheduler {
         info!("scheduler stopped");
     }
 
-    /// The mark of a job the loop has not seen yet: the stored one, or now for a new job.
+    /// The mark of a job (in a zone: `name` is [`Job::mark_name`]) the loop has not seen yet:
+    /// the stored one, or now for a new job or zone.
     async fn first_sight(
         &self,
-        job: &Job,
+        name: &str,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
         let store = self.store.clone();
-        let name = job.name.clone();
-        let stored = tokio::task::spawn_blocking(move || store.schedule_mark(&name))
+        let key = name.to_owned();
+        let stored = tokio::task::spawn_blocking(move || store.schedule_mark(&key))
             .await
             .map_err(|e| StoreError::Db(format!("mark task failed: {e}")))??;
         match stored {
             Some(mark) => Ok(mark),
             None => {
-                info!(job = %job.name, "first time this job is seen here: it starts from now, no earlier slot is sent");
+                info!(job = %name, "first time this job (in this zone) is seen here: it starts from now, no earlier slot is sent");
                 let store = self.store.clone();
-                let name = job.name.clone();
+                let name = name.to_owned();
                 tokio::task::spawn_blocking(move || {
                     store.write(|tx| tx.set_schedule_mark(&name, now))
                 })

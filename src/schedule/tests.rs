@@ -92,8 +92,14 @@ fn quiet_hours_are_in_the_job_zone_and_targets_follow_scopes() {
         start: 22 * 60,
         end: 7 * 60,
     }];
-    assert!(j.is_quiet(utc(2026, 5, 1, 15, 0)), "23:00 in Shanghai");
-    assert!(!j.is_quiet(utc(2026, 5, 1, 1, 0)), "09:00 in Shanghai");
+    assert!(
+        j.is_quiet(DEFAULT_TIMEZONE, utc(2026, 5, 1, 15, 0)),
+        "23:00 in Shanghai"
+    );
+    assert!(
+        !j.is_quiet(DEFAULT_TIMEZONE, utc(2026, 5, 1, 1, 0)),
+        "09:00 in Shanghai"
+    );
     j.targets = Targets::Scopes(vec![
         Scope::parse("tag:province:广东").unwrap(),
         Scope::parse("group:g9").unwrap(),
@@ -130,7 +136,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     groups[3].settings = std::sync::Arc::new(opted_out);
 
     // On time: three sends (g4 opted out), spread over ten minutes, none skipped.
-    let sends = plan(&j, slot, slot, &groups, &scripts, false);
+    let sends = plan(&j, DEFAULT_TIMEZONE, slot, slot, &groups, &scripts, false);
     let chats: Vec<_> = sends
         .iter()
         .map(|s| s.chat.clone().unwrap().to_string())
@@ -156,6 +162,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     // Within the catch-up window (one hour late): sent now.
     let late = plan(
         &j,
+        DEFAULT_TIMEZONE,
         slot,
         slot + chrono::Duration::hours(1),
         &groups,
@@ -167,6 +174,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     // Beyond it (three hours): planned as skipped, with the reason.
     let missed = plan(
         &j,
+        DEFAULT_TIMEZONE,
         slot,
         slot + chrono::Duration::hours(3),
         &groups,
@@ -182,6 +190,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     // …unless an operator runs it on purpose.
     let manual = plan(
         &j,
+        DEFAULT_TIMEZONE,
         slot,
         slot + chrono::Duration::hours(3),
         &groups,
@@ -190,10 +199,69 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     );
     assert!(manual.iter().all(|s| s.skip.is_none()));
     // In quiet hours (23:00 in Shanghai): skipped as such.
-    let night = plan(&j, slot, utc(2026, 11, 23, 15, 0), &groups, &scripts, true);
+    let night = plan(
+        &j,
+        DEFAULT_TIMEZONE,
+        slot,
+        utc(2026, 11, 23, 15, 0),
+        &groups,
+        &scripts,
+        true,
+    );
     assert!(
         night
             .iter()
             .all(|s| s.skip.as_deref() == Some("quiet hours"))
     );
+}
+
+#[test]
+fn a_group_with_its_own_time_zone_gets_the_slot_at_its_local_time() {
+    let scripts = crate::scripts::Scripts::embedded().unwrap();
+    let j = scripts.jobs[0].clone();
+    let london = chrono_tz::Europe::London;
+    let mut groups = recipients(&["cn", "uk"]);
+    let uk = GroupSettings {
+        timezone: Some("Europe/London".into()),
+        name: "伦敦财税群".into(),
+        ..GroupSettings::default()
+    };
+    groups[1].settings = std::sync::Arc::new(uk);
+    assert_eq!(j.zone_for(&groups[1].settings), london);
+    assert_eq!(j.mark_name(london), "morning-report@Europe/London");
+    assert_eq!(j.mark_name(DEFAULT_TIMEZONE), "morning-report");
+
+    // 07:30 in Shanghai: only the Shanghai group.
+    let cn_slot = utc(2026, 11, 22, 23, 30);
+    let cn = plan(
+        &j,
+        DEFAULT_TIMEZONE,
+        cn_slot,
+        cn_slot,
+        &groups,
+        &scripts,
+        false,
+    );
+    assert_eq!(cn.len(), 1);
+    assert_eq!(cn[0].chat.as_ref().unwrap().as_str(), "cn");
+    // 07:30 in London (GMT in November) is the London group's slot, with London's date.
+    let uk_slot = j.next_slot_in(london, cn_slot).unwrap();
+    assert_eq!(uk_slot, utc(2026, 11, 23, 7, 30));
+    let uk = plan(&j, london, uk_slot, uk_slot, &groups, &scripts, false);
+    assert_eq!(uk.len(), 1);
+    assert_eq!(uk[0].chat.as_ref().unwrap().as_str(), "uk");
+    assert!(
+        uk[0].skip.is_none(),
+        "07:30 is outside quiet hours in London"
+    );
+    let crate::domain::OutMessage::Markdown { content } = &uk[0].message else {
+        panic!("markdown")
+    };
+    assert!(content.contains("11月23日 星期一"), "{content}");
+    // An unknown zone stored earlier falls back to the job's.
+    let odd = GroupSettings {
+        timezone: Some("Mars/Base".into()),
+        ..GroupSettings::default()
+    };
+    assert_eq!(j.zone_for(&odd), DEFAULT_TIMEZONE);
 }

@@ -151,3 +151,144 @@ async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
         .unwrap();
     assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
 }
+
+/// Runs the morning report now; returns the response body.
+async fn run_report(app: &TestApp) -> Value {
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn push_only_groups_are_adopted_by_webhook_url_get_broadcasts_and_can_be_released() {
+    let scripts = scripts_copy();
+    let file = scripts.path().join("schedules.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
+        .replace("spread_minutes = 10", "spread_minutes = 0");
+    std::fs::write(&file, text).unwrap();
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    let post = |body: Value| app.api_call(reqwest::Method::POST, "/api/v1/groups", Some(body));
+
+    let (status, p1) = post(json!({
+        "webhook_url": app.fake.webhook_url("k-p1"),
+        "name": "广州财税交流1群",
+        "tags": ["province:广东"],
+    }))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{p1}");
+    let p1_id = p1["chat_id"].as_str().unwrap().to_owned();
+    assert!(p1_id.starts_with("push-"), "{p1}");
+    assert_eq!(p1["status"], "adopted");
+    assert_eq!(p1["adopted_via"], "api");
+    assert_eq!(p1["name"], "广州财税交流1群");
+    assert_eq!(p1["tags"], json!(["province:广东"]));
+    assert_eq!(p1["can_push"], true);
+    assert!(
+        !p1.to_string().contains("k-p1"),
+        "the key never shows: {p1}"
+    );
+
+    // The same URL again is the same group; another id with the same robot is refused.
+    let (status, again) = post(json!({"webhook_url": app.fake.webhook_url("k-p1")})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{again}");
+    assert_eq!(again["chat_id"], p1_id.as_str());
+    let (status, clash) = post(json!({
+        "webhook_url": app.fake.webhook_url("k-p1"),
+        "chat_id": "other",
+    }))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{clash}");
+
+    let (status, p2) = post(json!({
+        "webhook_url": app.fake.webhook_url("k-p2"),
+        "chat_id": "my-group-2",
+        "name": "深圳群",
+    }))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{p2}");
+    assert_eq!(p2["chat_id"], "my-group-2");
+
+    // Bad input: a host not in wecom.webhook_hosts, not a URL, a bad tag, unknown fields.
+    for body in [
+        json!({"webhook_url": "https://evil.example.com/cgi-bin/webhook/send?key=x"}),
+        json!({"webhook_url": "not a url"}),
+        json!({"webhook_url": app.fake.webhook_url("k-p3"), "tags": [" "]}),
+        json!({"webhook_url": app.fake.webhook_url("k-p3"), "timezone": "Mars/Base"}),
+        json!({"webhook_url": app.fake.webhook_url("k-p3"), "colour": "red"}),
+        json!({"name": "no url"}),
+    ] {
+        let (status, answer) = post(body.clone()).await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+    assert_eq!(
+        app.groups().await.len(),
+        2,
+        "nothing adopted by a refused request"
+    );
+
+    // Both get the report, with their own names in the variables.
+    let run = run_report(&app).await;
+    let done = run_done(&app, run["run_id"].as_str().unwrap()).await;
+    assert_eq!(done["planned"], 2, "{done}");
+    assert_eq!(done["delivered"], 2, "{done}");
+    app.fake.wait_delivered("k-p1", 1).await;
+    app.fake.wait_delivered("k-p2", 1).await;
+
+    // Released: no longer listed as pushable, and the next run leaves it out.
+    let (status, released) = app
+        .api_call(reqwest::Method::DELETE, "/api/v1/groups/my-group-2", None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{released}");
+    assert_eq!(released["status"], "released");
+    assert_eq!(released["can_push"], false);
+    let (status, _) = app
+        .api_call(reqwest::Method::DELETE, "/api/v1/groups/nope", None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+
+    // A name and a time zone set later; a bad zone is refused.
+    let path = format!("/api/v1/groups/{p1_id}");
+    let (status, patched) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"name": "广州1群", "timezone": "Asia/Hong_Kong"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{patched}");
+    assert_eq!(patched["name"], "广州1群");
+    assert_eq!(patched["timezone"], "Asia/Hong_Kong");
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"timezone": "Nowhere/City"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+
+    // Re-adopting the released group by its URL brings it back.
+    let (status, back) = post(json!({
+        "webhook_url": app.fake.webhook_url("k-p2"),
+        "chat_id": "my-group-2",
+    }))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{back}");
+    assert_eq!(
+        back["name"], "深圳群",
+        "what the request leaves out is kept: {back}"
+    );
+}

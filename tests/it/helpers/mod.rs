@@ -223,14 +223,24 @@ impl TestApp {
 
     /// `PUT path` on the admin API with the admin token and a JSON body.
     pub async fn api_put(&self, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
-        let response = self
+        self.api_call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// `method path` on the admin API with the admin token and an optional JSON body.
+    pub async fn api_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self
             .http
-            .put(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }

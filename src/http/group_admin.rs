@@ -1,0 +1,313 @@
+//! Adopting and releasing groups through the admin API: push-only groups adopted by their robot
+//! webhook URL (`POST /api/v1/groups`), a group's name and time zone (`PATCH`), and releasing
+//! any group (`DELETE`). Push-only groups exist because not every corp is offered the robot's
+//! receive callback: such a group never sends Trumpet an event, but gets broadcasts like any
+//! other.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+use tracing::info;
+
+use super::AppState;
+use super::admin::{GroupView, admit, authorized, bad_request, internal_error, unauthorized};
+use crate::channels::wecom::robot::webhook::WebhookUrl;
+use crate::domain::{BotId, ChatId, SettingsChange};
+use crate::engine::scope::validate_tag;
+use crate::store::{GroupRecord, GroupStatus, StoreError};
+
+/// The bot id recorded for groups adopted by webhook URL: they belong to no callback bot.
+pub const PUSH_ONLY_BOT: &str = "push-only";
+/// How groups adopted by webhook URL are marked (`adopted_via`).
+pub const ADOPTED_VIA_API: &str = "api";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroupBody {
+    webhook_url: String,
+    /// Absent: unchanged (empty for a new group).
+    #[serde(default)]
+    name: Option<String>,
+    /// Absent: unchanged (none for a new group).
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Chosen by the operator; derived from the webhook key when absent.
+    #[serde(default)]
+    chat_id: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileBody {
+    #[serde(default)]
+    name: Option<String>,
+    /// `""` goes back to each job's own time zone.
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+/// A stable chat id for a push-only group: the same URL always gives the same id, so that
+/// posting it twice adopts one group, and the key itself (a credential) does not show.
+fn derived_chat_id(key: &str) -> ChatId {
+    let digest = Sha1::digest(key.as_bytes());
+    ChatId::new(format!("push-{}", hex::encode(&digest[..8])))
+}
+
+fn check_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err("name must be at most 64 characters, without control characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+fn check_timezone(zone: &str) -> Result<Option<String>, String> {
+    let zone = zone.trim();
+    if zone.is_empty() {
+        return Ok(None);
+    }
+    chrono_tz::Tz::from_str(zone)
+        .map(|tz| Some(tz.name().to_owned()))
+        .map_err(|_| {
+            format!("timezone {zone:?} is not an IANA time zone such as \"Asia/Shanghai\"")
+        })
+}
+
+fn check_chat_id(id: &str) -> Result<ChatId, String> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err("chat_id must be 1 to 128 characters without spaces or '/'".into());
+    }
+    Ok(ChatId::new(id))
+}
+
+fn conflict(reason: String) -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(serde_json::json!({ "error": reason })),
+    )
+        .into_response()
+}
+
+/// The settings changes a new push-only group starts with.
+fn initial_settings(body: &NewGroupBody) -> Result<Vec<SettingsChange>, String> {
+    let mut changes = Vec::new();
+    if let Some(name) = &body.name {
+        changes.push(SettingsChange::SetName(check_name(name)?));
+    }
+    if let Some(given) = &body.tags {
+        let mut tags = Vec::with_capacity(given.len());
+        for tag in given {
+            tags.push(validate_tag(tag)?.to_owned());
+        }
+        changes.push(SettingsChange::ReplaceTags(tags));
+    }
+    if let Some(zone) = &body.timezone {
+        changes.push(SettingsChange::SetTimezone(check_timezone(zone)?));
+    }
+    Ok(changes)
+}
+
+/// What adopting by URL found in the store.
+enum Adoption {
+    Created(GroupRecord),
+    /// The same group posted again: nothing new.
+    Existing(GroupRecord),
+    Conflict(String),
+}
+
+/// `POST /api/v1/groups` with `{"webhook_url", "name", "tags", "chat_id"?, "timezone"?}`:
+/// adopts a push-only group. 201 with the group; 200 when the same URL was already adopted under
+/// the same id; 409 when another adopted group already uses that robot, or the id is taken by
+/// another robot; 400 for a URL whose host is not in `wecom.webhook_hosts`.
+pub async fn adopt_by_webhook(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<NewGroupBody>, JsonRejection>,
+) -> Response {
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
+    };
+    let url = match WebhookUrl::parse(&body.webhook_url, &state.scheduler.webhook_hosts) {
+        Ok(url) => url,
+        Err(e) => return bad_request(format!("webhook_url: {e}")),
+    };
+    let changes = match initial_settings(&body) {
+        Ok(changes) => changes,
+        Err(e) => return bad_request(e),
+    };
+    let chat = match body.chat_id.as_deref().map(str::trim) {
+        Some(id) => match check_chat_id(id) {
+            Ok(chat) => chat,
+            Err(e) => return bad_request(e),
+        },
+        None => derived_chat_id(url.key()),
+    };
+    let hosts = state.scheduler.webhook_hosts.clone();
+    let store = state.store.clone();
+    let key = url.key().to_owned();
+    let raw_url = body.webhook_url.trim().to_owned();
+    let for_tx = chat.clone();
+    let adoption = tokio::task::spawn_blocking(move || -> Result<Adoption, StoreError> {
+        let same_robot = |g: &GroupRecord| {
+            g.webhook_url
+                .as_deref()
+                .and_then(|u| WebhookUrl::parse(u, &hosts).ok())
+                .is_some_and(|u| u.key() == key)
+        };
+        // Another adopted group posting through the same robot would get every broadcast twice.
+        if let Some(other) = store
+            .groups()?
+            .into_iter()
+            .find(|g| g.chat_id != for_tx && g.status == GroupStatus::Adopted && same_robot(g))
+        {
+            return Ok(Adoption::Conflict(format!(
+                "the adopted group {} already posts through this robot",
+                other.chat_id
+            )));
+        }
+        store.write(|tx| match tx.group(&for_tx)? {
+            Some(g) if g.status == GroupStatus::Adopted && same_robot(&g) => {
+                Ok(Adoption::Existing(g))
+            }
+            Some(g) if g.status == GroupStatus::Adopted => Ok(Adoption::Conflict(format!(
+                "the group {for_tx} is already adopted with another robot; release it first"
+            ))),
+            existing => {
+                let bot = existing.as_ref().map_or_else(
+                    || BotId::parse(PUSH_ONLY_BOT).expect("a valid bot id"),
+                    |g| g.bot.clone(),
+                );
+                let mut group = existing.unwrap_or_else(|| GroupRecord::new(for_tx.clone(), bot));
+                group.status = GroupStatus::Adopted;
+                group.webhook_url = Some(raw_url.clone());
+                group.adopted_at = Some(Utc::now());
+                group.adopted_via = Some(ADOPTED_VIA_API.into());
+                group.released_at = None;
+                group.release_reason = None;
+                tx.put_group(&group)?;
+                Ok(Adoption::Created(group))
+            }
+        })
+    })
+    .await;
+    let (status, group) = match adoption {
+        Ok(Ok(Adoption::Created(g))) => (StatusCode::CREATED, g),
+        Ok(Ok(Adoption::Existing(g))) => (StatusCode::OK, g),
+        Ok(Ok(Adoption::Conflict(reason))) => return conflict(reason),
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    };
+    let settings = match state.directory.change(&chat, changes).await {
+        Ok(settings) => settings,
+        Err(e) => return internal_error(e),
+    };
+    if status == StatusCode::CREATED {
+        info!(chat = %chat, key = %url.key_hint(), "push-only group adopted through the admin API");
+    }
+    (status, Json(GroupView::new(group, &settings))).into_response()
+}
+
+/// `PATCH /api/v1/groups/{chat_id}` with `{"name"?, "timezone"?}`: the group's name (templates:
+/// `group.name`) and the time zone its scheduled jobs run in (`""`: each job's own).
+pub async fn patch_profile(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+    body: Result<Json<ProfileBody>, JsonRejection>,
+) -> Response {
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refused) => return *refused,
+    };
+    let mut changes = Vec::new();
+    if let Some(name) = &body.name {
+        match check_name(name) {
+            Ok(name) => changes.push(SettingsChange::SetName(name)),
+            Err(e) => return bad_request(e),
+        }
+    }
+    if let Some(zone) = &body.timezone {
+        match check_timezone(zone) {
+            Ok(zone) => changes.push(SettingsChange::SetTimezone(zone)),
+            Err(e) => return bad_request(e),
+        }
+    }
+    if changes.is_empty() {
+        return bad_request("give name, timezone or both");
+    }
+    let chat = ChatId::new(chat_id);
+    let store = state.store.clone();
+    let key = chat.clone();
+    let group = match tokio::task::spawn_blocking(move || store.group(&key)).await {
+        Ok(Ok(Some(group))) => group,
+        Ok(Ok(None)) => return not_found(&chat),
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    };
+    match state.directory.change(&chat, changes).await {
+        Ok(settings) => Json(GroupView::new(group, &settings)).into_response(),
+        Err(e) => internal_error(e),
+    }
+}
+
+fn not_found(chat: &ChatId) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({"error": format!("no group {chat}")})),
+    )
+        .into_response()
+}
+
+/// `DELETE /api/v1/groups/{chat_id}`: releases a group (push-only or not). It gets no more
+/// broadcasts, and its sends still waiting in the outbox are skipped. Releasing a released group
+/// changes nothing. The record and settings are kept, so adopting it again restores them.
+pub async fn release(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let chat = ChatId::new(chat_id);
+    let store = state.store.clone();
+    let key = chat.clone();
+    let now = Utc::now();
+    let released = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let Some(mut group) = tx.group(&key)? else {
+                return Ok(None);
+            };
+            if group.status == GroupStatus::Adopted {
+                group.status = GroupStatus::Released;
+                group.released_at = Some(now);
+                group.release_reason = Some("released by an operator through the admin API".into());
+                tx.put_group(&group)?;
+            }
+            Ok(Some(group))
+        })
+    })
+    .await;
+    match released {
+        Ok(Ok(Some(group))) => {
+            state.scheduler.outbox.release(&chat, now);
+            info!(chat = %chat, "group released through the admin API");
+            let settings = state.directory.get(&chat);
+            Json(GroupView::new(group, &settings)).into_response()
+        }
+        Ok(Ok(None)) => not_found(&chat),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
