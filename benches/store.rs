@@ -69,6 +69,8 @@ fn benches(c: &mut Criterion) {
             retry_base: Duration::from_secs(1),
             max_attempts: 1,
             webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
+            bot_limits: Default::default(),
+            global_per_second: 10_000,
         },
         store.clone(),
     )

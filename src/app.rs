@@ -164,6 +164,12 @@ impl App {
                 retry_base: Duration::from_millis(config.wecom.retry_base_ms),
                 max_attempts: config.wecom.max_attempts,
                 webhook_hosts: config.wecom.webhook_hosts.clone(),
+                bot_limits: config
+                    .bots
+                    .iter()
+                    .map(|b| (b.id.clone(), b.per_minute))
+                    .collect(),
+                global_per_second: config.wecom.global_per_second,
             },
             self.store.clone(),
         )?;

@@ -234,6 +234,7 @@ impl Pipeline {
             let send = NewSend {
                 key: format!("event:{event_key}:{i}"),
                 chat: Some(group.chat_id.clone()),
+                bot: Some(group.bot.clone()),
                 url: url.to_owned(),
                 message: post.message.clone(),
                 purpose: post.purpose.to_owned(),

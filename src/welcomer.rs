@@ -149,11 +149,13 @@ impl WelcomerTask {
                 return;
             }
         };
-        let url = match group {
-            Some(g) if g.status == GroupStatus::Adopted => g
-                .webhook_url
-                .as_deref()
-                .and_then(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).ok()),
+        let (bot, url) = match group {
+            Some(g) if g.status == GroupStatus::Adopted => (
+                g.bot,
+                g.webhook_url
+                    .as_deref()
+                    .and_then(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).ok()),
+            ),
             _ => {
                 warn!(chat = %chat, members = count, "welcome not sent: the bot has not adopted this group");
                 return;
@@ -208,6 +210,7 @@ impl WelcomerTask {
                     outcome.welcomed.join(",")
                 ),
                 chat: Some(chat.clone()),
+                bot: Some(bot.clone()),
                 url: url.expose().to_owned(),
                 message,
                 purpose: purpose.to_owned(),

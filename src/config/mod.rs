@@ -97,6 +97,8 @@ struct RawBot {
     encoding_aes_key: Option<Secret>,
     #[serde(default)]
     receive_id: String,
+    #[serde(default)]
+    per_minute: u32,
 }
 
 /// The validated configuration of one running service.
@@ -159,6 +161,8 @@ pub struct WecomConfig {
     pub dedupe_ttl_hours: u64,
     /// Messages per minute per robot webhook key (WeCom allows 20).
     pub webhook_per_minute: u32,
+    /// Sends per second across every key and bot: what the service puts on the wire at most.
+    pub global_per_second: u32,
     pub webhook_timeout_secs: u64,
     /// First back-off after a retryable errcode; doubles per attempt, with jitter.
     pub retry_base_ms: u64,
@@ -189,6 +193,9 @@ pub struct BotConfig {
     pub credentials: Option<BotCredentials>,
     /// Checked against each decrypted message only when non-empty.
     pub receive_id: String,
+    /// Sends per minute across all of this bot's groups; 0: no limit beyond the per-key and
+    /// global ones.
+    pub per_minute: u32,
 }
 
 /// The pair an operator pastes into the WeCom console.
@@ -361,6 +368,12 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
             ),
         );
     }
+    if !(1..=10_000).contains(&w.global_per_second) {
+        problem(
+            "wecom.global_per_second",
+            format!("must be 1..=10000, got {}", w.global_per_second),
+        );
+    }
     if w.webhook_timeout_secs == 0 {
         problem("wecom.webhook_timeout_secs", "must be positive".into());
     }
@@ -431,6 +444,7 @@ fn validate_bot(
         channel: channel?,
         credentials: credentials?,
         receive_id: raw.receive_id,
+        per_minute: raw.per_minute,
     })
 }
 

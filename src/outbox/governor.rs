@@ -1,14 +1,18 @@
 //! Rate limiting for pushes: an exact sliding-window limiter (at most `limit` sends in any
-//! `window`) and the back-off schedule for retries.
+//! `window`), the limits shared by every lane (per bot and global: [`SharedLimits`]) and the
+//! back-off schedule for retries.
 //!
 //! WeCom counts 20 messages per minute per robot key, failed sends included. A token bucket with
 //! a burst lets up to twice the rate through in some 60-second windows; a sliding window of send
 //! times cannot (see docs/decisions.md). Pure: callers pass `now`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::domain::BotId;
 
 /// At most `limit` sends in any interval of length `window`.
 #[derive(Debug, Clone)]
@@ -54,6 +58,67 @@ impl SlidingWindow {
     }
 }
 
+/// The limits every lane shares: sends per minute per bot (for the bots that have one) and
+/// sends per second overall. Each lane keeps its own per-key window; before each attempt it
+/// also takes a place here, so that no bot and not the whole service goes over its limit
+/// however many keys are busy.
+#[derive(Debug)]
+pub struct SharedLimits {
+    bot_limits: HashMap<BotId, u32>,
+    bot_window: Duration,
+    bots: Mutex<HashMap<BotId, SlidingWindow>>,
+    global: Mutex<SlidingWindow>,
+}
+
+impl SharedLimits {
+    /// `bot_limits`: sends per `bot_window` (a minute, with a margin) for the bots that have a
+    /// limit (others have none); `global_per_second`: sends per second across everything.
+    pub fn new(
+        bot_limits: HashMap<BotId, u32>,
+        bot_window: Duration,
+        global_per_second: u32,
+    ) -> Self {
+        Self {
+            bot_window,
+            bots: Mutex::new(HashMap::new()),
+            bot_limits: bot_limits.into_iter().filter(|(_, l)| *l > 0).collect(),
+            global: Mutex::new(SlidingWindow::new(
+                global_per_second,
+                Duration::from_secs(1),
+            )),
+        }
+    }
+
+    /// How long to wait before a send for `bot` may go; `None` when it may go now, in which
+    /// case the send is recorded against the limits.
+    pub fn try_take(&self, bot: Option<&BotId>, now: Instant) -> Option<Duration> {
+        let mut global = self.global.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bots = self.bots.lock().unwrap_or_else(|e| e.into_inner());
+        let limited = bot.and_then(|b| self.bot_limits.get(b).map(|&l| (b, l)));
+        let mut bot_window = limited.map(|(b, limit)| {
+            bots.entry(b.clone())
+                .or_insert_with(|| SlidingWindow::new(limit, self.bot_window))
+        });
+        let wait = global
+            .delay(now)
+            .max(bot_window.as_mut().and_then(|w| w.delay(now)));
+        if wait.is_none() {
+            global.record(now);
+            if let Some(w) = bot_window {
+                w.record(now);
+            }
+        }
+        wait
+    }
+
+    /// Waits until a send for `bot` may go, and records it.
+    pub async fn take(&self, bot: Option<&BotId>) {
+        while let Some(wait) = self.try_take(bot, Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 /// Exponential back-off: `base × 2^(attempt-1)`, capped at one minute, scaled by `jitter`
 /// (a factor the caller draws, typically in 0.8..1.2, so that retries do not synchronise).
 pub fn backoff(base: Duration, attempt: u32, jitter: f64) -> Duration {
@@ -66,6 +131,35 @@ pub fn backoff(base: Duration, attempt: u32, jitter: f64) -> Duration {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn shared_limits_hold_per_bot_and_overall() {
+        let a = BotId::parse("a").unwrap();
+        let b = BotId::parse("b").unwrap();
+        let limits = SharedLimits::new(
+            HashMap::from([(a.clone(), 2), (b.clone(), 0)]),
+            Duration::from_secs(60),
+            5,
+        );
+        let t = Instant::now();
+        // Bot a: two a minute.
+        assert_eq!(limits.try_take(Some(&a), t), None);
+        assert_eq!(limits.try_take(Some(&a), t), None);
+        let wait = limits.try_take(Some(&a), t).expect("a third send waits");
+        assert!(wait > Duration::from_secs(59), "{wait:?}");
+        // Bot b (limit 0: none) and sends without a bot share only the global five a second.
+        assert_eq!(limits.try_take(Some(&b), t), None);
+        assert_eq!(limits.try_take(None, t), None);
+        assert_eq!(limits.try_take(None, t), None);
+        assert_eq!(limits.try_take(Some(&b), t), Some(Duration::from_secs(1)));
+        // A refused send is not counted: a second later the global window has room again.
+        let later = t + Duration::from_secs(1);
+        assert_eq!(limits.try_take(Some(&b), later), None);
+        assert!(
+            limits.try_take(Some(&a), later).is_some(),
+            "a is still over its minute"
+        );
+    }
 
     #[test]
     fn allows_limit_then_waits_for_the_oldest_to_leave_the_window() {

@@ -1,5 +1,6 @@
 //! Delivering the durable outbox ([`crate::store::OutboxEntry`]) through robot webhooks: one
-//! ordered lane per webhook key, each with its own sliding-window limit; retries with back-off
+//! ordered lane per webhook key, each with its own sliding-window limit, all sharing the per-bot
+//! and global limits ([`SharedLimits`]); retries with back-off
 //! and jitter on retryable errcodes; the group released when WeCom says the robot is gone
 //! (93000 / 93008) and its later sends skipped; every outcome recorded in the store.
 //!
@@ -20,11 +21,11 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::governor::{SlidingWindow, backoff};
+use super::governor::{SharedLimits, SlidingWindow, backoff};
 use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
-use crate::domain::ChatId;
+use crate::domain::{BotId, ChatId};
 use crate::store::{
     GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
 };
@@ -32,12 +33,18 @@ use crate::store::{
 /// Limits and retry policy for sends.
 #[derive(Debug, Clone)]
 pub struct SendSettings {
+    /// Sends per `window` per webhook key.
     pub per_minute: u32,
+    /// WeCom's minute, with a margin; also the window of the per-bot limits.
     pub window: Duration,
     pub retry_base: Duration,
     pub max_attempts: u32,
     /// Hosts a stored webhook URL may point at (checked again before sending).
     pub webhook_hosts: Vec<String>,
+    /// Sends per minute per bot, for the bots that have a limit.
+    pub bot_limits: HashMap<BotId, u32>,
+    /// Sends per second across everything.
+    pub global_per_second: u32,
 }
 
 /// Counters since start, for tests and the log.
@@ -59,6 +66,7 @@ enum Record {
 
 struct Inner {
     client: WebhookClient,
+    limits: SharedLimits,
     settings: SendSettings,
     store: Store,
     lanes: Mutex<HashMap<String, mpsc::UnboundedSender<OutboxEntry>>>,
@@ -92,6 +100,11 @@ impl Outbox {
         let outbox = Outbox {
             inner: Arc::new(Inner {
                 client,
+                limits: SharedLimits::new(
+                    settings.bot_limits.clone(),
+                    settings.window,
+                    settings.global_per_second,
+                ),
                 settings,
                 store: store.clone(),
                 lanes: Mutex::new(HashMap::new()),
@@ -413,6 +426,9 @@ async fn send_with_retries(
         if let Some(wait) = window.delay(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
+        // The per-bot and global limits come after the key's own: a lane waiting for its key
+        // holds no place there.
+        inner.limits.take(entry.bot.as_ref()).await;
         window.record(Instant::now());
         entry.attempts += 1;
         match inner.client.post(url, body).await {

@@ -169,10 +169,11 @@ impl Job {
 #[cfg(test)]
 mod tests;
 
-/// A group a job may send to: its chat id, webhook URL and settings.
+/// A group a job may send to: its chat id, bot, webhook URL and settings.
 #[derive(Debug, Clone)]
 pub struct Recipient {
     pub chat: ChatId,
+    pub bot: crate::domain::BotId,
     pub url: String,
     pub settings: std::sync::Arc<GroupSettings>,
 }
@@ -246,6 +247,7 @@ pub fn plan(
             crate::store::NewSend {
                 key: format!("job:{}:{}", run, r.chat),
                 chat: Some(r.chat.clone()),
+                bot: Some(r.bot.clone()),
                 url: r.url.clone(),
                 message,
                 purpose: job.name.clone(),

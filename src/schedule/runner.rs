@@ -69,6 +69,7 @@ impl Scheduler {
                 Some(url) => recipients.push(Recipient {
                     settings: self.directory.get(&g.chat_id),
                     chat: g.chat_id,
+                    bot: g.bot,
                     url,
                 }),
                 // Not silently: the operator sees which adopted group cannot be reached.

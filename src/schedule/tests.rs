@@ -117,6 +117,7 @@ fn recipients(chats: &[&str]) -> Vec<Recipient> {
         .iter()
         .map(|c| Recipient {
             chat: ChatId::new(*c),
+            bot: crate::domain::BotId::parse("trumpet").unwrap(),
             url: format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={c}"),
             settings: std::sync::Arc::new(GroupSettings::default()),
         })

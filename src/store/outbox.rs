@@ -11,7 +11,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, WriteTx, decode, encode};
-use crate::domain::{ChatId, OutMessage};
+use crate::domain::{BotId, ChatId, OutMessage};
 
 pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 pub(super) const OUTBOX_KEYS: TableDefinition<&str, u64> = TableDefinition::new("outbox_keys");
@@ -41,6 +41,8 @@ pub struct NewSend {
     /// Idempotency key: enqueueing the same key again does nothing.
     pub key: String,
     pub chat: Option<ChatId>,
+    /// The bot whose group it goes to, for the per-bot limit.
+    pub bot: Option<BotId>,
     /// The robot webhook URL (a credential).
     pub url: String,
     pub message: OutMessage,
@@ -73,6 +75,8 @@ pub struct OutboxEntry {
     pub id: u64,
     pub key: String,
     pub chat: Option<ChatId>,
+    #[serde(default)]
+    pub bot: Option<BotId>,
     pub url: String,
     pub message: OutMessage,
     pub purpose: String,
@@ -121,6 +125,7 @@ impl WriteTx<'_> {
             id,
             key: send.key,
             chat: send.chat,
+            bot: send.bot,
             url: send.url,
             message: send.message,
             purpose: send.purpose,

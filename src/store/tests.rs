@@ -138,6 +138,7 @@ fn send(key: &str, chat: &str) -> NewSend {
     NewSend {
         key: key.into(),
         chat: Some(ChatId::new(chat)),
+        bot: None,
         url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k".into(),
         message: crate::domain::OutMessage::Markdown {
             content: "早报".into(),

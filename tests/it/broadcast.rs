@@ -1,5 +1,5 @@
 //! Broadcasts through the durable outbox: a job run now reaches every adopted group exactly once
-//! (retrying 45009, -1 and HTTP 500), skips released and opted-out groups, and its counts add up.
+//! (retrying 45009, -1, HTTP 500 and timeouts), skips released and opted-out groups, and its counts add up.
 
 use std::time::{Duration, Instant};
 
@@ -53,16 +53,20 @@ async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
         ("b2", "k-b2"),
         ("b-out", "k-out"),
         ("b-gone", "k-gone"),
+        ("b-fail", "k-fail"),
     ] {
         adopt(&app, chat, key).await;
     }
-    // b1's webhook is busy at first; b-out opted out; b-gone's robot was removed.
+    // b1's webhook is busy at first; b-fail's never recovers (5 attempts: recorded as failed);
+    // b-out opted out; b-gone's robot was removed.
+    app.fake.script("k-fail", &[Answer::Status(503); 5]);
     app.fake.script(
         "k-b1",
         &[
             Answer::Errcode(45009),
             Answer::Errcode(-1),
             Answer::Status(500),
+            Answer::Hang(Duration::from_millis(1500)),
         ],
     );
     let (status, _) = app
@@ -103,8 +107,9 @@ async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
     assert!(run_id.starts_with("morning-report@"), "{run_id}");
     let done = run_done(&app, &run_id).await;
     assert_eq!(done["job"], "morning-report");
-    assert_eq!(done["planned"], 2, "b1 and b2: {done}");
+    assert_eq!(done["planned"], 3, "b1, b2 and b-fail: {done}");
     assert_eq!(done["delivered"], 2, "{done}");
+    assert_eq!(done["failed"], 1, "{done}");
     let sum: u64 = ["delivered", "failed", "skipped", "pending"]
         .iter()
         .map(|k| done[*k].as_u64().unwrap())
@@ -116,12 +121,33 @@ async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
         .iter()
         .find(|r| r["group"] == "b1")
         .unwrap();
-    assert_eq!(b1["attempts"], 4, "three refusals, then delivered: {b1}");
+    assert_eq!(
+        b1["attempts"], 5,
+        "three refusals and a timeout, then delivered: {b1}"
+    );
+    let failed = done["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "b-fail")
+        .unwrap();
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["attempts"], 5, "{failed}");
+    assert!(
+        failed["last_error"].as_str().unwrap().contains("503"),
+        "the reason is kept: {failed}"
+    );
 
     // Running the same slot again sends nothing new.
     assert_eq!(run(&app).await, run_id);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for (key, expected) in [("k-b1", 2), ("k-b2", 2), ("k-out", 1), ("k-gone", 1)] {
+    for (key, expected) in [
+        ("k-b1", 2),
+        ("k-b2", 2),
+        ("k-out", 1),
+        ("k-gone", 1),
+        ("k-fail", 1),
+    ] {
         let delivered = app
             .fake
             .received(key)

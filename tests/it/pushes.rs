@@ -14,6 +14,7 @@ fn send(key: &str, url: &str, i: usize) -> NewSend {
     NewSend {
         key: key.into(),
         chat: None,
+        bot: None,
         url: url.into(),
         message: OutMessage::Text {
             content: format!("message {i}"),
@@ -118,6 +119,8 @@ async fn the_outbox_never_exceeds_the_per_key_limit() {
             retry_base: Duration::from_millis(20),
             max_attempts: 3,
             webhook_hosts: vec![fake.host()],
+            bot_limits: Default::default(),
+            global_per_second: 1000,
         },
         store,
     )
@@ -152,6 +155,89 @@ async fn the_outbox_never_exceeds_the_per_key_limit() {
     assert_eq!(outbox.stats().delivered, 7);
 }
 
+/// The largest number of `times` within any interval shorter than `window`.
+fn most_within(times: &[std::time::Instant], window: Duration) -> usize {
+    let mut times = times.to_vec();
+    times.sort();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .filter(|t| **t - times[i] < window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_per_bot_and_global_limits_hold_across_keys() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("g.redb")).unwrap();
+    let window = Duration::from_millis(1000);
+    let limited = trumpet::domain::BotId::parse("limited-bot").unwrap();
+    let outbox = Outbox::start(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        SendSettings {
+            per_minute: 20,
+            window,
+            retry_base: Duration::from_millis(20),
+            max_attempts: 3,
+            webhook_hosts: vec![fake.host()],
+            // Three per window for this bot across all of its keys; eight a second overall.
+            bot_limits: [(limited.clone(), 3)].into(),
+            global_per_second: 8,
+        },
+        store,
+    )
+    .unwrap();
+    // Six sends of the limited bot and ten of no bot, each to a key of its own: the per-key
+    // limit never binds, only the shared ones do.
+    let mut sends: Vec<NewSend> = (0..6)
+        .map(|i| NewSend {
+            bot: Some(limited.clone()),
+            ..send(&format!("bot-{i}"), &fake.webhook_url(&format!("b{i}")), i)
+        })
+        .collect();
+    sends.extend(
+        (0..10).map(|i| send(&format!("free-{i}"), &fake.webhook_url(&format!("f{i}")), i)),
+    );
+    assert_eq!(outbox.enqueue(sends).await.unwrap(), 16);
+    for i in 0..6 {
+        fake.wait_delivered(&format!("b{i}"), 1).await;
+    }
+    for i in 0..10 {
+        fake.wait_delivered(&format!("f{i}"), 1).await;
+    }
+    let all = fake.all_received();
+    assert_eq!(all.len(), 16, "each sent once");
+    let at = |prefix: char| -> Vec<std::time::Instant> {
+        all.iter()
+            .filter(|r| r.key.starts_with(prefix))
+            .map(|r| r.at)
+            .collect()
+    };
+    let everything: Vec<_> = all.iter().map(|r| r.at).collect();
+    // Arrival times lag departures by a little; a 50 ms margin keeps that from counting.
+    let margin = Duration::from_millis(50);
+    assert!(most_within(&at('b'), window - margin) <= 3, "per-bot limit");
+    assert!(
+        most_within(&everything, Duration::from_secs(1) - margin) <= 8,
+        "global limit"
+    );
+    let span = everything
+        .iter()
+        .max()
+        .unwrap()
+        .duration_since(*everything.iter().min().unwrap());
+    assert!(
+        span >= Duration::from_millis(900),
+        "16 sends at 8/s take over a second: {span:?}"
+    );
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
+}
+
 /// A crash (the runtime torn down mid-send, nothing recorded on the way out) loses no send: the
 /// next start resumes every unfinished entry, and duplicates are bounded by what was in flight.
 #[test]
@@ -170,6 +256,8 @@ fn a_crash_loses_no_send_and_the_next_start_resumes() {
         retry_base: Duration::from_millis(20),
         max_attempts: 3,
         webhook_hosts: vec![fake.host()],
+        bot_limits: Default::default(),
+        global_per_second: 1000,
     };
     let first_life = tokio::runtime::Runtime::new().unwrap();
     first_life.block_on(async {
@@ -228,4 +316,54 @@ fn a_crash_loses_no_send_and_the_next_start_resumes() {
     assert_eq!(contents.len(), 6, "every message arrived: {contents:?}");
     // At most the two sent before the crash can have gone out twice.
     assert!(delivered.len() <= 6 + 2, "{} deliveries", delivered.len());
+}
+
+#[tokio::test]
+async fn sends_waiting_for_a_released_group_are_skipped() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.redb")).unwrap();
+    let outbox = Outbox::start(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        SendSettings {
+            per_minute: 20,
+            window: Duration::from_secs(61),
+            retry_base: Duration::from_millis(20),
+            max_attempts: 3,
+            webhook_hosts: vec![fake.host()],
+            bot_limits: Default::default(),
+            global_per_second: 1000,
+        },
+        store.clone(),
+    )
+    .unwrap();
+    let chat = trumpet::domain::ChatId::new("leaving");
+    let later = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let waiting = NewSend {
+        chat: Some(chat.clone()),
+        not_before: Some(later),
+        ..send("spread-1", &fake.webhook_url("leaving-key"), 1)
+    };
+    assert_eq!(outbox.enqueue(vec![waiting]).await.unwrap(), 1);
+    outbox.release(&chat, chrono::Utc::now());
+    // A send planned after the release (a re-adoption) goes out.
+    let after = NewSend {
+        chat: Some(chat.clone()),
+        ..send("after-1", &fake.webhook_url("leaving-key"), 2)
+    };
+    assert_eq!(outbox.enqueue(vec![after]).await.unwrap(), 1);
+    let delivered = fake.wait_delivered("leaving-key", 1).await;
+    assert_eq!(delivered[0].body["text"]["content"], "message 2");
+    assert!(outbox.shutdown(Duration::from_secs(2)).await);
+    let skipped = store.send_by_key("spread-1").unwrap().unwrap();
+    assert_eq!(skipped.state, OutboxState::Skipped);
+    assert_eq!(
+        skipped.last_error.as_deref(),
+        Some("the group was released")
+    );
+    assert_eq!(
+        fake.received("leaving-key").len(),
+        1,
+        "the waiting send never left"
+    );
 }

@@ -1,6 +1,7 @@
 //! A local fake of WeCom's robot webhook (`POST /cgi-bin/webhook/send?key=…`): it records what
 //! arrives, enforces WeCom's per-key rate limit (answering 45009 past it, failed sends counted
-//! too), and answers scripted errcodes or HTTP statuses per key.
+//! too), and answers scripted errcodes or HTTP statuses per key, or hangs past the client's
+//! timeout.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,7 +20,13 @@ use serde_json::{Value, json};
 pub enum Answer {
     Errcode(i64),
     Status(u16),
+    /// Answers only after this long (past the service's timeout in tests: 1 s). Recorded as
+    /// [`HUNG`], not as a delivery.
+    Hang(Duration),
 }
+
+/// What [`Received::answered`] says for a request the fake hung on.
+pub const HUNG: i64 = -1_000_000;
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -125,12 +132,8 @@ impl FakeWecom {
     }
 }
 
-async fn send(
-    State(fake): State<FakeWecom>,
-    Query(query): Query<HashMap<String, String>>,
-    Json(body): Json<Value>,
-) -> Response {
-    let key = query.get("key").cloned().unwrap_or_default();
+/// Records a request and decides its answer (the lock is not held while answering).
+fn record(fake: &FakeWecom, key: String, body: Value) -> Answer {
     let now = Instant::now();
     let mut inner = fake.inner.lock().unwrap();
     let recent = inner
@@ -150,6 +153,7 @@ async fn send(
     let answered = match answer {
         Answer::Errcode(code) => code,
         Answer::Status(status) => -i64::from(status),
+        Answer::Hang(_) => HUNG,
     };
     inner.received.push(Received {
         key,
@@ -157,9 +161,22 @@ async fn send(
         at: now,
         answered,
     });
-    drop(inner);
+    answer
+}
+
+async fn send(
+    State(fake): State<FakeWecom>,
+    Query(query): Query<HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> Response {
+    let key = query.get("key").cloned().unwrap_or_default();
+    let answer = record(&fake, key, body);
     match answer {
         Answer::Errcode(code) => Json(json!({"errcode": code, "errmsg": "fake"})).into_response(),
         Answer::Status(status) => StatusCode::from_u16(status).unwrap().into_response(),
+        Answer::Hang(delay) => {
+            tokio::time::sleep(delay).await;
+            Json(json!({"errcode": 0, "errmsg": "too late"})).into_response()
+        }
     }
 }

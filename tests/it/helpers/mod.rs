@@ -70,7 +70,8 @@ token = "{ADMIN_TOKEN}"
 [wecom]
 webhook_hosts = ["qyapi.weixin.qq.com", "{fake}"]
 retry_base_ms = 20
-max_attempts = 4
+max_attempts = 5
+webhook_timeout_secs = 1
 {wecom}
 [[bots]]
 id = "{BOT}"
