@@ -142,8 +142,12 @@ pub fn sample(now: DateTime<Utc>) -> Value {
     );
     let chat = ChatId::new("wrSampleChatId");
     context! {
-        ..base(&sender, Role::Member, Some(&chat), &settings, now),
-        ..extras_sample(),
+        // Scheduled jobs also see the member count.
+        group => context! { member_count => 120, ..group(Some(&chat), &settings) },
+        ..context! {
+            ..base(&sender, Role::Member, Some(&chat), &settings, now),
+            ..extras_sample(),
+        }
     }
 }
 
@@ -163,6 +167,25 @@ fn extras_sample() -> Value {
         group_rules => "1. 禁止发广告",
         scene => "qrcode",
         job => context! { name => "morning-report", slot => "2026-11-23 07:30" },
+        column => sample_column(2),
+        calendar => [2, 4, 5].map(sample_column),
+        items => vec![context! {
+            id => "vat-small-scale-2027",
+            date => "2026-11-24",
+            title => "小规模纳税人增值税优惠政策延续",
+            body => "月销售额 10 万元以下免征增值税。",
+            link => "https://example.com/policy",
+        }],
+    }
+}
+
+/// A weekly column, filled in for `trumpet check`.
+fn sample_column(weekday: u8) -> Value {
+    context! {
+        weekday => weekday,
+        name => "干货分享",
+        intro => "群里的老师会分享一篇实务干货",
+        content => "今天的干货：月末结账的 8 个检查点",
     }
 }
 

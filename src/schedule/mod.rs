@@ -7,13 +7,14 @@ pub mod runner;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::{ChatId, GroupSettings};
 use crate::engine::keywords::Window;
 use crate::engine::scope::{Place, Scope};
 use crate::scripts::Message;
+use crate::scripts::content::{Column, Content, Item};
 
 /// The time zone of a job that names none.
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Shanghai;
@@ -44,6 +45,8 @@ pub struct Job {
     /// A slot missed while the service was down is still sent within this long after it.
     pub catch_up_within: Duration,
     pub enabled: bool,
+    /// Undated items of the content queue each slot takes (the same ones for every group).
+    pub queue_items: usize,
     pub message: Message,
 }
 
@@ -57,6 +60,7 @@ impl PartialEq for Job {
             && self.spread == other.spread
             && self.catch_up_within == other.catch_up_within
             && self.enabled == other.enabled
+            && self.queue_items == other.queue_items
             && self.message == other.message
     }
 }
@@ -175,7 +179,45 @@ pub struct Recipient {
     pub chat: ChatId,
     pub bot: crate::domain::BotId,
     pub url: String,
+    /// Members the bot has seen in the group (`group.member_count`).
+    pub members: u64,
     pub settings: std::sync::Arc<GroupSettings>,
+}
+
+/// What one slot's message is made of besides the group: the day's column of the weekly
+/// calendar, the content queue's items for the day, and the whole week's calendar.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotContent {
+    pub column: Option<Column>,
+    /// Items dated that day, then the undated ones the slot took.
+    pub items: Vec<Item>,
+    pub calendar: Vec<Column>,
+}
+
+impl SlotContent {
+    /// Gathers the content of the local date `date` from `content`; `claimed` are the undated
+    /// items the (job, date) took from the queue (see [`claim_name`]).
+    pub fn gather(content: &Content, date: NaiveDate, claimed: &[String]) -> Self {
+        let weekday = date.weekday().number_from_monday() as u8;
+        let mut items: Vec<Item> = content.dated(date).cloned().collect();
+        items.extend(claimed.iter().filter_map(|id| content.item(id)).cloned());
+        Self {
+            column: content.column(weekday).cloned(),
+            items,
+            calendar: content.columns.iter().flatten().cloned().collect(),
+        }
+    }
+}
+
+/// The local date of `slot` in `zone`.
+pub fn local_date(slot: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    slot.with_timezone(&zone).date_naive()
+}
+
+/// The name under which a job's queue items of one local date are claimed: every zone and every
+/// planning of that day shares them.
+pub fn claim_name(job: &str, date: NaiveDate) -> String {
+    format!("{job}@{date}")
 }
 
 /// The run id of a job's slot: the same however often the slot is planned.
@@ -188,6 +230,7 @@ pub fn run_id(job: &str, slot: DateTime<Utc>) -> String {
 /// the job's window from `max(slot, now)`. A slot missed by more than `catch_up_within` (unless an operator runs it on
 /// purpose: `manual`), a send that would fall in quiet hours, and a message that does not render
 /// are planned as skipped with the reason — counted in the run, never silently lost.
+#[allow(clippy::too_many_arguments)] // each is one fact about the slot; a struct would only rename them
 pub fn plan(
     job: &Job,
     zone: Tz,
@@ -195,6 +238,7 @@ pub fn plan(
     now: DateTime<Utc>,
     recipients: &[Recipient],
     scripts: &crate::scripts::Scripts,
+    content: &SlotContent,
     manual: bool,
 ) -> Vec<crate::store::NewSend> {
     use crate::domain::{Role, Sender};
@@ -225,6 +269,13 @@ pub fn plan(
                 minijinja::context! {
                     job => minijinja::context! { name => &job.name, slot => &local_slot },
                     date => vars::date_in(slot, zone),
+                    group => minijinja::context! {
+                        member_count => r.members,
+                        ..vars::group(Some(&r.chat), &r.settings)
+                    },
+                    column => &content.column,
+                    items => &content.items,
+                    calendar => &content.calendar,
                     ..vars::base(&Sender::default(), Role::Member, Some(&r.chat), &r.settings, slot)
                 }
             };

@@ -16,9 +16,10 @@ use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{Job, Recipient, plan, run_id};
+use super::{Job, Recipient, SlotContent, claim_name, local_date, plan, run_id};
 use crate::groups::Directory;
 use crate::outbox::Outbox;
+use crate::scripts::Scripts;
 use crate::scripts::live::LiveScripts;
 use crate::store::{GroupStatus, RunRecord, Store, StoreError};
 
@@ -70,6 +71,7 @@ impl Scheduler {
                     settings: self.directory.get(&g.chat_id),
                     chat: g.chat_id,
                     bot: g.bot,
+                    members: g.members_seen,
                     url,
                 }),
                 // Not silently: the operator sees which adopted group cannot be reached.
@@ -93,6 +95,33 @@ impl Scheduler {
         zones
     }
 
+    /// The content of a slot: the day's column, and its queue items — claimed for the job's
+    /// local date in their own transaction before planning, so that a failed planning retried
+    /// later, another zone or a manual run of the same day get the same items. A missed slot
+    /// (sent to nobody) takes none.
+    async fn slot_content(
+        &self,
+        job: &Job,
+        zone: Tz,
+        slot: DateTime<Utc>,
+        trigger: &str,
+        scripts: &Scripts,
+    ) -> Result<SlotContent, StoreError> {
+        let date = local_date(slot, zone);
+        let claimed = if job.queue_items == 0 || trigger == "missed" {
+            Vec::new()
+        } else {
+            let store = self.store.clone();
+            let claim = claim_name(&job.name, date);
+            let queue = scripts.content.undated_ids();
+            let n = job.queue_items;
+            tokio::task::spawn_blocking(move || store.write(|tx| tx.claim_items(&claim, &queue, n)))
+                .await
+                .map_err(|e| StoreError::Db(format!("content task failed: {e}")))??
+        };
+        Ok(SlotContent::gather(&scripts.content, date, &claimed))
+    }
+
     /// Plans `slot` of `job` for the groups in `zone` (`trigger` says why) and queues its sends;
     /// returns the run id. Planning a slot again adds nothing. A scheduled slot with no group
     /// to send to records no run, only the job's mark.
@@ -106,6 +135,13 @@ impl Scheduler {
         let now = Utc::now();
         let recipients = self.recipients().await?;
         let scripts = self.scripts.current();
+        // Nobody to send to takes nothing from the queue.
+        let content = if recipients.is_empty() {
+            SlotContent::default()
+        } else {
+            self.slot_content(job, zone, slot, trigger, &scripts)
+                .await?
+        };
         let sends = plan(
             job,
             zone,
@@ -113,6 +149,7 @@ impl Scheduler {
             now,
             &recipients,
             &scripts,
+            &content,
             trigger == "manual",
         );
         let planned = sends.len();

@@ -15,6 +15,7 @@ fn job(cron: &str, timezone: Tz) -> Job {
         spread: Duration::ZERO,
         catch_up_within: Duration::from_secs(7200),
         enabled: true,
+        queue_items: 0,
         message: Message::literal(Format::Text, "x", false),
     }
 }
@@ -112,6 +113,10 @@ fn quiet_hours_are_in_the_job_zone_and_targets_follow_scopes() {
     assert!(j.targets(&ChatId::new("g9"), &plain));
 }
 
+fn none() -> SlotContent {
+    SlotContent::default()
+}
+
 fn recipients(chats: &[&str]) -> Vec<Recipient> {
     chats
         .iter()
@@ -119,6 +124,7 @@ fn recipients(chats: &[&str]) -> Vec<Recipient> {
             chat: ChatId::new(*c),
             bot: crate::domain::BotId::parse("trumpet").unwrap(),
             url: format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={c}"),
+            members: 42,
             settings: std::sync::Arc::new(GroupSettings::default()),
         })
         .collect()
@@ -137,7 +143,16 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     groups[3].settings = std::sync::Arc::new(opted_out);
 
     // On time: three sends (g4 opted out), spread over ten minutes, none skipped.
-    let sends = plan(&j, DEFAULT_TIMEZONE, slot, slot, &groups, &scripts, false);
+    let sends = plan(
+        &j,
+        DEFAULT_TIMEZONE,
+        slot,
+        slot,
+        &groups,
+        &scripts,
+        &none(),
+        false,
+    );
     let chats: Vec<_> = sends
         .iter()
         .map(|s| s.chat.clone().unwrap().to_string())
@@ -168,6 +183,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         slot + chrono::Duration::hours(1),
         &groups,
         &scripts,
+        &none(),
         false,
     );
     assert!(late.iter().all(|s| s.skip.is_none()));
@@ -180,6 +196,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         slot + chrono::Duration::hours(3),
         &groups,
         &scripts,
+        &none(),
         false,
     );
     assert_eq!(missed.len(), 3);
@@ -196,6 +213,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         slot + chrono::Duration::hours(3),
         &groups,
         &scripts,
+        &none(),
         true,
     );
     assert!(manual.iter().all(|s| s.skip.is_none()));
@@ -207,6 +225,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         utc(2026, 11, 23, 15, 0),
         &groups,
         &scripts,
+        &none(),
         true,
     );
     assert!(
@@ -241,6 +260,7 @@ fn a_group_with_its_own_time_zone_gets_the_slot_at_its_local_time() {
         cn_slot,
         &groups,
         &scripts,
+        &none(),
         false,
     );
     assert_eq!(cn.len(), 1);
@@ -248,7 +268,16 @@ fn a_group_with_its_own_time_zone_gets_the_slot_at_its_local_time() {
     // 07:30 in London (GMT in November) is the London group's slot, with London's date.
     let uk_slot = j.next_slot_in(london, cn_slot).unwrap();
     assert_eq!(uk_slot, utc(2026, 11, 23, 7, 30));
-    let uk = plan(&j, london, uk_slot, uk_slot, &groups, &scripts, false);
+    let uk = plan(
+        &j,
+        london,
+        uk_slot,
+        uk_slot,
+        &groups,
+        &scripts,
+        &none(),
+        false,
+    );
     assert_eq!(uk.len(), 1);
     assert_eq!(uk[0].chat.as_ref().unwrap().as_str(), "uk");
     assert!(
@@ -265,4 +294,94 @@ fn a_group_with_its_own_time_zone_gets_the_slot_at_its_local_time() {
         ..GroupSettings::default()
     };
     assert_eq!(j.zone_for(&odd), DEFAULT_TIMEZONE);
+}
+
+#[test]
+fn the_report_carries_the_days_column_queue_items_and_group_facts() {
+    let scripts = crate::scripts::Scripts::embedded().unwrap();
+    let j = scripts.jobs[0].clone();
+    // Tuesday 24 November 2026, 07:30 in Shanghai: the dry-goods column.
+    let slot = utc(2026, 11, 23, 23, 30);
+    let date = local_date(slot, DEFAULT_TIMEZONE);
+    assert_eq!(date.to_string(), "2026-11-24");
+    let first = scripts.content.undated_ids()[0].clone();
+    let content = SlotContent::gather(&scripts.content, date, std::slice::from_ref(&first));
+    assert_eq!(content.column.as_ref().unwrap().name, "干货分享");
+    assert_eq!(content.items.len(), 1);
+    assert_eq!(content.calendar.len(), 3, "Tuesday, Thursday, Friday");
+    let mut groups = recipients(&["g1"]);
+    groups[0].settings = std::sync::Arc::new(GroupSettings {
+        name: "广州财税交流1群".into(),
+        ..GroupSettings::default()
+    });
+    let sends = plan(
+        &j,
+        DEFAULT_TIMEZONE,
+        slot,
+        slot,
+        &groups,
+        &scripts,
+        &content,
+        false,
+    );
+    let crate::domain::OutMessage::Markdown { content: text } = &sends[0].message else {
+        panic!("markdown")
+    };
+    assert!(text.contains("干货分享"), "{text}");
+    assert!(text.contains(&scripts.content.items[0].title), "{text}");
+    // On a Monday there is no column, and the report still renders.
+    let monday = utc(2026, 11, 22, 23, 30);
+    let plain = SlotContent::gather(&scripts.content, local_date(monday, DEFAULT_TIMEZONE), &[]);
+    assert!(plain.column.is_none() && plain.items.is_empty());
+    let sends = plan(
+        &j,
+        DEFAULT_TIMEZONE,
+        monday,
+        monday,
+        &groups,
+        &scripts,
+        &plain,
+        false,
+    );
+    assert!(sends[0].skip.is_none(), "{:?}", sends[0].skip);
+    assert_eq!(
+        claim_name("morning-report", date),
+        "morning-report@2026-11-24"
+    );
+}
+
+#[test]
+fn group_name_and_member_count_reach_job_templates() {
+    let mut j = job("30 7 * * *", DEFAULT_TIMEZONE);
+    let mut templates = crate::scripts::template::Templates::new();
+    let body = templates
+        .compile("test", "{{ group.name }} · {{ group.member_count }} 人")
+        .unwrap();
+    j.message = Message {
+        format: Format::Text,
+        body,
+        mention_sender: false,
+    };
+    let mut scripts = crate::scripts::Scripts::embedded().unwrap();
+    scripts.templates = templates;
+    let mut groups = recipients(&["g1"]);
+    groups[0].settings = std::sync::Arc::new(GroupSettings {
+        name: "深圳群".into(),
+        ..GroupSettings::default()
+    });
+    let slot = utc(2026, 11, 22, 23, 30);
+    let sends = plan(
+        &j,
+        DEFAULT_TIMEZONE,
+        slot,
+        slot,
+        &groups,
+        &scripts,
+        &none(),
+        false,
+    );
+    let crate::domain::OutMessage::Text { content, .. } = &sends[0].message else {
+        panic!("text")
+    };
+    assert_eq!(content, "深圳群 · 42 人");
 }

@@ -3,7 +3,8 @@
 //! the previous version and is reported (log and `GET /api/v1/scripts/status`) with
 //! `file:line:column` and the reason.
 //!
-//! Changes are found by polling the directory's `*.toml` files (name, size, modification time):
+//! Changes are found by polling the `*.toml` files of the directory and of its `content/`
+//! (name, size, modification time):
 //! no platform file-watching API, and it works the same on network and container file systems.
 
 use std::path::{Path, PathBuf};
@@ -67,13 +68,13 @@ pub struct LiveScripts {
     dir: PathBuf,
 }
 
-/// The `*.toml` files of a directory with their sizes and modification times, sorted; empty
-/// when the directory does not exist.
+/// The `*.toml` files of a directory and its `content/` with their sizes and modification
+/// times, sorted; empty when the directory does not exist.
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
+    let mut files: Vec<_> = [dir.to_owned(), dir.join(super::content::CONTENT_DIR)]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
         .filter_map(|e| {

@@ -6,6 +6,7 @@
 //! not exist the copy embedded at build time is used, so the service runs out of the box.
 
 pub mod commands;
+pub mod content;
 pub mod keywords;
 pub mod live;
 pub mod schedules;
@@ -41,6 +42,10 @@ pub const EMBEDDED_SCHEDULES: &str = include_str!("../../bot-scripts/schedules.t
 
 /// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
 pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
+/// The built-in copy of `bot-scripts/content/calendar.toml`.
+pub const EMBEDDED_CALENDAR: &str = include_str!("../../bot-scripts/content/calendar.toml");
+/// The built-in copy of `bot-scripts/content/queue.toml`.
+pub const EMBEDDED_QUEUE: &str = include_str!("../../bot-scripts/content/queue.toml");
 
 /// A bot-scripts file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -281,6 +286,8 @@ pub struct Scripts {
     pub welcome: WelcomeScripts,
     /// Scheduled jobs.
     pub jobs: Vec<crate::schedule::Job>,
+    /// The weekly calendar and the content queue (`content/`).
+    pub content: content::Content,
     /// Where they were loaded from (`None`: the embedded copy).
     pub source: Option<PathBuf>,
 }
@@ -292,6 +299,8 @@ struct Files {
     commands: Option<(PathBuf, String)>,
     welcome: Option<(PathBuf, String)>,
     schedules: Option<(PathBuf, String)>,
+    calendar: Option<(PathBuf, String)>,
+    queue: Option<(PathBuf, String)>,
 }
 
 impl Scripts {
@@ -324,6 +333,12 @@ impl Scripts {
             commands: read(commands::COMMANDS_FILE)?,
             welcome: read(welcome::WELCOME_FILE)?,
             schedules: read(schedules::SCHEDULES_FILE)?,
+            calendar: read(&format!(
+                "{}/{}",
+                content::CONTENT_DIR,
+                content::CALENDAR_FILE
+            ))?,
+            queue: read(&format!("{}/{}", content::CONTENT_DIR, content::QUEUE_FILE))?,
         };
         let mut scripts = Self::from_files(&files)?;
         scripts.source = Some(dir.to_owned());
@@ -340,6 +355,8 @@ impl Scripts {
             commands: Some(at(commands::COMMANDS_FILE, EMBEDDED_COMMANDS)),
             welcome: Some(at(welcome::WELCOME_FILE, EMBEDDED_WELCOME)),
             schedules: Some(at(schedules::SCHEDULES_FILE, EMBEDDED_SCHEDULES)),
+            calendar: Some(at("content/calendar.toml", EMBEDDED_CALENDAR)),
+            queue: Some(at("content/queue.toml", EMBEDDED_QUEUE)),
         })
     }
 
@@ -370,6 +387,12 @@ impl Scripts {
         }
         if let Some((file, text)) = &files.schedules {
             scripts.jobs = schedules::parse(&Source::new(text, file), &mut templates)?;
+        }
+        if let Some((file, text)) = &files.calendar {
+            scripts.content.columns = content::parse_calendar(&Source::new(text, file))?;
+        }
+        if let Some((file, text)) = &files.queue {
+            scripts.content.items = content::parse_queue(&Source::new(text, file))?;
         }
         scripts.templates = templates;
         scripts.validate_templates(chrono::Utc::now())?;
@@ -416,6 +439,7 @@ impl Scripts {
             commands: CommandSet::default(),
             welcome: WelcomeScripts::default(),
             jobs: Vec::new(),
+            content: content::Content::default(),
             templates: Templates::new(),
             source: None,
         })

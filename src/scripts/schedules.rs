@@ -22,6 +22,7 @@ pub const SCHEDULES_FILE: &str = "schedules.toml";
 const MAX_SPREAD_MINUTES: u64 = 180;
 const MAX_CATCH_UP_MINUTES: u64 = 24 * 60;
 const DEFAULT_CATCH_UP_MINUTES: u64 = 120;
+const MAX_QUEUE_ITEMS: usize = 10;
 
 fn yes() -> bool {
     true
@@ -60,6 +61,8 @@ struct RawJob {
     content: toml::Spanned<String>,
     #[serde(default)]
     mention_sender: bool,
+    #[serde(default)]
+    queue_items: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +124,11 @@ fn validate(raw: &RawJob) -> Result<Job, String> {
             "catch_up_within_minutes must be at most {MAX_CATCH_UP_MINUTES}"
         )));
     }
+    if raw.queue_items > MAX_QUEUE_ITEMS {
+        return Err(job(format!(
+            "queue_items must be at most {MAX_QUEUE_ITEMS}"
+        )));
+    }
     let quiet_hours = raw
         .quiet_hours
         .iter()
@@ -137,6 +145,7 @@ fn validate(raw: &RawJob) -> Result<Job, String> {
         spread: Duration::from_secs(raw.spread_minutes * 60),
         catch_up_within: Duration::from_secs(raw.catch_up_within_minutes * 60),
         enabled: raw.enabled,
+        queue_items: raw.queue_items,
         message: super::Message::literal(raw.format, "", raw.mention_sender),
     })
 }

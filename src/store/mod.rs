@@ -4,6 +4,7 @@
 //! Writes go through [`Store::write`], one transaction per call; callers batch many changes into
 //! one call so that the disk is flushed once per batch, not once per message.
 
+mod content;
 mod outbox;
 mod records;
 

@@ -236,3 +236,28 @@ fn the_outbox_enqueues_a_key_once_and_remembers_what_is_unfinished_across_reopen
         "an unknown id is an error, not a silent no-op"
     );
 }
+
+#[test]
+fn queue_items_are_claimed_once_in_order_and_a_claim_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("q.redb")).unwrap();
+    let queue: Vec<String> = ["i1", "i2", "i3", "i4"].map(String::from).to_vec();
+    let claim = |name: &str, queue: &[String], n: usize| {
+        store.write(|tx| tx.claim_items(name, queue, n)).unwrap()
+    };
+    assert_eq!(claim("report@2026-11-23", &queue, 1), ["i1"]);
+    // The same day again (a restart, another zone, a manual run): the same item.
+    assert_eq!(claim("report@2026-11-23", &queue, 1), ["i1"]);
+    assert_eq!(claim("report@2026-11-24", &queue, 1), ["i2"]);
+    // Another job takes from the same queue, never an item already used.
+    assert_eq!(claim("digest@2026-11-24", &queue, 5), ["i3", "i4"]);
+    assert!(
+        claim("report@2026-11-25", &queue, 1).is_empty(),
+        "the queue is used up"
+    );
+    assert_eq!(
+        store.item_used_by("i2").unwrap().as_deref(),
+        Some("report@2026-11-24")
+    );
+    assert_eq!(store.item_used_by("i9").unwrap(), None);
+}

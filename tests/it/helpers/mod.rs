@@ -301,12 +301,16 @@ pub fn event_body(event: &str) -> String {
     format!("<MsgType>event</MsgType><Event><EventType><![CDATA[{event}]]></EventType></Event>")
 }
 
-/// Copies the files of `from` into `to` (a scripts directory a test may edit).
+/// Copies `from` into `to` with its subdirectories (a scripts directory a test may edit).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 
