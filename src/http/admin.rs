@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -559,9 +559,13 @@ pub async fn run_job(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(options): Query<RunOptions>,
 ) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
+    }
+    if options.dry_run {
+        return dry_run(&state, &name).await;
     }
     match state.scheduler.run_now(&name).await {
         // `run_id` is the run in the job's own time zone; groups with a time zone of their own
@@ -571,14 +575,56 @@ pub async fn run_job(
             Json(serde_json::json!({ "run_id": runs.first(), "runs": runs })),
         )
             .into_response(),
-        Err(e @ crate::schedule::runner::RunError::UnknownJob(_)) => (
+        Err(e) => run_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn run_error(e: crate::schedule::runner::RunError) -> Response {
+    use crate::schedule::runner::RunError;
+    match e {
+        e @ RunError::UnknownJob(_) => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error": e.to_string()})),
         )
             .into_response(),
-        Err(e @ crate::schedule::runner::RunError::NoSlot(_)) => bad_request(e.to_string()),
-        Err(e) => internal_error(e),
+        e @ RunError::NoSlot(_) => bad_request(e.to_string()),
+        e => internal_error(e),
     }
+}
+
+/// `POST /api/v1/jobs/{name}/run?dry_run=true`: the message every target would get for the
+/// current slot, rendered, with the reason a send would be skipped; nothing is sent or recorded.
+async fn dry_run(state: &AppState, name: &str) -> Response {
+    let sends = match state.scheduler.dry_run(name).await {
+        Ok(sends) => sends,
+        Err(e) => return run_error(e),
+    };
+    let targets: Vec<serde_json::Value> = sends
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "group": s.chat.as_ref().map(ToString::to_string),
+                "run_id": s.run,
+                "not_before": s.not_before,
+                "skip": s.skip,
+                "message": s.message,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "job": name,
+        "dry_run": true,
+        "planned": targets.len(),
+        "targets": targets,
+    }))
+    .into_response()
 }
 
 /// One group's send in a run.

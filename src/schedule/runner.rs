@@ -21,12 +21,17 @@ use crate::groups::Directory;
 use crate::outbox::Outbox;
 use crate::scripts::Scripts;
 use crate::scripts::live::LiveScripts;
-use crate::store::{GroupStatus, RunRecord, Store, StoreError};
+use crate::store::{GroupStatus, NewSend, RunRecord, Store, StoreError};
 
 /// The longest the scheduler sleeps, so that edited schedules are picked up.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Missed slots looked at per job on start.
 const MAX_MISSED: usize = 100;
+/// A slot in the zone it is for.
+type ZoneSlot = (Tz, DateTime<Utc>);
+
+/// The trigger of a run that is only rendered, never sent.
+const DRY_RUN: &str = "dry_run";
 
 /// Why a run could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +115,14 @@ impl Scheduler {
         let date = local_date(slot, zone);
         let claimed = if job.queue_items == 0 || trigger == "missed" {
             Vec::new()
+        } else if trigger == DRY_RUN {
+            let store = self.store.clone();
+            let claim = claim_name(&job.name, date);
+            let queue = scripts.content.undated_ids();
+            let n = job.queue_items;
+            tokio::task::spawn_blocking(move || store.peek_items(&claim, &queue, n))
+                .await
+                .map_err(|e| StoreError::Db(format!("content task failed: {e}")))??
         } else {
             let store = self.store.clone();
             let claim = claim_name(&job.name, date);
@@ -188,25 +201,66 @@ impl Scheduler {
         Ok(run.run_id)
     }
 
-    /// Runs `job` now for its current slot (the latest at or before now) in every zone it runs
-    /// in; returns the run ids, the job's own zone first.
-    pub async fn run_now(&self, name: &str) -> Result<Vec<String>, RunError> {
-        let scripts = self.scripts.current();
+    /// The current slot (the latest at or before now) of `job` in each zone it runs in, the
+    /// job's own zone first.
+    fn current_slots(
+        &self,
+        scripts: &Scripts,
+        name: &str,
+    ) -> Result<(Job, Vec<ZoneSlot>), RunError> {
         let job = scripts
             .jobs
             .iter()
             .find(|j| j.name == name)
             .ok_or_else(|| RunError::UnknownJob(name.to_owned()))?;
         let now = Utc::now();
-        let mut runs = Vec::new();
+        let mut slots = Vec::new();
         for zone in self.zones(job) {
             let slot = job
                 .slots_between_in(zone, now - chrono::Duration::days(32), now, usize::MAX)
                 .pop()
                 .ok_or_else(|| RunError::NoSlot(name.to_owned()))?;
-            runs.push(self.run_slot(job, zone, slot, "manual").await?);
+            slots.push((zone, slot));
+        }
+        Ok((job.clone(), slots))
+    }
+
+    /// Runs `job` now for its current slot in every zone it runs in; returns the run ids, the
+    /// job's own zone first.
+    pub async fn run_now(&self, name: &str) -> Result<Vec<String>, RunError> {
+        let scripts = self.scripts.current();
+        let (job, slots) = self.current_slots(&scripts, name)?;
+        let mut runs = Vec::new();
+        for (zone, slot) in slots {
+            runs.push(self.run_slot(&job, zone, slot, "manual").await?);
         }
         Ok(runs)
+    }
+
+    /// What [`Scheduler::run_now`] would send, rendered for every target, without sending,
+    /// recording or claiming anything.
+    pub async fn dry_run(&self, name: &str) -> Result<Vec<NewSend>, RunError> {
+        let scripts = self.scripts.current();
+        let (job, slots) = self.current_slots(&scripts, name)?;
+        let recipients = self.recipients().await?;
+        let now = Utc::now();
+        let mut sends = Vec::new();
+        for (zone, slot) in slots {
+            let content = self
+                .slot_content(&job, zone, slot, DRY_RUN, &scripts)
+                .await?;
+            sends.extend(plan(
+                &job,
+                zone,
+                slot,
+                now,
+                &recipients,
+                &scripts,
+                &content,
+                true,
+            ));
+        }
+        Ok(sends)
     }
 
     async fn run(self, mut stop: watch::Receiver<bool>) {

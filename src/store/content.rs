@@ -54,3 +54,29 @@ impl Store {
             .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
     }
 }
+
+impl Store {
+    /// What [`WriteTx::claim_items`] would return now, without claiming anything (dry runs).
+    pub fn peek_items(
+        &self,
+        claim: &str,
+        queue: &[String],
+        n: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(super::META)?;
+        if let Some(taken) = meta.get(claim_key(claim).as_str())? {
+            return decode(taken.value());
+        }
+        let mut taken = Vec::with_capacity(n);
+        for id in queue {
+            if taken.len() == n {
+                break;
+            }
+            if meta.get(used_key(id).as_str())?.is_none() {
+                taken.push(id.clone());
+            }
+        }
+        Ok(taken)
+    }
+}

@@ -318,3 +318,101 @@ async fn push_only_groups_are_adopted_by_webhook_url_get_broadcasts_and_can_be_r
         "what the request leaves out is kept: {back}"
     );
 }
+
+/// Runs the `trumpet` binary with `args` against `app`; returns (exit code, stdout, stderr).
+async fn trumpet_cli(app: &TestApp, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trumpet"));
+    command
+        .args(args)
+        .arg("--server")
+        .arg(app.url(""))
+        .env("TRUMPET_ADMIN__TOKEN", ADMIN_TOKEN)
+        .current_dir(std::env::temp_dir());
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
+    let scripts = scripts_copy();
+    let file = scripts.path().join("schedules.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
+        .replace("spread_minutes = 10", "spread_minutes = 0");
+    std::fs::write(&file, text).unwrap();
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    for (id, key, name) in [("c1", "k-c1", "广州1群"), ("c2", "k-c2", "深圳2群")] {
+        let (status, _) = app
+            .api_call(
+                reqwest::Method::POST,
+                "/api/v1/groups",
+                Some(
+                    json!({"webhook_url": app.fake.webhook_url(key), "chat_id": id, "name": name}),
+                ),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED);
+    }
+
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("── c1 (morning-report@"), "{out}");
+    assert!(out.contains("── c2"), "{out}");
+    assert!(
+        out.contains("财税早报"),
+        "the rendered report is shown: {out}"
+    );
+    assert!(
+        out.contains("2 groups, 2 would be sent, 0 skipped; nothing was sent"),
+        "{out}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        app.fake.all_received().is_empty(),
+        "a dry run sends nothing"
+    );
+
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("2 planned, 2 delivered, 0 failed, 0 skipped"),
+        "{out}"
+    );
+    assert_eq!(app.fake.received("k-c1").len(), 1);
+    assert_eq!(app.fake.received("k-c2").len(), 1);
+
+    let (code, _, err) = trumpet_cli(&app, &["broadcast", "no-such-job"]).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("404") && err.contains("no-such-job"), "{err}");
+
+    // Nobody listening: a clear error, exit 2.
+    let out = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trumpet"))
+            .args([
+                "broadcast",
+                "morning-report",
+                "--server",
+                "http://127.0.0.1:9",
+            ])
+            .env("TRUMPET_ADMIN__TOKEN", ADMIN_TOKEN)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot reach the service"), "{err}");
+}

@@ -1,10 +1,13 @@
-//! The `trumpet` command line: `serve`, `check`, `keygen` and `credentials`.
+//! The `trumpet` command line: `serve`, `check`, `keygen`, `credentials`, `simulate` and
+//! `broadcast`.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod broadcast;
 
 use crate::app::{App, GeneratedCredentials, generate_credentials};
 use crate::config::Config;
@@ -55,6 +58,18 @@ pub enum Command {
         /// The message text.
         text: String,
     },
+    /// Run a scheduled job now through the running service and follow it with a progress bar;
+    /// `--dry-run` shows the message every target would get and sends nothing.
+    Broadcast {
+        /// The job's name in schedules.toml, e.g. morning-report.
+        job: String,
+        /// Render for every target, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The service's base URL (default: http://<server.listen>).
+        #[arg(long)]
+        server: Option<String>,
+    },
 }
 
 /// Runs the command and returns the process exit code.
@@ -75,6 +90,14 @@ pub fn run(cli: Cli) -> ExitCode {
             mention,
             ref text,
         } => simulate(&cli, group, from, mention, text),
+        Command::Broadcast {
+            ref job,
+            dry_run,
+            ref server,
+        } => match load_config(&cli) {
+            Ok(config) => broadcast::run(&config, server.as_deref(), job, dry_run),
+            Err(code) => code,
+        },
     }
 }
 

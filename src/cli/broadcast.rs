@@ -1,0 +1,233 @@
+//! `trumpet broadcast <job> [--dry-run]`: runs a scheduled job now through the running service's
+//! admin API and follows its run with a progress bar, or (`--dry-run`) shows the message every
+//! target would get, sending nothing. The service does the work; this command only asks and
+//! watches, so stopping it (Ctrl-C) does not stop the run.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// How often the run is polled.
+const POLL: Duration = Duration::from_millis(500);
+
+/// What went wrong talking to the service.
+#[derive(Debug, thiserror::Error)]
+enum BroadcastError {
+    #[error("cannot reach the service at {url}: is `trumpet serve` running? ({source})")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the service answered {status}: {body}")]
+    Refused { status: u16, body: String },
+    #[error("unexpected answer from the service: {0}")]
+    Malformed(String),
+}
+
+/// The admin API's base URL: `--server`, else the configured listen address (an unspecified
+/// address such as 0.0.0.0 is reached on loopback).
+pub fn base_url(config: &Config, server: Option<&str>) -> String {
+    if let Some(server) = server {
+        return server.trim_end_matches('/').to_owned();
+    }
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str) -> Result<Value, BroadcastError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .request(method, &url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| BroadcastError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| BroadcastError::Malformed(e.to_string()))?;
+        if !status.is_success() {
+            let reason = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            return Err(BroadcastError::Refused {
+                status: status.as_u16(),
+                body: reason,
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| BroadcastError::Malformed(e.to_string()))
+    }
+}
+
+/// Runs the command; the exit code is 0 when every send was delivered or skipped on purpose,
+/// 1 when some failed, 2 when the service could not be asked.
+pub fn run(config: &Config, server: Option<&str>, job: &str, dry_run: bool) -> ExitCode {
+    let Some(token) = config.admin.token.as_ref().map(|t| t.expose().to_owned()) else {
+        eprintln!(
+            "error: admin.token is not set: the admin API refuses everyone (set it in trumpet.toml or TRUMPET_ADMIN__TOKEN)"
+        );
+        return ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            eprintln!("error: cannot start an HTTP client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let api = Api {
+        http,
+        base: base_url(config, server),
+        token,
+    };
+    let result = runtime.block_on(async {
+        if dry_run {
+            show_dry_run(&api, job).await
+        } else {
+            follow_run(&api, job).await
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The text of a rendered message, for showing.
+fn message_text(message: &Value) -> String {
+    ["markdown", "text"]
+        .iter()
+        .find_map(|kind| message[kind]["content"].as_str())
+        .map_or_else(|| message.to_string(), str::to_owned)
+}
+
+async fn show_dry_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
+    let path = format!("/api/v1/jobs/{job}/run?dry_run=true");
+    let answer = api.call(reqwest::Method::POST, &path).await?;
+    let targets = answer["targets"]
+        .as_array()
+        .ok_or_else(|| BroadcastError::Malformed(answer.to_string()))?;
+    let mut skipped = 0;
+    for target in targets {
+        let group = target["group"].as_str().unwrap_or("?");
+        let run = target["run_id"].as_str().unwrap_or("");
+        match target["skip"].as_str() {
+            Some(reason) => {
+                skipped += 1;
+                println!("── {group} ({run}): would be skipped: {reason}");
+            }
+            None => {
+                println!("── {group} ({run})");
+                println!("{}", message_text(&target["message"]).trim_end());
+            }
+        }
+    }
+    println!(
+        "dry run of {job}: {} groups, {} would be sent, {skipped} skipped; nothing was sent",
+        targets.len(),
+        targets.len() - skipped
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn count(run: &Value, key: &str) -> u64 {
+    run[key].as_u64().unwrap_or(0)
+}
+
+async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
+    let path = format!("/api/v1/jobs/{job}/run");
+    let answer = api.call(reqwest::Method::POST, &path).await?;
+    let runs: Vec<String> = answer["runs"]
+        .as_array()
+        .ok_or_else(|| BroadcastError::Malformed(answer.to_string()))?
+        .iter()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    let mut failed_total = 0;
+    for run_id in runs {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(run_id.clone());
+        let run = loop {
+            let run = api
+                .call(reqwest::Method::GET, &format!("/api/v1/runs/{run_id}"))
+                .await?;
+            bar.set_length(count(&run, "planned"));
+            bar.set_position(
+                count(&run, "delivered") + count(&run, "failed") + count(&run, "skipped"),
+            );
+            bar.set_message(format!(
+                "delivered {} · failed {} · skipped {} · pending {}",
+                count(&run, "delivered"),
+                count(&run, "failed"),
+                count(&run, "skipped"),
+                count(&run, "pending")
+            ));
+            if run["state"] == "done" {
+                break run;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        bar.finish_and_clear();
+        println!(
+            "{run_id}: {} planned, {} delivered, {} failed, {} skipped",
+            count(&run, "planned"),
+            count(&run, "delivered"),
+            count(&run, "failed"),
+            count(&run, "skipped")
+        );
+        for receipt in run["receipts"].as_array().into_iter().flatten() {
+            if receipt["state"] == "failed" || receipt["state"] == "skipped" {
+                println!(
+                    "  {} {}: {}",
+                    receipt["state"].as_str().unwrap_or(""),
+                    receipt["group"].as_str().unwrap_or("?"),
+                    receipt["last_error"].as_str().unwrap_or("")
+                );
+            }
+        }
+        failed_total += count(&run, "failed");
+    }
+    Ok(if failed_total == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
