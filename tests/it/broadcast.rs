@@ -21,6 +21,24 @@ async fn adopt(app: &TestApp, chat: &str, key: &str) {
     app.fake.wait_delivered(key, 1).await; // the adoption greeting
 }
 
+/// A service whose jobs send at once whatever the time of day (no quiet hours, no spread); the
+/// scripts directory lives as long as the returned guard.
+async fn app_sending_now() -> (TestApp, tempfile::TempDir) {
+    let scripts = scripts_copy();
+    let file = scripts.path().join("schedules.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
+        .replace("spread_minutes = 10", "spread_minutes = 0");
+    std::fs::write(&file, text).unwrap();
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    (app, scripts)
+}
+
 async fn run_done(app: &TestApp, run_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -35,19 +53,7 @@ async fn run_done(app: &TestApp, run_id: &str) -> Value {
 
 #[tokio::test]
 async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
-    // No quiet hours and no spread, so that the run goes out now whatever the time of day.
-    let scripts = scripts_copy();
-    let file = scripts.path().join("schedules.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
-        .replace("spread_minutes = 10", "spread_minutes = 0");
-    std::fs::write(&file, text).unwrap();
-    let app = spawn_app_with(Options {
-        scripts_dir: Some(scripts.path().to_owned()),
-        ..Options::default()
-    })
-    .await;
+    let (app, _scripts) = app_sending_now().await;
     for (chat, key) in [
         ("b1", "k-b1"),
         ("b2", "k-b2"),
@@ -193,18 +199,7 @@ async fn run_report(app: &TestApp) -> Value {
 
 #[tokio::test]
 async fn push_only_groups_are_adopted_by_webhook_url_get_broadcasts_and_can_be_released() {
-    let scripts = scripts_copy();
-    let file = scripts.path().join("schedules.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
-        .replace("spread_minutes = 10", "spread_minutes = 0");
-    std::fs::write(&file, text).unwrap();
-    let app = spawn_app_with(Options {
-        scripts_dir: Some(scripts.path().to_owned()),
-        ..Options::default()
-    })
-    .await;
+    let (app, _scripts) = app_sending_now().await;
     let post = |body: Value| app.api_call(reqwest::Method::POST, "/api/v1/groups", Some(body));
 
     let (status, p1) = post(json!({
@@ -340,18 +335,7 @@ async fn trumpet_cli(app: &TestApp, args: &[&str]) -> (Option<i32>, String, Stri
 
 #[tokio::test]
 async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
-    let scripts = scripts_copy();
-    let file = scripts.path().join("schedules.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
-        .replace("spread_minutes = 10", "spread_minutes = 0");
-    std::fs::write(&file, text).unwrap();
-    let app = spawn_app_with(Options {
-        scripts_dir: Some(scripts.path().to_owned()),
-        ..Options::default()
-    })
-    .await;
+    let (app, _scripts) = app_sending_now().await;
     for (id, key, name) in [("c1", "k-c1", "广州1群"), ("c2", "k-c2", "深圳2群")] {
         let (status, _) = app
             .api_call(
