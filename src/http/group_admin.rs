@@ -166,11 +166,10 @@ pub async fn adopt_by_webhook(
                 .is_some_and(|u| u.key() == key)
         };
         // Another adopted group posting through the same robot would get every broadcast twice.
-        if let Some(other) = store
-            .groups()?
-            .into_iter()
-            .find(|g| g.chat_id != for_tx && g.status == GroupStatus::Adopted && same_robot(g))
-        {
+        // Read one record at a time: no list of every group per request.
+        if let Some(other) = store.find_group(|g| {
+            g.chat_id != for_tx && g.status == GroupStatus::Adopted && same_robot(g)
+        })? {
             return Ok(Adoption::Conflict(format!(
                 "the adopted group {} already posts through this robot",
                 other.chat_id

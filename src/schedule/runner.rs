@@ -115,22 +115,22 @@ impl Scheduler {
         let date = local_date(slot, zone);
         let claimed = if job.queue_items == 0 || trigger == "missed" {
             Vec::new()
-        } else if trigger == DRY_RUN {
-            let store = self.store.clone();
-            let claim = claim_name(&job.name, date);
-            let queue = scripts.content.undated_ids();
-            let n = job.queue_items;
-            tokio::task::spawn_blocking(move || store.peek_items(&claim, &queue, n))
-                .await
-                .map_err(|e| StoreError::Db(format!("content task failed: {e}")))??
         } else {
             let store = self.store.clone();
             let claim = claim_name(&job.name, date);
             let queue = scripts.content.undated_ids();
             let n = job.queue_items;
-            tokio::task::spawn_blocking(move || store.write(|tx| tx.claim_items(&claim, &queue, n)))
-                .await
-                .map_err(|e| StoreError::Db(format!("content task failed: {e}")))??
+            // A dry run only looks at what the slot would take.
+            let dry = trigger == DRY_RUN;
+            tokio::task::spawn_blocking(move || {
+                if dry {
+                    store.peek_items(&claim, &queue, n)
+                } else {
+                    store.write(|tx| tx.claim_items(&claim, &queue, n))
+                }
+            })
+            .await
+            .map_err(|e| StoreError::Db(format!("content task failed: {e}")))??
         };
         Ok(SlotContent::gather(&scripts.content, date, &claimed))
     }

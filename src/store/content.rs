@@ -14,6 +14,24 @@ fn used_key(item: &str) -> String {
     format!("content_used:{item}")
 }
 
+/// The first `n` ids of `queue`, in order, that `used` says no claim has taken.
+fn first_unused(
+    queue: &[String],
+    n: usize,
+    mut used: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<Vec<String>, StoreError> {
+    let mut taken = Vec::with_capacity(n);
+    for id in queue {
+        if taken.len() == n {
+            break;
+        }
+        if !used(id)? {
+            taken.push(id.clone());
+        }
+    }
+    Ok(taken)
+}
+
 impl WriteTx<'_> {
     /// The undated items `claim` (`<job>@<YYYY-MM-DD>`) takes: the ones it took before, or else
     /// the first `n` of `queue` (in order) that no claim has taken, which are then marked used.
@@ -26,15 +44,9 @@ impl WriteTx<'_> {
         if let Some(taken) = self.meta.get(claim_key(claim).as_str())? {
             return decode(taken.value());
         }
-        let mut taken = Vec::with_capacity(n);
-        for id in queue {
-            if taken.len() == n {
-                break;
-            }
-            if self.meta.get(used_key(id).as_str())?.is_none() {
-                taken.push(id.clone());
-            }
-        }
+        let taken = first_unused(queue, n, |id| {
+            Ok(self.meta.get(used_key(id).as_str())?.is_some())
+        })?;
         for id in &taken {
             self.meta.insert(used_key(id).as_str(), claim.as_bytes())?;
         }
@@ -68,15 +80,8 @@ impl Store {
         if let Some(taken) = meta.get(claim_key(claim).as_str())? {
             return decode(taken.value());
         }
-        let mut taken = Vec::with_capacity(n);
-        for id in queue {
-            if taken.len() == n {
-                break;
-            }
-            if meta.get(used_key(id).as_str())?.is_none() {
-                taken.push(id.clone());
-            }
-        }
-        Ok(taken)
+        first_unused(queue, n, |id| {
+            Ok(meta.get(used_key(id).as_str())?.is_some())
+        })
     }
 }

@@ -221,6 +221,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The first group `matches` accepts, reading one record at a time (no list in memory).
+    pub fn find_group(
+        &self,
+        mut matches: impl FnMut(&GroupRecord) -> bool,
+    ) -> Result<Option<GroupRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(GROUPS)?;
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            let group: GroupRecord = decode(value.value())?;
+            if matches(&group) {
+                return Ok(Some(group));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn group(&self, chat: &ChatId) -> Result<Option<GroupRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(GROUPS)?;
