@@ -84,7 +84,7 @@ impl App {
     /// Opens the store, resolves every bot's credentials (generating and storing missing ones)
     /// and loads bot-scripts.
     pub fn build(config: Config) -> Result<App, AppError> {
-        let store = Store::open(&config.storage.path)?;
+        let store = Store::open_with_cache(&config.storage.path, config.storage.cache_bytes())?;
         let loaded = Scripts::load(&config.scripts.dir)?;
         if loaded.source.is_none() {
             warn!(dir = %config.scripts.dir.display(),

@@ -127,6 +127,15 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub path: PathBuf,
+    /// The store's page cache, in MiB: memory the store may keep for hot pages.
+    pub cache_mb: u64,
+}
+
+impl StorageConfig {
+    /// The page cache in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        usize::try_from(self.cache_mb << 20).unwrap_or(usize::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -279,6 +288,12 @@ impl RawSettings {
         }
         if self.storage.path.as_os_str().is_empty() {
             problem("storage.path", "must not be empty".into());
+        }
+        if !(4..=4096).contains(&self.storage.cache_mb) {
+            problem(
+                "storage.cache_mb",
+                format!("must be 4 to 4096, got {}", self.storage.cache_mb),
+            );
         }
         if self.scripts.dir.as_os_str().is_empty() {
             problem("scripts.dir", "must not be empty".into());

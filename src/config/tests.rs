@@ -16,6 +16,7 @@ fn embedded_defaults_are_valid_and_match_the_documented_values() {
     let c = Config::from_toml_str("").unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.storage.path, PathBuf::from("data/trumpet.redb"));
+    assert_eq!(c.storage.cache_bytes(), 32 << 20);
     assert_eq!(c.scripts.dir, PathBuf::from("bot-scripts"));
     assert!(c.admin.token.is_none());
     assert_eq!(c.bots.len(), 1);
@@ -62,6 +63,8 @@ fn a_file_overrides_defaults_and_replaces_the_bot_list() {
 fn every_problem_is_reported_with_its_key() {
     let p = problems(
         r#"
+        [storage]
+        cache_mb = 2
         [admin]
         token = "short"
         [wecom]
@@ -77,6 +80,7 @@ fn every_problem_is_reported_with_its_key() {
     );
     let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
     for key in [
+        "storage.cache_mb",
         "admin.token",
         "wecom.webhook_hosts[0]",
         "wecom.webhook_per_minute",

@@ -153,49 +153,43 @@ pub async fn adopt_by_webhook(
         },
         None => derived_chat_id(url.key()),
     };
-    let hosts = state.scheduler.webhook_hosts.clone();
     let store = state.store.clone();
-    let key = url.key().to_owned();
     let raw_url = body.webhook_url.trim().to_owned();
     let for_tx = chat.clone();
     let adoption = tokio::task::spawn_blocking(move || -> Result<Adoption, StoreError> {
-        let same_robot = |g: &GroupRecord| {
-            g.webhook_url
-                .as_deref()
-                .and_then(|u| WebhookUrl::parse(u, &hosts).ok())
-                .is_some_and(|u| u.key() == key)
-        };
-        // Another adopted group posting through the same robot would get every broadcast twice.
-        // Read one record at a time: no list of every group per request.
-        if let Some(other) = store.find_group(|g| {
-            g.chat_id != for_tx && g.status == GroupStatus::Adopted && same_robot(g)
-        })? {
-            return Ok(Adoption::Conflict(format!(
-                "the adopted group {} already posts through this robot",
-                other.chat_id
-            )));
-        }
-        store.write(|tx| match tx.group(&for_tx)? {
-            Some(g) if g.status == GroupStatus::Adopted && same_robot(&g) => {
-                Ok(Adoption::Existing(g))
+        store.write(|tx| {
+            // Another adopted group posting through the same robot would get every broadcast
+            // twice. One index lookup, in the same transaction as the adoption.
+            let users = tx.groups_with_robot(&raw_url)?;
+            if let Some(other) = users.iter().find(|c| **c != for_tx) {
+                return Ok(Adoption::Conflict(format!(
+                    "the adopted group {other} already posts through this robot"
+                )));
             }
-            Some(g) if g.status == GroupStatus::Adopted => Ok(Adoption::Conflict(format!(
-                "the group {for_tx} is already adopted with another robot; release it first"
-            ))),
-            existing => {
-                let bot = existing.as_ref().map_or_else(
-                    || BotId::parse(PUSH_ONLY_BOT).expect("a valid bot id"),
-                    |g| g.bot.clone(),
-                );
-                let mut group = existing.unwrap_or_else(|| GroupRecord::new(for_tx.clone(), bot));
-                group.status = GroupStatus::Adopted;
-                group.webhook_url = Some(raw_url.clone());
-                group.adopted_at = Some(Utc::now());
-                group.adopted_via = Some(ADOPTED_VIA_API.into());
-                group.released_at = None;
-                group.release_reason = None;
-                tx.put_group(&group)?;
-                Ok(Adoption::Created(group))
+            let same_robot = users.contains(&for_tx);
+            match tx.group(&for_tx)? {
+                Some(g) if g.status == GroupStatus::Adopted && same_robot => {
+                    Ok(Adoption::Existing(g))
+                }
+                Some(g) if g.status == GroupStatus::Adopted => Ok(Adoption::Conflict(format!(
+                    "the group {for_tx} is already adopted with another robot; release it first"
+                ))),
+                existing => {
+                    let bot = existing.as_ref().map_or_else(
+                        || BotId::parse(PUSH_ONLY_BOT).expect("a valid bot id"),
+                        |g| g.bot.clone(),
+                    );
+                    let mut group =
+                        existing.unwrap_or_else(|| GroupRecord::new(for_tx.clone(), bot));
+                    group.status = GroupStatus::Adopted;
+                    group.webhook_url = Some(raw_url.clone());
+                    group.adopted_at = Some(Utc::now());
+                    group.adopted_via = Some(ADOPTED_VIA_API.into());
+                    group.released_at = None;
+                    group.release_reason = None;
+                    tx.put_group(&group)?;
+                    Ok(Adoption::Created(group))
+                }
             }
         })
     })

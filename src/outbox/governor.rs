@@ -28,8 +28,16 @@ impl SlidingWindow {
         Self {
             limit,
             window,
-            sent: VecDeque::with_capacity(limit),
+            // Grown on use: most keys send once a day, and there may be tens of thousands.
+            sent: VecDeque::new(),
         }
+    }
+
+    /// Whether no send is within the window any more (the limiter may be forgotten).
+    pub fn is_idle(&self, now: Instant) -> bool {
+        self.sent
+            .back()
+            .is_none_or(|&last| now.duration_since(last) >= self.window)
     }
 
     /// How long to wait before the next send is allowed; `None` when it is allowed now.

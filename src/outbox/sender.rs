@@ -4,19 +4,24 @@
 //! and jitter on retryable errcodes; the group released when WeCom says the robot is gone
 //! (93000 / 93008) and its later sends skipped; every outcome recorded in the store.
 //!
+//! Memory stays proportional to what is queued, not to how many keys were ever used: a lane is a
+//! queue in one shared map plus a task that runs only while the queue has entries, and forgets
+//! the key once its minute has passed; at most [`MAX_IN_FLIGHT`] requests (and their bodies)
+//! exist at once, however many lanes are waiting.
+//!
 //! Entries are written to the store before they reach a lane, and a start resumes every entry
 //! that is not finished, so a crash or a shutdown loses nothing. A message delivered in the
 //! moments before a crash but not yet recorded (outcomes are written in batches, within
 //! milliseconds) is sent again after the restart: duplicates are bounded by the sends in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -29,6 +34,11 @@ use crate::domain::{BotId, ChatId};
 use crate::store::{
     GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
 };
+
+/// Requests on the wire (or about to be) at once: enough for the default global limit at
+/// WeCom's usual latency (1,000/s × 0.2 s), and a bound on the request bodies and connections
+/// held in memory.
+pub const MAX_IN_FLIGHT: usize = 256;
 
 /// Limits and retry policy for sends.
 #[derive(Debug, Clone)]
@@ -69,7 +79,8 @@ struct Inner {
     limits: SharedLimits,
     settings: SendSettings,
     store: Store,
-    lanes: Mutex<HashMap<String, mpsc::UnboundedSender<OutboxEntry>>>,
+    lanes: Mutex<LaneMap>,
+    in_flight: Semaphore,
     /// Groups released while running, and when: their sends planned before then are skipped.
     released: Mutex<HashMap<ChatId, chrono::DateTime<Utc>>>,
     tracker: TaskTracker,
@@ -107,7 +118,11 @@ impl Outbox {
                 ),
                 settings,
                 store: store.clone(),
-                lanes: Mutex::new(HashMap::new()),
+                lanes: Mutex::new(LaneMap {
+                    by_key: HashMap::new(),
+                    pruned_at: Instant::now(),
+                }),
+                in_flight: Semaphore::new(MAX_IN_FLIGHT),
                 released: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 recorder,
@@ -181,26 +196,37 @@ impl Outbox {
             }
         };
         let mut lanes = self.inner.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let key = url.key().to_owned();
-        let entry = match lanes.get(&key) {
-            Some(lane) => match lane.send(entry) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(back)) => back,
-            },
-            None => entry,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The receiver is alive: it was created just now.
-        let _ = tx.send(entry);
-        lanes.insert(key, tx);
-        let inner = Arc::clone(&self.inner);
-        self.inner.tracker.spawn(run_lane(inner, url, rx));
+        let settings = &self.inner.settings;
+        lanes.prune(settings.window);
+        let lane = lanes
+            .by_key
+            .entry(url.key().to_owned())
+            .or_insert_with(|| KeyLane {
+                // Most keys get one send at a time (a report a day): room for one, grown on demand.
+                queue: VecDeque::with_capacity(1),
+                idle: Some(KeyMemory {
+                    window: SlidingWindow::new(settings.per_minute, settings.window),
+                    gone_at: None,
+                }),
+            });
+        lane.queue.push_back(entry);
+        if let Some(memory) = lane.idle.take() {
+            let inner = Arc::clone(&self.inner);
+            self.inner.tracker.spawn(run_lane(inner, url, memory));
+        }
     }
 
     /// Notes that `chat` was released at `at`: its sends planned before then that are still
     /// waiting are skipped (and recorded so) instead of sent.
     pub fn release(&self, chat: &ChatId, at: chrono::DateTime<Utc>) {
         self.inner.note_release(chat, at);
+    }
+
+    /// Webhook keys currently remembered: those with queued sends, a running lane, or sends
+    /// within their last minute.
+    pub fn lane_count(&self) -> usize {
+        let lanes = self.inner.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.by_key.len()
     }
 
     pub fn stats(&self) -> OutboxStats {
@@ -219,11 +245,6 @@ impl Outbox {
     /// outbox and is sent after the next start.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.closed.store(true, Ordering::Release);
-        self.inner
-            .lanes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
         self.inner.tracker.close();
         let finished = match tokio::time::timeout(grace, self.inner.tracker.wait()).await {
             Ok(()) => true,
@@ -243,7 +264,66 @@ impl Outbox {
     }
 }
 
+/// Every key's lane.
+struct LaneMap {
+    by_key: HashMap<String, KeyLane>,
+    /// When idle keys were last forgotten.
+    pruned_at: Instant,
+}
+
+impl LaneMap {
+    /// Forgets, at most once per `window`, the keys with nothing queued, no running task and
+    /// no send within their window (a lane that ends inside its minute keeps its key until then).
+    fn prune(&mut self, window: Duration) {
+        let now = Instant::now();
+        if now.duration_since(self.pruned_at) < window {
+            return;
+        }
+        self.pruned_at = now;
+        self.by_key.retain(|_, lane| {
+            !lane.queue.is_empty()
+                || lane
+                    .idle
+                    .as_ref()
+                    .is_none_or(|m| m.gone_at.is_some() || !m.window.is_idle(now))
+        });
+    }
+}
+
+/// One webhook key's queue, and what the key remembers between its tasks.
+struct KeyLane {
+    queue: VecDeque<OutboxEntry>,
+    /// `None` while the lane's task runs (it holds the memory); `Some` when no task does.
+    idle: Option<KeyMemory>,
+}
+
+/// What a key's lane must remember from one burst of sends to the next.
+struct KeyMemory {
+    /// The key's sends in the last minute.
+    window: SlidingWindow,
+    /// When WeCom said the robot is gone: sends planned before then are skipped (a re-adoption
+    /// may bring the same key back for later ones).
+    gone_at: Option<chrono::DateTime<Utc>>,
+}
+
 impl Inner {
+    /// The next entry of `key`'s lane, or `None` after handing `memory` back (or forgetting the
+    /// key when its minute has passed and nothing is remembered against it): the task ends.
+    fn next_entry(&self, key: &str, memory: &mut Option<KeyMemory>) -> Option<OutboxEntry> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let lane = lanes.by_key.get_mut(key)?;
+        if let Some(entry) = lane.queue.pop_front() {
+            return Some(entry);
+        }
+        let kept = memory.take()?;
+        if kept.gone_at.is_none() && kept.window.is_idle(Instant::now()) {
+            lanes.by_key.remove(key);
+        } else {
+            lane.idle = Some(kept);
+        }
+        None
+    }
+
     fn note_release(&self, chat: &ChatId, at: chrono::DateTime<Utc>) {
         self.released
             .lock()
@@ -329,17 +409,13 @@ async fn write_outcomes(store: &Store, outcomes: Vec<SendOutcome>) {
     );
 }
 
-async fn run_lane(
-    inner: Arc<Inner>,
-    url: WebhookUrl,
-    mut rx: mpsc::UnboundedReceiver<OutboxEntry>,
-) {
-    let settings = &inner.settings;
-    let mut window = SlidingWindow::new(settings.per_minute, settings.window);
-    // When WeCom said the robot is gone: sends planned before then are skipped (a re-adoption
-    // may bring the same key back for later ones).
-    let mut gone_at: Option<chrono::DateTime<Utc>> = None;
-    while let Some(mut entry) = rx.recv().await {
+async fn run_lane(inner: Arc<Inner>, url: WebhookUrl, memory: KeyMemory) {
+    let mut memory = Some(memory);
+    while let Some(mut entry) = inner.next_entry(url.key(), &mut memory) {
+        // The memory is only taken back by `next_entry` when the queue is empty.
+        let Some(KeyMemory { window, gone_at }) = memory.as_mut() else {
+            break;
+        };
         if gone_at.is_some_and(|gone| entry.created_at <= gone) {
             warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, key = %url.key_hint(),
                 "skipped: the robot left the group");
@@ -364,8 +440,10 @@ async fn run_lane(
             inner.record(&entry, OutboxState::Skipped, Some(reason.into()));
             continue;
         }
-        let bodies = match request_bodies(&entry.message) {
-            Ok(bodies) => bodies,
+        // Validated (and counted) now; each piece's body is built again when its turn comes, so
+        // that lanes waiting for a place hold no request bodies.
+        let pieces = match request_bodies(&entry.message) {
+            Ok(bodies) => bodies.len(),
             Err(e) => {
                 error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
                     "not sent: invalid message");
@@ -374,21 +452,20 @@ async fn run_lane(
                 continue;
             }
         };
-        let pieces = bodies.len();
         let mut failure = None;
-        for (i, body) in bodies.iter().enumerate().skip(entry.pieces_done as usize) {
-            match send_with_retries(&inner, &mut window, &url, &mut entry, body).await {
+        for piece in (entry.pieces_done as usize)..pieces {
+            match send_with_retries(&inner, window, &url, &mut entry, piece).await {
                 Ok(()) => {
                     entry.pieces_done += 1;
                     info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
-                        key = %url.key_hint(), piece = i + 1, pieces, "pushed");
+                        key = %url.key_hint(), piece = piece + 1, pieces, "pushed");
                 }
                 Err(e) => {
                     error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
-                        key = %url.key_hint(), error = %e, class = e.class(), piece = i + 1, pieces,
+                        key = %url.key_hint(), error = %e, class = e.class(), piece = piece + 1, pieces,
                         "send failed; the rest of this message is not sent");
                     if let WebhookError::RobotGone { errcode, .. } = e {
-                        gone_at = Some(Utc::now());
+                        *gone_at = Some(Utc::now());
                         if let Some(chat) = &entry.chat {
                             inner.note_release(chat, Utc::now());
                             release_group(&inner.store, chat, errcode).await;
@@ -412,12 +489,14 @@ async fn run_lane(
     }
 }
 
+/// Sends piece `piece` of `entry`, retrying what may be retried. Waits for the key's minute
+/// first, then for a place among the requests in flight, then for the per-bot and global limits.
 async fn send_with_retries(
     inner: &Inner,
     window: &mut SlidingWindow,
     url: &WebhookUrl,
     entry: &mut OutboxEntry,
-    body: &serde_json::Value,
+    piece: usize,
 ) -> Result<(), WebhookError> {
     let settings = &inner.settings;
     let mut attempt = 0;
@@ -426,14 +505,26 @@ async fn send_with_retries(
         if let Some(wait) = window.delay(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
+        // The semaphore is never closed: a permit always comes.
+        let Ok(permit) = inner.in_flight.acquire().await else {
+            return Err(WebhookError::Transport("the outbox is closed".into()));
+        };
         // The per-bot and global limits come after the key's own: a lane waiting for its key
         // holds no place there.
         inner.limits.take(entry.bot.as_ref()).await;
         window.record(Instant::now());
         entry.attempts += 1;
-        match inner.client.post(url, body).await {
+        let body = request_bodies(&entry.message)?
+            .into_iter()
+            .nth(piece)
+            .ok_or_else(|| {
+                WebhookError::Invalid(format!("the message has no piece {}", piece + 1))
+            })?;
+        // Boxed: the request's state lives only while it is in flight, not in every lane.
+        match Box::pin(inner.client.post(url, &body)).await {
             Ok(()) => return Ok(()),
             Err(e) if e.is_retryable() && attempt < settings.max_attempts => {
+                drop(permit);
                 let jitter = rand::rng().random_range(0.8..1.2);
                 let wait = backoff(settings.retry_base, attempt, jitter);
                 inner.retries.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@
 mod content;
 mod outbox;
 mod records;
+mod robots;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use outbox::{NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
+pub use robots::robot_digest;
 
 /// Bumped whenever a table's key or value layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -37,6 +39,11 @@ const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 const WELCOMED: TableDefinition<(&str, &str), i64> = TableDefinition::new("welcomed");
 
 const SCHEMA_KEY: &str = "schema_version";
+
+/// The page cache when none is configured: 32 MiB. redb's own default (1 GiB) would let a busy
+/// store grow the process far past what a small server should spend on it; the hot pages (the
+/// B-tree's inner nodes, today's counters, the outbox's pending entries) fit in far less.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
 /// Counters are kept per local day in China Standard Time (UTC+8, no DST).
 const CST_OFFSET_SECS: i64 = 8 * 3600;
@@ -128,16 +135,25 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`. Fails at once, never hangs, when another process
-    /// holds it, and refuses a file written with another schema version.
+    /// Opens (or creates) the store at `path` with the default page cache
+    /// ([`DEFAULT_CACHE_BYTES`]). Fails at once, never hangs, when another process holds it, and
+    /// refuses a file written with another schema version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Directory(dir.into(), e))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.into()),
-            other => StoreError::Open(path.into(), Box::new(other)),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.into()),
+                other => StoreError::Open(path.into(), Box::new(other)),
+            })?;
         let store = Store { db: Arc::new(db) };
         store.check_schema(path)?;
         Ok(store)
@@ -176,7 +192,10 @@ impl Store {
             tx.open_table(outbox::OUTBOX_PENDING)?;
             tx.open_table(outbox::OUTBOX_BY_RUN)?;
             tx.open_table(outbox::RUNS)?;
+            tx.open_table(robots::ROBOT_GROUPS)?;
+            tx.open_table(robots::GROUP_ROBOT)?;
         }
+        robots::build_if_missing(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -201,6 +220,8 @@ impl Store {
                 outbox_pending: tx.open_table(outbox::OUTBOX_PENDING)?,
                 outbox_by_run: tx.open_table(outbox::OUTBOX_BY_RUN)?,
                 runs: tx.open_table(outbox::RUNS)?,
+                robot_groups: tx.open_table(robots::ROBOT_GROUPS)?,
+                group_robot: tx.open_table(robots::GROUP_ROBOT)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -219,23 +240,6 @@ impl Store {
             out.push(decode(value.value())?);
         }
         Ok(out)
-    }
-
-    /// The first group `matches` accepts, reading one record at a time (no list in memory).
-    pub fn find_group(
-        &self,
-        mut matches: impl FnMut(&GroupRecord) -> bool,
-    ) -> Result<Option<GroupRecord>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(GROUPS)?;
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            let group: GroupRecord = decode(value.value())?;
-            if matches(&group) {
-                return Ok(Some(group));
-            }
-        }
-        Ok(None)
     }
 
     pub fn group(&self, chat: &ChatId) -> Result<Option<GroupRecord>, StoreError> {
@@ -358,6 +362,8 @@ pub struct WriteTx<'t> {
     outbox_pending: redb::Table<'t, u64, ()>,
     outbox_by_run: redb::Table<'t, (&'static str, u64), ()>,
     runs: redb::Table<'t, &'static str, &'static [u8]>,
+    robot_groups: redb::Table<'t, (&'static str, &'static str), ()>,
+    group_robot: redb::Table<'t, &'static str, &'static str>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }
@@ -398,7 +404,7 @@ impl WriteTx<'_> {
     pub fn put_group(&mut self, group: &GroupRecord) -> Result<(), StoreError> {
         self.groups
             .insert(group.chat_id.as_str(), encode(group)?.as_slice())?;
-        Ok(())
+        self.index_robot(group)
     }
 
     /// Records that `sender` spoke in `chat` at `at`: the member's record, the group's totals

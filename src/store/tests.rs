@@ -261,3 +261,87 @@ fn queue_items_are_claimed_once_in_order_and_a_claim_is_stable() {
     );
     assert_eq!(store.item_used_by("i9").unwrap(), None);
 }
+
+fn with_robot(chat: &str, key: &str) -> GroupRecord {
+    GroupRecord {
+        webhook_url: Some(format!(
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={key}"
+        )),
+        ..group(chat)
+    }
+}
+
+fn users(store: &Store, key: &str) -> Vec<String> {
+    let url = format!("https://in.qyapi.weixin.qq.com/cgi-bin/webhook/send?key={key}");
+    store
+        .write(|tx| tx.groups_with_robot(&url))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.as_str().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_robot_index_follows_adoption_release_and_a_new_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.redb")).unwrap();
+    store
+        .write(|tx| {
+            tx.put_group(&with_robot("c1", "k1"))?;
+            tx.put_group(&with_robot("c2", "k1"))?;
+            tx.put_group(&with_robot("c3", "k2"))?;
+            // Groups without a robot are not indexed.
+            tx.put_group(&group("c4"))
+        })
+        .unwrap();
+    // The same key on another WeCom host is the same robot.
+    assert_eq!(users(&store, "k1"), ["c1", "c2"]);
+    assert_eq!(users(&store, "k2"), ["c3"]);
+    assert!(users(&store, "k3").is_empty());
+    store
+        .write(|tx| {
+            let mut released = with_robot("c1", "k1");
+            released.status = GroupStatus::Released;
+            tx.put_group(&released)?;
+            tx.put_group(&with_robot("c3", "k3"))
+        })
+        .unwrap();
+    assert_eq!(users(&store, "k1"), ["c2"]);
+    assert!(users(&store, "k2").is_empty());
+    assert_eq!(users(&store, "k3"), ["c3"]);
+    // A URL without a key matches nothing.
+    let none = store
+        .write(|tx| tx.groups_with_robot("https://qyapi.weixin.qq.com/cgi-bin/webhook/send"))
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn a_store_written_before_the_robot_index_gets_it_built_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|tx| {
+                tx.put_group(&with_robot("c1", "k1"))?;
+                tx.put_group(&with_robot("c2", "k2"))
+            })
+            .unwrap();
+    }
+    // Make it look like an older store: no index, no flag.
+    {
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.delete_table(robots::ROBOT_GROUPS).unwrap();
+        tx.delete_table(robots::GROUP_ROBOT).unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .remove("index:robot_groups")
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(users(&store, "k1"), ["c1"]);
+    assert_eq!(users(&store, "k2"), ["c2"]);
+}

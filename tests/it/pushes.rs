@@ -155,6 +155,57 @@ async fn the_outbox_never_exceeds_the_per_key_limit() {
     assert_eq!(outbox.stats().delivered, 7);
 }
 
+#[tokio::test]
+async fn a_key_keeps_its_limit_across_bursts_and_idle_keys_are_forgotten() {
+    let limit = 3;
+    let window = Duration::from_millis(1200);
+    let fake = FakeWecom::start_with_limit(limit, window).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("p.redb")).unwrap();
+    let outbox = Outbox::start(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        SendSettings {
+            per_minute: limit as u32,
+            window: window + Duration::from_millis(100),
+            retry_base: Duration::from_millis(20),
+            max_attempts: 3,
+            webhook_hosts: vec![fake.host()],
+            bot_limits: Default::default(),
+            global_per_second: 1000,
+        },
+        store,
+    )
+    .unwrap();
+    let burst = |from: usize, to: usize| {
+        (from..to)
+            .map(|i| send(&format!("burst-{i}"), &fake.webhook_url("bursty"), i))
+            .collect::<Vec<_>>()
+    };
+    // A full window's worth; the lane's task ends with its queue empty…
+    outbox.enqueue(burst(0, limit)).await.unwrap();
+    fake.wait_delivered("bursty", limit).await;
+    // …and a second burst inside the same minute still waits for it.
+    outbox.enqueue(burst(limit, limit + 2)).await.unwrap();
+    fake.wait_delivered("bursty", limit + 2).await;
+    let received = fake.received("bursty");
+    assert!(
+        received.iter().all(|r| r.answered == 0),
+        "none over the limit"
+    );
+    assert!(most_within(&received.iter().map(|r| r.at).collect::<Vec<_>>(), window) <= limit);
+    assert_eq!(outbox.lane_count(), 1, "remembered within its minute");
+    // Past the minute, the next dispatch forgets the idle key.
+    tokio::time::sleep(window + Duration::from_millis(300)).await;
+    outbox
+        .enqueue(vec![send("other-0", &fake.webhook_url("other"), 0)])
+        .await
+        .unwrap();
+    fake.wait_delivered("other", 1).await;
+    assert_eq!(outbox.lane_count(), 1, "only the key that just sent");
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
+    assert_eq!(outbox.stats().delivered, limit as u64 + 3);
+}
+
 /// The largest number of `times` within any interval shorter than `window`.
 fn most_within(times: &[std::time::Instant], window: Duration) -> usize {
     let mut times = times.to_vec();

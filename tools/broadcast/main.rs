@@ -283,10 +283,11 @@ async fn main() -> Result<(), String> {
     while let Some(result) = pending.join_next().await {
         result.map_err(|e| e.to_string())??;
     }
+    let adopt_secs = adopt_started.elapsed().as_secs_f64();
+    let adopt_peak = server.peak_rss_mib().unwrap_or(f64::NAN);
     eprintln!(
-        "adopted {} groups in {:.1} s",
-        args.groups,
-        adopt_started.elapsed().as_secs_f64()
+        "adopted {} groups in {adopt_secs:.1} s; server peak RSS so far {adopt_peak:.1} MiB",
+        args.groups
     );
 
     let started = Instant::now();
@@ -356,6 +357,7 @@ async fn main() -> Result<(), String> {
         "all delivered after    {:.2} s",
         all_delivered.as_secs_f64()
     );
+    println!("adopted in             {adopt_secs:.1} s (peak RSS then {adopt_peak:.1} MiB)");
     println!("server peak RSS        {peak_rss:.1} MiB (VmHWM, max over process lives)");
     println!("requests               {}", seen.total);
     println!("over 20/min per key    {}", seen.over_limit);
