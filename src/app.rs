@@ -20,6 +20,7 @@ use crate::channels::wecom::robot::RobotEndpoint;
 use crate::channels::wecom::robot::webhook::WebhookClient;
 use crate::config::{BotConfig, BotCredentials, Config, Secret};
 use crate::dedupe::Dedupe;
+use crate::feeds::Feeds;
 use crate::groups::Directory;
 use crate::http::{AppState, router};
 use crate::lanes::Lanes;
@@ -201,7 +202,11 @@ impl App {
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         }
         .spawn();
+        let feeds =
+            Feeds::load(self.store.clone()).map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let feed_task = tokio::spawn(feeds.clone().run(Arc::clone(&self.scripts)));
         let scheduler = Scheduler {
+            feeds,
             store: self.store.clone(),
             directory: Arc::clone(&directory),
             scripts: Arc::clone(&self.scripts),
@@ -242,6 +247,7 @@ impl App {
             error!(error = %e, "scheduler task failed");
         }
         pruner.abort();
+        feed_task.abort();
         if let Some(watcher) = watcher {
             watcher.abort();
         }

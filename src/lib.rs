@@ -35,6 +35,7 @@ pub mod cooldowns;
 pub mod dedupe;
 pub mod domain;
 pub mod engine;
+pub mod feeds;
 pub mod groups;
 pub mod http;
 pub mod lanes;

@@ -3,6 +3,7 @@
 //! the cause.
 
 mod admin;
+mod feed_admin;
 mod group_admin;
 mod robot;
 
@@ -83,6 +84,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/jobs/{name}/run", post(admin::run_job))
         .route("/api/v1/runs/{run_id}", get(admin::get_run))
         .route("/api/v1/scripts/status", get(admin::scripts_status))
+        .route("/api/v1/feeds", get(feed_admin::list_feeds))
+        .route("/api/v1/feeds/refresh", post(feed_admin::refresh_feeds))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -192,6 +192,8 @@ pub struct SlotContent {
     /// Items dated that day, then the undated ones the slot took.
     pub items: Vec<Item>,
     pub calendar: Vec<Column>,
+    /// Every declared feed by name, with its cached entries for the slot.
+    pub feeds: std::collections::BTreeMap<String, crate::feeds::FeedView>,
 }
 
 impl SlotContent {
@@ -205,6 +207,7 @@ impl SlotContent {
             column: content.column(weekday).cloned(),
             items,
             calendar: content.columns.iter().flatten().cloned().collect(),
+            feeds: Default::default(),
         }
     }
 }
@@ -276,6 +279,7 @@ pub fn plan(
                     column => &content.column,
                     items => &content.items,
                     calendar => &content.calendar,
+                    feeds => &content.feeds,
                     ..vars::base(&Sender::default(), Role::Member, Some(&r.chat), &r.settings, slot)
                 }
             };

@@ -7,6 +7,7 @@
 //! Planning is idempotent — run ids and send keys derive from `(job, slot, group)` — so a restart,
 //! a manual run of the same slot, or a second replica never sends one slot twice.
 
+use crate::feeds::Feeds;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct Scheduler {
     pub scripts: Arc<LiveScripts>,
     pub outbox: Outbox,
     pub webhook_hosts: Vec<String>,
+    /// The feeds' cache: reports quote it and never wait for a fetch.
+    pub feeds: Feeds,
 }
 
 impl Scheduler {
@@ -100,7 +103,7 @@ impl Scheduler {
         zones
     }
 
-    /// The content of a slot: the day's column, and its queue items — claimed for the job's
+    /// The content of a slot: the day's column, the feeds' cached entries, and its queue items — claimed for the job's
     /// local date in their own transaction before planning, so that a failed planning retried
     /// later, another zone or a manual run of the same day get the same items. A missed slot
     /// (sent to nobody) takes none.
@@ -132,7 +135,9 @@ impl Scheduler {
             .await
             .map_err(|e| StoreError::Db(format!("content task failed: {e}")))??
         };
-        Ok(SlotContent::gather(&scripts.content, date, &claimed))
+        let mut content = SlotContent::gather(&scripts.content, date, &claimed);
+        content.feeds = self.feeds.view(&scripts.content.feeds, slot, zone);
+        Ok(content)
     }
 
     /// Plans `slot` of `job` for the groups in `zone` (`trigger` says why) and queues its sends;

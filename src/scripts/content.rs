@@ -45,6 +45,8 @@ pub struct Content {
     pub columns: [Option<Column>; 7],
     /// In file order.
     pub items: Vec<Item>,
+    /// The feeds reports may quote (`feeds.toml`), in file order.
+    pub feeds: Vec<super::feeds::FeedSpec>,
 }
 
 impl Content {
@@ -240,6 +242,7 @@ mod tests {
         let content = Content {
             columns,
             items: Vec::new(),
+            feeds: Vec::new(),
         };
         assert_eq!(content.column(2).unwrap().name, "干货");
         assert_eq!(content.column(4).unwrap().name, "课程");
@@ -280,6 +283,7 @@ mod tests {
         let content = Content {
             columns: Default::default(),
             items,
+            feeds: Vec::new(),
         };
         assert_eq!(content.undated_ids(), ["a", "c"]);
         let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();

@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod content;
+pub mod feeds;
 pub mod keywords;
 pub mod live;
 pub mod schedules;
@@ -46,6 +47,7 @@ pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml"
 pub const EMBEDDED_CALENDAR: &str = include_str!("../../bot-scripts/content/calendar.toml");
 /// The built-in copy of `bot-scripts/content/queue.toml`.
 pub const EMBEDDED_QUEUE: &str = include_str!("../../bot-scripts/content/queue.toml");
+pub const EMBEDDED_FEEDS: &str = include_str!("../../bot-scripts/content/feeds.toml");
 
 /// A bot-scripts file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -301,6 +303,7 @@ struct Files {
     schedules: Option<(PathBuf, String)>,
     calendar: Option<(PathBuf, String)>,
     queue: Option<(PathBuf, String)>,
+    feeds: Option<(PathBuf, String)>,
 }
 
 impl Scripts {
@@ -339,6 +342,7 @@ impl Scripts {
                 content::CALENDAR_FILE
             ))?,
             queue: read(&format!("{}/{}", content::CONTENT_DIR, content::QUEUE_FILE))?,
+            feeds: read(&format!("{}/{}", content::CONTENT_DIR, feeds::FEEDS_FILE))?,
         };
         let mut scripts = Self::from_files(&files)?;
         scripts.source = Some(dir.to_owned());
@@ -357,6 +361,7 @@ impl Scripts {
             schedules: Some(at(schedules::SCHEDULES_FILE, EMBEDDED_SCHEDULES)),
             calendar: Some(at("content/calendar.toml", EMBEDDED_CALENDAR)),
             queue: Some(at("content/queue.toml", EMBEDDED_QUEUE)),
+            feeds: Some(at("content/feeds.toml", EMBEDDED_FEEDS)),
         })
     }
 
@@ -393,6 +398,9 @@ impl Scripts {
         }
         if let Some((file, text)) = &files.queue {
             scripts.content.items = content::parse_queue(&Source::new(text, file))?;
+        }
+        if let Some((file, text)) = &files.feeds {
+            scripts.content.feeds = feeds::parse_feeds(&Source::new(text, file))?;
         }
         scripts.templates = templates;
         scripts.validate_templates(chrono::Utc::now())?;
@@ -460,7 +468,14 @@ impl Scripts {
         &self,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ScriptError> {
-        let vars = crate::engine::vars::sample(now);
+        // Jobs see the declared feeds: a template naming an undeclared one is a mistake.
+        let feeds: std::collections::BTreeMap<&str, crate::feeds::FeedView> = self
+            .content
+            .feeds
+            .iter()
+            .map(|f| (f.name.as_str(), crate::feeds::FeedView::sample(&f.name)))
+            .collect();
+        let vars = minijinja::context! { feeds => feeds, ..crate::engine::vars::sample(now) };
         for message in self.messages().filter(|m| !m.body.is_literal()) {
             if let Err(e) = self.templates.render(&message.body, || vars.clone()) {
                 let (file, line) = message

@@ -334,6 +334,23 @@ impl Store {
         Ok(out)
     }
 
+    /// The `meta` entries whose key starts with `prefix`, in key order (small caches kept by
+    /// other modules, e.g. the last good copy of each feed).
+    pub fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(META)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix..)? {
+            let (key, value) = entry?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_owned(), value.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn bot_credentials(&self, bot: &BotId) -> Result<Option<StoredCredentials>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(META)?;
@@ -398,6 +415,12 @@ impl WriteTx<'_> {
     /// Records that `user` was welcomed in `chat` at `at` (unix seconds).
     pub fn put_welcomed(&mut self, chat: &ChatId, user: &str, at: i64) -> Result<(), StoreError> {
         self.welcomed.insert((chat.as_str(), user), at)?;
+        Ok(())
+    }
+
+    /// Sets a `meta` entry (see [`Store::meta_with_prefix`]).
+    pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(key, value)?;
         Ok(())
     }
 

@@ -24,7 +24,13 @@ async fn adopt(app: &TestApp, chat: &str, key: &str) {
 /// A service whose jobs send at once whatever the time of day (no quiet hours, no spread); the
 /// scripts directory lives as long as the returned guard.
 async fn app_sending_now() -> (TestApp, tempfile::TempDir) {
+    app_sending_now_with(|_| {}).await
+}
+
+/// [`app_sending_now`] with a further edit of the scripts directory before the start.
+async fn app_sending_now_with(edit: impl FnOnce(&std::path::Path)) -> (TestApp, tempfile::TempDir) {
     let scripts = scripts_copy();
+    edit(scripts.path());
     let file = scripts.path().join("schedules.toml");
     let text = std::fs::read_to_string(&file)
         .unwrap()
@@ -399,4 +405,133 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("cannot reach the service"), "{err}");
+}
+
+/// A feed server: `/rss` and `/atom` with entries from an hour ago, `/old` with entries from last
+/// month, `/broken` answering 500, `/slow` answering after 3 s, `/garbage` an HTML page.
+async fn start_feed_server() -> String {
+    use axum::routing::get;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let month_ago = chrono::Utc::now() - chrono::Duration::days(30);
+    let rss = |when: chrono::DateTime<chrono::Utc>, title: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>财税快讯</title>
+<item><title>{title}</title><link>https://example.com/news/1</link><pubDate>{}</pubDate></item>
+<item><title>个税汇算提醒</title><link>https://example.com/news/2</link><pubDate>{}</pubDate></item>
+</channel></rss>"#,
+            when.to_rfc2822(),
+            (when - chrono::Duration::minutes(5)).to_rfc2822()
+        )
+    };
+    let fresh = rss(hour_ago, "增值税新规解读");
+    let old = rss(month_ago, "上个月的旧闻");
+    let atom = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>会计学堂</title><id>x</id>
+<updated>{0}</updated><entry><title>本周直播课</title><id>1</id><link href="https://example.com/course"/><updated>{0}</updated></entry></feed>"#,
+        hour_ago.to_rfc3339()
+    );
+    let app = axum::Router::new()
+        .route("/rss", get(move || async move { fresh }))
+        .route("/old", get(move || async move { old }))
+        .route("/atom", get(move || async move { atom }))
+        .route(
+            "/broken",
+            get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops") }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/garbage",
+            get(|| async { "<html><body>502 Bad Gateway</body></html>" }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn the_morning_report_quotes_feeds_and_a_broken_feed_is_reported_not_blocking() {
+    let feeds = start_feed_server().await;
+    let (app, _scripts) = app_sending_now_with(|dir| {
+        let mut text = String::new();
+        for (name, path) in [
+            ("news", "rss"),
+            ("course", "atom"),
+            ("stale", "old"),
+            ("down", "broken"),
+            ("slow", "slow"),
+            ("garbage", "garbage"),
+        ] {
+            text.push_str(&format!(
+                "[[feed]]\nname = \"{name}\"\nurl = \"{feeds}/{path}\"\ntimeout_secs = 1\n\n"
+            ));
+        }
+        std::fs::write(dir.join("content/feeds.toml"), text).unwrap();
+    })
+    .await;
+    let (status, statuses) = app
+        .api_call(reqwest::Method::POST, "/api/v1/feeds/refresh", None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{statuses}");
+    let by_name = |name: &str| {
+        statuses
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing from {statuses}"))
+    };
+    assert_eq!(by_name("news")["state"], "ok", "{statuses}");
+    assert_eq!(by_name("news")["entries"], 2);
+    assert_eq!(by_name("course")["title"], "会计学堂");
+    for (name, error) in [
+        ("down", "HTTP 500"),
+        ("slow", "timed out after 1 s"),
+        ("garbage", "not an RSS or Atom feed"),
+    ] {
+        let feed = by_name(name);
+        assert_eq!(feed["state"], "failing", "{feed}");
+        // The background task fetches at start too: one or two attempts by now.
+        assert!(feed["consecutive_failures"].as_u64() >= Some(1), "{feed}");
+        let reason = feed["last_error"].as_str().unwrap();
+        assert!(reason.contains(error), "{name}: {reason}");
+    }
+    // The same health through the read-only endpoint.
+    let listed = app.api("/api/v1/feeds").await;
+    assert_eq!(listed.as_array().unwrap().len(), 6);
+
+    adopt(&app, "f1", "k-f1").await;
+    let run_id = run_report(&app).await["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = run_done(&app, &run_id).await;
+    assert_eq!(
+        done["delivered"], 1,
+        "three broken feeds do not hold the report: {done}"
+    );
+    let report = app.fake.received("k-f1").last().unwrap().body["markdown"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for quoted in [
+        "**财税快讯**",
+        "[增值税新规解读](https://example.com/news/1)",
+        "个税汇算提醒",
+        "**会计学堂**",
+        "本周直播课",
+    ] {
+        assert!(report.contains(quoted), "{quoted} missing from {report}");
+    }
+    assert!(
+        !report.contains("上个月的旧闻"),
+        "entries older than max_age_hours are left out: {report}"
+    );
 }
