@@ -212,6 +212,24 @@ impl SlotContent {
     }
 }
 
+/// Why a slot due at `now` is planned: `schedule` when it came while the service was running
+/// (since `started`), else — it went by while the service was down — `catch_up` when it is at
+/// most `catch_up_within` old, or `missed` (recorded as skipped for every group).
+pub fn trigger_for(
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+    started: DateTime<Utc>,
+    catch_up_within: std::time::Duration,
+) -> &'static str {
+    if slot >= started {
+        "schedule"
+    } else if (now - slot).to_std().unwrap_or_default() <= catch_up_within {
+        "catch_up"
+    } else {
+        "missed"
+    }
+}
+
 /// The local date of `slot` in `zone`.
 pub fn local_date(slot: DateTime<Utc>, zone: Tz) -> NaiveDate {
     slot.with_timezone(&zone).date_naive()
@@ -230,9 +248,10 @@ pub fn run_id(job: &str, slot: DateTime<Utc>) -> String {
 
 /// Plans one slot of `job` in `zone` for `recipients` (the adopted groups): the groups in that
 /// zone that the job targets and that have not switched it off get one send each, spread over
-/// the job's window from `max(slot, now)`. A slot missed by more than `catch_up_within` (unless an operator runs it on
-/// purpose: `manual`), a send that would fall in quiet hours, and a message that does not render
-/// are planned as skipped with the reason — counted in the run, never silently lost.
+/// the job's window from `max(slot, now)`. A slot `missed` while the service was down and beyond
+/// `catch_up_within` (see [`trigger_for`]), a send that would fall in quiet hours, and a message
+/// that does not render are planned as skipped with the reason — counted in the run, never
+/// silently lost.
 #[allow(clippy::too_many_arguments)] // each is one fact about the slot; a struct would only rename them
 pub fn plan(
     job: &Job,
@@ -242,7 +261,7 @@ pub fn plan(
     recipients: &[Recipient],
     scripts: &crate::scripts::Scripts,
     content: &SlotContent,
-    manual: bool,
+    missed: bool,
 ) -> Vec<crate::store::NewSend> {
     use crate::domain::{Role, Sender};
     use crate::engine::vars;
@@ -254,8 +273,6 @@ pub fn plan(
         .filter(|r| !r.settings.disabled_rules.contains(&job.name))
         .filter(|r| job.zone_for(&r.settings) == zone)
         .collect();
-    let late = now - slot;
-    let missed = !manual && late.to_std().is_ok_and(|late| late > job.catch_up_within);
     let start = slot.max(now);
     let n = targeted.len().max(1) as u32;
     let local_slot = slot

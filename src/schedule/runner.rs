@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{Job, Recipient, SlotContent, claim_name, local_date, plan, run_id};
+use super::{Job, Recipient, SlotContent, claim_name, local_date, plan, run_id, trigger_for};
 use crate::groups::Directory;
 use crate::outbox::Outbox;
 use crate::scripts::Scripts;
@@ -168,7 +168,7 @@ impl Scheduler {
             &recipients,
             &scripts,
             &content,
-            trigger == "manual",
+            trigger == "missed",
         );
         let planned = sends.len();
         let run = RunRecord {
@@ -262,7 +262,7 @@ impl Scheduler {
                 &recipients,
                 &scripts,
                 &content,
-                true,
+                false,
             ));
         }
         Ok(sends)
@@ -271,6 +271,8 @@ impl Scheduler {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         // The last slot planned per job and zone, from the store on first sight.
         let mut marks: HashMap<String, DateTime<Utc>> = HashMap::new();
+        // Slots before this went by while the service was down.
+        let started = Utc::now();
         loop {
             let scripts = self.scripts.current();
             let now = Utc::now();
@@ -294,14 +296,7 @@ impl Scheduler {
                 };
                 let mut mark = mark;
                 for slot in job.slots_between_in(zone, mark, now, MAX_MISSED) {
-                    let trigger =
-                        if (now - slot).to_std().unwrap_or_default() <= Duration::from_secs(60) {
-                            "schedule"
-                        } else if (now - slot).to_std().unwrap_or_default() <= job.catch_up_within {
-                            "catch_up"
-                        } else {
-                            "missed"
-                        };
+                    let trigger = trigger_for(slot, now, started, job.catch_up_within);
                     match self.run_slot(job, zone, slot, trigger).await {
                         Ok(_) => mark = slot,
                         Err(e) => {

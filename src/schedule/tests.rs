@@ -175,7 +175,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     };
     assert!(content.contains("11月23日 星期一"), "{content}");
 
-    // Within the catch-up window (one hour late): sent now.
+    // Caught up an hour late (the runner decides it is within the window): sent now.
     let late = plan(
         &j,
         DEFAULT_TIMEZONE,
@@ -188,7 +188,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     );
     assert!(late.iter().all(|s| s.skip.is_none()));
     assert_eq!(late[0].not_before, Some(slot + chrono::Duration::hours(1)));
-    // Beyond it (three hours): planned as skipped, with the reason.
+    // Missed (beyond the window while the service was down): planned as skipped, with the reason.
     let missed = plan(
         &j,
         DEFAULT_TIMEZONE,
@@ -197,7 +197,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         &groups,
         &scripts,
         &none(),
-        false,
+        true,
     );
     assert_eq!(missed.len(), 3);
     assert!(
@@ -205,7 +205,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
             .iter()
             .all(|s| s.skip.as_deref().unwrap().starts_with("missed"))
     );
-    // …unless an operator runs it on purpose.
+    // An operator running it on purpose three hours late: sent.
     let manual = plan(
         &j,
         DEFAULT_TIMEZONE,
@@ -214,7 +214,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         &groups,
         &scripts,
         &none(),
-        true,
+        false,
     );
     assert!(manual.iter().all(|s| s.skip.is_none()));
     // In quiet hours (23:00 in Shanghai): skipped as such.
@@ -226,7 +226,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         &groups,
         &scripts,
         &none(),
-        true,
+        false,
     );
     assert!(
         night
@@ -384,4 +384,41 @@ fn group_name_and_member_count_reach_job_templates() {
         panic!("text")
     };
     assert_eq!(content, "深圳群 · 42 人");
+}
+
+#[test]
+fn a_slot_is_late_only_when_it_went_by_while_the_service_was_down() {
+    let started = utc(2026, 5, 1, 8, 0);
+    let window = Duration::from_secs(7200);
+    let slot = utc(2026, 5, 1, 7, 30);
+    // While running, even a late tick is on schedule.
+    assert_eq!(
+        trigger_for(
+            started + chrono::Duration::minutes(5),
+            started + chrono::Duration::minutes(9),
+            started,
+            window
+        ),
+        "schedule"
+    );
+    // Before the start: caught up inside the window, missed beyond it.
+    assert_eq!(trigger_for(slot, started, started, window), "catch_up");
+    assert_eq!(
+        trigger_for(slot, slot + chrono::Duration::hours(2), started, window),
+        "catch_up"
+    );
+    assert_eq!(
+        trigger_for(slot, slot + chrono::Duration::minutes(121), started, window),
+        "missed"
+    );
+    // A window of 0: any slot that went by while down is missed, however little late.
+    assert_eq!(
+        trigger_for(
+            slot,
+            slot + chrono::Duration::seconds(2),
+            slot + chrono::Duration::seconds(1),
+            Duration::ZERO
+        ),
+        "missed"
+    );
 }

@@ -8,6 +8,7 @@ mod broadcast;
 mod callbacks;
 mod cli;
 mod commands;
+mod crash;
 mod keywords;
 mod pushes;
 mod reload;

@@ -50,7 +50,8 @@ pub struct Options {
     pub scripts_dir: Option<PathBuf>,
 }
 
-fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options) -> String {
+/// The test configuration: a store at `store`, WeCom webhooks allowed to `fake`, and `options`.
+pub fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options) -> String {
     let scripts = options
         .scripts_dir
         .clone()
