@@ -44,6 +44,7 @@ pub fn date_in(now: DateTime<Utc>, zone: chrono_tz::Tz) -> Value {
 
 fn date_of(local: chrono::NaiveDateTime) -> Value {
     let weekday = local.weekday().num_days_from_monday() as usize;
+    let (lunar, solar_term) = lunar_of(local.date());
     context! {
         today => local.format("%Y-%m-%d").to_string(),
         year => local.year(),
@@ -52,7 +53,30 @@ fn date_of(local: chrono::NaiveDateTime) -> Value {
         weekday => WEEKDAYS[weekday],
         weekday_number => weekday + 1,
         time => format!("{:02}:{:02}", local.hour(), local.minute()),
+        lunar => lunar,
+        solar_term => solar_term,
     }
+}
+
+/// The Chinese lunisolar month and day of `date` ("十月十四", "闰六月初一"; empty outside
+/// 1900–2100) and the solar term that falls on it ("小雪"; empty on other days).
+fn lunar_of(date: chrono::NaiveDate) -> (String, &'static str) {
+    use nongli::language::{Language, StaticTranslate, Translate};
+    let lunar = nongli::ChineseDate::from_gregorian(&date)
+        .map(|c| {
+            format!(
+                "{}{}",
+                c.chinese_month()
+                    .translate_to_string(Language::ChineseSimplified),
+                c.chinese_day()
+                    .translate_to_string(Language::ChineseSimplified)
+            )
+        })
+        .unwrap_or_default();
+    let term = nongli::SolarTerm::from_date(&date)
+        .map(|t| t.static_translate(Language::ChineseSimplified))
+        .unwrap_or_default();
+    (lunar, term)
 }
 
 /// `member`: who the bot is answering.
@@ -202,5 +226,20 @@ mod tests {
         assert_eq!(d.get_attr("today").unwrap().to_string(), "2026-11-23");
         assert_eq!(d.get_attr("weekday").unwrap().to_string(), "星期一");
         assert_eq!(d.get_attr("time").unwrap().to_string(), "07:30");
+    }
+
+    #[test]
+    fn lunar_dates_and_solar_terms_match_the_almanac() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        // Spring Festivals, the Mid-Autumn Festival, and solar terms of 2025–2026.
+        assert_eq!(lunar_of(day(2025, 1, 29)), ("正月初一".to_owned(), ""));
+        assert_eq!(lunar_of(day(2026, 2, 17)), ("正月初一".to_owned(), ""));
+        assert_eq!(lunar_of(day(2025, 10, 6)).0, "八月十五");
+        assert_eq!(lunar_of(day(2025, 12, 21)).1, "冬至");
+        assert_eq!(lunar_of(day(2026, 4, 5)).1, "清明");
+        assert_eq!(lunar_of(day(2026, 11, 22)), ("十月十四".to_owned(), "小雪"));
+        assert_eq!(lunar_of(day(2026, 11, 23)).1, "");
+        // Outside the tables: empty, not an error.
+        assert_eq!(lunar_of(day(1850, 1, 1)), (String::new(), ""));
     }
 }
