@@ -173,7 +173,10 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
     let crate::domain::OutMessage::Markdown { content } = &sends[0].message else {
         panic!("markdown")
     };
-    assert!(content.contains("11月23日 星期一 · 农历十月十五"), "{content}");
+    assert!(
+        content.contains("11月23日 星期一 · 农历十月十五"),
+        "{content}"
+    );
 
     // Caught up an hour late (the runner decides it is within the window): sent now.
     let late = plan(
