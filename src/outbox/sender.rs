@@ -145,6 +145,24 @@ impl Outbox {
             .inner
             .resumed
             .store(pending.len() as u64, Ordering::Relaxed);
+        // A group released while its sends waited (before a restart, or with the service down)
+        // gets none of them: the store says when it was released.
+        let mut checked = std::collections::HashSet::new();
+        for chat in pending.iter().filter_map(|e| e.chat.as_ref()) {
+            if !checked.insert(chat.clone()) {
+                continue;
+            }
+            match store.group(chat) {
+                Ok(Some(group)) if group.status == GroupStatus::Released => {
+                    if let Some(at) = group.released_at {
+                        outbox.inner.note_release(chat, at);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => warn!(chat = %chat, error = %e,
+                    "cannot read the group of a resumed send; it is sent unless released later"),
+            }
+        }
         for entry in pending {
             outbox.dispatch(entry);
         }
@@ -325,10 +343,12 @@ impl Inner {
     }
 
     fn note_release(&self, chat: &ChatId, at: chrono::DateTime<Utc>) {
-        self.released
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(chat.clone(), at);
+        let mut released = self.released.lock().unwrap_or_else(|e| e.into_inner());
+        // No send waits a week in a running service (spread windows are hours, retries
+        // minutes); sends resumed at start are checked against the store instead.
+        let forget_before = Utc::now() - chrono::Duration::days(7);
+        released.retain(|_, at| *at >= forget_before);
+        released.insert(chat.clone(), at);
     }
 
     /// Why `entry` must not be sent any more, if it must not.

@@ -418,3 +418,51 @@ async fn sends_waiting_for_a_released_group_are_skipped() {
         "the waiting send never left"
     );
 }
+
+#[tokio::test]
+async fn a_send_resumed_after_a_restart_is_skipped_when_its_group_was_released_meanwhile() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.redb")).unwrap();
+    let chat = trumpet::domain::ChatId::new("gone-while-down");
+    // A send left in the outbox by a previous run, then the group released (an operator's
+    // DELETE, or WeCom's 93000 for another send) before the service starts again.
+    store
+        .write(|tx| {
+            tx.enqueue(
+                NewSend {
+                    chat: Some(chat.clone()),
+                    ..send("left-over", &fake.webhook_url("gone-key"), 1)
+                },
+                chrono::Utc::now(),
+            )?;
+            let mut group = trumpet::store::GroupRecord::new(
+                chat.clone(),
+                trumpet::domain::BotId::parse("b").unwrap(),
+            );
+            group.status = trumpet::store::GroupStatus::Released;
+            group.released_at = Some(chrono::Utc::now() + chrono::Duration::milliseconds(1));
+            tx.put_group(&group)
+        })
+        .unwrap();
+    let outbox = Outbox::start(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        SendSettings {
+            per_minute: 20,
+            window: Duration::from_secs(61),
+            retry_base: Duration::from_millis(20),
+            max_attempts: 3,
+            webhook_hosts: vec![fake.host()],
+            bot_limits: Default::default(),
+            global_per_second: 1000,
+        },
+        store.clone(),
+    )
+    .unwrap();
+    assert!(outbox.shutdown(Duration::from_secs(2)).await);
+    assert_eq!(outbox.stats().resumed, 1);
+    let left = store.send_by_key("left-over").unwrap().unwrap();
+    assert_eq!(left.state, OutboxState::Skipped);
+    assert_eq!(left.last_error.as_deref(), Some("the group was released"));
+    assert!(fake.received("gone-key").is_empty(), "nothing sent");
+}
