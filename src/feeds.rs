@@ -58,6 +58,13 @@ struct FeedState {
     next_fetch: Option<DateTime<Utc>>,
 }
 
+impl FeedState {
+    /// The last good copy, if it came from the URL `spec` names now.
+    fn copy_of(&self, spec: &FeedSpec) -> Option<&CachedFeed> {
+        self.cached.as_ref().filter(|c| c.url == spec.url)
+    }
+}
+
 /// What a template sees of a feed: `feeds.<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeedView {
@@ -194,9 +201,7 @@ impl Feeds {
             .iter()
             .map(|spec| {
                 let state = states.get(&spec.name);
-                let cached = state
-                    .and_then(|s| s.cached.as_ref())
-                    .filter(|c| c.url == spec.url);
+                let cached = state.and_then(|s| s.copy_of(spec));
                 let fresh_enough = |e: &&FeedEntry| match (spec.max_age, e.published) {
                     (Some(max), Some(published)) => {
                         (at - published).to_std().map_or(true, |age| age <= max)
@@ -241,9 +246,7 @@ impl Feeds {
             .iter()
             .map(|spec| {
                 let state = states.get(&spec.name);
-                let cached = state
-                    .and_then(|s| s.cached.as_ref())
-                    .filter(|c| c.url == spec.url);
+                let cached = state.and_then(|s| s.copy_of(spec));
                 let last_error = state.and_then(|s| s.last_error.clone());
                 FeedStatus {
                     name: spec.name.clone(),

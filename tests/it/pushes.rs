@@ -9,6 +9,20 @@ use trumpet::domain::OutMessage;
 use trumpet::outbox::{Outbox, SendSettings};
 use trumpet::store::{NewSend, OutboxState, Store};
 
+/// The outbox's settings against `fake`: `per_minute` per key in `window`, quick retries (three
+/// attempts), no per-bot limit, 1,000 sends a second overall.
+fn settings(fake: &FakeWecom, per_minute: u32, window: Duration) -> SendSettings {
+    SendSettings {
+        per_minute,
+        window,
+        retry_base: Duration::from_millis(20),
+        max_attempts: 3,
+        webhook_hosts: vec![fake.host()],
+        bot_limits: Default::default(),
+        global_per_second: 1000,
+    }
+}
+
 /// A text send of "message {i}" to `url`.
 fn send(key: &str, url: &str, i: usize) -> NewSend {
     NewSend {
@@ -112,16 +126,8 @@ async fn the_outbox_never_exceeds_the_per_key_limit() {
     let store = Store::open(&dir.path().join("p.redb")).unwrap();
     let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(5)).unwrap(),
-        SendSettings {
-            per_minute: limit as u32,
-            // The same margin for jitter as the service keeps (61 s for WeCom's 60).
-            window: window + Duration::from_millis(100),
-            retry_base: Duration::from_millis(20),
-            max_attempts: 3,
-            webhook_hosts: vec![fake.host()],
-            bot_limits: Default::default(),
-            global_per_second: 1000,
-        },
+        // The same margin for jitter as the service keeps (61 s for WeCom's 60).
+        settings(&fake, limit as u32, window + Duration::from_millis(100)),
         store,
     )
     .unwrap();
@@ -164,15 +170,7 @@ async fn a_key_keeps_its_limit_across_bursts_and_idle_keys_are_forgotten() {
     let store = Store::open(&dir.path().join("p.redb")).unwrap();
     let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(5)).unwrap(),
-        SendSettings {
-            per_minute: limit as u32,
-            window: window + Duration::from_millis(100),
-            retry_base: Duration::from_millis(20),
-            max_attempts: 3,
-            webhook_hosts: vec![fake.host()],
-            bot_limits: Default::default(),
-            global_per_second: 1000,
-        },
+        settings(&fake, limit as u32, window + Duration::from_millis(100)),
         store,
     )
     .unwrap();
@@ -231,14 +229,10 @@ async fn the_per_bot_and_global_limits_hold_across_keys() {
     let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(5)).unwrap(),
         SendSettings {
-            per_minute: 20,
-            window,
-            retry_base: Duration::from_millis(20),
-            max_attempts: 3,
-            webhook_hosts: vec![fake.host()],
             // Three per window for this bot across all of its keys; eight a second overall.
             bot_limits: [(limited.clone(), 3)].into(),
             global_per_second: 8,
+            ..settings(&fake, 20, window)
         },
         store,
     )
@@ -301,15 +295,7 @@ fn a_crash_loses_no_send_and_the_next_start_resumes() {
     let fake_runtime = tokio::runtime::Runtime::new().unwrap();
     let fake = fake_runtime.block_on(FakeWecom::start_with_limit(limit, window));
     let url = fake.webhook_url("crashy");
-    let settings = SendSettings {
-        per_minute: limit as u32,
-        window: window + Duration::from_millis(100),
-        retry_base: Duration::from_millis(20),
-        max_attempts: 3,
-        webhook_hosts: vec![fake.host()],
-        bot_limits: Default::default(),
-        global_per_second: 1000,
-    };
+    let settings = settings(&fake, limit as u32, window + Duration::from_millis(100));
     let first_life = tokio::runtime::Runtime::new().unwrap();
     first_life.block_on(async {
         let store = Store::open(&path).unwrap();
@@ -376,15 +362,7 @@ async fn sends_waiting_for_a_released_group_are_skipped() {
     let store = Store::open(&dir.path().join("r.redb")).unwrap();
     let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(5)).unwrap(),
-        SendSettings {
-            per_minute: 20,
-            window: Duration::from_secs(61),
-            retry_base: Duration::from_millis(20),
-            max_attempts: 3,
-            webhook_hosts: vec![fake.host()],
-            bot_limits: Default::default(),
-            global_per_second: 1000,
-        },
+        settings(&fake, 20, Duration::from_secs(61)),
         store.clone(),
     )
     .unwrap();
@@ -447,15 +425,7 @@ async fn a_send_resumed_after_a_restart_is_skipped_when_its_group_was_released_m
         .unwrap();
     let outbox = Outbox::start(
         WebhookClient::new(Duration::from_secs(5)).unwrap(),
-        SendSettings {
-            per_minute: 20,
-            window: Duration::from_secs(61),
-            retry_base: Duration::from_millis(20),
-            max_attempts: 3,
-            webhook_hosts: vec![fake.host()],
-            bot_limits: Default::default(),
-            global_per_second: 1000,
-        },
+        settings(&fake, 20, Duration::from_secs(61)),
         store.clone(),
     )
     .unwrap();
