@@ -140,6 +140,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// With tokio's clock paused, waiting costs no real time: the limits are checked against
+    /// the virtual clock the way they run against the real one.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_shared_limits_spaces_sends_on_a_paused_clock() {
+        let bot = BotId::parse("limited").unwrap();
+        let limits = SharedLimits::new([(bot.clone(), 3)].into(), Duration::from_secs(60), 2);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        // Global: two a second; this bot: three a minute.
+        for _ in 0..4 {
+            limits.take(None).await;
+            times.push(start.elapsed());
+        }
+        assert_eq!(
+            times,
+            [0, 0, 1, 1].map(Duration::from_secs),
+            "the third send waits for the first to leave its second"
+        );
+        let start = Instant::now();
+        for _ in 0..4 {
+            limits.take(Some(&bot)).await;
+        }
+        // The fourth send of the bot waits for the first of its three to leave the minute.
+        assert!(
+            start.elapsed() >= Duration::from_secs(59),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            start.elapsed() <= Duration::from_secs(61),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
     #[test]
     fn shared_limits_hold_per_bot_and_overall() {
         let a = BotId::parse("a").unwrap();
