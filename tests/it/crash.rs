@@ -13,8 +13,18 @@ use crate::helpers::*;
 
 const GROUPS: usize = 30;
 
+/// A child process killed (SIGKILL) when dropped, so that a failing test leaves none behind.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The real binary serving on `port` with the test configuration; its log goes to `log`.
-fn start_binary(config: &std::path::Path, port: u16, log: &std::path::Path) -> Child {
+fn start_binary(config: &std::path::Path, port: u16, log: &std::path::Path) -> Process {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -29,6 +39,7 @@ fn start_binary(config: &std::path::Path, port: u16, log: &std::path::Path) -> C
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Process)
         .unwrap()
 }
 
@@ -174,7 +185,7 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
     };
 
     let started = Utc::now();
-    let mut first = start_binary(&config, port, &log);
+    let first = start_binary(&config, port, &log);
     binary.wait_healthy(&log).await;
     for i in 0..GROUPS {
         binary
@@ -203,8 +214,7 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
         assert!(Instant::now() < deadline, "the broadcast never got going");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    drop(first); // SIGKILL
     let killed_at = delivered(&fake);
     let missed_slot = next_minute(started);
     assert!(
@@ -215,7 +225,7 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
 
     // Down while the next minute's slot goes by.
     sleep_until(missed_slot + chrono::Duration::seconds(2)).await;
-    let mut second = start_binary(&config, port, &log);
+    let second = start_binary(&config, port, &log);
     binary.wait_healthy(&log).await;
 
     // The broadcast resumes by itself: every group gets its report.
@@ -246,6 +256,5 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
     assert_eq!(skipped["skipped"], GROUPS, "{skipped}");
     assert_eq!(skipped["delivered"], 0, "{skipped}");
 
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
 }

@@ -73,14 +73,12 @@ impl Drop for Server {
             .arg(self.child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The temporary store goes whichever way the server stopped (it is ~100 MB after a run).
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
