@@ -1,0 +1,566 @@
+//! OneBot 12 on the wire (`../shared/onebot/ONEBOT.md`): the frames an implementation sends
+//! (events and action responses) parsed into [`Incoming`], message segments into [`Segment`]
+//! (unknown and `wx.`-prefixed ones kept as raw JSON, never an error), action requests built as
+//! JSON, and retcodes turned into [`ActionError`]. Pure: no sockets here.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// What one text frame from an implementation carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Event(Event),
+    /// The answer to an action request, matched by `echo`.
+    Response(ActionResponse),
+}
+
+/// An event: the common envelope and what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    /// Seconds since the epoch (OneBot 12 sends a float).
+    pub time: f64,
+    /// The bot account the event is for (`None` on meta events).
+    pub self_id: Option<SelfId>,
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SelfId {
+    pub platform: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBody {
+    /// `meta.connect`: the first event on every connection.
+    Connect {
+        implementation: String,
+        version: String,
+    },
+    /// `meta.heartbeat`: the next one is due within `interval_ms`.
+    Heartbeat {
+        interval_ms: u64,
+    },
+    /// `meta.status_update`: which accounts this connection carries, and whether they are online.
+    StatusUpdate {
+        good: bool,
+        bots: Vec<(SelfId, bool)>,
+    },
+    GroupMessage(GroupMessage),
+    /// `notice.group_member_increase`; `sub_type` is `join`, `invite` or "".
+    MemberIncrease {
+        group_id: String,
+        user_id: String,
+        operator_id: String,
+        sub_type: String,
+    },
+    /// `notice.group_member_decrease`; `sub_type` is `leave`, `kick` or "".
+    MemberDecrease {
+        group_id: String,
+        user_id: String,
+        operator_id: String,
+        sub_type: String,
+    },
+    /// `notice.group_message_delete`; `sub_type` is `recall` or `delete`.
+    MessageDelete {
+        group_id: String,
+        message_id: String,
+        user_id: String,
+        operator_id: String,
+    },
+    /// Any other event: kept for the log, never an error.
+    Other {
+        kind: String,
+        detail_type: String,
+    },
+}
+
+/// A group message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMessage {
+    pub message_id: String,
+    pub group_id: String,
+    pub user_id: String,
+    pub segments: Vec<Segment>,
+    /// The implementation's plain-text rendering.
+    pub alt_message: String,
+}
+
+impl GroupMessage {
+    /// The text of the message: its text segments in order, trimmed (mentions left out).
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for segment in &self.segments {
+            if let Segment::Text(t) = segment {
+                text.push_str(t);
+            }
+        }
+        text.trim().to_owned()
+    }
+
+    /// Whether the message @-mentions `account` (a mention of everyone does not count).
+    pub fn mentions(&self, account: &str) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Mention(user) if user == account))
+    }
+}
+
+/// One segment of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segment {
+    Text(String),
+    Mention(String),
+    MentionAll,
+    Image {
+        file_id: String,
+    },
+    Reply {
+        message_id: String,
+    },
+    /// Anything else (`voice`, `file`, `wx.link`, `wx.app`, …), as it came.
+    Other {
+        kind: String,
+        data: Value,
+    },
+}
+
+impl Segment {
+    fn from_json(value: Value) -> Segment {
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let data = value.get("data").cloned().unwrap_or(Value::Null);
+        let field = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_owned);
+        let known = match kind.as_str() {
+            "text" => field("text").map(Segment::Text),
+            "mention" => field("user_id").map(Segment::Mention),
+            "mention_all" => Some(Segment::MentionAll),
+            "image" => field("file_id").map(|file_id| Segment::Image { file_id }),
+            "reply" => field("message_id").map(|message_id| Segment::Reply { message_id }),
+            _ => None,
+        };
+        // A known type with missing fields is kept whole rather than guessed at.
+        known.unwrap_or(Segment::Other { kind, data })
+    }
+
+    /// The segment as OneBot 12 JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Segment::Text(text) => json!({"type": "text", "data": {"text": text}}),
+            Segment::Mention(user) => json!({"type": "mention", "data": {"user_id": user}}),
+            Segment::MentionAll => json!({"type": "mention_all", "data": {}}),
+            Segment::Image { file_id } => json!({"type": "image", "data": {"file_id": file_id}}),
+            Segment::Reply { message_id } => {
+                json!({"type": "reply", "data": {"message_id": message_id}})
+            }
+            Segment::Other { kind, data } => json!({"type": kind, "data": data}),
+        }
+    }
+}
+
+/// The answer to an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionResponse {
+    pub echo: String,
+    pub outcome: Result<Value, ActionError>,
+}
+
+/// Why an action failed, by retcode class.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// 10002: the implementation does not offer the action.
+    #[error("unsupported action (retcode {retcode}): {message}")]
+    Unsupported { retcode: i64, message: String },
+    /// Other 1xxxx: our request was wrong (bad parameter, unsupported segment, unknown account).
+    #[error("request refused (retcode {retcode}): {message}")]
+    BadRequest { retcode: i64, message: String },
+    /// 34xxx: the platform refused, e.g. a rate limit — back off and try again later.
+    #[error("the platform refused (retcode {retcode}): {message}")]
+    PlatformRefused { retcode: i64, message: String },
+    /// 35xxx: a logic error, e.g. the target is gone — retrying will not help.
+    #[error("cannot be done (retcode {retcode}): {message}")]
+    Logic { retcode: i64, message: String },
+    /// 36xxx: the implementation is overloaded — back off.
+    #[error("the implementation is busy (retcode {retcode}): {message}")]
+    Tired { retcode: i64, message: String },
+    /// Anything else that is not `ok`.
+    #[error("failed (retcode {retcode}): {message}")]
+    Failed { retcode: i64, message: String },
+}
+
+impl ActionError {
+    pub fn from_retcode(retcode: i64, message: String) -> ActionError {
+        match retcode {
+            10002 => ActionError::Unsupported { retcode, message },
+            10000..=19999 => ActionError::BadRequest { retcode, message },
+            34000..=34999 => ActionError::PlatformRefused { retcode, message },
+            35000..=35999 => ActionError::Logic { retcode, message },
+            36000..=36999 => ActionError::Tired { retcode, message },
+            _ => ActionError::Failed { retcode, message },
+        }
+    }
+
+    /// Whether trying again later may work (after backing off).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ActionError::PlatformRefused { .. } | ActionError::Tired { .. }
+        )
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("neither an event nor an action response (no `type` and no `echo`)")]
+    Unrecognised,
+    #[error("event {kind}.{detail_type}: missing or mistyped field `{field}`")]
+    MissingField {
+        kind: String,
+        detail_type: String,
+        field: &'static str,
+    },
+}
+
+/// Parses one text frame.
+pub fn parse_frame(text: &str) -> Result<Incoming, FrameError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    if value.get("type").is_some() {
+        return parse_event(value).map(Incoming::Event);
+    }
+    if value.get("status").is_some() || value.get("echo").is_some() {
+        return Ok(Incoming::Response(parse_response(&value)));
+    }
+    Err(FrameError::Unrecognised)
+}
+
+fn parse_response(value: &Value) -> ActionResponse {
+    let echo = match value.get("echo") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let ok = value.get("status").and_then(Value::as_str) == Some("ok");
+    let retcode = value.get("retcode").and_then(Value::as_i64).unwrap_or(-1);
+    let outcome = if ok && retcode == 0 {
+        Ok(value.get("data").cloned().unwrap_or(Value::Null))
+    } else {
+        let message = value
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Err(ActionError::from_retcode(retcode, message))
+    };
+    ActionResponse { echo, outcome }
+}
+
+fn parse_event(value: Value) -> Result<Event, FrameError> {
+    let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+    let kind = text(&value, "type").unwrap_or_default();
+    let detail_type = text(&value, "detail_type").unwrap_or_default();
+    let sub_type = text(&value, "sub_type").unwrap_or_default();
+    let missing = |field: &'static str| FrameError::MissingField {
+        kind: kind.clone(),
+        detail_type: detail_type.clone(),
+        field,
+    };
+    let required = |name: &'static str| text(&value, name).ok_or_else(|| missing(name));
+    // Ids are strings in OneBot 12; an implementation sending a number is tolerated.
+    let id = match value.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(missing("id")),
+    };
+    let time = value
+        .get("time")
+        .and_then(Value::as_f64)
+        .unwrap_or_default();
+    let self_id = value.get("self").and_then(|s| SelfId::deserialize(s).ok());
+    let body = match (kind.as_str(), detail_type.as_str()) {
+        ("meta", "connect") => {
+            let version = value.get("version").cloned().unwrap_or(Value::Null);
+            EventBody::Connect {
+                implementation: text(&version, "impl").unwrap_or_default(),
+                version: text(&version, "version").unwrap_or_default(),
+            }
+        }
+        ("meta", "heartbeat") => EventBody::Heartbeat {
+            interval_ms: value
+                .get("interval")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| missing("interval"))?,
+        },
+        ("meta", "status_update") => {
+            let status = value.get("status").cloned().unwrap_or(Value::Null);
+            let bots = status
+                .get("bots")
+                .and_then(Value::as_array)
+                .map(|bots| {
+                    bots.iter()
+                        .filter_map(|b| {
+                            let account = SelfId::deserialize(b.get("self")?).ok()?;
+                            Some((account, b.get("online")?.as_bool()?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            EventBody::StatusUpdate {
+                good: status.get("good").and_then(Value::as_bool).unwrap_or(false),
+                bots,
+            }
+        }
+        ("message", "group") => {
+            let segments = match value.get("message") {
+                Some(Value::Array(items)) => {
+                    items.iter().cloned().map(Segment::from_json).collect()
+                }
+                // Some implementations send a plain string; it is the message's text.
+                Some(Value::String(s)) => vec![Segment::Text(s.clone())],
+                _ => return Err(missing("message")),
+            };
+            EventBody::GroupMessage(GroupMessage {
+                message_id: required("message_id")?,
+                group_id: required("group_id")?,
+                user_id: required("user_id")?,
+                segments,
+                alt_message: text(&value, "alt_message").unwrap_or_default(),
+            })
+        }
+        ("notice", "group_member_increase") => EventBody::MemberIncrease {
+            group_id: required("group_id")?,
+            user_id: required("user_id")?,
+            operator_id: text(&value, "operator_id").unwrap_or_default(),
+            sub_type,
+        },
+        ("notice", "group_member_decrease") => EventBody::MemberDecrease {
+            group_id: required("group_id")?,
+            user_id: required("user_id")?,
+            operator_id: text(&value, "operator_id").unwrap_or_default(),
+            sub_type,
+        },
+        ("notice", "group_message_delete") => EventBody::MessageDelete {
+            group_id: required("group_id")?,
+            message_id: required("message_id")?,
+            user_id: text(&value, "user_id").unwrap_or_default(),
+            operator_id: text(&value, "operator_id").unwrap_or_default(),
+        },
+        _ => EventBody::Other {
+            kind: kind.clone(),
+            detail_type: detail_type.clone(),
+        },
+    };
+    Ok(Event {
+        id,
+        time,
+        self_id,
+        body,
+    })
+}
+
+/// An action request as JSON: `self` is named when the connection carries several accounts.
+pub fn action_request(action: &str, params: Value, echo: &str, account: Option<&SelfId>) -> Value {
+    let mut request = json!({"action": action, "params": params, "echo": echo});
+    if let Some(account) = account {
+        request["self"] = json!({"platform": account.platform, "user_id": account.user_id});
+    }
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(text: &str) -> Event {
+        match parse_frame(text).unwrap() {
+            Incoming::Event(e) => e,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn meta_events_are_read() {
+        let connect = event(
+            r#"{"id":"1","time":1732250000.5,"type":"meta","detail_type":"connect","sub_type":"","version":{"impl":"wx-impl","version":"0.3","onebot_version":"12"}}"#,
+        );
+        assert_eq!(
+            connect.body,
+            EventBody::Connect {
+                implementation: "wx-impl".into(),
+                version: "0.3".into()
+            }
+        );
+        assert_eq!(connect.time, 1732250000.5);
+        let beat = event(
+            r#"{"id":"2","time":1,"type":"meta","detail_type":"heartbeat","sub_type":"","interval":5000}"#,
+        );
+        assert_eq!(beat.body, EventBody::Heartbeat { interval_ms: 5000 });
+        let status = event(
+            r#"{"id":"3","time":1,"type":"meta","detail_type":"status_update","sub_type":"","status":{"good":true,"bots":[{"self":{"platform":"wechat","user_id":"wxid_bot"},"online":true},{"self":{"platform":"wechat","user_id":"wxid_b2"},"online":false}]}}"#,
+        );
+        let EventBody::StatusUpdate { good, bots } = status.body else {
+            panic!("status_update")
+        };
+        assert!(good);
+        assert_eq!(bots.len(), 2);
+        assert_eq!(bots[1].0.user_id, "wxid_b2");
+        assert!(!bots[1].1);
+    }
+
+    #[test]
+    fn a_group_message_keeps_every_segment_and_knows_who_it_mentions() {
+        let e = event(
+            r#"{"id":"m1","time":1,"type":"message","detail_type":"group","sub_type":"","self":{"platform":"wechat","user_id":"wxid_bot"},
+            "message_id":"987","group_id":"123@chatroom","user_id":"wxid_a","alt_message":"@小喇叭 发票怎么开",
+            "message":[{"type":"mention","data":{"user_id":"wxid_bot"}},{"type":"text","data":{"text":" 发票怎么开 "}},
+            {"type":"wx.link","data":{"title":"广告","url":"https://spam.example"}},{"type":"image","data":{"file_id":"f1"}},
+            {"type":"future_thing","data":{"x":1}},{"type":"text","data":{}}]}"#,
+        );
+        assert_eq!(e.self_id.as_ref().unwrap().user_id, "wxid_bot");
+        let EventBody::GroupMessage(m) = e.body else {
+            panic!("group message")
+        };
+        assert_eq!(m.group_id, "123@chatroom");
+        assert_eq!(m.text(), "发票怎么开");
+        assert!(m.mentions("wxid_bot"));
+        assert!(!m.mentions("wxid_other"));
+        assert_eq!(m.segments.len(), 6);
+        assert!(
+            matches!(&m.segments[2], Segment::Other { kind, data } if kind == "wx.link" && data["url"] == "https://spam.example")
+        );
+        assert_eq!(
+            m.segments[3],
+            Segment::Image {
+                file_id: "f1".into()
+            }
+        );
+        // A text segment without its text is kept as it came, not guessed at.
+        assert!(matches!(&m.segments[5], Segment::Other { kind, .. } if kind == "text"));
+        // Segments go back out unchanged.
+        assert_eq!(m.segments[2].to_json()["data"]["title"], "广告");
+    }
+
+    #[test]
+    fn member_notices_and_deletions_are_read() {
+        let joined = event(
+            r#"{"id":"n1","time":1,"type":"notice","detail_type":"group_member_increase","sub_type":"invite","self":{"platform":"wechat","user_id":"wxid_bot"},"group_id":"g","user_id":"wxid_new","operator_id":"wxid_a"}"#,
+        );
+        assert_eq!(
+            joined.body,
+            EventBody::MemberIncrease {
+                group_id: "g".into(),
+                user_id: "wxid_new".into(),
+                operator_id: "wxid_a".into(),
+                sub_type: "invite".into()
+            }
+        );
+        let left = event(
+            r#"{"id":"n2","time":1,"type":"notice","detail_type":"group_member_decrease","sub_type":"kick","group_id":"g","user_id":"wxid_x","operator_id":"wxid_a"}"#,
+        );
+        assert!(
+            matches!(left.body, EventBody::MemberDecrease { ref sub_type, .. } if sub_type == "kick")
+        );
+        let deleted = event(
+            r#"{"id":"n3","time":1,"type":"notice","detail_type":"group_message_delete","sub_type":"recall","group_id":"g","message_id":"987","user_id":"wxid_a","operator_id":"wxid_a"}"#,
+        );
+        assert!(
+            matches!(deleted.body, EventBody::MessageDelete { ref message_id, .. } if message_id == "987")
+        );
+        let other = event(
+            r#"{"id":"n4","time":1,"type":"notice","detail_type":"friend_increase","sub_type":"","user_id":"x"}"#,
+        );
+        assert_eq!(
+            other.body,
+            EventBody::Other {
+                kind: "notice".into(),
+                detail_type: "friend_increase".into()
+            }
+        );
+    }
+
+    #[test]
+    fn broken_frames_get_a_clear_error() {
+        assert!(matches!(
+            parse_frame("not json"),
+            Err(FrameError::NotJson(_))
+        ));
+        assert_eq!(parse_frame("{}"), Err(FrameError::Unrecognised));
+        let missing = parse_frame(
+            r#"{"id":"1","time":1,"type":"message","detail_type":"group","message":[],"user_id":"u","message_id":"m"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "event message.group: missing or mistyped field `group_id`"
+        );
+        assert!(matches!(
+            parse_frame(r#"{"time":1,"type":"meta","detail_type":"heartbeat","interval":5}"#),
+            Err(FrameError::MissingField { field: "id", .. })
+        ));
+    }
+
+    #[test]
+    fn responses_are_matched_by_echo_and_retcodes_classified() {
+        let ok = parse_frame(r#"{"status":"ok","retcode":0,"data":{"message_id":"55","time":1.0},"message":"","echo":"a-1"}"#).unwrap();
+        let Incoming::Response(ok) = ok else {
+            panic!("response")
+        };
+        assert_eq!(ok.echo, "a-1");
+        assert_eq!(ok.outcome.unwrap()["message_id"], "55");
+        for (retcode, retryable, name) in [
+            (10002, false, "unsupported action"),
+            (10003, false, "request refused"),
+            (34001, true, "the platform refused"),
+            (35001, false, "cannot be done"),
+            (36000, true, "busy"),
+            (20001, false, "failed"),
+        ] {
+            let frame = format!(
+                r#"{{"status":"failed","retcode":{retcode},"data":null,"message":"m","echo":"e"}}"#
+            );
+            let Incoming::Response(r) = parse_frame(&frame).unwrap() else {
+                panic!("response")
+            };
+            let e = r.outcome.unwrap_err();
+            assert_eq!(e.is_retryable(), retryable, "{retcode}");
+            assert!(e.to_string().contains(name), "{retcode}: {e}");
+        }
+        // `status: ok` with a non-zero retcode is not trusted as success.
+        let Incoming::Response(r) =
+            parse_frame(r#"{"status":"ok","retcode":35001,"echo":"e"}"#).unwrap()
+        else {
+            panic!("response")
+        };
+        assert!(r.outcome.is_err());
+    }
+
+    #[test]
+    fn action_requests_name_the_account_when_asked() {
+        let account = SelfId {
+            platform: "wechat".into(),
+            user_id: "wxid_bot".into(),
+        };
+        let request = action_request(
+            "send_message",
+            json!({"detail_type": "group", "group_id": "g", "message": [Segment::Text("hi".into()).to_json()]}),
+            "7",
+            Some(&account),
+        );
+        assert_eq!(request["action"], "send_message");
+        assert_eq!(request["echo"], "7");
+        assert_eq!(request["self"]["user_id"], "wxid_bot");
+        assert_eq!(request["params"]["message"][0]["data"]["text"], "hi");
+        assert!(
+            action_request("get_status", json!({}), "8", None)
+                .get("self")
+                .is_none()
+        );
+    }
+}
