@@ -5,4 +5,4 @@
 pub mod governor;
 pub mod sender;
 
-pub use sender::{Outbox, OutboxStats, SendSettings};
+pub use sender::{MAX_IN_FLIGHT, Outbox, OutboxStats, SendSettings};

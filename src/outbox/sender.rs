@@ -510,7 +510,7 @@ async fn run_lane(inner: Arc<Inner>, url: WebhookUrl, memory: KeyMemory) {
 }
 
 /// Sends piece `piece` of `entry`, retrying what may be retried. Waits for the key's minute
-/// first, then for a place among the requests in flight, then for the per-bot and global limits.
+/// first, then for the per-bot and global limits, then for a place among the requests in flight.
 async fn send_with_retries(
     inner: &Inner,
     window: &mut SlidingWindow,
@@ -525,13 +525,14 @@ async fn send_with_retries(
         if let Some(wait) = window.delay(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
-        // The semaphore is never closed: a permit always comes.
-        let Ok(permit) = inner.in_flight.acquire().await else {
-            return Err(WebhookError::Transport("the outbox is closed".into()));
-        };
         // The per-bot and global limits come after the key's own: a lane waiting for its key
         // holds no place there.
         inner.limits.take(entry.bot.as_ref()).await;
+        // A place in flight last: lanes waiting for a bot's limit must not hold the places other
+        // bots' sends need. The semaphore is never closed: a permit always comes.
+        let Ok(permit) = inner.in_flight.acquire().await else {
+            return Err(WebhookError::Transport("the outbox is closed".into()));
+        };
         window.record(Instant::now());
         entry.attempts += 1;
         let body = request_bodies(&entry.message)?

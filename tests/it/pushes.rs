@@ -436,3 +436,38 @@ async fn a_send_resumed_after_a_restart_is_skipped_when_its_group_was_released_m
     assert_eq!(left.last_error.as_deref(), Some("the group was released"));
     assert!(fake.received("gone-key").is_empty(), "nothing sent");
 }
+
+#[tokio::test]
+async fn a_bot_waiting_for_its_limit_does_not_hold_up_other_bots() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let slow = trumpet::domain::BotId::parse("one-a-minute").unwrap();
+    let outbox = Outbox::start(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        SendSettings {
+            bot_limits: [(slow.clone(), 1)].into(),
+            ..settings(&fake, 20, Duration::from_secs(61))
+        },
+        store,
+    )
+    .unwrap();
+    // More lanes of the slow bot than there are places in flight, each waiting a minute for
+    // its turn; then one send of no bot at all.
+    let mut sends: Vec<NewSend> = (0..trumpet::outbox::MAX_IN_FLIGHT + 20)
+        .map(|i| NewSend {
+            bot: Some(slow.clone()),
+            ..send(&format!("slow-{i}"), &fake.webhook_url(&format!("s{i}")), i)
+        })
+        .collect();
+    sends.push(send("free", &fake.webhook_url("free"), 0));
+    outbox.enqueue(sends).await.unwrap();
+    // Goes out at once rather than after the slow bot's minutes.
+    fake.wait_delivered("free", 1).await;
+    let slow_sent = fake
+        .all_received()
+        .iter()
+        .filter(|r| r.key.starts_with('s'))
+        .count();
+    assert_eq!(slow_sent, 1, "the slow bot still sends one a minute");
+}
