@@ -52,6 +52,8 @@ struct CachedFeed {
 #[derive(Debug, Default)]
 struct FeedState {
     cached: Option<CachedFeed>,
+    /// The URL last fetched (or tried): a feed whose URL was edited is fetched again at once.
+    url: String,
     last_attempt: Option<DateTime<Utc>>,
     last_error: Option<String>,
     failures: u32,
@@ -162,6 +164,7 @@ impl Feeds {
                             states.insert(
                                 name,
                                 FeedState {
+                                    url: cached.url.clone(),
                                     cached: Some(cached),
                                     ..FeedState::default()
                                 },
@@ -285,7 +288,7 @@ impl Feeds {
                     None => true,
                     Some(s) => {
                         s.last_attempt.is_none()
-                            || s.cached.as_ref().is_some_and(|c| c.url != spec.url)
+                            || s.url != spec.url
                             || s.next_fetch.is_none_or(|at| at <= now)
                     }
                 })
@@ -317,6 +320,7 @@ impl Feeds {
                     let mut states = self.states();
                     let state = states.entry(spec.name.clone()).or_default();
                     state.cached = Some(cached);
+                    state.url = spec.url.clone();
                     state.last_attempt = Some(now);
                     state.last_error = None;
                     state.failures = 0;
@@ -336,6 +340,7 @@ impl Feeds {
                 let mut states = self.states();
                 let state = states.entry(spec.name.clone()).or_default();
                 state.failures += 1;
+                state.url = spec.url.clone();
                 state.last_attempt = Some(now);
                 state.last_error = Some(e.to_string());
                 let retry = Duration::from_secs(60)
@@ -569,5 +574,31 @@ mod tests {
         // Another URL under the same name shows nothing of the old copy.
         let moved = reloaded.view(&[spec("news", "https://example.org/rss", 5, 0)], at, zone);
         assert!(moved["news"].items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_feed_whose_url_was_edited_is_fetched_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let feeds = Feeds::load(Store::open(&dir.path().join("f.redb")).unwrap()).unwrap();
+        // Port 9 (discard) refuses connections on loopback: every fetch fails at once.
+        let old = spec("news", "http://127.0.0.1:9/old", 3, 0);
+        feeds.refresh_due(std::slice::from_ref(&old)).await;
+        assert_eq!(
+            feeds.statuses(std::slice::from_ref(&old))[0].consecutive_failures,
+            1
+        );
+        // Not due again for a minute under the old URL…
+        feeds.refresh_due(std::slice::from_ref(&old)).await;
+        assert_eq!(
+            feeds.statuses(std::slice::from_ref(&old))[0].consecutive_failures,
+            1
+        );
+        // …but the edited URL is tried now.
+        let edited = spec("news", "http://127.0.0.1:9/new", 3, 0);
+        feeds.refresh_due(std::slice::from_ref(&edited)).await;
+        assert_eq!(
+            feeds.statuses(std::slice::from_ref(&edited))[0].consecutive_failures,
+            2
+        );
     }
 }
