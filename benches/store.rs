@@ -39,6 +39,7 @@ fn batch(start: usize) -> Vec<Work> {
                     webhook_url: Some(format!(
                         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k-{chat}"
                     )),
+                    account: None,
                     kind: EventKind::Text {
                         text: "发票".into(),
                     },

@@ -15,16 +15,18 @@ use rand::distr::Alphanumeric;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
+use crate::channels::onebot::hub::Hub;
 use crate::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
 use crate::channels::wecom::robot::RobotEndpoint;
 use crate::channels::wecom::robot::webhook::WebhookClient;
-use crate::config::{BotConfig, BotCredentials, Config, Secret};
+use crate::config::{BotConfig, BotCredentials, ChannelKind, Config, Secret};
 use crate::dedupe::Dedupe;
 use crate::feeds::Feeds;
 use crate::groups::Directory;
+use crate::http::onebot::OneBotBot;
 use crate::http::{AppState, router};
 use crate::lanes::Lanes;
-use crate::outbox::{Outbox, SendSettings};
+use crate::outbox::{Outbox, OutboxOptions, SendSettings};
 use crate::pipeline::{Pipeline, Work, unix_now};
 use crate::schedule::runner::Scheduler;
 use crate::scripts::live::LiveScripts;
@@ -94,7 +96,11 @@ impl App {
         let scripts = Arc::new(LiveScripts::new(loaded, &config.scripts.dir));
         let mut endpoints = HashMap::new();
         let mut generated = Vec::new();
-        for bot in &config.bots {
+        for bot in config
+            .bots
+            .iter()
+            .filter(|b| b.channel == ChannelKind::WecomRobot)
+        {
             let (credentials, fresh) = resolve_credentials(&store, bot)?;
             if fresh {
                 generated.push(GeneratedCredentials {
@@ -155,7 +161,10 @@ impl App {
 
         let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        let outbox = Outbox::start(
+        let hub = Arc::new(Hub::new(Duration::from_secs(
+            config.onebot.action_timeout_secs,
+        )));
+        let outbox = Outbox::start_with(
             client,
             SendSettings {
                 per_minute: config.wecom.webhook_per_minute,
@@ -171,6 +180,12 @@ impl App {
                     .map(|b| (b.id.clone(), b.per_minute))
                     .collect(),
                 global_per_second: config.wecom.global_per_second,
+            },
+            OutboxOptions {
+                hub: Arc::clone(&hub),
+                account_retry_base: Duration::from_millis(config.onebot.retry_base_ms),
+                account_max_attempts: config.onebot.max_attempts,
+                expiry: config.outbox.clone(),
             },
             self.store.clone(),
         )?;
@@ -215,7 +230,26 @@ impl App {
         };
         let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
         let scheduler_task = scheduler.clone().spawn(scheduler_stop);
+        let onebot = config
+            .bots
+            .iter()
+            .filter_map(|b| {
+                let access_token = b.access_token.clone()?;
+                Some((
+                    b.id.to_string(),
+                    OneBotBot {
+                        id: b.id.clone(),
+                        access_token,
+                    },
+                ))
+            })
+            .collect();
+        let hub_for_shutdown = Arc::clone(&hub);
         let state = Arc::new(AppState {
+            onebot,
+            onebot_config: config.onebot.clone(),
+            hub,
+            outbox: outbox.clone(),
             scheduler,
             welcomer,
             robots: self.endpoints.clone(),
@@ -234,7 +268,7 @@ impl App {
         let addr = listener.local_addr()?;
         for bot in &config.bots {
             info!(bot = %bot.id, channel = bot.channel.as_str(),
-                callback_url = %config.callback_url(&bot.id), "bot ready");
+                url = %config.endpoint_url(bot), "bot ready");
         }
         info!(%addr, "serving");
 
@@ -242,6 +276,8 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await;
         info!("no longer accepting requests; draining");
+        // Upgraded sockets outlive the server: close them, so that their handles let go.
+        hub_for_shutdown.stop();
         let _ = stop_scheduler.send(true);
         if let Err(e) = scheduler_task.await {
             error!(error = %e, "scheduler task failed");

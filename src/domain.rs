@@ -90,6 +90,8 @@ pub struct Event {
     pub from: Sender,
     /// The group robot's push URL for this conversation, as the channel reported it (unchecked).
     pub webhook_url: Option<String>,
+    /// The bot account the event came through (bot-account channels: the OneBot `self`).
+    pub account: Option<String>,
     pub kind: EventKind,
     /// Whether the bot was @-mentioned (or spoken to one-to-one). Always true on the group
     /// robot, which only hears mentions.
@@ -129,6 +131,23 @@ pub enum EventKind {
     BotAdded,
     /// The bot was removed from the group.
     BotRemoved,
+    /// A member joined the group (`from` is the member).
+    MemberJoined {
+        scene: JoinScene,
+        /// Who added them, when the channel says.
+        operator: String,
+    },
+    /// A member left the group (`from` is the member).
+    MemberLeft {
+        /// Removed by someone (`operator`), rather than left on their own.
+        kicked: bool,
+        operator: String,
+    },
+    /// A message was recalled or deleted.
+    MessageDeleted {
+        message_id: String,
+        operator: String,
+    },
     /// A member opened a one-to-one chat with the bot.
     EnterChat,
     /// A message or event kind this build does not know; kept for the log.
@@ -137,10 +156,30 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// Whether a member said something or pressed a button (as opposed to joining, leaving,
+    /// adopting, …): what counts as a member's message in the group's counters.
+    pub fn is_message(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Text { .. }
+                | EventKind::Image { .. }
+                | EventKind::Mixed { .. }
+                | EventKind::Attachment { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MixedItem {
     Text(String),
     Image(String),
+    /// A part the domain has no word for (a link card, a mini-program, a `wx.` extension),
+    /// kept as the channel sent it: its type and its data as JSON.
+    Other {
+        kind: String,
+        data: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,6 +444,18 @@ impl Capabilities {
         can_post: true,
         can_remove_members: false,
     };
+
+    /// A bot account (OneBot 12): hears everything and sees joins; the reply goes out at once
+    /// on the connection the event came in on; removal only where the implementation offers it.
+    pub const fn bot_account(can_remove_members: bool) -> Capabilities {
+        Capabilities {
+            sees_every_message: true,
+            reports_joins: true,
+            passive_reply: true,
+            can_post: true,
+            can_remove_members,
+        }
+    }
 }
 
 /// Something the engine decided the bot should do.

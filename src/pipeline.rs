@@ -219,23 +219,22 @@ impl Pipeline {
         if posts.is_empty() {
             return Ok(());
         }
-        let url = group
-            .webhook_url
-            .as_deref()
-            .filter(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).is_ok());
-        let Some(url) = url else {
-            for post in posts {
-                warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
-                    "no usable webhook URL for this group: message not posted");
+        let to = match crate::outbox::group_destination(group, &self.webhook_hosts) {
+            Ok(to) => to,
+            Err(why) => {
+                for post in posts {
+                    warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
+                        "message not posted: {why}");
+                }
+                return Ok(());
             }
-            return Ok(());
         };
         for (i, post) in posts.iter().enumerate() {
             let send = NewSend {
                 key: format!("event:{event_key}:{i}"),
                 chat: Some(group.chat_id.clone()),
                 bot: Some(group.bot.clone()),
-                url: url.to_owned(),
+                to: to.clone(),
                 message: post.message.clone(),
                 purpose: post.purpose.to_owned(),
                 run: None,
@@ -275,6 +274,10 @@ impl Pipeline {
         if let Some(url) = &webhook {
             group.webhook_url = Some(url.expose().to_owned());
         }
+        if let Some(account) = &event.account {
+            // The account that hears the group is the one that speaks in it.
+            group.account = Some(account.clone());
+        }
         match &event.kind {
             EventKind::BotAdded => {
                 group.bot = event.bot.clone();
@@ -292,7 +295,7 @@ impl Pipeline {
             EventKind::BotRemoved => {
                 group.status = GroupStatus::Released;
                 group.released_at = Some(now);
-                group.release_reason = Some("the robot was removed from the group".into());
+                group.release_reason = Some(crate::roster::LEFT_REASON.into());
                 info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group released");
             }
             _ => {
@@ -303,7 +306,7 @@ impl Pipeline {
                     group.adopted_via = Some("first_message".into());
                     info!(bot = %event.bot, chat = %chat, "group adopted on its first message");
                 }
-                if !event.from.user_id.is_empty() {
+                if event.kind.is_message() && !event.from.user_id.is_empty() {
                     tx.record_message(&mut group, &event.from, now)?;
                 }
             }

@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::{Action, Capabilities, ChatId, Joiner};
 use crate::engine::degrade;
 use crate::engine::scope::Place;
@@ -121,6 +120,14 @@ impl WelcomerTask {
         }
     }
 
+    /// What the group's channel can do, as far as a welcome is concerned (posting).
+    fn capabilities(&self, group: &crate::store::GroupRecord) -> Capabilities {
+        match group.account {
+            Some(_) => Capabilities::bot_account(false),
+            None => Capabilities::WECOM_ROBOT,
+        }
+    }
+
     /// Welcomes a due batch in `chat`.
     async fn deliver(&self, chat: &ChatId, joiners: Vec<Joiner>, now: DateTime<Utc>) {
         let count = joiners.len();
@@ -149,12 +156,11 @@ impl WelcomerTask {
                 return;
             }
         };
-        let (bot, url) = match group {
+        let (bot, to, caps) = match group {
             Some(g) if g.status == GroupStatus::Adopted => (
-                g.bot,
-                g.webhook_url
-                    .as_deref()
-                    .and_then(|raw| WebhookUrl::parse(raw, &self.webhook_hosts).ok()),
+                g.bot.clone(),
+                crate::outbox::group_destination(&g, &self.webhook_hosts),
+                self.capabilities(&g),
             ),
             _ => {
                 warn!(chat = %chat, members = count, "welcome not sent: the bot has not adopted this group");
@@ -186,13 +192,16 @@ impl WelcomerTask {
             }
             return;
         };
-        let (actions, notes) = degrade(vec![action], Capabilities::WECOM_ROBOT, &settings);
+        let (actions, notes) = degrade(vec![action], caps, &settings);
         for note in notes {
             warn!(chat = %chat, "{note}");
         }
-        let Some(url) = url else {
-            warn!(chat = %chat, members = count, "welcome not sent: no usable webhook URL for this group");
-            return;
+        let to = match to {
+            Ok(to) => to,
+            Err(why) => {
+                warn!(chat = %chat, members = count, "welcome not sent: {why}");
+                return;
+            }
         };
         // The welcome and the record of who was welcomed are written together: a crash cannot
         // leave a member marked welcomed without the welcome on its way, or the reverse.
@@ -211,7 +220,7 @@ impl WelcomerTask {
                 ),
                 chat: Some(chat.clone()),
                 bot: Some(bot.clone()),
-                url: url.expose().to_owned(),
+                to: to.clone(),
                 message,
                 purpose: purpose.to_owned(),
                 run: None,

@@ -215,6 +215,14 @@ fn credentials(cli: &Cli) -> ExitCode {
         }
     };
     for bot in &config.bots {
+        if bot.channel == crate::config::ChannelKind::OneBot12 {
+            println!(
+                "bot {}: a onebot12 bot; its implementation connects to {} with the access_token of the configuration",
+                bot.id,
+                config.onebot_url(&bot.id)
+            );
+            continue;
+        }
         if bot.credentials.is_some() {
             println!("bot {}: credentials are set in the configuration", bot.id);
             continue;
@@ -339,6 +347,7 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         conversation: Conversation::Group(chat),
         from: sender,
         webhook_url: None,
+        account: None,
         kind: EventKind::Text {
             text: stripped.to_owned(),
         },

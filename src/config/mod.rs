@@ -69,6 +69,8 @@ struct RawSettings {
     admin: RawAdmin,
     log: LogConfig,
     wecom: WecomConfig,
+    onebot: OneBotConfig,
+    outbox: OutboxConfig,
     #[serde(default)]
     bots: Vec<RawBot>,
 }
@@ -95,6 +97,7 @@ struct RawBot {
     channel: String,
     token: Option<Secret>,
     encoding_aes_key: Option<Secret>,
+    access_token: Option<Secret>,
     #[serde(default)]
     receive_id: String,
     #[serde(default)]
@@ -110,6 +113,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub wecom: WecomConfig,
+    pub onebot: OneBotConfig,
+    pub outbox: OutboxConfig,
     pub bots: Vec<BotConfig>,
 }
 
@@ -179,17 +184,60 @@ pub struct WecomConfig {
     pub max_attempts: u32,
 }
 
+/// The bot-account channel (OneBot 12 implementations connecting to Trumpet).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneBotConfig {
+    /// How long an action may take before it counts as failed (and is retried where it may be).
+    pub action_timeout_secs: u64,
+    /// Trumpet pings each connection this often; a connection silent for `heartbeat_misses`
+    /// heartbeat intervals (the implementation's own, or this one when it sends none) is closed.
+    pub ping_interval_secs: u64,
+    pub heartbeat_misses: u32,
+    /// How often group names and member lists are read again (they are also read on connect).
+    pub sync_interval_minutes: u64,
+    /// First back-off after the platform refused an action (34xxx) or the implementation was
+    /// busy (36xxx); doubles per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// Attempts per action before it is recorded as failed.
+    pub max_attempts: u32,
+}
+
+/// The durable outbox, whatever the channel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Minutes after which a send that could not go out yet (its account offline, its limit
+    /// reached) is pointless and is recorded as expired instead of sent late, by purpose:
+    /// `welcome`, `reply`, `adoption_greeting`, `notify_admins`, and `broadcast` for every
+    /// scheduled job. A purpose not listed never expires. Fractions are allowed (`0.5`).
+    pub expire_after_minutes: std::collections::BTreeMap<String, f64>,
+}
+
+impl OutboxConfig {
+    /// How long a send of `purpose` (`broadcast` when it belongs to a run) stays worth sending.
+    pub fn expiry(&self, purpose: &str, broadcast: bool) -> Option<std::time::Duration> {
+        let key = if broadcast { "broadcast" } else { purpose };
+        self.expire_after_minutes
+            .get(key)
+            .and_then(|m| std::time::Duration::try_from_secs_f64(m * 60.0).ok())
+    }
+}
+
 /// The channels a bot can be served on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelKind {
     /// A WeCom group robot with a message-receive URL (PROTOCOL.md §2–3).
     WecomRobot,
+    /// A bot account driven by a OneBot 12 implementation (`../shared/onebot/ONEBOT.md`).
+    OneBot12,
 }
 
 impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::WecomRobot => "wecom-robot",
+            ChannelKind::OneBot12 => "onebot12",
         }
     }
 }
@@ -199,7 +247,10 @@ pub struct BotConfig {
     pub id: BotId,
     pub channel: ChannelKind,
     /// Token and EncodingAESKey; `None` means "generate on first start and keep in the store".
+    /// Robot bots only.
     pub credentials: Option<BotCredentials>,
+    /// The token a OneBot implementation must present (OneBot bots only; always set for them).
+    pub access_token: Option<Secret>,
     /// Checked against each decrypted message only when non-empty.
     pub receive_id: String,
     /// Sends per minute across all of this bot's groups; 0: no limit beyond the per-key and
@@ -255,14 +306,36 @@ impl Config {
         raw.validate()
     }
 
-    /// The URL to paste into the WeCom console for `bot`.
-    pub fn callback_url(&self, bot: &BotId) -> String {
-        let base = if self.server.public_url.is_empty() {
+    fn base_url(&self) -> String {
+        if self.server.public_url.is_empty() {
             format!("http://{}", self.server.listen)
         } else {
             self.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The URL to paste into the WeCom console for `bot`.
+    pub fn callback_url(&self, bot: &BotId) -> String {
+        format!("{}/wecom/robot/{bot}", self.base_url())
+    }
+
+    /// The reverse-WebSocket URL a OneBot implementation connects to for `bot` (the same path
+    /// takes webhook POSTs over http(s)).
+    pub fn onebot_url(&self, bot: &BotId) -> String {
+        let base = self.base_url();
+        let ws = match base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", base.trim_start_matches("http://")),
         };
-        format!("{base}/wecom/robot/{bot}")
+        format!("{ws}/onebot/v12/{bot}")
+    }
+
+    /// Where `bot`'s peer sends its events, by channel.
+    pub fn endpoint_url(&self, bot: &BotConfig) -> String {
+        match bot.channel {
+            ChannelKind::WecomRobot => self.callback_url(&bot.id),
+            ChannelKind::OneBot12 => self.onebot_url(&bot.id),
+        }
     }
 }
 
@@ -310,6 +383,15 @@ impl RawSettings {
             problem("log.level", format!("not a valid filter: {e}"));
         }
         validate_wecom(&self.wecom, &mut problem);
+        validate_onebot(&self.onebot, &mut problem);
+        for (purpose, minutes) in &self.outbox.expire_after_minutes {
+            if !(minutes.is_finite() && *minutes >= 0.0 && *minutes <= 10_080.0) {
+                problem(
+                    &format!("outbox.expire_after_minutes.{purpose}"),
+                    format!("must be 0 to 10080 minutes (a week), got {minutes}"),
+                );
+            }
+        }
 
         let mut bots = Vec::new();
         if self.bots.is_empty() {
@@ -344,6 +426,8 @@ impl RawSettings {
             },
             log: self.log,
             wecom: self.wecom,
+            onebot: self.onebot,
+            outbox: self.outbox,
             bots,
         })
     }
@@ -397,6 +481,27 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
     }
 }
 
+fn validate_onebot(o: &OneBotConfig, problem: &mut impl FnMut(&str, String)) {
+    let positive = [
+        ("onebot.action_timeout_secs", o.action_timeout_secs),
+        ("onebot.ping_interval_secs", o.ping_interval_secs),
+        ("onebot.sync_interval_minutes", o.sync_interval_minutes),
+        ("onebot.retry_base_ms", o.retry_base_ms),
+        ("onebot.max_attempts", u64::from(o.max_attempts)),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            problem(key, "must be positive".into());
+        }
+    }
+    if !(2..=10).contains(&o.heartbeat_misses) {
+        problem(
+            "onebot.heartbeat_misses",
+            format!("must be 2 to 10, got {}", o.heartbeat_misses),
+        );
+    }
+}
+
 fn validate_bot(
     i: usize,
     raw: RawBot,
@@ -412,14 +517,64 @@ fn validate_bot(
     };
     let channel = match raw.channel.as_str() {
         "wecom-robot" => Some(ChannelKind::WecomRobot),
+        "onebot12" => Some(ChannelKind::OneBot12),
         other => {
             problem(
                 &key("channel"),
-                format!("unsupported channel {other:?}; supported: \"wecom-robot\""),
+                format!("unsupported channel {other:?}; supported: \"wecom-robot\", \"onebot12\""),
             );
             None
         }
     };
+    if channel == Some(ChannelKind::OneBot12) {
+        for (field, set) in [
+            ("token", raw.token.is_some()),
+            ("encoding_aes_key", raw.encoding_aes_key.is_some()),
+        ] {
+            if set {
+                problem(
+                    &key(field),
+                    "is for wecom-robot bots; a onebot12 bot uses access_token".into(),
+                );
+            }
+        }
+        let access_token = match raw.access_token {
+            Some(t)
+                if t.expose().chars().count() >= 16
+                    && !t.expose().contains(char::is_whitespace) =>
+            {
+                Some(t)
+            }
+            Some(_) => {
+                problem(
+                    &key("access_token"),
+                    "must be at least 16 characters without spaces".into(),
+                );
+                None
+            }
+            None => {
+                problem(
+                    &key("access_token"),
+                    "missing: a onebot12 bot needs the token its implementation presents".into(),
+                );
+                None
+            }
+        };
+        return Some(BotConfig {
+            id: id?,
+            channel: ChannelKind::OneBot12,
+            credentials: None,
+            access_token: Some(access_token?),
+            receive_id: raw.receive_id,
+            per_minute: raw.per_minute,
+        });
+    }
+    if raw.access_token.is_some() {
+        problem(
+            &key("access_token"),
+            "is for onebot12 bots; a wecom-robot bot uses token and encoding_aes_key".into(),
+        );
+    }
     let credentials = match (raw.token, raw.encoding_aes_key) {
         (None, None) => Some(None),
         (Some(token), Some(aes_key)) => {
@@ -458,6 +613,7 @@ fn validate_bot(
         id: id?,
         channel: channel?,
         credentials: credentials?,
+        access_token: None,
         receive_id: raw.receive_id,
         per_minute: raw.per_minute,
     })

@@ -215,7 +215,7 @@ fn message_text(kind: &EventKind) -> Option<String> {
                 .iter()
                 .filter_map(|item| match item {
                     MixedItem::Text(t) => Some(t.as_str()),
-                    MixedItem::Image(_) => None,
+                    MixedItem::Image(_) | MixedItem::Other { .. } => None,
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
@@ -412,7 +412,8 @@ pub fn degrade(
     (result, notes)
 }
 
-fn reply_as_post(reply: Reply) -> OutMessage {
+/// A reply as the message posted in its place.
+pub fn reply_as_post(reply: Reply) -> OutMessage {
     match reply {
         Reply::Text { content, mentioned } => OutMessage::Text {
             content,

@@ -15,6 +15,7 @@ fn event_from(user: &str, kind: EventKind) -> Event {
             ..Sender::default()
         },
         webhook_url: None,
+        account: None,
         kind,
         mentioned: true,
         received_at: Utc::now(),

@@ -135,7 +135,8 @@ impl GroupView {
             members_seen: g.members_seen,
             messages: g.messages,
             last_message_at: g.last_message_at,
-            can_push: g.webhook_url.is_some() && g.status == GroupStatus::Adopted,
+            can_push: (g.webhook_url.is_some() || g.account.is_some())
+                && g.status == GroupStatus::Adopted,
         }
     }
 }
@@ -681,4 +682,61 @@ pub async fn get_run(
         }).collect::<Vec<_>>(),
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SendsQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/groups/{chat_id}/sends?limit=N`: the last sends to a group (default 50, at
+/// most 500), newest first — what went out, what waits, what failed or expired, and why. The
+/// destination (a webhook URL is a credential) is not shown.
+pub async fn list_sends(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<SendsQuery>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let store = state.store.clone();
+    let chat = ChatId::new(chat_id);
+    match tokio::task::spawn_blocking(move || store.sends_to(&chat, limit)).await {
+        Ok(Ok(sends)) => Json(
+            sends
+                .into_iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "id": e.id,
+                        "purpose": e.purpose,
+                        "state": e.state,
+                        "attempts": e.attempts,
+                        "last_error": e.last_error,
+                        "run": e.run,
+                        "created_at": e.created_at,
+                        "updated_at": e.updated_at,
+                        "via": match e.to {
+                            crate::store::Destination::Webhook { .. } => "webhook",
+                            crate::store::Destination::Account { .. } => "account",
+                        },
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `GET /api/v1/accounts`: the bot accounts connected now (OneBot), with what their
+/// implementation offers.
+pub async fn list_accounts(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    Json(state.hub.accounts()).into_response()
 }

@@ -5,6 +5,8 @@
 mod admin;
 mod feed_admin;
 mod group_admin;
+pub mod onebot;
+mod onebot_session;
 mod robot;
 
 use std::collections::HashMap;
@@ -16,12 +18,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use tower_http::timeout::TimeoutLayer;
 
+use crate::channels::onebot::hub::Hub;
 use crate::channels::wecom::robot::RobotEndpoint;
-use crate::config::Secret;
+use crate::config::{OneBotConfig, Secret};
 use crate::cooldowns::Cooldowns;
 use crate::dedupe::Dedupe;
 use crate::groups::Directory;
 use crate::lanes::Lanes;
+use crate::outbox::Outbox;
 use crate::pipeline::PipelineHandle;
 use crate::schedule::runner::Scheduler;
 use crate::scripts::live::LiveScripts;
@@ -34,6 +38,13 @@ pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
 /// What the handlers share.
 pub struct AppState {
     pub robots: HashMap<String, Arc<RobotEndpoint>>,
+    /// Bots served on the OneBot channel, by id.
+    pub onebot: HashMap<String, onebot::OneBotBot>,
+    pub onebot_config: OneBotConfig,
+    /// The connected bot accounts.
+    pub hub: Arc<Hub>,
+    /// Where replies that could not go out at once are queued.
+    pub outbox: Outbox,
     pub dedupe: Arc<Dedupe>,
     /// One event at a time per conversation.
     pub lanes: Lanes,
@@ -57,6 +68,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/wecom/robot/{bot_id}",
             get(robot::verify_url).post(robot::callback),
         )
+        .route(
+            "/onebot/v12/{bot_id}",
+            get(onebot::connect).post(onebot::webhook),
+        )
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
     let admin = Router::new()
         .route(
@@ -70,6 +85,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(group_admin::release),
         )
         .route("/api/v1/groups/{chat_id}/tags", put(admin::put_tags))
+        .route("/api/v1/groups/{chat_id}/sends", get(admin::list_sends))
         .route("/api/v1/groups/{chat_id}/joins", post(admin::post_joins))
         .route(
             "/api/v1/groups/{chat_id}/roles/{user_id}",
@@ -80,6 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(admin::put_rule_switch),
         )
         .route("/api/v1/rules", get(admin::list_rules))
+        .route("/api/v1/accounts", get(admin::list_accounts))
         .route("/api/v1/jobs", get(admin::list_jobs))
         .route("/api/v1/jobs/{name}/run", post(admin::run_job))
         .route("/api/v1/runs/{run_id}", get(admin::get_run))

@@ -5,4 +5,23 @@
 pub mod governor;
 pub mod sender;
 
-pub use sender::{MAX_IN_FLIGHT, Outbox, OutboxStats, SendSettings};
+pub use sender::{MAX_IN_FLIGHT, Outbox, OutboxOptions, OutboxStats, SendSettings};
+
+use crate::channels::wecom::robot::webhook::WebhookUrl;
+use crate::store::{Destination, GroupRecord};
+
+/// Where `group`'s sends go: its bot account, or its robot's webhook URL when that URL points
+/// at an allowed host. The error says why there is nowhere to send.
+pub fn group_destination(
+    group: &GroupRecord,
+    webhook_hosts: &[String],
+) -> Result<Destination, String> {
+    match Destination::of_group(group) {
+        Some(Destination::Webhook { url }) => match WebhookUrl::parse(&url, webhook_hosts) {
+            Ok(_) => Ok(Destination::Webhook { url }),
+            Err(e) => Err(format!("the webhook URL is refused: {e}")),
+        },
+        Some(account) => Ok(account),
+        None => Err("no webhook URL or bot account is known for this group".into()),
+    }
+}

@@ -1,8 +1,12 @@
-//! Delivering the durable outbox ([`crate::store::OutboxEntry`]) through robot webhooks: one
-//! ordered lane per webhook key, each with its own sliding-window limit, all sharing the per-bot
-//! and global limits ([`SharedLimits`]); retries with back-off
-//! and jitter on retryable errcodes; the group released when WeCom says the robot is gone
-//! (93000 / 93008) and its later sends skipped; every outcome recorded in the store.
+//! Delivering the durable outbox ([`crate::store::OutboxEntry`]) through robot webhooks and bot
+//! accounts: one ordered lane per webhook key (per group for a bot account), each with its own
+//! sliding-window limit, all sharing the per-bot and global limits ([`SharedLimits`]); retries
+//! with back-off and jitter on retryable errcodes; the group released when WeCom says the robot
+//! is gone (93000 / 93008) and its later sends skipped; every outcome recorded in the store.
+//!
+//! A send for a bot account that is not connected waits for it to come back; a send whose
+//! purpose has an expiry (`outbox.expire_after_minutes`) and that could not go out in time is
+//! recorded as skipped ("expired") instead of being sent late.
 //!
 //! Memory stays proportional to what is queued, not to how many keys were ever used: a lane is a
 //! queue in one shared map plus a task that runs only while the queue has entries, and forgets
@@ -27,12 +31,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::governor::{SharedLimits, SlidingWindow, backoff};
+use crate::channels::onebot::hub::{AccountKey, CallError, Hub};
 use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
+use crate::config::OutboxConfig;
 use crate::domain::{BotId, ChatId};
 use crate::store::{
-    GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
+    Destination, GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
 };
 
 /// Requests on the wire (or about to be) at once: enough for the default global limit at
@@ -57,6 +63,31 @@ pub struct SendSettings {
     pub global_per_second: u32,
 }
 
+/// How sends through bot accounts are made, and when sends expire.
+#[derive(Clone)]
+pub struct OutboxOptions {
+    /// The connected bot accounts.
+    pub hub: Arc<Hub>,
+    /// First back-off after a bot account's action was refused for now (34xxx, 36xxx, timeout).
+    pub account_retry_base: Duration,
+    pub account_max_attempts: u32,
+    pub expiry: OutboxConfig,
+}
+
+impl Default for OutboxOptions {
+    /// No accounts connected; nothing expires.
+    fn default() -> Self {
+        OutboxOptions {
+            hub: Arc::new(Hub::new(Duration::from_secs(10))),
+            account_retry_base: Duration::from_secs(2),
+            account_max_attempts: 6,
+            expiry: OutboxConfig {
+                expire_after_minutes: Default::default(),
+            },
+        }
+    }
+}
+
 /// Counters since start, for tests and the log.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxStats {
@@ -78,6 +109,7 @@ struct Inner {
     client: WebhookClient,
     limits: SharedLimits,
     settings: SendSettings,
+    options: OutboxOptions,
     store: Store,
     lanes: Mutex<LaneMap>,
     in_flight: Semaphore,
@@ -86,6 +118,8 @@ struct Inner {
     tracker: TaskTracker,
     recorder: mpsc::UnboundedSender<Record>,
     closed: AtomicBool,
+    /// Cancelled at shutdown: sends waiting for an account stop waiting (and stay pending).
+    closing: tokio_util::sync::CancellationToken,
     delivered: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
@@ -100,10 +134,20 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Starts the outbox and resumes every unfinished entry in `store`.
+    /// Starts the outbox for robot webhooks only and resumes every unfinished entry in `store`.
     pub fn start(
         client: WebhookClient,
         settings: SendSettings,
+        store: Store,
+    ) -> Result<Outbox, StoreError> {
+        Self::start_with(client, settings, OutboxOptions::default(), store)
+    }
+
+    /// Starts the outbox and resumes every unfinished entry in `store`.
+    pub fn start_with(
+        client: WebhookClient,
+        settings: SendSettings,
+        options: OutboxOptions,
         store: Store,
     ) -> Result<Outbox, StoreError> {
         let (recorder, rx) = mpsc::unbounded_channel();
@@ -117,6 +161,7 @@ impl Outbox {
                     settings.global_per_second,
                 ),
                 settings,
+                options,
                 store: store.clone(),
                 lanes: Mutex::new(LaneMap {
                     by_key: HashMap::new(),
@@ -127,6 +172,7 @@ impl Outbox {
                 tracker: TaskTracker::new(),
                 recorder,
                 closed: AtomicBool::new(false),
+                closing: tokio_util::sync::CancellationToken::new(),
                 delivered: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 skipped: AtomicU64::new(0),
@@ -202,14 +248,13 @@ impl Outbox {
                 "shutting down: the send stays in the outbox for the next start");
             return;
         }
-        let url = match WebhookUrl::parse(&entry.url, &self.inner.settings.webhook_hosts) {
-            Ok(url) => url,
+        let target = match Target::of(&entry, &self.inner.settings.webhook_hosts) {
+            Ok(target) => target,
             Err(e) => {
                 error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
-                    "not sent: the webhook URL is not allowed");
+                    "not sent: nowhere to send it");
                 self.inner.failed.fetch_add(1, Ordering::Relaxed);
-                self.inner
-                    .record(&entry, OutboxState::Failed, Some(e.to_string()));
+                self.inner.record(&entry, OutboxState::Failed, Some(e));
                 return;
             }
         };
@@ -218,7 +263,7 @@ impl Outbox {
         lanes.prune(settings.window);
         let lane = lanes
             .by_key
-            .entry(url.key().to_owned())
+            .entry(target.lane_key().to_owned())
             .or_insert_with(|| KeyLane {
                 // Most keys get one send at a time (a report a day): room for one, grown on demand.
                 queue: VecDeque::with_capacity(1),
@@ -230,7 +275,7 @@ impl Outbox {
         lane.queue.push_back(entry);
         if let Some(memory) = lane.idle.take() {
             let inner = Arc::clone(&self.inner);
-            self.inner.tracker.spawn(run_lane(inner, url, memory));
+            self.inner.tracker.spawn(run_lane(inner, target, memory));
         }
     }
 
@@ -263,6 +308,7 @@ impl Outbox {
     /// outbox and is sent after the next start.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.closing.cancel();
         self.inner.tracker.close();
         let finished = match tokio::time::timeout(grace, self.inner.tracker.wait()).await {
             Ok(()) => true,
@@ -429,22 +475,123 @@ async fn write_outcomes(store: &Store, outcomes: Vec<SendOutcome>) {
     );
 }
 
-async fn run_lane(inner: Arc<Inner>, url: WebhookUrl, memory: KeyMemory) {
+/// Where a lane's sends go.
+#[derive(Clone)]
+enum Target {
+    Webhook(WebhookUrl),
+    /// A group through a bot account; `lane` is the lane's key.
+    Account {
+        key: AccountKey,
+        chat: ChatId,
+        lane: String,
+    },
+}
+
+impl Target {
+    fn of(entry: &OutboxEntry, webhook_hosts: &[String]) -> Result<Target, String> {
+        match &entry.to {
+            Destination::Webhook { url } => WebhookUrl::parse(url, webhook_hosts)
+                .map(Target::Webhook)
+                .map_err(|e| format!("the webhook URL is not allowed: {e}")),
+            Destination::Account { account } => {
+                let (Some(bot), Some(chat)) = (&entry.bot, &entry.chat) else {
+                    return Err("a send through a bot account needs its bot and group".into());
+                };
+                Ok(Target::Account {
+                    lane: format!("account\u{1f}{bot}\u{1f}{account}\u{1f}{chat}"),
+                    key: AccountKey {
+                        bot: bot.clone(),
+                        user_id: account.clone(),
+                    },
+                    chat: chat.clone(),
+                })
+            }
+        }
+    }
+
+    fn lane_key(&self) -> &str {
+        match self {
+            Target::Webhook(url) => url.key(),
+            Target::Account { lane, .. } => lane,
+        }
+    }
+
+    /// What the log shows: a webhook key's hint, or the account.
+    fn hint(&self) -> String {
+        match self {
+            Target::Webhook(url) => url.key_hint(),
+            Target::Account { key, .. } => format!("{}/{}", key.bot, key.user_id),
+        }
+    }
+
+    /// How many requests `entry`'s message takes (a long robot message is split).
+    fn pieces(&self, entry: &OutboxEntry) -> Result<usize, String> {
+        match self {
+            Target::Webhook(_) => request_bodies(&entry.message)
+                .map(|b| b.len())
+                .map_err(|e| e.to_string()),
+            Target::Account { .. } => Ok(1),
+        }
+    }
+}
+
+/// Why a send did not go out.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Account(#[from] CallError),
+    #[error("expired: the bot account was not connected within {0} min")]
+    Expired(f64),
+    /// The service is stopping: the send stays pending for the next start.
+    #[error("shutting down")]
+    Closing,
+}
+
+impl SendError {
+    fn class(&self) -> &'static str {
+        match self {
+            SendError::Webhook(e) => e.class(),
+            SendError::Account(e) => e.class(),
+            SendError::Expired(_) => "expired",
+            SendError::Closing => "closing",
+        }
+    }
+}
+
+impl Inner {
+    /// When `entry` stops being worth sending, if its purpose expires: counted from when it
+    /// was due (its `not_before`, else when it was queued).
+    fn expires_at(&self, entry: &OutboxEntry) -> Option<chrono::DateTime<Utc>> {
+        let after = self
+            .options
+            .expiry
+            .expiry(&entry.purpose, entry.run.is_some())?;
+        let due = entry
+            .not_before
+            .unwrap_or(entry.created_at)
+            .max(entry.created_at);
+        Some(due + chrono::Duration::from_std(after).ok()?)
+    }
+
+    fn skip(&self, entry: &OutboxEntry, target: &Target, reason: String) {
+        warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
+            reason = %reason, "skipped");
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.record(entry, OutboxState::Skipped, Some(reason));
+    }
+}
+
+async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
     let mut memory = Some(memory);
-    while let Some(mut entry) = inner.next_entry(url.key(), &mut memory) {
+    while let Some(mut entry) = inner.next_entry(target.lane_key(), &mut memory) {
         // The memory is only taken back by `next_entry` when the queue is empty.
         let Some(KeyMemory { window, gone_at }) = memory.as_mut() else {
             break;
         };
         if gone_at.is_some_and(|gone| entry.created_at <= gone) {
-            warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, key = %url.key_hint(),
-                "skipped: the robot left the group");
-            inner.skipped.fetch_add(1, Ordering::Relaxed);
-            inner.record(
-                &entry,
-                OutboxState::Skipped,
-                Some("the robot left the group".into()),
-            );
+            inner.skip(&entry, &target, "the robot left the group".into());
             continue;
         }
         if let Some(wait) = entry
@@ -455,43 +602,56 @@ async fn run_lane(inner: Arc<Inner>, url: WebhookUrl, memory: KeyMemory) {
         }
         // Checked after the wait: a group released during a spread window gets nothing.
         if let Some(reason) = inner.skip_reason(&entry) {
-            warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, reason, "skipped");
-            inner.skipped.fetch_add(1, Ordering::Relaxed);
-            inner.record(&entry, OutboxState::Skipped, Some(reason.into()));
+            inner.skip(&entry, &target, reason.into());
+            continue;
+        }
+        if let Some(at) = inner.expires_at(&entry)
+            && Utc::now() > at
+        {
+            inner.skip(&entry, &target, format!("expired: not sent by {at}"));
             continue;
         }
         // Validated (and counted) now; each piece's body is built again when its turn comes, so
         // that lanes waiting for a place hold no request bodies.
-        let pieces = match request_bodies(&entry.message) {
-            Ok(bodies) => bodies.len(),
+        let pieces = match target.pieces(&entry) {
+            Ok(pieces) => pieces,
             Err(e) => {
                 error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
                     "not sent: invalid message");
                 inner.failed.fetch_add(1, Ordering::Relaxed);
-                inner.record(&entry, OutboxState::Failed, Some(e.to_string()));
+                inner.record(&entry, OutboxState::Failed, Some(e));
                 continue;
             }
         };
         let mut failure = None;
         for piece in (entry.pieces_done as usize)..pieces {
-            match send_with_retries(&inner, window, &url, &mut entry, piece).await {
+            match send_with_retries(&inner, window, &target, &mut entry, piece).await {
                 Ok(()) => {
                     entry.pieces_done += 1;
                     info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
-                        key = %url.key_hint(), piece = piece + 1, pieces, "pushed");
+                        to = %target.hint(), piece = piece + 1, pieces, "pushed");
+                }
+                // Left pending in the store: the next start sends it.
+                Err(SendError::Closing) => return,
+                Err(SendError::Expired(minutes)) => {
+                    failure = Some((
+                        OutboxState::Skipped,
+                        SendError::Expired(minutes).to_string(),
+                    ));
+                    break;
                 }
                 Err(e) => {
                     error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
-                        key = %url.key_hint(), error = %e, class = e.class(), piece = piece + 1, pieces,
+                        to = %target.hint(), error = %e, class = e.class(), piece = piece + 1, pieces,
                         "send failed; the rest of this message is not sent");
-                    if let WebhookError::RobotGone { errcode, .. } = e {
+                    if let SendError::Webhook(WebhookError::RobotGone { errcode, .. }) = e {
                         *gone_at = Some(Utc::now());
                         if let Some(chat) = &entry.chat {
                             inner.note_release(chat, Utc::now());
                             release_group(&inner.store, chat, errcode).await;
                         }
                     }
-                    failure = Some(e.to_string());
+                    failure = Some((OutboxState::Failed, e.to_string()));
                     break;
                 }
             }
@@ -501,26 +661,76 @@ async fn run_lane(inner: Arc<Inner>, url: WebhookUrl, memory: KeyMemory) {
                 inner.delivered.fetch_add(1, Ordering::Relaxed);
                 inner.record(&entry, OutboxState::Delivered, None);
             }
-            Some(reason) => {
+            Some((OutboxState::Skipped, reason)) => inner.skip(&entry, &target, reason),
+            Some((state, reason)) => {
                 inner.failed.fetch_add(1, Ordering::Relaxed);
-                inner.record(&entry, OutboxState::Failed, Some(reason));
+                inner.record(&entry, state, Some(reason));
             }
         }
     }
 }
 
-/// Sends piece `piece` of `entry`, retrying what may be retried. Waits for the key's minute
-/// first, then for the per-bot and global limits, then for a place among the requests in flight.
+/// Waits until the account of `target` is connected (at once for a webhook). Gives up when the
+/// entry expires or the service stops.
+async fn wait_for_account(
+    inner: &Inner,
+    target: &Target,
+    entry: &OutboxEntry,
+) -> Result<(), SendError> {
+    let Target::Account { key, .. } = target else {
+        return Ok(());
+    };
+    let hub = &inner.options.hub;
+    let mut told = false;
+    while !hub.is_connected(key) {
+        if !told {
+            info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
+                "the bot account is not connected; the send waits for it");
+            told = true;
+        }
+        let limit = match inner.expires_at(entry) {
+            Some(at) => match (at - Utc::now()).to_std() {
+                Ok(left) => left,
+                Err(_) => {
+                    let minutes = inner
+                        .options
+                        .expiry
+                        .expiry(&entry.purpose, entry.run.is_some())
+                        .map_or(0.0, |d| d.as_secs_f64() / 60.0);
+                    return Err(SendError::Expired(minutes));
+                }
+            },
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            _ = hub.wait_connected(key, limit) => {}
+            () = inner.closing.cancelled() => return Err(SendError::Closing),
+        }
+    }
+    Ok(())
+}
+
+/// Sends piece `piece` of `entry`, retrying what may be retried. Waits for the bot account to
+/// be connected and for the key's minute first, then for the per-bot and global limits, then
+/// for a place among the requests in flight.
 async fn send_with_retries(
     inner: &Inner,
     window: &mut SlidingWindow,
-    url: &WebhookUrl,
+    target: &Target,
     entry: &mut OutboxEntry,
     piece: usize,
-) -> Result<(), WebhookError> {
+) -> Result<(), SendError> {
     let settings = &inner.settings;
+    let (retry_base, max_attempts) = match target {
+        Target::Webhook(_) => (settings.retry_base, settings.max_attempts),
+        Target::Account { .. } => (
+            inner.options.account_retry_base,
+            inner.options.account_max_attempts,
+        ),
+    };
     let mut attempt = 0;
     loop {
+        wait_for_account(inner, target, entry).await?;
         attempt += 1;
         if let Some(wait) = window.delay(Instant::now()) {
             tokio::time::sleep(wait).await;
@@ -531,31 +741,57 @@ async fn send_with_retries(
         // A place in flight last: lanes waiting for a bot's limit must not hold the places other
         // bots' sends need. The semaphore is never closed: a permit always comes.
         let Ok(permit) = inner.in_flight.acquire().await else {
-            return Err(WebhookError::Transport("the outbox is closed".into()));
+            return Err(WebhookError::Transport("the outbox is closed".into()).into());
         };
         window.record(Instant::now());
         entry.attempts += 1;
-        let body = request_bodies(&entry.message)?
-            .into_iter()
-            .nth(piece)
-            .ok_or_else(|| {
-                WebhookError::Invalid(format!("the message has no piece {}", piece + 1))
-            })?;
-        // Boxed: the request's state lives only while it is in flight, not in every lane.
-        match Box::pin(inner.client.post(url, &body)).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_retryable() && attempt < settings.max_attempts => {
-                drop(permit);
-                let jitter = rand::rng().random_range(0.8..1.2);
-                let wait = backoff(settings.retry_base, attempt, jitter);
-                inner.retries.fetch_add(1, Ordering::Relaxed);
-                warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, key = %url.key_hint(),
-                    error = %e, class = e.class(), attempt, wait_ms = wait.as_millis() as u64,
-                    "send will be retried");
-                tokio::time::sleep(wait).await;
+        let result: Result<(), SendError> = match target {
+            Target::Webhook(url) => {
+                let body = request_bodies(&entry.message)?
+                    .into_iter()
+                    .nth(piece)
+                    .ok_or_else(|| {
+                        WebhookError::Invalid(format!("the message has no piece {}", piece + 1))
+                    })?;
+                // Boxed: the request's state lives only while it is in flight, not in every lane.
+                Box::pin(inner.client.post(url, &body))
+                    .await
+                    .map_err(SendError::from)
             }
-            Err(e) => return Err(e),
+            Target::Account { key, chat, .. } => Box::pin(inner.options.hub.send_group_message(
+                key,
+                chat.as_str(),
+                &entry.message,
+            ))
+            .await
+            .map(|_| ())
+            .map_err(SendError::from),
+        };
+        drop(permit);
+        let retryable = match &result {
+            Ok(()) => return Ok(()),
+            Err(SendError::Webhook(e)) => e.is_retryable(),
+            // Lost the connection: not the message's fault; wait for the account again.
+            Err(SendError::Account(CallError::NotConnected | CallError::Disconnected)) => {
+                attempt -= 1;
+                continue;
+            }
+            Err(SendError::Account(e)) => e.is_retryable(),
+            Err(_) => false,
+        };
+        let Err(e) = result else {
+            return Ok(());
+        };
+        if !retryable || attempt >= max_attempts {
+            return Err(e);
         }
+        let jitter = rand::rng().random_range(0.8..1.2);
+        let wait = backoff(retry_base, attempt, jitter);
+        inner.retries.fetch_add(1, Ordering::Relaxed);
+        warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
+            error = %e, class = e.class(), attempt, wait_ms = wait.as_millis() as u64,
+            "send will be retried");
+        tokio::time::sleep(wait).await;
     }
 }
 

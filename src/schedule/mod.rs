@@ -178,7 +178,7 @@ mod tests;
 pub struct Recipient {
     pub chat: ChatId,
     pub bot: crate::domain::BotId,
-    pub url: String,
+    pub to: crate::store::Destination,
     /// Members the bot has seen in the group (`group.member_count`).
     pub members: u64,
     pub settings: std::sync::Arc<GroupSettings>,
@@ -320,7 +320,7 @@ pub fn plan(
                 key: format!("job:{}:{}", run, r.chat),
                 chat: Some(r.chat.clone()),
                 bot: Some(r.bot.clone()),
-                url: r.url.clone(),
+                to: r.to.clone(),
                 message,
                 purpose: job.name.clone(),
                 run: Some(run.clone()),

@@ -74,17 +74,17 @@ impl Scheduler {
             .into_iter()
             .filter(|g| g.status == GroupStatus::Adopted)
         {
-            match g.webhook_url {
-                Some(url) => recipients.push(Recipient {
+            match crate::store::Destination::of_group(&g) {
+                Some(to) => recipients.push(Recipient {
                     settings: self.directory.get(&g.chat_id),
                     chat: g.chat_id,
                     bot: g.bot,
                     members: g.members_seen,
-                    url,
+                    to,
                 }),
                 // Not silently: the operator sees which adopted group cannot be reached.
                 None => {
-                    warn!(chat = %g.chat_id, "adopted group without a webhook URL: no broadcast can reach it")
+                    warn!(chat = %g.chat_id, "adopted group without a webhook URL or bot account: no broadcast can reach it")
                 }
             }
         }

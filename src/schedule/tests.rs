@@ -123,7 +123,9 @@ fn recipients(chats: &[&str]) -> Vec<Recipient> {
         .map(|c| Recipient {
             chat: ChatId::new(*c),
             bot: crate::domain::BotId::parse("trumpet").unwrap(),
-            url: format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={c}"),
+            to: crate::store::Destination::Webhook {
+                url: format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={c}"),
+            },
             members: 42,
             settings: std::sync::Arc::new(GroupSettings::default()),
         })

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
-pub use outbox::{NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
+pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
 pub use robots::robot_digest;
 
@@ -191,6 +191,7 @@ impl Store {
             tx.open_table(outbox::OUTBOX_KEYS)?;
             tx.open_table(outbox::OUTBOX_PENDING)?;
             tx.open_table(outbox::OUTBOX_BY_RUN)?;
+            tx.open_table(outbox::OUTBOX_BY_CHAT)?;
             tx.open_table(outbox::RUNS)?;
             tx.open_table(robots::ROBOT_GROUPS)?;
             tx.open_table(robots::GROUP_ROBOT)?;
@@ -219,6 +220,7 @@ impl Store {
                 outbox_keys: tx.open_table(outbox::OUTBOX_KEYS)?,
                 outbox_pending: tx.open_table(outbox::OUTBOX_PENDING)?,
                 outbox_by_run: tx.open_table(outbox::OUTBOX_BY_RUN)?,
+                outbox_by_chat: tx.open_table(outbox::OUTBOX_BY_CHAT)?,
                 runs: tx.open_table(outbox::RUNS)?,
                 robot_groups: tx.open_table(robots::ROBOT_GROUPS)?,
                 group_robot: tx.open_table(robots::GROUP_ROBOT)?,
@@ -378,6 +380,7 @@ pub struct WriteTx<'t> {
     outbox_keys: redb::Table<'t, &'static str, u64>,
     outbox_pending: redb::Table<'t, u64, ()>,
     outbox_by_run: redb::Table<'t, (&'static str, u64), ()>,
+    outbox_by_chat: redb::Table<'t, (&'static str, u64), ()>,
     runs: redb::Table<'t, &'static str, &'static [u8]>,
     robot_groups: redb::Table<'t, (&'static str, &'static str), ()>,
     group_robot: redb::Table<'t, &'static str, &'static str>,

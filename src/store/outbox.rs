@@ -19,6 +19,9 @@ pub(super) const OUTBOX_PENDING: TableDefinition<u64, ()> = TableDefinition::new
 /// (run id, entry id) → (): the sends of one broadcast run.
 pub(super) const OUTBOX_BY_RUN: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("outbox_by_run");
+/// (chat id, entry id) → (): the sends to one group (entries enqueued since this index exists).
+pub(super) const OUTBOX_BY_CHAT: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("outbox_by_chat");
 /// run id → JSON [`RunRecord`].
 pub(super) const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 
@@ -35,6 +38,29 @@ pub enum OutboxState {
     Skipped,
 }
 
+/// Where a send goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Destination {
+    /// A WeCom group robot's webhook URL (a credential).
+    Webhook { url: String },
+    /// The entry's group, through this bot account of the entry's (OneBot) bot.
+    Account { account: String },
+}
+
+impl Destination {
+    /// The destination of `group`: its bot account, else its robot's webhook URL (unchecked).
+    pub fn of_group(group: &super::GroupRecord) -> Option<Destination> {
+        match (&group.account, &group.webhook_url) {
+            (Some(account), _) => Some(Destination::Account {
+                account: account.clone(),
+            }),
+            (None, Some(url)) => Some(Destination::Webhook { url: url.clone() }),
+            (None, None) => None,
+        }
+    }
+}
+
 /// A send to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSend {
@@ -43,8 +69,7 @@ pub struct NewSend {
     pub chat: Option<ChatId>,
     /// The bot whose group it goes to, for the per-bot limit.
     pub bot: Option<BotId>,
-    /// The robot webhook URL (a credential).
-    pub url: String,
+    pub to: Destination,
     pub message: OutMessage,
     /// What the message is (`adoption_greeting`, `welcome`, `morning-report`, …).
     pub purpose: String,
@@ -77,7 +102,10 @@ pub struct OutboxEntry {
     pub chat: Option<ChatId>,
     #[serde(default)]
     pub bot: Option<BotId>,
-    pub url: String,
+    /// Stored as `url` or `account` beside the other fields (entries written before accounts
+    /// existed have a `url`).
+    #[serde(flatten)]
+    pub to: Destination,
     pub message: OutMessage,
     pub purpose: String,
     #[serde(default)]
@@ -126,7 +154,7 @@ impl WriteTx<'_> {
             key: send.key,
             chat: send.chat,
             bot: send.bot,
-            url: send.url,
+            to: send.to,
             message: send.message,
             purpose: send.purpose,
             run: send.run,
@@ -146,6 +174,9 @@ impl WriteTx<'_> {
         self.outbox_keys.insert(entry.key.as_str(), id)?;
         if let Some(run) = &entry.run {
             self.outbox_by_run.insert((run.as_str(), id), ())?;
+        }
+        if let Some(chat) = &entry.chat {
+            self.outbox_by_chat.insert((chat.as_str(), id), ())?;
         }
         if skipped {
             // Counted, never sent.
@@ -243,6 +274,23 @@ impl Store {
             }
         }
         Ok(Some((record, sends)))
+    }
+
+    /// The last `limit` sends to `chat`, newest first.
+    pub fn sends_to(&self, chat: &ChatId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let by_chat = tx.open_table(OUTBOX_BY_CHAT)?;
+        let outbox = tx.open_table(OUTBOX)?;
+        let mut sends = Vec::new();
+        let range = by_chat.range((chat.as_str(), 0)..=(chat.as_str(), u64::MAX))?;
+        for item in range.rev().take(limit) {
+            let (key, _) = item?;
+            let (_, id) = key.value();
+            if let Some(v) = outbox.get(id)? {
+                sends.push(decode(v.value())?);
+            }
+        }
+        Ok(sends)
     }
 
     /// Every unfinished send, in enqueue order.

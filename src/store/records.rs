@@ -30,6 +30,10 @@ pub struct GroupRecord {
     /// The robot webhook URL (a credential: never shown by the API).
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// The bot account (OneBot `self` user id) through which the group is reached; `None` for
+    /// groups of a group robot.
+    #[serde(default)]
+    pub account: Option<String>,
     #[serde(default)]
     pub adopter: Option<Adopter>,
     #[serde(default)]
@@ -59,6 +63,7 @@ impl GroupRecord {
             bot,
             status: GroupStatus::Released,
             webhook_url: None,
+            account: None,
             adopter: None,
             adopted_at: None,
             released_at: None,

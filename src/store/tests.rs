@@ -139,7 +139,9 @@ fn send(key: &str, chat: &str) -> NewSend {
         key: key.into(),
         chat: Some(ChatId::new(chat)),
         bot: None,
-        url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k".into(),
+        to: super::Destination::Webhook {
+            url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k".into(),
+        },
         message: crate::domain::OutMessage::Markdown {
             content: "早报".into(),
         },

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod crash;
 mod keywords;
+mod onebot;
 mod pushes;
 mod reload;
 mod welcome;

@@ -7,7 +7,7 @@ use crate::helpers::*;
 use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::OutMessage;
 use trumpet::outbox::{Outbox, SendSettings};
-use trumpet::store::{NewSend, OutboxState, Store};
+use trumpet::store::{Destination, NewSend, OutboxState, Store};
 
 /// The outbox's settings against `fake`: `per_minute` per key in `window`, quick retries (three
 /// attempts), no per-bot limit, 1,000 sends a second overall.
@@ -29,7 +29,7 @@ fn send(key: &str, url: &str, i: usize) -> NewSend {
         key: key.into(),
         chat: None,
         bot: None,
-        url: url.into(),
+        to: Destination::Webhook { url: url.into() },
         message: OutMessage::Text {
             content: format!("message {i}"),
             mentioned: vec![],

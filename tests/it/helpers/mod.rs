@@ -1,6 +1,7 @@
 //! Test harness: `spawn_app()` starts the real service on port 0 with a temporary store, the
 //! repository's bot-scripts and a fake WeCom, and talks to it over HTTP as WeCom does.
 
+pub mod fake_onebot;
 pub mod fake_wecom;
 
 use std::path::PathBuf;
@@ -22,6 +23,27 @@ pub const TOKEN: &str = "TestToken123";
 pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0001";
 pub const BOT: &str = "trumpet";
+/// The bot-account bot of [`onebot_toml`] and its token.
+pub const ONEBOT: &str = "account";
+pub const ONEBOT_TOKEN: &str = "onebot-token-for-tests-01";
+
+/// TOML for `Options::more`: a onebot12 bot, short pings (a dead link is found within 3 × 1 s)
+/// and quick retries, plus `extra` lines (more tables).
+pub fn onebot_toml(extra: &str) -> String {
+    format!(
+        r#"
+[[bots]]
+id = "{ONEBOT}"
+channel = "onebot12"
+access_token = "{ONEBOT_TOKEN}"
+[onebot]
+action_timeout_secs = 2
+ping_interval_secs = 1
+retry_base_ms = 50
+{extra}
+"#
+    )
+}
 
 /// A running service and what tests need to talk to it.
 pub struct TestApp {
@@ -156,6 +178,28 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The reverse-WebSocket URL of the OneBot bot.
+    pub fn onebot_url(&self) -> String {
+        format!("ws://{}/onebot/v12/{ONEBOT}", self.addr)
+    }
+
+    /// Connects a fake implementation of `account` with the right token.
+    pub async fn connect_onebot(
+        &self,
+        account: &str,
+        world: &std::sync::Arc<std::sync::Mutex<fake_onebot::World>>,
+    ) -> fake_onebot::FakeOneBot {
+        fake_onebot::FakeOneBot::connect(
+            &self.onebot_url(),
+            Some(ONEBOT_TOKEN),
+            false,
+            account,
+            std::sync::Arc::clone(world),
+        )
+        .await
+        .expect("the fake implementation connects")
     }
 
     /// Posts a signed, encrypted callback carrying `plaintext`, as WeCom would.

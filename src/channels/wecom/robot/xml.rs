@@ -510,6 +510,7 @@ impl RobotMessage<'_> {
                 alias: self.from.alias.into_owned(),
             },
             webhook_url: (!self.webhook_url.is_empty()).then(|| self.webhook_url.into_owned()),
+            account: None,
             kind,
             // The robot is only called for messages that @-mention it, or in one-to-one chats.
             mentioned: true,

@@ -1,0 +1,177 @@
+//! HTTP handlers for `/onebot/v12/{bot_id}`: the reverse WebSocket (GET, upgraded after the
+//! token is checked) and the HTTP webhook (POST: one event in, 204 or a JSON list of actions
+//! out). The socket's life is in [`super::onebot_session`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use super::AppState;
+use super::onebot_session;
+use crate::channels::onebot::convert::{Converted, reply_segments, to_domain};
+use crate::channels::onebot::protocol::{Incoming, Segment, parse_frame};
+use crate::config::Secret;
+use crate::domain::{BotId, Capabilities, Reply};
+use crate::inbound::{self, Handled};
+
+/// A bot served on this channel.
+#[derive(Debug, Clone)]
+pub struct OneBotBot {
+    pub id: BotId,
+    pub access_token: Secret,
+}
+
+/// The token the request presents: `Authorization: Bearer …`, else `?access_token=…`.
+fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Ok(value) = value.to_str()
+    {
+        let value = value.trim();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value);
+        return Some(token.trim().to_owned());
+    }
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The answer to a request that may not go on: 404 for an unknown bot, 401 for a bad token.
+fn refusal(status: StatusCode) -> Response {
+    if status == StatusCode::UNAUTHORIZED {
+        (status, [(header::WWW_AUTHENTICATE, "Bearer")]).into_response()
+    } else {
+        status.into_response()
+    }
+}
+
+/// The bot if the request presents its token; otherwise the status to refuse with.
+fn authorise<'a>(
+    state: &'a AppState,
+    bot_id: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<&'a OneBotBot, StatusCode> {
+    let Some(bot) = state.onebot.get(bot_id) else {
+        warn!(bot = %bot_id, "OneBot connection for an unknown bot");
+        return Err(StatusCode::NOT_FOUND);
+    };
+    let presented = presented_token(headers, query);
+    let good = presented
+        .as_deref()
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(bot.access_token.expose().as_bytes())));
+    if !good {
+        warn!(bot = %bot_id, token = if presented.is_some() { "wrong" } else { "missing" },
+            "OneBot request refused: bad access token");
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    Ok(bot)
+}
+
+/// `GET /onebot/v12/{bot_id}`: the implementation's reverse WebSocket.
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    Path(bot_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let bot = match authorise(&state, &bot_id, &headers, query.as_deref()) {
+        Ok(bot) => bot.id.clone(),
+        Err(status) => return refusal(status),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            warn!(bot = %bot_id, error = %rejection, "not a WebSocket upgrade");
+            return rejection.into_response();
+        }
+    };
+    // Echo the OneBot 12 sub-protocol the implementation offers (`12.<impl>`).
+    let offered: Vec<String> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| p.starts_with("12."))
+        .collect();
+    let implementation = offered
+        .first()
+        .map(|p| p.trim_start_matches("12.").to_owned())
+        .unwrap_or_default();
+    info!(bot = %bot, implementation = %implementation, "OneBot implementation connecting");
+    upgrade
+        .protocols(offered)
+        .max_message_size(onebot_session::MAX_FRAME)
+        .on_upgrade(move |socket| onebot_session::run(state, bot, socket))
+}
+
+/// `POST /onebot/v12/{bot_id}`: one event over the HTTP webhook. The answer is the reply as a
+/// `send_message` action (the implementation performs it), or 204.
+pub async fn webhook(
+    State(state): State<Arc<AppState>>,
+    Path(bot_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let bot = match authorise(&state, &bot_id, &headers, query.as_deref()) {
+        Ok(bot) => bot.id.clone(),
+        Err(status) => return refusal(status),
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return bad_request(&bot_id, "the body is not UTF-8".into());
+    };
+    let event = match parse_frame(text) {
+        Ok(Incoming::Event(event)) => event,
+        Ok(Incoming::Response(_)) => {
+            return bad_request(&bot_id, "an action response is not an event".into());
+        }
+        Err(e) => return bad_request(&bot_id, e.to_string()),
+    };
+    let domain = match to_domain(&bot, &event, Utc::now()) {
+        Converted::Domain(event) => event,
+        Converted::NotDomain(_) => return StatusCode::NO_CONTENT.into_response(),
+    };
+    let group = domain.chat_id().map(|c| c.as_str().to_owned());
+    // Over the webhook nothing tells which actions the implementation offers: no removals.
+    match inbound::handle(&state, *domain, Capabilities::bot_account(false)).await {
+        Ok(Handled::New(Some(reply)) | Handled::NotSaved(Some(reply))) => {
+            let Some(group) = group else {
+                return StatusCode::NO_CONTENT.into_response();
+            };
+            let action = json!({
+                "action": "send_message",
+                "params": reply_params(&group, &reply),
+            });
+            Json(vec![action]).into_response()
+        }
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+fn bad_request(bot_id: &str, reason: String) -> Response {
+    warn!(bot = %bot_id, reason = %reason, "OneBot webhook request refused");
+    (StatusCode::BAD_REQUEST, reason).into_response()
+}
+
+/// `send_message` parameters for `reply` in `group_id`.
+pub fn reply_params(group_id: &str, reply: &Reply) -> serde_json::Value {
+    let message: Vec<serde_json::Value> =
+        reply_segments(reply).iter().map(Segment::to_json).collect();
+    json!({"detail_type": "group", "group_id": group_id, "message": message})
+}

@@ -1,0 +1,409 @@
+//! One reverse-WebSocket connection from a OneBot implementation, from upgrade to close: a
+//! writer task (action requests, pings), a reader loop (responses matched by echo, meta events,
+//! a watchdog that closes a link silent for `heartbeat_misses` intervals), and a few workers
+//! that handle the domain events — the events of one group always on the same worker, so in
+//! order, while a slow group does not hold up the others or the reading of responses.
+//!
+//! The reply an event earns is written to the socket at once (the channel's "passive reply");
+//! if the implementation then refuses it for now or the link drops, it goes to the durable
+//! outbox, which sends it when the account is back (or records it expired).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::AppState;
+use super::onebot::reply_params;
+use crate::channels::onebot::convert::{Converted, to_domain};
+use crate::channels::onebot::hub::{AccountKey, CallError, Connection, OUTGOING_FRAMES};
+use crate::channels::onebot::protocol::{EventBody, Incoming, SelfId, parse_frame};
+use crate::domain::{BotId, Capabilities, Event, Reply};
+use crate::inbound::{self, Handled};
+use crate::store::{Destination, NewSend};
+
+/// The largest frame accepted from an implementation.
+pub const MAX_FRAME: usize = 1 << 20;
+/// Workers per connection handling domain events (groups are spread over them).
+const WORKERS: usize = 4;
+/// Events waiting per worker before the reader waits too.
+const WORKER_QUEUE: usize = 4096;
+/// The removal extension this service uses, when the implementation lists it.
+pub const REMOVE_ACTION: &str = "wx.delete_groupmember";
+
+/// Serves one connection until it closes.
+pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
+    let hub = Arc::clone(&state.hub);
+    let (out_tx, out_rx) = mpsc::channel(OUTGOING_FRAMES);
+    let connection = Connection::new(hub.connection_id(), out_tx);
+    let (sink, mut stream) = socket.split();
+    let ping_every = Duration::from_secs(state.onebot_config.ping_interval_secs);
+    let writer = tokio::spawn(write_frames(
+        sink,
+        out_rx,
+        ping_every,
+        connection.close.clone(),
+    ));
+    let workers: Vec<mpsc::Sender<Event>> = (0..WORKERS)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+            tokio::spawn(handle_events(
+                Arc::clone(&state),
+                Arc::clone(&connection),
+                rx,
+            ));
+            tx
+        })
+        .collect();
+    info!(bot = %bot, connection = connection.id, "OneBot connection open");
+
+    let misses = state.onebot_config.heartbeat_misses;
+    let mut interval = ping_every;
+    let mut last_heard = Instant::now();
+    loop {
+        let deadline = last_heard + interval * misses;
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            () = tokio::time::sleep_until(deadline) => {
+                warn!(bot = %bot, connection = connection.id, silent_ms = (interval * misses).as_millis() as u64,
+                    "OneBot connection silent for too long; closing it");
+                break;
+            }
+            () = connection.close.cancelled() => break,
+            () = hub.stopping().cancelled() => {
+                info!(bot = %bot, connection = connection.id, "the service is stopping; closing the connection");
+                break;
+            }
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(Message::Binary(_))) => {
+                last_heard = Instant::now();
+                warn!(bot = %bot, connection = connection.id,
+                    "binary (MessagePack) frame ignored: send JSON text frames");
+                continue;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                last_heard = Instant::now();
+                continue;
+            }
+            Some(Err(e)) => {
+                warn!(bot = %bot, connection = connection.id, error = %e, "OneBot connection failed");
+                break;
+            }
+        };
+        last_heard = Instant::now();
+        let incoming = match parse_frame(text.as_str()) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                warn!(bot = %bot, connection = connection.id, error = %e,
+                    frame = %truncated(text.as_str()), "unreadable OneBot frame ignored");
+                continue;
+            }
+        };
+        let event = match incoming {
+            Incoming::Response(response) => {
+                let echo = response.echo.clone();
+                if !connection.resolve(response) {
+                    debug!(bot = %bot, echo = %echo, "answer nobody waits for (late or unknown echo)");
+                }
+                continue;
+            }
+            Incoming::Event(event) => event,
+        };
+        match &event.body {
+            EventBody::Connect {
+                implementation,
+                version,
+            } => {
+                info!(bot = %bot, connection = connection.id, implementation = %implementation,
+                    version = %version, "OneBot implementation connected");
+                *connection
+                    .implementation
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = implementation.clone();
+                tokio::spawn(discover(
+                    Arc::clone(&state),
+                    bot.clone(),
+                    Arc::clone(&connection),
+                ));
+                continue;
+            }
+            EventBody::Heartbeat { interval_ms } => {
+                // The implementation's own rhythm; never below a second, so that a bogus value
+                // cannot make the watchdog close a healthy link.
+                interval = Duration::from_millis(*interval_ms).max(Duration::from_secs(1));
+                continue;
+            }
+            EventBody::StatusUpdate { bots, .. } => {
+                for (account, online) in bots {
+                    let key = AccountKey {
+                        bot: bot.clone(),
+                        user_id: account.user_id.clone(),
+                    };
+                    if *online {
+                        attach(&state, &connection, key, account);
+                    } else {
+                        hub.detach(&key, connection.id);
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(account) = &event.self_id {
+            let key = AccountKey {
+                bot: bot.clone(),
+                user_id: account.user_id.clone(),
+            };
+            if !hub.is_connected(&key) || hub.route(&key).is_none_or(|(c, _)| c.id != connection.id)
+            {
+                attach(&state, &connection, key, account);
+            }
+        }
+        let domain = match to_domain(&bot, &event, Utc::now()) {
+            Converted::Domain(domain) => domain,
+            Converted::NotDomain(why) => {
+                debug!(bot = %bot, id = %event.id, why, "event not acted on");
+                continue;
+            }
+        };
+        let worker = domain
+            .chat_id()
+            .map(|chat| {
+                let mut hasher = DefaultHasher::new();
+                chat.hash(&mut hasher);
+                (hasher.finish() % WORKERS as u64) as usize
+            })
+            .unwrap_or_default();
+        if workers[worker].send(*domain).await.is_err() {
+            error!(bot = %bot, connection = connection.id, "event worker stopped; event not handled");
+        }
+    }
+    let gone = hub.detach_connection(connection.id);
+    connection.fail_pending();
+    connection.close.cancel();
+    drop(workers);
+    if let Err(e) = writer.await {
+        warn!(error = %e, "OneBot writer task failed");
+    }
+    info!(bot = %bot, connection = connection.id, accounts = gone.len(), "OneBot connection closed");
+}
+
+/// Routes `key` to this connection; a newly routed account is brought up to date.
+fn attach(state: &Arc<AppState>, connection: &Arc<Connection>, key: AccountKey, account: &SelfId) {
+    if state.hub.attach(key.clone(), &account.platform, connection) {
+        crate::roster::account_online(Arc::clone(state), key);
+    }
+}
+
+/// After `meta.connect`: learns what the implementation offers and which accounts it carries.
+async fn discover(state: Arc<AppState>, bot: BotId, connection: Arc<Connection>) {
+    let timeout = state.hub.timeout();
+    match connection
+        .call(
+            state.hub.echo(),
+            "get_supported_actions",
+            json!({}),
+            None,
+            timeout,
+        )
+        .await
+    {
+        Ok(Value::Array(actions)) => {
+            let actions: std::collections::HashSet<String> = actions
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            info!(bot = %bot, connection = connection.id, actions = actions.len(),
+                removal = actions.contains(REMOVE_ACTION), "supported actions known");
+            connection.set_supported(actions);
+        }
+        Ok(other) => {
+            warn!(bot = %bot, answer = %truncated(&other.to_string()),
+                "get_supported_actions gave no list: optional actions are not used");
+            connection.set_supported(Default::default());
+        }
+        Err(e) => {
+            warn!(bot = %bot, error = %e, "get_supported_actions failed: optional actions are not used");
+            connection.set_supported(Default::default());
+        }
+    }
+    match connection
+        .call(state.hub.echo(), "get_status", json!({}), None, timeout)
+        .await
+    {
+        Ok(status) => {
+            let bots = status
+                .get("bots")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for entry in bots {
+                let online = entry
+                    .get("online")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let Some(account) = entry
+                    .get("self")
+                    .and_then(|s| serde_json::from_value::<SelfId>(s.clone()).ok())
+                else {
+                    continue;
+                };
+                if online {
+                    let key = AccountKey {
+                        bot: bot.clone(),
+                        user_id: account.user_id.clone(),
+                    };
+                    attach(&state, &connection, key, &account);
+                }
+            }
+        }
+        Err(e) => {
+            info!(bot = %bot, error = %e, "get_status failed: accounts are learnt from their events")
+        }
+    }
+}
+
+/// Writes queued frames and pings until the connection closes.
+async fn write_frames(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<String>,
+    ping_every: Duration,
+    close: tokio_util::sync::CancellationToken,
+) {
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await;
+    loop {
+        let message = tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(frame) => Message::Text(frame.into()),
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Vec::new().into()),
+            () = close.cancelled() => break,
+        };
+        if let Err(e) = sink.send(message).await {
+            debug!(error = %e, "OneBot socket write failed");
+            close.cancel();
+            break;
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+/// Handles one worker's events in order.
+async fn handle_events(
+    state: Arc<AppState>,
+    connection: Arc<Connection>,
+    mut events: mpsc::Receiver<Event>,
+) {
+    while let Some(event) = events.recv().await {
+        let caps = Capabilities::bot_account(connection.supports(REMOVE_ACTION));
+        let (bot, chat, account) = (
+            event.bot.clone(),
+            event.chat_id().cloned(),
+            event.account.clone(),
+        );
+        let dedupe_key = crate::dedupe::dedupe_key(&event.bot, &event.msg_id);
+        let reply = match inbound::handle(&state, event, caps).await {
+            Ok(Handled::New(reply) | Handled::NotSaved(reply)) => reply,
+            Ok(Handled::Duplicate(_)) => None,
+            Err(_) => {
+                error!(bot = %bot, "pipeline stopped; OneBot event not handled");
+                None
+            }
+        };
+        let (Some(reply), Some(chat), Some(account)) = (reply, chat, account) else {
+            continue;
+        };
+        let key = AccountKey {
+            bot,
+            user_id: account,
+        };
+        send_reply(&state, &connection, key, chat.as_str(), reply, dedupe_key).await;
+    }
+}
+
+/// Writes the reply now; its answer is awaited aside (the next event's reply need not wait for
+/// it), and a reply the implementation could not take goes to the outbox.
+async fn send_reply(
+    state: &Arc<AppState>,
+    connection: &Arc<Connection>,
+    key: AccountKey,
+    group: &str,
+    reply: Reply,
+    dedupe_key: String,
+) {
+    let account = state
+        .hub
+        .route(&key)
+        .map(|(_, account)| account)
+        .unwrap_or(SelfId {
+            platform: String::new(),
+            user_id: key.user_id.clone(),
+        });
+    let params = reply_params(group, &reply);
+    let sent = connection
+        .request(state.hub.echo(), "send_message", params, Some(&account))
+        .await;
+    let state = Arc::clone(state);
+    let group = group.to_owned();
+    let timeout = state.hub.timeout();
+    tokio::spawn(async move {
+        let failed = match sent {
+            Ok(pending) => pending.answer(timeout).await.err(),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failed {
+            reply_failed(&state, key, &group, reply, dedupe_key, e).await;
+        }
+    });
+}
+
+/// A reply that did not go through: retried through the outbox when that may help.
+async fn reply_failed(
+    state: &AppState,
+    key: AccountKey,
+    group: &str,
+    reply: Reply,
+    dedupe_key: String,
+    error: CallError,
+) {
+    if !error.is_retryable() {
+        error!(bot = %key.bot, account = %key.user_id, group, error = %error, class = error.class(),
+            "reply refused by the implementation; not retried");
+        return;
+    }
+    warn!(bot = %key.bot, account = %key.user_id, group, error = %error,
+        "reply not taken now; it goes through the outbox");
+    let send = NewSend {
+        key: format!("reply:{dedupe_key}"),
+        chat: Some(crate::domain::ChatId::new(group)),
+        bot: Some(key.bot.clone()),
+        to: Destination::Account {
+            account: key.user_id.clone(),
+        },
+        message: crate::engine::reply_as_post(reply),
+        purpose: "reply".into(),
+        run: None,
+        not_before: None,
+        skip: None,
+    };
+    if let Err(e) = state.outbox.enqueue(vec![send]).await {
+        error!(bot = %key.bot, group, error = %e, "the reply could not be queued either");
+    }
+}
+
+fn truncated(text: &str) -> String {
+    text.chars().take(200).collect()
+}

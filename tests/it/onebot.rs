@@ -1,0 +1,411 @@
+//! The bot-account channel end to end: a fake OneBot 12 implementation connects over the real
+//! reverse WebSocket and drives the real service.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::fake_onebot::{FakeOneBot, Reaction, World, sent_mentions, sent_text};
+use crate::helpers::*;
+
+const BOT_ACCOUNT: &str = "wxid_trumpet";
+const GROUP: &str = "1001@chatroom";
+
+/// Scripts with quick welcomes (1 s batches, 2 s apart) and a keyword rule that answers without
+/// a mention.
+fn scripts() -> tempfile::TempDir {
+    let scripts = scripts_copy();
+    let welcome = scripts.path().join("welcome.toml");
+    let text = std::fs::read_to_string(&welcome)
+        .unwrap()
+        .replace("batch_window_secs = 30", "batch_window_secs = 1")
+        .replace("min_interval_secs = 300", "min_interval_secs = 2");
+    std::fs::write(&welcome, text).unwrap();
+    let keywords = scripts.path().join("keywords.toml");
+    let mut text = std::fs::read_to_string(&keywords).unwrap();
+    text.push_str(
+        r#"
+[[keyword]]
+id = "invoice-anywhere"
+patterns = ["开票"]
+mentioned_only = false
+format = "text"
+content = "开票信息请看群公告"
+"#,
+    );
+    std::fs::write(&keywords, text).unwrap();
+    scripts
+}
+
+async fn app_with(scripts: &tempfile::TempDir, extra: &str) -> TestApp {
+    spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        more: onebot_toml(extra),
+        ..Options::default()
+    })
+    .await
+}
+
+fn world(extra_actions: &[&str]) -> Arc<Mutex<World>> {
+    Arc::new(Mutex::new(World::with_groups(
+        &[(GROUP, "会计交流1群", &[BOT_ACCOUNT, "wxid_owner", "wxid_a"])],
+        extra_actions,
+    )))
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_token_is_refused_before_the_upgrade() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    let refused = |r: Result<FakeOneBot, _>| match r {
+        Err(crate::helpers::fake_onebot::Refused(status)) => status,
+        Ok(_) => panic!("connected without the right token"),
+    };
+    let url = app.onebot_url();
+    let wrong = FakeOneBot::connect(
+        &url,
+        Some("not-the-token-at-all"),
+        false,
+        "x",
+        world.clone(),
+    )
+    .await;
+    assert_eq!(refused(wrong), Some(401));
+    let missing = FakeOneBot::connect(&url, None, false, "x", world.clone()).await;
+    assert_eq!(refused(missing), Some(401));
+    let other_bot = url.replace(ONEBOT, "nobody");
+    let unknown =
+        FakeOneBot::connect(&other_bot, Some(ONEBOT_TOKEN), false, "x", world.clone()).await;
+    assert_eq!(refused(unknown), Some(404));
+    // The token in the query, for implementations that cannot set headers.
+    let in_query = FakeOneBot::connect(&url, Some(ONEBOT_TOKEN), true, BOT_ACCOUNT, world.clone())
+        .await
+        .expect("the query token is accepted");
+    in_query
+        .wait_requests("get_supported_actions", 1, Duration::from_secs(5))
+        .await;
+    // The webhook checks the same token.
+    let event = json!({"id": "w1", "time": 1.0, "type": "meta", "detail_type": "heartbeat", "sub_type": "", "interval": 5000});
+    let post = |token: Option<&str>| {
+        let mut request = app
+            .http
+            .post(app.url(&format!("/onebot/v12/{ONEBOT}")))
+            .json(&event);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send()
+    };
+    assert_eq!(
+        post(Some("wrong-token-wrong-token"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(post(Some(ONEBOT_TOKEN)).await.unwrap().status(), 204);
+    in_query.disconnect().await;
+}
+
+#[tokio::test]
+async fn groups_are_adopted_on_connect_and_keywords_are_answered_on_every_message() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
+        .await;
+    let group = app.wait_group(GROUP, |g| g["status"] == "adopted").await;
+    assert_eq!(group["adopted_via"], "group_list", "{group}");
+    assert_eq!(group["name"], "会计交流1群", "{group}");
+    assert_eq!(group["can_push"], true, "{group}");
+    assert!(
+        fake.requests("send_message").is_empty(),
+        "no greeting for groups the account was already in"
+    );
+
+    // A rule that answers without a mention, on a plain message.
+    fake.text(GROUP, "wxid_a", "请问怎么开票");
+    let sent = fake
+        .wait_requests("send_message", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(sent[0]["params"]["group_id"], GROUP);
+    assert_eq!(sent_text(&sent[0]), "开票信息请看群公告");
+    assert_eq!(sent[0]["self"]["user_id"], BOT_ACCOUNT);
+
+    // A shipped rule answers only when the bot account is mentioned.
+    fake.text(GROUP, "wxid_a", "个税汇算怎么弄");
+    let mention = json!([
+        {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+        {"type": "text", "data": {"text": " 个税汇算怎么弄"}},
+        {"type": "wx.emoji", "data": {"md5": "abc"}}
+    ]);
+    let id = fake.message(GROUP, "wxid_a", mention.clone());
+    let sent = fake
+        .wait_requests("send_message", 2, Duration::from_secs(5))
+        .await;
+    assert!(sent_text(&sent[1]).contains("汇算"), "{}", sent[1]);
+    // The same event id again is handled once.
+    fake.send(json!({
+        "id": id, "time": 1.0, "type": "message", "detail_type": "group", "sub_type": "",
+        "self": {"platform": "wechat", "user_id": BOT_ACCOUNT}, "message_id": "again",
+        "group_id": GROUP, "user_id": "wxid_a", "message": mention
+    }));
+    // Unreadable frames are ignored, the connection stays.
+    fake.send_text("{not json");
+    fake.send(json!({"type": "message", "detail_type": "group"}));
+    fake.text(GROUP, "wxid_a", "开票");
+    let sent = fake
+        .wait_requests("send_message", 3, Duration::from_secs(5))
+        .await;
+    assert_eq!(sent_text(&sent[2]), "开票信息请看群公告", "{sent:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.requests("send_message").len(),
+        3,
+        "the repeated event got no second answer"
+    );
+    fake.disconnect().await;
+}
+
+#[tokio::test]
+async fn joins_are_welcomed_in_one_batch_and_the_bot_account_joining_adopts_the_group() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = Arc::new(Mutex::new(World::with_groups(&[], &[])));
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
+        .await;
+
+    // The owner adds the bot account to a new group: adopted, with a greeting.
+    world
+        .lock()
+        .unwrap()
+        .groups
+        .insert(GROUP.into(), ("新群".into(), vec!["wxid_owner".into()]));
+    fake.notice(
+        "add-1",
+        "group_member_increase",
+        "invite",
+        GROUP,
+        BOT_ACCOUNT,
+        "wxid_owner",
+    );
+    let group = app.wait_group(GROUP, |g| g["status"] == "adopted").await;
+    assert_eq!(group["adopted_via"], "add_to_chat", "{group}");
+    let sent = fake
+        .wait_requests("send_message", 1, Duration::from_secs(5))
+        .await;
+    assert!(
+        sent_text(&sent[0]).contains("我是会计小喇叭"),
+        "the greeting: {}",
+        sent[0]
+    );
+    let owner = app.api(&format!("/api/v1/groups/{GROUP}")).await;
+    assert_eq!(
+        owner["owner"], "wxid_owner",
+        "who added the account owns the group: {owner}"
+    );
+
+    // Two members join within the batch window (one event delivered twice): one welcome.
+    fake.notice(
+        "join-a",
+        "group_member_increase",
+        "join",
+        GROUP,
+        "wxid_a",
+        "",
+    );
+    fake.notice(
+        "join-b",
+        "group_member_increase",
+        "invite",
+        GROUP,
+        "wxid_b",
+        "wxid_owner",
+    );
+    fake.notice(
+        "join-a",
+        "group_member_increase",
+        "join",
+        GROUP,
+        "wxid_a",
+        "",
+    );
+    let sent = fake
+        .wait_requests("send_message", 2, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        sent_mentions(&sent[1]),
+        vec!["wxid_a", "wxid_b"],
+        "{}",
+        sent[1]
+    );
+    assert!(
+        sent_text(&sent[1]).contains("地区-姓名-岗位"),
+        "{}",
+        sent[1]
+    );
+    assert!(
+        !sent_text(&sent[1]).contains("<font"),
+        "Markdown is sent as plain text: {}",
+        sent[1]
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        fake.requests("send_message").len(),
+        2,
+        "each member welcomed once"
+    );
+
+    // The account is removed: the group is released.
+    fake.notice(
+        "left-1",
+        "group_member_decrease",
+        "kick",
+        GROUP,
+        BOT_ACCOUNT,
+        "wxid_owner",
+    );
+    app.wait_group(GROUP, |g| g["status"] == "released").await;
+    fake.disconnect().await;
+}
+
+#[tokio::test]
+async fn sends_wait_for_the_account_and_a_welcome_too_old_is_dropped_and_recorded() {
+    let scripts = scripts();
+    // Welcomes are worth sending for 3 s here (10 minutes by default).
+    let app = app_with(&scripts, "[outbox.expire_after_minutes]\nwelcome = 0.05").await;
+    let world = world(&[]);
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    app.wait_group(GROUP, |g| g["status"] == "adopted").await;
+
+    // A join, then the link drops before the welcome is due (1 s batch).
+    fake.notice(
+        "j-1",
+        "group_member_increase",
+        "join",
+        GROUP,
+        "wxid_new",
+        "",
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    fake.disconnect().await;
+    let sends = wait_sends(&app, |s| s.iter().any(|e| e["purpose"] == "welcome")).await;
+    assert_eq!(
+        sends[0]["state"], "pending",
+        "waits for the account: {sends:?}"
+    );
+    assert_eq!(sends[0]["via"], "account");
+
+    // Back within the expiry: the welcome goes out on the new connection.
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    let sent = fake
+        .wait_requests("send_message", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(sent_mentions(&sent[0]), vec!["wxid_new"]);
+    wait_sends(&app, |s| s[0]["state"] == "delivered").await;
+
+    // Another join, and the account stays away past the expiry: recorded, never sent late.
+    fake.notice(
+        "j-2",
+        "group_member_increase",
+        "join",
+        GROUP,
+        "wxid_late",
+        "",
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    fake.disconnect().await;
+    let sends = wait_sends(&app, |s| {
+        s.iter().filter(|e| e["purpose"] == "welcome").count() == 2 && s[0]["state"] == "skipped"
+    })
+    .await;
+    assert!(
+        sends[0]["last_error"].as_str().unwrap().contains("expired"),
+        "{sends:?}"
+    );
+    // (The fake's world, and its record of requests, outlives its connections.)
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    fake.wait_requests("get_group_list", 3, Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = fake.requests("send_message");
+    assert_eq!(sent.len(), 1, "the expired welcome is not sent: {sent:?}");
+    fake.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_refused_reply_is_retried_and_a_silent_link_is_closed() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    app.wait_group(GROUP, |g| g["status"] == "adopted").await;
+
+    // The platform refuses the first try (rate limit): the reply is sent again after a back-off.
+    fake.react("send_message", Reaction::Fail(34001));
+    fake.text(GROUP, "wxid_a", "开票");
+    let sent = fake
+        .wait_requests("send_message", 2, Duration::from_secs(5))
+        .await;
+    assert_eq!(sent_text(&sent[1]), "开票信息请看群公告");
+    // A slow answer past the action timeout (2 s) counts as failed and is retried too.
+    fake.react("send_message", Reaction::Delay(Duration::from_millis(2500)));
+    fake.text(GROUP, "wxid_a", "开票啊");
+    fake.wait_requests("send_message", 4, Duration::from_secs(10))
+        .await;
+
+    // An implementation that stops talking (no frames, no pongs) is disconnected after 3 of
+    // its heartbeat intervals (1.2 s here).
+    fake.heartbeat(1200);
+    let accounts = app.api("/api/v1/accounts").await;
+    assert_eq!(accounts[0]["account"], BOT_ACCOUNT, "{accounts}");
+    assert_eq!(accounts[0]["implementation"], "fake", "{accounts}");
+    fake.go_silent();
+    let started = std::time::Instant::now();
+    loop {
+        let accounts = app.api("/api/v1/accounts").await;
+        if accounts.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "still connected: {accounts}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(3000),
+        "closed only after 3 silent intervals: {:?}",
+        started.elapsed()
+    );
+    // A new connection takes over the account.
+    let back = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    back.wait_requests("get_group_list", 2, Duration::from_secs(5))
+        .await;
+    back.disconnect().await;
+}
+
+/// Polls the group's sends until `check` holds.
+async fn wait_sends(
+    app: &TestApp,
+    check: impl Fn(&Vec<serde_json::Value>) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let sends: Vec<serde_json::Value> =
+            serde_json::from_value(app.api(&format!("/api/v1/groups/{GROUP}/sends")).await)
+                .unwrap();
+        if !sends.is_empty() && check(&sends) {
+            return sends;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sends never matched: {sends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
