@@ -73,6 +73,7 @@ pub async fn handle(
     let mut reply = None;
     let mut posts = Vec::new();
     let mut changes = Vec::new();
+    let mut removals = Vec::new();
     for action in decided {
         match action {
             Action::Reply(r) => reply = Some(r),
@@ -82,8 +83,10 @@ pub async fn handle(
                 debug!(bot = %bot_id, msg_id = %event.msg_id, rule = %rule, "keyword reply");
                 state.cooldowns.start(&conversation, &rule, now, secs);
             }
-            // `degrade` turned these into posts, or they are the channel's to perform.
-            other @ (Action::NotifyAdmins { .. } | Action::RemoveMember { .. }) => {
+            // Only channels that can remove members get this (`degrade`).
+            Action::RemoveMember { user_id, reason } => removals.push((user_id, reason)),
+            // `degrade` turned this into a post.
+            other @ Action::NotifyAdmins { .. } => {
                 warn!(bot = %bot_id, action = ?other, "action not performed on this channel")
             }
         }
@@ -112,6 +115,11 @@ pub async fn handle(
             }
         }
     }
+    for (user, reason) in removals {
+        if let Some(post) = remove(state, &event, &user, &reason, caps).await {
+            posts.push(post);
+        }
+    }
     let record = DedupeRecord {
         at: unix_now(),
         reply,
@@ -131,6 +139,37 @@ pub async fn handle(
         return Err(stopped);
     }
     Ok(Handled::New(reply))
+}
+
+/// Removes `user` from the event's group through its bot account; when that is not confirmed,
+/// the notice to the admins to post instead.
+async fn remove(
+    state: &AppState,
+    event: &Event,
+    user: &str,
+    reason: &str,
+    caps: Capabilities,
+) -> Option<Post> {
+    let (Some(chat), Some(account)) = (event.chat_id(), &event.account) else {
+        warn!(bot = %event.bot, user, "a removal without a bot account to perform it");
+        return None;
+    };
+    let key = crate::channels::onebot::hub::AccountKey {
+        bot: event.bot.clone(),
+        user_id: account.clone(),
+    };
+    let outcome = crate::roster::remove_member(state, &key, chat, user).await;
+    info!(bot = %event.bot, chat = %chat, user, reason, outcome = outcome.as_str(), "removal");
+    if outcome == crate::roster::Removal::Confirmed {
+        return None;
+    }
+    let text = format!("未能确认已将成员 {user} 移出本群，请管理员处理。原因：{reason}");
+    let settings = state.directory.get(chat);
+    let (actions, _) = engine::degrade(vec![Action::NotifyAdmins { text }], caps, &settings);
+    actions.into_iter().find_map(|a| match a {
+        Action::Post { message, purpose } => Some(Post { message, purpose }),
+        _ => None,
+    })
 }
 
 /// Runs the engine on `event` with the group's view, and fits the actions to the channel.
@@ -181,7 +220,20 @@ async fn group_facts(
     let store = state.store.clone();
     let chat = chat.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-        let members = store.members(&chat)?;
+        let mut members = store.members(&chat)?;
+        // On a bot account the member list knows everyone, also those who never spoke.
+        for (user_id, name) in store.roster(&chat)? {
+            if !members.iter().any(|m| m.user_id == user_id) {
+                members.push(crate::store::MemberRecord {
+                    user_id,
+                    name,
+                    alias: String::new(),
+                    first_seen: now,
+                    last_seen: now,
+                    message_count: 0,
+                });
+            }
+        }
         let group = store.group(&chat)?;
         let today = store.daily(&chat, now)?;
         Ok((members, group, today))

@@ -306,8 +306,19 @@ impl Pipeline {
                     group.adopted_via = Some("first_message".into());
                     info!(bot = %event.bot, chat = %chat, "group adopted on its first message");
                 }
-                if event.kind.is_message() && !event.from.user_id.is_empty() {
-                    tx.record_message(&mut group, &event.from, now)?;
+                let member = event.from.user_id.as_str();
+                match &event.kind {
+                    _ if member.is_empty() => {}
+                    EventKind::MemberJoined { .. } => {
+                        tx.roster_add(chat, member, &event.from.name)?
+                    }
+                    EventKind::MemberLeft { .. } => {
+                        tx.roster_remove(chat, member)?;
+                    }
+                    kind if kind.is_message() => {
+                        tx.record_message(&mut group, &event.from, now)?;
+                    }
+                    _ => {}
                 }
             }
         }

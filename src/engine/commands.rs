@@ -34,10 +34,12 @@ pub enum CommandKind {
     RuleOn,
     /// Show this group's statistics.
     Stats,
+    /// Remove members from the group (where the channel can; otherwise the admins are asked).
+    Remove,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 11] = [
+    pub const ALL: [CommandKind; 12] = [
         CommandKind::Rules,
         CommandKind::Roles,
         CommandKind::SetAdmin,
@@ -49,6 +51,7 @@ impl CommandKind {
         CommandKind::RuleOff,
         CommandKind::RuleOn,
         CommandKind::Stats,
+        CommandKind::Remove,
     ];
 
     /// The key operators write in `commands.toml`.
@@ -65,6 +68,7 @@ impl CommandKind {
             CommandKind::RuleOff => "rule_off",
             CommandKind::RuleOn => "rule_on",
             CommandKind::Stats => "stats",
+            CommandKind::Remove => "remove",
         }
     }
 }
@@ -294,6 +298,53 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
                 names.push(if name.is_empty() { user_id } else { name });
             }
             context! { targets => names }
+        }
+        CommandKind::Remove => {
+            let targets = resolve_members(args, ctx.view);
+            if targets.found.is_empty() && targets.missing.is_empty() {
+                return answer(&replies.missing_argument, command_word(), false);
+            }
+            if !targets.missing.is_empty() {
+                return answer(
+                    &replies.unknown_member,
+                    context! { missing => targets.missing },
+                    false,
+                );
+            }
+            // Nobody removes someone of their own standing or above (an admin cannot remove
+            // another admin or the owner).
+            if targets
+                .found
+                .iter()
+                .any(|(id, _)| ctx.view.settings.role_of(id) >= role)
+            {
+                return answer(
+                    &replies.refused,
+                    context! {
+                        command => trigger_text,
+                        required_role => Role::Owner.title(),
+                    },
+                    true,
+                );
+            }
+            let sender = &ctx.event.from;
+            let by = if sender.name.is_empty() {
+                sender.user_id.as_str()
+            } else {
+                sender.name.as_str()
+            };
+            let mut removals = Vec::new();
+            let mut names = Vec::new();
+            for (user_id, name) in targets.found {
+                removals.push(Action::RemoveMember {
+                    user_id: user_id.clone(),
+                    reason: format!("{by} 用群内指令「{trigger_text}」移出"),
+                });
+                names.push(if name.is_empty() { user_id } else { name });
+            }
+            let mut decision = answer(&command.reply, context! { targets => names }, false);
+            decision.actions.extend(removals);
+            return decision;
         }
         CommandKind::Tag | CommandKind::Untag => {
             let mut tags = Vec::new();

@@ -295,6 +295,19 @@ fn commands_check_roles_and_change_settings() {
         ("zhangsan", "打标签 x", true, vec![], "需要大当家"),
         (
             "da",
+            "移出 @张三",
+            false,
+            vec![Action::RemoveMember {
+                user_id: "zhangsan".into(),
+                reason: "da-name 用群内指令「移出」移出".into(),
+            }],
+            "正在将 张三 移出本群",
+        ),
+        // An admin cannot remove another admin or the owner; a member cannot remove anyone.
+        ("da", "移出 @大当家甲", true, vec![], "需要群主"),
+        ("zhangsan", "踢出 @李四", true, vec![], "需要大当家"),
+        (
+            "da",
             "关闭规则 invoice",
             false,
             vec![Action::Settings(SettingsChange::SwitchRule {
@@ -330,7 +343,7 @@ fn commands_check_roles_and_change_settings() {
         let got: Vec<Action> = d
             .actions
             .iter()
-            .filter(|a| matches!(a, Action::Settings(_)))
+            .filter(|a| matches!(a, Action::Settings(_) | Action::RemoveMember { .. }))
             .cloned()
             .collect();
         assert_eq!(got, changes, "{message} by {sender}");

@@ -740,3 +740,63 @@ pub async fn list_accounts(State(state): State<Arc<AppState>>, headers: HeaderMa
     }
     Json(state.hub.accounts()).into_response()
 }
+
+/// `GET /api/v1/groups/{chat_id}/members`: the group's member list as its bot account last
+/// reported it (`in_group`), merged with the members seen speaking (`messages`, `last_seen`).
+/// Robot groups have no member list: only those who spoke appear, with `in_group: null`.
+pub async fn list_members(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let store = state.store.clone();
+    let chat = ChatId::new(chat_id);
+    let read = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+        Ok((
+            store.group(&chat)?,
+            store.roster(&chat)?,
+            store.members(&chat)?,
+        ))
+    })
+    .await;
+    let (group, roster, seen) = match read {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    };
+    let Some(group) = group else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "no such group"})),
+        )
+            .into_response();
+    };
+    let listed = group.account.is_some();
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for (user_id, name) in &roster {
+        let spoke = seen.iter().find(|m| &m.user_id == user_id);
+        out.push(serde_json::json!({
+            "user_id": user_id,
+            "name": if name.is_empty() { spoke.map_or("", |m| m.name.as_str()) } else { name.as_str() },
+            "in_group": true,
+            "messages": spoke.map_or(0, |m| m.message_count),
+            "last_seen": spoke.map(|m| m.last_seen),
+        }));
+    }
+    for member in seen
+        .iter()
+        .filter(|m| !roster.iter().any(|(id, _)| *id == m.user_id))
+    {
+        out.push(serde_json::json!({
+            "user_id": member.user_id,
+            "name": member.name,
+            "in_group": if listed { Some(false) } else { None },
+            "messages": member.message_count,
+            "last_seen": member.last_seen,
+        }));
+    }
+    Json(out).into_response()
+}

@@ -1,6 +1,7 @@
 //! Adopting and releasing groups through the admin API: push-only groups adopted by their robot
 //! webhook URL (`POST /api/v1/groups`), a group's name and time zone (`PATCH`), and releasing
-//! any group (`DELETE`). Push-only groups exist because not every corp is offered the robot's
+//! any group (`DELETE`), and removing a member through a group's bot account (`POST
+//! .../removals`). Push-only groups exist because not every corp is offered the robot's
 //! receive callback: such a group never sends Trumpet an event, but gets broadcasts like any
 //! other.
 
@@ -19,9 +20,11 @@ use tracing::info;
 
 use super::AppState;
 use super::admin::{GroupView, admit, authorized, bad_request, internal_error, unauthorized};
+use crate::channels::onebot::hub::AccountKey;
 use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::{BotId, ChatId, SettingsChange};
 use crate::engine::scope::validate_tag;
+use crate::roster::Removal;
 use crate::store::{GroupRecord, GroupStatus, StoreError};
 
 /// The bot id recorded for groups adopted by webhook URL: they belong to no callback bot.
@@ -303,4 +306,83 @@ pub async fn release(
         Ok(Err(e)) => internal_error(e),
         Err(e) => internal_error(e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemovalBody {
+    user_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/groups/{chat_id}/removals` with `{"user_id": …, "reason": …}`: removes a member
+/// through the group's bot account and answers once the member list confirms it (200
+/// `confirmed`). 409 for a group without a bot account (the group robot cannot remove anyone),
+/// 503 while the account is offline, 422 when its implementation offers no removal, 502 when the
+/// implementation refused or the member is still listed afterwards.
+pub async fn remove_member(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+    body: Result<Json<RemovalBody>, JsonRejection>,
+) -> Response {
+    let body = match admit(&state, &headers, body) {
+        Ok(body) => body,
+        Err(refusal) => return *refusal,
+    };
+    let user = body.user_id.trim().to_owned();
+    if user.is_empty() {
+        return bad_request("user_id must not be empty");
+    }
+    let chat = ChatId::new(chat_id);
+    let store = state.store.clone();
+    let key = chat.clone();
+    let group = match tokio::task::spawn_blocking(move || store.group(&key)).await {
+        Ok(Ok(Some(group))) => group,
+        Ok(Ok(None)) => return not_found(&chat),
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    };
+    let account = match (&group.account, group.status) {
+        (Some(account), GroupStatus::Adopted) => account.clone(),
+        _ => {
+            return conflict(
+                "the group is not adopted through a bot account; only a bot account can remove members".into(),
+            );
+        }
+    };
+    let key = AccountKey {
+        bot: group.bot.clone(),
+        user_id: account,
+    };
+    if !state.hub.is_connected(&key) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"error": "the bot account is not connected"})),
+        )
+            .into_response();
+    }
+    let outcome = crate::roster::remove_member(&state, &key, &chat, &user).await;
+    info!(chat = %chat, user = %user, reason = %body.reason, outcome = outcome.as_str(),
+        "removal through the admin API");
+    let status = match &outcome {
+        Removal::Confirmed => StatusCode::OK,
+        Removal::Unsupported => StatusCode::UNPROCESSABLE_ENTITY,
+        Removal::StillThere | Removal::Failed(_) => StatusCode::BAD_GATEWAY,
+    };
+    let error = match &outcome {
+        Removal::Failed(e) => Some(e.to_string()),
+        Removal::StillThere => Some("the member is still in the member list".into()),
+        Removal::Unsupported => Some(format!(
+            "the implementation does not offer {}",
+            crate::roster::REMOVE_ACTION
+        )),
+        Removal::Confirmed => None,
+    };
+    (
+        status,
+        Json(serde_json::json!({"outcome": outcome.as_str(), "error": error})),
+    )
+        .into_response()
 }

@@ -86,6 +86,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/groups/{chat_id}/tags", put(admin::put_tags))
         .route("/api/v1/groups/{chat_id}/sends", get(admin::list_sends))
+        .route("/api/v1/groups/{chat_id}/members", get(admin::list_members))
+        .route(
+            "/api/v1/groups/{chat_id}/removals",
+            post(group_admin::remove_member),
+        )
         .route("/api/v1/groups/{chat_id}/joins", post(admin::post_joins))
         .route(
             "/api/v1/groups/{chat_id}/roles/{user_id}",

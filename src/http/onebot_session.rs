@@ -36,8 +36,7 @@ pub const MAX_FRAME: usize = 1 << 20;
 const WORKERS: usize = 4;
 /// Events waiting per worker before the reader waits too.
 const WORKER_QUEUE: usize = 4096;
-/// The removal extension this service uses, when the implementation lists it.
-pub const REMOVE_ACTION: &str = "wx.delete_groupmember";
+pub use crate::roster::REMOVE_ACTION;
 
 /// Serves one connection until it closes.
 pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
@@ -315,7 +314,21 @@ async fn handle_events(
             event.account.clone(),
         );
         let dedupe_key = crate::dedupe::dedupe_key(&event.bot, &event.msg_id);
+        let added = event.kind == crate::domain::EventKind::BotAdded;
         let reply = match inbound::handle(&state, event, caps).await {
+            Ok(Handled::New(reply)) if added => {
+                if let (Some(chat), Some(account)) = (chat.clone(), account.clone()) {
+                    let key = AccountKey {
+                        bot: bot.clone(),
+                        user_id: account,
+                    };
+                    let state = Arc::clone(&state);
+                    tokio::spawn(
+                        async move { crate::roster::sync_group(&state, &key, &chat).await },
+                    );
+                }
+                reply
+            }
             Ok(Handled::New(reply) | Handled::NotSaved(reply)) => reply,
             Ok(Handled::Duplicate(_)) => None,
             Err(_) => {

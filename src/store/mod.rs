@@ -8,6 +8,7 @@ mod content;
 mod outbox;
 mod records;
 mod robots;
+mod roster;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
 pub use robots::robot_digest;
+pub use roster::RosterDiff;
 
 /// Bumped whenever a table's key or value layout changes incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -195,6 +197,7 @@ impl Store {
             tx.open_table(outbox::RUNS)?;
             tx.open_table(robots::ROBOT_GROUPS)?;
             tx.open_table(robots::GROUP_ROBOT)?;
+            tx.open_table(roster::ROSTER)?;
         }
         robots::build_if_missing(&tx)?;
         tx.commit()?;
@@ -224,6 +227,7 @@ impl Store {
                 runs: tx.open_table(outbox::RUNS)?,
                 robot_groups: tx.open_table(robots::ROBOT_GROUPS)?,
                 group_robot: tx.open_table(robots::GROUP_ROBOT)?,
+                roster: tx.open_table(roster::ROSTER)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -384,6 +388,7 @@ pub struct WriteTx<'t> {
     runs: redb::Table<'t, &'static str, &'static [u8]>,
     robot_groups: redb::Table<'t, (&'static str, &'static str), ()>,
     group_robot: redb::Table<'t, &'static str, &'static str>,
+    roster: redb::Table<'t, (&'static str, &'static str), &'static str>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }

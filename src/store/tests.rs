@@ -347,3 +347,43 @@ fn a_store_written_before_the_robot_index_gets_it_built_on_open() {
     assert_eq!(users(&store, "k1"), ["c1"]);
     assert_eq!(users(&store, "k2"), ["c2"]);
 }
+
+#[test]
+fn replacing_a_member_list_says_who_joined_and_who_left_unreported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.redb")).unwrap();
+    let chat = ChatId::new("g1");
+    let list = |ids: &[&str]| -> Vec<(String, String)> {
+        ids.iter()
+            .map(|id| (id.to_string(), format!("名{id}")))
+            .collect()
+    };
+    let first = store
+        .write(|tx| {
+            let empty = tx.roster_is_empty(&chat)?;
+            Ok((empty, tx.roster_replace(&chat, &list(&["a", "b", "c"]))?))
+        })
+        .unwrap();
+    assert!(first.0, "nothing stored before the first read");
+    assert_eq!(first.1.joined, ["a", "b", "c"]);
+    store
+        .write(|tx| {
+            tx.roster_add(&chat, "d", "")?;
+            assert!(tx.roster_remove(&chat, "a")?);
+            assert!(!tx.roster_remove(&chat, "nobody")?);
+            Ok(())
+        })
+        .unwrap();
+    let diff = store
+        .write(|tx| tx.roster_replace(&chat, &list(&["b", "d", "e"])))
+        .unwrap();
+    assert_eq!(diff.joined, ["e"]);
+    assert_eq!(diff.left, ["c"], "c left without anyone saying so");
+    let names: Vec<_> = store.roster(&chat).unwrap();
+    assert_eq!(
+        names,
+        list(&["b", "d", "e"]),
+        "names come from the latest list"
+    );
+    assert!(store.roster(&ChatId::new("g2")).unwrap().is_empty());
+}

@@ -117,7 +117,9 @@ async fn groups_are_adopted_on_connect_and_keywords_are_answered_on_every_messag
     let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
     fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
         .await;
-    let group = app.wait_group(GROUP, |g| g["status"] == "adopted").await;
+    let group = app
+        .wait_group(GROUP, |g| g["status"] == "adopted" && g["name"] != "")
+        .await;
     assert_eq!(group["adopted_via"], "group_list", "{group}");
     assert_eq!(group["name"], "会计交流1群", "{group}");
     assert_eq!(group["can_push"], true, "{group}");
@@ -408,4 +410,204 @@ async fn wait_sends(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The account is added by `wxid_owner` (who becomes the owner) to a group of three.
+async fn adopted_by_owner(app: &TestApp, world: &Arc<Mutex<World>>) -> FakeOneBot {
+    let fake = app.connect_onebot(BOT_ACCOUNT, world).await;
+    fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
+        .await;
+    world.lock().unwrap().groups.insert(
+        GROUP.into(),
+        (
+            "会计交流1群".into(),
+            vec![BOT_ACCOUNT.into(), "wxid_owner".into(), "wxid_spam".into()],
+        ),
+    );
+    fake.notice(
+        "add",
+        "group_member_increase",
+        "invite",
+        GROUP,
+        BOT_ACCOUNT,
+        "wxid_owner",
+    );
+    app.wait_group(GROUP, |g| g["owner"] == "wxid_owner").await;
+    // The greeting, and the member list read after the account joined.
+    fake.wait_requests("send_message", 1, Duration::from_secs(5))
+        .await;
+    fake.wait_requests("get_group_member_list", 1, Duration::from_secs(5))
+        .await;
+    fake
+}
+
+fn mention_command(text: &str, target: &str) -> serde_json::Value {
+    json!([
+        {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+        {"type": "text", "data": {"text": format!(" {text} ")}},
+        {"type": "mention", "data": {"user_id": target}}
+    ])
+}
+
+#[tokio::test]
+async fn a_removal_is_confirmed_by_the_member_list_and_an_unconfirmed_one_is_reported() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&["wx.delete_groupmember"]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+    let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
+    assert_eq!(members.as_array().unwrap().len(), 3, "{members}");
+
+    // A member cannot remove anyone; the owner can.
+    fake.message(GROUP, "wxid_spam", mention_command("移出", "wxid_owner"));
+    let sent = fake
+        .wait_requests("send_message", 2, Duration::from_secs(5))
+        .await;
+    assert!(
+        sent_text(&sent[1]).contains("需要大当家"),
+        "refused: {}",
+        sent[1]
+    );
+    fake.message(GROUP, "wxid_owner", mention_command("移出", "wxid_spam"));
+    let removal = fake
+        .wait_requests("wx.delete_groupmember", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(removal[0]["params"]["user_list"], json!(["wxid_spam"]));
+    assert_eq!(removal[0]["params"]["group_id"], GROUP);
+    let sent = fake
+        .wait_requests("send_message", 3, Duration::from_secs(5))
+        .await;
+    assert!(sent_text(&sent[2]).contains("正在将"), "{}", sent[2]);
+    // Confirmed by reading the list again: no notice to the admins, and the list is updated.
+    fake.wait_requests("get_group_member_list", 2, Duration::from_secs(5))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
+        let listed: Vec<_> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["in_group"] == true)
+            .map(|m| m["user_id"].as_str().unwrap().to_owned())
+            .collect();
+        if !listed.contains(&"wxid_spam".to_owned()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{members}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The implementation says ok but removes nobody: the owner is told.
+    world.lock().unwrap().lie_about_removals = true;
+    fake.notice(
+        "j-x",
+        "group_member_increase",
+        "join",
+        GROUP,
+        "wxid_spam2",
+        "",
+    );
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{GROUP}/removals"),
+            Some(json!({"user_id": "wxid_spam2", "reason": "广告"})),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["outcome"], "still_there");
+    fake.message(GROUP, "wxid_owner", mention_command("踢出", "wxid_spam2"));
+    let notice = loop {
+        let sent = fake.requests("send_message");
+        if let Some(n) = sent.iter().find(|s| sent_text(s).contains("未能确认")) {
+            break n.clone();
+        }
+        assert!(sent.len() < 20, "{sent:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sent_mentions(&notice), vec!["wxid_owner"], "{notice}");
+
+    // Through the API, with an honest implementation: confirmed.
+    world.lock().unwrap().lie_about_removals = false;
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{GROUP}/removals"),
+            Some(json!({"user_id": "wxid_spam2"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["outcome"]),
+        (200, &json!("confirmed")),
+        "{body}"
+    );
+    fake.disconnect().await;
+}
+
+#[tokio::test]
+async fn without_a_removal_action_the_admins_are_asked_and_unreported_leaves_are_found() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+
+    fake.message(GROUP, "wxid_owner", mention_command("移出", "wxid_spam"));
+    let sent = fake
+        .wait_requests("send_message", 3, Duration::from_secs(5))
+        .await;
+    let asked = sent
+        .iter()
+        .find(|s| sent_text(s).contains("请管理员将成员 wxid_spam 移出本群"))
+        .unwrap_or_else(|| panic!("{sent:?}"));
+    assert_eq!(sent_mentions(asked), vec!["wxid_owner"]);
+    assert!(fake.requests("wx.delete_groupmember").is_empty());
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{GROUP}/removals"),
+            Some(json!({"user_id": "wxid_spam"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+
+    // wxid_spam leaves while the account is offline, and nobody reports it: the member list
+    // read on reconnect finds it.
+    fake.disconnect().await;
+    world
+        .lock()
+        .unwrap()
+        .groups
+        .get_mut(GROUP)
+        .unwrap()
+        .1
+        .retain(|m| m != "wxid_spam");
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
+        let ids: Vec<_> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["user_id"].as_str().unwrap().to_owned())
+            .collect();
+        if ids == ["wxid_owner", BOT_ACCOUNT] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{members}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A robot group cannot remove anyone.
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups/no-such-group/removals",
+            Some(json!({"user_id": "x"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    fake.disconnect().await;
 }

@@ -48,7 +48,7 @@ pub fn to_domain(bot: &BotId, event: &protocol::Event, received_at: DateTime<Utc
         EventBody::GroupMessage(message) => (
             &message.group_id,
             member(&message.user_id),
-            message_kind(message),
+            message_kind(message, me),
             message.mentions(me),
         ),
         EventBody::MemberIncrease {
@@ -130,7 +130,7 @@ pub fn to_domain(bot: &BotId, event: &protocol::Event, received_at: DateTime<Utc
 
 /// A message's domain kind: plain text when it has only text and mentions, otherwise its parts
 /// in order (images by file id, anything else kept raw).
-fn message_kind(message: &GroupMessage) -> EventKind {
+fn message_kind(message: &GroupMessage, me: &str) -> EventKind {
     let plain = message.segments.iter().all(|s| {
         matches!(
             s,
@@ -139,7 +139,7 @@ fn message_kind(message: &GroupMessage) -> EventKind {
     });
     if plain {
         return EventKind::Text {
-            text: message.text(),
+            text: spoken_text(message, me),
         };
     }
     let items = message
@@ -162,6 +162,27 @@ fn message_kind(message: &GroupMessage) -> EventKind {
         },
         _ => EventKind::Mixed { items },
     }
+}
+
+/// The text of a plain message as the engine reads it: the mention of the bot account left out,
+/// other members' mentions kept as `@user_id` (so that commands can name them).
+fn spoken_text(message: &GroupMessage, me: &str) -> String {
+    let mut text = String::new();
+    for segment in &message.segments {
+        match segment {
+            Segment::Text(t) => text.push_str(t),
+            Segment::Mention(user) if user != me => {
+                if !text.is_empty() && !text.ends_with(char::is_whitespace) {
+                    text.push(' ');
+                }
+                text.push('@');
+                text.push_str(user);
+                text.push(' ');
+            }
+            _ => {}
+        }
+    }
+    text.trim().to_owned()
 }
 
 /// What a message becomes on a bot account: segments to send, or an image to upload first.
@@ -338,6 +359,18 @@ mod tests {
             {{"type":"wx.link","data":{{"title":"广告","url":"http://x"}}}}]}}"#
         ));
         assert!(!e.mentioned);
+        let command = convert(&format!(
+            r#"{{"id":"e3","time":1,"type":"message","detail_type":"group",{SELF},
+            "message_id":"m3","group_id":"g1","user_id":"wxid_a",
+            "message":[{{"type":"mention","data":{{"user_id":"wxid_bot"}}}},{{"type":"text","data":{{"text":" 设置大当家"}}}},
+            {{"type":"mention","data":{{"user_id":"wxid_c"}}}}]}}"#
+        ));
+        assert_eq!(
+            command.kind,
+            EventKind::Text {
+                text: "设置大当家 @wxid_c".into()
+            }
+        );
         let EventKind::Mixed { items } = &e.kind else {
             panic!("{:?}", e.kind)
         };
