@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use tokio::net::TcpListener;
@@ -272,6 +273,13 @@ impl App {
         }
         info!(%addr, "serving");
 
+        // Small frames (a OneBot action, a passive reply) go out at once instead of waiting for
+        // the peer's delayed ACK (Nagle: up to 40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let served = axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown)
             .await;

@@ -67,7 +67,11 @@ pub fn account_online(state: Arc<AppState>, key: AccountKey) {
     tokio::spawn(async move {
         loop {
             sync_groups(&state, &key).await;
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                // The state must be let go of for the service to stop.
+                () = state.hub.stopping().cancelled() => return,
+            }
             let still_here = state
                 .hub
                 .route(&key)

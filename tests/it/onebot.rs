@@ -112,7 +112,7 @@ async fn a_wrong_or_missing_token_is_refused_before_the_upgrade() {
 #[tokio::test]
 async fn groups_are_adopted_on_connect_and_keywords_are_answered_on_every_message() {
     let scripts = scripts();
-    let app = app_with(&scripts, "").await;
+    let mut app = app_with(&scripts, "").await;
     let world = world(&[]);
     let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
     fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
@@ -168,6 +168,27 @@ async fn groups_are_adopted_on_connect_and_keywords_are_answered_on_every_messag
         fake.requests("send_message").len(),
         3,
         "the repeated event got no second answer"
+    );
+    // A restart closes the connection and stops in time, although the account is connected;
+    // after it the repeated event is still known.
+    tokio::time::timeout(Duration::from_secs(15), app.restart())
+        .await
+        .expect("the service stops with a bot account connected");
+    drop(fake);
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    fake.send(json!({
+        "id": id, "time": 1.0, "type": "message", "detail_type": "group", "sub_type": "",
+        "self": {"platform": "wechat", "user_id": BOT_ACCOUNT}, "message_id": "again",
+        "group_id": GROUP, "user_id": "wxid_a", "message": mention
+    }));
+    fake.text(GROUP, "wxid_a", "开票吗");
+    fake.wait_requests("send_message", 4, Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.requests("send_message").len(),
+        4,
+        "handled once, across the restart"
     );
     fake.disconnect().await;
 }
@@ -609,5 +630,85 @@ async fn without_a_removal_action_the_admins_are_asked_and_unreported_leaves_are
         )
         .await;
     assert_eq!(status, 404);
+    fake.disconnect().await;
+}
+
+#[tokio::test]
+async fn the_morning_report_reaches_every_account_group_through_a_link_that_keeps_dropping() {
+    let scripts = scripts();
+    let file = scripts.path().join("schedules.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
+        .replace("spread_minutes = 10", "spread_minutes = 0");
+    std::fs::write(&file, text).unwrap();
+    let app = app_with(&scripts, "").await;
+    let groups: Vec<String> = (0..12).map(|i| format!("{i:04}@chatroom")).collect();
+    let members: &[&str] = &[BOT_ACCOUNT, "wxid_a"];
+    let listed: Vec<(&str, &str, &[&str])> =
+        groups.iter().map(|g| (g.as_str(), "群", members)).collect();
+    let world = Arc::new(Mutex::new(World::with_groups(&listed, &[])));
+    // Every third send is refused for now (a platform rate limit), and a few answers are slow.
+    for i in 0..12 {
+        let reaction = match i % 3 {
+            0 => Reaction::Fail(34002),
+            1 => Reaction::Delay(Duration::from_millis(800)),
+            _ => continue,
+        };
+        world
+            .lock()
+            .unwrap()
+            .reactions
+            .entry("send_message".into())
+            .or_default()
+            .push_back(reaction);
+    }
+    let mut fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    for g in &groups {
+        app.wait_group(g, |g| g["status"] == "adopted").await;
+    }
+    let (status, run) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    // The link drops at random moments and comes back, until the run is done.
+    let mut rng_state = 0x2545_f491_u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut drops = 0;
+    let done = loop {
+        let status = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        if status["state"] == "done" && drops >= 3 {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "never done: {status}");
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        tokio::time::sleep(Duration::from_millis(20 + rng_state % 200)).await;
+        fake.disconnect().await;
+        drops += 1;
+        tokio::time::sleep(Duration::from_millis(rng_state % 300)).await;
+        fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    };
+    assert_eq!(done["planned"], 12, "{done}");
+    assert_eq!(done["delivered"], 12, "every group got its report: {done}");
+    let sent = fake.requests("send_message");
+    assert!(
+        sent.len() >= 16,
+        "4 refusals were retried: {} sends",
+        sent.len()
+    );
+    for g in &groups {
+        let reports = sent
+            .iter()
+            .filter(|s| s["params"]["group_id"] == g.as_str() && sent_text(s).contains("财税早报"))
+            .count();
+        assert!(reports >= 1, "{g} got no report");
+    }
     fake.disconnect().await;
 }

@@ -434,12 +434,19 @@ impl Hub {
                         json!({"type": "data", "name": "trumpet.png", "data": data}),
                     )
                     .await?;
-                let file_id = uploaded
+                let Some(file_id) = uploaded
                     .get("file_id")
                     .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                vec![Segment::Image { file_id }]
+                    .filter(|id| !id.is_empty())
+                else {
+                    return Err(CallError::Action(ActionError::Failed {
+                        retcode: 0,
+                        message: "upload_file answered without a file_id".into(),
+                    }));
+                };
+                vec![Segment::Image {
+                    file_id: file_id.to_owned(),
+                }]
             }
         };
         let message: Vec<Value> = segments.iter().map(Segment::to_json).collect();

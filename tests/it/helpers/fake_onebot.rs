@@ -47,6 +47,7 @@ pub struct FakeOneBot {
     out: mpsc::UnboundedSender<Message>,
     task: tokio::task::JoinHandle<()>,
     silence: Arc<tokio::sync::Notify>,
+    nonce: u32,
     next_id: std::sync::atomic::AtomicU64,
 }
 
@@ -170,6 +171,7 @@ impl FakeOneBot {
             out,
             task,
             silence,
+            nonce: rand::random(),
             next_id: std::sync::atomic::AtomicU64::new(1),
         };
         fake.send(json!({
@@ -184,9 +186,11 @@ impl FakeOneBot {
     }
 
     fn id(&self) -> String {
+        // Unique across connections, as real implementations' ids (UUIDs) are.
         format!(
-            "{}-ev{}",
+            "{}-{}-ev{}",
             self.account,
+            self.nonce,
             self.next_id
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         )
