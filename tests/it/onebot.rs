@@ -712,3 +712,80 @@ async fn the_morning_report_reaches_every_account_group_through_a_link_that_keep
     }
     fake.disconnect().await;
 }
+
+#[tokio::test]
+async fn one_connection_carries_two_accounts_and_a_new_connection_takes_an_account_over() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    // An older implementation: it does not even offer get_supported_actions (10002).
+    let world = world(&[]);
+    world
+        .lock()
+        .unwrap()
+        .supported
+        .retain(|a| a != "get_supported_actions");
+    let first = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    first.send(json!({
+        "id": "st-2", "time": 1.0, "type": "meta", "detail_type": "status_update", "sub_type": "",
+        "status": {"good": true, "bots": [
+            {"self": {"platform": "wechat", "user_id": BOT_ACCOUNT}, "online": true},
+            {"self": {"platform": "wechat", "user_id": "wxid_second"}, "online": true}
+        ]}
+    }));
+    let accounts = loop {
+        let accounts = app.api("/api/v1/accounts").await;
+        let all = accounts.as_array().unwrap();
+        if all.len() == 2 && all.iter().all(|a| !a["supported_actions"].is_null()) {
+            break accounts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        accounts[0]["connection"], accounts[1]["connection"],
+        "{accounts}"
+    );
+    assert_eq!(
+        accounts[1]["supported_actions"],
+        json!([]),
+        "nothing optional is used: {accounts}"
+    );
+
+    // A new connection for the first account takes it over; the old one still carries the
+    // second account, so it stays open.
+    let second = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    second
+        .wait_requests("get_group_list", 3, Duration::from_secs(5))
+        .await;
+    let accounts = app.api("/api/v1/accounts").await;
+    let of = |account: &str| {
+        accounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account"] == account)
+            .map(|a| a["connection"].clone())
+    };
+    assert_ne!(of(BOT_ACCOUNT), of("wxid_second"), "{accounts}");
+    assert!(!first.is_closed());
+    // A new connection for the second account too: nothing is left on the old one, which the
+    // service closes.
+    let third = FakeOneBot::connect(
+        &app.onebot_url(),
+        Some(ONEBOT_TOKEN),
+        false,
+        "wxid_second",
+        world.clone(),
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !first.is_closed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.disconnect().await;
+    third.disconnect().await;
+}

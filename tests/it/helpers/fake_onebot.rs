@@ -311,6 +311,11 @@ impl FakeOneBot {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
 
+    /// Whether the connection has ended (the service closed it).
+    pub fn is_closed(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Stops reading and writing but keeps the socket open: pings go unanswered (a hung
     /// implementation or a dead link that TCP has not noticed).
     pub fn go_silent(&self) {
