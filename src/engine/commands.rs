@@ -242,6 +242,21 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             true,
         );
     }
+    // The members the command names, or the answer saying none (or not all) were found.
+    let named = || -> Result<Vec<(String, String)>, Decision> {
+        let targets = resolve_members(args, ctx.view);
+        if targets.found.is_empty() && targets.missing.is_empty() {
+            return Err(answer(&replies.missing_argument, command_word(), false));
+        }
+        if !targets.missing.is_empty() {
+            return Err(answer(
+                &replies.unknown_member,
+                context! { missing => targets.missing },
+                false,
+            ));
+        }
+        Ok(targets.found)
+    };
     let mut changes = Vec::new();
     let extra = match command.kind {
         CommandKind::Rules => {
@@ -263,24 +278,17 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
         | CommandKind::UnsetAdmin
         | CommandKind::SetHelper
         | CommandKind::UnsetHelper => {
-            let targets = resolve_members(args, ctx.view);
-            if targets.found.is_empty() && targets.missing.is_empty() {
-                return answer(&replies.missing_argument, command_word(), false);
-            }
-            if !targets.missing.is_empty() {
-                return answer(
-                    &replies.unknown_member,
-                    context! { missing => targets.missing },
-                    false,
-                );
-            }
+            let found = match named() {
+                Ok(found) => found,
+                Err(refusal) => return refusal,
+            };
             let new_role = match command.kind {
                 CommandKind::SetAdmin => Role::Admin,
                 CommandKind::SetHelper => Role::Helper,
                 _ => Role::Member,
             };
             let mut names = Vec::new();
-            for (user_id, name) in targets.found {
+            for (user_id, name) in found {
                 // Unsetting a helper must not demote an admin, and the reverse.
                 let current = ctx.view.settings.role_of(&user_id);
                 let affected = match command.kind {
@@ -300,21 +308,13 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             context! { targets => names }
         }
         CommandKind::Remove => {
-            let targets = resolve_members(args, ctx.view);
-            if targets.found.is_empty() && targets.missing.is_empty() {
-                return answer(&replies.missing_argument, command_word(), false);
-            }
-            if !targets.missing.is_empty() {
-                return answer(
-                    &replies.unknown_member,
-                    context! { missing => targets.missing },
-                    false,
-                );
-            }
+            let found = match named() {
+                Ok(found) => found,
+                Err(refusal) => return refusal,
+            };
             // Nobody removes someone of their own standing or above (an admin cannot remove
             // another admin or the owner).
-            if targets
-                .found
+            if found
                 .iter()
                 .any(|(id, _)| ctx.view.settings.role_of(id) >= role)
             {
@@ -335,7 +335,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             };
             let mut removals = Vec::new();
             let mut names = Vec::new();
-            for (user_id, name) in targets.found {
+            for (user_id, name) in found {
                 removals.push(Action::RemoveMember {
                     user_id: user_id.clone(),
                     reason: format!("{by} 用群内指令「{trigger_text}」移出"),

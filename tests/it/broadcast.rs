@@ -31,12 +31,7 @@ async fn app_sending_now() -> (TestApp, tempfile::TempDir) {
 async fn app_sending_now_with(edit: impl FnOnce(&std::path::Path)) -> (TestApp, tempfile::TempDir) {
     let scripts = scripts_copy();
     edit(scripts.path());
-    let file = scripts.path().join("schedules.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
-        .replace("spread_minutes = 10", "spread_minutes = 0");
-    std::fs::write(&file, text).unwrap();
+    jobs_send_at_once(scripts.path());
     let app = spawn_app_with(Options {
         scripts_dir: Some(scripts.path().to_owned()),
         ..Options::default()

@@ -638,12 +638,7 @@ async fn without_a_removal_action_the_admins_are_asked_and_unreported_leaves_are
 #[tokio::test]
 async fn the_morning_report_reaches_every_account_group_through_a_link_that_keeps_dropping() {
     let scripts = scripts();
-    let file = scripts.path().join("schedules.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
-        .replace("spread_minutes = 10", "spread_minutes = 0");
-    std::fs::write(&file, text).unwrap();
+    jobs_send_at_once(scripts.path());
     let app = app_with(&scripts, "").await;
     let groups: Vec<String> = (0..12).map(|i| format!("{i:04}@chatroom")).collect();
     let members: &[&str] = &[BOT_ACCOUNT, "wxid_a"];

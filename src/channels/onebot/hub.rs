@@ -157,11 +157,6 @@ impl Connection {
         Ok(pending)
     }
 
-    /// Sends a frame that expects no answer (used by tests and pings at the socket level).
-    pub async fn send_raw(&self, frame: String) -> bool {
-        self.out.send(frame).await.is_ok()
-    }
-
     /// Fails every waiting call: the connection is gone.
     pub fn fail_pending(&self) {
         self.pending

@@ -359,6 +359,17 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// Edits the scripts in `dir` so that their jobs send at once whatever the time of day (no
+/// quiet hours, no spread).
+pub fn jobs_send_at_once(dir: &std::path::Path) {
+    let file = dir.join("schedules.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("quiet_hours = [\"22:00-07:00\"]\n", "")
+        .replace("spread_minutes = 10", "spread_minutes = 0");
+    std::fs::write(&file, text).unwrap();
+}
+
 /// A copy of the repository's bot-scripts in a temporary directory.
 pub fn scripts_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
