@@ -67,6 +67,18 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
     let misses = state.onebot_config.heartbeat_misses;
     let mut interval = ping_every;
     let mut last_heard = Instant::now();
+    // What the implementation offers is asked once: on `meta.connect`, or on its first event
+    // for an implementation that skips it.
+    let mut discovered = false;
+    let discover_once = |discovered: &mut bool| {
+        if !std::mem::replace(discovered, true) {
+            tokio::spawn(discover(
+                Arc::clone(&state),
+                bot.clone(),
+                Arc::clone(&connection),
+            ));
+        }
+    };
     loop {
         let deadline = last_heard + interval * misses;
         let frame = tokio::select! {
@@ -130,11 +142,7 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
                     .implementation
                     .write()
                     .unwrap_or_else(|e| e.into_inner()) = implementation.clone();
-                tokio::spawn(discover(
-                    Arc::clone(&state),
-                    bot.clone(),
-                    Arc::clone(&connection),
-                ));
+                discover_once(&mut discovered);
                 continue;
             }
             EventBody::Heartbeat { interval_ms } => {
@@ -155,6 +163,7 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
                         hub.detach(&key, connection.id);
                     }
                 }
+                discover_once(&mut discovered);
                 continue;
             }
             _ => {}
@@ -164,10 +173,10 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
                 bot: bot.clone(),
                 user_id: account.user_id.clone(),
             };
-            if !hub.is_connected(&key) || hub.route(&key).is_none_or(|(c, _)| c.id != connection.id)
-            {
+            if hub.route(&key).is_none_or(|(c, _)| c.id != connection.id) {
                 attach(&state, &connection, key, account);
             }
+            discover_once(&mut discovered);
         }
         let domain = match to_domain(&bot, &event, Utc::now()) {
             Converted::Domain(domain) => domain,

@@ -714,13 +714,15 @@ async fn the_morning_report_reaches_every_account_group_through_a_link_that_keep
 async fn one_connection_carries_two_accounts_and_a_new_connection_takes_an_account_over() {
     let scripts = scripts();
     let app = app_with(&scripts, "").await;
-    // An older implementation: it does not even offer get_supported_actions (10002).
+    // An older implementation: it does not even offer get_supported_actions (10002), and it
+    // starts with its status instead of `meta.connect`.
     let world = world(&[]);
     world
         .lock()
         .unwrap()
         .supported
         .retain(|a| a != "get_supported_actions");
+    world.lock().unwrap().skip_connect = true;
     let first = app.connect_onebot(BOT_ACCOUNT, &world).await;
     first.send(json!({
         "id": "st-2", "time": 1.0, "type": "meta", "detail_type": "status_update", "sub_type": "",

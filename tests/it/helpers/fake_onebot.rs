@@ -38,6 +38,8 @@ pub struct World {
     pub lie_about_removals: bool,
     /// Every action request received, in order.
     pub requests: Vec<Value>,
+    /// Skip `meta.connect` (an implementation that starts with its status).
+    pub skip_connect: bool,
 }
 
 /// One connected fake implementation.
@@ -174,10 +176,13 @@ impl FakeOneBot {
             nonce: rand::random(),
             next_id: std::sync::atomic::AtomicU64::new(1),
         };
-        fake.send(json!({
-            "id": fake.id(), "time": now(), "type": "meta", "detail_type": "connect", "sub_type": "",
-            "version": {"impl": "fake", "version": "1.0", "onebot_version": "12"}
-        }));
+        let skip_connect = fake.world.lock().unwrap().skip_connect;
+        if !skip_connect {
+            fake.send(json!({
+                "id": fake.id(), "time": now(), "type": "meta", "detail_type": "connect", "sub_type": "",
+                "version": {"impl": "fake", "version": "1.0", "onebot_version": "12"}
+            }));
+        }
         fake.send(json!({
             "id": fake.id(), "time": now(), "type": "meta", "detail_type": "status_update", "sub_type": "",
             "status": {"good": true, "bots": [{"self": fake.self_json(), "online": true}]}
