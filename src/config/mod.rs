@@ -33,6 +33,9 @@ const STRING_KEYS: [&str; 6] = [
 /// The longest time handled message ids are kept: 30 days.
 const MAX_DEDUPE_TTL_HOURS: u64 = 30 * 24;
 
+/// Sends per minute of a `onebot12` bot's unprompted posts when `per_minute` is not set.
+pub const DEFAULT_ACCOUNT_PER_MINUTE: u32 = 30;
+
 /// The configuration file read when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG_FILE: &str = "trumpet.toml";
 
@@ -566,7 +569,13 @@ fn validate_bot(
             credentials: None,
             access_token: Some(access_token?),
             receive_id: raw.receive_id,
-            per_minute: raw.per_minute,
+            // A WeChat account that posts much faster than a person risks being limited or
+            // banned by the platform: a modest default unless the operator says otherwise.
+            per_minute: if raw.per_minute == 0 {
+                DEFAULT_ACCOUNT_PER_MINUTE
+            } else {
+                raw.per_minute
+            },
         });
     }
     if raw.access_token.is_some() {

@@ -193,3 +193,54 @@ fn an_absurd_dedupe_ttl_is_refused_not_overflowed() {
     let p = problems("[wecom]\ndedupe_ttl_hours = 9000000000000000000\n");
     assert!(p.iter().any(|p| p.key == "wecom.dedupe_ttl_hours"), "{p:?}");
 }
+
+#[test]
+fn a_onebot_bot_needs_its_own_token_and_gets_a_modest_send_rate() {
+    let c = Config::from_toml_str(
+        r#"
+        [[bots]]
+        id = "account"
+        channel = "onebot12"
+        access_token = "a-long-enough-token-01"
+        "#,
+    )
+    .unwrap();
+    let bot = &c.bots[0];
+    assert_eq!(bot.channel, ChannelKind::OneBot12);
+    assert_eq!(bot.per_minute, DEFAULT_ACCOUNT_PER_MINUTE);
+    assert_eq!(
+        c.endpoint_url(bot),
+        "ws://127.0.0.1:8080/onebot/v12/account"
+    );
+    let p = problems(
+        r#"
+        [onebot]
+        heartbeat_misses = 1
+        [outbox.expire_after_minutes]
+        welcome = -1
+        [[bots]]
+        id = "short"
+        channel = "onebot12"
+        access_token = "short"
+        [[bots]]
+        id = "none"
+        channel = "onebot12"
+        token = "abc123"
+        [[bots]]
+        id = "robot"
+        channel = "wecom-robot"
+        access_token = "a-long-enough-token-01"
+        "#,
+    );
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "onebot.heartbeat_misses",
+        "outbox.expire_after_minutes.welcome",
+        "bots[0].access_token",
+        "bots[1].access_token",
+        "bots[1].token",
+        "bots[2].access_token",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {p:?}");
+    }
+}

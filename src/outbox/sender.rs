@@ -32,6 +32,7 @@ use tracing::{error, info, warn};
 
 use super::governor::{SharedLimits, SlidingWindow, backoff};
 use crate::channels::onebot::hub::{AccountKey, CallError, Hub};
+use crate::channels::onebot::protocol::ActionError;
 use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
@@ -681,6 +682,12 @@ async fn wait_for_account(
         return Ok(());
     };
     let hub = &inner.options.hub;
+    if let Some(wait) = hub.paused_for(key) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = inner.closing.cancelled() => return Err(SendError::Closing),
+        }
+    }
     let mut told = false;
     while !hub.is_connected(key) {
         if !told {
@@ -787,6 +794,13 @@ async fn send_with_retries(
         }
         let jitter = rand::rng().random_range(0.8..1.2);
         let wait = backoff(retry_base, attempt, jitter);
+        if let (
+            Target::Account { key, .. },
+            SendError::Account(CallError::Action(ActionError::PlatformRefused { .. })),
+        ) = (target, &e)
+        {
+            inner.options.hub.pause(key, wait);
+        }
         inner.retries.fetch_add(1, Ordering::Relaxed);
         warn!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
             error = %e, class = e.class(), attempt, wait_ms = wait.as_millis() as u64,

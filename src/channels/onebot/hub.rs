@@ -222,6 +222,8 @@ pub struct AccountStatus {
 /// Every connected account; cheap to share behind an `Arc`.
 pub struct Hub {
     accounts: RwLock<HashMap<AccountKey, Attached>>,
+    /// Accounts the platform refused for now (34xxx): no sends through them until then.
+    paused: Mutex<HashMap<AccountKey, tokio::time::Instant>>,
     /// Woken whenever an account is attached.
     attached: Notify,
     next_echo: AtomicU64,
@@ -236,6 +238,7 @@ impl Hub {
     pub fn new(timeout: Duration) -> Hub {
         Hub {
             accounts: RwLock::new(HashMap::new()),
+            paused: Mutex::new(HashMap::new()),
             attached: Notify::new(),
             next_echo: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
@@ -470,6 +473,31 @@ impl Hub {
             .map(|_| ())
     }
 
+    /// Holds every send through `key` for `wait`: the platform refused it (a rate limit is per
+    /// account, so each of its groups backing off on its own would keep hitting it).
+    pub fn pause(&self, key: &AccountKey, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = paused.entry(key.clone()).or_insert(until);
+        if *slot < until {
+            *slot = until;
+        }
+    }
+
+    /// How long sends through `key` must still wait after a refusal.
+    pub fn paused_for(&self, key: &AccountKey) -> Option<Duration> {
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        match paused.get(key) {
+            Some(until) if *until > now => Some(*until - now),
+            Some(_) => {
+                paused.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
     /// Waits until `key` is connected or `limit` passes; returns whether it is connected.
     pub async fn wait_connected(&self, key: &AccountKey, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
@@ -554,6 +582,25 @@ mod tests {
             seen[1]["params"]["message"],
             json!([{"type": "image", "data": {"file_id": "f-9"}}])
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_the_account_until_it_passes_and_only_grows() {
+        let hub = Hub::new(Duration::from_secs(1));
+        let (a, b) = (key("wxid_a"), key("wxid_b"));
+        assert_eq!(hub.paused_for(&a), None);
+        hub.pause(&a, Duration::from_secs(4));
+        hub.pause(&a, Duration::from_secs(2));
+        assert_eq!(
+            hub.paused_for(&a),
+            Some(Duration::from_secs(4)),
+            "a shorter pause does not shorten it"
+        );
+        assert_eq!(hub.paused_for(&b), None, "other accounts go on");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(hub.paused_for(&a), Some(Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(hub.paused_for(&a), None);
     }
 
     #[tokio::test]

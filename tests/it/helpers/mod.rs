@@ -36,6 +36,7 @@ pub fn onebot_toml(extra: &str) -> String {
 id = "{ONEBOT}"
 channel = "onebot12"
 access_token = "{ONEBOT_TOKEN}"
+per_minute = 600
 [onebot]
 action_timeout_secs = 2
 ping_interval_secs = 1
