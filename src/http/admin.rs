@@ -752,27 +752,20 @@ pub async fn list_members(
     if !authorized(&state, &headers) {
         return unauthorized();
     }
-    let store = state.store.clone();
     let chat = ChatId::new(chat_id);
+    let group = match super::group_admin::load_group(&state, &chat).await {
+        Ok(group) => group,
+        Err(refusal) => return *refusal,
+    };
+    let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-        Ok((
-            store.group(&chat)?,
-            store.roster(&chat)?,
-            store.members(&chat)?,
-        ))
+        Ok((store.roster(&chat)?, store.members(&chat)?))
     })
     .await;
-    let (group, roster, seen) = match read {
+    let (roster, seen) = match read {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => return internal_error(e),
         Err(e) => return internal_error(e),
-    };
-    let Some(group) = group else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": "no such group"})),
-        )
-            .into_response();
     };
     let listed = group.account.is_some();
     let mut out: Vec<serde_json::Value> = Vec::new();

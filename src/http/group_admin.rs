@@ -243,13 +243,9 @@ pub async fn patch_profile(
         return bad_request("give name, timezone or both");
     }
     let chat = ChatId::new(chat_id);
-    let store = state.store.clone();
-    let key = chat.clone();
-    let group = match tokio::task::spawn_blocking(move || store.group(&key)).await {
-        Ok(Ok(Some(group))) => group,
-        Ok(Ok(None)) => return not_found(&chat),
-        Ok(Err(e)) => return internal_error(e),
-        Err(e) => return internal_error(e),
+    let group = match load_group(&state, &chat).await {
+        Ok(group) => group,
+        Err(refusal) => return *refusal,
     };
     match state.directory.change(&chat, changes).await {
         Ok(settings) => Json(GroupView::new(group, &settings)).into_response(),
@@ -257,7 +253,23 @@ pub async fn patch_profile(
     }
 }
 
-fn not_found(chat: &ChatId) -> Response {
+/// The group's record, or the answer to give: 404 when the bot has never seen it, 500 when the
+/// store cannot be read.
+pub(super) async fn load_group(
+    state: &AppState,
+    chat: &ChatId,
+) -> Result<GroupRecord, Box<Response>> {
+    let store = state.store.clone();
+    let key = chat.clone();
+    match tokio::task::spawn_blocking(move || store.group(&key)).await {
+        Ok(Ok(Some(group))) => Ok(group),
+        Ok(Ok(None)) => Err(Box::new(not_found(chat))),
+        Ok(Err(e)) => Err(Box::new(internal_error(e))),
+        Err(e) => Err(Box::new(internal_error(e))),
+    }
+}
+
+pub(super) fn not_found(chat: &ChatId) -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(serde_json::json!({"error": format!("no group {chat}")})),
@@ -336,13 +348,9 @@ pub async fn remove_member(
         return bad_request("user_id must not be empty");
     }
     let chat = ChatId::new(chat_id);
-    let store = state.store.clone();
-    let key = chat.clone();
-    let group = match tokio::task::spawn_blocking(move || store.group(&key)).await {
-        Ok(Ok(Some(group))) => group,
-        Ok(Ok(None)) => return not_found(&chat),
-        Ok(Err(e)) => return internal_error(e),
-        Err(e) => return internal_error(e),
+    let group = match load_group(&state, &chat).await {
+        Ok(group) => group,
+        Err(refusal) => return *refusal,
     };
     let account = match (&group.account, group.status) {
         (Some(account), GroupStatus::Adopted) => account.clone(),
