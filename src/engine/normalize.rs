@@ -4,7 +4,11 @@
 //! Steps: Unicode NFKC (full-width letters and digits become ASCII, `①` becomes `1`, the
 //! ideographic space becomes a space), invisible characters removed (zero-width spaces and
 //! joiners, word joiner, BOM, soft hyphen), case folded, runs of white space collapsed to one
-//! space, trimmed. Keyword matching uses it now; moderation builds on it.
+//! space, trimmed. Keyword matching uses it.
+//!
+//! [`squeeze`] goes further for spam checks: on top of [`normalize`] it drops everything
+//! spammers put between characters (spaces, punctuation, symbols, emoji) and reads runs of
+//! Chinese numerals as digits, so that `加 v❤信 一三八①②③④⑤⑥⑦⑧` becomes `加v信13812345678`.
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
@@ -124,10 +128,82 @@ fn slow_normalize(text: &str) -> String {
     folder.out
 }
 
+/// Runs of at least this many digit-like characters are read as a number (a phone number has
+/// 11, a QQ number 5 or more); shorter runs of Chinese numerals stay words (`一起`, `三月`).
+const NUMBER_RUN: usize = 5;
+
+/// The digit a Chinese numeral (plain, financial, or `幺` as phone numbers are read aloud)
+/// stands for.
+fn numeral(c: char) -> Option<char> {
+    Some(match c {
+        '〇' | '零' => '0',
+        '一' | '壹' | '幺' => '1',
+        '二' | '贰' | '两' => '2',
+        '三' | '叁' => '3',
+        '四' | '肆' => '4',
+        '五' | '伍' => '5',
+        '六' | '陆' => '6',
+        '七' | '柒' => '7',
+        '八' | '捌' => '8',
+        '九' | '玖' => '9',
+        _ => return None,
+    })
+}
+
+/// The form spam checks compare: [`normalize`], then only letters, digits and ideographs kept
+/// (spaces, punctuation, symbols and emoji between characters are how spammers split words), and
+/// runs of [`NUMBER_RUN`] or more digits and Chinese numerals read as digits.
+pub fn squeeze(text: &str) -> String {
+    let kept: Vec<char> = normalize(text)
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    let mut out = String::with_capacity(kept.len() * 3);
+    let mut i = 0;
+    while i < kept.len() {
+        let run = kept[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || numeral(**c).is_some())
+            .count();
+        if run >= NUMBER_RUN {
+            out.extend(kept[i..i + run].iter().map(|c| numeral(*c).unwrap_or(*c)));
+            i += run;
+        } else if run > 0 {
+            out.extend(&kept[i..i + run]);
+            i += run;
+        } else {
+            out.push(kept[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn squeezing_removes_what_spammers_put_between_characters() {
+        assert_eq!(squeeze("加 v❤信"), "加v信");
+        assert_eq!(squeeze("加 Ｖ．Ｘ 😀 领资料"), "加vx领资料");
+        assert_eq!(squeeze("薇\u{200B}信：abc_123"), "薇信abc123");
+        assert_eq!(squeeze("加我 一三八①②③④⑤⑥⑦⑧"), "加我13812345678");
+        assert_eq!(squeeze("壹叁捌 贰贰贰贰 伍伍伍伍"), "13822225555");
+        assert_eq!(squeeze("扣扣：1 2 3 4 5 6"), "扣扣123456");
+    }
+
+    #[test]
+    fn squeezing_keeps_ordinary_talk_readable() {
+        // Short runs of numerals are words, not numbers.
+        assert_eq!(squeeze("我们一起学习，三月申报"), "我们一起学习三月申报");
+        assert_eq!(squeeze("微信支付 的 发票"), "微信支付的发票");
+        assert_eq!(squeeze("第一二三季度"), "第一二三季度");
+        assert_eq!(squeeze("增值税 13% 税率"), "增值税13税率");
+        assert_eq!(squeeze(""), "");
+        assert_eq!(squeeze("！？…… 🎉"), "");
+    }
 
     #[test]
     fn full_width_case_and_invisible_characters_are_folded() {
@@ -161,6 +237,15 @@ mod tests {
 
         /// The fast path changes nothing: it agrees with plain NFKC on text mixing every kind
         /// of character it special-cases with ones it does not.
+        /// Squeezing leaves letters, digits and ideographs only, and squeezing again changes
+        /// nothing.
+        #[test]
+        fn squeezing_is_idempotent(text in "[a-zA-Z0-9 ，。？！Ａ-Ｚ０-９　加微信一二三四五六七八九〇壹幺①😀❤\u{200b}_.-]{0,40}") {
+            let once = squeeze(&text);
+            prop_assert!(once.chars().all(char::is_alphanumeric), "{}", once);
+            prop_assert_eq!(squeeze(&once), once);
+        }
+
         #[test]
         fn the_fast_path_agrees_with_nfkc(text in "[a-zA-Z0-9 ，。？！Ａ-Ｚａ-ｚ０-９　个税发票\u{301}\u{200b}①é…、「」\u{3036}]{0,40}") {
             prop_assert_eq!(normalize(&text), reference(&text));
