@@ -75,6 +75,8 @@ pub(super) struct GroupView {
     members_seen: u64,
     messages: u64,
     last_message_at: Option<DateTime<Utc>>,
+    /// The bot account that serves the group (bot-account channels).
+    account: Option<String>,
     can_push: bool,
     #[serde(flatten)]
     settings: SettingsView,
@@ -137,6 +139,7 @@ impl GroupView {
             last_message_at: g.last_message_at,
             can_push: (g.webhook_url.is_some() || g.account.is_some())
                 && g.status == GroupStatus::Adopted,
+            account: g.account,
         }
     }
 }
@@ -702,8 +705,12 @@ pub async fn list_sends(
         return unauthorized();
     }
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let store = state.store.clone();
     let chat = ChatId::new(chat_id);
+    // An unknown group is a 404, not an empty list that looks like "nothing was sent".
+    if let Err(refusal) = super::group_admin::load_group(&state, &chat).await {
+        return *refusal;
+    }
+    let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.sends_to(&chat, limit)).await {
         Ok(Ok(sends)) => Json(
             sends

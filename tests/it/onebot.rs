@@ -123,6 +123,11 @@ async fn groups_are_adopted_on_connect_and_keywords_are_answered_on_every_messag
     assert_eq!(group["adopted_via"], "group_list", "{group}");
     assert_eq!(group["name"], "会计交流1群", "{group}");
     assert_eq!(group["can_push"], true, "{group}");
+    assert_eq!(group["account"], BOT_ACCOUNT, "{group}");
+    let (status, _) = app
+        .api_call(reqwest::Method::GET, "/api/v1/groups/nobody/sends", None)
+        .await;
+    assert_eq!(status, 404, "no sends list for a group never seen");
     assert!(
         fake.requests("send_message").is_empty(),
         "no greeting for groups the account was already in"
