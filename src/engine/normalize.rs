@@ -4,13 +4,82 @@
 //! Steps: Unicode NFKC (full-width letters and digits become ASCII, `①` becomes `1`, the
 //! ideographic space becomes a space), invisible characters removed (zero-width spaces and
 //! joiners, word joiner, BOM, soft hyphen), case folded, runs of white space collapsed to one
-//! space, trimmed. Keyword matching uses it.
+//! space, trimmed, and traditional characters made simplified, character by character (OpenCC's
+//! character table, through `opencc-fmmseg`), so that `發票` matches `发票`. Keyword matching and
+//! spam checks use it. Character by character rather than by phrase: patterns and messages go
+//! through the same mapping, so they agree, and a table look-up per character keeps
+//! normalisation within a microsecond or two.
 //!
 //! [`squeeze`] goes further for spam checks: on top of [`normalize`] it drops everything
 //! spammers put between characters (spaces, punctuation, symbols, emoji) and reads runs of
 //! Chinese numerals as digits, so that `加 v❤信 一三八①②③④⑤⑥⑦⑧` becomes `加v信13812345678`.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use opencc_fmmseg::DictionaryMaxlength;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+
+/// The first and last code points of the dense part of the table (the CJK Unified Ideographs
+/// and Extension A, where nearly all traditional characters are).
+const DENSE_FIRST: u32 = 0x3400;
+const DENSE_LAST: u32 = 0x9FFF;
+
+/// Traditional → simplified, one character at a time.
+struct Simplifier {
+    /// Indexed by code point − [`DENSE_FIRST`]; `'\0'` for a character that stays.
+    dense: Box<[char]>,
+    /// The few traditional characters outside the dense range.
+    sparse: HashMap<char, char>,
+}
+
+impl Simplifier {
+    /// The table from OpenCC's `TSCharacters` (embedded in `opencc-fmmseg`; decoding it takes
+    /// some tens of milliseconds, once). Should it fail to decode, text is left traditional
+    /// — matching still works for simplified text — and the failure is logged.
+    fn load() -> Self {
+        let mut dense = vec!['\0'; (DENSE_LAST - DENSE_FIRST + 1) as usize].into_boxed_slice();
+        let mut sparse = HashMap::new();
+        match DictionaryMaxlength::new() {
+            Ok(dictionary) => {
+                for (from, to) in dictionary.ts_characters.iter() {
+                    // Several candidates are separated by spaces: the first is the usual one.
+                    let (&[from], Some(to)) = (from, to.chars().next()) else {
+                        continue;
+                    };
+                    match from as u32 {
+                        code @ DENSE_FIRST..=DENSE_LAST => {
+                            dense[(code - DENSE_FIRST) as usize] = to;
+                        }
+                        _ => {
+                            sparse.insert(from, to);
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e,
+                "the traditional → simplified table did not load: traditional text is matched as it is"),
+        }
+        Self { dense, sparse }
+    }
+
+    fn simplify(&self, c: char) -> char {
+        let code = c as u32;
+        if (DENSE_FIRST..=DENSE_LAST).contains(&code) {
+            match self.dense[(code - DENSE_FIRST) as usize] {
+                '\0' => c,
+                to => to,
+            }
+        } else if code < 0x2E80 {
+            // Below the CJK blocks nothing is traditional; skip the hash look-up.
+            c
+        } else {
+            self.sparse.get(&c).copied().unwrap_or(c)
+        }
+    }
+}
+
+static SIMPLIFIER: LazyLock<Simplifier> = LazyLock::new(Simplifier::load);
 
 /// Characters that render as nothing and are used to break up words.
 fn is_invisible(c: char) -> bool {
@@ -56,7 +125,7 @@ impl Folder {
                 self.out.push(' ');
                 self.pending_space = false;
             }
-            self.out.push(c);
+            self.out.push(SIMPLIFIER.simplify(c));
             return;
         }
         if is_invisible(c) {
@@ -74,7 +143,8 @@ impl Folder {
         if c.is_ascii() {
             self.out.push(c.to_ascii_lowercase());
         } else {
-            self.out.extend(c.to_lowercase());
+            self.out
+                .extend(c.to_lowercase().map(|c| SIMPLIFIER.simplify(c)));
         }
     }
 }
@@ -92,7 +162,7 @@ pub fn normalize(text: &str) -> String {
     let mut folder = Folder::new(text.len());
     let mut rest = text;
     while !rest.is_empty() {
-        // Copy a run of ideographs as it is, without decoding and re-encoding each one.
+        // A run of ideographs only needs the traditional → simplified table.
         let run = rest
             .char_indices()
             .find(|&(_, c)| !is_ideograph(c))
@@ -102,7 +172,10 @@ pub fn normalize(text: &str) -> String {
                 folder.out.push(' ');
                 folder.pending_space = false;
             }
-            folder.out.push_str(&rest[..run]);
+            let simplifier = &*SIMPLIFIER;
+            folder
+                .out
+                .extend(rest[..run].chars().map(|c| simplifier.simplify(c)));
             rest = &rest[run..];
             continue;
         }
@@ -229,14 +302,25 @@ mod tests {
             .filter(|c| !is_invisible(*c))
             .flat_map(char::to_lowercase)
             .collect();
-        folded.split_whitespace().collect::<Vec<_>>().join(" ")
+        let simplified: String = folded.chars().map(|c| SIMPLIFIER.simplify(c)).collect();
+        simplified.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn traditional_characters_become_simplified() {
+        assert_eq!(normalize("增值稅發票怎麼開？"), "增值税发票怎么开?");
+        assert_eq!(normalize("加我薇信領取免費資料"), "加我薇信领取免费资料");
+        assert_eq!(squeeze("會 計 證"), "会计证");
+        // Simplified text and punctuation are left as they are.
+        assert_eq!(
+            normalize("微信支付的账单「在哪里」"),
+            "微信支付的账单「在哪里」"
+        );
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
-        /// The fast path changes nothing: it agrees with plain NFKC on text mixing every kind
-        /// of character it special-cases with ones it does not.
         /// Squeezing leaves letters, digits and ideographs only, and squeezing again changes
         /// nothing.
         #[test]
@@ -246,8 +330,10 @@ mod tests {
             prop_assert_eq!(squeeze(&once), once);
         }
 
+        /// The fast path changes nothing: it agrees with plain NFKC on text mixing every kind
+        /// of character it special-cases with ones it does not.
         #[test]
-        fn the_fast_path_agrees_with_nfkc(text in "[a-zA-Z0-9 ，。？！Ａ-Ｚａ-ｚ０-９　个税发票\u{301}\u{200b}①é…、「」\u{3036}]{0,40}") {
+        fn the_fast_path_agrees_with_nfkc(text in "[a-zA-Z0-9 ，。？！Ａ-Ｚａ-ｚ０-９　个税发票發稅\u{301}\u{200b}①é…、「」\u{3036}]{0,40}") {
             prop_assert_eq!(normalize(&text), reference(&text));
         }
     }
