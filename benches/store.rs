@@ -40,6 +40,7 @@ fn batch(start: usize) -> Vec<Work> {
                         "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k-{chat}"
                     )),
                     account: None,
+                    message_id: None,
                     kind: EventKind::Text {
                         text: "发票".into(),
                     },

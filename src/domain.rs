@@ -92,6 +92,9 @@ pub struct Event {
     pub webhook_url: Option<String>,
     /// The bot account the event came through (bot-account channels: the OneBot `self`).
     pub account: Option<String>,
+    /// The platform's id of the message, where the channel gives one that it can later act on
+    /// (OneBot `message_id`, used to delete it). `msg_id` identifies the event instead.
+    pub message_id: Option<String>,
     pub kind: EventKind,
     /// Whether the bot was @-mentioned (or spoken to one-to-one). Always true on the group
     /// robot, which only hears mentions.
@@ -432,6 +435,8 @@ pub struct Capabilities {
     pub can_post: bool,
     /// Can remove a member from the group.
     pub can_remove_members: bool,
+    /// Can delete a member's message from the group.
+    pub can_delete_messages: bool,
 }
 
 impl Capabilities {
@@ -443,17 +448,20 @@ impl Capabilities {
         passive_reply: true,
         can_post: true,
         can_remove_members: false,
+        can_delete_messages: false,
     };
 
     /// A bot account (OneBot 12): hears everything and sees joins; the reply goes out at once
-    /// on the connection the event came in on; removal only where the implementation offers it.
-    pub const fn bot_account(can_remove_members: bool) -> Capabilities {
+    /// on the connection the event came in on; removal and deletion only where the
+    /// implementation offers them.
+    pub const fn bot_account(can_remove_members: bool, can_delete_messages: bool) -> Capabilities {
         Capabilities {
             sees_every_message: true,
             reports_joins: true,
             passive_reply: true,
             can_post: true,
             can_remove_members,
+            can_delete_messages,
         }
     }
 }
@@ -472,6 +480,8 @@ pub enum Action {
     NotifyAdmins { text: String },
     /// Remove a member from the group.
     RemoveMember { user_id: String, reason: String },
+    /// Delete (recall) a message from the group, by the platform's message id.
+    DeleteMessage { message_id: String },
     /// Change the group's settings.
     Settings(SettingsChange),
     /// Start a keyword rule's cooldown in this conversation.

@@ -74,6 +74,7 @@ pub async fn handle(
     let mut posts = Vec::new();
     let mut changes = Vec::new();
     let mut removals = Vec::new();
+    let mut deletions = Vec::new();
     for action in decided {
         match action {
             Action::Reply(r) => reply = Some(r),
@@ -85,6 +86,8 @@ pub async fn handle(
             }
             // Only channels that can remove members get this (`degrade`).
             Action::RemoveMember { user_id, reason } => removals.push((user_id, reason)),
+            // Nor is a deletion asked of a channel that cannot delete.
+            Action::DeleteMessage { message_id } => deletions.push(message_id),
             // `degrade` turned this into a post.
             other @ Action::NotifyAdmins { .. } => {
                 warn!(bot = %bot_id, action = ?other, "action not performed on this channel")
@@ -114,6 +117,9 @@ pub async fn handle(
                 return Ok(Handled::NotSaved(reply));
             }
         }
+    }
+    for message_id in deletions {
+        delete(state, &event, &message_id).await;
     }
     for (user, reason) in removals {
         if let Some(post) = remove(state, &event, &user, &reason, caps).await {
@@ -170,6 +176,30 @@ async fn remove(
         Action::Post { message, purpose } => Some(Post { message, purpose }),
         _ => None,
     })
+}
+
+/// Deletes a message of the event's group through its bot account. A failure is logged: the
+/// admins were told about the message in any case when the rules asked for it.
+async fn delete(state: &AppState, event: &Event, message_id: &str) -> bool {
+    let Some(account) = &event.account else {
+        warn!(bot = %event.bot, message_id, "a deletion without a bot account to perform it");
+        return false;
+    };
+    let key = crate::channels::onebot::hub::AccountKey {
+        bot: event.bot.clone(),
+        user_id: account.clone(),
+    };
+    match state.hub.delete_message(&key, message_id).await {
+        Ok(()) => {
+            info!(bot = %event.bot, chat = ?event.chat_id(), message_id, "message deleted");
+            true
+        }
+        Err(e) => {
+            warn!(bot = %event.bot, chat = ?event.chat_id(), message_id, error = %e,
+                "message not deleted");
+            false
+        }
+    }
 }
 
 /// Runs the engine on `event` with the group's view, and fits the actions to the channel.

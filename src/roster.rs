@@ -282,6 +282,7 @@ pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
             },
             webhook_url: None,
             account: Some(key.user_id.clone()),
+            message_id: None,
             kind: EventKind::MemberLeft {
                 kicked: false,
                 operator: String::new(),
@@ -289,7 +290,12 @@ pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
             mentioned: false,
             received_at: now,
         };
-        let caps = Capabilities::bot_account(state.hub.supports(key, REMOVE_ACTION));
+        let caps = Capabilities::bot_account(
+            state.hub.supports(key, REMOVE_ACTION),
+            state
+                .hub
+                .supports(key, crate::channels::onebot::hub::DELETE_ACTION),
+        );
         if crate::inbound::handle(state, event, caps).await.is_err() {
             return;
         }

@@ -123,7 +123,7 @@ impl WelcomerTask {
     /// What the group's channel can do, as far as a welcome is concerned (posting).
     fn capabilities(&self, group: &crate::store::GroupRecord) -> Capabilities {
         match group.account {
-            Some(_) => Capabilities::bot_account(false),
+            Some(_) => Capabilities::bot_account(false, false),
             None => Capabilities::WECOM_ROBOT,
         }
     }

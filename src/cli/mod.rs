@@ -348,6 +348,7 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         from: sender,
         webhook_url: None,
         account: None,
+        message_id: None,
         kind: EventKind::Text {
             text: stripped.to_owned(),
         },

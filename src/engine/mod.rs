@@ -9,6 +9,7 @@
 
 pub mod commands;
 pub mod keywords;
+pub mod moderation;
 pub mod normalize;
 pub mod scope;
 pub mod vars;
@@ -356,6 +357,14 @@ pub fn degrade(
                     text: format!("请管理员将成员 {user_id} 移出本群。原因：{reason}"),
                 });
             }
+            Action::DeleteMessage { message_id } if !caps.can_delete_messages => {
+                notes.push(format!(
+                    "cannot delete message {message_id} on this channel; the admins are told instead"
+                ));
+                out.push(Action::NotifyAdmins {
+                    text: "机器人无法撤回这条消息，请管理员处理。".into(),
+                });
+            }
             Action::Reply(reply) if !caps.passive_reply => {
                 if caps.can_post {
                     out.push(Action::Post {
@@ -381,7 +390,22 @@ pub fn degrade(
             other => out.push(other),
         }
     }
-    // Notices to the admins go out as a post that @-mentions the owner and admins.
+    // Notices to the admins go out as one post that @-mentions the owner and admins.
+    let mut notices: Vec<String> = Vec::new();
+    out.retain(|action| match action {
+        Action::NotifyAdmins { text } => {
+            if !notices.contains(text) {
+                notices.push(text.clone());
+            }
+            false
+        }
+        _ => true,
+    });
+    if !notices.is_empty() {
+        out.push(Action::NotifyAdmins {
+            text: notices.join("\n"),
+        });
+    }
     let mut result = Vec::with_capacity(out.len());
     for action in out {
         match action {

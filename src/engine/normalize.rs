@@ -227,29 +227,56 @@ fn numeral(c: char) -> Option<char> {
 /// (spaces, punctuation, symbols and emoji between characters are how spammers split words), and
 /// runs of [`NUMBER_RUN`] or more digits and Chinese numerals read as digits.
 pub fn squeeze(text: &str) -> String {
-    let kept: Vec<char> = normalize(text)
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .collect();
-    let mut out = String::with_capacity(kept.len() * 3);
+    squeeze_normalized(&normalize(text))
+}
+
+/// [`squeeze`] for text already [`normalize`]d.
+pub fn squeeze_normalized(normalized: &str) -> String {
+    squeeze_marking_breaks(normalized).0
+}
+
+/// [`squeeze_normalized`], also returning where something was dropped: the byte offsets in
+/// the squeezed text before which a space or symbol stood (ascending). Variant matching uses
+/// them to tell `vx：abc` (a word `vx`) from `devx` (part of a word).
+pub fn squeeze_marking_breaks(normalized: &str) -> (String, Vec<usize>) {
+    // Each kept character, and whether something was dropped just before it.
+    let mut kept: Vec<(char, bool)> = Vec::with_capacity(normalized.len());
+    let mut dropped = false;
+    for c in normalized.chars() {
+        if c.is_alphanumeric() {
+            kept.push((c, dropped));
+            dropped = false;
+        } else {
+            dropped = true;
+        }
+    }
+    let mut out = String::with_capacity(normalized.len());
+    let mut breaks = Vec::new();
+    let mut push = |out: &mut String, (c, after_break): (char, bool)| {
+        if after_break && !out.is_empty() {
+            breaks.push(out.len());
+        }
+        out.push(c);
+    };
     let mut i = 0;
     while i < kept.len() {
         let run = kept[i..]
             .iter()
-            .take_while(|c| c.is_ascii_digit() || numeral(**c).is_some())
+            .take_while(|(c, _)| c.is_ascii_digit() || numeral(*c).is_some())
             .count();
         if run >= NUMBER_RUN {
-            out.extend(kept[i..i + run].iter().map(|c| numeral(*c).unwrap_or(*c)));
-            i += run;
-        } else if run > 0 {
-            out.extend(&kept[i..i + run]);
+            for &(c, after_break) in &kept[i..i + run] {
+                push(&mut out, (numeral(c).unwrap_or(c), after_break));
+            }
             i += run;
         } else {
-            out.push(kept[i]);
-            i += 1;
+            for &item in &kept[i..i + run.max(1)] {
+                push(&mut out, item);
+            }
+            i += run.max(1);
         }
     }
-    out
+    (out, breaks)
 }
 
 #[cfg(test)]
@@ -323,6 +350,15 @@ mod tests {
 
         /// Squeezing leaves letters, digits and ideographs only, and squeezing again changes
         /// nothing.
+        /// A break is recorded exactly where the squeezing dropped something.
+        #[test]
+        fn breaks_mark_what_was_dropped(text in "[a-z0-9 ，加微信一二三四五六七八九〇①😀.-]{0,30}") {
+            let (squeezed, breaks) = squeeze_marking_breaks(&normalize(&text));
+            prop_assert_eq!(&squeezed, &squeeze(&text));
+            prop_assert!(breaks.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(breaks.iter().all(|&b| b > 0 && b < squeezed.len() && squeezed.is_char_boundary(b)));
+        }
+
         #[test]
         fn squeezing_is_idempotent(text in "[a-zA-Z0-9 ，。？！Ａ-Ｚ０-９　加微信一二三四五六七八九〇壹幺①😀❤\u{200b}_.-]{0,40}") {
             let once = squeeze(&text);

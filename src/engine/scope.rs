@@ -7,8 +7,9 @@ use std::fmt;
 use crate::domain::{ChatId, GroupSettings};
 
 /// Where something applies.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
+    #[default]
     Global,
     /// Groups carrying this tag (`province:广东`, `type:新手群`).
     Tag(String),

@@ -16,6 +16,7 @@ fn event_from(user: &str, kind: EventKind) -> Event {
         },
         webhook_url: None,
         account: None,
+        message_id: None,
         kind,
         mentioned: true,
         received_at: Utc::now(),

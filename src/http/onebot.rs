@@ -148,7 +148,7 @@ pub async fn webhook(
     };
     let group = domain.chat_id().map(|c| c.as_str().to_owned());
     // Over the webhook nothing tells which actions the implementation offers: no removals.
-    match inbound::handle(&state, *domain, Capabilities::bot_account(false)).await {
+    match inbound::handle(&state, *domain, Capabilities::bot_account(false, false)).await {
         Ok(Handled::New(Some(reply)) | Handled::NotSaved(Some(reply))) => {
             let Some(group) = group else {
                 return StatusCode::NO_CONTENT.into_response();

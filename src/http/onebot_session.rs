@@ -316,7 +316,10 @@ async fn handle_events(
     mut events: mpsc::Receiver<Event>,
 ) {
     while let Some(event) = events.recv().await {
-        let caps = Capabilities::bot_account(connection.supports(REMOVE_ACTION));
+        let caps = Capabilities::bot_account(
+            connection.supports(REMOVE_ACTION),
+            connection.supports(crate::channels::onebot::hub::DELETE_ACTION),
+        );
         let (bot, chat, account) = (
             event.bot.clone(),
             event.chat_id().cloned(),

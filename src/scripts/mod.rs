@@ -10,6 +10,7 @@ pub mod content;
 pub mod feeds;
 pub mod keywords;
 pub mod live;
+pub mod moderation;
 pub mod schedules;
 pub mod template;
 pub mod welcome;
@@ -43,6 +44,8 @@ pub const EMBEDDED_SCHEDULES: &str = include_str!("../../bot-scripts/schedules.t
 
 /// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
 pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
+/// The shipped `bot-scripts/moderation.toml`, used when the directory is missing.
+pub const EMBEDDED_MODERATION: &str = include_str!("../../bot-scripts/moderation.toml");
 /// The built-in copy of `bot-scripts/content/calendar.toml`.
 pub const EMBEDDED_CALENDAR: &str = include_str!("../../bot-scripts/content/calendar.toml");
 /// The built-in copy of `bot-scripts/content/queue.toml`.
@@ -286,6 +289,8 @@ pub struct Scripts {
     pub commands: CommandSet,
     /// Welcomes for new members.
     pub welcome: WelcomeScripts,
+    /// Moderation checks and settings.
+    pub moderation: crate::engine::moderation::ModerationRules,
     /// Scheduled jobs.
     pub jobs: Vec<crate::schedule::Job>,
     /// The weekly calendar and the content queue (`content/`).
@@ -300,6 +305,7 @@ struct Files {
     keywords: Option<(PathBuf, String)>,
     commands: Option<(PathBuf, String)>,
     welcome: Option<(PathBuf, String)>,
+    moderation: Option<(PathBuf, String)>,
     schedules: Option<(PathBuf, String)>,
     calendar: Option<(PathBuf, String)>,
     queue: Option<(PathBuf, String)>,
@@ -335,6 +341,7 @@ impl Scripts {
             keywords: read(keywords::KEYWORDS_FILE)?,
             commands: read(commands::COMMANDS_FILE)?,
             welcome: read(welcome::WELCOME_FILE)?,
+            moderation: read(moderation::MODERATION_FILE)?,
             schedules: read(schedules::SCHEDULES_FILE)?,
             calendar: read(&format!(
                 "{}/{}",
@@ -358,6 +365,7 @@ impl Scripts {
             keywords: Some(at(keywords::KEYWORDS_FILE, EMBEDDED_KEYWORDS)),
             commands: Some(at(commands::COMMANDS_FILE, EMBEDDED_COMMANDS)),
             welcome: Some(at(welcome::WELCOME_FILE, EMBEDDED_WELCOME)),
+            moderation: Some(at(moderation::MODERATION_FILE, EMBEDDED_MODERATION)),
             schedules: Some(at(schedules::SCHEDULES_FILE, EMBEDDED_SCHEDULES)),
             calendar: Some(at("content/calendar.toml", EMBEDDED_CALENDAR)),
             queue: Some(at("content/queue.toml", EMBEDDED_QUEUE)),
@@ -389,6 +397,9 @@ impl Scripts {
         }
         if let Some((file, text)) = &files.welcome {
             scripts.welcome = welcome::parse(&Source::new(text, file), &mut templates)?;
+        }
+        if let Some((file, text)) = &files.moderation {
+            scripts.moderation = moderation::parse(&Source::new(text, file), &mut templates)?;
         }
         if let Some((file, text)) = &files.schedules {
             scripts.jobs = schedules::parse(&Source::new(text, file), &mut templates)?;
@@ -446,6 +457,7 @@ impl Scripts {
             keywords: KeywordSet::default(),
             commands: CommandSet::default(),
             welcome: WelcomeScripts::default(),
+            moderation: Default::default(),
             jobs: Vec::new(),
             content: content::Content::default(),
             templates: Templates::new(),
@@ -509,6 +521,8 @@ impl Scripts {
             .chain(self.keywords.rules().iter().map(|r| &r.reply))
             .chain(self.commands.messages())
             .chain(self.welcome.templates.iter().map(|t| &t.message))
+            .chain(self.moderation.warning.iter())
+            .chain(self.moderation.admin_notice.iter())
             .chain(self.jobs.iter().map(|j| &j.message))
     }
 }

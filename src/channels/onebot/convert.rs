@@ -44,6 +44,10 @@ pub fn to_domain(bot: &BotId, event: &protocol::Event, received_at: DateTime<Utc
         return Converted::NotDomain("meta event");
     };
     let me = account.user_id.as_str();
+    let message_id = match &event.body {
+        EventBody::GroupMessage(message) => Some(message.message_id.clone()),
+        _ => None,
+    };
     let (group, from, kind, mentioned) = match &event.body {
         EventBody::GroupMessage(message) => (
             &message.group_id,
@@ -122,6 +126,7 @@ pub fn to_domain(bot: &BotId, event: &protocol::Event, received_at: DateTime<Utc
         from,
         webhook_url: None,
         account: Some(me.to_owned()),
+        message_id,
         kind,
         mentioned,
         received_at,

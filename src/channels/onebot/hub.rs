@@ -20,6 +20,9 @@ use super::convert::{Outgoing, outgoing};
 use super::protocol::{ActionError, ActionResponse, Segment, SelfId, action_request};
 use crate::domain::{BotId, OutMessage};
 
+/// The action that deletes a message.
+pub const DELETE_ACTION: &str = "delete_message";
+
 /// Frames waiting to be written to one connection before senders wait too.
 pub const OUTGOING_FRAMES: usize = 1024;
 
@@ -463,12 +466,14 @@ impl Hub {
     }
 
     /// Deletes (recalls) a message through `key`: `message_id` as the implementation gave it.
+    /// Deletes a message (standard in OneBot 12, yet offered only where
+    /// `get_supported_actions` lists it: WeChat implementations may not recall others' messages).
     pub async fn delete_message(
         &self,
         key: &AccountKey,
         message_id: &str,
     ) -> Result<(), CallError> {
-        self.call(key, "delete_message", json!({"message_id": message_id}))
+        self.call(key, DELETE_ACTION, json!({"message_id": message_id}))
             .await
             .map(|_| ())
     }

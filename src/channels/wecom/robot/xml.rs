@@ -511,6 +511,7 @@ impl RobotMessage<'_> {
             },
             webhook_url: (!self.webhook_url.is_empty()).then(|| self.webhook_url.into_owned()),
             account: None,
+            message_id: None,
             kind,
             // The robot is only called for messages that @-mention it, or in one-to-one chats.
             mentioned: true,

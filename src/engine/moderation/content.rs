@@ -1,0 +1,308 @@
+//! The content checks: what a single message says or carries — banned words (substring, exact
+//! or regular expression, on the canonical text), links outside an allow-list, phone numbers and
+//! WeChat/QQ ids offered as contacts, and cards (link, mini-program, contact) sent as channel
+//! segments. Each answers with the evidence it found, or nothing.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
+use regex::{Regex, RegexSet};
+
+use super::text::{Prepared, Variants};
+
+/// How a word list matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WordMatch {
+    /// The word occurs anywhere in the message.
+    Substring,
+    /// The whole message is the word.
+    Exact,
+    /// A regular expression matches somewhere.
+    Regex,
+}
+
+/// A compiled list of banned words. Words are brought to the canonical form messages take
+/// (squeezed, variant spellings replaced), so `加微信` also catches `加 V❤信`; regular
+/// expressions are matched against that canonical form too.
+pub struct WordList {
+    mode: WordMatch,
+    /// The words as the operator wrote them (the evidence shows which one matched).
+    words: Vec<String>,
+    automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    exact: HashMap<String, u32>,
+    regexes: Option<RegexSet>,
+}
+
+impl std::fmt::Debug for WordList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WordList")
+            .field("mode", &self.mode)
+            .field("words", &self.words.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Regular expressions are bounded in size: a rule file must not be able to exhaust memory.
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+impl WordList {
+    pub fn build(mode: WordMatch, words: Vec<String>, variants: &Variants) -> Result<Self, String> {
+        if words.is_empty() {
+            return Err("words must list at least one word".into());
+        }
+        let mut list = Self {
+            mode,
+            words: Vec::new(),
+            automaton: None,
+            exact: HashMap::new(),
+            regexes: None,
+        };
+        match mode {
+            WordMatch::Regex => {
+                for word in &words {
+                    Regex::new(word).map_err(|e| format!("regex {word:?}: {e}"))?;
+                }
+                let set = regex::RegexSetBuilder::new(&words)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| format!("regexes: {e}"))?;
+                list.regexes = Some(set);
+                list.words = words;
+            }
+            WordMatch::Substring | WordMatch::Exact => {
+                let mut forms: Vec<(String, u32)> = Vec::with_capacity(words.len());
+                for word in words {
+                    let form = variants.canonical(&word);
+                    if form.is_empty() {
+                        return Err(format!(
+                            "word {word:?} has no letters, digits or characters left to match"
+                        ));
+                    }
+                    // The same canonical form twice (`vx` and `微信` after variants): keep one.
+                    if forms.iter().any(|(f, _)| *f == form) {
+                        continue;
+                    }
+                    forms.push((form, list.words.len() as u32));
+                    list.words.push(word);
+                }
+                if mode == WordMatch::Exact {
+                    list.exact = forms.into_iter().collect();
+                } else {
+                    list.automaton = Some(
+                        CharwiseDoubleArrayAhoCorasickBuilder::new()
+                            .match_kind(MatchKind::LeftmostLongest)
+                            .build_with_values(forms)
+                            .map_err(|e| format!("word list: {e}"))?,
+                    );
+                }
+            }
+        }
+        Ok(list)
+    }
+
+    /// The word (as written) the message contains, if any.
+    pub fn find(&self, message: &Prepared) -> Option<&str> {
+        let text = message.canonical.as_str();
+        let index = match self.mode {
+            WordMatch::Substring => self
+                .automaton
+                .as_ref()?
+                .leftmost_find_iter(text)
+                .next()
+                .map(|m| m.value() as usize),
+            WordMatch::Exact => self.exact.get(text).map(|&i| i as usize),
+            WordMatch::Regex => self.regexes.as_ref()?.matches(text).iter().next(),
+        }?;
+        self.words.get(index).map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// Top-level domains spammers use; a dotted name ending in one of them is a link. (Bare
+/// `example.pdf` or `3.5` are not.)
+const TLDS: &str = "com|cn|net|org|top|xyz|vip|cc|me|io|info|club|shop|site|online|ltd|wang|link|co|tv|app|ren|ink|fun|biz|asia|pro|live|store|tech|life|work|hk|tw|ly|gl|icu|cyou|buzz";
+
+/// `http(s)://host…`, or a host name written out (dots also as `。` or `点`, which spammers use
+/// to dodge link detection).
+static LINK: LazyLock<Regex> = LazyLock::new(|| {
+    let pattern = format!(
+        r"https?://([a-z0-9.-]+)|((?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?(?:\.|。|点))+(?:{TLDS}))(?:[^a-z0-9-]|$)"
+    );
+    Regex::new(&pattern).expect("the link pattern is valid")
+});
+
+/// The first link in `message` whose host is not `allowed` (a host is allowed when it is an
+/// allowed domain or under one), as written.
+pub fn find_link(message: &Prepared, allowed: &[String]) -> Option<String> {
+    // Spaces inside a link (`www . xx . com`) are removed first.
+    let compact: String = message
+        .normalized
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    LINK.captures_iter(&compact).find_map(|found| {
+        let host = found.get(1).or_else(|| found.get(2))?.as_str();
+        let host = host.replace(['。', '点'], ".");
+        let host = host
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('.');
+        let allowed = allowed
+            .iter()
+            .any(|a| host == a || host.ends_with(&format!(".{a}")));
+        (!allowed).then(|| host.to_owned())
+    })
+}
+
+/// A mobile number, a WeChat id or number, or a QQ number, in the canonical text (where
+/// `薇信`/`vx`/`扣扣` already read `微信`/`qq` and spelled-out digits are digits).
+static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?:^|[^0-9])(1[3-9][0-9]{9})(?:[^0-9]|$)",
+        r"|微信号?(?:是|为|号码)?([a-z][a-z0-9]{5,19}|[0-9]{6,20})",
+        r"|(wxid[a-z0-9]{4,})",
+        r"|qq号?(?:是|为|号码)?([0-9]{5,11})(?:[^0-9]|$)",
+    ))
+    .expect("the contact pattern is valid")
+});
+
+/// The first contact offered in `message`: a phone number, a WeChat or QQ id.
+pub fn find_contact(message: &Prepared) -> Option<String> {
+    let found = CONTACT.captures(&message.canonical)?;
+    (1..=4)
+        .find_map(|i| found.get(i))
+        .map(|m| m.as_str().to_owned())
+}
+
+/// The first part of the message whose channel type is one of `kinds` (`wx.link`, `wx.app`…).
+pub fn find_card<'a>(parts: &[&'a str], kinds: &[String]) -> Option<&'a str> {
+    parts
+        .iter()
+        .copied()
+        .find(|part| kinds.iter().any(|k| k == part))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variants() -> Variants {
+        let wechat = ["薇信".to_owned(), "V信".into(), "vx".into(), "威信".into()];
+        let qq = ["扣扣".to_owned()];
+        Variants::build([("微信", &wechat[..]), ("qq", &qq[..])]).unwrap()
+    }
+
+    fn prepared(text: &str) -> Prepared {
+        Prepared::new(text, &variants())
+    }
+
+    #[test]
+    fn words_match_through_the_disguises() {
+        let list = WordList::build(
+            WordMatch::Substring,
+            vec!["加微信".into(), "刷单".into(), "日赚".into()],
+            &variants(),
+        )
+        .unwrap();
+        for text in ["加 V ❤ 信 领资料", "刷 单 兼 职", "日賺三百", "加威信"] {
+            assert!(list.find(&prepared(text)).is_some(), "{text}");
+        }
+        assert_eq!(list.find(&prepared("加薇信")), Some("加微信"));
+        for text in ["微信支付的发票怎么开", "单位刷卡"] {
+            assert_eq!(list.find(&prepared(text)), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn exact_and_regex_lists() {
+        let exact = WordList::build(WordMatch::Exact, vec!["滴滴".into()], &variants()).unwrap();
+        assert!(exact.find(&prepared("滴 滴！")).is_some());
+        assert!(exact.find(&prepared("滴滴打车的发票")).is_none());
+        let regex = WordList::build(
+            WordMatch::Regex,
+            vec!["代开.{0,6}(票|发票).{0,8}(微信|qq|联系|点)".into()],
+            &variants(),
+        )
+        .unwrap();
+        assert!(regex.find(&prepared("代开各类发票，加 vx")).is_some());
+        assert!(
+            regex
+                .find(&prepared("小规模可以去税务局代开发票吗"))
+                .is_none()
+        );
+        let err = WordList::build(WordMatch::Regex, vec!["(".into()], &variants()).unwrap_err();
+        assert!(err.contains("regex"), "{err}");
+        assert!(WordList::build(WordMatch::Substring, vec!["！".into()], &variants()).is_err());
+    }
+
+    #[test]
+    fn links_outside_the_allow_list_are_found() {
+        let allow = vec!["chinatax.gov.cn".to_owned(), "qq.com".to_owned()];
+        let found = |t: &str| find_link(&prepared(t), &allow);
+        assert_eq!(
+            found("领取资料 https://bit.ly/abc").as_deref(),
+            Some("bit.ly")
+        );
+        assert_eq!(
+            found("打开 www . xxx . com 注册").as_deref(),
+            Some("www.xxx.com")
+        );
+        assert_eq!(found("官网：abc点com领取").as_deref(), Some("abc.com"));
+        assert_eq!(
+            found("网址 ｗｗｗ．ｆｏｏ．ｔｏｐ").as_deref(),
+            Some("www.foo.top")
+        );
+        assert_eq!(found("见 https://etax.chinatax.gov.cn/x 办理"), None);
+        assert_eq!(found("mp.weixin.qq.com/s/abc"), None);
+        for ham in [
+            "税率3.5%",
+            "发票.pdf 发我一下",
+            "下午三点开会",
+            "链接在群公告里",
+        ] {
+            assert_eq!(found(ham), None, "{ham}");
+        }
+    }
+
+    #[test]
+    fn contacts_are_found_in_their_disguises() {
+        for (text, contact) in [
+            ("有需要的联系 138 1234 5678", "13812345678"),
+            ("电话：一三八一二三四五六七八", "13812345678"),
+            ("加 V 信：abc_2024x", "abc2024x"),
+            ("扣扣 12345678", "12345678"),
+            ("wxid_abcd1234", "wxidabcd1234"),
+        ] {
+            assert_eq!(
+                find_contact(&prepared(text)).as_deref(),
+                Some(contact),
+                "{text}"
+            );
+        }
+        for ham in [
+            "微信支付的账单在哪看",
+            "税号91310115MA1K3XXXX8",
+            "发票号码12345678",
+            "12366 是纳税服务热线",
+            "今年是2024年，第13812个客户",
+        ] {
+            assert_eq!(find_contact(&prepared(ham)), None, "{ham}");
+        }
+    }
+
+    #[test]
+    fn cards_are_found_by_kind() {
+        let kinds = vec!["wx.link".to_owned(), "wx.app".to_owned()];
+        assert_eq!(find_card(&["text", "wx.app"], &kinds), Some("wx.app"));
+        assert_eq!(find_card(&["wx.emoji"], &kinds), None);
+    }
+}

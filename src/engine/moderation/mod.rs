@@ -1,0 +1,524 @@
+//! Moderation, the pure part: whether a group message breaks the operator's rules
+//! (`bot-scripts/moderation.toml`) and what to do about it. [`judge`] takes the message in its
+//! compared forms ([`text`]), what is known about the sender (role, approval, clean messages,
+//! earlier warnings) and about recent activity (their earlier messages, the same text here and
+//! in other groups, a raid), and returns the [`Verdict`]; [`plan`] turns a verdict into the
+//! actions the bot takes, which `degrade` then fits to the channel. The caller keeps the
+//! activity and the log.
+//!
+//! Trust: the owner, admins, helpers and approved members skip every check but flood; so does a
+//! member with enough clean messages. New members are on probation (their first messages or
+//! days, and everyone untrusted during a raid): checks marked `members = "probation"` apply to
+//! them only.
+
+pub mod content;
+pub mod text;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Action, ChatId, Role};
+use crate::engine::scope::{Place, Scope};
+use crate::scripts::Message;
+use content::WordList;
+pub use text::{Prepared, Variants};
+
+/// What a check does when it fires, mildest first; each does what the milder ones do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Record it in the moderation log only.
+    Log,
+    /// Also tell the group's admins.
+    Notify,
+    /// Delete the message (where the channel can; otherwise tell the admins).
+    Delete,
+    /// Also warn the member; after `warn_limit` warnings within the window, remove them.
+    Warn,
+    /// Delete and remove the member at once.
+    Remove,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Log => "log",
+            Severity::Notify => "notify",
+            Severity::Delete => "delete",
+            Severity::Warn => "warn",
+            Severity::Remove => "remove",
+        }
+    }
+}
+
+/// Whom a check applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// Every member who is not trusted.
+    All,
+    /// Members on probation only (new, or anyone untrusted during a raid): the stricter checks.
+    Probation,
+}
+
+/// What a check looks at.
+#[derive(Debug)]
+pub enum CheckKind {
+    Words(Box<WordList>),
+    /// Links whose host is not one of these domains (or under one).
+    Links {
+        allow: Vec<String>,
+    },
+    /// Phone numbers, WeChat and QQ ids offered as contacts.
+    Contacts,
+    /// Message parts of these channel types (`wx.link`, `wx.app`, …).
+    Cards {
+        kinds: Vec<String>,
+    },
+    /// More than `messages` messages from one member within `within`.
+    Flood {
+        messages: u32,
+        within: Duration,
+    },
+    /// The same text from one member `times` times within `within`.
+    Repeat {
+        times: u32,
+        within: Duration,
+    },
+    /// The same text (at least `min_chars` long) in `groups` or more adopted groups within
+    /// `within`, from one sender or many.
+    Campaign {
+        groups: u32,
+        within: Duration,
+        min_chars: usize,
+    },
+}
+
+impl CheckKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Words(_) => "words",
+            CheckKind::Links { .. } => "links",
+            CheckKind::Contacts => "contacts",
+            CheckKind::Cards { .. } => "cards",
+            CheckKind::Flood { .. } => "flood",
+            CheckKind::Repeat { .. } => "repeat",
+            CheckKind::Campaign { .. } => "campaign",
+        }
+    }
+
+    /// Trusted members skip every check but flood (a trusted account can still be hijacked or
+    /// misfire a script).
+    fn skipped_when_trusted(&self) -> bool {
+        !matches!(self, CheckKind::Flood { .. })
+    }
+}
+
+/// One check from the file.
+#[derive(Debug)]
+pub struct Check {
+    pub id: String,
+    pub scope: Scope,
+    pub kind: CheckKind,
+    pub severity: Severity,
+    /// Shown to the member in the warning and to the admins (`发布广告`).
+    pub reason: String,
+    pub members: Members,
+}
+
+/// Whom the admins hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyAdmins {
+    /// Every deletion, warning and removal.
+    Always,
+    /// Removals only (and what the bot could not do itself, always).
+    Removals,
+}
+
+/// The settings in force in a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub enabled: bool,
+    /// Log what would have happened; do nothing.
+    pub dry_run: bool,
+    /// Warnings within `warn_window` after which a member is removed.
+    pub warn_limit: u32,
+    pub warn_window: Duration,
+    /// Clean messages (in a row, in this group) after which a member is trusted; 0: never.
+    pub trust_after: u64,
+    /// A member's first messages in a group…
+    pub probation_messages: u64,
+    /// …or first days since first seen there, whichever lasts longer.
+    pub probation: Duration,
+    pub notify_admins: NotifyAdmins,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dry_run: false,
+            warn_limit: 3,
+            warn_window: Duration::from_secs(24 * 3600),
+            trust_after: 20,
+            probation_messages: 5,
+            probation: Duration::from_secs(3 * 24 * 3600),
+            notify_admins: NotifyAdmins::Removals,
+        }
+    }
+}
+
+/// Settings for one scope; `None` keeps the wider scope's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsOverride {
+    pub scope: Scope,
+    pub enabled: Option<bool>,
+    pub dry_run: Option<bool>,
+    pub warn_limit: Option<u32>,
+    pub warn_window: Option<Duration>,
+    pub trust_after: Option<u64>,
+    pub probation_messages: Option<u64>,
+    pub probation: Option<Duration>,
+    pub notify_admins: Option<NotifyAdmins>,
+}
+
+/// Raid mode: this many joins within `within` tighten the rules for `lasts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raid {
+    pub joins: u32,
+    pub within: Duration,
+    pub lasts: Duration,
+}
+
+/// The loaded `moderation.toml`.
+#[derive(Debug, Default)]
+pub struct ModerationRules {
+    pub settings: Vec<SettingsOverride>,
+    pub checks: Vec<Check>,
+    pub variants: Variants,
+    /// Operator-wide approved members (user ids): never checked but for flood.
+    pub approved: HashSet<String>,
+    pub raid: Option<Raid>,
+    /// The warning posted to a member (`member`, `reason`, `rule`, `warnings`, `limit`).
+    pub warning: Option<Message>,
+    /// The notice to the admins (`member`, `reason`, `rule`, `action`, `evidence`, `text`).
+    pub admin_notice: Option<Message>,
+}
+
+impl ModerationRules {
+    /// Whether the file has anything to check.
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// The settings in force at `place`: global, then tag, then group overrides.
+    pub fn settings_at(&self, place: Place<'_>) -> Settings {
+        let mut applicable: Vec<&SettingsOverride> = self
+            .settings
+            .iter()
+            .filter(|o| o.scope.covers(place))
+            .collect();
+        applicable.sort_by_key(|o| o.scope.rank());
+        let mut s = Settings::default();
+        for o in applicable {
+            s.enabled = o.enabled.unwrap_or(s.enabled);
+            s.dry_run = o.dry_run.unwrap_or(s.dry_run);
+            s.warn_limit = o.warn_limit.unwrap_or(s.warn_limit);
+            s.warn_window = o.warn_window.unwrap_or(s.warn_window);
+            s.trust_after = o.trust_after.unwrap_or(s.trust_after);
+            s.probation_messages = o.probation_messages.unwrap_or(s.probation_messages);
+            s.probation = o.probation.unwrap_or(s.probation);
+            s.notify_admins = o.notify_admins.unwrap_or(s.notify_admins);
+        }
+        s
+    }
+
+    /// The checks in force at `place`: for each id, the one of the most specific scope.
+    pub fn checks_at(&self, place: Place<'_>) -> Vec<&Check> {
+        let mut best: Vec<&Check> = Vec::new();
+        for check in self.checks.iter().filter(|c| c.scope.covers(place)) {
+            match best.iter_mut().find(|b| b.id == check.id) {
+                Some(b) if b.scope.rank() < check.scope.rank() => *b = check,
+                Some(_) => {}
+                None => best.push(check),
+            }
+        }
+        best
+    }
+
+    /// The longest window a behaviour check looks back (how much activity the caller keeps).
+    pub fn longest_window(&self) -> Duration {
+        self.checks
+            .iter()
+            .filter_map(|c| match c.kind {
+                CheckKind::Flood { within, .. }
+                | CheckKind::Repeat { within, .. }
+                | CheckKind::Campaign { within, .. } => Some(within),
+                _ => None,
+            })
+            .chain(self.raid.map(|r| r.within))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// What is known about the sender in this group.
+#[derive(Debug, Clone)]
+pub struct Standing<'a> {
+    pub role: Role,
+    /// Approved in this group (by an admin's command or the API).
+    pub approved: bool,
+    /// Messages they sent here before this one.
+    pub messages: u64,
+    /// Of them, the ones since their last finding.
+    pub clean: u64,
+    /// When they were first seen here (joined or first spoke).
+    pub first_seen: Option<DateTime<Utc>>,
+    /// Their earlier warnings here.
+    pub warnings: &'a [DateTime<Utc>],
+}
+
+/// Recent activity around the message (kept by the caller for [`ModerationRules::longest_window`]).
+#[derive(Debug, Clone, Default)]
+pub struct Activity<'a> {
+    /// The sender's earlier messages in this group.
+    pub member_messages: &'a [DateTime<Utc>],
+    /// When the sender posted this same canonical text here before.
+    pub same_text: &'a [DateTime<Utc>],
+    /// Where (other adopted groups) and when this canonical text was seen, from anyone.
+    pub elsewhere: &'a [(ChatId, DateTime<Utc>)],
+    /// The group is in raid mode until then.
+    pub raid_until: Option<DateTime<Utc>>,
+}
+
+/// The message itself.
+#[derive(Debug, Clone)]
+pub struct Content<'a> {
+    pub prepared: &'a Prepared,
+    /// The channel types of its parts (`text`, `image`, `wx.link`…).
+    pub parts: &'a [&'a str],
+}
+
+/// One check that fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub reason: String,
+    /// What was found (the word, the link's host, the number, the card type, the count).
+    pub evidence: String,
+}
+
+/// The judgement on one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub findings: Vec<Finding>,
+    pub settings: Settings,
+    pub trusted: bool,
+    pub probation: bool,
+    /// Warnings within the window, this message's included when it earns one.
+    pub warnings: u32,
+}
+
+impl Verdict {
+    /// The finding with the highest severity (the first of them), if any.
+    pub fn worst(&self) -> Option<&Finding> {
+        // `max_by_key` keeps the last of equals: reversed, that is the first.
+        self.findings.iter().rev().max_by_key(|f| f.severity)
+    }
+
+    /// What is done: the worst severity, raised to removal when this warning reaches the limit.
+    pub fn outcome(&self) -> Option<Severity> {
+        let worst = self.worst()?.severity;
+        if worst == Severity::Warn && self.warnings >= self.settings.warn_limit.max(1) {
+            Some(Severity::Remove)
+        } else {
+            Some(worst)
+        }
+    }
+}
+
+/// Judges one message at `place`.
+pub fn judge(
+    rules: &ModerationRules,
+    place: Place<'_>,
+    content: &Content<'_>,
+    standing: &Standing<'_>,
+    activity: &Activity<'_>,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let settings = rules.settings_at(place);
+    let staff = matches!(standing.role, Role::Owner | Role::Admin | Role::Helper);
+    let trusted = staff
+        || standing.approved
+        || rules.approved.contains(user_id)
+        || (settings.trust_after > 0 && standing.clean >= settings.trust_after);
+    let raid = activity.raid_until.is_some_and(|until| until > now);
+    let new_here = standing.messages < settings.probation_messages
+        || standing
+            .first_seen
+            .is_none_or(|first| elapsed(first, now) < settings.probation);
+    let probation = !trusted && (new_here || raid);
+    let warn_window_start =
+        now - chrono::Duration::from_std(settings.warn_window).unwrap_or_default();
+    let earlier_warnings = standing
+        .warnings
+        .iter()
+        .filter(|&&at| at > warn_window_start)
+        .count() as u32;
+    let mut verdict = Verdict {
+        findings: Vec::new(),
+        settings: settings.clone(),
+        trusted,
+        probation,
+        warnings: earlier_warnings,
+    };
+    if !settings.enabled {
+        return verdict;
+    }
+    for check in rules.checks_at(place) {
+        if trusted && check.kind.skipped_when_trusted() {
+            continue;
+        }
+        if check.members == Members::Probation && !probation {
+            continue;
+        }
+        if let Some(evidence) = examine(&check.kind, content, activity, now) {
+            verdict.findings.push(Finding {
+                check: check.id.clone(),
+                kind: check.kind.name(),
+                severity: check.severity,
+                reason: check.reason.clone(),
+                evidence,
+            });
+        }
+    }
+    if verdict
+        .worst()
+        .is_some_and(|f| f.severity == Severity::Warn)
+    {
+        verdict.warnings += 1;
+    }
+    verdict
+}
+
+fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - since).to_std().unwrap_or_default()
+}
+
+/// How many of `times` are within `window` of `now`.
+fn within(times: &[DateTime<Utc>], window: Duration, now: DateTime<Utc>) -> usize {
+    times.iter().filter(|&&t| elapsed(t, now) <= window).count()
+}
+
+/// What `kind` finds in the message, as evidence.
+fn examine(
+    kind: &CheckKind,
+    content: &Content<'_>,
+    activity: &Activity<'_>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let message = content.prepared;
+    match kind {
+        CheckKind::Words(list) => list.find(message).map(str::to_owned),
+        CheckKind::Links { allow } => content::find_link(message, allow),
+        CheckKind::Contacts => content::find_contact(message),
+        CheckKind::Cards { kinds } => content::find_card(content.parts, kinds).map(str::to_owned),
+        CheckKind::Flood {
+            messages,
+            within: window,
+        } => {
+            let count = within(activity.member_messages, *window, now) + 1;
+            (count > *messages as usize)
+                .then(|| format!("{count} 条消息 / {} 秒", window.as_secs()))
+        }
+        CheckKind::Repeat {
+            times,
+            within: window,
+        } => {
+            let count = within(activity.same_text, *window, now) + 1;
+            (!message.canonical.is_empty() && count >= *times as usize)
+                .then(|| format!("同一内容 {count} 次"))
+        }
+        CheckKind::Campaign {
+            groups,
+            within: window,
+            min_chars,
+        } => {
+            if message.canonical.chars().count() < *min_chars {
+                return None;
+            }
+            let mut seen: Vec<&ChatId> = activity
+                .elsewhere
+                .iter()
+                .filter(|(_, at)| elapsed(*at, now) <= *window)
+                .map(|(chat, _)| chat)
+                .collect();
+            seen.sort();
+            seen.dedup();
+            // This group counts too.
+            let count = seen.len() + 1;
+            (count >= *groups as usize).then(|| format!("{count} 个群出现同一内容"))
+        }
+    }
+}
+
+/// What the bot does about a verdict on a message from `user_id` (whose platform id is
+/// `message_id`, when the channel gave one): nothing in dry-run; otherwise, by the outcome,
+/// delete it, post the `warning`, remove the member, and tell the admins with the `notice`
+/// (the caller renders both). A removal carries the notice as its reason: whoever performs it
+/// tells the admins how it went. `degrade` then turns what the channel cannot do into notices.
+pub fn plan(
+    verdict: &Verdict,
+    user_id: &str,
+    message_id: Option<&str>,
+    warning: Option<crate::domain::OutMessage>,
+    notice: String,
+) -> Vec<Action> {
+    let Some(outcome) = verdict.outcome() else {
+        return Vec::new();
+    };
+    if verdict.settings.dry_run || outcome == Severity::Log {
+        return Vec::new();
+    }
+    let mut actions = Vec::new();
+    if outcome >= Severity::Delete
+        && let Some(id) = message_id
+    {
+        actions.push(Action::DeleteMessage {
+            message_id: id.to_owned(),
+        });
+    }
+    if outcome == Severity::Warn
+        && let Some(message) = warning
+    {
+        actions.push(Action::Post {
+            message,
+            purpose: "moderation_warning",
+        });
+    }
+    let tell = match outcome {
+        Severity::Remove => {
+            actions.push(Action::RemoveMember {
+                user_id: user_id.to_owned(),
+                reason: notice.clone(),
+            });
+            false
+        }
+        Severity::Notify => true,
+        // A message the bot could not delete is left to the admins.
+        _ => message_id.is_none() || verdict.settings.notify_admins == NotifyAdmins::Always,
+    };
+    if tell {
+        actions.push(Action::NotifyAdmins { text: notice });
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,449 @@
+//! `bot-scripts/moderation.toml`: the checks (banned words, links, contacts, cards, flood,
+//! repeats, cross-group campaigns) with their scope, action and reason; settings per scope
+//! (dry-run, warnings before removal, trust, probation, what the admins hear); the variant
+//! spellings of contact words; the operator-wide approved list; raid mode; and the texts of the
+//! warning and of the notice to the admins.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::template::Templates;
+use super::{Format, RawMessage, ScriptError, Source, check_identifier, line_col, words};
+use crate::engine::moderation::content::{WordList, WordMatch};
+use crate::engine::moderation::{
+    Check, CheckKind, Members, ModerationRules, NotifyAdmins, Raid, SettingsOverride, Severity,
+    Variants,
+};
+use crate::engine::scope::Scope;
+
+/// The moderation file inside the scripts directory (optional: no file, no moderation).
+pub const MODERATION_FILE: &str = "moderation.toml";
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default)]
+    scope: Option<String>,
+    enabled: Option<bool>,
+    dry_run: Option<bool>,
+    warn_limit: Option<u32>,
+    warn_window_hours: Option<u64>,
+    trust_after: Option<u64>,
+    probation_messages: Option<u64>,
+    probation_days: Option<u64>,
+    notify_admins: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRaid {
+    joins: u32,
+    within_secs: u64,
+    lasts_minutes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    id: String,
+    kind: String,
+    #[serde(default)]
+    scope: Option<String>,
+    action: String,
+    reason: String,
+    #[serde(default)]
+    members: Option<String>,
+    // words
+    #[serde(rename = "match")]
+    match_: Option<String>,
+    words: Option<Vec<String>>,
+    // links
+    allow: Option<Vec<String>>,
+    // cards
+    kinds: Option<Vec<String>>,
+    // flood, repeat, campaign
+    messages: Option<u32>,
+    times: Option<u32>,
+    groups: Option<u32>,
+    within_secs: Option<u64>,
+    within_minutes: Option<u64>,
+    min_chars: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModerationFile {
+    #[serde(default)]
+    approved: Vec<String>,
+    #[serde(default)]
+    settings: Vec<toml::Spanned<RawSettings>>,
+    #[serde(default)]
+    raid: Option<toml::Spanned<RawRaid>>,
+    #[serde(default)]
+    variants: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    warning: Option<RawMessage>,
+    #[serde(default)]
+    admin_notice: Option<RawMessage>,
+    #[serde(default)]
+    check: Vec<toml::Spanned<RawCheck>>,
+}
+
+/// The card types checked when a `cards` check lists none.
+pub const DEFAULT_CARD_KINDS: [&str; 6] = [
+    "wx.link",
+    "wx.app",
+    "wx.card",
+    "wx.contact",
+    "wx.miniprogram",
+    "wx.namecard",
+];
+
+fn scope_of(text: &Option<String>) -> Result<Scope, String> {
+    text.as_deref().map_or(Ok(Scope::Global), Scope::parse)
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: Option<T>,
+    min: T,
+    max: T,
+) -> Result<Option<T>, String> {
+    match value {
+        Some(v) if v < min || v > max => Err(format!("{name} must be {min} to {max}, got {v}")),
+        other => Ok(other),
+    }
+}
+
+fn settings(raw: &RawSettings) -> Result<SettingsOverride, String> {
+    let notify_admins = match raw.notify_admins.as_deref() {
+        None => None,
+        Some("always") => Some(NotifyAdmins::Always),
+        Some("removals") => Some(NotifyAdmins::Removals),
+        Some(other) => {
+            return Err(format!(
+                "notify_admins {other:?} must be \"always\" or \"removals\""
+            ));
+        }
+    };
+    Ok(SettingsOverride {
+        scope: scope_of(&raw.scope)?,
+        enabled: raw.enabled,
+        dry_run: raw.dry_run,
+        warn_limit: in_range("warn_limit", raw.warn_limit, 1, 100)?,
+        warn_window: in_range("warn_window_hours", raw.warn_window_hours, 1, 24 * 365)?
+            .map(|h| Duration::from_secs(h * HOUR)),
+        trust_after: in_range("trust_after", raw.trust_after, 0, 1_000_000)?,
+        probation_messages: in_range("probation_messages", raw.probation_messages, 0, 10_000)?,
+        probation: in_range("probation_days", raw.probation_days, 0, 365)?
+            .map(|d| Duration::from_secs(d * DAY)),
+        notify_admins,
+    })
+}
+
+fn severity(text: &str) -> Result<Severity, String> {
+    Ok(match text {
+        "log" => Severity::Log,
+        "notify" => Severity::Notify,
+        "delete" => Severity::Delete,
+        "warn" => Severity::Warn,
+        "remove" => Severity::Remove,
+        other => {
+            return Err(format!(
+                "action {other:?} must be log, notify, delete, warn or remove"
+            ));
+        }
+    })
+}
+
+/// Keys that belong to some kinds only: a key given for another kind is a mistake worth
+/// reporting (a `words` list on a links check would otherwise be ignored silently).
+fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
+    let given: [(&str, bool, &[&str]); 10] = [
+        ("match", raw.match_.is_some(), &["words"]),
+        ("words", raw.words.is_some(), &["words"]),
+        ("allow", raw.allow.is_some(), &["links"]),
+        ("kinds", raw.kinds.is_some(), &["cards"]),
+        ("messages", raw.messages.is_some(), &["flood"]),
+        ("times", raw.times.is_some(), &["repeat"]),
+        ("groups", raw.groups.is_some(), &["campaign"]),
+        (
+            "within_secs",
+            raw.within_secs.is_some(),
+            &["flood", "repeat"],
+        ),
+        (
+            "within_minutes",
+            raw.within_minutes.is_some(),
+            &["campaign"],
+        ),
+        ("min_chars", raw.min_chars.is_some(), &["campaign"]),
+    ];
+    for (key, present, kinds) in given {
+        if present && !kinds.contains(&raw.kind.as_str()) {
+            return Err(format!(
+                "{key} is not a setting of a {} check (only of: {})",
+                raw.kind,
+                kinds.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn required<T>(value: Option<T>, key: &str, kind: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("a {kind} check needs {key}"))
+}
+
+fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
+    refuse_foreign_keys(raw)?;
+    let kind = raw.kind.as_str();
+    let secs = |v: Option<u64>, max: u64| -> Result<Duration, String> {
+        let v = required(in_range("within_secs", v, 1, max)?, "within_secs", kind)?;
+        Ok(Duration::from_secs(v))
+    };
+    Ok(match kind {
+        "words" => {
+            let mode = match raw.match_.as_deref().unwrap_or("substring") {
+                "substring" => WordMatch::Substring,
+                "exact" => WordMatch::Exact,
+                "regex" => WordMatch::Regex,
+                other => {
+                    return Err(format!("match {other:?} must be substring, exact or regex"));
+                }
+            };
+            let list = words(raw.words.as_deref().unwrap_or_default());
+            CheckKind::Words(Box::new(WordList::build(mode, list, variants)?))
+        }
+        "links" => CheckKind::Links {
+            allow: words(raw.allow.as_deref().unwrap_or_default())
+                .into_iter()
+                .map(|d| d.to_lowercase().trim_start_matches("*.").to_owned())
+                .collect(),
+        },
+        "contacts" => CheckKind::Contacts,
+        "cards" => CheckKind::Cards {
+            kinds: match &raw.kinds {
+                Some(kinds) => words(kinds),
+                None => DEFAULT_CARD_KINDS.iter().map(|k| k.to_string()).collect(),
+            },
+        },
+        "flood" => CheckKind::Flood {
+            messages: required(
+                in_range("messages", raw.messages, 1, 1000)?,
+                "messages",
+                kind,
+            )?,
+            within: secs(raw.within_secs, HOUR)?,
+        },
+        "repeat" => CheckKind::Repeat {
+            times: required(in_range("times", raw.times, 2, 1000)?, "times", kind)?,
+            within: secs(raw.within_secs, DAY)?,
+        },
+        "campaign" => CheckKind::Campaign {
+            groups: required(in_range("groups", raw.groups, 2, 10_000)?, "groups", kind)?,
+            within: Duration::from_secs(
+                required(
+                    in_range("within_minutes", raw.within_minutes, 1, 24 * 60)?,
+                    "within_minutes",
+                    kind,
+                )? * 60,
+            ),
+            min_chars: in_range("min_chars", raw.min_chars, 1, 1000)?.unwrap_or(8),
+        },
+        other => {
+            return Err(format!(
+                "kind {other:?} must be words, links, contacts, cards, flood, repeat or campaign"
+            ));
+        }
+    })
+}
+
+fn check(raw: RawCheck, variants: &Variants) -> Result<Check, String> {
+    check_identifier("id", &raw.id)?;
+    let members = match raw.members.as_deref().unwrap_or("all") {
+        "all" => Members::All,
+        "probation" => Members::Probation,
+        other => {
+            return Err(format!(
+                "members {other:?} must be \"all\" or \"probation\""
+            ));
+        }
+    };
+    if raw.reason.trim().is_empty() {
+        return Err("reason must not be empty (members and admins are shown it)".into());
+    }
+    Ok(Check {
+        scope: scope_of(&raw.scope)?,
+        kind: kind(&raw, variants)?,
+        severity: severity(&raw.action)?,
+        reason: raw.reason.trim().to_owned(),
+        members,
+        id: raw.id,
+    })
+}
+
+/// Parses a moderation file on its own (benchmarks, tools); `file` names it in errors. Its
+/// templates are compiled but not kept.
+pub fn parse_file(text: &str, file: &std::path::Path) -> Result<ModerationRules, ScriptError> {
+    parse(&Source::new(text, file), &mut Templates::new())
+}
+
+/// Parses a moderation file, adding its templates to `templates`.
+pub(crate) fn parse(
+    src: &Source<'_>,
+    templates: &mut Templates,
+) -> Result<ModerationRules, ScriptError> {
+    let parsed: ModerationFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
+    let at = |key: &str| src.text.find(key).unwrap_or(0);
+    let variants = Variants::build(
+        parsed
+            .variants
+            .iter()
+            .map(|(word, spellings)| (word.as_str(), spellings.as_slice())),
+    )
+    .map_err(|e| src.error(at("[variants]"), format!("[variants] {e}")))?;
+    let mut rules = ModerationRules {
+        approved: words(&parsed.approved).into_iter().collect::<HashSet<_>>(),
+        ..ModerationRules::default()
+    };
+    let mut settings_at: HashMap<Scope, usize> = HashMap::new();
+    for spanned in &parsed.settings {
+        let start = spanned.span().start;
+        let s = settings(spanned.get_ref())
+            .map_err(|e| src.error(start, format!("[[settings]] {e}")))?;
+        if let Some(&earlier) = settings_at.get(&s.scope) {
+            let (line, _) = line_col(src.text, earlier);
+            return Err(src.error(
+                start,
+                format!(
+                    "[[settings]] for {} are already set at line {line}",
+                    s.scope
+                ),
+            ));
+        }
+        settings_at.insert(s.scope.clone(), start);
+        rules.settings.push(s);
+    }
+    if let Some(raid) = &parsed.raid {
+        let start = raid.span().start;
+        let r = raid.get_ref();
+        let checked = in_range("joins", Some(r.joins), 2, 10_000)
+            .and(in_range("within_secs", Some(r.within_secs), 1, DAY))
+            .and(in_range("lasts_minutes", Some(r.lasts_minutes), 1, 24 * 60));
+        checked.map_err(|e| src.error(start, format!("[raid] {e}")))?;
+        rules.raid = Some(Raid {
+            joins: r.joins,
+            within: Duration::from_secs(r.within_secs),
+            lasts: Duration::from_secs(r.lasts_minutes * 60),
+        });
+    }
+    let mut check_at: HashMap<(String, Scope), usize> = HashMap::new();
+    for spanned in parsed.check {
+        let start = spanned.span().start;
+        let raw = spanned.into_inner();
+        let id = raw.id.clone();
+        let c = check(raw, &variants)
+            .map_err(|e| src.error(start, format!("[[check]] {id:?}: {e}")))?;
+        let key = (c.id.clone(), c.scope.clone());
+        if let Some(&earlier) = check_at.get(&key) {
+            let (line, _) = line_col(src.text, earlier);
+            return Err(src.error(
+                start,
+                format!(
+                    "[[check]] {id:?} for {} is already written at line {line}",
+                    c.scope
+                ),
+            ));
+        }
+        check_at.insert(key, start);
+        rules.checks.push(c);
+    }
+    rules.variants = variants;
+    rules.warning = parsed
+        .warning
+        .as_ref()
+        .map(|raw| src.message(templates, "moderation warning", raw))
+        .transpose()?;
+    rules.admin_notice = match &parsed.admin_notice {
+        Some(raw) if raw.format != Format::Text => {
+            return Err(src.error(
+                at("[admin_notice]"),
+                "[admin_notice] must be format = \"text\" (it @-mentions the admins)",
+            ));
+        }
+        raw => raw
+            .as_ref()
+            .map(|raw| src.message(templates, "moderation notice", raw))
+            .transpose()?,
+    };
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse_text(text: &str) -> Result<ModerationRules, ScriptError> {
+        let mut templates = Templates::new();
+        parse(
+            &Source::new(text, Path::new("moderation.toml")),
+            &mut templates,
+        )
+    }
+
+    #[test]
+    fn the_shipped_file_parses() {
+        let rules = parse_text(crate::scripts::EMBEDDED_MODERATION).unwrap();
+        assert!(rules.checks.len() >= 6, "{}", rules.checks.len());
+        assert!(rules.warning.is_some() && rules.admin_notice.is_some());
+        assert!(rules.raid.is_some());
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_line() {
+        let base = "[[check]]\nid = \"x\"\naction = \"warn\"\nreason = \"广告\"\n";
+        for (extra, expected) in [
+            ("kind = \"words\"\nwords = []", "at least one word"),
+            (
+                "kind = \"words\"\nwords = [\"a\"]\nallow = [\"x.com\"]",
+                "allow is not a setting of a words check",
+            ),
+            ("kind = \"flood\"\nwithin_secs = 10", "needs messages"),
+            (
+                "kind = \"flood\"\nmessages = 5\nwithin_secs = 0",
+                "within_secs must be 1",
+            ),
+            (
+                "kind = \"words\"\nmatch = \"regex\"\nwords = [\"(\"]",
+                "regex",
+            ),
+            ("kind = \"spam\"", "kind \"spam\""),
+            ("kind = \"contacts\"\nmembers = \"new\"", "members \"new\""),
+        ] {
+            let err = parse_text(&format!("{base}{extra}\n")).unwrap_err();
+            assert!(err.reason.contains(expected), "{extra}: {err}");
+            assert_eq!(err.line, 1, "{err}");
+        }
+        let err = parse_text(
+            "[[check]]\nid = \"x\"\nkind = \"contacts\"\naction = \"ban\"\nreason = \"r\"\n",
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("action \"ban\""), "{err}");
+        let twice =
+            "[[check]]\nid = \"x\"\nkind = \"contacts\"\naction = \"warn\"\nreason = \"r\"\n";
+        let err = parse_text(&format!("{twice}{twice}")).unwrap_err();
+        assert!(err.reason.contains("already written at line 1"), "{err}");
+        assert_eq!(err.line, 6);
+        let err = parse_text("[variants]\n\"微信\" = [\"vx\"]\n\"qq\" = [\"vx\"]\n").unwrap_err();
+        assert!(err.reason.contains("listed for both"), "{err}");
+        let err = parse_text("[[settings]]\nwarn_limit = 0\n").unwrap_err();
+        assert!(err.reason.contains("warn_limit must be 1 to 100"), "{err}");
+    }
+}
