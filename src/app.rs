@@ -261,6 +261,7 @@ impl App {
             pipeline,
             scripts: Arc::clone(&self.scripts),
             store: self.store.clone(),
+            moderator: Arc::new(crate::moderator::Moderator::load(&self.store)?),
             admin_token: config.admin.token.clone(),
         });
         if config.admin.token.is_none() {

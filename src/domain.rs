@@ -482,10 +482,25 @@ pub enum Action {
     RemoveMember { user_id: String, reason: String },
     /// Delete (recall) a message from the group, by the platform's message id.
     DeleteMessage { message_id: String },
+    /// A moderation request from a command (the caller performs it and tells the admins).
+    Moderation(ModerationRequest),
     /// Change the group's settings.
     Settings(SettingsChange),
     /// Start a keyword rule's cooldown in this conversation.
     StartCooldown { rule: String, secs: u64 },
+}
+
+/// What members and admins ask of moderation in the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModerationRequest {
+    /// Lift a ban: off the operator-wide blacklist, warnings cleared in every group.
+    Pardon { user_id: String },
+    /// Trust (or stop trusting) a member in this group: they skip the content checks.
+    Approve { user_id: String, approved: bool },
+    /// A member reports another member's recent messages to the admins.
+    Report { user_id: String, reason: String },
+    /// A member appeals a warning or removal to the admins.
+    Appeal { reason: String },
 }
 
 /// How a member came into a group (WeCom `JoinScene`, OneBot `sub_type`).

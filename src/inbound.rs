@@ -11,6 +11,7 @@ use crate::dedupe::dedupe_key;
 use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, Joiner, Reply};
 use crate::engine::{self, GroupStats, GroupView, MemberBrief, RecentMessage};
 use crate::http::AppState;
+use crate::moderator;
 use crate::pipeline::{PipelineStopped, Post, Work, unix_now};
 use crate::store::DedupeRecord;
 
@@ -47,7 +48,15 @@ pub async fn handle(
         info!(bot = %bot_id, msg_id = %event.msg_id, "a handled message again; handled once");
         return Ok(Handled::Duplicate(earlier.reply));
     }
-    if let (EventKind::MemberJoined { scene, .. }, Some(chat)) = (&event.kind, event.chat_id()) {
+    // Moderation first: a spam message gets no answer, a blacklisted joiner no welcome.
+    let screened = match &event.kind {
+        EventKind::MemberJoined { .. } => moderator::screen_join(state, &event, caps, now).await,
+        kind if kind.is_message() => moderator::screen_message(state, &event, caps, now).await,
+        _ => moderator::Screened::default(),
+    };
+    if let (EventKind::MemberJoined { scene, .. }, Some(chat), false) =
+        (&event.kind, event.chat_id(), screened.acted)
+    {
         let joiner = Joiner {
             member: event.from.clone(),
             scene: *scene,
@@ -62,7 +71,11 @@ pub async fn handle(
                 "the welcomer has stopped: this join is not welcomed");
         }
     }
-    let decided = decide(state, &event, &conversation, lane.recent(), now, caps).await;
+    let decided = if screened.acted {
+        Vec::new()
+    } else {
+        decide(state, &event, &conversation, lane.recent(), now, caps).await
+    };
     if let Some(text) = engine::heard_text(&event) {
         lane.remember(RecentMessage {
             user_id: event.from.user_id.clone(),
@@ -71,10 +84,11 @@ pub async fn handle(
         });
     }
     let mut reply = None;
-    let mut posts = Vec::new();
+    let mut posts = screened.posts;
     let mut changes = Vec::new();
     let mut removals = Vec::new();
     let mut deletions = Vec::new();
+    let mut requests = Vec::new();
     for action in decided {
         match action {
             Action::Reply(r) => reply = Some(r),
@@ -88,6 +102,7 @@ pub async fn handle(
             Action::RemoveMember { user_id, reason } => removals.push((user_id, reason)),
             // Nor is a deletion asked of a channel that cannot delete.
             Action::DeleteMessage { message_id } => deletions.push(message_id),
+            Action::Moderation(request) => requests.push(request),
             // `degrade` turned this into a post.
             other @ Action::NotifyAdmins { .. } => {
                 warn!(bot = %bot_id, action = ?other, "action not performed on this channel")
@@ -118,11 +133,15 @@ pub async fn handle(
             }
         }
     }
+    for request in requests {
+        let recent = lane.recent();
+        posts.extend(moderator::requests::perform(state, &event, request, recent, caps, now).await);
+    }
     for message_id in deletions {
         delete(state, &event, &message_id).await;
     }
     for (user, reason) in removals {
-        if let Some(post) = remove(state, &event, &user, &reason, caps).await {
+        if let (_, Some(post)) = remove(state, &event, &user, &reason, caps, false).await {
             posts.push(post);
         }
     }
@@ -147,18 +166,20 @@ pub async fn handle(
     Ok(Handled::New(reply))
 }
 
-/// Removes `user` from the event's group through its bot account; when that is not confirmed,
-/// the notice to the admins to post instead.
-async fn remove(
+/// Removes `user` from the event's group through its bot account. Returns how it went and the
+/// notice to the admins to post: always when the removal is not confirmed, and also when it is
+/// if `announce` (moderation tells the admins about every removal).
+pub(crate) async fn remove(
     state: &AppState,
     event: &Event,
     user: &str,
     reason: &str,
     caps: Capabilities,
-) -> Option<Post> {
+    announce: bool,
+) -> (Option<crate::roster::Removal>, Option<Post>) {
     let (Some(chat), Some(account)) = (event.chat_id(), &event.account) else {
         warn!(bot = %event.bot, user, "a removal without a bot account to perform it");
-        return None;
+        return (None, None);
     };
     let key = crate::channels::onebot::hub::AccountKey {
         bot: event.bot.clone(),
@@ -166,10 +187,21 @@ async fn remove(
     };
     let outcome = crate::roster::remove_member(state, &key, chat, user).await;
     info!(bot = %event.bot, chat = %chat, user, reason, outcome = outcome.as_str(), "removal");
-    if outcome == crate::roster::Removal::Confirmed {
-        return None;
-    }
-    let text = format!("未能确认已将成员 {user} 移出本群，请管理员处理。原因：{reason}");
+    let text = match outcome {
+        crate::roster::Removal::Confirmed if !announce => return (Some(outcome), None),
+        crate::roster::Removal::Confirmed => format!("已将成员 {user} 移出本群。{reason}"),
+        _ => format!("未能确认已将成员 {user} 移出本群，请管理员处理。原因：{reason}"),
+    };
+    (Some(outcome), notice_post(state, chat, text, caps))
+}
+
+/// A notice to `chat`'s admins as the post that carries it (where the channel can post).
+pub(crate) fn notice_post(
+    state: &AppState,
+    chat: &ChatId,
+    text: String,
+    caps: Capabilities,
+) -> Option<Post> {
     let settings = state.directory.get(chat);
     let (actions, _) = engine::degrade(vec![Action::NotifyAdmins { text }], caps, &settings);
     actions.into_iter().find_map(|a| match a {
@@ -180,7 +212,7 @@ async fn remove(
 
 /// Deletes a message of the event's group through its bot account. A failure is logged: the
 /// admins were told about the message in any case when the rules asked for it.
-async fn delete(state: &AppState, event: &Event, message_id: &str) -> bool {
+pub(crate) async fn delete(state: &AppState, event: &Event, message_id: &str) -> bool {
     let Some(account) = &event.account else {
         warn!(bot = %event.bot, message_id, "a deletion without a bot account to perform it");
         return false;

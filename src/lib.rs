@@ -40,6 +40,7 @@ pub mod groups;
 pub mod http;
 pub mod inbound;
 pub mod lanes;
+pub mod moderator;
 pub mod outbox;
 pub mod pipeline;
 pub mod roster;

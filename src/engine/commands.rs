@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::scope::validate_tag;
 use super::vars::GroupStats;
 use super::{By, Ctx, Decision, GroupView};
-use crate::domain::{Action, Role, SettingsChange};
+use crate::domain::{Action, ModerationRequest, Role, SettingsChange};
 use crate::scripts::Message;
 
 /// What a command does. Operators choose the words that trigger it and who may use it.
@@ -36,10 +36,20 @@ pub enum CommandKind {
     Stats,
     /// Remove members from the group (where the channel can; otherwise the admins are asked).
     Remove,
+    /// Lift a moderation ban on members (blacklist, warnings).
+    Pardon,
+    /// Trust members in this group: content checks skip them.
+    Approve,
+    /// Stop trusting them.
+    Unapprove,
+    /// Report members' recent messages to the admins.
+    Report,
+    /// Appeal a moderation decision to the admins.
+    Appeal,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 12] = [
+    pub const ALL: [CommandKind; 17] = [
         CommandKind::Rules,
         CommandKind::Roles,
         CommandKind::SetAdmin,
@@ -52,6 +62,11 @@ impl CommandKind {
         CommandKind::RuleOn,
         CommandKind::Stats,
         CommandKind::Remove,
+        CommandKind::Pardon,
+        CommandKind::Approve,
+        CommandKind::Unapprove,
+        CommandKind::Report,
+        CommandKind::Appeal,
     ];
 
     /// The key operators write in `commands.toml`.
@@ -69,6 +84,11 @@ impl CommandKind {
             CommandKind::RuleOn => "rule_on",
             CommandKind::Stats => "stats",
             CommandKind::Remove => "remove",
+            CommandKind::Pardon => "pardon",
+            CommandKind::Approve => "approve",
+            CommandKind::Unapprove => "unapprove",
+            CommandKind::Report => "report",
+            CommandKind::Appeal => "appeal",
         }
     }
 }
@@ -344,6 +364,50 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             }
             let mut decision = answer(&command.reply, context! { targets => names }, false);
             decision.actions.extend(removals);
+            return decision;
+        }
+        CommandKind::Pardon
+        | CommandKind::Approve
+        | CommandKind::Unapprove
+        | CommandKind::Report => {
+            let found = match named() {
+                Ok(found) => found,
+                Err(refusal) => return refusal,
+            };
+            let reason = args
+                .split_whitespace()
+                .filter(|w| !w.starts_with(['@', '＠']))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut requests = Vec::new();
+            let mut names = Vec::new();
+            for (user_id, name) in found {
+                requests.push(Action::Moderation(match command.kind {
+                    CommandKind::Pardon => ModerationRequest::Pardon {
+                        user_id: user_id.clone(),
+                    },
+                    CommandKind::Report => ModerationRequest::Report {
+                        user_id: user_id.clone(),
+                        reason: reason.clone(),
+                    },
+                    kind => ModerationRequest::Approve {
+                        user_id: user_id.clone(),
+                        approved: kind == CommandKind::Approve,
+                    },
+                }));
+                names.push(if name.is_empty() { user_id } else { name });
+            }
+            let mut decision = answer(&command.reply, context! { targets => names }, false);
+            decision.actions.extend(requests);
+            return decision;
+        }
+        CommandKind::Appeal => {
+            let mut decision = answer(&command.reply, context! {}, false);
+            decision
+                .actions
+                .push(Action::Moderation(ModerationRequest::Appeal {
+                    reason: args.trim().to_owned(),
+                }));
             return decision;
         }
         CommandKind::Tag | CommandKind::Untag => {

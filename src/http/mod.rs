@@ -5,6 +5,7 @@
 mod admin;
 mod feed_admin;
 mod group_admin;
+mod moderation_admin;
 pub mod onebot;
 mod onebot_session;
 mod robot;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::channels::onebot::hub::Hub;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub pipeline: PipelineHandle,
     pub scripts: Arc<LiveScripts>,
     pub store: Store,
+    /// Moderation's state: standings, recent activity, the blacklist.
+    pub moderator: Arc<crate::moderator::Moderator>,
     pub admin_token: Option<Secret>,
 }
 
@@ -99,6 +102,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/groups/{chat_id}/rules/{rule_id}",
             put(admin::put_rule_switch),
+        )
+        .route(
+            "/api/v1/groups/{chat_id}/approved/{user_id}",
+            put(moderation_admin::put_approved),
+        )
+        .route("/api/v1/moderation", get(moderation_admin::list_log))
+        .route(
+            "/api/v1/moderation/blacklist",
+            get(moderation_admin::list_blacklist),
+        )
+        .route(
+            "/api/v1/moderation/blacklist/{user_id}",
+            delete(moderation_admin::pardon),
         )
         .route("/api/v1/rules", get(admin::list_rules))
         .route("/api/v1/accounts", get(admin::list_accounts))

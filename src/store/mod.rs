@@ -5,6 +5,7 @@
 //! one call so that the disk is flushed once per batch, not once per message.
 
 mod content;
+mod moderation;
 mod outbox;
 mod records;
 mod robots;
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
+pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
 pub use robots::robot_digest;
@@ -198,6 +200,10 @@ impl Store {
             tx.open_table(robots::ROBOT_GROUPS)?;
             tx.open_table(robots::GROUP_ROBOT)?;
             tx.open_table(roster::ROSTER)?;
+            tx.open_table(moderation::MOD_STANDING)?;
+            tx.open_table(moderation::BLACKLIST)?;
+            tx.open_table(moderation::MOD_LOG)?;
+            tx.open_table(moderation::MOD_LOG_BY_CHAT)?;
         }
         robots::build_if_missing(&tx)?;
         tx.commit()?;
@@ -228,6 +234,10 @@ impl Store {
                 robot_groups: tx.open_table(robots::ROBOT_GROUPS)?,
                 group_robot: tx.open_table(robots::GROUP_ROBOT)?,
                 roster: tx.open_table(roster::ROSTER)?,
+                mod_standing: tx.open_table(moderation::MOD_STANDING)?,
+                blacklist: tx.open_table(moderation::BLACKLIST)?,
+                mod_log: tx.open_table(moderation::MOD_LOG)?,
+                mod_log_by_chat: tx.open_table(moderation::MOD_LOG_BY_CHAT)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -389,6 +399,10 @@ pub struct WriteTx<'t> {
     robot_groups: redb::Table<'t, (&'static str, &'static str), ()>,
     group_robot: redb::Table<'t, &'static str, &'static str>,
     roster: redb::Table<'t, (&'static str, &'static str), &'static str>,
+    mod_standing: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    blacklist: redb::Table<'t, &'static str, &'static [u8]>,
+    mod_log: redb::Table<'t, u64, &'static [u8]>,
+    mod_log_by_chat: redb::Table<'t, (&'static str, u64), ()>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }

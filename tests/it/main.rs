@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod crash;
 mod keywords;
+mod moderation;
 mod onebot;
 mod pushes;
 mod reload;

@@ -9,12 +9,12 @@ use serde_json::json;
 use crate::helpers::fake_onebot::{FakeOneBot, Reaction, World, sent_mentions, sent_text};
 use crate::helpers::*;
 
-const BOT_ACCOUNT: &str = "wxid_trumpet";
-const GROUP: &str = "1001@chatroom";
+pub(crate) const BOT_ACCOUNT: &str = "wxid_trumpet";
+pub(crate) const GROUP: &str = "1001@chatroom";
 
 /// Scripts with quick welcomes (1 s batches, 2 s apart) and a keyword rule that answers without
 /// a mention.
-fn scripts() -> tempfile::TempDir {
+pub(crate) fn scripts() -> tempfile::TempDir {
     let scripts = scripts_copy();
     let welcome = scripts.path().join("welcome.toml");
     let text = std::fs::read_to_string(&welcome)
@@ -38,7 +38,7 @@ content = "开票信息请看群公告"
     scripts
 }
 
-async fn app_with(scripts: &tempfile::TempDir, extra: &str) -> TestApp {
+pub(crate) async fn app_with(scripts: &tempfile::TempDir, extra: &str) -> TestApp {
     spawn_app_with(Options {
         scripts_dir: Some(scripts.path().to_owned()),
         more: onebot_toml(extra),
@@ -47,7 +47,7 @@ async fn app_with(scripts: &tempfile::TempDir, extra: &str) -> TestApp {
     .await
 }
 
-fn world(extra_actions: &[&str]) -> Arc<Mutex<World>> {
+pub(crate) fn world(extra_actions: &[&str]) -> Arc<Mutex<World>> {
     Arc::new(Mutex::new(World::with_groups(
         &[(GROUP, "会计交流1群", &[BOT_ACCOUNT, "wxid_owner", "wxid_a"])],
         extra_actions,
@@ -418,7 +418,10 @@ async fn a_refused_reply_is_retried_and_a_silent_link_is_closed() {
 }
 
 /// Polls the group's member list (user ids in the group) until `check` holds.
-async fn wait_members(app: &TestApp, check: impl Fn(&Vec<String>) -> bool) -> Vec<String> {
+pub(crate) async fn wait_members(
+    app: &TestApp,
+    check: impl Fn(&Vec<String>) -> bool,
+) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
@@ -464,7 +467,7 @@ async fn wait_sends(
 }
 
 /// The account is added by `wxid_owner` (who becomes the owner) to a group of three.
-async fn adopted_by_owner(app: &TestApp, world: &Arc<Mutex<World>>) -> FakeOneBot {
+pub(crate) async fn adopted_by_owner(app: &TestApp, world: &Arc<Mutex<World>>) -> FakeOneBot {
     let fake = app.connect_onebot(BOT_ACCOUNT, world).await;
     fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
         .await;
@@ -492,7 +495,7 @@ async fn adopted_by_owner(app: &TestApp, world: &Arc<Mutex<World>>) -> FakeOneBo
     fake
 }
 
-fn mention_command(text: &str, target: &str) -> serde_json::Value {
+pub(crate) fn mention_command(text: &str, target: &str) -> serde_json::Value {
     json!([
         {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
         {"type": "text", "data": {"text": format!(" {text} ")}},

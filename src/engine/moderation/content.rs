@@ -32,6 +32,8 @@ pub struct WordList {
     automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
     exact: HashMap<String, u32>,
     regexes: Option<RegexSet>,
+    /// The same expressions one by one, to show what matched.
+    each: Vec<Regex>,
 }
 
 impl std::fmt::Debug for WordList {
@@ -57,11 +59,16 @@ impl WordList {
             automaton: None,
             exact: HashMap::new(),
             regexes: None,
+            each: Vec::new(),
         };
         match mode {
             WordMatch::Regex => {
                 for word in &words {
-                    Regex::new(word).map_err(|e| format!("regex {word:?}: {e}"))?;
+                    let regex = regex::RegexBuilder::new(word)
+                        .size_limit(REGEX_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| format!("regex {word:?}: {e}"))?;
+                    list.each.push(regex);
                 }
                 let set = regex::RegexSetBuilder::new(&words)
                     .size_limit(REGEX_SIZE_LIMIT)
@@ -101,8 +108,9 @@ impl WordList {
         Ok(list)
     }
 
-    /// The word (as written) the message contains, if any.
-    pub fn find(&self, message: &Prepared) -> Option<&str> {
+    /// What the message contains: the word as written, or the text a regular expression
+    /// matched (in canonical form).
+    pub fn find(&self, message: &Prepared) -> Option<String> {
         let text = message.canonical.as_str();
         let index = match self.mode {
             WordMatch::Substring => self
@@ -112,9 +120,12 @@ impl WordList {
                 .next()
                 .map(|m| m.value() as usize),
             WordMatch::Exact => self.exact.get(text).map(|&i| i as usize),
-            WordMatch::Regex => self.regexes.as_ref()?.matches(text).iter().next(),
+            WordMatch::Regex => {
+                let index = self.regexes.as_ref()?.matches(text).iter().next()?;
+                return self.each[index].find(text).map(|m| m.as_str().to_owned());
+            }
         }?;
-        self.words.get(index).map(String::as_str)
+        self.words.get(index).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -216,7 +227,7 @@ mod tests {
         for text in ["加 V ❤ 信 领资料", "刷 单 兼 职", "日賺三百", "加威信"] {
             assert!(list.find(&prepared(text)).is_some(), "{text}");
         }
-        assert_eq!(list.find(&prepared("加薇信")), Some("加微信"));
+        assert_eq!(list.find(&prepared("加薇信")).as_deref(), Some("加微信"));
         for text in ["微信支付的发票怎么开", "单位刷卡"] {
             assert_eq!(list.find(&prepared(text)), None, "{text}");
         }
@@ -233,7 +244,10 @@ mod tests {
             &variants(),
         )
         .unwrap();
-        assert!(regex.find(&prepared("代开各类发票，加 vx")).is_some());
+        assert_eq!(
+            regex.find(&prepared("代开各类发票，加 vx")).as_deref(),
+            Some("代开各类发票加微信")
+        );
         assert!(
             regex
                 .find(&prepared("小规模可以去税务局代开发票吗"))

@@ -425,7 +425,7 @@ fn examine(
 ) -> Option<String> {
     let message = content.prepared;
     match kind {
-        CheckKind::Words(list) => list.find(message).map(str::to_owned),
+        CheckKind::Words(list) => list.find(message),
         CheckKind::Links { allow } => content::find_link(message, allow),
         CheckKind::Contacts => content::find_contact(message),
         CheckKind::Cards { kinds } => content::find_card(content.parts, kinds).map(str::to_owned),

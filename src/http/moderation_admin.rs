@@ -1,0 +1,155 @@
+//! Moderation through the admin API: the log (`GET /api/v1/moderation` with filters), the
+//! operator-wide blacklist and pardons (`GET` / `DELETE /api/v1/moderation/blacklist/…`), and
+//! trusting a member in a group (`PUT /api/v1/groups/{chat_id}/approved/{user_id}`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::AppState;
+use super::admin::{admit, authorized, bad_request, internal_error, unauthorized};
+use crate::domain::ChatId;
+use crate::moderator::requests;
+use crate::store::LogFilter;
+
+/// Who the API says did something, in the log.
+const BY_API: &str = "admin-api";
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    chat_id: Option<String>,
+    user_id: Option<String>,
+    /// The check (rule) id, or `report`, `appeal`, `pardon`, `approve`, `blacklist`, `raid`.
+    check: Option<String>,
+    /// RFC 3339 times.
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+}
+
+fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    format!("{name} must be an RFC 3339 time like 2026-11-23T09:00:00+08:00: {e}")
+                })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/moderation?chat_id=&user_id=&check=&since=&until=&limit=`: the moderation log,
+/// newest first (default 100 entries, at most 1,000).
+pub async fn list_log(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let (since, until) = match (
+        time("since", query.since.as_deref()),
+        time("until", query.until.as_deref()),
+    ) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(reason), _) | (_, Err(reason)) => return bad_request(reason),
+    };
+    let filter = LogFilter {
+        chat_id: query.chat_id.map(ChatId::new),
+        user_id: query.user_id,
+        check: query.check,
+        since,
+        until,
+        limit: query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+    };
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.moderation_log(&filter)).await {
+        Ok(Ok(entries)) => Json(entries).into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `GET /api/v1/moderation/blacklist`: members kept out of every adopted group.
+pub async fn list_blacklist(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.blacklist()).await {
+        Ok(Ok(entries)) => Json(entries).into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `DELETE /api/v1/moderation/blacklist/{user_id}`: pardons a member — off the blacklist, their
+/// warnings cleared in every group. 404 when there was nothing to pardon.
+pub async fn pardon(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    match requests::pardon(&state, &user_id, None, BY_API, Utc::now()).await {
+        Ok(p) if !p.was_blacklisted && p.warnings_cleared_in.is_empty() => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "error": format!("{user_id} is not blacklisted and has no warnings")
+            })),
+        )
+            .into_response(),
+        Ok(p) => Json(p).into_response(),
+        Err(e) => internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedBody {
+    approved: bool,
+}
+
+/// `PUT /api/v1/groups/{chat_id}/approved/{user_id}` with `{"approved": true|false}`: trusts a
+/// member in a group (content checks skip them) or stops trusting them.
+pub async fn put_approved(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((chat_id, user_id)): Path<(String, String)>,
+    body: Result<Json<ApprovedBody>, JsonRejection>,
+) -> Response {
+    let body = match admit(&state, &headers, body) {
+        Ok(b) => b,
+        Err(refusal) => return *refusal,
+    };
+    let chat = ChatId::new(chat_id);
+    if let Err(refusal) = super::group_admin::load_group(&state, &chat).await {
+        return *refusal;
+    }
+    match requests::approve(&state, &chat, &user_id, body.approved, BY_API, Utc::now()).await {
+        Ok(()) => Json(serde_json::json!({
+            "chat_id": chat,
+            "user_id": user_id,
+            "approved": body.approved,
+        }))
+        .into_response(),
+        Err(e) => internal_error(e),
+    }
+}

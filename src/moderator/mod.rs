@@ -1,0 +1,652 @@
+//! Moderation, the stateful part: for each group message, what the pure checks
+//! (`engine::moderation`) need — the member's standing (cached, from the store), recent activity
+//! ([`activity`]), the operator-wide blacklist — then the verdict carried out: the message
+//! deleted, the warning posted, the member removed (confirmed by the member list), the admins
+//! told, and the moderation log written with how each step went. Joins feed raid detection and
+//! keep blacklisted members out. People's requests (pardon, trust, report, appeal) are in
+//! [`requests`].
+
+pub mod activity;
+pub mod requests;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use tracing::{error, info, warn};
+
+use crate::channels::onebot::hub::{AccountKey, DELETE_ACTION};
+use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, MixedItem};
+use crate::engine::moderation::{
+    self, Activity, Content, Finding, ModerationRules, Prepared, Severity, Standing, Verdict,
+};
+use crate::engine::scope::Place;
+use crate::engine::{self, vars};
+use crate::http::AppState;
+use crate::pipeline::Post;
+use crate::store::{BlacklistEntry, LogEntry, StandingRecord, Store, StoreError};
+use activity::{Sighting, Tracker};
+
+/// The longest text kept in a log entry, in characters.
+const LOG_TEXT_CHARS: usize = 500;
+/// The longest quote of the message in a notice to the admins.
+const NOTICE_TEXT_CHARS: usize = 60;
+
+/// A member as moderation knows them in one group.
+#[derive(Debug, Clone, Default)]
+struct MemberState {
+    /// Messages sent here (as the store counted them when first loaded, plus those since).
+    messages: u64,
+    first_seen: Option<DateTime<Utc>>,
+    record: StandingRecord,
+    /// Their first message here was checked against the blacklist.
+    blacklist_checked: bool,
+}
+
+/// What moderation did about a message.
+#[derive(Debug, Default)]
+pub struct Screened {
+    /// Posts to make (the warning, notices to the admins).
+    pub posts: Vec<Post>,
+    /// The message was acted on (deleted or worse): the bot does not answer it otherwise.
+    pub acted: bool,
+}
+
+pub struct Moderator {
+    tracker: Mutex<Tracker>,
+    members: Mutex<HashMap<(ChatId, String), MemberState>>,
+    blacklist: RwLock<HashMap<String, BlacklistEntry>>,
+}
+
+impl Moderator {
+    /// Loads the blacklist from `store`.
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
+        let blacklist = store
+            .blacklist()?
+            .into_iter()
+            .map(|e| (e.user_id.clone(), e))
+            .collect();
+        Ok(Self {
+            tracker: Mutex::default(),
+            members: Mutex::default(),
+            blacklist: RwLock::new(blacklist),
+        })
+    }
+
+    fn blacklisted(&self, user: &str) -> Option<BlacklistEntry> {
+        self.blacklist
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .cloned()
+    }
+
+    /// Forgets what is cached about `user` in `chat` (after a change made elsewhere).
+    fn forget(&self, chat: &ChatId, user: &str) {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(chat.clone(), user.to_owned()));
+    }
+
+    /// The member's state, from the cache or the store.
+    async fn member(&self, store: &Store, chat: &ChatId, user: &str) -> MemberState {
+        let key = (chat.clone(), user.to_owned());
+        if let Some(m) = self
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return m.clone();
+        }
+        let store = store.clone();
+        let (c, u) = key.clone();
+        let read = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            Ok((store.member(&c, &u)?, store.standing(&c, &u)?))
+        })
+        .await;
+        match read {
+            Ok(Ok((member, record))) => MemberState {
+                messages: member.as_ref().map_or(0, |m| m.message_count),
+                first_seen: member.map(|m| m.first_seen),
+                record,
+                blacklist_checked: false,
+            },
+            Ok(Err(e)) => {
+                error!(chat = %chat, user, error = %e, "member standing unreadable; checked as new");
+                MemberState::default()
+            }
+            Err(e) => {
+                error!(error = %e, "member standing task failed; checked as new");
+                MemberState::default()
+            }
+        }
+    }
+
+    fn keep(&self, chat: &ChatId, user: &str, member: MemberState) {
+        self.members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((chat.clone(), user.to_owned()), member);
+    }
+}
+
+/// `text` without @-mentions: channels render a mention of a member as `@<user id>`, and a
+/// WeChat id there (`@wxid_abc123`) is whom the member talks to, not a contact offered.
+fn without_mentions(text: &str) -> String {
+    text.split(' ')
+        .filter(|word| !word.starts_with('@'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The text of a message (mentions left out) and the channel types of its parts; `None` for
+/// events that are not messages.
+fn message_content(kind: &EventKind) -> Option<(String, Vec<&str>)> {
+    match kind {
+        EventKind::Text { text } => Some((without_mentions(text), vec!["text"])),
+        EventKind::Image { .. } => Some((String::new(), vec!["image"])),
+        EventKind::Mixed { items } => {
+            let mut text = Vec::new();
+            let mut parts = Vec::new();
+            for item in items {
+                match item {
+                    MixedItem::Text(t) => {
+                        text.push(without_mentions(t));
+                        parts.push("text");
+                    }
+                    MixedItem::Image(_) => parts.push("image"),
+                    MixedItem::Other { kind, .. } => parts.push(kind.as_str()),
+                }
+            }
+            Some((text.join(" "), parts))
+        }
+        _ => None,
+    }
+}
+
+fn shorten(text: &str, chars: usize) -> String {
+    let mut out: String = text.chars().take(chars).collect();
+    if text.chars().nth(chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// What an outcome means, for the admins.
+fn describe(outcome: Severity, verdict: &Verdict) -> String {
+    match outcome {
+        Severity::Log => "仅记录".into(),
+        Severity::Notify => "提醒管理员".into(),
+        Severity::Delete => "撤回".into(),
+        Severity::Warn => format!(
+            "撤回并警告（第 {}/{} 次）",
+            verdict.warnings, verdict.settings.warn_limit
+        ),
+        Severity::Remove => "撤回并移出本群".into(),
+    }
+}
+
+/// Checks a group message and carries out the verdict. Messages from the bot account itself,
+/// and events that are not messages, pass untouched.
+pub async fn screen_message(
+    state: &AppState,
+    event: &Event,
+    caps: Capabilities,
+    now: DateTime<Utc>,
+) -> Screened {
+    let Some(chat) = event.chat_id() else {
+        return Screened::default();
+    };
+    let user = event.from.user_id.as_str();
+    if user.is_empty() || event.account.as_deref() == Some(user) {
+        return Screened::default();
+    }
+    let Some((text, parts)) = message_content(&event.kind) else {
+        return Screened::default();
+    };
+    let scripts = state.scripts.current();
+    let rules = &scripts.moderation;
+    let moderator = &state.moderator;
+    let blacklisted = moderator.blacklisted(user);
+    if rules.is_empty() && blacklisted.is_none() {
+        return Screened::default();
+    }
+    let settings = state.directory.get(chat);
+    let place = Place {
+        chat: Some(chat),
+        settings: &settings,
+    };
+    let role = scripts.commands.role_of(&settings, user);
+    let mut member = moderator.member(&state.store, chat, user).await;
+    let prepared = Prepared::new(&text, &rules.variants);
+    let before = moderator
+        .tracker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .message(
+            Sighting {
+                chat: chat.clone(),
+                user_id: user.to_owned(),
+                at: now,
+                message_id: event.message_id.clone(),
+                via: event.account.as_ref().map(|account| AccountKey {
+                    bot: event.bot.clone(),
+                    user_id: account.clone(),
+                }),
+            },
+            &prepared.canonical,
+            rules.longest_window(),
+            now,
+        );
+    let warnings: Vec<DateTime<Utc>> = member
+        .record
+        .warnings
+        .iter()
+        .filter_map(|&t| DateTime::from_timestamp(t, 0))
+        .collect();
+    let elsewhere: Vec<(ChatId, DateTime<Utc>)> = before
+        .elsewhere
+        .iter()
+        .map(|s| (s.chat.clone(), s.at))
+        .collect();
+    let standing = Standing {
+        role,
+        approved: member.record.approved,
+        messages: member.messages,
+        clean: member.messages.saturating_sub(member.record.clean_from),
+        first_seen: member.first_seen,
+        warnings: &warnings,
+    };
+    let activity = Activity {
+        member_messages: &before.member_messages,
+        same_text: &before.same_text,
+        elsewhere: &elsewhere,
+        raid_until: before.raid_until,
+    };
+    let content = Content {
+        prepared: &prepared,
+        parts: &parts,
+    };
+    let mut verdict = moderation::judge(rules, place, &content, &standing, &activity, user, now);
+    member.messages += 1;
+    member.first_seen.get_or_insert(now);
+    if let Some(entry) = blacklisted
+        && !verdict.trusted
+        && !member.blacklist_checked
+    {
+        verdict.findings.push(blacklist_finding(&entry));
+    }
+    member.blacklist_checked = true;
+    if verdict.findings.is_empty() {
+        moderator.keep(chat, user, member);
+        return Screened::default();
+    }
+    // A finding ends the clean streak; a warning is remembered for the window.
+    member.record.clean_from = member.messages;
+    if verdict
+        .worst()
+        .is_some_and(|f| f.severity == Severity::Warn)
+        && !verdict.settings.dry_run
+    {
+        let window = verdict.settings.warn_window.as_secs() as i64;
+        member
+            .record
+            .warnings
+            .retain(|&t| now.timestamp() - t < window);
+        member.record.warnings.push(now.timestamp());
+    }
+    let outcome = verdict.outcome().unwrap_or(Severity::Log);
+    let worst = verdict.worst().cloned().expect("findings are not empty");
+    let vars = || {
+        context! {
+            ..vars::base(&event.from, role, Some(chat), &settings, now),
+            ..context! {
+                reason => &worst.reason,
+                rule => &worst.check,
+                evidence => &worst.evidence,
+                warnings => verdict.warnings,
+                limit => verdict.settings.warn_limit,
+                action => describe(outcome, &verdict),
+                text => shorten(&text, NOTICE_TEXT_CHARS),
+            }
+        }
+    };
+    let warning = (outcome == Severity::Warn)
+        .then_some(rules.warning.as_ref())
+        .flatten()
+        .and_then(|m| {
+            m.push(
+                &scripts.templates,
+                vars,
+                std::slice::from_ref(&event.from.user_id),
+            )
+            .map_err(|e| error!(error = %e, "the moderation warning did not render"))
+            .ok()
+        });
+    let mut notice = notice_text(
+        rules,
+        &scripts.templates,
+        vars,
+        &worst,
+        outcome,
+        &verdict,
+        event,
+    );
+    // A message the channel cannot delete is left to the admins, who are told so.
+    let deletable = event
+        .message_id
+        .as_deref()
+        .filter(|_| caps.can_delete_messages);
+    if deletable.is_none() && outcome >= Severity::Delete {
+        notice.push_str("（机器人无法撤回这条消息，请管理员处理）");
+    }
+    let actions = moderation::plan(&verdict, user, deletable, warning, notice);
+    let (actions, notes) = engine::degrade(actions, caps, &settings);
+    for note in notes {
+        warn!(bot = %event.bot, chat = %chat, "{note}");
+    }
+    let mut done = Vec::new();
+    let mut posts = Vec::new();
+    for action in actions {
+        match action {
+            Action::DeleteMessage { message_id } => {
+                let deleted = crate::inbound::delete(state, event, &message_id).await;
+                done.push(if deleted { "deleted" } else { "not deleted" }.to_owned());
+            }
+            Action::RemoveMember { user_id, reason } => {
+                let (removal, post) =
+                    crate::inbound::remove(state, event, &user_id, &reason, caps, true).await;
+                done.push(match removal {
+                    Some(r) => format!("removal {}", r.as_str()),
+                    None => "removal not attempted".into(),
+                });
+                posts.extend(post);
+                done.push("admins told".into());
+            }
+            Action::Post { message, purpose } => {
+                done.push(match purpose {
+                    "notify_admins" => "admins told".to_owned(),
+                    "moderation_warning" => {
+                        format!(
+                            "warned {}/{}",
+                            verdict.warnings, verdict.settings.warn_limit
+                        )
+                    }
+                    other => format!("posted {other}"),
+                });
+                posts.push(Post { message, purpose });
+            }
+            other => warn!(action = ?other, "moderation planned an action it does not perform"),
+        }
+    }
+    let dry_run = verdict.settings.dry_run;
+    if dry_run {
+        done.push(format!("dry run: would {}", outcome.as_str()));
+    }
+    let acted = !dry_run && outcome >= Severity::Delete;
+    if acted && worst.kind == "campaign" {
+        let deleted = delete_copies(state, &before.elsewhere).await;
+        if deleted > 0 {
+            done.push(format!("deleted {deleted} copies in other groups"));
+        }
+    }
+    let ban = (acted && outcome == Severity::Remove && worst.kind != "blacklist").then(|| {
+        BlacklistEntry {
+            user_id: user.to_owned(),
+            name: event.from.name.clone(),
+            chat_id: chat.clone(),
+            check: worst.check.clone(),
+            reason: worst.reason.clone(),
+            at: now,
+        }
+    });
+    if let Some(entry) = &ban {
+        moderator
+            .blacklist
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(entry.user_id.clone(), entry.clone());
+    }
+    info!(bot = %event.bot, chat = %chat, user, check = %worst.check, action = outcome.as_str(),
+        dry_run, outcome = ?done, "moderation");
+    let entry = LogEntry {
+        id: 0,
+        at: now,
+        chat_id: chat.clone(),
+        user_id: user.to_owned(),
+        name: event.from.name.clone(),
+        message_id: event.message_id.clone(),
+        text: shorten(&text, LOG_TEXT_CHARS),
+        normalized: shorten(&prepared.canonical, LOG_TEXT_CHARS),
+        check: worst.check.clone(),
+        kind: worst.kind.to_owned(),
+        reason: worst.reason.clone(),
+        evidence: findings_evidence(&verdict.findings),
+        action: outcome.as_str().to_owned(),
+        dry_run,
+        outcome: done,
+        by: String::new(),
+    };
+    let record = member.record.clone();
+    moderator.keep(chat, user, member);
+    persist(state, chat, user, Some(record), entry, ban).await;
+    Screened { posts, acted }
+}
+
+/// The finding for a blacklisted member's first message in a group.
+fn blacklist_finding(entry: &BlacklistEntry) -> Finding {
+    Finding {
+        check: "blacklist".into(),
+        kind: "blacklist",
+        severity: Severity::Remove,
+        reason: "黑名单成员".into(),
+        evidence: format!("曾因「{}」被移出群 {}", entry.reason, entry.chat_id),
+    }
+}
+
+/// Every finding's evidence, for the log (`check: evidence; …`).
+fn findings_evidence(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("{}: {}", f.check, f.evidence))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The notice to the admins, from the operator's template or a built-in one.
+fn notice_text(
+    rules: &ModerationRules,
+    templates: &crate::scripts::template::Templates,
+    vars: impl FnOnce() -> minijinja::Value,
+    worst: &Finding,
+    outcome: Severity,
+    verdict: &Verdict,
+    event: &Event,
+) -> String {
+    let rendered = rules.admin_notice.as_ref().and_then(|m| {
+        templates
+            .render(&m.body, vars)
+            .map_err(|e| error!(error = %e, "the moderation notice did not render"))
+            .ok()
+    });
+    rendered.unwrap_or_else(|| {
+        format!(
+            "群管理：{}（{}）{}。规则：{}；依据：{}；处理：{}。",
+            vars::display_name(&event.from),
+            event.from.user_id,
+            worst.reason,
+            worst.check,
+            worst.evidence,
+            describe(outcome, verdict)
+        )
+    })
+}
+
+/// Deletes the earlier copies of a campaign in other groups (through the accounts that saw
+/// them); returns how many went.
+async fn delete_copies(state: &AppState, sightings: &[Sighting]) -> usize {
+    let mut deleted = 0;
+    for s in sightings {
+        let (Some(message_id), Some(key)) = (&s.message_id, &s.via) else {
+            continue;
+        };
+        if !state.hub.supports(key, DELETE_ACTION) {
+            continue;
+        }
+        match state.hub.delete_message(key, message_id).await {
+            Ok(()) => deleted += 1,
+            Err(e) => warn!(chat = %s.chat, message_id, error = %e, "campaign copy not deleted"),
+        }
+    }
+    deleted
+}
+
+/// Writes a member's standing, a log entry and a blacklist entry in one transaction.
+async fn persist(
+    state: &AppState,
+    chat: &ChatId,
+    user: &str,
+    record: Option<StandingRecord>,
+    entry: LogEntry,
+    ban: Option<BlacklistEntry>,
+) {
+    let store = state.store.clone();
+    let (chat, user) = (chat.clone(), user.to_owned());
+    let written = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            if let Some(record) = &record {
+                tx.put_standing(&chat, &user, record)?;
+            }
+            if let Some(ban) = &ban {
+                tx.blacklist_add(ban)?;
+            }
+            tx.log_moderation(&entry)
+        })
+    })
+    .await;
+    match written {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => error!(error = %e, "moderation log not written"),
+        Err(e) => error!(error = %e, "moderation log task failed"),
+    }
+}
+
+/// A member joined: counts toward raid detection (the admins are told when a raid starts) and
+/// keeps blacklisted members out (`acted`: they are not welcomed).
+pub async fn screen_join(
+    state: &AppState,
+    event: &Event,
+    caps: Capabilities,
+    now: DateTime<Utc>,
+) -> Screened {
+    let Some(chat) = event.chat_id() else {
+        return Screened::default();
+    };
+    let scripts = state.scripts.current();
+    let rules = &scripts.moderation;
+    let moderator = &state.moderator;
+    let mut posts = Vec::new();
+    let raid = moderator
+        .tracker
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .join(chat, rules.raid, now);
+    if let (Some(joins), Some(r)) = (raid, rules.raid) {
+        let text = format!(
+            "⚠️ 冲群警报：{} 秒内有 {joins} 人入群。接下来 {} 分钟，所有未受信任成员的消息按新成员标准从严检查。",
+            r.within.as_secs(),
+            r.lasts.as_secs() / 60
+        );
+        warn!(chat = %chat, joins, "raid mode");
+        posts.extend(crate::inbound::notice_post(state, chat, text, caps));
+        let entry = system_entry(
+            chat,
+            &event.from.user_id,
+            "raid",
+            now,
+            format!("{joins} joins"),
+        );
+        persist(state, chat, &event.from.user_id, None, entry, None).await;
+    }
+    let user = event.from.user_id.as_str();
+    let settings = state.directory.get(chat);
+    let trusted = scripts.commands.role_of(&settings, user) > crate::domain::Role::Member
+        || rules.approved.contains(user);
+    if let Some(ban) = moderator.blacklisted(user)
+        && !trusted
+    {
+        let finding = blacklist_finding(&ban);
+        let reason = format!("黑名单成员：{}", finding.evidence);
+        let (actions, _) = engine::degrade(
+            vec![Action::RemoveMember {
+                user_id: user.to_owned(),
+                reason: reason.clone(),
+            }],
+            caps,
+            &settings,
+        );
+        let mut done = Vec::new();
+        for action in actions {
+            match action {
+                Action::RemoveMember { user_id, reason } => {
+                    let (removal, post) =
+                        crate::inbound::remove(state, event, &user_id, &reason, caps, true).await;
+                    done.push(removal.map_or("removal not attempted".into(), |r| {
+                        format!("removal {}", r.as_str())
+                    }));
+                    posts.extend(post);
+                }
+                Action::Post { message, purpose } => {
+                    done.push("admins told".into());
+                    posts.push(Post { message, purpose });
+                }
+                _ => {}
+            }
+        }
+        let mut member = moderator.member(&state.store, chat, user).await;
+        member.blacklist_checked = true;
+        moderator.keep(chat, user, member);
+        let mut entry = system_entry(chat, user, "blacklist", now, finding.evidence);
+        entry.name = event.from.name.clone();
+        entry.reason = finding.reason;
+        entry.action = Severity::Remove.as_str().into();
+        entry.outcome = done;
+        persist(state, chat, user, None, entry, None).await;
+        return Screened { posts, acted: true };
+    }
+    Screened {
+        posts,
+        acted: false,
+    }
+}
+
+/// A log entry that is not about a message.
+fn system_entry(
+    chat: &ChatId,
+    user: &str,
+    check: &str,
+    now: DateTime<Utc>,
+    evidence: String,
+) -> LogEntry {
+    LogEntry {
+        id: 0,
+        at: now,
+        chat_id: chat.clone(),
+        user_id: user.to_owned(),
+        name: String::new(),
+        message_id: None,
+        text: String::new(),
+        normalized: String::new(),
+        check: check.to_owned(),
+        kind: check.to_owned(),
+        reason: String::new(),
+        evidence,
+        action: Severity::Notify.as_str().into(),
+        dry_run: false,
+        outcome: Vec::new(),
+        by: String::new(),
+    }
+}

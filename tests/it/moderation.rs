@@ -1,0 +1,459 @@
+//! Moderation end to end over the bot-account channel: a fake OneBot 12 implementation sends
+//! group messages over the real WebSocket; the service deletes, warns, removes (confirmed by the
+//! member list), tells the admins, keeps the log and the blacklist.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::fake_onebot::{FakeOneBot, World, sent_mentions, sent_text};
+use crate::helpers::*;
+use crate::onebot::{
+    BOT_ACCOUNT, GROUP, adopted_by_owner, app_with, mention_command, scripts, wait_members, world,
+};
+
+/// The moderation log, filtered by `query` (`chat_id=…&user_id=…`).
+async fn log(app: &TestApp, query: &str) -> Vec<Value> {
+    serde_json::from_value(app.api(&format!("/api/v1/moderation?{query}")).await).unwrap()
+}
+
+/// Waits until the log filtered by `query` has `count` entries; returns them, newest first.
+async fn wait_log(app: &TestApp, query: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let entries = log(app, query).await;
+        if entries.len() >= count {
+            return entries;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} log entries never came for {query}: {entries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `send_message` requests whose text contains `needle`.
+fn sent_containing(fake: &FakeOneBot, needle: &str) -> Vec<Value> {
+    fake.requests("send_message")
+        .into_iter()
+        .filter(|r| sent_text(r).contains(needle))
+        .collect()
+}
+
+async fn wait_sent(fake: &FakeOneBot, needle: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = sent_containing(fake, needle);
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} messages with {needle:?} never sent: {:?}",
+            fake.requests("send_message")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&["wx.delete_groupmember"]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+    wait_members(&app, |ids| ids.len() == 3).await;
+
+    let first = fake.text(GROUP, "wxid_spam", "加我薇 信领取免费资料：kj12345");
+    let deletes = fake
+        .wait_requests("delete_message", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(deletes[0]["params"]["message_id"], format!("m-{first}"));
+    let warning = wait_sent(&fake, "第 1 次提醒", 1).await;
+    assert_eq!(sent_mentions(&warning[0]), vec!["wxid_spam"]);
+    assert_eq!(warning[0]["params"]["group_id"], GROUP);
+
+    fake.text(GROUP, "wxid_spam", "刷 单 兼 职，日 赚 三 百");
+    wait_sent(&fake, "第 2 次提醒", 1).await;
+    fake.text(GROUP, "wxid_spam", "有需要的联系 一三八一二三四五六七八");
+    let removal = fake
+        .wait_requests("wx.delete_groupmember", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(removal[0]["params"]["user_list"], json!(["wxid_spam"]));
+    // Confirmed by the member list, and the owner is told.
+    wait_members(&app, |ids| !ids.contains(&"wxid_spam".to_owned())).await;
+    let told = wait_sent(&fake, "已将成员 wxid_spam 移出本群", 1).await;
+    assert_eq!(sent_mentions(&told[0]), vec!["wxid_owner"]);
+    assert_eq!(fake.requests("delete_message").len(), 3);
+    assert!(
+        sent_containing(&fake, "第 3 次提醒").is_empty(),
+        "removed, not warned"
+    );
+
+    let entries = wait_log(&app, &format!("chat_id={GROUP}&user_id=wxid_spam"), 3).await;
+    assert_eq!(entries[0]["action"], "remove");
+    let outcome = entries[0]["outcome"].to_string();
+    assert!(
+        outcome.contains("deleted") && outcome.contains("removal confirmed"),
+        "{outcome}"
+    );
+    assert_eq!(entries[2]["check"], "ad-words");
+    assert_eq!(
+        entries[2]["evidence"],
+        "ad-words: 加我微信; ad-patterns: 加我微信领取免费"
+    );
+    assert_eq!(entries[2]["outcome"], json!(["deleted", "warned 1/3"]));
+    assert_eq!(entries[2]["text"], "加我薇 信领取免费资料：kj12345");
+    let blacklist = app.api("/api/v1/moderation/blacklist").await;
+    assert_eq!(blacklist[0]["user_id"], "wxid_spam");
+    assert_eq!(blacklist[0]["chat_id"], GROUP);
+    // Filters narrow the log.
+    assert_eq!(log(&app, "check=contacts").await.len(), 1);
+    assert!(log(&app, "user_id=wxid_owner").await.is_empty());
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::GET,
+            "/api/v1/moderation?since=yesterday",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&["wx.delete_groupmember"]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+    wait_members(&app, |ids| ids.len() == 3).await;
+
+    // The owner is trusted: an ad-like message of theirs stays.
+    fake.text(GROUP, "wxid_owner", "课程报名加我微信 kj12345");
+    // An admin approves a member, who is then trusted too.
+    fake.message(GROUP, "wxid_owner", mention_command("信任", "wxid_spam"));
+    wait_sent(&fake, "已信任", 1).await;
+    fake.text(GROUP, "wxid_spam", "资料在我这，加我微信 kj12345");
+    // A keyword reply shows the message was handled (and not held back).
+    fake.text(GROUP, "wxid_spam", "开票信息在哪");
+    wait_sent(&fake, "开票信息请看群公告", 1).await;
+    assert!(fake.requests("delete_message").is_empty());
+    let approvals = wait_log(&app, "check=approve", 1).await;
+    assert_eq!(approvals[0]["by"], "wxid_owner");
+
+    // Trust withdrawn: the next ad is deleted and warned.
+    fake.message(
+        GROUP,
+        "wxid_owner",
+        mention_command("取消信任", "wxid_spam"),
+    );
+    wait_sent(&fake, "不再是受信任成员", 1).await;
+    fake.text(GROUP, "wxid_spam", "加我薇信领取资料 kj54321");
+    fake.wait_requests("delete_message", 1, Duration::from_secs(5))
+        .await;
+    wait_sent(&fake, "第 1 次提醒", 1).await;
+
+    // The member appeals; the admins are told, with the latest decision.
+    fake.message(
+        GROUP,
+        "wxid_spam",
+        json!([
+            {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+            {"type": "text", "data": {"text": " 申诉 我是在分享资料不是广告"}}
+        ]),
+    );
+    let appeal = wait_sent(&fake, "申诉：我是在分享资料不是广告", 1).await;
+    assert!(
+        sent_text(&appeal[0]).contains("请勿发布广告"),
+        "{}",
+        appeal[0]
+    );
+    assert_eq!(sent_mentions(&appeal[0]), vec!["wxid_owner"]);
+    // The owner reports nothing new, but a member reports one who spoke.
+    fake.text(GROUP, "wxid_a", "大家好我是新来的");
+    spoke(&app, GROUP, "wxid_a").await;
+    fake.message(GROUP, "wxid_spam", mention_command("举报", "wxid_a"));
+    let report = wait_sent(&fake, "举报了 wxid_a", 1).await;
+    assert!(
+        sent_text(&report[0]).contains("大家好我是新来的"),
+        "{}",
+        report[0]
+    );
+    // And the owner pardons the warned member: warnings cleared.
+    fake.message(GROUP, "wxid_owner", mention_command("解封", "wxid_spam"));
+    wait_sent(&fake, "已解封", 1).await;
+    let pardons = wait_log(&app, "check=pardon", 1).await;
+    assert!(
+        pardons[0]["outcome"]
+            .to_string()
+            .contains("warnings cleared in 1 groups")
+    );
+    fake.text(GROUP, "wxid_spam", "加我薇信领取资料 kj99999");
+    wait_sent(&fake, "第 1 次提醒", 2).await;
+}
+
+#[tokio::test]
+async fn dry_run_logs_what_would_happen_and_does_nothing() {
+    let scripts = scripts();
+    let file = scripts.path().join("moderation.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("dry_run = false", "dry_run = true");
+    std::fs::write(&file, text).unwrap();
+    let app = app_with(&scripts, "").await;
+    let world = world(&["wx.delete_groupmember"]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+    wait_members(&app, |ids| ids.len() == 3).await;
+
+    for text in ["加我薇信领取资料 kj12345", "刷单兼职", "代开各类发票"] {
+        fake.text(GROUP, "wxid_spam", text);
+    }
+    let entries = wait_log(&app, "user_id=wxid_spam", 3).await;
+    for entry in &entries {
+        assert_eq!(entry["dry_run"], true);
+    }
+    // Dry-run counts no warnings: nobody would be removed for these three.
+    for entry in &entries {
+        assert_eq!(entry["outcome"], json!(["dry run: would warn"]));
+    }
+    assert!(fake.requests("delete_message").is_empty());
+    assert!(fake.requests("wx.delete_groupmember").is_empty());
+    assert!(sent_containing(&fake, "次提醒").is_empty());
+    assert!(
+        app.api("/api/v1/moderation/blacklist")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn without_removal_or_deletion_the_admins_are_told_instead() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    // An implementation that offers neither removal nor deletion.
+    let world = world(&[]);
+    world.lock().unwrap().groups.clear();
+    world
+        .lock()
+        .unwrap()
+        .supported
+        .retain(|a| a != "delete_message");
+    let fake = adopted_by_owner(&app, &world).await;
+    wait_members(&app, |ids| ids.len() == 3).await;
+
+    fake.text(GROUP, "wxid_spam", "加我薇信领取资料 kj12345");
+    let told = wait_sent(&fake, "机器人无法撤回这条消息", 1).await;
+    assert_eq!(sent_mentions(&told[0]), vec!["wxid_owner"]);
+    assert!(sent_text(&told[0]).contains("请勿发布广告"), "{}", told[0]);
+    wait_sent(&fake, "第 1 次提醒", 1).await;
+    fake.text(GROUP, "wxid_spam", "刷单兼职日结");
+    fake.text(GROUP, "wxid_spam", "代开各类发票");
+    let told = wait_sent(&fake, "请管理员将成员 wxid_spam 移出本群", 1).await;
+    assert_eq!(sent_mentions(&told[0]), vec!["wxid_owner"]);
+    assert!(fake.requests("delete_message").is_empty());
+    assert!(fake.requests("wx.delete_groupmember").is_empty());
+    let entries = wait_log(&app, "user_id=wxid_spam", 3).await;
+    assert_eq!(entries[0]["action"], "remove");
+    assert_eq!(entries[0]["outcome"], json!(["admins told"]));
+}
+
+/// Waits until `user`'s message in `group` was recorded.
+async fn spoke(app: &TestApp, group: &str, user: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let members = app.api(&format!("/api/v1/groups/{group}/members")).await;
+        let said = members.as_array().is_some_and(|all| {
+            all.iter()
+                .any(|m| m["user_id"] == user && m["messages"].as_u64() > Some(0))
+        });
+        if said {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{user} never spoke in {group}: {members}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const GROUPS: [&str; 4] = [
+    "2001@chatroom",
+    "2002@chatroom",
+    "2003@chatroom",
+    "2004@chatroom",
+];
+
+#[tokio::test]
+async fn the_same_ad_in_several_groups_is_a_campaign_and_its_sender_is_kept_out_everywhere() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world: Arc<Mutex<World>> = Arc::new(Mutex::new(World::with_groups(
+        &[
+            (GROUPS[0], "会计1群", &[BOT_ACCOUNT, "wxid_x", "wxid_y"]),
+            (GROUPS[1], "会计2群", &[BOT_ACCOUNT, "wxid_x", "wxid_z"]),
+            (GROUPS[2], "会计3群", &[BOT_ACCOUNT, "wxid_x"]),
+            (GROUPS[3], "会计4群", &[BOT_ACCOUNT]),
+        ],
+        &["wx.delete_groupmember"],
+    )));
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    for group in GROUPS {
+        app.wait_group(group, |g| g["status"] == "adopted").await;
+    }
+    // An ad no word list knows, posted into three groups by two senders.
+    let ad = "周末特惠课程报名从速名额有限先到先得欢迎咨询";
+    let first = fake.text(GROUPS[0], "wxid_y", ad);
+    let second = fake.text(GROUPS[1], "wxid_z", ad);
+    // Groups are handled side by side: wait until both copies were seen.
+    spoke(&app, GROUPS[0], "wxid_y").await;
+    spoke(&app, GROUPS[1], "wxid_z").await;
+    assert!(
+        fake.requests("delete_message").is_empty(),
+        "two groups are no campaign"
+    );
+    fake.text(GROUPS[2], "wxid_x", &format!("{ad}！"));
+    let entries = wait_log(&app, "check=campaign", 1).await;
+    assert_eq!(entries[0]["chat_id"], GROUPS[2]);
+    assert_eq!(entries[0]["action"], "remove");
+    let removal = fake
+        .wait_requests("wx.delete_groupmember", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(removal[0]["params"]["group_id"], GROUPS[2]);
+    // The earlier copies are deleted too.
+    let deletes = fake
+        .wait_requests("delete_message", 3, Duration::from_secs(5))
+        .await;
+    let ids: Vec<&str> = deletes
+        .iter()
+        .filter_map(|d| d["params"]["message_id"].as_str())
+        .collect();
+    assert!(ids.contains(&format!("m-{first}").as_str()), "{ids:?}");
+    assert!(ids.contains(&format!("m-{second}").as_str()), "{ids:?}");
+
+    // The sender is blacklisted: joining another group gets them removed there at once…
+    fake.notice(
+        "j4",
+        "group_member_increase",
+        "join",
+        GROUPS[3],
+        "wxid_x",
+        "",
+    );
+    let removals = fake
+        .wait_requests("wx.delete_groupmember", 2, Duration::from_secs(5))
+        .await;
+    assert_eq!(removals[1]["params"]["group_id"], GROUPS[3]);
+    let kept_out = wait_log(&app, "check=blacklist", 1).await;
+    assert_eq!(kept_out[0]["chat_id"], GROUPS[3]);
+    // …and their first message in a group they were already in removes them there.
+    fake.text(GROUPS[0], "wxid_x", "大家好");
+    let removals = fake
+        .wait_requests("wx.delete_groupmember", 3, Duration::from_secs(5))
+        .await;
+    assert_eq!(removals[2]["params"]["group_id"], GROUPS[0]);
+
+    // A pardon through the API lifts the ban.
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::DELETE,
+            "/api/v1/moderation/blacklist/wxid_x",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["was_blacklisted"], true);
+    assert!(
+        app.api("/api/v1/moderation/blacklist")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::DELETE,
+            "/api/v1/moderation/blacklist/wxid_x",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "nothing left to pardon");
+    fake.notice(
+        "j5",
+        "group_member_increase",
+        "join",
+        GROUPS[3],
+        "wxid_x",
+        "",
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.requests("wx.delete_groupmember").len(), 3);
+
+    // Approval through the API: unknown groups are a 404.
+    let (status, _) = app
+        .api_put(
+            "/api/v1/groups/nowhere/approved/wxid_x",
+            json!({"approved": true}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = app
+        .api_put(
+            &format!("/api/v1/groups/{}/approved/wxid_y", GROUPS[0]),
+            json!({"approved": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_raid_of_joins_tells_the_admins_and_puts_everyone_on_probation() {
+    let scripts = scripts();
+    let file = scripts.path().join("moderation.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("joins = 10", "joins = 3")
+        .replace("probation_days = 3", "probation_days = 0");
+    std::fs::write(&file, text).unwrap();
+    let app = app_with(&scripts, "").await;
+    let world = world(&["wx.delete_groupmember"]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+    wait_members(&app, |ids| ids.len() == 3).await;
+
+    // Before the raid, a member of long standing may share a mini-program card.
+    for i in 0..6 {
+        fake.text(GROUP, "wxid_spam", &format!("第{i}个问题请教一下"));
+    }
+    let card = json!([{"type": "wx.app", "data": {"title": "领取资料"}}]);
+    fake.message(GROUP, "wxid_spam", card.clone());
+    spoke(&app, GROUP, "wxid_spam").await;
+    for (i, joiner) in ["wxid_r1", "wxid_r2", "wxid_r3"].iter().enumerate() {
+        fake.notice(
+            &format!("r{i}"),
+            "group_member_increase",
+            "join",
+            GROUP,
+            joiner,
+            "",
+        );
+    }
+    let told = wait_sent(&fake, "冲群警报", 1).await;
+    assert_eq!(sent_mentions(&told[0]), vec!["wxid_owner"]);
+    let raids = wait_log(&app, "check=raid", 1).await;
+    assert_eq!(raids[0]["chat_id"], GROUP);
+    assert!(fake.requests("delete_message").is_empty());
+    // During the raid the same card is held to the newcomers' rule.
+    fake.message(GROUP, "wxid_spam", card);
+    let entries = wait_log(&app, "check=newcomer-cards", 1).await;
+    assert_eq!(entries[0]["user_id"], "wxid_spam");
+    fake.wait_requests("delete_message", 1, Duration::from_secs(5))
+        .await;
+}
