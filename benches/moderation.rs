@@ -2,7 +2,9 @@
 //! message and runs every text check of the shipped `moderation.toml` plus a words check of
 //! 5,000 banned words, over the labelled corpus (spam and legitimate messages in turn). Target:
 //! ≤ 10 µs per message; `…/100_chars` does the same for one 100-character message with a link and
-//! a phone number in it. `moderation/prepare` is the normalisation alone.
+//! a phone number in it. `moderation/prepare` is the normalisation alone. `moderation/qr/…` reads
+//! the QR code in a 1080×1920 PNG screenshot (decode, search), which only images of untrusted
+//! members go through.
 //!
 //! Run: `cargo bench --bench moderation`. Figures are recorded in BENCHMARKS.md.
 
@@ -14,6 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use trumpet::domain::{ChatId, GroupSettings, Role};
 use trumpet::engine::moderation::{Activity, Content, Prepared, Standing, judge};
 use trumpet::engine::scope::Place;
+use trumpet::moderator::qr::decode;
 use trumpet::scripts::EMBEDDED_MODERATION;
 use trumpet::scripts::moderation::parse_file;
 
@@ -69,6 +72,7 @@ fn benches(c: &mut Criterion) {
             let content = Content {
                 prepared: &prepared,
                 parts: &[],
+                qr_codes: &[],
             };
             black_box(judge(
                 &rules, place, &content, &standing, &activity, "u1", now,
@@ -87,6 +91,7 @@ fn benches(c: &mut Criterion) {
             let content = Content {
                 prepared: &prepared,
                 parts: &[],
+                qr_codes: &[],
             };
             black_box(judge(
                 &rules, place, &content, &standing, &activity, "u1", now,
@@ -100,7 +105,35 @@ fn benches(c: &mut Criterion) {
             black_box(Prepared::new(black_box(text), &rules.variants))
         })
     });
+    // A phone screenshot (1080×1920) with a QR code in it: decode the PNG, scale, search.
+    let screenshot = screenshot_with_qr();
+    group.sample_size(20);
+    group.bench_function("qr/1080x1920_png", |b| {
+        b.iter(|| black_box(decode(black_box(&screenshot)).unwrap()))
+    });
     group.finish();
+}
+
+/// A 1080×1920 PNG, light grey, with a QR code (8 px per module) in the middle.
+fn screenshot_with_qr() -> Vec<u8> {
+    let code = qrcode::QrCode::new(b"https://weixin.qq.com/g/AbCdEf123456").unwrap();
+    let width = code.width() as u32;
+    let colors = code.to_colors();
+    let (scale, left, top) = (8, 300, 700);
+    let img = image::GrayImage::from_fn(1080, 1920, |x, y| {
+        let (mx, my) = (x.wrapping_sub(left) / scale, y.wrapping_sub(top) / scale);
+        let dark = x >= left
+            && y >= top
+            && mx < width
+            && my < width
+            && colors[(my * width + mx) as usize] == qrcode::Color::Dark;
+        image::Luma([if dark { 0 } else { 235 }])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    assert_eq!(decode(&out).unwrap().len(), 1);
+    out
 }
 
 criterion_group!(moderation, benches);

@@ -261,7 +261,13 @@ impl App {
             pipeline,
             scripts: Arc::clone(&self.scripts),
             store: self.store.clone(),
-            moderator: Arc::new(crate::moderator::Moderator::load(&self.store)?),
+            moderator: Arc::new(crate::moderator::Moderator::load(
+                &self.store,
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| AppError::HttpClient(e.to_string()))?,
+            )?),
             admin_token: config.admin.token.clone(),
         });
         if config.admin.token.is_none() {

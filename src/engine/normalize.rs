@@ -235,6 +235,18 @@ pub fn squeeze_normalized(normalized: &str) -> String {
     squeeze_marking_breaks(normalized).0
 }
 
+/// Whether squeezing keeps `c`: letters, digits and ideographs. Ideographs and ASCII are
+/// decided without Unicode's tables (a binary search per character, the bulk of squeezing).
+fn is_kept(c: char) -> bool {
+    if is_ideograph(c) || c.is_ascii_alphanumeric() {
+        true
+    } else if c.is_ascii() {
+        false
+    } else {
+        c.is_alphanumeric()
+    }
+}
+
 /// [`squeeze_normalized`], also returning where something was dropped: the byte offsets in
 /// the squeezed text before which a space or symbol stood (ascending). Variant matching uses
 /// them to tell `vx：abc` (a word `vx`) from `devx` (part of a word).
@@ -243,7 +255,7 @@ pub fn squeeze_marking_breaks(normalized: &str) -> (String, Vec<usize>) {
     let mut kept: Vec<(char, bool)> = Vec::with_capacity(normalized.len());
     let mut dropped = false;
     for c in normalized.chars() {
-        if c.is_alphanumeric() {
+        if is_kept(c) {
             kept.push((c, dropped));
             dropped = false;
         } else {

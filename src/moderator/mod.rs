@@ -7,6 +7,7 @@
 //! [`requests`].
 
 pub mod activity;
+pub mod qr;
 pub mod requests;
 
 use std::collections::HashMap;
@@ -54,20 +55,23 @@ pub struct Screened {
 }
 
 pub struct Moderator {
+    /// Fetches images by URL (QR codes in the robot's images).
+    http: reqwest::Client,
     tracker: Mutex<Tracker>,
     members: Mutex<HashMap<(ChatId, String), MemberState>>,
     blacklist: RwLock<HashMap<String, BlacklistEntry>>,
 }
 
 impl Moderator {
-    /// Loads the blacklist from `store`.
-    pub fn load(store: &Store) -> Result<Self, StoreError> {
+    /// Loads the blacklist from `store`; `http` fetches images by URL.
+    pub fn load(store: &Store, http: reqwest::Client) -> Result<Self, StoreError> {
         let blacklist = store
             .blacklist()?
             .into_iter()
             .map(|e| (e.user_id.clone(), e))
             .collect();
         Ok(Self {
+            http,
             tracker: Mutex::default(),
             members: Mutex::default(),
             blacklist: RwLock::new(blacklist),
@@ -266,9 +270,17 @@ pub async fn screen_message(
         elsewhere: &elsewhere,
         raid_until: before.raid_until,
     };
+    let qr_codes = if parts.contains(&"image")
+        && moderation::wants_qr_codes(rules, place, &standing, &activity, user, now)
+    {
+        qr::codes_in(state, &moderator.http, event).await
+    } else {
+        Vec::new()
+    };
     let content = Content {
         prepared: &prepared,
         parts: &parts,
+        qr_codes: &qr_codes,
     };
     let mut verdict = moderation::judge(rules, place, &content, &standing, &activity, user, now);
     member.messages += 1;

@@ -167,7 +167,7 @@ fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
     let given: [(&str, bool, &[&str]); 10] = [
         ("match", raw.match_.is_some(), &["words"]),
         ("words", raw.words.is_some(), &["words"]),
-        ("allow", raw.allow.is_some(), &["links"]),
+        ("allow", raw.allow.is_some(), &["links", "qr_codes"]),
         ("kinds", raw.kinds.is_some(), &["cards"]),
         ("messages", raw.messages.is_some(), &["flood"]),
         ("times", raw.times.is_some(), &["repeat"]),
@@ -196,6 +196,14 @@ fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
     Ok(())
 }
 
+/// An allow-list of domains as written: lower case, a leading `*.` dropped.
+fn domains(list: Option<&[String]>) -> Vec<String> {
+    words(list.unwrap_or_default())
+        .into_iter()
+        .map(|d| d.to_lowercase().trim_start_matches("*.").to_owned())
+        .collect()
+}
+
 fn required<T>(value: Option<T>, key: &str, kind: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("a {kind} check needs {key}"))
 }
@@ -221,12 +229,12 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
             CheckKind::Words(Box::new(WordList::build(mode, list, variants)?))
         }
         "links" => CheckKind::Links {
-            allow: words(raw.allow.as_deref().unwrap_or_default())
-                .into_iter()
-                .map(|d| d.to_lowercase().trim_start_matches("*.").to_owned())
-                .collect(),
+            allow: domains(raw.allow.as_deref()),
         },
         "contacts" => CheckKind::Contacts,
+        "qr_codes" => CheckKind::QrCodes {
+            allow: domains(raw.allow.as_deref()),
+        },
         "cards" => CheckKind::Cards {
             kinds: match &raw.kinds {
                 Some(kinds) => words(kinds),
@@ -258,7 +266,7 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
         },
         other => {
             return Err(format!(
-                "kind {other:?} must be words, links, contacts, cards, flood, repeat or campaign"
+                "kind {other:?} must be words, links, contacts, cards, qr_codes, flood, repeat or campaign"
             ));
         }
     })

@@ -457,3 +457,74 @@ async fn a_raid_of_joins_tells_the_admins_and_puts_everyone_on_probation() {
     fake.wait_requests("delete_message", 1, Duration::from_secs(5))
         .await;
 }
+
+/// A PNG of a QR code holding `text`.
+fn qr_png(text: &str) -> Vec<u8> {
+    let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
+    let width = code.width() as u32;
+    let colors = code.to_colors();
+    let scale = 6;
+    let side = (width + 8) * scale;
+    let img = image::GrayImage::from_fn(side, side, |x, y| {
+        let (mx, my) = (x / scale, y / scale);
+        let inside = (4..width + 4).contains(&mx) && (4..width + 4).contains(&my);
+        let dark = inside && colors[((my - 4) * width + (mx - 4)) as usize] == qrcode::Color::Dark;
+        image::Luma([if dark { 0 } else { 255 }])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn a_qr_code_in_an_image_is_found_and_a_plain_image_passes() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&["wx.delete_groupmember", "get_file"]);
+    world.lock().unwrap().groups.clear();
+    {
+        let mut w = world.lock().unwrap();
+        w.files.insert(
+            "qr-group".into(),
+            qr_png("https://weixin.qq.com/g/AbCdEf123"),
+        );
+        w.files
+            .insert("qr-tax".into(), qr_png("https://etax.chinatax.gov.cn/x"));
+        let plain = image::GrayImage::from_pixel(120, 80, image::Luma([180]));
+        let mut out = Vec::new();
+        plain
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        w.files.insert("photo".into(), out);
+        w.files.insert("broken".into(), b"not an image".to_vec());
+    }
+    let fake = adopted_by_owner(&app, &world).await;
+    wait_members(&app, |ids| ids.len() == 3).await;
+
+    let image = |id: &str| json!([{"type": "image", "data": {"file_id": id}}]);
+    // An ordinary photo, an allowed code and a broken file pass (the broken one is logged).
+    fake.message(GROUP, "wxid_spam", image("photo"));
+    fake.message(GROUP, "wxid_spam", image("qr-tax"));
+    fake.message(GROUP, "wxid_spam", image("broken"));
+    fake.wait_requests("get_file", 3, Duration::from_secs(5))
+        .await;
+    // A group's QR code is deleted and warned.
+    let id = fake.message(GROUP, "wxid_spam", image("qr-group"));
+    let deletes = fake
+        .wait_requests("delete_message", 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(deletes[0]["params"]["message_id"], format!("m-{id}"));
+    let entries = wait_log(&app, "check=qr-codes", 1).await;
+    assert_eq!(
+        entries[0]["evidence"],
+        "qr-codes: 二维码：https://weixin.qq.com/g/AbCdEf123"
+    );
+    wait_sent(&fake, "请勿在群里发二维码", 1).await;
+    assert_eq!(log(&app, "user_id=wxid_spam").await.len(), 1);
+    // The owner's images are not even fetched.
+    fake.message(GROUP, "wxid_owner", image("qr-group"));
+    fake.text(GROUP, "wxid_owner", "开票");
+    wait_sent(&fake, "开票信息请看群公告", 1).await;
+    assert_eq!(fake.requests("get_file").len(), 4);
+}

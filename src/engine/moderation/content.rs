@@ -153,12 +153,9 @@ static LINK: LazyLock<Regex> = LazyLock::new(|| {
 /// The first link in `message` whose host is not `allowed` (a host is allowed when it is an
 /// allowed domain or under one), as written.
 pub fn find_link(message: &Prepared, allowed: &[String]) -> Option<String> {
-    // Spaces inside a link (`www . xx . com`) are removed first.
-    let compact: String = message
-        .normalized
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    // Spaces inside a link (`www . xx . com`) are removed first (normalised text has single
+    // ASCII spaces only).
+    let compact = message.normalized.replace(' ', "");
     LINK.captures_iter(&compact).find_map(|found| {
         let host = found.get(1).or_else(|| found.get(2))?.as_str();
         let host = host.replace(['。', '点'], ".");
@@ -192,6 +189,26 @@ pub fn find_contact(message: &Prepared) -> Option<String> {
     (1..=4)
         .find_map(|i| found.get(i))
         .map(|m| m.as_str().to_owned())
+}
+
+/// The first QR code whose content is not an address on an `allowed` domain, shortened.
+pub fn find_qr_code(codes: &[String], allowed: &[String]) -> Option<String> {
+    codes
+        .iter()
+        .find(|code| {
+            let host = url::Url::parse(code.trim())
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_lowercase));
+            !host.is_some_and(|h| {
+                allowed
+                    .iter()
+                    .any(|a| h == *a || h.ends_with(&format!(".{a}")))
+            })
+        })
+        .map(|code| {
+            let short: String = code.chars().take(80).collect();
+            format!("二维码：{short}")
+        })
 }
 
 /// The first part of the message whose channel type is one of `kinds` (`wx.link`, `wx.app`…).
@@ -311,6 +328,22 @@ mod tests {
         ] {
             assert_eq!(find_contact(&prepared(ham)), None, "{ham}");
         }
+    }
+
+    #[test]
+    fn qr_codes_outside_the_allow_list_are_found() {
+        let allow = vec!["gov.cn".to_owned()];
+        let codes = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            find_qr_code(&codes(&["https://weixin.qq.com/g/abc"]), &allow).as_deref(),
+            Some("二维码：https://weixin.qq.com/g/abc")
+        );
+        assert!(find_qr_code(&codes(&["https://etax.chinatax.gov.cn/x"]), &allow).is_none());
+        assert!(
+            find_qr_code(&codes(&["加我微信"]), &allow).is_some(),
+            "not an address"
+        );
+        assert!(find_qr_code(&[], &allow).is_none());
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub enum CheckKind {
     Cards {
         kinds: Vec<String>,
     },
+    /// QR codes in the message's images, unless they hold an address on one of these domains.
+    QrCodes {
+        allow: Vec<String>,
+    },
     /// More than `messages` messages from one member within `within`.
     Flood {
         messages: u32,
@@ -103,6 +107,7 @@ impl CheckKind {
             CheckKind::Links { .. } => "links",
             CheckKind::Contacts => "contacts",
             CheckKind::Cards { .. } => "cards",
+            CheckKind::QrCodes { .. } => "qr_codes",
             CheckKind::Flood { .. } => "flood",
             CheckKind::Repeat { .. } => "repeat",
             CheckKind::Campaign { .. } => "campaign",
@@ -300,6 +305,9 @@ pub struct Content<'a> {
     pub prepared: &'a Prepared,
     /// The channel types of its parts (`text`, `image`, `wx.link`…).
     pub parts: &'a [&'a str],
+    /// What the QR codes in its images hold (searched only when a `qr_codes` check applies:
+    /// see [`wants_qr_codes`]).
+    pub qr_codes: &'a [String],
 }
 
 /// One check that fired.
@@ -353,17 +361,7 @@ pub fn judge(
     now: DateTime<Utc>,
 ) -> Verdict {
     let settings = rules.settings_at(place);
-    let staff = matches!(standing.role, Role::Owner | Role::Admin | Role::Helper);
-    let trusted = staff
-        || standing.approved
-        || rules.approved.contains(user_id)
-        || (settings.trust_after > 0 && standing.clean >= settings.trust_after);
-    let raid = activity.raid_until.is_some_and(|until| until > now);
-    let new_here = standing.messages < settings.probation_messages
-        || standing
-            .first_seen
-            .is_none_or(|first| elapsed(first, now) < settings.probation);
-    let probation = !trusted && (new_here || raid);
+    let (trusted, probation) = assess(rules, &settings, standing, activity, user_id, now);
     let warn_window_start =
         now - chrono::Duration::from_std(settings.warn_window).unwrap_or_default();
     let earlier_warnings = standing
@@ -407,6 +405,47 @@ pub fn judge(
     verdict
 }
 
+/// Whether the sender is trusted, and whether they are on probation.
+fn assess(
+    rules: &ModerationRules,
+    settings: &Settings,
+    standing: &Standing<'_>,
+    activity: &Activity<'_>,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> (bool, bool) {
+    let staff = matches!(standing.role, Role::Owner | Role::Admin | Role::Helper);
+    let trusted = staff
+        || standing.approved
+        || rules.approved.contains(user_id)
+        || (settings.trust_after > 0 && standing.clean >= settings.trust_after);
+    let raid = activity.raid_until.is_some_and(|until| until > now);
+    let new_here = standing.messages < settings.probation_messages
+        || standing
+            .first_seen
+            .is_none_or(|first| elapsed(first, now) < settings.probation);
+    (trusted, !trusted && (new_here || raid))
+}
+
+/// Whether a `qr_codes` check would look at this sender's images at `place` (searching images
+/// costs a download and tens of milliseconds: it is done only then).
+pub fn wants_qr_codes(
+    rules: &ModerationRules,
+    place: Place<'_>,
+    standing: &Standing<'_>,
+    activity: &Activity<'_>,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    let settings = rules.settings_at(place);
+    let (trusted, probation) = assess(rules, &settings, standing, activity, user_id, now);
+    settings.enabled
+        && !trusted
+        && rules.checks_at(place).iter().any(|c| {
+            matches!(c.kind, CheckKind::QrCodes { .. }) && (c.members == Members::All || probation)
+        })
+}
+
 fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or_default()
 }
@@ -429,6 +468,7 @@ fn examine(
         CheckKind::Links { allow } => content::find_link(message, allow),
         CheckKind::Contacts => content::find_contact(message),
         CheckKind::Cards { kinds } => content::find_card(content.parts, kinds).map(str::to_owned),
+        CheckKind::QrCodes { allow } => content::find_qr_code(content.qr_codes, allow),
         CheckKind::Flood {
             messages,
             within: window,

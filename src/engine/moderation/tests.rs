@@ -57,6 +57,7 @@ fn judge_text(
     let content = Content {
         prepared: &prepared,
         parts,
+        qr_codes: &[],
     };
     Judged {
         verdict: judge(rules, place, &content, standing, activity, "u1", now()),

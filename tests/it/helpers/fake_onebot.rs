@@ -38,6 +38,8 @@ pub struct World {
     pub lie_about_removals: bool,
     /// Every action request received, in order.
     pub requests: Vec<Value>,
+    /// Files `get_file` answers with, by file id.
+    pub files: HashMap<String, Vec<u8>>,
     /// Skip `meta.connect` (an implementation that starts with its status).
     pub skip_connect: bool,
 }
@@ -440,6 +442,16 @@ fn perform(world: &mut World, account: &str, action: &str, params: &Value) -> Va
         }
         "upload_file" => ok(json!({"file_id": "file-1"})),
         "delete_message" => ok(Value::Null),
+        "get_file" => match params["file_id"].as_str().and_then(|id| world.files.get(id)) {
+            Some(bytes) => {
+                use base64::Engine;
+                ok(json!({
+                    "name": "image.png",
+                    "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+                }))
+            }
+            None => failed(35001, "no such file"),
+        },
         "wx.delete_groupmember" => {
             let users: Vec<String> = params["user_list"]
                 .as_array()
