@@ -191,6 +191,7 @@ fn extras_sample() -> Value {
         action => "撤回并警告",
         evidence => "加微信",
         text => "加我薇信领取免费资料",
+        deleted => true,
         stats => GroupStats { members_seen: 120, messages: 3456, today_messages: 42, today_speakers: 9 },
         members => vec![context! { id => "zhaoliu", name => "赵六", mention => "<@zhaoliu>" }],
         mentions => "<@zhaoliu>",

@@ -185,6 +185,11 @@ struct RuleView {
     /// For commands: the lowest role that may use it.
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<Role>,
+    /// For moderation checks: what they do, and to whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<&'static str>,
     enabled: bool,
 }
 
@@ -214,6 +219,8 @@ pub async fn list_rules(State(state): State<Arc<AppState>>, headers: HeaderMap) 
                 .map(|w| format!("{}-{}", hm(w.start), hm(w.end)))
                 .collect(),
             role: None,
+            action: None,
+            members: None,
             enabled: r.enabled,
         })
         .collect();
@@ -228,6 +235,8 @@ pub async fn list_rules(State(state): State<Arc<AppState>>, headers: HeaderMap) 
         mentioned_only: true,
         hours: Vec::new(),
         role: Some(c.role),
+        action: None,
+        members: None,
         enabled: true,
     }));
     rules.extend(scripts.welcome.templates.iter().map(|w| {
@@ -243,7 +252,35 @@ pub async fn list_rules(State(state): State<Arc<AppState>>, headers: HeaderMap) 
             mentioned_only: false,
             hours: Vec::new(),
             role: None,
+            action: None,
+            members: None,
             enabled: w.enabled,
+        }
+    }));
+    rules.extend(scripts.moderation.checks.iter().map(|c| {
+        use crate::engine::moderation::{CheckKind, Members};
+        RuleView {
+            id: c.id.clone(),
+            kind: "moderation",
+            scope: c.scope.to_string(),
+            mode: c.kind.name(),
+            patterns: match &c.kind {
+                CheckKind::Words(list) => list.words().to_vec(),
+                CheckKind::Links { allow } | CheckKind::QrCodes { allow } => allow.clone(),
+                CheckKind::Cards { kinds } => kinds.clone(),
+                _ => Vec::new(),
+            },
+            priority: None,
+            cooldown_secs: None,
+            mentioned_only: false,
+            hours: Vec::new(),
+            role: None,
+            action: Some(c.severity.as_str()),
+            members: Some(match c.members {
+                Members::All => "all",
+                Members::Probation => "probation",
+            }),
+            enabled: true,
         }
     }));
     Json(rules).into_response()

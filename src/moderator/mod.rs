@@ -43,7 +43,16 @@ struct MemberState {
     record: StandingRecord,
     /// Their first message here was checked against the blacklist.
     blacklist_checked: bool,
+    /// When the cache last kept this entry.
+    kept_at: Option<DateTime<Utc>>,
 }
+
+/// Members cached before idle ones are dropped (they are read from the store again when they
+/// speak; only `blacklist_checked` is lost, so a blacklisted member dropped from the cache is
+/// checked once more).
+const MAX_CACHED_MEMBERS: usize = 100_000;
+/// Entries idle this long go first when the cache is full.
+const CACHE_IDLE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// What moderation did about a message.
 #[derive(Debug, Default)]
@@ -117,6 +126,7 @@ impl Moderator {
                 first_seen: member.map(|m| m.first_seen),
                 record,
                 blacklist_checked: false,
+                kept_at: None,
             },
             Ok(Err(e)) => {
                 error!(chat = %chat, user, error = %e, "member standing unreadable; checked as new");
@@ -129,11 +139,17 @@ impl Moderator {
         }
     }
 
-    fn keep(&self, chat: &ChatId, user: &str, member: MemberState) {
-        self.members
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((chat.clone(), user.to_owned()), member);
+    fn keep(&self, chat: &ChatId, user: &str, mut member: MemberState) {
+        let now = Utc::now();
+        member.kept_at = Some(now);
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        if members.len() >= MAX_CACHED_MEMBERS {
+            members.retain(|_, m| m.kept_at.is_some_and(|at| now - at < CACHE_IDLE));
+            if members.len() >= MAX_CACHED_MEMBERS {
+                members.clear();
+            }
+        }
+        members.insert((chat.clone(), user.to_owned()), member);
     }
 }
 
@@ -312,6 +328,12 @@ pub async fn screen_message(
     }
     let outcome = verdict.outcome().unwrap_or(Severity::Log);
     let worst = verdict.worst().cloned().expect("findings are not empty");
+    // A message the channel cannot delete is left to the admins, who are told so.
+    let deletable = event
+        .message_id
+        .as_deref()
+        .filter(|_| caps.can_delete_messages);
+    let deleted = deletable.is_some() && outcome >= Severity::Delete && !verdict.settings.dry_run;
     let vars = || {
         context! {
             ..vars::base(&event.from, role, Some(chat), &settings, now),
@@ -323,6 +345,7 @@ pub async fn screen_message(
                 limit => verdict.settings.warn_limit,
                 action => describe(outcome, &verdict),
                 text => shorten(&text, NOTICE_TEXT_CHARS),
+                deleted => deleted,
             }
         }
     };
@@ -347,11 +370,6 @@ pub async fn screen_message(
         &verdict,
         event,
     );
-    // A message the channel cannot delete is left to the admins, who are told so.
-    let deletable = event
-        .message_id
-        .as_deref()
-        .filter(|_| caps.can_delete_messages);
     if deletable.is_none() && outcome >= Severity::Delete {
         notice.push_str("（机器人无法撤回这条消息，请管理员处理）");
     }

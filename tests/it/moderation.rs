@@ -528,3 +528,71 @@ async fn a_qr_code_in_an_image_is_found_and_a_plain_image_passes() {
     wait_sent(&fake, "开票信息请看群公告", 1).await;
     assert_eq!(fake.requests("get_file").len(), 4);
 }
+
+/// The group robot hears only @-mentions and can neither delete nor remove: a spam @-message
+/// gets no answer, and the owner is told through the webhook.
+#[tokio::test]
+async fn on_the_group_robot_spam_gets_no_answer_and_the_owner_is_told() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("mod-robot");
+    let added = robot_message(
+        "g-mod",
+        "boss",
+        "add-g-mod",
+        &hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    app.wait_group("g-mod", |g| {
+        g["status"] == "adopted" && g["owner"] == "boss"
+    })
+    .await;
+    app.fake.wait_delivered("mod-robot", 1).await; // the adoption greeting
+
+    let spam = robot_message(
+        "g-mod",
+        "spammer",
+        "m-1",
+        &hook,
+        &text_body("@会计小喇叭 发票问题加我薇信 kj12345 详聊"),
+    );
+    assert_eq!(app.reply_to(&spam).await, None, "spam is not answered");
+    let pushes = app.fake.wait_delivered("mod-robot", 3).await;
+    let texts: Vec<String> = pushes
+        .iter()
+        .map(|p| {
+            p.body["text"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let notice = pushes
+        .iter()
+        .find(|p| {
+            p.body["text"]["content"]
+                .as_str()
+                .is_some_and(|t| t.contains("机器人无法撤回这条消息"))
+        })
+        .unwrap_or_else(|| panic!("no notice to the owner: {texts:?}"));
+    assert_eq!(notice.body["text"]["mentioned_list"], json!(["boss"]));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("已通知管理员处理。这是第 1 次提醒")),
+        "the warning does not claim a deletion: {texts:?}"
+    );
+    let entries = wait_log(&app, "chat_id=g-mod", 1).await;
+    assert_eq!(entries[0]["user_id"], "spammer");
+    assert_eq!(entries[0]["outcome"], json!(["warned 1/3", "admins told"]));
+
+    // An ordinary question is still answered.
+    let question = robot_message(
+        "g-mod",
+        "member",
+        "m-2",
+        &hook,
+        &text_body("@会计小喇叭 发票怎么开"),
+    );
+    assert!(app.reply_to(&question).await.is_some());
+}

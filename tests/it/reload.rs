@@ -123,6 +123,27 @@ async fn the_rules_in_force_are_listed() {
         .find(|r| r["kind"] == "welcome" && r["scope"] == "tag:type:新手群")
         .unwrap();
     assert_eq!(newbies["id"], "welcome:any");
+    let contacts = rules
+        .iter()
+        .find(|r| r["kind"] == "moderation" && r["id"] == "contacts")
+        .unwrap();
+    assert_eq!(
+        (
+            &contacts["match"],
+            &contacts["action"],
+            &contacts["members"]
+        ),
+        (&"contacts".into(), &"warn".into(), &"all".into())
+    );
+    let links = rules.iter().find(|r| r["id"] == "newcomer-links").unwrap();
+    assert_eq!(links["members"], "probation");
+    assert!(
+        links["patterns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == "gov.cn")
+    );
     let jobs = app.api("/api/v1/jobs").await;
     let morning = &jobs[0];
     assert_eq!(morning["name"], "morning-report");

@@ -132,6 +132,11 @@ impl WordList {
         self.words.len()
     }
 
+    /// The words (or expressions) as written, without repeats.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
