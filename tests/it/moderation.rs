@@ -58,14 +58,49 @@ async fn wait_sent(fake: &FakeOneBot, needle: &str, count: usize) -> Vec<Value> 
     }
 }
 
-#[tokio::test]
-async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
-    let scripts = scripts();
+/// A service with `scripts` and a bot account serving one group of three (owner `wxid_owner`,
+/// `wxid_spam`) whose implementation offers `actions` besides the standard ones; `prepare` may
+/// change the implementation's world (`fake.world`) before it connects.
+struct Setup {
+    _scripts: tempfile::TempDir,
+    app: TestApp,
+    fake: FakeOneBot,
+}
+
+async fn group_of_three(
+    scripts: tempfile::TempDir,
+    actions: &[&str],
+    prepare: impl FnOnce(&mut World),
+) -> Setup {
     let app = app_with(&scripts, "").await;
-    let world = world(&["wx.delete_groupmember"]);
-    world.lock().unwrap().groups.clear();
+    let world = world(actions);
+    {
+        let mut w = world.lock().unwrap();
+        w.groups.clear();
+        prepare(&mut w);
+    }
     let fake = adopted_by_owner(&app, &world).await;
     wait_members(&app, |ids| ids.len() == 3).await;
+    Setup {
+        _scripts: scripts,
+        app,
+        fake,
+    }
+}
+
+/// The shipped scripts with `moderation.toml` edited by `edit`.
+fn scripts_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let scripts = scripts();
+    let file = scripts.path().join("moderation.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, edit(text)).unwrap();
+    scripts
+}
+
+#[tokio::test]
+async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
+    let Setup { app, fake, .. } =
+        group_of_three(scripts(), &["wx.delete_groupmember"], |_| {}).await;
 
     let first = fake.text(GROUP, "wxid_spam", "加我薇 信领取免费资料：kj12345");
     let deletes = fake
@@ -125,12 +160,8 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
 
 #[tokio::test]
 async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
-    let scripts = scripts();
-    let app = app_with(&scripts, "").await;
-    let world = world(&["wx.delete_groupmember"]);
-    world.lock().unwrap().groups.clear();
-    let fake = adopted_by_owner(&app, &world).await;
-    wait_members(&app, |ids| ids.len() == 3).await;
+    let Setup { app, fake, .. } =
+        group_of_three(scripts(), &["wx.delete_groupmember"], |_| {}).await;
 
     // The owner is trusted: an ad-like message of theirs stays.
     fake.text(GROUP, "wxid_owner", "课程报名加我微信 kj12345");
@@ -198,17 +229,8 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
 
 #[tokio::test]
 async fn dry_run_logs_what_would_happen_and_does_nothing() {
-    let scripts = scripts();
-    let file = scripts.path().join("moderation.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("dry_run = false", "dry_run = true");
-    std::fs::write(&file, text).unwrap();
-    let app = app_with(&scripts, "").await;
-    let world = world(&["wx.delete_groupmember"]);
-    world.lock().unwrap().groups.clear();
-    let fake = adopted_by_owner(&app, &world).await;
-    wait_members(&app, |ids| ids.len() == 3).await;
+    let scripts = scripts_with(|t| t.replace("dry_run = false", "dry_run = true"));
+    let Setup { app, fake, .. } = group_of_three(scripts, &["wx.delete_groupmember"], |_| {}).await;
 
     for text in ["加我薇信领取资料 kj12345", "刷单兼职", "代开各类发票"] {
         fake.text(GROUP, "wxid_spam", text);
@@ -235,18 +257,11 @@ async fn dry_run_logs_what_would_happen_and_does_nothing() {
 
 #[tokio::test]
 async fn without_removal_or_deletion_the_admins_are_told_instead() {
-    let scripts = scripts();
-    let app = app_with(&scripts, "").await;
     // An implementation that offers neither removal nor deletion.
-    let world = world(&[]);
-    world.lock().unwrap().groups.clear();
-    world
-        .lock()
-        .unwrap()
-        .supported
-        .retain(|a| a != "delete_message");
-    let fake = adopted_by_owner(&app, &world).await;
-    wait_members(&app, |ids| ids.len() == 3).await;
+    let Setup { app, fake, .. } = group_of_three(scripts(), &[], |w| {
+        w.supported.retain(|a| a != "delete_message")
+    })
+    .await;
 
     fake.text(GROUP, "wxid_spam", "加我薇信领取资料 kj12345");
     let told = wait_sent(&fake, "机器人无法撤回这条消息", 1).await;
@@ -415,18 +430,11 @@ async fn the_same_ad_in_several_groups_is_a_campaign_and_its_sender_is_kept_out_
 
 #[tokio::test]
 async fn a_raid_of_joins_tells_the_admins_and_puts_everyone_on_probation() {
-    let scripts = scripts();
-    let file = scripts.path().join("moderation.toml");
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("joins = 10", "joins = 3")
-        .replace("probation_days = 3", "probation_days = 0");
-    std::fs::write(&file, text).unwrap();
-    let app = app_with(&scripts, "").await;
-    let world = world(&["wx.delete_groupmember"]);
-    world.lock().unwrap().groups.clear();
-    let fake = adopted_by_owner(&app, &world).await;
-    wait_members(&app, |ids| ids.len() == 3).await;
+    let scripts = scripts_with(|t| {
+        t.replace("joins = 10", "joins = 3")
+            .replace("probation_days = 3", "probation_days = 0")
+    });
+    let Setup { app, fake, .. } = group_of_three(scripts, &["wx.delete_groupmember"], |_| {}).await;
 
     // Before the raid, a member of long standing may share a mini-program card.
     for i in 0..6 {
@@ -479,28 +487,23 @@ fn qr_png(text: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_qr_code_in_an_image_is_found_and_a_plain_image_passes() {
-    let scripts = scripts();
-    let app = app_with(&scripts, "").await;
-    let world = world(&["wx.delete_groupmember", "get_file"]);
-    world.lock().unwrap().groups.clear();
-    {
-        let mut w = world.lock().unwrap();
-        w.files.insert(
-            "qr-group".into(),
-            qr_png("https://weixin.qq.com/g/AbCdEf123"),
-        );
-        w.files
-            .insert("qr-tax".into(), qr_png("https://etax.chinatax.gov.cn/x"));
-        let plain = image::GrayImage::from_pixel(120, 80, image::Luma([180]));
-        let mut out = Vec::new();
-        plain
-            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-            .unwrap();
-        w.files.insert("photo".into(), out);
-        w.files.insert("broken".into(), b"not an image".to_vec());
-    }
-    let fake = adopted_by_owner(&app, &world).await;
-    wait_members(&app, |ids| ids.len() == 3).await;
+    let Setup { app, fake, .. } =
+        group_of_three(scripts(), &["wx.delete_groupmember", "get_file"], |w| {
+            w.files.insert(
+                "qr-group".into(),
+                qr_png("https://weixin.qq.com/g/AbCdEf123"),
+            );
+            w.files
+                .insert("qr-tax".into(), qr_png("https://etax.chinatax.gov.cn/x"));
+            let plain = image::GrayImage::from_pixel(120, 80, image::Luma([180]));
+            let mut out = Vec::new();
+            plain
+                .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+                .unwrap();
+            w.files.insert("photo".into(), out);
+            w.files.insert("broken".into(), b"not an image".to_vec());
+        })
+        .await;
 
     let image = |id: &str| json!([{"type": "image", "data": {"file_id": id}}]);
     // An ordinary photo, an allowed code and a broken file pass (the broken one is logged).
