@@ -259,6 +259,101 @@ fn credentials(cli: &Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Prints what moderation finds in the simulated message (recent activity — floods, repeats,
+/// campaigns, raids — lives in the running service: a simulation starts without it); returns
+/// whether it would act on the message (delete or more).
+fn moderated(
+    scripts: &crate::scripts::Scripts,
+    event: &crate::domain::Event,
+    settings: &crate::domain::GroupSettings,
+    (messages, first_seen): (u64, Option<chrono::DateTime<chrono::Utc>>),
+    record: &crate::store::StandingRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    use crate::engine::moderation::{self, Activity, Content, Prepared, Severity, Standing};
+    let rules = &scripts.moderation;
+    let Some(text) = crate::engine::heard_text(event) else {
+        return false;
+    };
+    if rules.is_empty() {
+        println!("moderation: no moderation.toml");
+        return false;
+    }
+    let user = event.from.user_id.as_str();
+    let prepared = Prepared::new(&text, &rules.variants);
+    let warnings: Vec<_> = record
+        .warnings
+        .iter()
+        .filter_map(|&t| chrono::DateTime::from_timestamp(t, 0))
+        .collect();
+    let standing = Standing {
+        role: scripts.commands.role_of(settings, user),
+        approved: record.approved,
+        messages,
+        clean: messages.saturating_sub(record.clean_from),
+        first_seen,
+        warnings: &warnings,
+    };
+    let place = crate::engine::scope::Place {
+        chat: event.chat_id(),
+        settings,
+    };
+    let content = Content {
+        prepared: &prepared,
+        parts: &["text"],
+        qr_codes: &[],
+    };
+    let verdict = moderation::judge(
+        rules,
+        place,
+        &content,
+        &standing,
+        &Activity::default(),
+        user,
+        now,
+    );
+    println!(
+        "checked {:?} ({}{})",
+        prepared.canonical,
+        if verdict.trusted {
+            "trusted: only flood is checked"
+        } else {
+            "not trusted"
+        },
+        if verdict.probation {
+            ", on probation"
+        } else {
+            ""
+        }
+    );
+    for f in &verdict.findings {
+        println!(
+            "finding {} ({}): {} → {}",
+            f.check,
+            f.kind,
+            f.evidence,
+            f.severity.as_str()
+        );
+    }
+    let Some(outcome) = verdict.outcome() else {
+        println!("moderation clean");
+        return false;
+    };
+    let dry_run = verdict.settings.dry_run;
+    println!(
+        "moderation {} (warning {}/{}){}",
+        outcome.as_str(),
+        verdict.warnings,
+        verdict.settings.warn_limit,
+        if dry_run {
+            ", dry run: nothing would be done"
+        } else {
+            ""
+        }
+    );
+    !dry_run && outcome >= Severity::Delete
+}
+
 fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> ExitCode {
     use crate::domain::{
         Action, BotId, Capabilities, ChatId, Conversation, Event, EventKind, Reply, Sender,
@@ -283,6 +378,9 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         user_id: from.to_owned(),
         ..Sender::default()
     };
+    // What moderation knows about the sender: messages here, first seen, standing.
+    let mut known: (u64, Option<chrono::DateTime<chrono::Utc>>) = (0, None);
+    let mut standing = crate::store::StandingRecord::default();
     if !config.storage.path.exists() {
         println!(
             "group   {group}: no store at {}",
@@ -316,6 +414,7 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
                         })
                         .collect();
                     settings = s;
+                    standing = store.standing(&chat, from).unwrap_or_default();
                     match store.member(&chat, from) {
                         Ok(Some(m)) => {
                             println!(
@@ -326,6 +425,7 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
                             );
                             sender.name = m.name;
                             sender.alias = m.alias;
+                            known = (m.message_count, Some(m.first_seen));
                         }
                         _ => println!("sender  {from}: not seen in this group yet"),
                     }
@@ -364,6 +464,10 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
             ", no @-mention (the group robot only hears mentions)"
         }
     );
+    if moderated(&scripts, &event, &settings, known, &standing, now) {
+        println!("decided nothing: moderation acts on the message, the bot does not answer it");
+        return ExitCode::SUCCESS;
+    }
     // Cooldowns live in the running service; here every rule is assumed ready.
     // The recent messages live in the running service; a simulation starts without them.
     let view = GroupView {

@@ -282,4 +282,23 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
         .unwrap();
     let text = String::from_utf8(silent.stdout).unwrap();
     assert!(text.contains("none: the bot stays silent"), "{text}");
+    assert!(text.contains("moderation clean"), "{text}");
+
+    let spam = trumpet()
+        .args([
+            "simulate",
+            "--group",
+            "wrkX",
+            "--from",
+            "zhangsan",
+            "--mention",
+            "@会计小喇叭 加 V❤信 领资料：kj12345",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(spam.stdout).unwrap();
+    assert!(text.contains("finding ad-words (words): 加微信 → warn"), "{text}");
+    assert!(text.contains("moderation warn (warning 1/3)"), "{text}");
+    assert!(text.contains("the bot does not answer it"), "{text}");
 }
