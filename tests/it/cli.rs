@@ -298,7 +298,10 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
         .output()
         .unwrap();
     let text = String::from_utf8(spam.stdout).unwrap();
-    assert!(text.contains("finding ad-words (words): 加微信 → warn"), "{text}");
+    assert!(
+        text.contains("finding ad-words (words): 加微信 → warn"),
+        "{text}"
+    );
     assert!(text.contains("moderation warn (warning 1/3)"), "{text}");
     assert!(text.contains("the bot does not answer it"), "{text}");
 }
