@@ -1,8 +1,10 @@
 //! Recent activity, in memory: each member's message times per group, where and by whom each
 //! text (by the hash of its canonical form) was posted, and joins per group with the raids they
-//! started. Bounded: entries older than the longest window the rules look back are swept, and
-//! each list keeps at most [`MAX_PER_KEY`] entries. Lost on restart, which only means a flood
-//! or campaign straddling a restart is seen from the restart on.
+//! started. Bounded: entries older than the longest window the rules look back are swept, each
+//! list keeps at most [`MAX_PER_KEY`] entries, and all lists together at most [`MAX_ENTRIES`]
+//! (the oldest go first: at thousands of messages a second the windows shrink rather than the
+//! memory grow). Lost on restart, which only means a flood or campaign straddling a restart is
+//! seen from the restart on.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -15,6 +17,14 @@ use crate::domain::ChatId;
 
 /// The most entries kept per member, per text or per group.
 pub const MAX_PER_KEY: usize = 256;
+/// The most message times and text sightings kept in all (about 200 bytes each).
+pub const MAX_ENTRIES: usize = 200_000;
+
+/// Which list an entry went into, in the order entries came (for evicting the oldest).
+enum Entry {
+    Message((ChatId, String)),
+    Text(u64),
+}
 
 /// How often the tracker is swept of old entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -44,6 +54,8 @@ pub struct Before {
 pub struct Tracker {
     messages: HashMap<(ChatId, String), VecDeque<DateTime<Utc>>>,
     texts: HashMap<u64, VecDeque<Sighting>>,
+    /// Every message time and sighting, oldest first, with when it was recorded.
+    order: VecDeque<(Entry, DateTime<Utc>)>,
     joins: HashMap<ChatId, VecDeque<DateTime<Utc>>>,
     raids: HashMap<ChatId, DateTime<Utc>>,
     last_sweep: Option<DateTime<Utc>>,
@@ -77,19 +89,20 @@ impl Tracker {
         now: DateTime<Utc>,
     ) -> Before {
         self.sweep(keep, now);
-        let member = self
-            .messages
-            .entry((sighting.chat.clone(), sighting.user_id.clone()))
-            .or_default();
+        let key = (sighting.chat.clone(), sighting.user_id.clone());
+        let member = self.messages.entry(key.clone()).or_default();
         let member_messages: Vec<_> = member.iter().copied().collect();
         push_bounded(member, sighting.at);
+        self.order.push_back((Entry::Message(key), sighting.at));
         let mut before = Before {
             member_messages,
             raid_until: self.raid_until(&sighting.chat, now),
             ..Before::default()
         };
         if !canonical.is_empty() {
-            let seen = self.texts.entry(text_key(canonical)).or_default();
+            let text = text_key(canonical);
+            self.order.push_back((Entry::Text(text), sighting.at));
+            let seen = self.texts.entry(text).or_default();
             for s in seen.iter() {
                 if s.chat == sighting.chat {
                     if s.user_id == sighting.user_id {
@@ -101,7 +114,40 @@ impl Tracker {
             }
             push_bounded(seen, sighting);
         }
+        while self.order.len() > MAX_ENTRIES {
+            self.evict_oldest();
+        }
         before
+    }
+
+    /// Drops the oldest entry of all (if its list still holds it: a list may have dropped it
+    /// already, by its own bound or a sweep).
+    fn evict_oldest(&mut self) {
+        let Some((entry, at)) = self.order.pop_front() else {
+            return;
+        };
+        match entry {
+            Entry::Message(key) => {
+                if let Some(times) = self.messages.get_mut(&key) {
+                    if times.front() == Some(&at) {
+                        times.pop_front();
+                    }
+                    if times.is_empty() {
+                        self.messages.remove(&key);
+                    }
+                }
+            }
+            Entry::Text(key) => {
+                if let Some(seen) = self.texts.get_mut(&key) {
+                    if seen.front().is_some_and(|s| s.at == at) {
+                        seen.pop_front();
+                    }
+                    if seen.is_empty() {
+                        self.texts.remove(&key);
+                    }
+                }
+            }
+        }
     }
 
     /// Records a join in `chat`; when it makes `joins` within `within`, raid mode starts for
@@ -143,6 +189,9 @@ impl Tracker {
         self.last_sweep = Some(now);
         let keep = keep.max(SWEEP_EVERY);
         let fresh = |at: &DateTime<Utc>| age(*at, now) <= keep;
+        while self.order.front().is_some_and(|(_, at)| !fresh(at)) {
+            self.order.pop_front();
+        }
         self.messages.retain(|_, times| {
             times.retain(fresh);
             !times.is_empty()
@@ -219,6 +268,25 @@ mod tests {
             );
         }
         assert_eq!(t.len(), 2 * MAX_PER_KEY);
+    }
+
+    #[test]
+    fn all_lists_together_are_bounded() {
+        let mut t = Tracker::default();
+        let keep = Duration::from_secs(600);
+        for i in 0..(MAX_ENTRIES as i64) {
+            let member = format!("u{i}");
+            let mut s = seen("g1", &member, 0);
+            s.at = at(0) + chrono::Duration::microseconds(i);
+            t.message(s, &format!("消息{i}"), keep, at(0));
+        }
+        assert_eq!(t.len(), MAX_ENTRIES, "the oldest half went");
+        assert!(t.order.len() <= MAX_ENTRIES);
+        // The newest are kept.
+        let before = t.message(seen("g2", "u199999", 1), "消息199999", keep, at(1));
+        assert_eq!(before.elsewhere.len(), 1);
+        let before = t.message(seen("g2", "u0", 1), "消息0", keep, at(1));
+        assert!(before.elsewhere.is_empty(), "evicted");
     }
 
     #[test]
