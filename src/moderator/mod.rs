@@ -257,7 +257,13 @@ pub async fn screen_message(
                     user_id: account.clone(),
                 }),
             },
-            &prepared.canonical,
+            // A question to the bot is asked again and in several groups by design (the same
+            // question on a filing deadline): repeats and campaigns count only other messages.
+            if event.mentioned {
+                ""
+            } else {
+                &prepared.canonical
+            },
             rules.longest_window(),
             now,
         );

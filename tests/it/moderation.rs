@@ -308,7 +308,15 @@ const GROUPS: [&str; 4] = [
 
 #[tokio::test]
 async fn the_same_ad_in_several_groups_is_a_campaign_and_its_sender_is_kept_out_everywhere() {
-    let scripts = scripts();
+    // Shipped as a warning; an operator who wants campaigns removed (and banned) says so.
+    let scripts = scripts_with(|t| {
+        let at = t.find("id = \"campaign\"").unwrap();
+        let (head, tail) = t.split_at(at);
+        format!(
+            "{head}{}",
+            tail.replacen("action = \"warn\"", "action = \"remove\"", 1)
+        )
+    });
     let app = app_with(&scripts, "").await;
     let world: Arc<Mutex<World>> = Arc::new(Mutex::new(World::with_groups(
         &[
@@ -598,4 +606,26 @@ async fn on_the_group_robot_spam_gets_no_answer_and_the_owner_is_told() {
         &text_body("@会计小喇叭 发票怎么开"),
     );
     assert!(app.reply_to(&question).await.is_some());
+}
+
+/// Asking the bot the same thing again is not a repeat (nor, across groups, a campaign); saying
+/// the same thing to the group three times is.
+#[tokio::test]
+async fn a_question_to_the_bot_asked_again_is_not_a_repeat() {
+    let Setup { app, fake, .. } = group_of_three(scripts(), &[], |_| {}).await;
+    let question = json!([
+        {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+        {"type": "text", "data": {"text": " 开票信息在哪里可以看到"}}
+    ]);
+    for _ in 0..3 {
+        fake.message(GROUP, "wxid_spam", question.clone());
+    }
+    // (Events of a group are handled in order: once the repeat below is logged, the questions
+    // were judged.)
+    for _ in 0..3 {
+        fake.text(GROUP, "wxid_spam", "有没有人一起备考中级会计");
+    }
+    let entries = wait_log(&app, "check=repeat", 1).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(log(&app, "user_id=wxid_spam").await.len(), 1);
 }

@@ -217,7 +217,7 @@ fn repeats_and_campaigns_are_counted_within_their_windows() {
     let worst = judged.verdict.worst().unwrap();
     assert_eq!(
         (worst.check.as_str(), worst.severity),
-        ("campaign", Severity::Remove)
+        ("campaign", Severity::Warn)
     );
     assert_eq!(worst.evidence, "3 个群出现同一内容");
     // Two groups are not a campaign, and short texts never are.
