@@ -11,6 +11,7 @@ pub mod commands;
 pub mod keywords;
 pub mod moderation;
 pub mod normalize;
+pub mod red_envelope;
 pub mod scope;
 pub mod vars;
 pub mod welcome;
