@@ -2,10 +2,16 @@
 //! WeCom's APIs cannot post a group red packet (PROTOCOL.md §7), so Trumpet keeps the ledger and
 //! the split itself: amounts feel like WeChat's lucky envelopes — random, each at least 0.01
 //! yuan, summing exactly to the total, in integer fen — and are reproducible from the seed stored
-//! with the test, so that the ledger can always be recomputed and checked.
+//! with the test, so that the ledger can always be recomputed and checked. [`results`] measures a
+//! test (time to the first claim, to half and all the shares, claimers per member) and gives the
+//! verdict: alive, sluggish or dead.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 /// The smallest share: 0.01 yuan.
 pub const MIN_SHARE_FEN: u64 = 1;
@@ -61,10 +67,217 @@ pub fn split(total_fen: u64, shares: u32, seed: u64) -> Result<Vec<u64>, SplitEr
     Ok(out)
 }
 
+/// One share claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub user_id: String,
+    pub amount_fen: u64,
+    pub at: DateTime<Utc>,
+}
+
+/// How alive a group looks from one test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Alive,
+    Sluggish,
+    Dead,
+}
+
+/// The thresholds of the verdict (bot-scripts; the defaults are the operators' rule of thumb:
+/// an envelope not half grabbed within two hours means the group is dead).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerdictRules {
+    /// Dead: fewer than this share of the envelope's shares claimed within the window.
+    pub dead_below: f64,
+    /// Sluggish (when not dead): the first claim came later than this…
+    pub sluggish_first_claim: Duration,
+    /// …or half the shares took longer than this (or were never claimed).
+    pub sluggish_half: Duration,
+}
+
+impl Default for VerdictRules {
+    fn default() -> Self {
+        Self {
+            dead_below: 0.5,
+            sluggish_first_claim: Duration::from_secs(10 * 60),
+            sluggish_half: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// What a finished (or running) test measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Results {
+    pub shares: u32,
+    /// Claims within the window.
+    pub claims: usize,
+    pub claimed_fen: u64,
+    /// Seconds from the post to the first claim, to half the shares claimed (rounded up), and to
+    /// every share claimed; `None` when that did not happen within the window.
+    pub first_claim_secs: Option<u64>,
+    pub half_claimed_secs: Option<u64>,
+    pub all_claimed_secs: Option<u64>,
+    /// Claimers ÷ members, when the member count is known.
+    pub claimer_ratio: Option<f64>,
+    /// Claimers who never otherwise speak in the group.
+    pub silent_claimers: usize,
+    pub verdict: Verdict,
+}
+
+/// Measures a test posted at `started` with `shares` shares and a `window`: `claims` in the
+/// order they came, `members` in the group if known, and how many claimers never otherwise
+/// speak there.
+pub fn results(
+    claims: &[Claim],
+    shares: u32,
+    started: DateTime<Utc>,
+    window: Duration,
+    members: Option<u64>,
+    silent_claimers: usize,
+    rules: &VerdictRules,
+) -> Results {
+    let end = started + chrono::Duration::from_std(window).unwrap_or_default();
+    let mut times: Vec<u64> = claims
+        .iter()
+        .filter(|c| c.at >= started && c.at <= end)
+        .map(|c| (c.at - started).num_seconds().max(0) as u64)
+        .collect();
+    times.sort_unstable();
+    let counted = times.len();
+    let claimed_fen = claims
+        .iter()
+        .filter(|c| c.at >= started && c.at <= end)
+        .map(|c| c.amount_fen)
+        .sum();
+    let nth = |n: usize| (n >= 1 && counted >= n).then(|| times[n - 1]);
+    let first = nth(1);
+    let half = nth((shares as usize).div_ceil(2));
+    let all = nth(shares as usize);
+    let verdict = if (counted as f64) < rules.dead_below * f64::from(shares) {
+        Verdict::Dead
+    } else if first.is_none_or(|s| s > rules.sluggish_first_claim.as_secs())
+        || half.is_none_or(|s| s > rules.sluggish_half.as_secs())
+    {
+        Verdict::Sluggish
+    } else {
+        Verdict::Alive
+    };
+    Results {
+        shares,
+        claims: counted,
+        claimed_fen,
+        first_claim_secs: first,
+        half_claimed_secs: half,
+        all_claimed_secs: all,
+        claimer_ratio: members
+            .filter(|&m| m > 0)
+            .map(|m| counted as f64 / m as f64),
+        silent_claimers,
+        verdict,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn claims_at(minutes: &[i64]) -> Vec<Claim> {
+        let start = started();
+        minutes
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| Claim {
+                user_id: format!("u{i}"),
+                amount_fen: 100,
+                at: start + chrono::Duration::minutes(m),
+            })
+            .collect()
+    }
+
+    fn started() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_795_000_000, 0).unwrap()
+    }
+
+    const TWO_HOURS: Duration = Duration::from_secs(7200);
+
+    #[test]
+    fn a_group_that_grabs_at_once_is_alive() {
+        let claims = claims_at(&[
+            0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 30, 45,
+        ]);
+        let r = results(
+            &claims,
+            20,
+            started(),
+            TWO_HOURS,
+            Some(200),
+            4,
+            &VerdictRules::default(),
+        );
+        assert_eq!(r.verdict, Verdict::Alive);
+        assert_eq!(r.claims, 20);
+        assert_eq!(r.claimed_fen, 2000);
+        assert_eq!(r.first_claim_secs, Some(0));
+        assert_eq!(r.half_claimed_secs, Some(5 * 60), "the 10th claim");
+        assert_eq!(r.all_claimed_secs, Some(45 * 60));
+        assert_eq!(r.claimer_ratio, Some(0.1));
+        assert_eq!(r.silent_claimers, 4);
+    }
+
+    #[test]
+    fn slow_or_thin_grabbing_is_sluggish_or_dead() {
+        let rules = VerdictRules::default();
+        // Half the shares, but the first after 25 minutes: sluggish.
+        let late: Vec<i64> = (0..10).map(|i| 25 + i * 3).collect();
+        let r = results(&claims_at(&late), 20, started(), TWO_HOURS, None, 0, &rules);
+        assert_eq!(
+            (r.verdict, r.claimer_ratio, r.all_claimed_secs),
+            (Verdict::Sluggish, None, None)
+        );
+        // Nine of twenty within two hours: dead.
+        let thin: Vec<i64> = (0..9).collect();
+        let r = results(
+            &claims_at(&thin),
+            20,
+            started(),
+            TWO_HOURS,
+            Some(300),
+            0,
+            &rules,
+        );
+        assert_eq!(r.verdict, Verdict::Dead);
+        assert_eq!(r.half_claimed_secs, None);
+        // Nobody: dead; claims after the window do not count.
+        let r = results(
+            &claims_at(&[121, 130]),
+            20,
+            started(),
+            TWO_HOURS,
+            Some(300),
+            0,
+            &rules,
+        );
+        assert_eq!(
+            (r.verdict, r.claims, r.claimed_fen, r.first_claim_secs),
+            (Verdict::Dead, 0, 0, None)
+        );
+        // One share: its claim is half and all.
+        let r = results(
+            &claims_at(&[1]),
+            1,
+            started(),
+            TWO_HOURS,
+            Some(0),
+            0,
+            &rules,
+        );
+        assert_eq!(
+            (r.verdict, r.half_claimed_secs, r.claimer_ratio),
+            (Verdict::Alive, Some(60), None)
+        );
+    }
 
     #[test]
     fn impossible_envelopes_are_refused() {
