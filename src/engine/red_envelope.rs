@@ -67,6 +67,18 @@ pub fn split(total_fen: u64, shares: u32, seed: u64) -> Result<Vec<u64>, SplitEr
     Ok(out)
 }
 
+/// The phrase members send to claim a share: one of `words` and three digits (`财税好运 527`),
+/// chosen from `seed` so that a test's phrase is stored implicitly with its seed. Distinct
+/// enough that ordinary talk never claims by accident; short enough to type on a phone.
+pub fn claim_phrase(words: &[String], seed: u64) -> String {
+    // A different stream from the split's, so that the phrase says nothing about the amounts.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_C1A1_u64);
+    let word = words
+        .get(rng.random_range(0..words.len().max(1)))
+        .map_or("红包", String::as_str);
+    format!("{word} {:03}", rng.random_range(0..1000u32))
+}
+
 /// One share claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -277,6 +289,23 @@ mod tests {
             (r.verdict, r.half_claimed_secs, r.claimer_ratio),
             (Verdict::Alive, Some(60), None)
         );
+    }
+
+    #[test]
+    fn claim_phrases_are_a_word_and_three_digits() {
+        let words = vec!["财税好运".to_owned(), "逢考必过".to_owned()];
+        let phrase = claim_phrase(&words, 9);
+        assert_eq!(phrase, claim_phrase(&words, 9), "reproducible");
+        let (word, digits) = phrase.split_once(' ').unwrap();
+        assert!(words.iter().any(|w| w == word), "{phrase}");
+        assert!(
+            digits.len() == 3 && digits.chars().all(|c| c.is_ascii_digit()),
+            "{phrase}"
+        );
+        let distinct: std::collections::HashSet<String> =
+            (0..50).map(|s| claim_phrase(&words, s)).collect();
+        assert!(distinct.len() > 40, "phrases vary: {}", distinct.len());
+        assert!(claim_phrase(&[], 1).starts_with("红包 "));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod feeds;
 pub mod keywords;
 pub mod live;
 pub mod moderation;
+pub mod red_envelope;
 pub mod schedules;
 pub mod template;
 pub mod welcome;
@@ -44,6 +45,8 @@ pub const EMBEDDED_SCHEDULES: &str = include_str!("../../bot-scripts/schedules.t
 
 /// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
 pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
+/// The shipped `bot-scripts/red_envelope.toml`, used when the directory is missing.
+pub const EMBEDDED_RED_ENVELOPE: &str = include_str!("../../bot-scripts/red_envelope.toml");
 /// The shipped `bot-scripts/moderation.toml`, used when the directory is missing.
 pub const EMBEDDED_MODERATION: &str = include_str!("../../bot-scripts/moderation.toml");
 /// The built-in copy of `bot-scripts/content/calendar.toml`.
@@ -291,6 +294,8 @@ pub struct Scripts {
     pub welcome: WelcomeScripts,
     /// Moderation checks and settings.
     pub moderation: crate::engine::moderation::ModerationRules,
+    /// Red-envelope tests: defaults, verdict thresholds, claim words.
+    pub red_envelope: red_envelope::RedEnvelopeScripts,
     /// Scheduled jobs.
     pub jobs: Vec<crate::schedule::Job>,
     /// The weekly calendar and the content queue (`content/`).
@@ -306,6 +311,7 @@ struct Files {
     commands: Option<(PathBuf, String)>,
     welcome: Option<(PathBuf, String)>,
     moderation: Option<(PathBuf, String)>,
+    red_envelope: Option<(PathBuf, String)>,
     schedules: Option<(PathBuf, String)>,
     calendar: Option<(PathBuf, String)>,
     queue: Option<(PathBuf, String)>,
@@ -342,6 +348,7 @@ impl Scripts {
             commands: read(commands::COMMANDS_FILE)?,
             welcome: read(welcome::WELCOME_FILE)?,
             moderation: read(moderation::MODERATION_FILE)?,
+            red_envelope: read(red_envelope::RED_ENVELOPE_FILE)?,
             schedules: read(schedules::SCHEDULES_FILE)?,
             calendar: read(&format!(
                 "{}/{}",
@@ -366,6 +373,7 @@ impl Scripts {
             commands: Some(at(commands::COMMANDS_FILE, EMBEDDED_COMMANDS)),
             welcome: Some(at(welcome::WELCOME_FILE, EMBEDDED_WELCOME)),
             moderation: Some(at(moderation::MODERATION_FILE, EMBEDDED_MODERATION)),
+            red_envelope: Some(at(red_envelope::RED_ENVELOPE_FILE, EMBEDDED_RED_ENVELOPE)),
             schedules: Some(at(schedules::SCHEDULES_FILE, EMBEDDED_SCHEDULES)),
             calendar: Some(at("content/calendar.toml", EMBEDDED_CALENDAR)),
             queue: Some(at("content/queue.toml", EMBEDDED_QUEUE)),
@@ -400,6 +408,9 @@ impl Scripts {
         }
         if let Some((file, text)) = &files.moderation {
             scripts.moderation = moderation::parse(&Source::new(text, file), &mut templates)?;
+        }
+        if let Some((file, text)) = &files.red_envelope {
+            scripts.red_envelope = red_envelope::parse(&Source::new(text, file))?;
         }
         if let Some((file, text)) = &files.schedules {
             scripts.jobs = schedules::parse(&Source::new(text, file), &mut templates)?;
@@ -458,6 +469,7 @@ impl Scripts {
             commands: CommandSet::default(),
             welcome: WelcomeScripts::default(),
             moderation: Default::default(),
+            red_envelope: Default::default(),
             jobs: Vec::new(),
             content: content::Content::default(),
             templates: Templates::new(),
