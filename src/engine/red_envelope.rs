@@ -87,6 +87,51 @@ pub struct Claim {
     pub at: DateTime<Utc>,
 }
 
+/// What a claim gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The next share: its index in the split, its amount, and how many shares are left.
+    Claimed {
+        index: usize,
+        amount_fen: u64,
+        left: usize,
+    },
+    /// One share per member: they already have this one.
+    AlreadyClaimed { amount_fen: u64 },
+    /// Every share is taken.
+    Empty,
+    /// The window has closed (or the test has not started).
+    Closed,
+}
+
+/// What `user_id` claiming at `at` gets from an envelope split into `split`, open from
+/// `started` to `ends_at`, given the `claims` made so far (first come, first served).
+pub fn claim(
+    split: &[u64],
+    claims: &[Claim],
+    user_id: &str,
+    at: DateTime<Utc>,
+    started: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+) -> ClaimOutcome {
+    if let Some(earlier) = claims.iter().find(|c| c.user_id == user_id) {
+        return ClaimOutcome::AlreadyClaimed {
+            amount_fen: earlier.amount_fen,
+        };
+    }
+    if at < started || at > ends_at {
+        return ClaimOutcome::Closed;
+    }
+    match split.get(claims.len()) {
+        Some(&amount_fen) => ClaimOutcome::Claimed {
+            index: claims.len(),
+            amount_fen,
+            left: split.len() - claims.len() - 1,
+        },
+        None => ClaimOutcome::Empty,
+    }
+}
+
 /// How alive a group looks from one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,7 +164,7 @@ impl Default for VerdictRules {
 }
 
 /// What a finished (or running) test measured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub shares: u32,
     /// Claims within the window.
@@ -306,6 +351,64 @@ mod tests {
             (0..50).map(|s| claim_phrase(&words, s)).collect();
         assert!(distinct.len() > 40, "phrases vary: {}", distinct.len());
         assert!(claim_phrase(&[], 1).starts_with("红包 "));
+    }
+
+    #[test]
+    fn claims_are_first_come_one_per_member_within_the_window() {
+        let shares = split(300, 2, 5).unwrap();
+        let start = started();
+        let end = start + chrono::Duration::hours(2);
+        let at = |m: i64| start + chrono::Duration::minutes(m);
+        let mut claims = Vec::new();
+        let first = claim(&shares, &claims, "a", at(1), start, end);
+        assert_eq!(
+            first,
+            ClaimOutcome::Claimed {
+                index: 0,
+                amount_fen: shares[0],
+                left: 1
+            }
+        );
+        claims.push(Claim {
+            user_id: "a".into(),
+            amount_fen: shares[0],
+            at: at(1),
+        });
+        assert_eq!(
+            claim(&shares, &claims, "a", at(2), start, end),
+            ClaimOutcome::AlreadyClaimed {
+                amount_fen: shares[0]
+            }
+        );
+        assert_eq!(
+            claim(&shares, &claims, "b", at(121), start, end),
+            ClaimOutcome::Closed
+        );
+        assert_eq!(
+            claim(&shares, &claims, "b", at(3), start, end),
+            ClaimOutcome::Claimed {
+                index: 1,
+                amount_fen: shares[1],
+                left: 0
+            }
+        );
+        claims.push(Claim {
+            user_id: "b".into(),
+            amount_fen: shares[1],
+            at: at(3),
+        });
+        assert_eq!(
+            claim(&shares, &claims, "c", at(4), start, end),
+            ClaimOutcome::Empty
+        );
+        // Someone who claimed is told so even after the window.
+        assert_eq!(
+            claim(&shares, &claims, "b", at(200), start, end),
+            ClaimOutcome::AlreadyClaimed {
+                amount_fen: shares[1]
+            }
+        );
+        assert_eq!(claims.iter().map(|c| c.amount_fen).sum::<u64>(), 300);
     }
 
     #[test]

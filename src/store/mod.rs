@@ -8,6 +8,7 @@ mod content;
 mod moderation;
 mod outbox;
 mod records;
+mod red_envelope;
 mod robots;
 mod roster;
 
@@ -23,6 +24,7 @@ use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
+pub use red_envelope::{ClaimRecord, TestRecord, TestState};
 pub use robots::robot_digest;
 pub use roster::RosterDiff;
 
@@ -204,6 +206,9 @@ impl Store {
             tx.open_table(moderation::BLACKLIST)?;
             tx.open_table(moderation::MOD_LOG)?;
             tx.open_table(moderation::MOD_LOG_BY_CHAT)?;
+            tx.open_table(red_envelope::ENVELOPE_TESTS)?;
+            tx.open_table(red_envelope::ENVELOPE_CLAIMS)?;
+            tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?;
         }
         robots::build_if_missing(&tx)?;
         tx.commit()?;
@@ -238,6 +243,9 @@ impl Store {
                 blacklist: tx.open_table(moderation::BLACKLIST)?,
                 mod_log: tx.open_table(moderation::MOD_LOG)?,
                 mod_log_by_chat: tx.open_table(moderation::MOD_LOG_BY_CHAT)?,
+                envelope_tests: tx.open_table(red_envelope::ENVELOPE_TESTS)?,
+                envelope_claims: tx.open_table(red_envelope::ENVELOPE_CLAIMS)?,
+                envelope_by_chat: tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -403,6 +411,9 @@ pub struct WriteTx<'t> {
     blacklist: redb::Table<'t, &'static str, &'static [u8]>,
     mod_log: redb::Table<'t, u64, &'static [u8]>,
     mod_log_by_chat: redb::Table<'t, (&'static str, u64), ()>,
+    envelope_tests: redb::Table<'t, &'static str, &'static [u8]>,
+    envelope_claims: redb::Table<'t, (&'static str, u32), &'static [u8]>,
+    envelope_by_chat: redb::Table<'t, (&'static str, &'static str), ()>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }
