@@ -80,6 +80,31 @@ fn check_reports_a_broken_script_with_file_and_line() {
         "{}",
         String::from_utf8_lossy(&good.stderr)
     );
+    let shown = String::from_utf8(good.stdout).unwrap();
+    assert!(shown.contains(" moderation checks, "), "{shown}");
+
+    // A broken moderation rule is reported with its file and line too.
+    let copy = dir.path().join("copy");
+    crate::helpers::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &copy,
+    );
+    let moderation = copy.join("moderation.toml");
+    let mut text = std::fs::read_to_string(&moderation).unwrap();
+    text.push_str("\n[[check]]\nid = \"bad\"\nkind = \"words\"\nmatch = \"regex\"\naction = \"warn\"\nreason = \"x\"\nwords = [\"(\"]\n");
+    std::fs::write(&moderation, text).unwrap();
+    let out = trumpet()
+        .arg("check")
+        .current_dir(dir.path())
+        .env("TRUMPET_SCRIPTS__DIR", &copy)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("moderation.toml:") && err.contains("regex"),
+        "{err}"
+    );
 }
 
 #[test]
