@@ -8,6 +8,7 @@
 //! ([`keywords`]), then the fallback answer.
 
 pub mod commands;
+pub mod health;
 pub mod keywords;
 pub mod moderation;
 pub mod normalize;
