@@ -41,18 +41,7 @@ pub enum SplitError {
 /// whose output for a seed is fixed by its specification, so a stored seed gives the same split
 /// on any build.
 pub fn split(total_fen: u64, shares: u32, seed: u64) -> Result<Vec<u64>, SplitError> {
-    if shares == 0 {
-        return Err(SplitError::NoShares);
-    }
-    if shares > MAX_SHARES {
-        return Err(SplitError::TooManyShares(shares));
-    }
-    if total_fen > MAX_TOTAL_FEN {
-        return Err(SplitError::TooMuch(total_fen));
-    }
-    if total_fen < u64::from(shares) * MIN_SHARE_FEN {
-        return Err(SplitError::TooLittle { total_fen, shares });
-    }
+    check(total_fen, shares)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut left = total_fen;
     let mut out = Vec::with_capacity(shares as usize);
@@ -65,6 +54,24 @@ pub fn split(total_fen: u64, shares: u32, seed: u64) -> Result<Vec<u64>, SplitEr
     }
     out.push(left);
     Ok(out)
+}
+
+/// Whether an envelope of `total_fen` in `shares` shares can be split (every share at least
+/// 0.01 yuan, within the limits).
+pub fn check(total_fen: u64, shares: u32) -> Result<(), SplitError> {
+    if shares == 0 {
+        return Err(SplitError::NoShares);
+    }
+    if shares > MAX_SHARES {
+        return Err(SplitError::TooManyShares(shares));
+    }
+    if total_fen > MAX_TOTAL_FEN {
+        return Err(SplitError::TooMuch(total_fen));
+    }
+    if total_fen < u64::from(shares) * MIN_SHARE_FEN {
+        return Err(SplitError::TooLittle { total_fen, shares });
+    }
+    Ok(())
 }
 
 /// The phrase members send to claim a share: one of `words` and three digits (`财税好运 527`),

@@ -209,13 +209,10 @@ impl Tracker {
     }
 
     /// How many entries the tracker holds (for tests of its bounds).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.messages.values().map(VecDeque::len).sum::<usize>()
             + self.texts.values().map(VecDeque::len).sum::<usize>()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

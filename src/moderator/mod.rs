@@ -384,40 +384,11 @@ pub async fn screen_message(
     for note in notes {
         warn!(bot = %event.bot, chat = %chat, "{note}");
     }
-    let mut done = Vec::new();
-    let mut posts = Vec::new();
-    for action in actions {
-        match action {
-            Action::DeleteMessage { message_id } => {
-                let deleted = crate::inbound::delete(state, event, &message_id).await;
-                done.push(if deleted { "deleted" } else { "not deleted" }.to_owned());
-            }
-            Action::RemoveMember { user_id, reason } => {
-                let (removal, post) =
-                    crate::inbound::remove(state, event, &user_id, &reason, caps, true).await;
-                done.push(match removal {
-                    Some(r) => format!("removal {}", r.as_str()),
-                    None => "removal not attempted".into(),
-                });
-                posts.extend(post);
-                done.push("admins told".into());
-            }
-            Action::Post { message, purpose } => {
-                done.push(match purpose {
-                    "notify_admins" => "admins told".to_owned(),
-                    "moderation_warning" => {
-                        format!(
-                            "warned {}/{}",
-                            verdict.warnings, verdict.settings.warn_limit
-                        )
-                    }
-                    other => format!("posted {other}"),
-                });
-                posts.push(Post { message, purpose });
-            }
-            other => warn!(action = ?other, "moderation planned an action it does not perform"),
-        }
-    }
+    let warned = format!(
+        "warned {}/{}",
+        verdict.warnings, verdict.settings.warn_limit
+    );
+    let (mut done, posts) = carry_out(state, event, actions, caps, &warned).await;
     let dry_run = verdict.settings.dry_run;
     if dry_run {
         done.push(format!("dry run: would {}", outcome.as_str()));
@@ -470,6 +441,48 @@ pub async fn screen_message(
     moderator.keep(chat, user, member);
     persist(state, chat, user, Some(record), entry, ban).await;
     Screened { posts, acted }
+}
+
+/// Performs moderation's (degraded) actions on `event`'s group; returns what happened, for the
+/// log (`warned` names a warning post), and the posts to make.
+async fn carry_out(
+    state: &AppState,
+    event: &Event,
+    actions: Vec<Action>,
+    caps: Capabilities,
+    warned: &str,
+) -> (Vec<String>, Vec<Post>) {
+    let mut done = Vec::new();
+    let mut posts = Vec::new();
+    for action in actions {
+        match action {
+            Action::DeleteMessage { message_id } => {
+                let deleted = crate::inbound::delete(state, event, &message_id).await;
+                done.push(if deleted { "deleted" } else { "not deleted" }.to_owned());
+            }
+            Action::RemoveMember { user_id, reason } => {
+                let (removal, post) =
+                    crate::inbound::remove(state, event, &user_id, &reason, caps, true).await;
+                done.push(removal.map_or("removal not attempted".into(), |r| {
+                    format!("removal {}", r.as_str())
+                }));
+                if let Some(post) = post {
+                    done.push("admins told".into());
+                    posts.push(post);
+                }
+            }
+            Action::Post { message, purpose } => {
+                done.push(match purpose {
+                    "notify_admins" => "admins told".to_owned(),
+                    "moderation_warning" => warned.to_owned(),
+                    other => format!("posted {other}"),
+                });
+                posts.push(Post { message, purpose });
+            }
+            other => warn!(action = ?other, "moderation planned an action it does not perform"),
+        }
+    }
+    (done, posts)
 }
 
 /// The finding for a blacklisted member's first message in a group.
@@ -624,24 +637,8 @@ pub async fn screen_join(
             caps,
             &settings,
         );
-        let mut done = Vec::new();
-        for action in actions {
-            match action {
-                Action::RemoveMember { user_id, reason } => {
-                    let (removal, post) =
-                        crate::inbound::remove(state, event, &user_id, &reason, caps, true).await;
-                    done.push(removal.map_or("removal not attempted".into(), |r| {
-                        format!("removal {}", r.as_str())
-                    }));
-                    posts.extend(post);
-                }
-                Action::Post { message, purpose } => {
-                    done.push("admins told".into());
-                    posts.push(Post { message, purpose });
-                }
-                _ => {}
-            }
-        }
+        let (done, removal_posts) = carry_out(state, event, actions, caps, "").await;
+        posts.extend(removal_posts);
         let mut member = moderator.member(&state.store, chat, user).await;
         member.blacklist_checked = true;
         moderator.keep(chat, user, member);

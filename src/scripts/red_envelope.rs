@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ScriptError, Source, words};
-use crate::engine::red_envelope::{MAX_SHARES, MAX_TOTAL_FEN, VerdictRules, split};
+use crate::engine::red_envelope::{MAX_SHARES, MAX_TOTAL_FEN, VerdictRules};
 
 /// The red-envelope file inside the scripts directory (optional: the built-in defaults apply).
 pub const RED_ENVELOPE_FILE: &str = "red_envelope.toml";
@@ -69,7 +69,7 @@ struct RedEnvelopeFile {
 
 /// Checks a test's parameters (also those given through a command or the API).
 pub fn check_test(total_fen: u64, shares: u32, window: Duration) -> Result<(), String> {
-    split(total_fen, shares, 0).map_err(|e| e.to_string())?;
+    crate::engine::red_envelope::check(total_fen, shares).map_err(|e| e.to_string())?;
     if window.is_zero() || window > MAX_WINDOW {
         return Err(format!(
             "the window must be 1 minute to {} hours",

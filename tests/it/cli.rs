@@ -270,59 +270,33 @@ fn first_start_prints_generated_credentials_once_and_keeps_them() {
     assert_eq!(value_after(&shown, "EncodingAESKey"), key);
 }
 
+/// `trumpet simulate --group wrkX --from zhangsan [--mention] TEXT` in `dir`: whether it
+/// succeeded, and what it printed.
+fn simulate(dir: &std::path::Path, mention: bool, text: &str) -> (bool, String) {
+    let mut args = vec!["simulate", "--group", "wrkX", "--from", "zhangsan"];
+    if mention {
+        args.push("--mention");
+    }
+    args.push(text);
+    let out = trumpet().args(args).current_dir(dir).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap())
+}
+
 #[test]
 fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
     let dir = tempfile::tempdir().unwrap();
-    let out = trumpet()
-        .args([
-            "simulate",
-            "--group",
-            "wrkX",
-            "--from",
-            "zhangsan",
-            "--mention",
-            "@会计小喇叭 ＣＰＡ报名",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (ok, text) = simulate(dir.path(), true, "@会计小喇叭 ＣＰＡ报名");
+    assert!(ok);
     assert!(text.contains("keyword rule \"cpa-exam\""), "{text}");
     assert!(text.contains("@zhangsan"), "{text}");
     assert!(text.contains("注册会计师"), "{text}");
     assert!(!dir.path().join("data").exists(), "no store is created");
 
-    let silent = trumpet()
-        .args([
-            "simulate",
-            "--group",
-            "wrkX",
-            "--from",
-            "zhangsan",
-            "随便聊聊",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(silent.stdout).unwrap();
+    let (_, text) = simulate(dir.path(), false, "随便聊聊");
     assert!(text.contains("none: the bot stays silent"), "{text}");
     assert!(text.contains("moderation clean"), "{text}");
 
-    let spam = trumpet()
-        .args([
-            "simulate",
-            "--group",
-            "wrkX",
-            "--from",
-            "zhangsan",
-            "--mention",
-            "@会计小喇叭 加 V❤信 领资料：kj12345",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(spam.stdout).unwrap();
+    let (_, text) = simulate(dir.path(), true, "@会计小喇叭 加 V❤信 领资料：kj12345");
     assert!(
         text.contains("finding ad-words (words): 加微信 → warn"),
         "{text}"

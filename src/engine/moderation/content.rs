@@ -128,17 +128,9 @@ impl WordList {
         self.words.get(index).cloned()
     }
 
-    pub fn len(&self) -> usize {
-        self.words.len()
-    }
-
     /// The words (or expressions) as written, without repeats.
     pub fn words(&self) -> &[String] {
         &self.words
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
     }
 }
 
