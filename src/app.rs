@@ -230,7 +230,20 @@ impl App {
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         };
         let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
+        let envelope_stop = scheduler_stop.clone();
         let scheduler_task = scheduler.clone().spawn(scheduler_stop);
+        let dispatcher = outbox.clone();
+        let envelopes = Arc::new(crate::red_envelopes::Envelopes::load(
+            crate::red_envelopes::EnvelopeDeps {
+                store: self.store.clone(),
+                scripts: Arc::clone(&self.scripts),
+                directory: Arc::clone(&directory),
+                webhook_hosts: config.wecom.webhook_hosts.clone(),
+                dispatch: Arc::new(move |entry| dispatcher.dispatch(entry)),
+                clock: Arc::new(chrono::Utc::now),
+            },
+        )?);
+        let envelope_task = tokio::spawn(Arc::clone(&envelopes).run(envelope_stop));
         let onebot = config
             .bots
             .iter()
@@ -268,6 +281,7 @@ impl App {
                     .build()
                     .map_err(|e| AppError::HttpClient(e.to_string()))?,
             )?),
+            envelopes,
             admin_token: config.admin.token.clone(),
         });
         if config.admin.token.is_none() {
@@ -296,6 +310,9 @@ impl App {
         let _ = stop_scheduler.send(true);
         if let Err(e) = scheduler_task.await {
             error!(error = %e, "scheduler task failed");
+        }
+        if let Err(e) = envelope_task.await {
+            error!(error = %e, "red-envelope timer failed");
         }
         pruner.abort();
         feed_task.abort();

@@ -484,10 +484,22 @@ pub enum Action {
     DeleteMessage { message_id: String },
     /// A moderation request from a command (the caller performs it and tells the admins).
     Moderation(ModerationRequest),
+    /// Start a red-envelope test in this group (the caller starts it and posts the envelope).
+    StartEnvelopeTest(EnvelopeParams),
     /// Change the group's settings.
     Settings(SettingsChange),
     /// Start a keyword rule's cooldown in this conversation.
     StartCooldown { rule: String, secs: u64 },
+}
+
+/// What a red-envelope test is asked to be; a value left out takes the default of
+/// `red_envelope.toml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeParams {
+    pub total_fen: Option<u64>,
+    pub shares: Option<u32>,
+    pub window_secs: Option<u64>,
 }
 
 /// What members and admins ask of moderation in the chat.

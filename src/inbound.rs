@@ -48,8 +48,12 @@ pub async fn handle(
         info!(bot = %bot_id, msg_id = %event.msg_id, "a handled message again; handled once");
         return Ok(Handled::Duplicate(earlier.reply));
     }
+    // A claim of a red-envelope test is the phrase and a few characters more: nothing for
+    // moderation (the same phrase from many members is not a campaign) nor for keywords.
+    let claiming = event.kind.is_message() && state.envelopes.is_claim(&event);
     // Moderation first: a spam message gets no answer, a blacklisted joiner no welcome.
     let screened = match &event.kind {
+        _ if claiming => moderator::Screened::default(),
         EventKind::MemberJoined { .. } => moderator::screen_join(state, &event, caps, now).await,
         kind if kind.is_message() => moderator::screen_message(state, &event, caps, now).await,
         _ => moderator::Screened::default(),
@@ -71,7 +75,7 @@ pub async fn handle(
                 "the welcomer has stopped: this join is not welcomed");
         }
     }
-    let decided = if screened.acted {
+    let decided = if screened.acted || claiming {
         Vec::new()
     } else {
         decide(state, &event, &conversation, lane.recent(), now, caps).await
@@ -83,8 +87,12 @@ pub async fn handle(
             at: now,
         });
     }
-    let mut reply = None;
+    let mut reply = match claiming {
+        true => state.envelopes.claim(&event).await,
+        false => None,
+    };
     let mut posts = screened.posts;
+    let mut envelope_tests = Vec::new();
     let mut changes = Vec::new();
     let mut removals = Vec::new();
     let mut deletions = Vec::new();
@@ -103,6 +111,7 @@ pub async fn handle(
             // Nor is a deletion asked of a channel that cannot delete.
             Action::DeleteMessage { message_id } => deletions.push(message_id),
             Action::Moderation(request) => requests.push(request),
+            Action::StartEnvelopeTest(params) => envelope_tests.push(params),
             // `degrade` turned this into a post.
             other @ Action::NotifyAdmins { .. } => {
                 warn!(bot = %bot_id, action = ?other, "action not performed on this channel")
@@ -136,6 +145,15 @@ pub async fn handle(
     for request in requests {
         let recent = lane.recent();
         posts.extend(moderator::requests::perform(state, &event, request, recent, caps, now).await);
+    }
+    if let Some(chat) = event.chat_id() {
+        for params in envelope_tests {
+            let by = format!("chat:{}", event.from.user_id);
+            if let Err(e) = state.envelopes.start(chat, params, &by).await {
+                warn!(bot = %bot_id, chat = %chat, by = %by, error = %e, "red-envelope test not started");
+                reply = state.envelopes.refusal(&event, &e);
+            }
+        }
     }
     for message_id in deletions {
         delete(state, &event, &message_id).await;

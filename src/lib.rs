@@ -43,6 +43,7 @@ pub mod lanes;
 pub mod moderator;
 pub mod outbox;
 pub mod pipeline;
+pub mod red_envelopes;
 pub mod roster;
 pub mod schedule;
 pub mod scripts;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::domain::{Action, Capabilities, ChatId, Joiner};
+use crate::domain::{Action, ChatId, Joiner};
 use crate::engine::degrade;
 use crate::engine::scope::Place;
 use crate::engine::welcome::{self, GroupWelcomes};
@@ -120,14 +120,6 @@ impl WelcomerTask {
         }
     }
 
-    /// What the group's channel can do, as far as a welcome is concerned (posting).
-    fn capabilities(&self, group: &crate::store::GroupRecord) -> Capabilities {
-        match group.account {
-            Some(_) => Capabilities::bot_account(false, false),
-            None => Capabilities::WECOM_ROBOT,
-        }
-    }
-
     /// Welcomes a due batch in `chat`.
     async fn deliver(&self, chat: &ChatId, joiners: Vec<Joiner>, now: DateTime<Utc>) {
         let count = joiners.len();
@@ -160,7 +152,7 @@ impl WelcomerTask {
             Some(g) if g.status == GroupStatus::Adopted => (
                 g.bot.clone(),
                 crate::outbox::group_destination(&g, &self.webhook_hosts),
-                self.capabilities(&g),
+                crate::outbox::posting_capabilities(&g),
             ),
             _ => {
                 warn!(chat = %chat, members = count, "welcome not sent: the bot has not adopted this group");

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::scope::validate_tag;
 use super::vars::GroupStats;
 use super::{By, Ctx, Decision, GroupView};
-use crate::domain::{Action, ModerationRequest, Role, SettingsChange};
+use crate::domain::{Action, EnvelopeParams, ModerationRequest, Role, SettingsChange};
 use crate::scripts::Message;
 
 /// What a command does. Operators choose the words that trigger it and who may use it.
@@ -46,10 +46,12 @@ pub enum CommandKind {
     Report,
     /// Appeal a moderation decision to the admins.
     Appeal,
+    /// Start a red-envelope test in this group.
+    RedEnvelopeTest,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 17] = [
+    pub const ALL: [CommandKind; 18] = [
         CommandKind::Rules,
         CommandKind::Roles,
         CommandKind::SetAdmin,
@@ -67,6 +69,7 @@ impl CommandKind {
         CommandKind::Unapprove,
         CommandKind::Report,
         CommandKind::Appeal,
+        CommandKind::RedEnvelopeTest,
     ];
 
     /// The key operators write in `commands.toml`.
@@ -89,6 +92,7 @@ impl CommandKind {
             CommandKind::Unapprove => "unapprove",
             CommandKind::Report => "report",
             CommandKind::Appeal => "appeal",
+            CommandKind::RedEnvelopeTest => "red_envelope_test",
         }
     }
 }
@@ -410,6 +414,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
                 }));
             return decision;
         }
+        CommandKind::RedEnvelopeTest => return envelope_test(args, ctx, &answer, command),
         CommandKind::Tag | CommandKind::Untag => {
             let mut tags = Vec::new();
             for tag in args.split_whitespace() {
@@ -452,4 +457,50 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
     let settings: Vec<Action> = changes.into_iter().map(Action::Settings).collect();
     decision.actions.splice(0..0, settings);
     decision
+}
+
+/// `红包测试 20元 20份 2小时`: the test's parameters (the defaults of `red_envelope.toml` for
+/// those not given), checked here so that a member hears at once what is wrong; the caller
+/// starts the test.
+fn envelope_test(
+    args: &str,
+    ctx: &Ctx<'_>,
+    answer: &dyn Fn(&Message, Value, bool) -> Decision,
+    command: &Command,
+) -> Decision {
+    use super::red_envelope::{check, chinese_reason, parse_args, yuan_digits};
+    let defaults = &ctx.scripts.red_envelope;
+    let filled = parse_args(args).and_then(|p| {
+        let total_fen = p.total_fen.unwrap_or(defaults.total_fen);
+        let shares = p.shares.unwrap_or(defaults.shares);
+        let window_secs = p.window_secs.unwrap_or(defaults.window.as_secs());
+        check(total_fen, shares).map_err(|e| chinese_reason(&e))?;
+        let longest = crate::scripts::red_envelope::MAX_WINDOW.as_secs();
+        if window_secs == 0 || window_secs > longest {
+            return Err(format!("有效时间要在 1 秒到 {} 小时之间", longest / 3600));
+        }
+        Ok(EnvelopeParams {
+            total_fen: Some(total_fen),
+            shares: Some(shares),
+            window_secs: Some(window_secs),
+        })
+    });
+    match (filled, &defaults.messages) {
+        (Ok(params), _) => {
+            let envelope = context! {
+                total => yuan_digits(params.total_fen.unwrap_or_default()),
+                shares => params.shares,
+                window_minutes => params.window_secs.unwrap_or_default().div_ceil(60),
+            };
+            let mut decision = answer(&command.reply, context! { envelope }, false);
+            decision.actions.push(Action::StartEnvelopeTest(params));
+            decision
+        }
+        (Err(reason), Some(messages)) => answer(&messages.not_started, context! { reason }, false),
+        // Scripts without a red-envelope file (tests of the messages file alone) cannot run one.
+        (Err(_), None) => Decision::nothing(By::Command {
+            kind: command.kind,
+            refused: false,
+        }),
+    }
 }

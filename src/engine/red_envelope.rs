@@ -74,6 +74,103 @@ pub fn check(total_fen: u64, shares: u32) -> Result<(), SplitError> {
     Ok(())
 }
 
+/// The same refusal in the members' words (for the chat).
+pub fn chinese_reason(e: &SplitError) -> String {
+    match e {
+        SplitError::NoShares => "至少要有 1 份".into(),
+        SplitError::TooManyShares(n) => format!("最多 {MAX_SHARES} 份，这里是 {n} 份"),
+        SplitError::TooMuch(fen) => {
+            format!("总额最多 {}，这里是 {}", yuan(MAX_TOTAL_FEN), yuan(*fen))
+        }
+        SplitError::TooLittle { total_fen, shares } => {
+            format!("{} 分不够分成 {shares} 份（每份至少 0.01 元）", total_fen)
+        }
+    }
+}
+
+/// `fen` as yuan with two decimals: `2000` → `20.00 元`.
+pub fn yuan(fen: u64) -> String {
+    format!("{} 元", yuan_digits(fen))
+}
+
+/// `fen` as a number of yuan with two decimals: `2000` → `20.00`.
+pub fn yuan_digits(fen: u64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+/// Reads a test's parameters from a command's words, in any order: an amount in yuan (`20元`,
+/// `20块`, `0.5元`) or fen (`2000分`), shares (`20份`, `20个`), a window (`30分钟`, `2小时`,
+/// `90秒`); bare numbers are taken as yuan, shares and minutes, in that order, for the values
+/// not given with a unit. The error is for the member, in Chinese.
+pub fn parse_args(args: &str) -> Result<crate::domain::EnvelopeParams, String> {
+    let mut params = crate::domain::EnvelopeParams::default();
+    let mut bare = Vec::new();
+    for word in args.split_whitespace() {
+        let split = word
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(word.len());
+        let (number, unit) = word.split_at(split);
+        let bad = || format!("看不懂「{word}」，可以这样写：红包测试 20元 20份 2小时");
+        if number.is_empty() {
+            return Err(bad());
+        }
+        let whole = || number.parse::<u64>().map_err(|_| bad());
+        match unit.to_lowercase().as_str() {
+            "" => bare.push((number, word)),
+            "元" | "块" | "块钱" | "yuan" => {
+                params.total_fen = Some(fen_of_yuan(number).ok_or_else(bad)?)
+            }
+            "分" | "fen" => params.total_fen = Some(whole()?),
+            "份" | "个" => params.shares = Some(u32::try_from(whole()?).map_err(|_| bad())?),
+            "秒" | "s" => params.window_secs = Some(whole()?),
+            "分钟" | "min" | "m" => params.window_secs = Some(whole()?.saturating_mul(60)),
+            "小时" | "h" => params.window_secs = Some(hours_secs(number).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        }
+    }
+    for (number, word) in bare {
+        let bad = || format!("看不懂「{word}」，可以这样写：红包测试 20元 20份 2小时");
+        if params.total_fen.is_none() {
+            params.total_fen = Some(fen_of_yuan(number).ok_or_else(bad)?);
+        } else if params.shares.is_none() {
+            params.shares = Some(number.parse().map_err(|_| bad())?);
+        } else if params.window_secs.is_none() {
+            let minutes: u64 = number.parse().map_err(|_| bad())?;
+            params.window_secs = Some(minutes.saturating_mul(60));
+        } else {
+            return Err(format!("「{word}」多余了：金额、份数、时间各写一个就好"));
+        }
+    }
+    Ok(params)
+}
+
+/// `12.5` yuan → 1250 fen (at most two decimals).
+fn fen_of_yuan(number: &str) -> Option<u64> {
+    let (whole, cents) = number.split_once('.').unwrap_or((number, ""));
+    if cents.len() > 2 || (whole.is_empty() && cents.is_empty()) {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let cents: u64 = if cents.is_empty() {
+        0
+    } else {
+        format!("{cents:0<2}").parse().ok()?
+    };
+    whole.checked_mul(100)?.checked_add(cents)
+}
+
+/// `1.5` hours → 5400 seconds (to the minute).
+fn hours_secs(number: &str) -> Option<u64> {
+    let hours: f64 = number.parse().ok()?;
+    (0.0..1e6)
+        .contains(&hours)
+        .then(|| (hours * 60.0).round() as u64 * 60)
+}
+
 /// The phrase members send to claim a share: one of `words` and three digits (`财税好运 527`),
 /// chosen from `seed` so that a test's phrase is stored implicitly with its seed. Distinct
 /// enough that ordinary talk never claims by accident; short enough to type on a phone.
@@ -246,6 +343,46 @@ pub fn results(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn command_words_read_in_any_order_with_units_or_in_order_without() {
+        let p = |args| parse_args(args).unwrap();
+        let params = |t, s, w| crate::domain::EnvelopeParams {
+            total_fen: t,
+            shares: s,
+            window_secs: w,
+        };
+        assert_eq!(p(""), params(None, None, None));
+        assert_eq!(
+            p("20元 10份 2小时"),
+            params(Some(2000), Some(10), Some(7200))
+        );
+        assert_eq!(p("30分钟 5个 0.5元"), params(Some(50), Some(5), Some(1800)));
+        assert_eq!(p("1500分"), params(Some(1500), None, None));
+        assert_eq!(p("8.8 8 45"), params(Some(880), Some(8), Some(2700)));
+        assert_eq!(p("10份 66"), params(Some(6600), Some(10), None));
+        assert_eq!(p("1.5h 90s"), params(None, None, Some(90)));
+        for bad in ["二十元", "20斤", "1.234元", "元", "1 2 3 4", "-5份"] {
+            let err = parse_args(bad).unwrap_err();
+            assert!(err.contains('「'), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn amounts_read_as_yuan() {
+        assert_eq!(yuan(2000), "20.00 元");
+        assert_eq!(yuan_digits(5), "0.05");
+        assert_eq!(fen_of_yuan(".5"), Some(50));
+        assert_eq!(fen_of_yuan("3.05"), Some(305));
+        assert_eq!(fen_of_yuan("."), None);
+        assert!(
+            chinese_reason(&SplitError::TooLittle {
+                total_fen: 10,
+                shares: 20
+            })
+            .contains("0.01")
+        );
+    }
 
     fn claims_at(minutes: &[i64]) -> Vec<Claim> {
         let start = started();

@@ -3,6 +3,7 @@
 //! the cause.
 
 mod admin;
+mod envelope_admin;
 mod feed_admin;
 mod group_admin;
 mod moderation_admin;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub store: Store,
     /// Moderation's state: standings, recent activity, the blacklist.
     pub moderator: Arc<crate::moderator::Moderator>,
+    /// Red-envelope tests while they run.
+    pub envelopes: Arc<crate::red_envelopes::Envelopes>,
     pub admin_token: Option<Secret>,
 }
 
@@ -106,6 +109,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/groups/{chat_id}/approved/{user_id}",
             put(moderation_admin::put_approved),
+        )
+        .route(
+            "/api/v1/groups/{chat_id}/red-envelope-tests",
+            get(envelope_admin::list_of_group).post(envelope_admin::start),
+        )
+        .route(
+            "/api/v1/red-envelope-tests/{id}",
+            get(envelope_admin::get_test),
+        )
+        .route(
+            "/api/v1/red-envelope-tests/{id}/claims.csv",
+            get(envelope_admin::claims_csv),
         )
         .route("/api/v1/moderation", get(moderation_admin::list_log))
         .route(

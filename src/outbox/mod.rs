@@ -10,6 +10,15 @@ pub use sender::{MAX_IN_FLIGHT, Outbox, OutboxOptions, OutboxStats, SendSettings
 use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::store::{Destination, GroupRecord};
 
+/// What a group's channel can do when the bot speaks unprompted (posting; removal and deletion
+/// are for the event paths, which know the implementation's actions).
+pub fn posting_capabilities(group: &GroupRecord) -> crate::domain::Capabilities {
+    match group.account {
+        Some(_) => crate::domain::Capabilities::bot_account(false, false),
+        None => crate::domain::Capabilities::WECOM_ROBOT,
+    }
+}
+
 /// Where `group`'s sends go: its bot account, or its robot's webhook URL when that URL points
 /// at an allowed host. The error says why there is nowhere to send.
 pub fn group_destination(

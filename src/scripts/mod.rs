@@ -409,9 +409,14 @@ impl Scripts {
         if let Some((file, text)) = &files.moderation {
             scripts.moderation = moderation::parse(&Source::new(text, file), &mut templates)?;
         }
-        if let Some((file, text)) = &files.red_envelope {
-            scripts.red_envelope = red_envelope::parse(&Source::new(text, file))?;
-        }
+        // Without a file of its own a directory gets the shipped one: tests started through the
+        // API or a command need the envelope's messages.
+        let shipped_red_envelope = (
+            PathBuf::from(format!("<embedded>/{}", red_envelope::RED_ENVELOPE_FILE)),
+            EMBEDDED_RED_ENVELOPE.to_owned(),
+        );
+        let (file, text) = files.red_envelope.as_ref().unwrap_or(&shipped_red_envelope);
+        scripts.red_envelope = red_envelope::parse(&Source::new(text, file), &mut templates)?;
         if let Some((file, text)) = &files.schedules {
             scripts.jobs = schedules::parse(&Source::new(text, file), &mut templates)?;
         }
@@ -535,6 +540,7 @@ impl Scripts {
             .chain(self.welcome.templates.iter().map(|t| &t.message))
             .chain(self.moderation.warning.iter())
             .chain(self.moderation.admin_notice.iter())
+            .chain(self.red_envelope.messages())
             .chain(self.jobs.iter().map(|j| &j.message))
     }
 }

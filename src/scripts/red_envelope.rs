@@ -1,12 +1,14 @@
 //! `bot-scripts/red_envelope.toml`: the defaults of a red-envelope test (total, shares, window),
-//! the thresholds of its verdict, and the words claim phrases are made of.
+//! the thresholds of its verdict, the words claim phrases are made of, and the messages of a
+//! test (a section left out falls back to the shipped file's).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ScriptError, Source, words};
+use super::{Format, Message, RawMessage, ScriptError, Source, words};
 use crate::engine::red_envelope::{MAX_SHARES, MAX_TOTAL_FEN, VerdictRules};
+use crate::scripts::template::Templates;
 
 /// The red-envelope file inside the scripts directory (optional: the built-in defaults apply).
 pub const RED_ENVELOPE_FILE: &str = "red_envelope.toml";
@@ -23,6 +25,45 @@ pub struct RedEnvelopeScripts {
     pub verdict: VerdictRules,
     /// Claim phrases are one of these and three digits.
     pub claim_words: Vec<String>,
+    /// `None` only for scripts parsed without a red-envelope file at all (tests of the messages
+    /// file alone); a loaded version always has them.
+    pub messages: Option<EnvelopeMessages>,
+}
+
+/// What the bot says during a test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeMessages {
+    /// The envelope, posted to the group.
+    pub envelope: Message,
+    /// The answer to a claim that got a share.
+    pub claimed: Message,
+    /// The answer to a member claiming twice.
+    pub already_claimed: Message,
+    /// The answer to a claim after every share is taken.
+    pub empty: Message,
+    /// The answer to a claim after the window.
+    pub closed: Message,
+    /// Posted to the group when the envelope is empty or the window ends.
+    pub finished: Message,
+    /// The results, to the group's admins (text: it @-mentions them).
+    pub report: Message,
+    /// The answer to a start the bot refused (`reason`).
+    pub not_started: Message,
+}
+
+impl EnvelopeMessages {
+    fn all(&self) -> [&Message; 8] {
+        [
+            &self.envelope,
+            &self.claimed,
+            &self.already_claimed,
+            &self.empty,
+            &self.closed,
+            &self.finished,
+            &self.report,
+            &self.not_started,
+        ]
+    }
 }
 
 impl Default for RedEnvelopeScripts {
@@ -33,6 +74,7 @@ impl Default for RedEnvelopeScripts {
             window: Duration::from_secs(2 * 3600),
             verdict: VerdictRules::default(),
             claim_words: vec!["财税好运".into()],
+            messages: None,
         }
     }
 }
@@ -59,12 +101,33 @@ struct RawClaim {
     words: Vec<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessages {
+    envelope: Option<RawMessage>,
+    claimed: Option<RawMessage>,
+    already_claimed: Option<RawMessage>,
+    empty: Option<RawMessage>,
+    closed: Option<RawMessage>,
+    finished: Option<RawMessage>,
+    report: Option<RawMessage>,
+    not_started: Option<RawMessage>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RedEnvelopeFile {
     defaults: Option<toml::Spanned<RawDefaults>>,
     verdict: Option<toml::Spanned<RawVerdict>>,
     claim: Option<toml::Spanned<RawClaim>>,
+    messages: Option<RawMessages>,
+}
+
+impl RedEnvelopeScripts {
+    /// Every message (for `trumpet check`).
+    pub fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.messages.iter().flat_map(EnvelopeMessages::all)
+    }
 }
 
 /// Checks a test's parameters (also those given through a command or the API).
@@ -72,15 +135,18 @@ pub fn check_test(total_fen: u64, shares: u32, window: Duration) -> Result<(), S
     crate::engine::red_envelope::check(total_fen, shares).map_err(|e| e.to_string())?;
     if window.is_zero() || window > MAX_WINDOW {
         return Err(format!(
-            "the window must be 1 minute to {} hours",
+            "the window must be 1 second to {} hours",
             MAX_WINDOW.as_secs() / 3600
         ));
     }
     Ok(())
 }
 
-/// Parses a red-envelope file.
-pub(crate) fn parse(src: &Source<'_>) -> Result<RedEnvelopeScripts, ScriptError> {
+/// Parses a red-envelope file, adding its templates to `templates`.
+pub(crate) fn parse(
+    src: &Source<'_>,
+    templates: &mut Templates,
+) -> Result<RedEnvelopeScripts, ScriptError> {
     let parsed: RedEnvelopeFile = toml::from_str(src.text).map_err(|e| src.toml_error(&e))?;
     let mut out = RedEnvelopeScripts::default();
     if let Some(d) = &parsed.defaults {
@@ -127,7 +193,58 @@ pub(crate) fn parse(src: &Source<'_>) -> Result<RedEnvelopeScripts, ScriptError>
         }
         out.claim_words = list;
     }
+    out.messages = Some(messages(
+        src,
+        parsed.messages.unwrap_or_default(),
+        templates,
+    )?);
     Ok(out)
+}
+
+/// The file's messages, the shipped file's where a section is left out.
+fn messages(
+    src: &Source<'_>,
+    raw: RawMessages,
+    templates: &mut Templates,
+) -> Result<EnvelopeMessages, ScriptError> {
+    let shipped_file = std::path::PathBuf::from(format!("<embedded>/{RED_ENVELOPE_FILE}"));
+    let shipped_src = Source::new(super::EMBEDDED_RED_ENVELOPE, &shipped_file);
+    let shipped: RedEnvelopeFile =
+        toml::from_str(shipped_src.text).map_err(|e| shipped_src.toml_error(&e))?;
+    let shipped = shipped.messages.unwrap_or_default();
+    let mut pick = |name: &str,
+                    own: Option<RawMessage>,
+                    fallback: Option<RawMessage>|
+     -> Result<Message, ScriptError> {
+        match (own, fallback) {
+            (Some(own), _) => src.message(templates, &format!("messages.{name}"), &own),
+            (None, Some(fallback)) => {
+                shipped_src.message(templates, &format!("messages.{name}"), &fallback)
+            }
+            (None, None) => Err(src.error(0, format!("[messages.{name}] is missing"))),
+        }
+    };
+    let report = pick("report", raw.report, shipped.report)?;
+    if report.format != Format::Text {
+        return Err(src.error(
+            src.text.find("[messages.report]").unwrap_or(0),
+            "[messages.report] must be format = \"text\" (it @-mentions the admins)",
+        ));
+    }
+    Ok(EnvelopeMessages {
+        envelope: pick("envelope", raw.envelope, shipped.envelope)?,
+        claimed: pick("claimed", raw.claimed, shipped.claimed)?,
+        already_claimed: pick(
+            "already_claimed",
+            raw.already_claimed,
+            shipped.already_claimed,
+        )?,
+        empty: pick("empty", raw.empty, shipped.empty)?,
+        closed: pick("closed", raw.closed, shipped.closed)?,
+        finished: pick("finished", raw.finished, shipped.finished)?,
+        report,
+        not_started: pick("not_started", raw.not_started, shipped.not_started)?,
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +253,10 @@ mod tests {
     use std::path::Path;
 
     fn parse_text(text: &str) -> Result<RedEnvelopeScripts, ScriptError> {
-        parse(&Source::new(text, Path::new("red_envelope.toml")))
+        parse(
+            &Source::new(text, Path::new("red_envelope.toml")),
+            &mut Templates::new(),
+        )
     }
 
     #[test]
@@ -146,7 +266,27 @@ mod tests {
         assert_eq!(s.window, Duration::from_secs(7200));
         assert_eq!(s.verdict, VerdictRules::default());
         assert!(s.claim_words.len() >= 3);
-        assert_eq!(parse_text("").unwrap(), RedEnvelopeScripts::default());
+        assert_eq!(s.messages().count(), 8);
+        // An empty file: the built-in defaults and the shipped file's messages.
+        let empty = parse_text("").unwrap();
+        assert_eq!(
+            (empty.total_fen, empty.shares, empty.window),
+            (2000, 20, Duration::from_secs(7200))
+        );
+        assert_eq!(empty.messages, s.messages);
+    }
+
+    #[test]
+    fn a_message_can_be_replaced_and_the_report_must_be_text() {
+        let s = parse_text("[messages.closed]\nformat = \"text\"\ncontent = \"结束了\"\n").unwrap();
+        let messages = s.messages.unwrap();
+        assert_eq!(messages.closed.body.source(), "结束了");
+        assert!(messages.claimed.body.source().contains("claim.amount"));
+        let err =
+            parse_text("[messages.report]\nformat = \"markdown\"\ncontent = \"x\"\n").unwrap_err();
+        assert!(err.reason.contains("must be format"), "{err}");
+        let err = parse_text("[messages.nope]\nformat = \"text\"\ncontent = \"x\"\n").unwrap_err();
+        assert!(err.reason.contains("unknown field"), "{err}");
     }
 
     #[test]

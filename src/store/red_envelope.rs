@@ -58,6 +58,10 @@ pub struct ClaimRecord {
     pub name: String,
     pub amount_fen: u64,
     pub at: DateTime<Utc>,
+    /// Whether the member had spoken in the group before claiming (claimers who had not are
+    /// the "silent claimers" of the results).
+    #[serde(default)]
+    pub spoke_before: bool,
 }
 
 impl WriteTx<'_> {
@@ -106,14 +110,20 @@ impl Store {
         Ok(out)
     }
 
-    /// Every test still running (to finish them after a restart).
-    pub fn running_envelope_tests(&self) -> Result<Vec<TestRecord>, StoreError> {
+    /// Every test still running (to finish them after a restart) and those finished since
+    /// `finished_since` (to answer late claims).
+    pub fn live_envelope_tests(
+        &self,
+        finished_since: DateTime<Utc>,
+    ) -> Result<Vec<TestRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ENVELOPE_TESTS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let test: TestRecord = decode(entry?.1.value())?;
-            if test.state == TestState::Running {
+            if test.state == TestState::Running
+                || test.finished_at.is_some_and(|t| t >= finished_since)
+            {
                 out.push(test);
             }
         }
@@ -174,6 +184,7 @@ mod tests {
             name: String::new(),
             amount_fen: amount,
             at: Utc::now(),
+            spoke_before: true,
         };
         store
             .write(|tx| {
@@ -204,14 +215,23 @@ mod tests {
         assert_eq!(of_g1, ["t1", "t3"]);
         let mut done = test_record("t2", "g2", 1);
         done.state = TestState::Finished;
+        done.finished_at = Some(done.ends_at);
         store.write(|tx| tx.put_envelope_test(&done)).unwrap();
-        let running: Vec<String> = store
-            .running_envelope_tests()
-            .unwrap()
-            .into_iter()
-            .map(|t| t.id)
-            .collect();
-        assert_eq!(running, ["t1", "t3"]);
+        let live = |since| -> Vec<String> {
+            let mut ids: Vec<String> = store
+                .live_envelope_tests(since)
+                .unwrap()
+                .into_iter()
+                .map(|t| t.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(live(done.ends_at), ["t1", "t2", "t3"]);
+        assert_eq!(
+            live(done.ends_at + chrono::Duration::seconds(1)),
+            ["t1", "t3"]
+        );
         assert_eq!(
             store.envelope_test("t2").unwrap().unwrap().state,
             TestState::Finished

@@ -13,5 +13,6 @@ mod keywords;
 mod moderation;
 mod onebot;
 mod pushes;
+mod red_envelopes;
 mod reload;
 mod welcome;

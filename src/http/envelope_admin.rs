@@ -1,0 +1,247 @@
+//! Red-envelope tests through the admin API: starting one
+//! (`POST /api/v1/groups/{chat_id}/red-envelope-tests`), a group's tests, one test with its
+//! claims and results (`GET /api/v1/red-envelope-tests/{id}`), and the payout ledger as CSV
+//! (`…/claims.csv`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use super::admin::{admit, authorized, bad_request, internal_error, unauthorized};
+use crate::domain::{ChatId, EnvelopeParams};
+use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
+use crate::red_envelopes::StartError;
+use crate::store::{ClaimRecord, StoreError, TestRecord};
+
+/// Who the API says started a test.
+const BY_API: &str = "admin-api";
+
+fn refuse(status: StatusCode, reason: String) -> Response {
+    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+}
+
+/// `POST /api/v1/groups/{chat_id}/red-envelope-tests` with `{"total_fen", "shares",
+/// "window_secs"}` (each optional: `red_envelope.toml`'s defaults): 201 with the test (its `id`
+/// and `claim_phrase`). 400 for impossible values, 404 for an unknown group, 409 when the group
+/// is not adopted, cannot be posted to, or already runs a test (`running_id`).
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+    body: Result<Json<EnvelopeParams>, JsonRejection>,
+) -> Response {
+    let params = match admit(&state, &headers, body) {
+        Ok(params) => params,
+        Err(refusal) => return *refusal,
+    };
+    let chat = ChatId::new(chat_id);
+    match state.envelopes.start(&chat, params, BY_API).await {
+        Ok(test) => (StatusCode::CREATED, Json(test)).into_response(),
+        Err(StartError::Invalid(reason)) => bad_request(reason),
+        Err(StartError::UnknownGroup) => refuse(StatusCode::NOT_FOUND, format!("no group {chat}")),
+        Err(StartError::Running { id }) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": format!("test {id} is still running in this group"),
+                "running_id": id,
+            })),
+        )
+            .into_response(),
+        Err(e @ (StartError::NotAdopted | StartError::NoDestination(_))) => {
+            refuse(StatusCode::CONFLICT, e.to_string())
+        }
+        Err(e) => internal_error(e),
+    }
+}
+
+/// A test as the API shows it: the record, its claims, and what they add up to.
+#[derive(Serialize)]
+pub struct TestView {
+    #[serde(flatten)]
+    test: TestRecord,
+    claims: Vec<ClaimView>,
+    claimed_fen: u64,
+    /// `null` while the test runs.
+    verdict: Option<Verdict>,
+}
+
+#[derive(Serialize)]
+struct ClaimView {
+    share: usize,
+    user_id: String,
+    name: String,
+    amount_fen: u64,
+    at: chrono::DateTime<chrono::Utc>,
+    spoke_before: bool,
+}
+
+impl TestView {
+    fn new(test: TestRecord, claims: Vec<ClaimRecord>) -> Self {
+        let claimed_fen = claims.iter().map(|c| c.amount_fen).sum();
+        let verdict = test.results.as_ref().map(|r: &Results| r.verdict);
+        let claims = claims
+            .into_iter()
+            .enumerate()
+            .map(|(share, c)| ClaimView {
+                share,
+                user_id: c.user_id,
+                name: c.name,
+                amount_fen: c.amount_fen,
+                at: c.at,
+                spoke_before: c.spoke_before,
+            })
+            .collect();
+        Self {
+            test,
+            claims,
+            claimed_fen,
+            verdict,
+        }
+    }
+}
+
+/// Reads a test and its claims; `None` when there is no such test.
+async fn load(
+    state: &AppState,
+    id: String,
+) -> Result<Option<(TestRecord, Vec<ClaimRecord>)>, Response> {
+    let store = state.store.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let Some(test) = store.envelope_test(&id)? else {
+            return Ok(None);
+        };
+        let claims = store.envelope_claims(&id)?;
+        Ok(Some((test, claims)))
+    })
+    .await;
+    match read {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(e)) => Err(internal_error(e)),
+        Err(e) => Err(internal_error(e)),
+    }
+}
+
+/// `GET /api/v1/red-envelope-tests/{id}`: the test, its `claims` (share, member, amount_fen,
+/// at), `claimed_fen` and `verdict` (`null` while it runs), and its `results` once finished.
+pub async fn get_test(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    match load(&state, id.clone()).await {
+        Ok(Some((test, claims))) => Json(TestView::new(test, claims)).into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no red-envelope test {id}")),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v1/groups/{chat_id}/red-envelope-tests`: the group's tests, newest first (without
+/// their claims).
+pub async fn list_of_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let store = state.store.clone();
+    let chat = ChatId::new(chat_id);
+    match tokio::task::spawn_blocking(move || store.envelope_tests_of(&chat)).await {
+        Ok(Ok(mut tests)) => {
+            tests.reverse();
+            Json(tests).into_response()
+        }
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `GET /api/v1/red-envelope-tests/{id}/claims.csv`: the payout ledger, one row per share
+/// taken, UTF-8 with a byte-order mark (so that Excel shows the names).
+pub async fn claims_csv(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let (test, claims) = match load(&state, id.clone()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return refuse(StatusCode::NOT_FOUND, format!("no red-envelope test {id}")),
+        Err(response) => return response,
+    };
+    let disposition = format!("attachment; filename=\"{}-claims.csv\"", test.id);
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        ledger_csv(&test, &claims),
+    )
+        .into_response()
+}
+
+/// The ledger's text.
+pub fn ledger_csv(test: &TestRecord, claims: &[ClaimRecord]) -> String {
+    let mut out = String::from(
+        "\u{feff}test_id,chat_id,share,user_id,name,amount_fen,amount_yuan,claimed_at\r\n",
+    );
+    for (share, c) in claims.iter().enumerate() {
+        let row = [
+            test.id.clone(),
+            test.chat_id.to_string(),
+            share.to_string(),
+            c.user_id.clone(),
+            c.name.clone(),
+            c.amount_fen.to_string(),
+            yuan_digits(c.amount_fen),
+            c.at.to_rfc3339(),
+        ];
+        let cells: Vec<String> = row.iter().map(|v| csv_cell(v)).collect();
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// One CSV cell (RFC 4180 quoting). Member names are chosen by members: one that starts like a
+/// formula (`=`, `+`, `-`, `@`) is prefixed with `'` so that a spreadsheet shows it rather than
+/// running it.
+fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_cell("张三"), "张三");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-5"), "'-5");
+        assert_eq!(csv_cell("line\nbreak"), "\"line\nbreak\"");
+    }
+}

@@ -1,0 +1,793 @@
+//! Red-envelope tests while they run. Starting one (an admin's command, the admin API, a
+//! schedule) stores the test and queues the envelope in one transaction. A member's message that
+//! is the claim phrase takes the next share — first come, first served, one per member — and the
+//! share is in the store before the member is answered. When the envelope is empty or its window
+//! ends, the test is finished: results computed and stored, the group told, the admins sent the
+//! report, again in one transaction with the posts, so a crash cannot finish a test twice or
+//! lose its report. Running tests are reloaded at start-up; [`Envelopes::run`] is the timer that
+//! finishes them (also those whose window ended while the service was down).
+//!
+//! The pure rules (split, claim, results) are in [`crate::engine::red_envelope`]; the ledger's
+//! tables in [`crate::store`].
+
+#[cfg(test)]
+mod tests;
+mod texts;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use crate::domain::{Action, ChatId, EnvelopeParams, Event, OutMessage, Reply, Role, Sender};
+use crate::engine::red_envelope::{self as rules, Claim, ClaimOutcome};
+use crate::engine::{self, normalize};
+use crate::groups::Directory;
+use crate::scripts::live::LiveScripts;
+use crate::scripts::red_envelope::EnvelopeMessages;
+use crate::scripts::{Message, Scripts};
+use crate::store::{
+    ClaimRecord, GroupStatus, NewSend, OutboxEntry, Store, StoreError, TestRecord, TestState,
+};
+
+pub use texts::verdict_text;
+
+/// How long a finished test still answers its phrase ("this envelope has ended").
+pub const LATE_ANSWERS_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Characters a claim may have besides the phrase (`抢 财税好运 527`, `谢谢老板`): enough for a
+/// word of thanks, too few to carry an advert, so that claims can skip moderation.
+pub const CLAIM_SLACK_CHARS: usize = 4;
+/// The wait before trying again to finish a test the store would not record.
+const FINISH_RETRY: Duration = Duration::from_secs(5);
+
+/// The time, as the service sees it (tests drive it from tokio's paused clock).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+/// Hands a queued post to the outbox.
+pub type Dispatch = Arc<dyn Fn(OutboxEntry) + Send + Sync>;
+
+/// Why a test did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("unknown group")]
+    UnknownGroup,
+    #[error("the bot has not adopted this group")]
+    NotAdopted,
+    #[error("test {id} is still running in this group")]
+    Running { id: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the envelope cannot be posted: {0}")]
+    NoDestination(String),
+    #[error("the envelope did not render: {0}")]
+    Template(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl StartError {
+    /// The reason in the members' words (the answer to a command).
+    pub fn chinese(&self) -> String {
+        match self {
+            StartError::UnknownGroup | StartError::NotAdopted => "机器人还没有认领这个群".into(),
+            StartError::Running { .. } => "群里还有一个红包测试没结束".into(),
+            StartError::Invalid(reason) => reason.clone(),
+            StartError::NoDestination(_) => "机器人现在不能在这个群里发消息".into(),
+            StartError::Template(_) | StartError::Store(_) => "系统出了点问题，请稍后再试".into(),
+        }
+    }
+}
+
+/// A test that is running, as the claim path needs it.
+struct Running {
+    test: TestRecord,
+    split: Vec<u64>,
+    claims: Vec<ClaimRecord>,
+    /// Finished (or being finished): claims that got here late are answered as closed.
+    done: bool,
+}
+
+/// A group's running test, findable without waiting for its lock.
+struct Slot {
+    id: String,
+    phrase_key: String,
+    ends_at: DateTime<Utc>,
+    test: Arc<tokio::sync::Mutex<Running>>,
+}
+
+/// A test finished recently, kept to answer late claims.
+struct Closed {
+    phrase_key: String,
+    finished_at: DateTime<Utc>,
+    claimed: HashMap<String, u64>,
+    emptied: bool,
+    test: TestRecord,
+}
+
+/// The running tests and what they need.
+pub struct Envelopes {
+    store: Store,
+    scripts: Arc<LiveScripts>,
+    directory: Arc<Directory>,
+    webhook_hosts: Vec<String>,
+    dispatch: Dispatch,
+    clock: Clock,
+    running: Mutex<HashMap<ChatId, Slot>>,
+    closed: Mutex<HashMap<ChatId, Closed>>,
+    wake: Notify,
+}
+
+/// What the service needs from the rest of the process.
+pub struct EnvelopeDeps {
+    pub store: Store,
+    pub scripts: Arc<LiveScripts>,
+    pub directory: Arc<Directory>,
+    pub webhook_hosts: Vec<String>,
+    pub dispatch: Dispatch,
+    pub clock: Clock,
+}
+
+/// The form a phrase is compared in: normalised (width, case, traditional characters) and
+/// squeezed (no spaces or punctuation), so `财税好运527` and `財稅好運 ５２７！` both claim.
+fn phrase_key(text: &str) -> String {
+    normalize::squeeze(&normalize::normalize(text))
+}
+
+/// Whether `text` (in compared form) claims with `phrase_key`.
+fn is_claim_of(text_key: &str, phrase_key: &str) -> bool {
+    !phrase_key.is_empty()
+        && text_key.contains(phrase_key)
+        && text_key.chars().count() <= phrase_key.chars().count() + CLAIM_SLACK_CHARS
+}
+
+impl Envelopes {
+    /// Loads the running tests (and those finished within [`LATE_ANSWERS_FOR`]) from the store.
+    pub fn load(deps: EnvelopeDeps) -> Result<Envelopes, StoreError> {
+        let now = (deps.clock)();
+        let since = now - chrono::Duration::from_std(LATE_ANSWERS_FOR).unwrap_or_default();
+        let mut running = HashMap::new();
+        let mut closed = HashMap::new();
+        let mut tests = deps.store.live_envelope_tests(since)?;
+        tests.sort_by_key(|t| t.started_at);
+        for test in tests {
+            let claims = deps.store.envelope_claims(&test.id)?;
+            let phrase_key = phrase_key(&test.claim_phrase);
+            match test.state {
+                TestState::Running => {
+                    let split = match rules::split(test.total_fen, test.shares, test.seed) {
+                        Ok(split) => split,
+                        Err(e) => {
+                            error!(test = %test.id, error = %e, "a stored test cannot be split; left as it is");
+                            continue;
+                        }
+                    };
+                    info!(test = %test.id, chat = %test.chat_id, claims = claims.len(), "red-envelope test resumed");
+                    running.insert(
+                        test.chat_id.clone(),
+                        Slot {
+                            id: test.id.clone(),
+                            phrase_key,
+                            ends_at: test.ends_at,
+                            test: Arc::new(tokio::sync::Mutex::new(Running {
+                                test,
+                                split,
+                                claims,
+                                done: false,
+                            })),
+                        },
+                    );
+                }
+                TestState::Finished => {
+                    closed.insert(test.chat_id.clone(), closed_of(&test, &claims, phrase_key));
+                }
+            }
+        }
+        Ok(Envelopes {
+            store: deps.store,
+            scripts: deps.scripts,
+            directory: deps.directory,
+            webhook_hosts: deps.webhook_hosts,
+            dispatch: deps.dispatch,
+            clock: deps.clock,
+            running: Mutex::new(running),
+            closed: Mutex::new(closed),
+            wake: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// The id of the test running in `chat`, if any.
+    pub fn running_in(&self, chat: &ChatId) -> Option<String> {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.get(chat).map(|slot| slot.id.clone())
+    }
+
+    /// Starts a test in `chat`; `params` left out take the defaults of `red_envelope.toml`.
+    pub async fn start(
+        &self,
+        chat: &ChatId,
+        params: EnvelopeParams,
+        started_by: &str,
+    ) -> Result<TestRecord, StartError> {
+        let now = self.now();
+        let scripts = self.scripts.current();
+        let defaults = &scripts.red_envelope;
+        let messages = defaults
+            .messages
+            .as_ref()
+            .ok_or_else(|| StartError::Template("no red-envelope messages are loaded".into()))?;
+        let total_fen = params.total_fen.unwrap_or(defaults.total_fen);
+        let shares = params.shares.unwrap_or(defaults.shares);
+        let window_secs = params.window_secs.unwrap_or(defaults.window.as_secs());
+        crate::scripts::red_envelope::check_test(
+            total_fen,
+            shares,
+            Duration::from_secs(window_secs),
+        )
+        .map_err(StartError::Invalid)?;
+        let store = self.store.clone();
+        let key = chat.clone();
+        let group = tokio::task::spawn_blocking(move || store.group(&key))
+            .await
+            .map_err(|e| StartError::Template(e.to_string()))??
+            .ok_or(StartError::UnknownGroup)?;
+        if group.status != GroupStatus::Adopted {
+            return Err(StartError::NotAdopted);
+        }
+        let to = crate::outbox::group_destination(&group, &self.webhook_hosts)
+            .map_err(StartError::NoDestination)?;
+        let seed: u64 = rand::random();
+        let split = rules::split(total_fen, shares, seed)
+            .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let test = TestRecord {
+            id: format!("rt-{}-{:08x}", now.format("%Y%m%d%H%M%S"), seed >> 32),
+            chat_id: chat.clone(),
+            total_fen,
+            shares,
+            window_secs,
+            seed,
+            claim_phrase: rules::claim_phrase(&defaults.claim_words, seed),
+            started_at: now,
+            ends_at: now + chrono::Duration::seconds(window_secs as i64),
+            started_by: started_by.to_owned(),
+            state: TestState::Running,
+            finished_at: None,
+            results: None,
+        };
+        let envelope = texts::envelope(&test, group.account.is_none());
+        let post = self
+            .render_post(&scripts, &messages.envelope, chat, context! { envelope })
+            .map_err(StartError::Template)?;
+        let running = Arc::new(tokio::sync::Mutex::new(Running {
+            test: test.clone(),
+            split,
+            claims: Vec::new(),
+            done: false,
+        }));
+        // Claim the group's slot before writing, so that two starts at once cannot both run.
+        {
+            let mut slots = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = slots.get(chat) {
+                return Err(StartError::Running {
+                    id: slot.id.clone(),
+                });
+            }
+            slots.insert(
+                chat.clone(),
+                Slot {
+                    id: test.id.clone(),
+                    phrase_key: phrase_key(&test.claim_phrase),
+                    ends_at: test.ends_at,
+                    test: running,
+                },
+            );
+        }
+        let send = NewSend {
+            key: format!("envelope:{}:post", test.id),
+            chat: Some(chat.clone()),
+            bot: Some(group.bot.clone()),
+            to,
+            message: post,
+            purpose: "red_envelope".into(),
+            run: None,
+            not_before: None,
+            skip: None,
+        };
+        let store = self.store.clone();
+        let record = test.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                tx.put_envelope_test(&record)?;
+                tx.enqueue(send, now)
+            })
+        })
+        .await;
+        let entry = match written {
+            Ok(Ok(entry)) => entry,
+            Ok(Err(e)) => {
+                self.running_remove(chat);
+                return Err(StartError::Store(e));
+            }
+            Err(e) => {
+                self.running_remove(chat);
+                return Err(StartError::Template(e.to_string()));
+            }
+        };
+        if let Some(entry) = entry {
+            (self.dispatch)(entry);
+        }
+        info!(test = %test.id, chat = %chat, total_fen, shares, window_secs, by = started_by,
+            phrase = %test.claim_phrase, "red-envelope test started");
+        self.wake.notify_one();
+        Ok(test)
+    }
+
+    fn running_remove(&self, chat: &ChatId) {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(chat);
+    }
+
+    /// Whether `event` is a claim of a test in its group (running, or finished recently): such a
+    /// message is the phrase and at most a few characters more, so moderation can skip it.
+    pub fn is_claim(&self, event: &Event) -> bool {
+        self.target(event).is_some()
+    }
+
+    /// The claim's test: (the group, the running test if it still runs).
+    fn target(&self, event: &Event) -> Option<(ChatId, Option<Arc<tokio::sync::Mutex<Running>>>)> {
+        let chat = event.chat_id()?;
+        let text = engine::heard_text(event)?;
+        let key = phrase_key(&text);
+        if let Some(slot) = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(chat)
+            .filter(|s| is_claim_of(&key, &s.phrase_key))
+        {
+            return Some((chat.clone(), Some(Arc::clone(&slot.test))));
+        }
+        let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        closed
+            .get(chat)
+            .filter(|c| is_claim_of(&key, &c.phrase_key))
+            .map(|_| (chat.clone(), None))
+    }
+
+    /// Handles `event` as a claim when it is one; returns the answer for the member.
+    pub async fn claim(&self, event: &Event) -> Option<Reply> {
+        let (chat, running) = self.target(event)?;
+        let now = self.now();
+        let scripts = self.scripts.current();
+        let messages = scripts.red_envelope.messages.as_ref()?;
+        let user = event.from.user_id.as_str();
+        let Some(running) = running else {
+            return self.late_answer(&scripts, messages, &chat, &event.from);
+        };
+        let mut run = running.lock().await;
+        if run.done {
+            drop(run);
+            return self.late_answer(&scripts, messages, &chat, &event.from);
+        }
+        let earlier: Vec<Claim> = run.claims.iter().map(engine_claim).collect();
+        let outcome = rules::claim(
+            &run.split,
+            &earlier,
+            user,
+            now,
+            run.test.started_at,
+            run.test.ends_at,
+        );
+        let envelope = texts::envelope(&run.test, event.account.is_none());
+        let reply = |message: &Message, extra: minijinja::Value| {
+            self.render_reply(&scripts, message, &chat, &event.from, now, extra)
+        };
+        match outcome {
+            ClaimOutcome::Claimed {
+                index,
+                amount_fen,
+                left,
+            } => {
+                let record = match self
+                    .record_claim(&run.test, index, &event.from, amount_fen, now)
+                    .await
+                {
+                    Ok(record) => record,
+                    Err(e) => {
+                        error!(test = %run.test.id, user, error = %e, "claim not recorded");
+                        return Some(Reply::Text {
+                            content: "记账没有成功，请稍后再发一次口令。".into(),
+                            mentioned: vec![user.to_owned()],
+                        });
+                    }
+                };
+                info!(test = %run.test.id, chat = %chat, user, index, amount_fen, left, "share claimed");
+                run.claims.push(record);
+                let answer = reply(
+                    &messages.claimed,
+                    context! { envelope, claim => texts::claim(amount_fen, left) },
+                );
+                if left == 0 {
+                    self.finish_locked(&mut run, now).await;
+                }
+                answer
+            }
+            ClaimOutcome::AlreadyClaimed { amount_fen } => reply(
+                &messages.already_claimed,
+                context! { envelope, claim => texts::claim(amount_fen, run.split.len() - run.claims.len()) },
+            ),
+            ClaimOutcome::Empty => reply(&messages.empty, context! { envelope }),
+            ClaimOutcome::Closed => reply(&messages.closed, context! { envelope }),
+        }
+    }
+
+    /// The answer to a member whose start was refused.
+    pub fn refusal(&self, event: &Event, error: &StartError) -> Option<Reply> {
+        let chat = event.chat_id()?;
+        let scripts = self.scripts.current();
+        let messages = scripts.red_envelope.messages.as_ref()?;
+        let reason = error.chinese();
+        self.render_reply(
+            &scripts,
+            &messages.not_started,
+            chat,
+            &event.from,
+            self.now(),
+            context! { reason },
+        )
+    }
+
+    /// The answer to a claim of a finished test.
+    fn late_answer(
+        &self,
+        scripts: &Scripts,
+        messages: &EnvelopeMessages,
+        chat: &ChatId,
+        from: &Sender,
+    ) -> Option<Reply> {
+        let (message, extra) = {
+            let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+            let c = closed.get(chat)?;
+            let envelope = texts::envelope(&c.test, false);
+            match c.claimed.get(&from.user_id) {
+                Some(&amount) => (
+                    &messages.already_claimed,
+                    context! { envelope, claim => texts::claim(amount, 0) },
+                ),
+                None if c.emptied => (&messages.empty, context! { envelope }),
+                None => (&messages.closed, context! { envelope }),
+            }
+        };
+        self.render_reply(scripts, message, chat, from, self.now(), extra)
+    }
+
+    /// Writes share `index` as taken by `from`, with what the results need to know of them.
+    async fn record_claim(
+        &self,
+        test: &TestRecord,
+        index: usize,
+        from: &Sender,
+        amount_fen: u64,
+        at: DateTime<Utc>,
+    ) -> Result<ClaimRecord, StoreError> {
+        let store = self.store.clone();
+        let (test_id, chat, from) = (test.id.clone(), test.chat_id.clone(), from.clone());
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        tokio::task::spawn_blocking(move || {
+            let member = store.member(&chat, &from.user_id)?;
+            let name = if !from.name.is_empty() {
+                from.name.clone()
+            } else if let Some(m) = member.as_ref().filter(|m| !m.name.is_empty()) {
+                m.name.clone()
+            } else {
+                // Bot accounts send ids only; the member list has the names.
+                store
+                    .roster(&chat)?
+                    .into_iter()
+                    .find(|(id, _)| *id == from.user_id)
+                    .map(|(_, name)| name)
+                    .unwrap_or_default()
+            };
+            let record = ClaimRecord {
+                user_id: from.user_id.clone(),
+                name,
+                amount_fen,
+                at,
+                // This message is not counted yet: any count is an earlier message.
+                spoke_before: member.is_some_and(|m| m.message_count > 0),
+            };
+            store.write(|tx| tx.put_claim(&test_id, index, &record))?;
+            Ok(record)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("claim task failed: {e}")))?
+    }
+
+    /// Finishes every test whose window has ended; returns how many could not be finished.
+    pub async fn finish_due(&self) -> usize {
+        let now = self.now();
+        let due: Vec<_> = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|s| s.ends_at <= now)
+            .map(|s| Arc::clone(&s.test))
+            .collect();
+        let mut failed = 0;
+        for test in due {
+            let mut run = test.lock().await;
+            if !run.done && !self.finish_locked(&mut run, now).await {
+                failed += 1;
+            }
+        }
+        let keep_from = now - chrono::Duration::from_std(LATE_ANSWERS_FOR).unwrap_or_default();
+        self.closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, c| c.finished_at >= keep_from);
+        failed
+    }
+
+    /// Finishes `run`: results, the group's announcement and the admins' report, stored and
+    /// queued together. False when the store refused (the test stays running; tried again).
+    async fn finish_locked(&self, run: &mut Running, now: DateTime<Utc>) -> bool {
+        let chat = run.test.chat_id.clone();
+        let store = self.store.clone();
+        let key = chat.clone();
+        let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let group = store.group(&key)?;
+            let roster = store.roster(&key)?.len() as u64;
+            Ok((group, roster))
+        })
+        .await;
+        let (group, roster) = match facts {
+            Ok(Ok(facts)) => facts,
+            Ok(Err(e)) => {
+                error!(test = %run.test.id, error = %e, "test not finished: the store is unreadable");
+                return false;
+            }
+            Err(e) => {
+                error!(test = %run.test.id, error = %e, "test not finished: task failed");
+                return false;
+            }
+        };
+        let scripts = self.scripts.current();
+        // Only a bot account lists the members; the robot knows those who spoke to it.
+        let members = (roster > 0).then_some(roster);
+        let claims: Vec<Claim> = run.claims.iter().map(engine_claim).collect();
+        let silent = run.claims.iter().filter(|c| !c.spoke_before).count();
+        let results = rules::results(
+            &claims,
+            run.test.shares,
+            run.test.started_at,
+            Duration::from_secs(run.test.window_secs),
+            members,
+            silent,
+            &scripts.red_envelope.verdict,
+        );
+        let mut test = run.test.clone();
+        test.state = TestState::Finished;
+        test.finished_at = Some(now);
+        test.results = Some(results.clone());
+        let sends = match (&group, scripts.red_envelope.messages.as_ref()) {
+            (Some(group), Some(messages)) if group.status == GroupStatus::Adopted => {
+                self.finish_posts(&scripts, messages, group, &test, &run.claims, members, now)
+            }
+            _ => {
+                warn!(test = %test.id, chat = %chat, "the group is no longer adopted: results stored, nothing posted");
+                Vec::new()
+            }
+        };
+        let store = self.store.clone();
+        let record = test.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                tx.put_envelope_test(&record)?;
+                let mut entries = Vec::new();
+                for send in sends {
+                    entries.extend(tx.enqueue(send, now)?);
+                }
+                Ok(entries)
+            })
+        })
+        .await;
+        let entries = match written {
+            Ok(Ok(entries)) => entries,
+            Ok(Err(e)) => {
+                error!(test = %test.id, error = %e, "test not finished: the store refused; trying again");
+                return false;
+            }
+            Err(e) => {
+                error!(test = %test.id, error = %e, "test not finished: task failed; trying again");
+                return false;
+            }
+        };
+        for entry in entries {
+            (self.dispatch)(entry);
+        }
+        info!(test = %test.id, chat = %chat, claims = results.claims, claimed_fen = results.claimed_fen,
+            verdict = ?results.verdict, "red-envelope test finished");
+        run.done = true;
+        run.test = test.clone();
+        self.running_remove(&chat);
+        let closed = closed_of(&test, &run.claims, phrase_key(&test.claim_phrase));
+        self.closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(chat, closed);
+        true
+    }
+
+    /// The announcement to the group and the report to its admins.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_posts(
+        &self,
+        scripts: &Scripts,
+        messages: &EnvelopeMessages,
+        group: &crate::store::GroupRecord,
+        test: &TestRecord,
+        claims: &[ClaimRecord],
+        members: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Vec<NewSend> {
+        let chat = &group.chat_id;
+        let to = match crate::outbox::group_destination(group, &self.webhook_hosts) {
+            Ok(to) => to,
+            Err(why) => {
+                warn!(test = %test.id, chat = %chat, "results not posted: {why}");
+                return Vec::new();
+            }
+        };
+        let Some(results) = &test.results else {
+            return Vec::new();
+        };
+        let vars = context! {
+            envelope => texts::envelope(test, group.account.is_none()),
+            results => texts::results(results, claims, test.started_at, members),
+        };
+        let mut posts = Vec::new();
+        match self.render_post(scripts, &messages.finished, chat, vars.clone()) {
+            Ok(message) => posts.push((message, "red_envelope")),
+            Err(e) => error!(test = %test.id, error = %e, "the announcement did not render"),
+        }
+        let report = self
+            .render_post(scripts, &messages.report, chat, vars)
+            .map(|message| match message {
+                OutMessage::Text { content, .. } => content,
+                other => format!("{other:?}"),
+            });
+        match report {
+            Ok(text) => {
+                let settings = self.directory.get(chat);
+                let caps = crate::outbox::posting_capabilities(group);
+                let (actions, _) =
+                    engine::degrade(vec![Action::NotifyAdmins { text }], caps, &settings);
+                posts.extend(actions.into_iter().filter_map(|a| match a {
+                    Action::Post { message, purpose } => Some((message, purpose)),
+                    _ => None,
+                }));
+            }
+            Err(e) => error!(test = %test.id, error = %e, "the report did not render"),
+        }
+        posts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (message, purpose))| NewSend {
+                key: format!("envelope:{}:finished:{i}", test.id),
+                chat: Some(chat.clone()),
+                bot: Some(group.bot.clone()),
+                to: to.clone(),
+                message,
+                purpose: purpose.into(),
+                run: None,
+                not_before: Some(now),
+                skip: None,
+            })
+            .collect()
+    }
+
+    fn render_post(
+        &self,
+        scripts: &Scripts,
+        message: &Message,
+        chat: &ChatId,
+        extra: minijinja::Value,
+    ) -> Result<OutMessage, String> {
+        let settings = self.directory.get(chat);
+        let now = self.now();
+        let vars = || context! { ..extra, ..engine::vars::base(&Sender::default(), Role::Member, Some(chat), &settings, now) };
+        message
+            .push(&scripts.templates, vars, &[])
+            .map_err(|e| e.to_string())
+    }
+
+    fn render_reply(
+        &self,
+        scripts: &Scripts,
+        message: &Message,
+        chat: &ChatId,
+        from: &Sender,
+        now: DateTime<Utc>,
+        extra: minijinja::Value,
+    ) -> Option<Reply> {
+        let settings = self.directory.get(chat);
+        let role = scripts.commands.role_of(&settings, &from.user_id);
+        let vars =
+            || context! { ..extra, ..engine::vars::base(from, role, Some(chat), &settings, now) };
+        message
+            .reply(&scripts.templates, vars, &from.user_id)
+            .map_err(|e| error!(chat = %chat, error = %e, "a red-envelope answer did not render"))
+            .ok()
+    }
+
+    /// The timer: finishes tests when their window ends, until `stop` says so.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let failed = self.finish_due().await;
+            let now = self.now();
+            let next = self
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .map(|s| s.ends_at)
+                .min();
+            let mut sleep = next.map_or(Duration::from_secs(3600), |at| {
+                (at - now).to_std().unwrap_or_default()
+            });
+            if failed > 0 {
+                sleep = sleep.max(FINISH_RETRY);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.wake.notified() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        let left = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        if left > 0 {
+            info!(
+                tests = left,
+                "red-envelope tests still running; finished after the restart"
+            );
+        }
+    }
+}
+
+fn engine_claim(c: &ClaimRecord) -> Claim {
+    Claim {
+        user_id: c.user_id.clone(),
+        amount_fen: c.amount_fen,
+        at: c.at,
+    }
+}
+
+fn closed_of(test: &TestRecord, claims: &[ClaimRecord], phrase_key: String) -> Closed {
+    Closed {
+        phrase_key,
+        finished_at: test.finished_at.unwrap_or(test.ends_at),
+        claimed: claims
+            .iter()
+            .map(|c| (c.user_id.clone(), c.amount_fen))
+            .collect(),
+        emptied: claims.len() >= test.shares as usize,
+        test: test.clone(),
+    }
+}

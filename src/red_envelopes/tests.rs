@@ -1,0 +1,264 @@
+//! The service on tokio's paused clock: claims, the envelope emptied, the window ending on the
+//! timer, late and repeated claims, and a restart finishing a test whose window ended meanwhile.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::domain::{BotId, Conversation, EventKind};
+use crate::engine::red_envelope::Verdict;
+use crate::store::{GroupRecord, OutboxEntry};
+
+const CHAT: &str = "wrEnvelopeChat";
+const HOST: &str = "qyapi.weixin.qq.com";
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    sent: Arc<Mutex<Vec<OutboxEntry>>>,
+    started: DateTime<Utc>,
+    origin: tokio::time::Instant,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut group = GroupRecord::new(ChatId::new(CHAT), BotId::parse("robot").unwrap());
+        group.status = GroupStatus::Adopted;
+        group.webhook_url = Some(format!("https://{HOST}/cgi-bin/webhook/send?key=k"));
+        store.write(|tx| tx.put_group(&group)).unwrap();
+        World {
+            _dir: dir,
+            store,
+            sent: Arc::default(),
+            started: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// A service whose clock follows tokio's (paused) clock.
+    fn envelopes(&self) -> Arc<Envelopes> {
+        let sent = Arc::clone(&self.sent);
+        let (started, origin) = (self.started, self.origin);
+        let scripts = crate::scripts::Scripts::embedded().unwrap();
+        Arc::new(
+            Envelopes::load(EnvelopeDeps {
+                store: self.store.clone(),
+                scripts: Arc::new(LiveScripts::new(scripts, Path::new("/nonexistent"))),
+                directory: Arc::new(Directory::load(self.store.clone()).unwrap()),
+                webhook_hosts: vec![HOST.into()],
+                dispatch: Arc::new(move |entry| sent.lock().unwrap().push(entry)),
+                clock: Arc::new(move || {
+                    started + chrono::Duration::from_std(origin.elapsed()).unwrap()
+                }),
+            })
+            .unwrap(),
+        )
+    }
+
+    fn sent(&self) -> Vec<(String, String)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let text = match &e.message {
+                    OutMessage::Text { content, .. } | OutMessage::Markdown { content } => {
+                        content.clone()
+                    }
+                    other => format!("{other:?}"),
+                };
+                (e.purpose.clone(), text)
+            })
+            .collect()
+    }
+}
+
+fn says(user: &str, text: &str) -> Event {
+    Event {
+        bot: BotId::parse("robot").unwrap(),
+        msg_id: format!("{user}-{text}"),
+        conversation: Conversation::Group(ChatId::new(CHAT)),
+        from: Sender {
+            user_id: user.into(),
+            name: format!("成员{user}"),
+            alias: String::new(),
+        },
+        webhook_url: None,
+        account: None,
+        message_id: None,
+        kind: EventKind::Text { text: text.into() },
+        mentioned: true,
+        received_at: Utc::now(),
+    }
+}
+
+fn text_of(reply: Option<Reply>) -> String {
+    match reply.expect("an answer") {
+        Reply::Text { content, .. } | Reply::Markdown { content } => content,
+    }
+}
+
+fn params(total_fen: u64, shares: u32, window_secs: u64) -> EnvelopeParams {
+    EnvelopeParams {
+        total_fen: Some(total_fen),
+        shares: Some(shares),
+        window_secs: Some(window_secs),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_envelope_emptied_is_finished_at_once_and_claims_are_one_per_member() {
+    let world = World::new();
+    let envelopes = world.envelopes();
+    let chat = ChatId::new(CHAT);
+    let test = envelopes
+        .start(&chat, params(300, 3, 600), "tester")
+        .await
+        .unwrap();
+    let posted = world.sent();
+    assert_eq!(posted[0].0, "red_envelope");
+    assert!(posted[0].1.contains(&test.claim_phrase), "{posted:?}");
+    assert!(posted[0].1.contains("3.00"), "{posted:?}");
+    // A second test in the same group waits for this one.
+    let again = envelopes.start(&chat, params(300, 3, 600), "tester").await;
+    assert!(matches!(again, Err(StartError::Running { ref id }) if *id == test.id));
+
+    let phrase = test.claim_phrase.clone();
+    assert!(!envelopes.is_claim(&says("u1", "今天开票了吗")));
+    // Spaces, full-width digits and a word of thanks still claim.
+    let spaced = format!("{} 谢谢", phrase.replace(' ', "").replace('5', "５"));
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert!(text_of(envelopes.claim(&says("u1", &spaced)).await).contains("抢到"));
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let twice = text_of(envelopes.claim(&says("u1", &phrase)).await);
+    assert!(twice.contains("只能抢一份"), "{twice}");
+    assert!(text_of(envelopes.claim(&says("u2", &phrase)).await).contains("抢到"));
+    assert!(envelopes.running_in(&chat).is_some());
+    let last = text_of(envelopes.claim(&says("u3", &phrase)).await);
+    assert!(last.contains("抢完"), "{last}");
+    // Emptied: finished without waiting for the window.
+    assert!(envelopes.running_in(&chat).is_none());
+    assert!(text_of(envelopes.claim(&says("u4", &phrase)).await).contains("手慢了"));
+    assert!(text_of(envelopes.claim(&says("u2", &phrase)).await).contains("只能抢一份"));
+
+    let stored = world.store.envelope_test(&test.id).unwrap().unwrap();
+    assert_eq!(stored.state, TestState::Finished);
+    let results = stored.results.unwrap();
+    assert_eq!((results.claims, results.claimed_fen), (3, 300));
+    assert_eq!(results.first_claim_secs, Some(30));
+    assert_eq!(results.all_claimed_secs, Some(60));
+    assert_eq!(results.verdict, Verdict::Alive);
+    assert_eq!(results.silent_claimers, 3, "nobody had spoken before");
+    let claims = world.store.envelope_claims(&test.id).unwrap();
+    let who: Vec<&str> = claims.iter().map(|c| c.user_id.as_str()).collect();
+    assert_eq!(who, ["u1", "u2", "u3"]);
+    assert_eq!(claims.iter().map(|c| c.amount_fen).sum::<u64>(), 300);
+    assert_eq!(claims[0].name, "成员u1");
+
+    let posted = world.sent();
+    let purposes: Vec<&str> = posted.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(purposes, ["red_envelope", "red_envelope", "notify_admins"]);
+    assert!(posted[1].1.contains("已抢完"), "{posted:?}");
+    assert!(posted[2].1.contains("活跃"), "{posted:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_ends_the_window_and_late_claims_are_refused() {
+    let world = World::new();
+    let envelopes = world.envelopes();
+    let (stop_tx, stop) = watch::channel(false);
+    let timer = tokio::spawn(Arc::clone(&envelopes).run(stop));
+    let chat = ChatId::new(CHAT);
+    let test = envelopes
+        .start(&chat, params(1000, 10, 3600), "tester")
+        .await
+        .unwrap();
+    let phrase = test.claim_phrase.clone();
+    tokio::time::advance(Duration::from_secs(20 * 60)).await;
+    assert!(text_of(envelopes.claim(&says("u1", &phrase)).await).contains("还剩 9 份"));
+    // The window ends with one share of ten taken: the group is dead.
+    tokio::time::sleep(Duration::from_secs(41 * 60)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while envelopes.running_in(&chat).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the timer did not finish the test"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let results = world
+        .store
+        .envelope_test(&test.id)
+        .unwrap()
+        .unwrap()
+        .results
+        .unwrap();
+    assert_eq!(results.verdict, Verdict::Dead);
+    assert_eq!(results.first_claim_secs, Some(20 * 60));
+    assert_eq!(results.half_claimed_secs, None);
+    let late = text_of(envelopes.claim(&says("u2", &phrase)).await);
+    assert!(late.contains("已经结束"), "{late}");
+    let posted = world.sent();
+    assert!(posted[1].1.contains("已结束"), "{posted:?}");
+    assert!(posted[2].1.contains("已沉寂"), "{posted:?}");
+    stop_tx.send(true).unwrap();
+    timer.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_keeps_the_claims_and_finishes_a_window_that_ended_meanwhile() {
+    let world = World::new();
+    let chat = ChatId::new(CHAT);
+    let test = {
+        let envelopes = world.envelopes();
+        let test = envelopes
+            .start(&chat, params(2000, 4, 600), "tester")
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        envelopes.claim(&says("u1", &test.claim_phrase)).await;
+        envelopes.claim(&says("u2", &test.claim_phrase)).await;
+        test
+    };
+    // Back before the window's end: the claims made are remembered.
+    let envelopes = world.envelopes();
+    assert_eq!(envelopes.running_in(&chat), Some(test.id.clone()));
+    let again = text_of(envelopes.claim(&says("u1", &test.claim_phrase)).await);
+    assert!(again.contains("只能抢一份"), "{again}");
+    drop(envelopes);
+    // Down past the window's end: the test is finished as soon as the service is back.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let envelopes = world.envelopes();
+    assert_eq!(envelopes.finish_due().await, 0);
+    let stored = world.store.envelope_test(&test.id).unwrap().unwrap();
+    assert_eq!(stored.state, TestState::Finished);
+    let results = stored.results.unwrap();
+    assert_eq!(results.claims, 2);
+    assert_eq!(results.half_claimed_secs, Some(60));
+    assert_eq!(
+        results.verdict,
+        Verdict::Alive,
+        "half the shares went in a minute"
+    );
+    assert!(world.sent().iter().any(|(p, _)| p == "notify_admins"));
+}
+
+#[test]
+fn claims_are_the_phrase_and_a_few_characters_more() {
+    let key = phrase_key("财税好运 527");
+    assert_eq!(key, "财税好运527");
+    assert!(is_claim_of(&phrase_key("财税好运527"), &key));
+    assert!(is_claim_of(&phrase_key("財稅好運 527!"), &key));
+    assert!(is_claim_of(&phrase_key("抢 财税好运 527 谢谢"), &key));
+    assert!(!is_claim_of(
+        &phrase_key("财税好运 527 加我微信 abc123"),
+        &key
+    ));
+    assert!(!is_claim_of(&phrase_key("财税好运 52"), &key));
+    assert!(!is_claim_of(&phrase_key("anything"), ""));
+}

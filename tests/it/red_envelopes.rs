@@ -1,0 +1,255 @@
+//! Red-envelope tests end to end through the group-robot channel: an admin starts one in the
+//! chat (or the operator through the admin API), the envelope is pushed through the webhook,
+//! members claim with @-messages carrying the phrase, duplicate and late claims are refused, the
+//! window ends on the timer, the results reach the group and its admins, and the ledger is
+//! exported.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::fake_wecom::Received;
+use crate::helpers::*;
+
+/// Adopts `chat` with `owner` as the adopter and waits until it is recorded.
+async fn adopt(app: &TestApp, chat: &str, owner: &str, hook: &str) {
+    let added = robot_message(
+        chat,
+        owner,
+        &format!("add-{chat}"),
+        hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    app.wait_group(chat, |g| g["status"] == "adopted" && g["owner"] == owner)
+        .await;
+}
+
+/// The text of a webhook post.
+fn content(received: &Received) -> String {
+    received.body["text"]["content"]
+        .as_str()
+        .or(received.body["markdown"]["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits for a webhook post to `key` containing `needle`; returns it.
+async fn wait_post(app: &TestApp, key: &str, needle: &str) -> Received {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(post) = app
+            .fake
+            .received(key)
+            .into_iter()
+            .find(|r| r.answered == 0 && content(r).contains(needle))
+        {
+            return post;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no post with {needle:?} to {key}: {:?}",
+            app.fake.received(key)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The claim phrase an envelope post announces (between 「 and 」).
+fn phrase_in(post: &str) -> String {
+    let start = post.find('「').expect("a phrase") + '「'.len_utf8();
+    let end = start + post[start..].find('」').unwrap();
+    post[start..end].to_owned()
+}
+
+/// Polls the test until `check` holds.
+async fn wait_test(app: &TestApp, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let test = app.api(&format!("/api/v1/red-envelope-tests/{id}")).await;
+        if check(&test) {
+            return test;
+        }
+        assert!(Instant::now() < deadline, "test {id} never matched: {test}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn ledger(app: &TestApp, id: &str) -> (StatusCode, String) {
+    let response = app
+        .http
+        .get(app.url(&format!("/api/v1/red-envelope-tests/{id}/claims.csv")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("env-chat");
+    adopt(&app, "g-env", "boss", &hook).await;
+    let say = |user: &str, id: &str, text: &str| {
+        robot_message(
+            "g-env",
+            user,
+            id,
+            &hook,
+            &text_body(&format!("@会计小喇叭 {text}")),
+        )
+    };
+    let refused = app
+        .reply_to(&say("zhangsan", "e-0", "红包测试"))
+        .await
+        .unwrap();
+    assert!(refused.contains("需要大当家"), "{refused}");
+    let bad = app
+        .reply_to(&say("boss", "e-1", "红包测试 0.02元 3份"))
+        .await
+        .unwrap();
+    assert!(
+        bad.contains("没有开始") && bad.contains("每份至少"),
+        "{bad}"
+    );
+
+    // Three shares, a window of four seconds.
+    let ack = app
+        .reply_to(&say("boss", "e-2", "红包测试 0.30元 3份 4秒"))
+        .await
+        .unwrap();
+    assert!(ack.contains("0.30 元，3 份"), "{ack}");
+    let envelope = content(&wait_post(&app, "env-chat", "口令").await);
+    assert!(envelope.contains("@会计小喇叭"), "{envelope}");
+    let phrase = phrase_in(&envelope);
+    let tests = app.api("/api/v1/groups/g-env/red-envelope-tests").await;
+    let id = tests[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(tests[0]["claim_phrase"], phrase.as_str());
+    assert_eq!(tests[0]["started_by"], "chat:boss");
+
+    let first = app
+        .reply_to(&say("m1", "e-3", &phrase))
+        .await
+        .expect("a claim is answered");
+    assert!(
+        first.contains("抢到") && first.contains("还剩 2 份"),
+        "{first}"
+    );
+    assert!(first.contains("<Item><![CDATA[m1]]></Item>"), "{first}");
+    let twice = app.reply_to(&say("m1", "e-4", &phrase)).await.unwrap();
+    assert!(twice.contains("只能抢一份"), "{twice}");
+    // The same phrase typed without the space still claims.
+    let second = app
+        .reply_to(&say("m2", "e-5", &phrase.replace(' ', "")))
+        .await
+        .unwrap();
+    assert!(second.contains("还剩 1 份"), "{second}");
+    // A retried callback gets the same answer and takes no second share.
+    let retried = app.reply_to(&say("m2", "e-5", &phrase)).await.unwrap();
+    assert_eq!(retried, second);
+
+    // The window ends with two of three shares taken.
+    let test = wait_test(&app, &id, |t| t["state"] == "finished").await;
+    let late = app.reply_to(&say("m3", "e-6", &phrase)).await.unwrap();
+    assert!(late.contains("已经结束"), "{late}");
+    assert_eq!(test["verdict"], "alive", "{test}");
+    assert_eq!(test["claims"].as_array().unwrap().len(), 2, "{test}");
+    assert_eq!(test["claims"][0]["user_id"], "m1");
+    assert_eq!(test["claims"][0]["name"], "用户m1");
+    let amounts: u64 = test["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["amount_fen"].as_u64().unwrap())
+        .sum();
+    assert_eq!(test["claimed_fen"], amounts);
+    assert_eq!(test["results"]["claims"], 2);
+    assert!(test["results"]["first_claim_secs"].as_u64().unwrap() <= 4);
+    assert_eq!(test["results"]["all_claimed_secs"], Value::Null);
+
+    // The group hears how it went; the owner gets the report with the verdict.
+    let finished = content(&wait_post(&app, "env-chat", "红包已结束").await);
+    assert!(finished.contains("2/3"), "{finished}");
+    let report = wait_post(&app, "env-chat", "红包测试结果").await;
+    assert!(content(&report).contains("活跃"), "{}", content(&report));
+    assert_eq!(report.body["text"]["mentioned_list"], json!(["boss"]));
+
+    let (status, csv) = ledger(&app, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("test_id,chat_id,share,user_id,name,amount_fen"));
+    assert!(rows[1].contains(",m1,用户m1,"), "{csv}");
+}
+
+#[tokio::test]
+async fn the_operator_starts_a_test_through_the_api() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("env-api");
+    adopt(&app, "g-env-api", "boss", &hook).await;
+    let path = "/api/v1/groups/g-env-api/red-envelope-tests";
+    let post = |body: Value| app.api_call(reqwest::Method::POST, path, Some(body));
+
+    let (status, body) = post(json!({"total_fen": 10, "shares": 20})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("0.01"), "{body}");
+    let (status, _) = post(json!({"window_secs": 0})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = post(json!({"total": 10})).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused"
+    );
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups/nope/red-envelope-tests",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The defaults of red_envelope.toml: 20.00 yuan, 20 shares, 2 hours.
+    let (status, test) = post(json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{test}");
+    assert_eq!(
+        (&test["total_fen"], &test["shares"], &test["window_secs"]),
+        (&json!(2000), &json!(20), &json!(7200))
+    );
+    let id = test["id"].as_str().unwrap().to_owned();
+    let phrase = test["claim_phrase"].as_str().unwrap().to_owned();
+    let (status, body) = post(json!({"shares": 5})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["running_id"], id.as_str());
+
+    let envelope = content(&wait_post(&app, "env-api", "口令").await);
+    assert!(
+        envelope.contains(&phrase) && envelope.contains("20.00"),
+        "{envelope}"
+    );
+    let claim = robot_message(
+        "g-env-api",
+        "m1",
+        "a-1",
+        &hook,
+        &text_body(&format!("@会计小喇叭 {phrase}")),
+    );
+    assert!(app.reply_to(&claim).await.unwrap().contains("还剩 19 份"));
+    let running = wait_test(&app, &id, |t| t["claims"].as_array().unwrap().len() == 1).await;
+    assert_eq!(running["state"], "running");
+    assert_eq!(running["verdict"], Value::Null);
+    let (_, csv) = ledger(&app, &id).await;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    let (status, _) = ledger(&app, "rt-nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let unauthorized = app
+        .http
+        .get(app.url(&format!("/api/v1/red-envelope-tests/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+}
