@@ -151,6 +151,11 @@ pub enum EventKind {
         message_id: String,
         operator: String,
     },
+    /// A member grabbed a share of a real red envelope the bot account posted (`from` is the
+    /// member; the amount when the channel says).
+    EnvelopeGrabbed {
+        amount_fen: Option<u64>,
+    },
     /// A member opened a one-to-one chat with the bot.
     EnterChat,
     /// A message or event kind this build does not know; kept for the log.

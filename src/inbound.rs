@@ -91,6 +91,9 @@ pub async fn handle(
         true => state.envelopes.claim(&event).await,
         false => None,
     };
+    if let EventKind::EnvelopeGrabbed { amount_fen } = &event.kind {
+        state.envelopes.record_grab(&event, *amount_fen).await;
+    }
     let mut posts = screened.posts;
     let mut envelope_tests = Vec::new();
     let mut changes = Vec::new();

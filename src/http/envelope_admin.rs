@@ -17,7 +17,7 @@ use super::admin::{admit, authorized, bad_request, internal_error, unauthorized}
 use crate::domain::{ChatId, EnvelopeParams};
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
 use crate::red_envelopes::StartError;
-use crate::store::{ClaimRecord, StoreError, TestRecord};
+use crate::store::{ClaimRecord, ClaimVia, StoreError, TestRecord};
 
 /// Who the API says started a test.
 const BY_API: &str = "admin-api";
@@ -79,6 +79,7 @@ struct ClaimView {
     amount_fen: u64,
     at: chrono::DateTime<chrono::Utc>,
     spoke_before: bool,
+    via: ClaimVia,
 }
 
 impl TestView {
@@ -95,6 +96,7 @@ impl TestView {
                 amount_fen: c.amount_fen,
                 at: c.at,
                 spoke_before: c.spoke_before,
+                via: c.via,
             })
             .collect();
         Self {
@@ -195,7 +197,7 @@ pub async fn claims_csv(
 /// The ledger's text.
 pub fn ledger_csv(test: &TestRecord, claims: &[ClaimRecord]) -> String {
     let mut out = String::from(
-        "\u{feff}test_id,chat_id,share,user_id,name,amount_fen,amount_yuan,claimed_at\r\n",
+        "\u{feff}test_id,chat_id,share,user_id,name,amount_fen,amount_yuan,claimed_at,via\r\n",
     );
     for (share, c) in claims.iter().enumerate() {
         let row = [
@@ -207,6 +209,7 @@ pub fn ledger_csv(test: &TestRecord, claims: &[ClaimRecord]) -> String {
             c.amount_fen.to_string(),
             yuan_digits(c.amount_fen),
             c.at.to_rfc3339(),
+            c.via.as_str().to_owned(),
         ];
         let cells: Vec<String> = row.iter().map(|v| csv_cell(v)).collect();
         out.push_str(&cells.join(","));

@@ -31,7 +31,8 @@ use crate::scripts::live::LiveScripts;
 use crate::scripts::red_envelope::EnvelopeMessages;
 use crate::scripts::{Message, Scripts};
 use crate::store::{
-    ClaimRecord, GroupStatus, NewSend, OutboxEntry, Store, StoreError, TestRecord, TestState,
+    ClaimRecord, ClaimVia, GroupStatus, NewSend, OutboxEntry, Store, StoreError, TestRecord,
+    TestState,
 };
 
 pub use texts::verdict_text;
@@ -397,7 +398,14 @@ impl Envelopes {
                 left,
             } => {
                 let record = match self
-                    .record_claim(&run.test, index, &event.from, amount_fen, now)
+                    .record_claim(
+                        &run.test,
+                        index,
+                        &event.from,
+                        amount_fen,
+                        ClaimVia::Phrase,
+                        now,
+                    )
                     .await
                 {
                     Ok(record) => record,
@@ -469,6 +477,71 @@ impl Envelopes {
         self.render_reply(scripts, message, chat, from, self.now(), extra)
     }
 
+    /// Records a member's grab of a real WeChat envelope the bot account posted as a claim of
+    /// the group's running test (the amount WeChat gave, 0 when not reported). Grabs with no
+    /// test running, after its window or beyond its shares, and a member's second grab, are
+    /// logged and not recorded. True when recorded.
+    pub async fn record_grab(&self, event: &Event, amount_fen: Option<u64>) -> bool {
+        let Some(chat) = event.chat_id() else {
+            return false;
+        };
+        let user = event.from.user_id.as_str();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(chat)
+            .map(|slot| Arc::clone(&slot.test));
+        let Some(running) = running else {
+            info!(chat = %chat, user, "a red-envelope grab with no test running: not recorded");
+            return false;
+        };
+        let now = self.now();
+        let mut run = running.lock().await;
+        if run.done {
+            info!(chat = %chat, user, "a red-envelope grab after the test ended: not recorded");
+            return false;
+        }
+        let earlier: Vec<Claim> = run.claims.iter().map(engine_claim).collect();
+        let outcome = rules::claim(
+            &run.split,
+            &earlier,
+            user,
+            now,
+            run.test.started_at,
+            run.test.ends_at,
+        );
+        let ClaimOutcome::Claimed { index, left, .. } = outcome else {
+            info!(test = %run.test.id, user, outcome = ?outcome, "a red-envelope grab not recorded");
+            return false;
+        };
+        let amount = amount_fen.unwrap_or(0);
+        let record = match self
+            .record_claim(
+                &run.test,
+                index,
+                &event.from,
+                amount,
+                ClaimVia::WechatEnvelope,
+                now,
+            )
+            .await
+        {
+            Ok(record) => record,
+            Err(e) => {
+                error!(test = %run.test.id, user, error = %e, "grab not recorded");
+                return false;
+            }
+        };
+        info!(test = %run.test.id, chat = %chat, user, index, amount_fen = amount, left,
+            "red-envelope grab recorded");
+        run.claims.push(record);
+        if left == 0 {
+            self.finish_locked(&mut run, now).await;
+        }
+        true
+    }
+
     /// Writes share `index` as taken by `from`, with what the results need to know of them.
     async fn record_claim(
         &self,
@@ -476,6 +549,7 @@ impl Envelopes {
         index: usize,
         from: &Sender,
         amount_fen: u64,
+        via: ClaimVia,
         at: DateTime<Utc>,
     ) -> Result<ClaimRecord, StoreError> {
         let store = self.store.clone();
@@ -503,6 +577,7 @@ impl Envelopes {
                 at,
                 // This message is not counted yet: any count is an earlier message.
                 spoke_before: member.is_some_and(|m| m.message_count > 0),
+                via,
             };
             store.write(|tx| tx.put_claim(&test_id, index, &record))?;
             Ok(record)
@@ -545,7 +620,13 @@ impl Envelopes {
         let key = chat.clone();
         let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let group = store.group(&key)?;
-            let roster = store.roster(&key)?.len() as u64;
+            let account = group.as_ref().and_then(|g| g.account.clone());
+            // The member list has the bot account itself in it.
+            let roster = store
+                .roster(&key)?
+                .iter()
+                .filter(|(id, _)| Some(id) != account.as_ref())
+                .count() as u64;
             Ok((group, roster))
         })
         .await;

@@ -24,7 +24,7 @@ use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
-pub use red_envelope::{ClaimRecord, TestRecord, TestState};
+pub use red_envelope::{ClaimRecord, ClaimVia, TestRecord, TestState};
 pub use robots::robot_digest;
 pub use roster::RosterDiff;
 

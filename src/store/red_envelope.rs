@@ -62,6 +62,30 @@ pub struct ClaimRecord {
     /// the "silent claimers" of the results).
     #[serde(default)]
     pub spoke_before: bool,
+    /// How the share was taken; a grab of a real WeChat envelope was paid by WeChat already.
+    #[serde(default)]
+    pub via: ClaimVia,
+}
+
+/// How a share was taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimVia {
+    /// The member sent the claim phrase: Trumpet's ledger owes them the amount.
+    #[default]
+    Phrase,
+    /// The bot account reported the member grabbing a real WeChat envelope (the amount is what
+    /// WeChat gave, 0 when not reported): nothing to pay.
+    WechatEnvelope,
+}
+
+impl ClaimVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimVia::Phrase => "phrase",
+            ClaimVia::WechatEnvelope => "wechat_envelope",
+        }
+    }
 }
 
 impl WriteTx<'_> {
@@ -185,6 +209,7 @@ mod tests {
             amount_fen: amount,
             at: Utc::now(),
             spoke_before: true,
+            via: ClaimVia::Phrase,
         };
         store
             .write(|tx| {

@@ -253,3 +253,90 @@ async fn the_operator_starts_a_test_through_the_api() {
         .unwrap();
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// On a bot account members claim with a plain message, and grabs of a real WeChat envelope
+/// the account posted (a `wx.` notice) are recorded as claims already paid by WeChat.
+#[tokio::test]
+async fn on_a_bot_account_any_message_claims_and_wechat_grabs_are_recorded() {
+    use crate::helpers::fake_onebot::sent_text;
+    use crate::onebot::{
+        BOT_ACCOUNT, GROUP, adopted_by_owner, app_with, scripts, wait_members, world,
+    };
+
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    world.lock().unwrap().groups.clear();
+    let fake = adopted_by_owner(&app, &world).await;
+    let (status, test) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{GROUP}/red-envelope-tests"),
+            Some(json!({"total_fen": 300, "shares": 3, "window_secs": 600})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{test}");
+    let id = test["id"].as_str().unwrap().to_owned();
+    let phrase = test["claim_phrase"].as_str().unwrap().to_owned();
+    let sent_with = |needle: &str| {
+        fake.requests("send_message")
+            .into_iter()
+            .filter(|r| sent_text(r).contains(needle))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sent_with(&phrase).is_empty() {
+        assert!(Instant::now() < deadline, "the envelope was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let envelope = sent_text(&sent_with(&phrase)[0]);
+    assert!(envelope.contains("在群里发送"), "no @ needed: {envelope}");
+
+    // A plain message with the phrase claims; no mention of the bot needed.
+    fake.text(GROUP, "wxid_spam", &phrase);
+    wait_test(&app, &id, |t| t["claims"].as_array().unwrap().len() == 1).await;
+    // The account reports a member grabbing a real envelope it posted.
+    fake.send(json!({
+        "id": "grab-1", "time": 1, "type": "notice", "detail_type": "wx.red_packet_grabbed",
+        "sub_type": "", "self": {"platform": "wechat", "user_id": BOT_ACCOUNT},
+        "group_id": GROUP, "user_id": "wxid_owner", "amount": "0.66"
+    }));
+    let test = wait_test(&app, &id, |t| t["claims"].as_array().unwrap().len() == 2).await;
+    assert_eq!(test["claims"][0]["via"], "phrase");
+    assert_eq!(test["claims"][1]["via"], "wechat_envelope");
+    assert_eq!(test["claims"][1]["user_id"], "wxid_owner");
+    assert_eq!(test["claims"][1]["amount_fen"], 66);
+    // The same member grabbing again is not a second share.
+    fake.send(json!({
+        "id": "grab-2", "time": 1, "type": "notice", "detail_type": "wx.red_packet_grabbed",
+        "sub_type": "", "self": {"platform": "wechat", "user_id": BOT_ACCOUNT},
+        "group_id": GROUP, "user_id": "wxid_owner", "amount": "0.10"
+    }));
+    // The last share goes to a newcomer: the envelope is empty and the test finished at once.
+    fake.notice(
+        "join-c",
+        "group_member_increase",
+        "invite",
+        GROUP,
+        "wxid_c",
+        "wxid_owner",
+    );
+    wait_members(&app, |ids| ids.contains(&"wxid_c".to_owned())).await;
+    fake.text(GROUP, "wxid_c", &format!("抢{phrase}"));
+    let test = wait_test(&app, &id, |t| t["state"] == "finished").await;
+    assert_eq!(test["claims"].as_array().unwrap().len(), 3, "{test}");
+    assert_eq!(test["claims"][2]["user_id"], "wxid_c");
+    // Three claimers of three members (the bot account is not counted).
+    assert_eq!(test["results"]["claimer_ratio"], 1.0, "{test}");
+    assert_eq!(test["results"]["silent_claimers"], 3, "{test}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sent_with("红包测试结果").is_empty() {
+        assert!(Instant::now() < deadline, "the report was never sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, csv) = ledger(&app, &id).await;
+    assert!(
+        csv.contains(",wxid_owner,") && csv.contains(",wechat_envelope"),
+        "{csv}"
+    );
+}

@@ -112,6 +112,22 @@ pub fn to_domain(bot: &BotId, event: &protocol::Event, received_at: DateTime<Utc
             },
             false,
         ),
+        EventBody::EnvelopeGrab {
+            group_id,
+            user_id,
+            user_name,
+            amount_fen,
+        } => (
+            group_id,
+            Sender {
+                name: user_name.clone(),
+                ..member(user_id)
+            },
+            EventKind::EnvelopeGrabbed {
+                amount_fen: *amount_fen,
+            },
+            false,
+        ),
         EventBody::Connect { .. }
         | EventBody::Heartbeat { .. }
         | EventBody::StatusUpdate { .. } => {

@@ -69,6 +69,15 @@ pub enum EventBody {
         user_id: String,
         operator_id: String,
     },
+    /// A member grabbed a share of a real WeChat red envelope the account posted: a `wx.` notice
+    /// whose type names a red packet (`wx.red_packet_grabbed`, `wx.hongbao`, …; ONEBOT.md). The
+    /// amount is given by some implementations, as `amount_fen` or `amount` in yuan.
+    EnvelopeGrab {
+        group_id: String,
+        user_id: String,
+        user_name: String,
+        amount_fen: Option<u64>,
+    },
     /// Any other event: kept for the log, never an error.
     Other {
         kind: String,
@@ -352,6 +361,14 @@ fn parse_event(value: Value) -> Result<Event, FrameError> {
             user_id: text(&value, "user_id").unwrap_or_default(),
             operator_id: text(&value, "operator_id").unwrap_or_default(),
         },
+        ("notice", detail) if is_envelope_grab(detail) => EventBody::EnvelopeGrab {
+            group_id: required("group_id")?,
+            user_id: required("user_id")?,
+            user_name: text(&value, "user_name")
+                .or_else(|| text(&value, "nickname"))
+                .unwrap_or_default(),
+            amount_fen: grab_amount(&value),
+        },
         _ => EventBody::Other {
             kind: kind.clone(),
             detail_type: detail_type.clone(),
@@ -363,6 +380,32 @@ fn parse_event(value: Value) -> Result<Event, FrameError> {
         self_id,
         body,
     })
+}
+
+/// Whether a notice type reports a red-envelope grab: WeChat extensions only (`wx.`), named
+/// for a red packet in one of the spellings implementations use.
+fn is_envelope_grab(detail_type: &str) -> bool {
+    let Some(name) = detail_type.strip_prefix("wx.") else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase().replace(['_', '-', '.'], "");
+    ["redpacket", "redenvelope", "hongbao", "luckymoney"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// The amount a grab reports: `amount_fen` (integer), else `amount` in yuan (a number or a
+/// decimal string); `None` when absent or unreadable.
+fn grab_amount(value: &Value) -> Option<u64> {
+    if let Some(fen) = value.get("amount_fen").and_then(Value::as_u64) {
+        return Some(fen);
+    }
+    let yuan = match value.get("amount")? {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (yuan.is_finite() && (0.0..1e7).contains(&yuan)).then(|| (yuan * 100.0).round() as u64)
 }
 
 /// An action request as JSON: `self` is named when the connection carries several accounts.
@@ -445,6 +488,41 @@ mod tests {
         assert!(matches!(&m.segments[5], Segment::Other { kind, .. } if kind == "text"));
         // Segments go back out unchanged.
         assert_eq!(m.segments[2].to_json()["data"]["title"], "广告");
+    }
+
+    #[test]
+    fn red_envelope_grabs_are_read_in_the_spellings_implementations_use() {
+        let grab = |detail: &str, extra: &str| {
+            event(&format!(
+                r#"{{"id":"g1","time":1,"type":"notice","detail_type":"{detail}","sub_type":"","group_id":"g","user_id":"wxid_a"{extra}}}"#
+            ))
+            .body
+        };
+        let expected = |amount_fen| EventBody::EnvelopeGrab {
+            group_id: "g".into(),
+            user_id: "wxid_a".into(),
+            user_name: String::new(),
+            amount_fen,
+        };
+        assert_eq!(
+            grab("wx.red_packet_grabbed", r#","amount":"1.23""#),
+            expected(Some(123))
+        );
+        assert_eq!(
+            grab("wx.hongbao", r#","amount_fen":88"#),
+            expected(Some(88))
+        );
+        assert_eq!(
+            grab("wx.LuckyMoney.grab", r#","amount":0.5"#),
+            expected(Some(50))
+        );
+        assert_eq!(
+            grab("wx.redenvelope", r#","amount":"many""#),
+            expected(None)
+        );
+        // Not an extension, or not about envelopes: left alone.
+        assert!(matches!(grab("red_packet", ""), EventBody::Other { .. }));
+        assert!(matches!(grab("wx.pat", ""), EventBody::Other { .. }));
     }
 
     #[test]
