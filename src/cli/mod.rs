@@ -140,10 +140,11 @@ fn check(cli: &Cli) -> ExitCode {
     let items = scripts.content.items.len();
     let feeds = scripts.content.feeds.len();
     let checks = scripts.moderation.checks.len();
+    let envelope_schedules = scripts.red_envelope.schedules.len();
     // Loading rendered every template with sample data already.
     let templates = scripts.messages().count();
     println!(
-        "bot-scripts: ok ({from}; {rules} keyword rules, {commands} commands, {jobs} jobs, {columns} weekly columns, {items} queue items, {feeds} feeds, {checks} moderation checks, {templates} templates rendered with sample data)"
+        "bot-scripts: ok ({from}; {rules} keyword rules, {commands} commands, {jobs} jobs, {columns} weekly columns, {items} queue items, {feeds} feeds, {checks} moderation checks, {envelope_schedules} red-envelope schedules, {templates} templates rendered with sample data)"
     );
     ExitCode::SUCCESS
 }

@@ -45,7 +45,7 @@ pub async fn start(
         Ok(test) => (StatusCode::CREATED, Json(test)).into_response(),
         Err(StartError::Invalid(reason)) => bad_request(reason),
         Err(StartError::UnknownGroup) => refuse(StatusCode::NOT_FOUND, format!("no group {chat}")),
-        Err(StartError::Running { id }) => (
+        Err(StartError::Running { id } | StartError::Duplicate(id)) => (
             StatusCode::CONFLICT,
             Json(serde_json::json!({
                 "error": format!("test {id} is still running in this group"),

@@ -10,6 +10,7 @@
 //! The pure rules (split, claim, results) are in [`crate::engine::red_envelope`]; the ledger's
 //! tables in [`crate::store`].
 
+mod schedule;
 #[cfg(test)]
 mod tests;
 mod texts;
@@ -44,6 +45,8 @@ pub const LATE_ANSWERS_FOR: Duration = Duration::from_secs(24 * 3600);
 pub const CLAIM_SLACK_CHARS: usize = 4;
 /// The wait before trying again to finish a test the store would not record.
 const FINISH_RETRY: Duration = Duration::from_secs(5);
+/// The longest the timer sleeps, so that edited schedules are picked up.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// The time, as the service sees it (tests drive it from tokio's paused clock).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -59,6 +62,9 @@ pub enum StartError {
     NotAdopted,
     #[error("test {id} is still running in this group")]
     Running { id: String },
+    /// A scheduled test with this id was started before (a slot handled twice).
+    #[error("test {0} was started already")]
+    Duplicate(String),
     #[error("{0}")]
     Invalid(String),
     #[error("the envelope cannot be posted: {0}")]
@@ -74,7 +80,9 @@ impl StartError {
     pub fn chinese(&self) -> String {
         match self {
             StartError::UnknownGroup | StartError::NotAdopted => "机器人还没有认领这个群".into(),
-            StartError::Running { .. } => "群里还有一个红包测试没结束".into(),
+            StartError::Running { .. } | StartError::Duplicate(_) => {
+                "群里还有一个红包测试没结束".into()
+            }
             StartError::Invalid(reason) => reason.clone(),
             StartError::NoDestination(_) => "机器人现在不能在这个群里发消息".into(),
             StartError::Template(_) | StartError::Store(_) => "系统出了点问题，请稍后再试".into(),
@@ -216,6 +224,18 @@ impl Envelopes {
         params: EnvelopeParams,
         started_by: &str,
     ) -> Result<TestRecord, StartError> {
+        self.start_as(chat, params, started_by, None).await
+    }
+
+    /// [`Self::start`] under a chosen id (a schedule's slot in a group): refused as a duplicate
+    /// when a test with that id exists, so that a slot handled twice starts nothing twice.
+    async fn start_as(
+        &self,
+        chat: &ChatId,
+        params: EnvelopeParams,
+        started_by: &str,
+        fixed_id: Option<String>,
+    ) -> Result<TestRecord, StartError> {
         let now = self.now();
         let scripts = self.scripts.current();
         let defaults = &scripts.red_envelope;
@@ -234,10 +254,20 @@ impl Envelopes {
         .map_err(StartError::Invalid)?;
         let store = self.store.clone();
         let key = chat.clone();
-        let group = tokio::task::spawn_blocking(move || store.group(&key))
-            .await
-            .map_err(|e| StartError::Template(e.to_string()))??
-            .ok_or(StartError::UnknownGroup)?;
+        let earlier_id = fixed_id.clone();
+        let (group, earlier) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let earlier = match &earlier_id {
+                Some(id) => store.envelope_test(id)?,
+                None => None,
+            };
+            Ok((store.group(&key)?, earlier))
+        })
+        .await
+        .map_err(|e| StartError::Template(e.to_string()))??;
+        if let Some(earlier) = earlier {
+            return Err(StartError::Duplicate(earlier.id));
+        }
+        let group = group.ok_or(StartError::UnknownGroup)?;
         if group.status != GroupStatus::Adopted {
             return Err(StartError::NotAdopted);
         }
@@ -247,7 +277,8 @@ impl Envelopes {
         let split = rules::split(total_fen, shares, seed)
             .map_err(|e| StartError::Invalid(e.to_string()))?;
         let test = TestRecord {
-            id: format!("rt-{}-{:08x}", now.format("%Y%m%d%H%M%S"), seed >> 32),
+            id: fixed_id
+                .unwrap_or_else(|| format!("rt-{}-{:08x}", now.format("%Y%m%d%H%M%S"), seed >> 32)),
             chat_id: chat.clone(),
             total_fen,
             shares,
@@ -810,20 +841,24 @@ impl Envelopes {
             .ok()
     }
 
-    /// The timer: finishes tests when their window ends, until `stop` says so.
+    /// The timer: starts scheduled tests at their slots and finishes tests when their window
+    /// ends, until `stop` says so.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         loop {
+            let next_slot = self.run_schedules().await;
             let failed = self.finish_due().await;
             let now = self.now();
-            let next = self
+            let next_end = self
                 .running
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .values()
                 .map(|s| s.ends_at)
                 .min();
-            let mut sleep = next.map_or(Duration::from_secs(3600), |at| {
-                (at - now).to_std().unwrap_or_default()
+            let next = [next_end, next_slot].into_iter().flatten().min();
+            // Edited schedules are picked up within MAX_SLEEP.
+            let mut sleep = next.map_or(MAX_SLEEP, |at| {
+                (at - now).to_std().unwrap_or_default().min(MAX_SLEEP)
             });
             if failed > 0 {
                 sleep = sleep.max(FINISH_RETRY);

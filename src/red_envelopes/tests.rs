@@ -42,9 +42,12 @@ impl World {
 
     /// A service whose clock follows tokio's (paused) clock.
     fn envelopes(&self) -> Arc<Envelopes> {
+        self.envelopes_with(crate::scripts::Scripts::embedded().unwrap())
+    }
+
+    fn envelopes_with(&self, scripts: crate::scripts::Scripts) -> Arc<Envelopes> {
         let sent = Arc::clone(&self.sent);
         let (started, origin) = (self.started, self.origin);
-        let scripts = crate::scripts::Scripts::embedded().unwrap();
         Arc::new(
             Envelopes::load(EnvelopeDeps {
                 store: self.store.clone(),
@@ -246,6 +249,89 @@ async fn a_restart_keeps_the_claims_and_finishes_a_window_that_ended_meanwhile()
         "half the shares went in a minute"
     );
     assert!(world.sent().iter().any(|(p, _)| p == "notify_admins"));
+}
+
+/// The shipped scripts with `extra` appended to `red_envelope.toml`.
+fn scripts_with_envelope_toml(extra: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        dir.path(),
+    );
+    let file = dir.path().join("red_envelope.toml");
+    let text = std::fs::read_to_string(&file).unwrap() + extra;
+    std::fs::write(&file, text).unwrap();
+    dir
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_starts_one_test_per_slot_in_the_groups_it_targets() {
+    let world = World::new();
+    let tagged = ChatId::new("wrTaggedChat");
+    let mut group = GroupRecord::new(tagged.clone(), BotId::parse("robot").unwrap());
+    group.status = GroupStatus::Adopted;
+    group.webhook_url = Some(format!("https://{HOST}/cgi-bin/webhook/send?key=t"));
+    let mut settings = crate::domain::GroupSettings::default();
+    settings.tags.insert("type:新手群".into());
+    world
+        .store
+        .write(|tx| {
+            tx.put_group(&group)?;
+            tx.put_settings(&tagged, &settings)
+        })
+        .unwrap();
+    let schedule = "\n[[schedule]]\nname = \"hourly\"\ncron = \"0 * * * *\"\ntargets = [\"tag:type:新手群\"]\ntotal_fen = 200\nshares = 2\nwindow_minutes = 5\n";
+    let dir = scripts_with_envelope_toml(schedule);
+    let scripts = || crate::scripts::Scripts::load(dir.path()).unwrap();
+    let envelopes = world.envelopes_with(scripts());
+    let tests_in = |chat: &ChatId| world.store.envelope_tests_of(chat).unwrap().len();
+    // 11:06:40 UTC: the schedule is new, nothing is back-filled; the next slot is 12:00.
+    let next = envelopes.run_schedules().await.unwrap();
+    assert_eq!(next.to_rfc3339(), "2026-11-18T12:00:00+00:00");
+    tokio::time::advance(Duration::from_secs(53 * 60 + 25)).await;
+    envelopes.run_schedules().await;
+    assert_eq!((tests_in(&tagged), tests_in(&ChatId::new(CHAT))), (1, 0));
+    let started = world.store.envelope_tests_of(&tagged).unwrap().remove(0);
+    assert_eq!(
+        (started.total_fen, started.shares, started.window_secs),
+        (200, 2, 300)
+    );
+    assert_eq!(started.started_by, "schedule:hourly");
+    // The same slot again, after a restart, or with the mark lost in a crash: nothing new.
+    envelopes.run_schedules().await;
+    let envelopes = world.envelopes_with(scripts());
+    envelopes.run_schedules().await;
+    let before = (started.started_at - chrono::Duration::minutes(1)).timestamp();
+    world
+        .store
+        .write(|tx| tx.put_meta("envelope_schedule:hourly", &before.to_be_bytes()))
+        .unwrap();
+    envelopes.run_schedules().await;
+    assert_eq!(tests_in(&tagged), 1);
+    // Down from 12:06 to 13:45: the 13:00 slot is 45 minutes old (over 30) and skipped.
+    tokio::time::advance(Duration::from_secs(6 * 60)).await;
+    envelopes.finish_due().await;
+    drop(envelopes);
+    tokio::time::advance(Duration::from_secs(99 * 60)).await;
+    let envelopes = world.envelopes_with(scripts());
+    let next = envelopes.run_schedules().await.unwrap();
+    assert_eq!(tests_in(&tagged), 1, "a slot too old is skipped");
+    assert_eq!(next.to_rfc3339(), "2026-11-18T14:00:00+00:00");
+    tokio::time::advance(Duration::from_secs(15 * 60)).await;
+    envelopes.run_schedules().await;
+    assert_eq!(tests_in(&tagged), 2);
 }
 
 #[test]

@@ -73,11 +73,7 @@ impl Job {
 
     /// The first slot strictly after `after` for groups in `zone`.
     pub fn next_slot_in(&self, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&zone);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+        next_occurrence(&self.cron, zone, after)
     }
 
     /// The next `n` slots after `after`.
@@ -159,11 +155,30 @@ impl Job {
 
     /// Whether the job sends to the group at `chat` with `settings` (adoption is the caller's).
     pub fn targets(&self, chat: &ChatId, settings: &GroupSettings) -> bool {
+        self.targets.cover(chat, settings)
+    }
+}
+
+/// The first time strictly after `after` that `cron` matches in `zone`.
+pub fn next_occurrence(
+    cron: &croner::Cron,
+    zone: Tz,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let local = after.with_timezone(&zone);
+    cron.find_next_occurrence(&local, false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Targets {
+    /// Whether these targets take in the group at `chat` with `settings`.
+    pub fn cover(&self, chat: &ChatId, settings: &GroupSettings) -> bool {
         let place = Place {
             chat: Some(chat),
             settings,
         };
-        match &self.targets {
+        match self {
             Targets::All => true,
             Targets::Scopes(scopes) => scopes.iter().any(|s| s.covers(place)),
         }

@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Format, Message, RawMessage, ScriptError, Source, words};
+use chrono::{DateTime, Utc};
+
+use super::schedules::{RawTargets, cron_and_zone, targets};
+use super::{Format, Message, RawMessage, ScriptError, Source, check_identifier, words};
+use crate::domain::EnvelopeParams;
 use crate::engine::red_envelope::{MAX_SHARES, MAX_TOTAL_FEN, VerdictRules};
+use crate::schedule::Targets;
 use crate::scripts::template::Templates;
 
 /// The red-envelope file inside the scripts directory (optional: the built-in defaults apply).
@@ -25,9 +30,76 @@ pub struct RedEnvelopeScripts {
     pub verdict: VerdictRules,
     /// Claim phrases are one of these and three digits.
     pub claim_words: Vec<String>,
+    /// Tests started on a schedule (`[[schedule]]`).
+    pub schedules: Vec<EnvelopeSchedule>,
     /// `None` only for scripts parsed without a red-envelope file at all (tests of the messages
     /// file alone); a loaded version always has them.
     pub messages: Option<EnvelopeMessages>,
+}
+
+/// Tests started in the targeted groups at each slot of a cron expression.
+#[derive(Debug, Clone)]
+pub struct EnvelopeSchedule {
+    pub name: String,
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    pub timezone: chrono_tz::Tz,
+    pub targets: Targets,
+    /// The test's values; those left out take `[defaults]`.
+    pub params: EnvelopeParams,
+    /// A slot missed while the service was down still starts tests this long after it.
+    pub catch_up_within: Duration,
+    pub enabled: bool,
+}
+
+impl PartialEq for EnvelopeSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.name,
+            &self.cron_text,
+            self.timezone,
+            &self.targets,
+            self.params,
+            self.catch_up_within,
+            self.enabled,
+        ) == (
+            &other.name,
+            &other.cron_text,
+            other.timezone,
+            &other.targets,
+            other.params,
+            other.catch_up_within,
+            other.enabled,
+        )
+    }
+}
+
+impl EnvelopeSchedule {
+    /// The first slot strictly after `after`.
+    pub fn next_slot(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        crate::schedule::next_occurrence(&self.cron, self.timezone, after)
+    }
+
+    /// The last slot in `(after, until]`, if any.
+    pub fn last_slot_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut last = None;
+        let mut at = after;
+        // Bounded: a schedule every minute over a week is 10,080 steps.
+        for _ in 0..10_080 {
+            match self.next_slot(at) {
+                Some(slot) if slot <= until => {
+                    last = Some(slot);
+                    at = slot;
+                }
+                _ => break,
+            }
+        }
+        last
+    }
 }
 
 /// What the bot says during a test.
@@ -74,6 +146,7 @@ impl Default for RedEnvelopeScripts {
             window: Duration::from_secs(2 * 3600),
             verdict: VerdictRules::default(),
             claim_words: vec!["财税好运".into()],
+            schedules: Vec::new(),
             messages: None,
         }
     }
@@ -121,6 +194,65 @@ struct RedEnvelopeFile {
     verdict: Option<toml::Spanned<RawVerdict>>,
     claim: Option<toml::Spanned<RawClaim>>,
     messages: Option<RawMessages>,
+    #[serde(default)]
+    schedule: Vec<toml::Spanned<RawSchedule>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_catch_up() -> u64 {
+    30
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: String,
+    cron: String,
+    timezone: Option<String>,
+    targets: RawTargets,
+    total_fen: Option<u64>,
+    shares: Option<u32>,
+    window_minutes: Option<u64>,
+    #[serde(default = "default_catch_up")]
+    catch_up_within_minutes: u64,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+/// A schedule, checked against the file's defaults.
+fn schedule(raw: &RawSchedule, defaults: &RedEnvelopeScripts) -> Result<EnvelopeSchedule, String> {
+    check_identifier("name", &raw.name)?;
+    let named = |reason: String| format!("schedule {:?}: {reason}", raw.name);
+    let (cron, timezone) = cron_and_zone(&raw.cron, raw.timezone.as_deref()).map_err(named)?;
+    let params = EnvelopeParams {
+        total_fen: raw.total_fen,
+        shares: raw.shares,
+        window_secs: raw.window_minutes.map(|m| m.saturating_mul(60)),
+    };
+    check_test(
+        params.total_fen.unwrap_or(defaults.total_fen),
+        params.shares.unwrap_or(defaults.shares),
+        params
+            .window_secs
+            .map_or(defaults.window, Duration::from_secs),
+    )
+    .map_err(named)?;
+    if raw.catch_up_within_minutes > 24 * 60 {
+        return Err(named("catch_up_within_minutes must be at most 1440".into()));
+    }
+    Ok(EnvelopeSchedule {
+        name: raw.name.clone(),
+        cron_text: raw.cron.clone(),
+        cron,
+        timezone,
+        targets: targets(&raw.targets).map_err(named)?,
+        params,
+        catch_up_within: Duration::from_secs(raw.catch_up_within_minutes * 60),
+        enabled: raw.enabled,
+    })
 }
 
 impl RedEnvelopeScripts {
@@ -192,6 +324,17 @@ pub(crate) fn parse(
             ));
         }
         out.claim_words = list;
+    }
+    for spanned in &parsed.schedule {
+        let s =
+            schedule(spanned.get_ref(), &out).map_err(|e| src.error(spanned.span().start, e))?;
+        if out.schedules.iter().any(|other| other.name == s.name) {
+            return Err(src.error(
+                spanned.span().start,
+                format!("schedule {:?} is defined twice", s.name),
+            ));
+        }
+        out.schedules.push(s);
     }
     out.messages = Some(messages(
         src,
@@ -274,6 +417,50 @@ mod tests {
             (2000, 20, Duration::from_secs(7200))
         );
         assert_eq!(empty.messages, s.messages);
+    }
+
+    #[test]
+    fn schedules_are_checked_and_find_their_slots() {
+        let s = parse_text(
+            "[[schedule]]\nname = \"monthly\"\ncron = \"0 20 1 * *\"\ntargets = [\"tag:type:新手群\"]\nshares = 10\n",
+        )
+        .unwrap();
+        let monthly = &s.schedules[0];
+        assert_eq!(monthly.params.shares, Some(10));
+        assert_eq!(monthly.params.total_fen, None);
+        assert_eq!(monthly.catch_up_within, Duration::from_secs(1800));
+        // 20:00 in Shanghai on the 1st is 12:00 UTC.
+        let from = "2026-11-22T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let next = monthly.next_slot(from).unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-12-01T12:00:00+00:00");
+        let until = "2027-02-15T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            monthly.last_slot_between(from, until).unwrap().to_rfc3339(),
+            "2027-02-01T12:00:00+00:00"
+        );
+        assert_eq!(
+            monthly.last_slot_between(from, next - chrono::Duration::seconds(1)),
+            None
+        );
+        for (text, expected) in [
+            ("name = \"a b\"", "name"),
+            ("cron = \"0 20 1 *\"", "5 fields"),
+            ("targets = \"everyone\"", "targets"),
+            ("shares = 0", "at least one share"),
+            ("timezone = \"Mars/Base\"", "IANA"),
+        ] {
+            let mut fields = vec![
+                ("name", "name = \"x\""),
+                ("cron", "cron = \"0 20 1 * *\""),
+                ("targets", "targets = \"all\""),
+            ];
+            let key = text.split(' ').next().unwrap();
+            fields.retain(|(k, _)| *k != key);
+            let body: Vec<&str> = fields.iter().map(|(_, v)| *v).chain([text]).collect();
+            let err = parse_text(&format!("[[schedule]]\n{}\n", body.join("\n"))).unwrap_err();
+            assert!(err.reason.contains(expected), "{text}: {err}");
+            assert_eq!(err.line, 1, "{err}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn default_catch_up() -> u64 {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum RawTargets {
+pub(crate) enum RawTargets {
     /// `"all"`.
     Word(String),
     /// `["tag:…", "group:…"]`.
@@ -72,7 +72,7 @@ struct SchedulesFile {
     job: Vec<toml::Spanned<RawJob>>,
 }
 
-fn targets(raw: &RawTargets) -> Result<Targets, String> {
+pub(crate) fn targets(raw: &RawTargets) -> Result<Targets, String> {
     match raw {
         RawTargets::Word(w) if w == "all" => Ok(Targets::All),
         RawTargets::Word(w) => Err(format!(
@@ -92,28 +92,34 @@ fn targets(raw: &RawTargets) -> Result<Targets, String> {
     }
 }
 
+/// A 5-field cron expression and an IANA time zone (the default when `None`), checked.
+pub(crate) fn cron_and_zone(
+    cron: &str,
+    timezone: Option<&str>,
+) -> Result<(croner::Cron, Tz), String> {
+    // Five fields, as crontab writes them; croner would also take six (with seconds).
+    if cron.split_whitespace().count() != 5 {
+        return Err(format!(
+            "cron {cron:?} must have 5 fields (minute hour day month weekday), e.g. \"30 7 * * *\""
+        ));
+    }
+    let parsed = croner::Cron::new(cron)
+        .parse()
+        .map_err(|e| format!("cron {cron:?}: {e}"))?;
+    let zone = match timezone {
+        None => DEFAULT_TIMEZONE,
+        Some(name) => Tz::from_str(name).map_err(|_| {
+            format!("timezone {name:?} is not an IANA time zone such as \"Asia/Shanghai\"")
+        })?,
+    };
+    Ok((parsed, zone))
+}
+
 /// Everything but the message, which the caller compiles.
 fn validate(raw: &RawJob) -> Result<Job, String> {
     check_identifier("name", &raw.name)?;
     let job = |reason: String| format!("job {:?}: {reason}", raw.name);
-    // Five fields, as crontab writes them; croner would also take six (with seconds).
-    if raw.cron.split_whitespace().count() != 5 {
-        return Err(job(format!(
-            "cron {:?} must have 5 fields (minute hour day month weekday), e.g. \"30 7 * * *\"",
-            raw.cron
-        )));
-    }
-    let cron = croner::Cron::new(&raw.cron)
-        .parse()
-        .map_err(|e| job(format!("cron {:?}: {e}", raw.cron)))?;
-    let timezone = match &raw.timezone {
-        None => DEFAULT_TIMEZONE,
-        Some(name) => Tz::from_str(name).map_err(|_| {
-            job(format!(
-                "timezone {name:?} is not an IANA time zone such as \"Asia/Shanghai\""
-            ))
-        })?,
-    };
+    let (cron, timezone) = cron_and_zone(&raw.cron, raw.timezone.as_deref()).map_err(job)?;
     if raw.spread_minutes > MAX_SPREAD_MINUTES {
         return Err(job(format!(
             "spread_minutes must be at most {MAX_SPREAD_MINUTES}"
