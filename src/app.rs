@@ -243,7 +243,18 @@ impl App {
                 clock: Arc::new(chrono::Utc::now),
             },
         )?);
-        let envelope_task = tokio::spawn(Arc::clone(&envelopes).run(envelope_stop));
+        let envelope_task = tokio::spawn(Arc::clone(&envelopes).run(envelope_stop.clone()));
+        let digest_dispatcher = outbox.clone();
+        let digest_task = tokio::spawn(
+            crate::health::DigestTask {
+                store: self.store.clone(),
+                directory: Arc::clone(&directory),
+                scripts: Arc::clone(&self.scripts),
+                webhook_hosts: config.wecom.webhook_hosts.clone(),
+                dispatch: Arc::new(move |entry| digest_dispatcher.dispatch(entry)),
+            }
+            .run(envelope_stop),
+        );
         let onebot = config
             .bots
             .iter()
@@ -313,6 +324,9 @@ impl App {
         }
         if let Err(e) = envelope_task.await {
             error!(error = %e, "red-envelope timer failed");
+        }
+        if let Err(e) = digest_task.await {
+            error!(error = %e, "health digest task failed");
         }
         pruner.abort();
         feed_task.abort();

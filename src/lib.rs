@@ -37,6 +37,7 @@ pub mod domain;
 pub mod engine;
 pub mod feeds;
 pub mod groups;
+pub mod health;
 pub mod http;
 pub mod inbound;
 pub mod lanes;

@@ -183,6 +183,11 @@ impl Pipeline {
                     if removed > 0 {
                         info!(removed, "forgot old handled message ids");
                     }
+                    // Health looks back four weeks: older speaker days go with the old ids.
+                    let removed = tx.prune_speaker_days(Utc::now())?;
+                    if removed > 0 {
+                        info!(removed, "forgot who spoke on days health no longer reads");
+                    }
                 }
             }
         }
@@ -310,10 +315,12 @@ impl Pipeline {
                 match &event.kind {
                     _ if member.is_empty() => {}
                     EventKind::MemberJoined { .. } => {
-                        tx.roster_add(chat, member, &event.from.name)?
+                        tx.roster_add(chat, member, &event.from.name)?;
+                        tx.note_move(chat, now, true)?;
                     }
                     EventKind::MemberLeft { .. } => {
                         tx.roster_remove(chat, member)?;
+                        tx.note_move(chat, now, false)?;
                     }
                     kind if kind.is_message() => {
                         tx.record_message(&mut group, &event.from, now)?;

@@ -6,6 +6,7 @@ mod admin;
 mod envelope_admin;
 mod feed_admin;
 mod group_admin;
+mod health_admin;
 mod moderation_admin;
 pub mod onebot;
 mod onebot_session;
@@ -121,6 +122,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/red-envelope-tests/{id}/claims.csv",
             get(envelope_admin::claims_csv),
+        )
+        .route("/api/v1/health", get(health_admin::ranking))
+        .route(
+            "/api/v1/groups/{chat_id}/health",
+            get(health_admin::of_group),
         )
         .route("/api/v1/moderation", get(moderation_admin::list_log))
         .route(

@@ -171,6 +171,28 @@ pub fn next_occurrence(
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The last time in `(after, until]` that `cron` matches in `zone`, if any (at most 10,080 steps:
+/// a schedule every minute over a week).
+pub fn last_occurrence_between(
+    cron: &croner::Cron,
+    zone: Tz,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut last = None;
+    let mut at = after;
+    for _ in 0..10_080 {
+        match next_occurrence(cron, zone, at) {
+            Some(slot) if slot <= until => {
+                last = Some(slot);
+                at = slot;
+            }
+            _ => break,
+        }
+    }
+    last
+}
+
 impl Targets {
     /// Whether these targets take in the group at `chat` with `settings`.
     pub fn cover(&self, chat: &ChatId, settings: &GroupSettings) -> bool {

@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod content;
 pub mod feeds;
+pub mod health;
 pub mod keywords;
 pub mod live;
 pub mod moderation;
@@ -45,6 +46,8 @@ pub const EMBEDDED_SCHEDULES: &str = include_str!("../../bot-scripts/schedules.t
 
 /// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
 pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
+/// The shipped `bot-scripts/health.toml`, used when the directory is missing.
+pub const EMBEDDED_HEALTH: &str = include_str!("../../bot-scripts/health.toml");
 /// The shipped `bot-scripts/red_envelope.toml`, used when the directory is missing.
 pub const EMBEDDED_RED_ENVELOPE: &str = include_str!("../../bot-scripts/red_envelope.toml");
 /// The shipped `bot-scripts/moderation.toml`, used when the directory is missing.
@@ -296,6 +299,8 @@ pub struct Scripts {
     pub moderation: crate::engine::moderation::ModerationRules,
     /// Red-envelope tests: defaults, verdict thresholds, claim words.
     pub red_envelope: red_envelope::RedEnvelopeScripts,
+    /// The weekly health digest (`health.toml`).
+    pub health: health::HealthScripts,
     /// Scheduled jobs.
     pub jobs: Vec<crate::schedule::Job>,
     /// The weekly calendar and the content queue (`content/`).
@@ -312,6 +317,7 @@ struct Files {
     welcome: Option<(PathBuf, String)>,
     moderation: Option<(PathBuf, String)>,
     red_envelope: Option<(PathBuf, String)>,
+    health: Option<(PathBuf, String)>,
     schedules: Option<(PathBuf, String)>,
     calendar: Option<(PathBuf, String)>,
     queue: Option<(PathBuf, String)>,
@@ -349,6 +355,7 @@ impl Scripts {
             welcome: read(welcome::WELCOME_FILE)?,
             moderation: read(moderation::MODERATION_FILE)?,
             red_envelope: read(red_envelope::RED_ENVELOPE_FILE)?,
+            health: read(health::HEALTH_FILE)?,
             schedules: read(schedules::SCHEDULES_FILE)?,
             calendar: read(&format!(
                 "{}/{}",
@@ -374,6 +381,7 @@ impl Scripts {
             welcome: Some(at(welcome::WELCOME_FILE, EMBEDDED_WELCOME)),
             moderation: Some(at(moderation::MODERATION_FILE, EMBEDDED_MODERATION)),
             red_envelope: Some(at(red_envelope::RED_ENVELOPE_FILE, EMBEDDED_RED_ENVELOPE)),
+            health: Some(at(health::HEALTH_FILE, EMBEDDED_HEALTH)),
             schedules: Some(at(schedules::SCHEDULES_FILE, EMBEDDED_SCHEDULES)),
             calendar: Some(at("content/calendar.toml", EMBEDDED_CALENDAR)),
             queue: Some(at("content/queue.toml", EMBEDDED_QUEUE)),
@@ -417,6 +425,9 @@ impl Scripts {
         );
         let (file, text) = files.red_envelope.as_ref().unwrap_or(&shipped_red_envelope);
         scripts.red_envelope = red_envelope::parse(&Source::new(text, file), &mut templates)?;
+        if let Some((file, text)) = &files.health {
+            scripts.health = health::parse(&Source::new(text, file), &mut templates)?;
+        }
         if let Some((file, text)) = &files.schedules {
             scripts.jobs = schedules::parse(&Source::new(text, file), &mut templates)?;
         }
@@ -475,6 +486,7 @@ impl Scripts {
             welcome: WelcomeScripts::default(),
             moderation: Default::default(),
             red_envelope: Default::default(),
+            health: Default::default(),
             jobs: Vec::new(),
             content: content::Content::default(),
             templates: Templates::new(),
@@ -541,6 +553,7 @@ impl Scripts {
             .chain(self.moderation.warning.iter())
             .chain(self.moderation.admin_notice.iter())
             .chain(self.red_envelope.messages())
+            .chain(self.health.digest.iter().map(|d| &d.message))
             .chain(self.jobs.iter().map(|j| &j.message))
     }
 }

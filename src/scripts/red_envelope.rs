@@ -86,19 +86,7 @@ impl EnvelopeSchedule {
         after: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let mut last = None;
-        let mut at = after;
-        // Bounded: a schedule every minute over a week is 10,080 steps.
-        for _ in 0..10_080 {
-            match self.next_slot(at) {
-                Some(slot) if slot <= until => {
-                    last = Some(slot);
-                    at = slot;
-                }
-                _ => break,
-            }
-        }
-        last
+        crate::schedule::last_occurrence_between(&self.cron, self.timezone, after, until)
     }
 }
 

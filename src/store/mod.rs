@@ -4,6 +4,7 @@
 //! Writes go through [`Store::write`], one transaction per call; callers batch many changes into
 //! one call so that the disk is flushed once per batch, not once per message.
 
+mod activity;
 mod content;
 mod moderation;
 mod outbox;
@@ -21,6 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
+pub use activity::RecentActivity;
 pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
@@ -209,6 +211,9 @@ impl Store {
             tx.open_table(red_envelope::ENVELOPE_TESTS)?;
             tx.open_table(red_envelope::ENVELOPE_CLAIMS)?;
             tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?;
+            tx.open_table(activity::SPEAKER_DAYS)?;
+            tx.open_table(activity::GROUP_DAYS)?;
+            tx.open_table(activity::LAST_POSTS)?;
         }
         robots::build_if_missing(&tx)?;
         tx.commit()?;
@@ -246,6 +251,9 @@ impl Store {
                 envelope_tests: tx.open_table(red_envelope::ENVELOPE_TESTS)?,
                 envelope_claims: tx.open_table(red_envelope::ENVELOPE_CLAIMS)?,
                 envelope_by_chat: tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?,
+                speaker_days: tx.open_table(activity::SPEAKER_DAYS)?,
+                group_days: tx.open_table(activity::GROUP_DAYS)?,
+                last_posts: tx.open_table(activity::LAST_POSTS)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?
@@ -414,6 +422,9 @@ pub struct WriteTx<'t> {
     envelope_tests: redb::Table<'t, &'static str, &'static [u8]>,
     envelope_claims: redb::Table<'t, (&'static str, u32), &'static [u8]>,
     envelope_by_chat: redb::Table<'t, (&'static str, &'static str), ()>,
+    speaker_days: redb::Table<'t, (&'static str, &'static str, &'static str), u32>,
+    group_days: redb::Table<'t, (&'static str, &'static str), (u64, u64, u64, u64)>,
+    last_posts: redb::Table<'t, &'static str, i64>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     day_key: (i64, String),
 }
@@ -524,6 +535,7 @@ impl WriteTx<'_> {
             (chat, day.as_str()),
             (messages + 1, speakers + u64::from(!spoke_today)),
         )?;
+        self.note_speaker(chat, &day, user, secs)?;
 
         if first_time {
             group.members_seen += 1;

@@ -203,6 +203,12 @@ impl WriteTx<'_> {
                 outcome.id
             )));
         };
+        if outcome.state == OutboxState::Delivered
+            && entry.state != OutboxState::Delivered
+            && let Some(chat) = &entry.chat
+        {
+            self.note_post(chat, &entry.purpose, now)?;
+        }
         entry.state = outcome.state;
         entry.attempts = outcome.attempts;
         entry.pieces_done = outcome.pieces_done;

@@ -9,6 +9,7 @@ mod callbacks;
 mod cli;
 mod commands;
 mod crash;
+mod health;
 mod keywords;
 mod moderation;
 mod onebot;

@@ -1,0 +1,498 @@
+//! Group health as operators see it: each adopted group's figures gathered from the store (the
+//! last four weeks of activity, members, the latest red-envelope verdict), assessed by
+//! [`crate::engine::health`], and ranked — the groups that need attention first
+//! (`GET /api/v1/health`). [`DigestTask`] pushes the ranking to the operators' group on the
+//! schedule of `health.toml`, once per slot (the send's key is the slot), a slot missed while the
+//! service was down still within [`DIGEST_CATCH_UP`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::domain::{ChatId, Role, Sender};
+use crate::engine::health::{HealthInput, Stage, assess};
+use crate::engine::red_envelope::Verdict;
+use crate::groups::Directory;
+use crate::red_envelopes::Dispatch;
+use crate::scripts::health::{DIGEST_CATCH_UP, Digest};
+use crate::scripts::live::LiveScripts;
+use crate::store::{
+    GroupRecord, GroupStatus, NewSend, RecentActivity, Store, StoreError, TestState,
+};
+
+/// How far back an envelope verdict still says something about a group.
+const ENVELOPE_RELEVANT_DAYS: i64 = 30;
+/// The longest the digest task sleeps, so that an edited `health.toml` is picked up.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// One group's health, with the figures behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupHealth {
+    pub chat_id: ChatId,
+    pub name: String,
+    pub score: u32,
+    pub stage: Stage,
+    /// The stage in the operators' words: 新群, 稳定, 衰退, 沉寂.
+    pub stage_text: &'static str,
+    pub action: &'static str,
+    pub reasons: Vec<String>,
+    /// Members now (bot accounts list them; `null` on the group robot).
+    pub members: Option<u64>,
+    pub adopted_at: Option<DateTime<Utc>>,
+    pub activity: RecentActivity,
+    /// The latest red-envelope verdict of the last 30 days.
+    pub envelope: Option<Verdict>,
+}
+
+pub fn stage_text(stage: Stage) -> &'static str {
+    match stage {
+        Stage::New => "新群",
+        Stage::Steady => "稳定",
+        Stage::Declining => "衰退",
+        Stage::Dead => "沉寂",
+    }
+}
+
+/// Assesses `group` at `now` (blocking: reads the store).
+pub fn group_health(
+    store: &Store,
+    group: &GroupRecord,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<GroupHealth, StoreError> {
+    let chat = &group.chat_id;
+    let activity = store.recent_activity(chat, now)?;
+    // The member list has the bot account itself in it.
+    let members = store
+        .roster(chat)?
+        .iter()
+        .filter(|(id, _)| Some(id) != group.account.as_ref())
+        .count() as u64;
+    let since = now - chrono::Duration::days(ENVELOPE_RELEVANT_DAYS);
+    let envelope = store
+        .envelope_tests_of(chat)?
+        .into_iter()
+        .rev()
+        .filter(|t| t.state == TestState::Finished && t.finished_at.is_some_and(|f| f >= since))
+        .find_map(|t| t.results.map(|r| r.verdict));
+    let input = HealthInput {
+        members,
+        adopted_at: group.adopted_at.unwrap_or(now),
+        messages_per_day: activity.messages_7d as f64 / 7.0,
+        earlier_messages_per_day: activity.messages_earlier_21d as f64 / 21.0,
+        speakers: activity.speakers_7d,
+        top3_share: activity.top3_share,
+        joins: activity.joins_7d,
+        leaves: activity.leaves_7d,
+        bot_posts: activity.bot_posts_7d,
+        replies_to_posts: activity.replies_to_posts_7d,
+        envelope,
+    };
+    let health = assess(&input, now);
+    Ok(GroupHealth {
+        chat_id: chat.clone(),
+        name: if name.is_empty() {
+            chat.to_string()
+        } else {
+            name.to_owned()
+        },
+        score: health.score,
+        stage: health.stage,
+        stage_text: stage_text(health.stage),
+        action: health.action,
+        reasons: health.reasons,
+        members: (members > 0).then_some(members),
+        adopted_at: group.adopted_at,
+        activity,
+        envelope,
+    })
+}
+
+/// Every adopted group's health, lowest score first (blocking).
+pub fn ranking(
+    store: &Store,
+    directory: &Directory,
+    now: DateTime<Utc>,
+) -> Result<Vec<GroupHealth>, StoreError> {
+    let mut out = Vec::new();
+    for group in store
+        .groups()?
+        .into_iter()
+        .filter(|g| g.status == GroupStatus::Adopted)
+    {
+        let name = directory.get(&group.chat_id).name.clone();
+        out.push(group_health(store, &group, &name, now)?);
+    }
+    out.sort_by(|a, b| {
+        a.score
+            .cmp(&b.score)
+            .then_with(|| a.chat_id.cmp(&b.chat_id))
+    });
+    Ok(out)
+}
+
+/// Pushes the weekly digest.
+pub struct DigestTask {
+    pub store: Store,
+    pub directory: Arc<Directory>,
+    pub scripts: Arc<LiveScripts>,
+    pub webhook_hosts: Vec<String>,
+    pub dispatch: Dispatch,
+}
+
+impl DigestTask {
+    /// Runs until `stop` says so.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let scripts = self.scripts.current();
+            if let Some(digest) = scripts.health.digest.as_ref().filter(|d| d.enabled) {
+                self.push_due(digest, &scripts, Utc::now()).await;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(MAX_SLEEP) => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes the digest of the latest slot at or before `now`, unless it was pushed already or
+    /// the slot is older than [`DIGEST_CATCH_UP`]. Returns whether a push was queued.
+    pub async fn push_due(
+        &self,
+        digest: &Digest,
+        scripts: &crate::scripts::Scripts,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let after = now - chrono::Duration::from_std(DIGEST_CATCH_UP).unwrap_or_default();
+        let Some(slot) =
+            crate::schedule::last_occurrence_between(&digest.cron, digest.timezone, after, now)
+        else {
+            return false;
+        };
+        let key = format!("health-digest:{}", slot.format("%Y%m%dT%H%MZ"));
+        let store = self.store.clone();
+        let directory = Arc::clone(&self.directory);
+        let (to, probe_key) = (digest.to.clone(), key.clone());
+        let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            if store.send_by_key(&probe_key)?.is_some() {
+                return Ok(None);
+            }
+            Ok(Some((store.group(&to)?, ranking(&store, &directory, now)?)))
+        })
+        .await;
+        let (group, ranked) = match facts {
+            Ok(Ok(Some(facts))) => facts,
+            Ok(Ok(None)) => return false,
+            Ok(Err(e)) => {
+                error!(error = %e, "health digest not pushed: the store is unreadable");
+                return false;
+            }
+            Err(e) => {
+                error!(error = %e, "health digest task failed");
+                return false;
+            }
+        };
+        let Some(group) = group.filter(|g| g.status == GroupStatus::Adopted) else {
+            warn!(to = %digest.to, "health digest not pushed: the bot has not adopted that group");
+            return false;
+        };
+        let to = match crate::outbox::group_destination(&group, &self.webhook_hosts) {
+            Ok(to) => to,
+            Err(why) => {
+                warn!(to = %digest.to, "health digest not pushed: {why}");
+                return false;
+            }
+        };
+        let count = |stage| ranked.iter().filter(|g| g.stage == stage).count();
+        let counts = context! {
+            total => ranked.len(),
+            dead => count(Stage::Dead),
+            declining => count(Stage::Declining),
+            new => count(Stage::New),
+            steady => count(Stage::Steady),
+        };
+        let groups: Vec<_> = ranked
+            .iter()
+            .take(digest.limit)
+            .map(|g| {
+                context! {
+                    chat_id => g.chat_id.as_str(),
+                    name => &g.name,
+                    score => g.score,
+                    stage => g.stage,
+                    stage_text => g.stage_text,
+                    action => g.action,
+                    reasons => g.reasons.join("；"),
+                }
+            })
+            .collect();
+        let settings = self.directory.get(&digest.to);
+        let vars = || {
+            context! {
+                groups, counts,
+                ..crate::engine::vars::base(&Sender::default(), Role::Member, Some(&digest.to), &settings, now)
+            }
+        };
+        let message = match digest.message.push(&scripts.templates, vars, &[]) {
+            Ok(message) => message,
+            Err(e) => {
+                error!(error = %e, "health digest did not render");
+                return false;
+            }
+        };
+        let send = NewSend {
+            key,
+            chat: Some(digest.to.clone()),
+            bot: Some(group.bot.clone()),
+            to,
+            message,
+            purpose: "health_digest".into(),
+            run: None,
+            not_before: None,
+            skip: None,
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.write(|tx| tx.enqueue(send, now))).await {
+            Ok(Ok(entry)) => {
+                if let Some(entry) = entry {
+                    (self.dispatch)(entry);
+                }
+                info!(to = %digest.to, slot = %slot, groups = ranked.len(), "health digest queued");
+                true
+            }
+            Ok(Err(e)) => {
+                error!(error = %e, "health digest not queued");
+                false
+            }
+            Err(e) => {
+                error!(error = %e, "health digest task failed");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::BotId;
+    use crate::engine::red_envelope::Results;
+    use crate::store::TestRecord;
+    use std::sync::Mutex;
+
+    const HOST: &str = "qyapi.weixin.qq.com";
+
+    fn now() -> DateTime<Utc> {
+        // Monday 2026-11-23 09:00 in Shanghai.
+        "2026-11-23T01:00:00Z".parse().unwrap()
+    }
+
+    fn member(id: &str) -> Sender {
+        Sender {
+            user_id: id.into(),
+            ..Sender::default()
+        }
+    }
+
+    /// A group adopted `age_days` ago; `talk(day)` gives (member, messages) spoken `day` days ago.
+    fn group(
+        store: &Store,
+        chat: &str,
+        age_days: i64,
+        talk: impl Fn(i64) -> Vec<(String, u32)>,
+        envelope: Option<Verdict>,
+    ) {
+        let mut g = GroupRecord::new(ChatId::new(chat), BotId::parse("robot").unwrap());
+        g.status = GroupStatus::Adopted;
+        g.adopted_at = Some(now() - chrono::Duration::days(age_days));
+        g.webhook_url = Some(format!("https://{HOST}/cgi-bin/webhook/send?key={chat}"));
+        store
+            .write(|tx| {
+                for day in (0..28).rev() {
+                    let at = now() - chrono::Duration::days(day) - chrono::Duration::hours(2);
+                    for (who, count) in talk(day) {
+                        for i in 0..count {
+                            let when = at + chrono::Duration::seconds(i64::from(i));
+                            tx.record_message(&mut g, &member(&who), when)?;
+                        }
+                    }
+                }
+                if let Some(verdict) = envelope {
+                    let started = now() - chrono::Duration::days(3);
+                    tx.put_envelope_test(&TestRecord {
+                        id: format!("rt-{chat}"),
+                        chat_id: ChatId::new(chat),
+                        total_fen: 2000,
+                        shares: 20,
+                        window_secs: 7200,
+                        seed: 1,
+                        claim_phrase: "财税好运 527".into(),
+                        started_at: started,
+                        ends_at: started + chrono::Duration::hours(2),
+                        started_by: "test".into(),
+                        state: TestState::Finished,
+                        finished_at: Some(started + chrono::Duration::hours(2)),
+                        results: Some(Results {
+                            shares: 20,
+                            claims: 0,
+                            claimed_fen: 0,
+                            first_claim_secs: None,
+                            half_claimed_secs: None,
+                            all_claimed_secs: None,
+                            claimer_ratio: None,
+                            silent_claimers: 0,
+                            verdict,
+                        }),
+                    })?;
+                }
+                tx.put_group(&g)
+            })
+            .unwrap();
+    }
+
+    fn synthetic_groups(store: &Store) {
+        // Thirty members talking every day, most of them each week.
+        let lively = |day: i64| -> Vec<(String, u32)> {
+            (0..30)
+                .filter(|m| (m + day) % 2 == 0)
+                .map(|m| (format!("m{m}"), 2))
+                .collect()
+        };
+        group(store, "active", 90, lively, Some(Verdict::Alive));
+        // Lively until last week; a third of the talk, from ten of the members, now.
+        group(
+            store,
+            "declining",
+            90,
+            move |day| {
+                if day >= 7 {
+                    lively(day)
+                } else {
+                    (0..10)
+                        .filter(|m| (m + day) % 2 == 0)
+                        .map(|m| (format!("m{m}"), 2))
+                        .collect()
+                }
+            },
+            None,
+        );
+        // Nothing this week, and nobody grabbed the envelope.
+        group(
+            store,
+            "dead",
+            90,
+            |day| {
+                if day >= 20 {
+                    vec![("m1".into(), 1)]
+                } else {
+                    Vec::new()
+                }
+            },
+            Some(Verdict::Dead),
+        );
+        // Adopted last week.
+        group(store, "fresh", 5, |_| vec![("m1".into(), 1)], None);
+    }
+
+    #[test]
+    fn synthetic_groups_are_ranked_with_their_stage_and_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        synthetic_groups(&store);
+        let directory = Directory::load(store.clone()).unwrap();
+        let ranked = ranking(&store, &directory, now()).unwrap();
+        let order: Vec<(&str, Stage)> = ranked
+            .iter()
+            .map(|g| (g.chat_id.as_str(), g.stage))
+            .collect();
+        assert_eq!(order[0], ("dead", Stage::Dead), "{ranked:#?}");
+        assert!(
+            order.contains(&("declining", Stage::Declining)),
+            "{order:?}"
+        );
+        assert!(order.contains(&("fresh", Stage::New)), "{order:?}");
+        assert_eq!(order[3], ("active", Stage::Steady), "{ranked:#?}");
+        let active = &ranked[3];
+        assert!(active.score >= 60, "{active:#?}");
+        assert_eq!(active.activity.speakers_7d, 30);
+        assert_eq!(active.envelope, Some(Verdict::Alive));
+        let dead = &ranked[0];
+        assert!(dead.action.contains("解散"), "{dead:#?}");
+        assert!(dead.reasons.iter().any(|r| r.contains("红包")), "{dead:#?}");
+        let declining = ranked
+            .iter()
+            .find(|g| g.chat_id.as_str() == "declining")
+            .unwrap();
+        assert!(
+            declining.reasons.iter().any(|r| r.contains("下降")),
+            "{declining:#?}"
+        );
+        assert!(declining.score < active.score);
+    }
+
+    #[tokio::test]
+    async fn the_digest_is_pushed_once_per_slot_to_the_chosen_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        synthetic_groups(&store);
+        group(&store, "ops", 90, |_| Vec::new(), None);
+        let scripts_dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/bot-scripts")).unwrap()
+        {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), scripts_dir.path().join(entry.file_name())).unwrap();
+            }
+        }
+        let health = scripts_dir.path().join("health.toml");
+        let text = std::fs::read_to_string(&health)
+            .unwrap()
+            .replace("enabled = false", "enabled = true")
+            .replace("to = \"\"", "to = \"ops\"")
+            .replace("limit = 10", "limit = 2");
+        std::fs::write(&health, text).unwrap();
+        let scripts = crate::scripts::Scripts::load(scripts_dir.path()).unwrap();
+        let digest = scripts.health.digest.clone().unwrap();
+        let sent: Arc<Mutex<Vec<crate::store::OutboxEntry>>> = Arc::default();
+        let sink = Arc::clone(&sent);
+        let task = DigestTask {
+            store: store.clone(),
+            directory: Arc::new(Directory::load(store.clone()).unwrap()),
+            scripts: Arc::new(LiveScripts::new(
+                crate::scripts::Scripts::load(scripts_dir.path()).unwrap(),
+                scripts_dir.path(),
+            )),
+            webhook_hosts: vec![HOST.into()],
+            dispatch: Arc::new(move |entry| sink.lock().unwrap().push(entry)),
+        };
+        // Sunday evening: the last Monday 09:00 slot is a week old, past the catch-up window.
+        let sunday = now() - chrono::Duration::hours(14);
+        assert!(!task.push_due(&digest, &scripts, sunday).await);
+        // Monday 09:05: pushed once, however often the task looks.
+        let monday = now() + chrono::Duration::minutes(5);
+        assert!(task.push_due(&digest, &scripts, monday).await);
+        assert!(
+            !task
+                .push_due(&digest, &scripts, monday + chrono::Duration::hours(1))
+                .await
+        );
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].chat.as_ref().map(ChatId::as_str), Some("ops"));
+        let crate::domain::OutMessage::Markdown { content } = &sent[0].message else {
+            panic!("a markdown digest: {:?}", sent[0].message)
+        };
+        assert!(content.contains("共 5 个群"), "{content}");
+        assert!(content.contains("1. **dead**（沉寂"), "{content}");
+        assert!(!content.contains("3. "), "limit 2: {content}");
+    }
+}

@@ -1,0 +1,105 @@
+//! Group health through the admin API: the ranking (`GET /api/v1/health`) and one group
+//! (`GET /api/v1/groups/{chat_id}/health`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::AppState;
+use super::admin::{authorized, bad_request, internal_error, unauthorized};
+use super::group_admin::load_group;
+use crate::domain::ChatId;
+use crate::engine::health::Stage;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankingQuery {
+    /// Only groups at this stage: `new`, `steady`, `declining`, `dead`.
+    stage: Option<String>,
+    limit: Option<usize>,
+}
+
+fn stage_named(name: &str) -> Option<Stage> {
+    match name {
+        "new" => Some(Stage::New),
+        "steady" => Some(Stage::Steady),
+        "declining" => Some(Stage::Declining),
+        "dead" => Some(Stage::Dead),
+        _ => None,
+    }
+}
+
+/// `GET /api/v1/health?stage=&limit=`: every adopted group's health, lowest score first (the
+/// groups that need attention), optionally of one stage; at most `limit` (default all).
+pub async fn ranking(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<RankingQuery>, QueryRejection>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let stage = match query.stage.as_deref().map(|s| (s, stage_named(s))) {
+        None => None,
+        Some((_, Some(stage))) => Some(stage),
+        Some((name, None)) => {
+            return bad_request(format!(
+                "stage {name:?} must be new, steady, declining or dead"
+            ));
+        }
+    };
+    let store = state.store.clone();
+    let directory = Arc::clone(&state.directory);
+    let ranked =
+        tokio::task::spawn_blocking(move || crate::health::ranking(&store, &directory, Utc::now()))
+            .await;
+    match ranked {
+        Ok(Ok(groups)) => {
+            let groups: Vec<_> = groups
+                .into_iter()
+                .filter(|g| stage.is_none_or(|s| g.stage == s))
+                .take(query.limit.unwrap_or(usize::MAX))
+                .collect();
+            Json(groups).into_response()
+        }
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `GET /api/v1/groups/{chat_id}/health`: one group's health (404 for an unknown group).
+pub async fn of_group(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(chat_id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let chat = ChatId::new(chat_id);
+    let group = match load_group(&state, &chat).await {
+        Ok(group) => group,
+        Err(refusal) => return *refusal,
+    };
+    let store = state.store.clone();
+    let name = state.directory.get(&chat).name.clone();
+    let health = tokio::task::spawn_blocking(move || {
+        crate::health::group_health(&store, &group, &name, Utc::now())
+    })
+    .await;
+    match health {
+        Ok(Ok(health)) => Json(health).into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}

@@ -1,0 +1,234 @@
+//! What group health is computed from beyond the daily counters: who spoke on which day (distinct
+//! speakers and how concentrated the talk is over a week), joins and leaves, the bot's posts and
+//! the member messages that followed one within 30 minutes. Written on the event and outbox
+//! paths in their own transactions; speaker days older than [`KEEP_SPEAKER_DAYS`] are pruned.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+
+use super::{DAILY, Store, StoreError, WriteTx, local_day};
+use crate::domain::ChatId;
+
+/// (local day, chat, user) → the member's messages that day. Day first, so that old days are
+/// pruned from the front of the table.
+pub(super) const SPEAKER_DAYS: TableDefinition<(&str, &str, &str), u32> =
+    TableDefinition::new("speaker_days");
+/// (chat, local day) → (joins, leaves, the bot's posts, member messages replying to them).
+pub(super) const GROUP_DAYS: TableDefinition<(&str, &str), (u64, u64, u64, u64)> =
+    TableDefinition::new("group_days");
+/// chat → unix seconds of the bot's last post delivered there.
+pub(super) const LAST_POSTS: TableDefinition<&str, i64> = TableDefinition::new("last_posts");
+
+/// A member message this soon after one of the bot's posts counts as a reply to it.
+pub const REPLY_WINDOW_SECS: i64 = 30 * 60;
+/// Days of speakers kept (health looks back 28).
+pub const KEEP_SPEAKER_DAYS: i64 = 35;
+/// Sends that are not the bot's posts to the group (answers, notices to the admins).
+const NOT_POSTS: [&str; 2] = ["reply", "notify_admins"];
+
+/// A group's last 28 days, as health needs them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecentActivity {
+    /// Messages in the last 7 days, and in the 21 days before them.
+    pub messages_7d: u64,
+    pub messages_earlier_21d: u64,
+    /// Distinct members who spoke in the last 7 days.
+    pub speakers_7d: u64,
+    /// Share of the last 7 days' messages by the 3 most talkative members (0 when silent).
+    pub top3_share: f64,
+    pub joins_7d: u64,
+    pub leaves_7d: u64,
+    pub bot_posts_7d: u64,
+    pub replies_to_posts_7d: u64,
+}
+
+impl WriteTx<'_> {
+    /// Counts a member's message of `day` (and a reply to the bot's post when one came shortly
+    /// before it).
+    pub(super) fn note_speaker(
+        &mut self,
+        chat: &str,
+        day: &str,
+        user: &str,
+        at_secs: i64,
+    ) -> Result<(), StoreError> {
+        let count = self
+            .speaker_days
+            .get((day, chat, user))?
+            .map_or(0, |v| v.value());
+        self.speaker_days
+            .insert((day, chat, user), count.saturating_add(1))?;
+        let last_post = self.last_posts.get(chat)?.map(|v| v.value());
+        if last_post.is_some_and(|p| (0..=REPLY_WINDOW_SECS).contains(&(at_secs - p))) {
+            self.bump_group_day(chat, day, |d| d.3 += 1)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a member joining (`joined`) or leaving `chat` at `at`.
+    pub fn note_move(
+        &mut self,
+        chat: &ChatId,
+        at: DateTime<Utc>,
+        joined: bool,
+    ) -> Result<(), StoreError> {
+        let day = local_day(at);
+        self.bump_group_day(chat.as_str(), &day, |d| {
+            if joined { d.0 += 1 } else { d.1 += 1 }
+        })
+    }
+
+    /// Counts a send delivered to `chat` at `at` of `purpose`, when it is one of the bot's posts.
+    pub(super) fn note_post(
+        &mut self,
+        chat: &ChatId,
+        purpose: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if NOT_POSTS.contains(&purpose) {
+            return Ok(());
+        }
+        self.last_posts.insert(chat.as_str(), at.timestamp())?;
+        let day = local_day(at);
+        self.bump_group_day(chat.as_str(), &day, |d| d.2 += 1)
+    }
+
+    fn bump_group_day(
+        &mut self,
+        chat: &str,
+        day: &str,
+        change: impl FnOnce(&mut (u64, u64, u64, u64)),
+    ) -> Result<(), StoreError> {
+        let mut counts = self
+            .group_days
+            .get((chat, day))?
+            .map_or((0, 0, 0, 0), |v| v.value());
+        change(&mut counts);
+        self.group_days.insert((chat, day), counts)?;
+        Ok(())
+    }
+
+    /// Forgets who spoke on days before `before`'s day minus [`KEEP_SPEAKER_DAYS`]; returns the
+    /// rows removed.
+    pub fn prune_speaker_days(&mut self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = local_day(before - chrono::Duration::days(KEEP_SPEAKER_DAYS));
+        let old: Vec<(String, String, String)> = self
+            .speaker_days
+            .range::<(&str, &str, &str)>(..(cutoff.as_str(), "", ""))?
+            .map(|entry| {
+                entry.map(|(k, _)| {
+                    let (d, c, u) = k.value();
+                    (d.to_owned(), c.to_owned(), u.to_owned())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for (d, c, u) in &old {
+            self.speaker_days
+                .remove((d.as_str(), c.as_str(), u.as_str()))?;
+        }
+        Ok(old.len() as u64)
+    }
+}
+
+impl Store {
+    /// `chat`'s last 28 local days up to `now`.
+    pub fn recent_activity(
+        &self,
+        chat: &ChatId,
+        now: DateTime<Utc>,
+    ) -> Result<RecentActivity, StoreError> {
+        let tx = self.db.begin_read()?;
+        let daily = tx.open_table(DAILY)?;
+        let speakers = tx.open_table(SPEAKER_DAYS)?;
+        let group_days = tx.open_table(GROUP_DAYS)?;
+        let chat = chat.as_str();
+        let mut out = RecentActivity::default();
+        let mut per_member: std::collections::HashMap<String, u64> = Default::default();
+        for back in 0..28 {
+            let day = local_day(now - chrono::Duration::days(back));
+            let messages = daily.get((chat, day.as_str()))?.map_or(0, |v| v.value().0);
+            if back >= 7 {
+                out.messages_earlier_21d += messages;
+                continue;
+            }
+            out.messages_7d += messages;
+            for entry in speakers.range((day.as_str(), chat, "")..)? {
+                let (key, count) = entry?;
+                let (d, c, user) = key.value();
+                if d != day || c != chat {
+                    break;
+                }
+                *per_member.entry(user.to_owned()).or_default() += u64::from(count.value());
+            }
+            if let Some(v) = group_days.get((chat, day.as_str()))? {
+                let (joins, leaves, posts, replies) = v.value();
+                out.joins_7d += joins;
+                out.leaves_7d += leaves;
+                out.bot_posts_7d += posts;
+                out.replies_to_posts_7d += replies;
+            }
+        }
+        out.speakers_7d = per_member.len() as u64;
+        let mut counts: Vec<u64> = per_member.into_values().collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        let total: u64 = counts.iter().sum();
+        if total > 0 {
+            out.top3_share = counts.iter().take(3).sum::<u64>() as f64 / total as f64;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{BotId, Sender};
+    use crate::store::GroupRecord;
+
+    #[test]
+    fn a_week_of_activity_is_counted_and_old_speakers_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let chat = ChatId::new("g");
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let member = |id: &str| Sender {
+            user_id: id.into(),
+            ..Sender::default()
+        };
+        store
+            .write(|tx| {
+                let mut group = GroupRecord::new(chat.clone(), BotId::parse("b").unwrap());
+                // Ten days ago: a post nobody answered and a message of someone else's.
+                let old = now - chrono::Duration::days(10);
+                tx.note_post(&chat, "morning-report", old)?;
+                tx.record_message(&mut group, &member("old"), old + chrono::Duration::hours(2))?;
+                // Today: a post, two replies within 30 minutes, a later message; a notice to the
+                // admins is not a post.
+                let post = now - chrono::Duration::hours(3);
+                tx.note_post(&chat, "morning-report", post)?;
+                tx.note_post(&chat, "notify_admins", post + chrono::Duration::minutes(50))?;
+                for (who, minutes) in [("a", 5), ("b", 20), ("a", 45), ("a", 60), ("c", 90)] {
+                    let at = post + chrono::Duration::minutes(minutes);
+                    tx.record_message(&mut group, &member(who), at)?;
+                }
+                tx.note_move(&chat, now, true)?;
+                tx.note_move(&chat, now, true)?;
+                tx.note_move(&chat, now, false)
+            })
+            .unwrap();
+        let week = store.recent_activity(&chat, now).unwrap();
+        assert_eq!((week.messages_7d, week.messages_earlier_21d), (5, 1));
+        assert_eq!(week.speakers_7d, 3);
+        assert_eq!(week.top3_share, 1.0);
+        assert_eq!((week.joins_7d, week.leaves_7d), (2, 1));
+        assert_eq!((week.bot_posts_7d, week.replies_to_posts_7d), (1, 2));
+
+        // Forty days on, the speakers of those days are gone; the message counts stay.
+        let later = now + chrono::Duration::days(40);
+        let removed = store.write(|tx| tx.prune_speaker_days(later)).unwrap();
+        assert_eq!(removed, 4);
+        assert_eq!(store.recent_activity(&chat, now).unwrap().speakers_7d, 0);
+        assert_eq!(store.recent_activity(&chat, now).unwrap().messages_7d, 5);
+    }
+}
