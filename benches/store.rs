@@ -81,6 +81,7 @@ fn benches(c: &mut Criterion) {
         store,
         outbox,
         webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
+        speakers: Default::default(),
     };
     let mut next = 0;
     let mut group = c.benchmark_group("store");

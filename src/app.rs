@@ -190,10 +190,12 @@ impl App {
             },
             self.store.clone(),
         )?;
+        let speakers = crate::store::SharedTally::default();
         let (pipeline, pipeline_task) = Pipeline {
             store: self.store.clone(),
             outbox: outbox.clone(),
             webhook_hosts: config.wecom.webhook_hosts.clone(),
+            speakers: Arc::clone(&speakers),
         }
         .spawn();
 
@@ -252,6 +254,7 @@ impl App {
                 scripts: Arc::clone(&self.scripts),
                 webhook_hosts: config.wecom.webhook_hosts.clone(),
                 dispatch: Arc::new(move |entry| digest_dispatcher.dispatch(entry)),
+                speakers: Arc::clone(&speakers),
             }
             .run(envelope_stop),
         );
@@ -293,6 +296,7 @@ impl App {
                     .map_err(|e| AppError::HttpClient(e.to_string()))?,
             )?),
             envelopes,
+            speakers,
             admin_token: config.admin.token.clone(),
         });
         if config.admin.token.is_none() {

@@ -22,7 +22,7 @@ use crate::red_envelopes::Dispatch;
 use crate::scripts::health::{DIGEST_CATCH_UP, Digest};
 use crate::scripts::live::LiveScripts;
 use crate::store::{
-    GroupRecord, GroupStatus, NewSend, RecentActivity, Store, StoreError, TestState,
+    GroupRecord, GroupStatus, NewSend, RecentActivity, SharedTally, Store, StoreError, TestState,
 };
 
 /// How far back an envelope verdict still says something about a group.
@@ -63,10 +63,15 @@ pub fn group_health(
     store: &Store,
     group: &GroupRecord,
     name: &str,
+    speakers: &SharedTally,
     now: DateTime<Utc>,
 ) -> Result<GroupHealth, StoreError> {
     let chat = &group.chat_id;
-    let activity = store.recent_activity(chat, now)?;
+    let pending = speakers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .of_chat(chat.as_str());
+    let activity = store.recent_activity(chat, now, &pending)?;
     // The member list has the bot account itself in it.
     let members = store
         .roster(chat)?
@@ -117,6 +122,7 @@ pub fn group_health(
 pub fn ranking(
     store: &Store,
     directory: &Directory,
+    speakers: &SharedTally,
     now: DateTime<Utc>,
 ) -> Result<Vec<GroupHealth>, StoreError> {
     let mut out = Vec::new();
@@ -126,7 +132,7 @@ pub fn ranking(
         .filter(|g| g.status == GroupStatus::Adopted)
     {
         let name = directory.get(&group.chat_id).name.clone();
-        out.push(group_health(store, &group, &name, now)?);
+        out.push(group_health(store, &group, &name, speakers, now)?);
     }
     out.sort_by(|a, b| {
         a.score
@@ -143,6 +149,7 @@ pub struct DigestTask {
     pub scripts: Arc<LiveScripts>,
     pub webhook_hosts: Vec<String>,
     pub dispatch: Dispatch,
+    pub speakers: SharedTally,
 }
 
 impl DigestTask {
@@ -181,12 +188,16 @@ impl DigestTask {
         let key = format!("health-digest:{}", slot.format("%Y%m%dT%H%MZ"));
         let store = self.store.clone();
         let directory = Arc::clone(&self.directory);
+        let speakers = Arc::clone(&self.speakers);
         let (to, probe_key) = (digest.to.clone(), key.clone());
         let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             if store.send_by_key(&probe_key)?.is_some() {
                 return Ok(None);
             }
-            Ok(Some((store.group(&to)?, ranking(&store, &directory, now)?)))
+            Ok(Some((
+                store.group(&to)?,
+                ranking(&store, &directory, &speakers, now)?,
+            )))
         })
         .await;
         let (group, ranked) = match facts {
@@ -315,6 +326,7 @@ mod tests {
         g.status = GroupStatus::Adopted;
         g.adopted_at = Some(now() - chrono::Duration::days(age_days));
         g.webhook_url = Some(format!("https://{HOST}/cgi-bin/webhook/send?key={chat}"));
+        let mut tally = crate::store::SpeakerTally::default();
         store
             .write(|tx| {
                 for day in (0..28).rev() {
@@ -323,6 +335,7 @@ mod tests {
                         for i in 0..count {
                             let when = at + chrono::Duration::seconds(i64::from(i));
                             tx.record_message(&mut g, &member(&who), when)?;
+                            tally.add(chat, &who, when);
                         }
                     }
                 }
@@ -354,6 +367,7 @@ mod tests {
                         }),
                     })?;
                 }
+                tx.write_speaker_tally(&tally)?;
                 tx.put_group(&g)
             })
             .unwrap();
@@ -409,7 +423,7 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         synthetic_groups(&store);
         let directory = Directory::load(store.clone()).unwrap();
-        let ranked = ranking(&store, &directory, now()).unwrap();
+        let ranked = ranking(&store, &directory, &SharedTally::default(), now()).unwrap();
         let order: Vec<(&str, Stage)> = ranked
             .iter()
             .map(|g| (g.chat_id.as_str(), g.stage))
@@ -473,6 +487,7 @@ mod tests {
             )),
             webhook_hosts: vec![HOST.into()],
             dispatch: Arc::new(move |entry| sink.lock().unwrap().push(entry)),
+            speakers: SharedTally::default(),
         };
         // Sunday evening: the last Monday 09:00 slot is a week old, past the catch-up window.
         let sunday = now() - chrono::Duration::hours(14);

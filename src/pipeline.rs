@@ -19,8 +19,8 @@ use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::Outbox;
 use crate::store::{
-    Adopter, DedupeRecord, GroupRecord, GroupStatus, NewSend, OutboxEntry, Store, StoreError,
-    WriteTx,
+    Adopter, DedupeRecord, GroupRecord, GroupStatus, NewSend, OutboxEntry, SharedTally, Store,
+    StoreError, WriteTx,
 };
 
 /// Most items applied in one transaction.
@@ -74,6 +74,8 @@ pub struct Pipeline {
     pub store: Store,
     pub outbox: Outbox,
     pub webhook_hosts: Vec<String>,
+    /// Who spoke, counted since it was last written (health's speaker days).
+    pub speakers: SharedTally,
 }
 
 impl Pipeline {
@@ -115,7 +117,23 @@ impl Pipeline {
                 this.outbox.dispatch(entry);
             }
         }
+        let flusher = Arc::clone(&this);
+        if let Err(e) = tokio::task::spawn_blocking(move || flusher.write_speakers()).await {
+            warn!(error = %e, "the speaker tally task failed");
+        }
         info!("pipeline drained");
+    }
+
+    /// Writes what the speaker tally holds (at shutdown).
+    fn write_speakers(&self) {
+        let mut tally = self.speakers.lock().unwrap_or_else(|e| e.into_inner());
+        if tally.is_empty() {
+            return;
+        }
+        match self.store.write(|tx| tx.write_speaker_tally(&tally)) {
+            Ok(()) => tally.clear(),
+            Err(e) => warn!(error = %e, "who spoke since the last minute was not written"),
+        }
     }
 
     async fn apply_with_retries(self: &Arc<Self>, work: Vec<Work>) -> Vec<OutboxEntry> {
@@ -147,7 +165,30 @@ impl Pipeline {
     /// Applies a batch in one store transaction and returns the outbox entries it wrote. Blocking:
     /// the pipeline runs it on a blocking thread (public for the store benchmark).
     pub fn apply(&self, work: &[Work]) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.store.write(|tx| self.apply_batch(tx, work))
+        let mut tally = self.speakers.lock().unwrap_or_else(|e| e.into_inner());
+        // Who spoke goes to the store about once a minute, with a batch (decision D27).
+        let flush = tally.is_due();
+        let sends = self.store.write(|tx| {
+            let sends = self.apply_batch(tx, work)?;
+            if flush {
+                tx.write_speaker_tally(&tally)?;
+            }
+            Ok(sends)
+        })?;
+        if flush {
+            tally.clear();
+        }
+        // Counted once the batch is in: a batch retried after a failed write is not counted twice.
+        for item in work {
+            if let Work::Event { event, .. } = item
+                && let Some(chat) = event.chat_id()
+                && event.kind.is_message()
+                && !event.from.user_id.is_empty()
+            {
+                tally.add(chat.as_str(), &event.from.user_id, event.received_at);
+            }
+        }
+        Ok(sends)
     }
 
     fn apply_batch(

@@ -60,9 +60,11 @@ pub async fn ranking(
     };
     let store = state.store.clone();
     let directory = Arc::clone(&state.directory);
-    let ranked =
-        tokio::task::spawn_blocking(move || crate::health::ranking(&store, &directory, Utc::now()))
-            .await;
+    let speakers = Arc::clone(&state.speakers);
+    let ranked = tokio::task::spawn_blocking(move || {
+        crate::health::ranking(&store, &directory, &speakers, Utc::now())
+    })
+    .await;
     match ranked {
         Ok(Ok(groups)) => {
             let groups: Vec<_> = groups
@@ -93,8 +95,9 @@ pub async fn of_group(
     };
     let store = state.store.clone();
     let name = state.directory.get(&chat).name.clone();
+    let speakers = Arc::clone(&state.speakers);
     let health = tokio::task::spawn_blocking(move || {
-        crate::health::group_health(&store, &group, &name, Utc::now())
+        crate::health::group_health(&store, &group, &name, &speakers, Utc::now())
     })
     .await;
     match health {

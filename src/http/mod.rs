@@ -63,6 +63,8 @@ pub struct AppState {
     pub store: Store,
     /// Moderation's state: standings, recent activity, the blacklist.
     pub moderator: Arc<crate::moderator::Moderator>,
+    /// Who spoke, counted by the pipeline and not written yet (health reads it).
+    pub speakers: crate::store::SharedTally,
     /// Red-envelope tests while they run.
     pub envelopes: Arc<crate::red_envelopes::Envelopes>,
     pub admin_token: Option<Secret>,

@@ -376,6 +376,20 @@ impl Envelopes {
     /// The claim's test: (the group, the running test if it still runs).
     fn target(&self, event: &Event) -> Option<(ChatId, Option<Arc<tokio::sync::Mutex<Running>>>)> {
         let chat = event.chat_id()?;
+        // Most groups have no test: no need to normalise their messages.
+        let has_test = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(chat)
+            || self
+                .closed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(chat);
+        if !has_test {
+            return None;
+        }
         let text = engine::heard_text(event)?;
         let key = phrase_key(&text);
         if let Some(slot) = self

@@ -1,13 +1,19 @@
 //! What group health is computed from beyond the daily counters: who spoke on which day (distinct
 //! speakers and how concentrated the talk is over a week), joins and leaves, the bot's posts and
-//! the member messages that followed one within 30 minutes. Written on the event and outbox
-//! paths in their own transactions; speaker days older than [`KEEP_SPEAKER_DAYS`] are pruned.
+//! the member messages that followed one within 30 minutes. Joins, leaves, posts and replies are
+//! written in the transactions of the events and deliveries; who spoke is tallied in memory by
+//! the pipeline ([`SpeakerTally`]) and written about once a minute, so that a busy member costs
+//! one row update a minute rather than one per message (decision D27). Speaker days older than
+//! [`KEEP_SPEAKER_DAYS`] are pruned.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 
-use super::{DAILY, Store, StoreError, WriteTx, local_day};
+use super::{CST_OFFSET_SECS, DAILY, Store, StoreError, WriteTx, local_day, local_day_number};
 use crate::domain::ChatId;
 
 /// (local day, chat, user) → the member's messages that day. Day first, so that old days are
@@ -27,6 +33,64 @@ pub const KEEP_SPEAKER_DAYS: i64 = 35;
 /// Sends that are not the bot's posts to the group (answers, notices to the admins).
 const NOT_POSTS: [&str; 2] = ["reply", "notify_admins"];
 
+/// Written at least this often while messages come.
+pub const TALLY_FLUSH_EVERY: Duration = Duration::from_secs(60);
+/// Written sooner when it holds this many (day, group, member) entries.
+pub const TALLY_MAX_ENTRIES: usize = 50_000;
+
+/// The tally the pipeline counts into and health reads from.
+pub type SharedTally = std::sync::Arc<std::sync::Mutex<SpeakerTally>>;
+
+/// Messages per (local day, group, member) not written yet.
+#[derive(Debug, Default)]
+pub struct SpeakerTally {
+    counts: HashMap<(i64, String, String), u32>,
+    since: Option<Instant>,
+}
+
+impl SpeakerTally {
+    /// Counts a message of `user` in `chat` at `at`.
+    pub fn add(&mut self, chat: &str, user: &str, at: DateTime<Utc>) {
+        let day = local_day_number(at.timestamp());
+        *self
+            .counts
+            .entry((day, chat.to_owned(), user.to_owned()))
+            .or_default() += 1;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Whether it is time to write it.
+    pub fn is_due(&self) -> bool {
+        self.counts.len() >= TALLY_MAX_ENTRIES
+            || self.since.is_some_and(|s| s.elapsed() >= TALLY_FLUSH_EVERY)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// `chat`'s counts not written yet: (local day number, member, messages).
+    pub fn of_chat(&self, chat: &str) -> Vec<(i64, String, u32)> {
+        self.counts
+            .iter()
+            .filter(|((_, c, _), _)| c == chat)
+            .map(|((day, _, user), count)| (*day, user.clone(), *count))
+            .collect()
+    }
+
+    /// Forgets what was written.
+    pub fn clear(&mut self) {
+        self.counts.clear();
+        self.since = None;
+    }
+}
+
+/// The local day number as the day key (`2026-11-22`).
+fn day_of_number(day: i64) -> String {
+    let at = DateTime::from_timestamp(day * 86_400 - CST_OFFSET_SECS, 0).unwrap_or_default();
+    local_day(at)
+}
+
 /// A group's last 28 days, as health needs them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RecentActivity {
@@ -44,21 +108,26 @@ pub struct RecentActivity {
 }
 
 impl WriteTx<'_> {
-    /// Counts a member's message of `day` (and a reply to the bot's post when one came shortly
-    /// before it).
-    pub(super) fn note_speaker(
+    /// Adds `tally`'s counts to the speaker days (the caller clears it once this commits).
+    pub fn write_speaker_tally(&mut self, tally: &SpeakerTally) -> Result<(), StoreError> {
+        let mut days: HashMap<i64, String> = HashMap::new();
+        for ((day, chat, user), added) in &tally.counts {
+            let day = days.entry(*day).or_insert_with(|| day_of_number(*day));
+            let key = (day.as_str(), chat.as_str(), user.as_str());
+            let count = self.speaker_days.get(key)?.map_or(0, |v| v.value());
+            self.speaker_days
+                .insert(key, count.saturating_add(*added))?;
+        }
+        Ok(())
+    }
+
+    /// Counts a member's message at `at_secs` as a reply when the bot posted shortly before it.
+    pub(super) fn note_reply(
         &mut self,
         chat: &str,
         day: &str,
-        user: &str,
         at_secs: i64,
     ) -> Result<(), StoreError> {
-        let count = self
-            .speaker_days
-            .get((day, chat, user))?
-            .map_or(0, |v| v.value());
-        self.speaker_days
-            .insert((day, chat, user), count.saturating_add(1))?;
         let last_post = self.last_posts.get(chat)?.map(|v| v.value());
         if last_post.is_some_and(|p| (0..=REPLY_WINDOW_SECS).contains(&(at_secs - p))) {
             self.bump_group_day(chat, day, |d| d.3 += 1)?;
@@ -132,11 +201,13 @@ impl WriteTx<'_> {
 }
 
 impl Store {
-    /// `chat`'s last 28 local days up to `now`.
+    /// `chat`'s last 28 local days up to `now`, with `pending` (the speaker counts not written
+    /// yet, [`SpeakerTally::of_chat`]).
     pub fn recent_activity(
         &self,
         chat: &ChatId,
         now: DateTime<Utc>,
+        pending: &[(i64, String, u32)],
     ) -> Result<RecentActivity, StoreError> {
         let tx = self.db.begin_read()?;
         let daily = tx.open_table(DAILY)?;
@@ -145,6 +216,12 @@ impl Store {
         let chat = chat.as_str();
         let mut out = RecentActivity::default();
         let mut per_member: std::collections::HashMap<String, u64> = Default::default();
+        let today = local_day_number(now.timestamp());
+        for (day, user, count) in pending {
+            if (today - 6..=today).contains(day) {
+                *per_member.entry(user.clone()).or_default() += u64::from(*count);
+            }
+        }
         for back in 0..28 {
             let day = local_day(now - chrono::Duration::days(back));
             let messages = daily.get((chat, day.as_str()))?.map_or(0, |v| v.value().0);
@@ -187,6 +264,19 @@ mod tests {
     use crate::store::GroupRecord;
 
     #[test]
+    fn tally_days_are_the_local_days() {
+        let at: DateTime<Utc> = "2026-11-22T16:30:00Z".parse().unwrap();
+        assert_eq!(
+            day_of_number(local_day_number(at.timestamp())),
+            "2026-11-23"
+        );
+        assert_eq!(
+            day_of_number(local_day_number(at.timestamp() - 3600)),
+            "2026-11-22"
+        );
+    }
+
+    #[test]
     fn a_week_of_activity_is_counted_and_old_speakers_pruned() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
@@ -196,13 +286,16 @@ mod tests {
             user_id: id.into(),
             ..Sender::default()
         };
+        let mut tally = SpeakerTally::default();
         store
             .write(|tx| {
                 let mut group = GroupRecord::new(chat.clone(), BotId::parse("b").unwrap());
                 // Ten days ago: a post nobody answered and a message of someone else's.
                 let old = now - chrono::Duration::days(10);
                 tx.note_post(&chat, "morning-report", old)?;
-                tx.record_message(&mut group, &member("old"), old + chrono::Duration::hours(2))?;
+                let at = old + chrono::Duration::hours(2);
+                tx.record_message(&mut group, &member("old"), at)?;
+                tally.add("g", "old", at);
                 // Today: a post, two replies within 30 minutes, a later message; a notice to the
                 // admins is not a post.
                 let post = now - chrono::Duration::hours(3);
@@ -211,13 +304,15 @@ mod tests {
                 for (who, minutes) in [("a", 5), ("b", 20), ("a", 45), ("a", 60), ("c", 90)] {
                     let at = post + chrono::Duration::minutes(minutes);
                     tx.record_message(&mut group, &member(who), at)?;
+                    tally.add("g", who, at);
                 }
+                tx.write_speaker_tally(&tally)?;
                 tx.note_move(&chat, now, true)?;
                 tx.note_move(&chat, now, true)?;
                 tx.note_move(&chat, now, false)
             })
             .unwrap();
-        let week = store.recent_activity(&chat, now).unwrap();
+        let week = store.recent_activity(&chat, now, &[]).unwrap();
         assert_eq!((week.messages_7d, week.messages_earlier_21d), (5, 1));
         assert_eq!(week.speakers_7d, 3);
         assert_eq!(week.top3_share, 1.0);
@@ -228,7 +323,18 @@ mod tests {
         let later = now + chrono::Duration::days(40);
         let removed = store.write(|tx| tx.prune_speaker_days(later)).unwrap();
         assert_eq!(removed, 4);
-        assert_eq!(store.recent_activity(&chat, now).unwrap().speakers_7d, 0);
-        assert_eq!(store.recent_activity(&chat, now).unwrap().messages_7d, 5);
+        assert_eq!(
+            store.recent_activity(&chat, now, &[]).unwrap().speakers_7d,
+            0
+        );
+        assert_eq!(
+            store.recent_activity(&chat, now, &[]).unwrap().messages_7d,
+            5
+        );
+        // Counts not written yet are taken in.
+        let today = local_day_number(now.timestamp());
+        let pending = [(today, "z".to_owned(), 4), (today - 9, "y".to_owned(), 1)];
+        let week = store.recent_activity(&chat, now, &pending).unwrap();
+        assert_eq!((week.speakers_7d, week.top3_share), (1, 1.0));
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
-pub use activity::RecentActivity;
+pub use activity::{RecentActivity, SharedTally, SpeakerTally};
 pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
@@ -535,7 +535,7 @@ impl WriteTx<'_> {
             (chat, day.as_str()),
             (messages + 1, speakers + u64::from(!spoke_today)),
         )?;
-        self.note_speaker(chat, &day, user, secs)?;
+        self.note_reply(chat, &day, secs)?;
 
         if first_time {
             group.members_seen += 1;
