@@ -99,6 +99,21 @@ struct Running {
     done: bool,
 }
 
+impl Running {
+    /// What `user` claiming at `now` would get.
+    fn claim_by(&self, user: &str, now: DateTime<Utc>) -> ClaimOutcome {
+        let earlier: Vec<Claim> = self.claims.iter().map(engine_claim).collect();
+        rules::claim(
+            &self.split,
+            &earlier,
+            user,
+            now,
+            self.test.started_at,
+            self.test.ends_at,
+        )
+    }
+}
+
 /// A group's running test, findable without waiting for its lock.
 struct Slot {
     id: String,
@@ -423,15 +438,7 @@ impl Envelopes {
             drop(run);
             return self.late_answer(&scripts, messages, &chat, &event.from);
         }
-        let earlier: Vec<Claim> = run.claims.iter().map(engine_claim).collect();
-        let outcome = rules::claim(
-            &run.split,
-            &earlier,
-            user,
-            now,
-            run.test.started_at,
-            run.test.ends_at,
-        );
+        let outcome = run.claim_by(user, now);
         let envelope = texts::envelope(&run.test, event.account.is_none());
         let reply = |message: &Message, extra: minijinja::Value| {
             self.render_reply(&scripts, message, &chat, &event.from, now, extra)
@@ -547,15 +554,7 @@ impl Envelopes {
             info!(chat = %chat, user, "a red-envelope grab after the test ended: not recorded");
             return false;
         }
-        let earlier: Vec<Claim> = run.claims.iter().map(engine_claim).collect();
-        let outcome = rules::claim(
-            &run.split,
-            &earlier,
-            user,
-            now,
-            run.test.started_at,
-            run.test.ends_at,
-        );
+        let outcome = run.claim_by(user, now);
         let ClaimOutcome::Claimed { index, left, .. } = outcome else {
             info!(test = %run.test.id, user, outcome = ?outcome, "a red-envelope grab not recorded");
             return false;

@@ -6,25 +6,11 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// Adopts `chat` with `owner` as the adopter and waits until it is recorded.
-async fn adopt(app: &TestApp, chat: &str, owner: &str, hook: &str) {
-    let added = robot_message(
-        chat,
-        owner,
-        &format!("add-{chat}"),
-        hook,
-        &event_body("add_to_chat"),
-    );
-    app.post_callback(&added).await;
-    app.wait_group(chat, |g| g["status"] == "adopted" && g["owner"] == owner)
-        .await;
-}
-
 #[tokio::test]
 async fn a_member_without_permission_is_refused_a_command() {
     let app = spawn_app().await;
     let hook = app.fake.webhook_url("cmd-refuse");
-    adopt(&app, "g-cmd", "boss", &hook).await;
+    adopt_by(&app, "g-cmd", "boss", &hook).await;
     let say = |user: &str, id: &str, text: &str| {
         robot_message(
             "g-cmd",
@@ -60,7 +46,7 @@ async fn a_member_without_permission_is_refused_a_command() {
 async fn the_owner_appoints_an_admin_who_tags_the_group_and_switches_a_rule_off() {
     let mut app = spawn_app().await;
     let hook = app.fake.webhook_url("cmd-pyramid");
-    adopt(&app, "g-pyr", "boss", &hook).await;
+    adopt_by(&app, "g-pyr", "boss", &hook).await;
     let say = |user: &str, id: &str, text: &str| {
         robot_message(
             "g-pyr",

@@ -12,16 +12,7 @@ use crate::helpers::*;
 async fn groups_are_ranked_with_the_figures_behind_their_score() {
     let app = spawn_app().await;
     for (chat, key) in [("g-h1", "h1"), ("g-h2", "h2")] {
-        let hook = app.fake.webhook_url(key);
-        let added = robot_message(
-            chat,
-            "boss",
-            &format!("add-{chat}"),
-            &hook,
-            &event_body("add_to_chat"),
-        );
-        app.post_callback(&added).await;
-        app.wait_group(chat, |g| g["status"] == "adopted").await;
+        adopt_by(&app, chat, "boss", &app.fake.webhook_url(key)).await;
     }
     // The adoption greeting is the bot's post; members answering within 30 minutes reply to it.
     let deadline = Instant::now() + Duration::from_secs(10);

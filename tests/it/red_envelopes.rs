@@ -12,20 +12,6 @@ use serde_json::{Value, json};
 use crate::helpers::fake_wecom::Received;
 use crate::helpers::*;
 
-/// Adopts `chat` with `owner` as the adopter and waits until it is recorded.
-async fn adopt(app: &TestApp, chat: &str, owner: &str, hook: &str) {
-    let added = robot_message(
-        chat,
-        owner,
-        &format!("add-{chat}"),
-        hook,
-        &event_body("add_to_chat"),
-    );
-    app.post_callback(&added).await;
-    app.wait_group(chat, |g| g["status"] == "adopted" && g["owner"] == owner)
-        .await;
-}
-
 /// The text of a webhook post.
 fn content(received: &Received) -> String {
     received.body["text"]["content"]
@@ -91,7 +77,7 @@ async fn ledger(app: &TestApp, id: &str) -> (StatusCode, String) {
 async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
     let app = spawn_app().await;
     let hook = app.fake.webhook_url("env-chat");
-    adopt(&app, "g-env", "boss", &hook).await;
+    adopt_by(&app, "g-env", "boss", &hook).await;
     let say = |user: &str, id: &str, text: &str| {
         robot_message(
             "g-env",
@@ -188,7 +174,7 @@ async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
 async fn the_operator_starts_a_test_through_the_api() {
     let app = spawn_app().await;
     let hook = app.fake.webhook_url("env-api");
-    adopt(&app, "g-env-api", "boss", &hook).await;
+    adopt_by(&app, "g-env-api", "boss", &hook).await;
     let path = "/api/v1/groups/g-env-api/red-envelope-tests";
     let post = |body: Value| app.api_call(reqwest::Method::POST, path, Some(body));
 

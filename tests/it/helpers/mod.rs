@@ -324,6 +324,21 @@ impl Drop for TestApp {
     }
 }
 
+/// Adopts `chat` through the group robot with `owner` as the adopter (an `add_to_chat` event
+/// carrying `hook`) and waits until it is recorded.
+pub async fn adopt_by(app: &TestApp, chat: &str, owner: &str, hook: &str) {
+    let added = robot_message(
+        chat,
+        owner,
+        &format!("add-{chat}"),
+        hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    app.wait_group(chat, |g| g["status"] == "adopted" && g["owner"] == owner)
+        .await;
+}
+
 /// A decrypted group-robot message as PROTOCOL.md §3 shows it.
 pub fn robot_message(
     chat: &str,
