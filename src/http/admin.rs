@@ -569,12 +569,7 @@ pub async fn list_jobs(State(state): State<Arc<AppState>>, headers: HeaderMap) -
             name: j.name.clone(),
             cron: j.cron_text.clone(),
             timezone: j.timezone.name().to_owned(),
-            targets: match &j.targets {
-                crate::schedule::Targets::All => vec!["all".to_owned()],
-                crate::schedule::Targets::Scopes(scopes) => {
-                    scopes.iter().map(ToString::to_string).collect()
-                }
-            },
+            targets: targets_view(&j.targets),
             quiet_hours: j
                 .quiet_hours
                 .iter()
@@ -591,6 +586,16 @@ pub async fn list_jobs(State(state): State<Arc<AppState>>, headers: HeaderMap) -
         })
         .collect();
     Json(jobs).into_response()
+}
+
+/// Targets as the API shows them: `["all"]` or the scopes.
+pub(super) fn targets_view(targets: &crate::schedule::Targets) -> Vec<String> {
+    match targets {
+        crate::schedule::Targets::All => vec!["all".to_owned()],
+        crate::schedule::Targets::Scopes(scopes) => {
+            scopes.iter().map(ToString::to_string).collect()
+        }
+    }
 }
 
 /// `POST /api/v1/jobs/{name}/run`: runs a job now for its current slot (the latest at or before

@@ -60,6 +60,43 @@ pub async fn start(
     }
 }
 
+/// `GET /api/v1/red-envelope-schedules`: the schedules of `red_envelope.toml` with the values
+/// their tests get and the next three slots.
+pub async fn list_schedules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let scripts = state.scripts.current();
+    let defaults = &scripts.red_envelope;
+    let now = chrono::Utc::now();
+    let schedules: Vec<serde_json::Value> = defaults
+        .schedules
+        .iter()
+        .map(|s| {
+            let mut next = Vec::new();
+            let mut at = now;
+            while next.len() < 3 {
+                let Some(slot) = s.next_slot(at) else { break };
+                next.push(slot.with_timezone(&s.timezone).to_rfc3339());
+                at = slot;
+            }
+            serde_json::json!({
+                "name": s.name,
+                "cron": s.cron_text,
+                "timezone": s.timezone.name(),
+                "targets": super::admin::targets_view(&s.targets),
+                "total_fen": s.params.total_fen.unwrap_or(defaults.total_fen),
+                "shares": s.params.shares.unwrap_or(defaults.shares),
+                "window_secs": s.params.window_secs.unwrap_or(defaults.window.as_secs()),
+                "catch_up_within_minutes": s.catch_up_within.as_secs() / 60,
+                "enabled": s.enabled,
+                "next": next,
+            })
+        })
+        .collect();
+    Json(schedules).into_response()
+}
+
 /// A test as the API shows it: the record, its claims, and what they add up to.
 #[derive(Serialize)]
 pub struct TestView {

@@ -118,6 +118,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(envelope_admin::list_of_group).post(envelope_admin::start),
         )
         .route(
+            "/api/v1/red-envelope-schedules",
+            get(envelope_admin::list_schedules),
+        )
+        .route(
             "/api/v1/red-envelope-tests/{id}",
             get(envelope_admin::get_test),
         )

@@ -326,3 +326,38 @@ async fn on_a_bot_account_any_message_claims_and_wechat_grabs_are_recorded() {
         "{csv}"
     );
 }
+
+#[tokio::test]
+async fn scheduled_tests_are_listed_with_their_next_slots() {
+    let scripts = scripts_copy();
+    let file = scripts.path().join("red_envelope.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(
+        "\n[[schedule]]\nname = \"monthly\"\ncron = \"0 20 1 * *\"\ntargets = [\"tag:type:新手群\"]\nshares = 10\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    let schedules = app.api("/api/v1/red-envelope-schedules").await;
+    let monthly = &schedules[0];
+    assert_eq!(monthly["name"], "monthly");
+    assert_eq!(monthly["targets"], json!(["tag:type:新手群"]));
+    assert_eq!(
+        (
+            &monthly["total_fen"],
+            &monthly["shares"],
+            &monthly["window_secs"]
+        ),
+        (&json!(2000), &json!(10), &json!(7200)),
+        "the defaults fill what the schedule leaves out"
+    );
+    let next = monthly["next"].as_array().unwrap();
+    assert_eq!(next.len(), 3);
+    assert!(
+        next[0].as_str().unwrap().ends_with("T20:00:00+08:00"),
+        "{next:?}"
+    );
+}
