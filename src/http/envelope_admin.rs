@@ -29,7 +29,8 @@ fn refuse(status: StatusCode, reason: String) -> Response {
 /// `POST /api/v1/groups/{chat_id}/red-envelope-tests` with `{"total_fen", "shares",
 /// "window_secs"}` (each optional: `red_envelope.toml`'s defaults): 201 with the test (its `id`
 /// and `claim_phrase`). 400 for impossible values, 404 for an unknown group, 409 when the group
-/// is not adopted, cannot be posted to, or already runs a test (`running_id`).
+/// is not adopted, cannot be posted to, is push-only (nobody could claim), or already runs a test
+/// (`running_id`).
 pub async fn start(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -53,7 +54,7 @@ pub async fn start(
             })),
         )
             .into_response(),
-        Err(e @ (StartError::NotAdopted | StartError::NoDestination(_))) => {
+        Err(e @ (StartError::NotAdopted | StartError::NoDestination(_) | StartError::Unheard)) => {
             refuse(StatusCode::CONFLICT, e.to_string())
         }
         Err(e) => internal_error(e),

@@ -27,8 +27,7 @@ use crate::engine::scope::validate_tag;
 use crate::roster::Removal;
 use crate::store::{GroupRecord, GroupStatus, StoreError};
 
-/// The bot id recorded for groups adopted by webhook URL: they belong to no callback bot.
-pub const PUSH_ONLY_BOT: &str = "push-only";
+use crate::store::PUSH_ONLY_BOT;
 /// How groups adopted by webhook URL are marked (`adopted_via`).
 pub const ADOPTED_VIA_API: &str = "api";
 

@@ -69,6 +69,12 @@ pub enum StartError {
     Invalid(String),
     #[error("the envelope cannot be posted: {0}")]
     NoDestination(String),
+    /// A push-only group (adopted by its webhook URL): members' messages never reach the bot,
+    /// so nobody could claim.
+    #[error(
+        "the group is push-only: members' messages do not reach the bot, so nobody could claim"
+    )]
+    Unheard,
     #[error("the envelope did not render: {0}")]
     Template(String),
     #[error("store: {0}")]
@@ -85,6 +91,7 @@ impl StartError {
             }
             StartError::Invalid(reason) => reason.clone(),
             StartError::NoDestination(_) => "机器人现在不能在这个群里发消息".into(),
+            StartError::Unheard => "机器人收不到这个群的消息，没法抢红包".into(),
             StartError::Template(_) | StartError::Store(_) => "系统出了点问题，请稍后再试".into(),
         }
     }
@@ -285,6 +292,9 @@ impl Envelopes {
         let group = group.ok_or(StartError::UnknownGroup)?;
         if group.status != GroupStatus::Adopted {
             return Err(StartError::NotAdopted);
+        }
+        if group.is_push_only() {
+            return Err(StartError::Unheard);
         }
         let to = crate::outbox::group_destination(&group, &self.webhook_hosts)
             .map_err(StartError::NoDestination)?;

@@ -25,7 +25,9 @@ use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use activity::{RecentActivity, SharedTally, SpeakerTally};
 pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
-pub use records::{Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord};
+pub use records::{
+    Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord, PUSH_ONLY_BOT,
+};
 pub use red_envelope::{ClaimRecord, ClaimVia, TestRecord, TestState};
 pub use robots::robot_digest;
 pub use roster::RosterDiff;

@@ -55,7 +55,15 @@ pub struct GroupRecord {
     pub last_message_at: Option<DateTime<Utc>>,
 }
 
+/// The bot id recorded for groups adopted by webhook URL: they belong to no callback bot.
+pub const PUSH_ONLY_BOT: &str = "push-only";
+
 impl GroupRecord {
+    /// Adopted by its webhook URL alone: the bot posts there but hears nothing from it.
+    pub fn is_push_only(&self) -> bool {
+        self.account.is_none() && self.bot.as_str() == PUSH_ONLY_BOT
+    }
+
     /// A group seen for the first time: released until an adoption says otherwise.
     pub fn new(chat_id: ChatId, bot: BotId) -> Self {
         Self {

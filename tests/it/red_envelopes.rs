@@ -197,6 +197,28 @@ async fn the_operator_starts_a_test_through_the_api() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A push-only group never sends the bot its members' messages: nobody could claim.
+    let (status, push_only) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(json!({"webhook_url": app.fake.webhook_url("env-push"), "name": "只推送的群"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{push_only}");
+    let chat = push_only["chat_id"].as_str().unwrap();
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{chat}/red-envelope-tests"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("push-only"),
+        "{body}"
+    );
 
     // The defaults of red_envelope.toml: 20.00 yuan, 20 shares, 2 hours.
     let (status, test) = post(json!({})).await;
