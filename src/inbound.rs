@@ -50,7 +50,11 @@ pub async fn handle(
     }
     // A claim of a red-envelope test is the phrase and a few characters more: nothing for
     // moderation (the same phrase from many members is not a campaign) nor for keywords.
-    let claiming = event.kind.is_message() && state.envelopes.is_claim(&event);
+    let claim = match event.kind.is_message() {
+        true => state.envelopes.claim_target(&event),
+        false => None,
+    };
+    let claiming = claim.is_some();
     // Moderation first: a spam message gets no answer, a blacklisted joiner no welcome.
     let screened = match &event.kind {
         _ if claiming => moderator::Screened::default(),
@@ -87,9 +91,9 @@ pub async fn handle(
             at: now,
         });
     }
-    let mut reply = match claiming {
-        true => state.envelopes.claim(&event).await,
-        false => None,
+    let mut reply = match claim {
+        Some(target) => state.envelopes.claim(&event, target).await,
+        None => None,
     };
     if let EventKind::EnvelopeGrabbed { amount_fen } = &event.kind {
         state.envelopes.record_grab(&event, *amount_fen).await;

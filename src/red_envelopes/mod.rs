@@ -121,6 +121,13 @@ impl Running {
     }
 }
 
+/// The test a message claims ([`Envelopes::claim_target`]).
+pub struct ClaimTarget {
+    chat: ChatId,
+    /// `None` once the test has finished (the claim is late).
+    running: Option<Arc<tokio::sync::Mutex<Running>>>,
+}
+
 /// A group's running test, findable without waiting for its lock.
 struct Slot {
     id: String,
@@ -392,14 +399,10 @@ impl Envelopes {
             .remove(chat);
     }
 
-    /// Whether `event` is a claim of a test in its group (running, or finished recently): such a
-    /// message is the phrase and at most a few characters more, so moderation can skip it.
-    pub fn is_claim(&self, event: &Event) -> bool {
-        self.target(event).is_some()
-    }
-
-    /// The claim's test: (the group, the running test if it still runs).
-    fn target(&self, event: &Event) -> Option<(ChatId, Option<Arc<tokio::sync::Mutex<Running>>>)> {
+    /// The test `event` claims, when it is a claim of a test in its group (running, or finished
+    /// recently): such a message is the phrase and at most a few characters more, so moderation
+    /// can skip it. Hand it to [`Self::claim`].
+    pub fn claim_target(&self, event: &Event) -> Option<ClaimTarget> {
         let chat = event.chat_id()?;
         // Most groups have no test: no need to normalise their messages.
         let has_test = self
@@ -424,18 +427,24 @@ impl Envelopes {
             .get(chat)
             .filter(|s| is_claim_of(&key, &s.phrase_key))
         {
-            return Some((chat.clone(), Some(Arc::clone(&slot.test))));
+            return Some(ClaimTarget {
+                chat: chat.clone(),
+                running: Some(Arc::clone(&slot.test)),
+            });
         }
         let closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
         closed
             .get(chat)
             .filter(|c| is_claim_of(&key, &c.phrase_key))
-            .map(|_| (chat.clone(), None))
+            .map(|_| ClaimTarget {
+                chat: chat.clone(),
+                running: None,
+            })
     }
 
-    /// Handles `event` as a claim when it is one; returns the answer for the member.
-    pub async fn claim(&self, event: &Event) -> Option<Reply> {
-        let (chat, running) = self.target(event)?;
+    /// Handles `event`, a claim of `target`; returns the answer for the member.
+    pub async fn claim(&self, event: &Event, target: ClaimTarget) -> Option<Reply> {
+        let ClaimTarget { chat, running } = target;
         let now = self.now();
         let scripts = self.scripts.current();
         let messages = scripts.red_envelope.messages.as_ref()?;

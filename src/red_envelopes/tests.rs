@@ -100,6 +100,12 @@ fn says(user: &str, text: &str) -> Event {
     }
 }
 
+/// What the inbound path does with a message: a claim when it is one.
+async fn claim(envelopes: &Envelopes, event: Event) -> Option<Reply> {
+    let target = envelopes.claim_target(&event)?;
+    envelopes.claim(&event, target).await
+}
+
 fn text_of(reply: Option<Reply>) -> String {
     match reply.expect("an answer") {
         Reply::Text { content, .. } | Reply::Markdown { content } => content,
@@ -132,22 +138,26 @@ async fn an_envelope_emptied_is_finished_at_once_and_claims_are_one_per_member()
     assert!(matches!(again, Err(StartError::Running { ref id }) if *id == test.id));
 
     let phrase = test.claim_phrase.clone();
-    assert!(!envelopes.is_claim(&says("u1", "今天开票了吗")));
+    assert!(
+        envelopes
+            .claim_target(&says("u1", "今天开票了吗"))
+            .is_none()
+    );
     // Spaces, full-width digits and a word of thanks still claim.
     let spaced = format!("{} 谢谢", phrase.replace(' ', "").replace('5', "５"));
     tokio::time::advance(Duration::from_secs(30)).await;
-    assert!(text_of(envelopes.claim(&says("u1", &spaced)).await).contains("抢到"));
+    assert!(text_of(claim(&envelopes, says("u1", &spaced)).await).contains("抢到"));
     tokio::time::advance(Duration::from_secs(30)).await;
-    let twice = text_of(envelopes.claim(&says("u1", &phrase)).await);
+    let twice = text_of(claim(&envelopes, says("u1", &phrase)).await);
     assert!(twice.contains("只能抢一份"), "{twice}");
-    assert!(text_of(envelopes.claim(&says("u2", &phrase)).await).contains("抢到"));
+    assert!(text_of(claim(&envelopes, says("u2", &phrase)).await).contains("抢到"));
     assert!(envelopes.running_in(&chat).is_some());
-    let last = text_of(envelopes.claim(&says("u3", &phrase)).await);
+    let last = text_of(claim(&envelopes, says("u3", &phrase)).await);
     assert!(last.contains("抢完"), "{last}");
     // Emptied: finished without waiting for the window.
     assert!(envelopes.running_in(&chat).is_none());
-    assert!(text_of(envelopes.claim(&says("u4", &phrase)).await).contains("手慢了"));
-    assert!(text_of(envelopes.claim(&says("u2", &phrase)).await).contains("只能抢一份"));
+    assert!(text_of(claim(&envelopes, says("u4", &phrase)).await).contains("手慢了"));
+    assert!(text_of(claim(&envelopes, says("u2", &phrase)).await).contains("只能抢一份"));
 
     let stored = world.store.envelope_test(&test.id).unwrap().unwrap();
     assert_eq!(stored.state, TestState::Finished);
@@ -183,7 +193,7 @@ async fn the_timer_ends_the_window_and_late_claims_are_refused() {
         .unwrap();
     let phrase = test.claim_phrase.clone();
     tokio::time::advance(Duration::from_secs(20 * 60)).await;
-    assert!(text_of(envelopes.claim(&says("u1", &phrase)).await).contains("还剩 9 份"));
+    assert!(text_of(claim(&envelopes, says("u1", &phrase)).await).contains("还剩 9 份"));
     // The window ends with one share of ten taken: the group is dead.
     tokio::time::sleep(Duration::from_secs(41 * 60)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -204,7 +214,7 @@ async fn the_timer_ends_the_window_and_late_claims_are_refused() {
     assert_eq!(results.verdict, Verdict::Dead);
     assert_eq!(results.first_claim_secs, Some(20 * 60));
     assert_eq!(results.half_claimed_secs, None);
-    let late = text_of(envelopes.claim(&says("u2", &phrase)).await);
+    let late = text_of(claim(&envelopes, says("u2", &phrase)).await);
     assert!(late.contains("已经结束"), "{late}");
     let posted = world.sent();
     assert!(posted[1].1.contains("已结束"), "{posted:?}");
@@ -224,14 +234,14 @@ async fn a_restart_keeps_the_claims_and_finishes_a_window_that_ended_meanwhile()
             .await
             .unwrap();
         tokio::time::advance(Duration::from_secs(60)).await;
-        envelopes.claim(&says("u1", &test.claim_phrase)).await;
-        envelopes.claim(&says("u2", &test.claim_phrase)).await;
+        claim(&envelopes, says("u1", &test.claim_phrase)).await;
+        claim(&envelopes, says("u2", &test.claim_phrase)).await;
         test
     };
     // Back before the window's end: the claims made are remembered.
     let envelopes = world.envelopes();
     assert_eq!(envelopes.running_in(&chat), Some(test.id.clone()));
-    let again = text_of(envelopes.claim(&says("u1", &test.claim_phrase)).await);
+    let again = text_of(claim(&envelopes, says("u1", &test.claim_phrase)).await);
     assert!(again.contains("只能抢一份"), "{again}");
     drop(envelopes);
     // Down past the window's end: the test is finished as soon as the service is back.
