@@ -51,6 +51,18 @@ pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     }
 }
 
+/// Runs `read` (blocking store work) off the async threads and answers its value as JSON, or
+/// 500 when it failed.
+pub(super) async fn blocking_json<T: serde::Serialize + Send + 'static>(
+    read: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(value)) => Json(value).into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
 pub(super) fn internal_error(e: impl std::fmt::Display) -> Response {
     error!(error = %e, "admin API failed");
     (

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::admin::{admit, authorized, bad_request, internal_error, unauthorized};
+use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
 use crate::domain::{ChatId, EnvelopeParams};
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
 use crate::red_envelopes::StartError;
@@ -196,14 +196,12 @@ pub async fn list_of_group(
     }
     let store = state.store.clone();
     let chat = ChatId::new(chat_id);
-    match tokio::task::spawn_blocking(move || store.envelope_tests_of(&chat)).await {
-        Ok(Ok(mut tests)) => {
-            tests.reverse();
-            Json(tests).into_response()
-        }
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
-    }
+    blocking_json(move || {
+        let mut tests = store.envelope_tests_of(&chat)?;
+        tests.reverse();
+        Ok(tests)
+    })
+    .await
 }
 
 /// `GET /api/v1/red-envelope-tests/{id}/claims.csv`: the payout ledger, one row per share

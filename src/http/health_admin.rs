@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::Utc;
 use serde::Deserialize;
 
 use super::AppState;
-use super::admin::{authorized, bad_request, internal_error, unauthorized};
+use super::admin::{authorized, bad_request, blocking_json, unauthorized};
 use super::group_admin::load_group;
 use crate::domain::ChatId;
 use crate::engine::health::Stage;
@@ -61,22 +60,16 @@ pub async fn ranking(
     let store = state.store.clone();
     let directory = Arc::clone(&state.directory);
     let speakers = Arc::clone(&state.speakers);
-    let ranked = tokio::task::spawn_blocking(move || {
-        crate::health::ranking(&store, &directory, &speakers, Utc::now())
+    let limit = query.limit.unwrap_or(usize::MAX);
+    blocking_json(move || {
+        let ranked = crate::health::ranking(&store, &directory, &speakers, Utc::now())?;
+        Ok(ranked
+            .into_iter()
+            .filter(|g| stage.is_none_or(|s| g.stage == s))
+            .take(limit)
+            .collect::<Vec<_>>())
     })
-    .await;
-    match ranked {
-        Ok(Ok(groups)) => {
-            let groups: Vec<_> = groups
-                .into_iter()
-                .filter(|g| stage.is_none_or(|s| g.stage == s))
-                .take(query.limit.unwrap_or(usize::MAX))
-                .collect();
-            Json(groups).into_response()
-        }
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
-    }
+    .await
 }
 
 /// `GET /api/v1/groups/{chat_id}/health`: one group's health (404 for an unknown group).
@@ -96,13 +89,6 @@ pub async fn of_group(
     let store = state.store.clone();
     let name = state.directory.get(&chat).name.clone();
     let speakers = Arc::clone(&state.speakers);
-    let health = tokio::task::spawn_blocking(move || {
-        crate::health::group_health(&store, &group, &name, &speakers, Utc::now())
-    })
-    .await;
-    match health {
-        Ok(Ok(health)) => Json(health).into_response(),
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
-    }
+    blocking_json(move || crate::health::group_health(&store, &group, &name, &speakers, Utc::now()))
+        .await
 }

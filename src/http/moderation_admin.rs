@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AppState;
-use super::admin::{admit, authorized, bad_request, internal_error, unauthorized};
+use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
 use crate::domain::ChatId;
 use crate::moderator::requests;
 use crate::store::LogFilter;
@@ -78,11 +78,7 @@ pub async fn list_log(
         limit: query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
     };
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.moderation_log(&filter)).await {
-        Ok(Ok(entries)) => Json(entries).into_response(),
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
-    }
+    blocking_json(move || store.moderation_log(&filter)).await
 }
 
 /// `GET /api/v1/moderation/blacklist`: members kept out of every adopted group.
@@ -91,11 +87,7 @@ pub async fn list_blacklist(State(state): State<Arc<AppState>>, headers: HeaderM
         return unauthorized();
     }
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.blacklist()).await {
-        Ok(Ok(entries)) => Json(entries).into_response(),
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
-    }
+    blocking_json(move || store.blacklist()).await
 }
 
 /// `DELETE /api/v1/moderation/blacklist/{user_id}`: pardons a member — off the blacklist, their
