@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Serialize;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::domain::{ChatId, Role, Sender};
 use crate::engine::health::{HealthInput, Stage, assess};
@@ -58,32 +58,29 @@ pub fn stage_text(stage: Stage) -> &'static str {
     }
 }
 
-/// Assesses `group` at `now` (blocking: reads the store).
+/// Assesses `group` at `now` with `pending`, its speaker counts not written yet
+/// ([`crate::store::SpeakerTally::of_chat`]). Blocking: reads the store.
 pub fn group_health(
     store: &Store,
     group: &GroupRecord,
     name: &str,
-    speakers: &SharedTally,
+    pending: &[(i64, String, u32)],
     now: DateTime<Utc>,
 ) -> Result<GroupHealth, StoreError> {
     let chat = &group.chat_id;
-    let pending = speakers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .of_chat(chat.as_str());
-    let activity = store.recent_activity(chat, now, &pending)?;
-    // The member list has the bot account itself in it.
-    let members = store
-        .roster(chat)?
-        .iter()
-        .filter(|(id, _)| Some(id) != group.account.as_ref())
-        .count() as u64;
+    let activity = store.recent_activity(chat, now, pending)?;
+    let members = store.members_listed(group)?;
     let since = now - chrono::Duration::days(ENVELOPE_RELEVANT_DAYS);
     let envelope = store
         .envelope_tests_of(chat)?
         .into_iter()
         .rev()
-        .filter(|t| t.state == TestState::Finished && t.finished_at.is_some_and(|f| f >= since))
+        // A test whose envelope never reached the group says nothing about it.
+        .filter(|t| {
+            t.state == TestState::Finished
+                && t.posted_at.is_some()
+                && t.finished_at.is_some_and(|f| f >= since)
+        })
         .find_map(|t| t.results.map(|r| r.verdict));
     let input = HealthInput {
         members,
@@ -125,6 +122,11 @@ pub fn ranking(
     speakers: &SharedTally,
     now: DateTime<Utc>,
 ) -> Result<Vec<GroupHealth>, StoreError> {
+    // One pass over the tally, not one per group.
+    let pending = speakers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .by_chat();
     let mut out = Vec::new();
     for group in store
         .groups()?
@@ -132,7 +134,10 @@ pub fn ranking(
         .filter(|g| g.status == GroupStatus::Adopted)
     {
         let name = directory.get(&group.chat_id).name.clone();
-        out.push(group_health(store, &group, &name, speakers, now)?);
+        let counts = pending
+            .get(group.chat_id.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        out.push(group_health(store, &group, &name, counts, now)?);
     }
     out.sort_by(|a, b| {
         a.score
@@ -153,12 +158,19 @@ pub struct DigestTask {
 }
 
 impl DigestTask {
-    /// Runs until `stop` says so.
+    /// Runs until `stop` says so. A slot that cannot be pushed is reported once, not at every
+    /// look within its catch-up window.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut reported: Option<DateTime<Utc>> = None;
         loop {
             let scripts = self.scripts.current();
-            if let Some(digest) = scripts.health.digest.as_ref().filter(|d| d.enabled) {
-                self.push_due(digest, &scripts, Utc::now()).await;
+            if let Some(digest) = scripts.health.digest.as_ref().filter(|d| d.enabled)
+                && let DigestOutcome::Failed { slot, reason } =
+                    self.push_due(digest, &scripts, Utc::now()).await
+                && reported != Some(slot)
+            {
+                warn!(to = %digest.to, slot = %slot, "health digest not pushed: {reason}");
+                reported = Some(slot);
             }
             tokio::select! {
                 () = tokio::time::sleep(MAX_SLEEP) => {}
@@ -172,56 +184,57 @@ impl DigestTask {
     }
 
     /// Pushes the digest of the latest slot at or before `now`, unless it was pushed already or
-    /// the slot is older than [`DIGEST_CATCH_UP`]. Returns whether a push was queued.
+    /// the slot is older than [`DIGEST_CATCH_UP`].
     pub async fn push_due(
         &self,
         digest: &Digest,
         scripts: &crate::scripts::Scripts,
         now: DateTime<Utc>,
-    ) -> bool {
+    ) -> DigestOutcome {
         let after = now - chrono::Duration::from_std(DIGEST_CATCH_UP).unwrap_or_default();
         let Some(slot) =
             crate::schedule::last_occurrence_between(&digest.cron, digest.timezone, after, now)
         else {
-            return false;
+            return DigestOutcome::NotDue;
         };
-        let key = format!("health-digest:{}", slot.format("%Y%m%dT%H%MZ"));
+        let failed = |reason: String| DigestOutcome::Failed { slot, reason };
+        // Per target too: a digest moved to another group goes there as well.
+        let key = format!(
+            "health-digest:{}:{}",
+            digest.to,
+            slot.format("%Y%m%dT%H%MZ")
+        );
         let store = self.store.clone();
         let directory = Arc::clone(&self.directory);
         let speakers = Arc::clone(&self.speakers);
         let (to, probe_key) = (digest.to.clone(), key.clone());
+        // The ranking reads every group: only once the slot is unsent and the target can get it.
         let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             if store.send_by_key(&probe_key)?.is_some() {
                 return Ok(None);
             }
-            Ok(Some((
-                store.group(&to)?,
-                ranking(&store, &directory, &speakers, now)?,
-            )))
+            let group = store.group(&to)?;
+            let ranked = match &group {
+                Some(g) if g.status == GroupStatus::Adopted => {
+                    ranking(&store, &directory, &speakers, now)?
+                }
+                _ => Vec::new(),
+            };
+            Ok(Some((group, ranked)))
         })
         .await;
         let (group, ranked) = match facts {
             Ok(Ok(Some(facts))) => facts,
-            Ok(Ok(None)) => return false,
-            Ok(Err(e)) => {
-                error!(error = %e, "health digest not pushed: the store is unreadable");
-                return false;
-            }
-            Err(e) => {
-                error!(error = %e, "health digest task failed");
-                return false;
-            }
+            Ok(Ok(None)) => return DigestOutcome::NotDue,
+            Ok(Err(e)) => return failed(format!("the store is unreadable: {e}")),
+            Err(e) => return failed(format!("the task failed: {e}")),
         };
         let Some(group) = group.filter(|g| g.status == GroupStatus::Adopted) else {
-            warn!(to = %digest.to, "health digest not pushed: the bot has not adopted that group");
-            return false;
+            return failed("the bot has not adopted that group".into());
         };
         let to = match crate::outbox::group_destination(&group, &self.webhook_hosts) {
             Ok(to) => to,
-            Err(why) => {
-                warn!(to = %digest.to, "health digest not pushed: {why}");
-                return false;
-            }
+            Err(why) => return failed(why),
         };
         let count = |stage| ranked.iter().filter(|g| g.stage == stage).count();
         let counts = context! {
@@ -255,10 +268,7 @@ impl DigestTask {
         };
         let message = match digest.message.push(&scripts.templates, vars, &[]) {
             Ok(message) => message,
-            Err(e) => {
-                error!(error = %e, "health digest did not render");
-                return false;
-            }
+            Err(e) => return failed(format!("the message did not render: {e}")),
         };
         let send = NewSend {
             key,
@@ -278,18 +288,23 @@ impl DigestTask {
                     (self.dispatch)(entry);
                 }
                 info!(to = %digest.to, slot = %slot, groups = ranked.len(), "health digest queued");
-                true
+                DigestOutcome::Queued
             }
-            Ok(Err(e)) => {
-                error!(error = %e, "health digest not queued");
-                false
-            }
-            Err(e) => {
-                error!(error = %e, "health digest task failed");
-                false
-            }
+            Ok(Err(e)) => failed(format!("not queued: {e}")),
+            Err(e) => failed(format!("the task failed: {e}")),
         }
     }
+}
+
+/// What became of a look at the digest's schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestOutcome {
+    /// The slot's digest went to the outbox.
+    Queued,
+    /// No slot within the catch-up window, or its digest was queued before.
+    NotDue,
+    /// The slot's digest could not be pushed (the caller reports it once per slot).
+    Failed { slot: DateTime<Utc>, reason: String },
 }
 
 #[cfg(test)]
@@ -354,6 +369,7 @@ mod tests {
                         started_by: "test".into(),
                         state: TestState::Finished,
                         finished_at: Some(started + chrono::Duration::hours(2)),
+                        posted_at: Some(started),
                         results: Some(Results {
                             shares: 20,
                             claims: 0,
@@ -491,14 +507,28 @@ mod tests {
         };
         // Sunday evening: the last Monday 09:00 slot is a week old, past the catch-up window.
         let sunday = now() - chrono::Duration::hours(14);
-        assert!(!task.push_due(&digest, &scripts, sunday).await);
+        assert_eq!(
+            task.push_due(&digest, &scripts, sunday).await,
+            DigestOutcome::NotDue
+        );
         // Monday 09:05: pushed once, however often the task looks.
         let monday = now() + chrono::Duration::minutes(5);
-        assert!(task.push_due(&digest, &scripts, monday).await);
+        assert_eq!(
+            task.push_due(&digest, &scripts, monday).await,
+            DigestOutcome::Queued
+        );
+        assert_eq!(
+            task.push_due(&digest, &scripts, monday + chrono::Duration::hours(1))
+                .await,
+            DigestOutcome::NotDue
+        );
+        // A group the bot has not adopted gets nothing, and the reason says so.
+        let mut nowhere = digest.clone();
+        nowhere.to = ChatId::new("wrNowhere");
+        let outcome = task.push_due(&nowhere, &scripts, monday).await;
         assert!(
-            !task
-                .push_due(&digest, &scripts, monday + chrono::Duration::hours(1))
-                .await
+            matches!(&outcome, DigestOutcome::Failed { reason, .. } if reason.contains("not adopted")),
+            "{outcome:?}"
         );
         let sent = sent.lock().unwrap();
         assert_eq!(sent.len(), 1);

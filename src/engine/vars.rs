@@ -224,6 +224,8 @@ fn extras_sample() -> Value {
             claimer_ratio => "12%",
             members => 120,
             silent_claimers => 4,
+            posted => true,
+            posted_late => "",
         },
         groups => vec![context! {
             chat_id => "wrSampleChatId",

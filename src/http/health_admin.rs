@@ -88,7 +88,11 @@ pub async fn of_group(
     };
     let store = state.store.clone();
     let name = state.directory.get(&chat).name.clone();
-    let speakers = Arc::clone(&state.speakers);
-    blocking_json(move || crate::health::group_health(&store, &group, &name, &speakers, Utc::now()))
+    let pending = state
+        .speakers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .of_chat(chat.as_str());
+    blocking_json(move || crate::health::group_health(&store, &group, &name, &pending, Utc::now()))
         .await
 }

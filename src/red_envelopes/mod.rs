@@ -77,6 +77,8 @@ pub enum StartError {
     Unheard,
     #[error("the envelope did not render: {0}")]
     Template(String),
+    #[error("a background task failed: {0}")]
+    Task(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -92,7 +94,9 @@ impl StartError {
             StartError::Invalid(reason) => reason.clone(),
             StartError::NoDestination(_) => "机器人现在不能在这个群里发消息".into(),
             StartError::Unheard => "机器人收不到这个群的消息，没法抢红包".into(),
-            StartError::Template(_) | StartError::Store(_) => "系统出了点问题，请稍后再试".into(),
+            StartError::Template(_) | StartError::Task(_) | StartError::Store(_) => {
+                "系统出了点问题，请稍后再试".into()
+            }
         }
     }
 }
@@ -241,7 +245,8 @@ impl Envelopes {
     }
 
     /// The id of the test running in `chat`, if any.
-    pub fn running_in(&self, chat: &ChatId) -> Option<String> {
+    #[cfg(test)]
+    fn running_in(&self, chat: &ChatId) -> Option<String> {
         let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         running.get(chat).map(|slot| slot.id.clone())
     }
@@ -292,7 +297,7 @@ impl Envelopes {
             Ok((store.group(&key)?, earlier))
         })
         .await
-        .map_err(|e| StartError::Template(e.to_string()))??;
+        .map_err(|e| StartError::Task(e.to_string()))??;
         if let Some(earlier) = earlier {
             return Err(StartError::Duplicate(earlier.id));
         }
@@ -323,6 +328,7 @@ impl Envelopes {
             state: TestState::Running,
             finished_at: None,
             results: None,
+            posted_at: None,
         };
         let envelope = texts::envelope(&test, group.account.is_none());
         let post = self
@@ -380,7 +386,7 @@ impl Envelopes {
             }
             Err(e) => {
                 self.running_remove(chat);
-                return Err(StartError::Template(e.to_string()));
+                return Err(StartError::Task(e.to_string()));
             }
         };
         if let Some(entry) = entry {
@@ -626,12 +632,7 @@ impl Envelopes {
                 m.name.clone()
             } else {
                 // Bot accounts send ids only; the member list has the names.
-                store
-                    .roster(&chat)?
-                    .into_iter()
-                    .find(|(id, _)| *id == from.user_id)
-                    .map(|(_, name)| name)
-                    .unwrap_or_default()
+                store.roster_name(&chat, &from.user_id)?.unwrap_or_default()
             };
             let record = ClaimRecord {
                 user_id: from.user_id.clone(),
@@ -681,19 +682,21 @@ impl Envelopes {
         let chat = run.test.chat_id.clone();
         let store = self.store.clone();
         let key = chat.clone();
+        let post_key = format!("envelope:{}:post", run.test.id);
         let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let posted_at = store
+                .send_by_key(&post_key)?
+                .filter(|send| send.state == crate::store::OutboxState::Delivered)
+                .and_then(|send| send.updated_at);
             let group = store.group(&key)?;
-            let account = group.as_ref().and_then(|g| g.account.clone());
-            // The member list has the bot account itself in it.
-            let roster = store
-                .roster(&key)?
-                .iter()
-                .filter(|(id, _)| Some(id) != account.as_ref())
-                .count() as u64;
-            Ok((group, roster))
+            let roster = match &group {
+                Some(group) => store.members_listed(group)?,
+                None => 0,
+            };
+            Ok((group, roster, posted_at))
         })
         .await;
-        let (group, roster) = match facts {
+        let (group, roster, posted_at) = match facts {
             Ok(Ok(facts)) => facts,
             Ok(Err(e)) => {
                 error!(test = %run.test.id, error = %e, "test not finished: the store is unreadable");
@@ -709,16 +712,28 @@ impl Envelopes {
         let members = (roster > 0).then_some(roster);
         let claims: Vec<Claim> = run.claims.iter().map(engine_claim).collect();
         let silent = run.claims.iter().filter(|c| !c.spoke_before).count();
+        // Measured from when members could see the envelope: a post held back (an account
+        // offline, a rate limit) must not make a group look slow. A delivery is recorded a moment
+        // after it happens, so a claim may come before it: then it was seen by then.
+        let first_claim = run.claims.iter().map(|c| c.at).min();
+        let shown = posted_at
+            .map(|p| first_claim.map_or(p, |c| p.min(c)))
+            .unwrap_or(run.test.started_at)
+            .clamp(run.test.started_at, run.test.ends_at);
         let results = rules::results(
             &claims,
             run.test.shares,
-            run.test.started_at,
-            Duration::from_secs(run.test.window_secs),
+            shown,
+            (run.test.ends_at - shown).to_std().unwrap_or_default(),
             members,
             silent,
             &scripts.red_envelope.verdict,
         );
+        if posted_at.is_none() {
+            warn!(test = %run.test.id, chat = %chat, "the envelope never reached the group: its results say nothing about it");
+        }
         let mut test = run.test.clone();
+        test.posted_at = posted_at;
         test.state = TestState::Finished;
         test.finished_at = Some(now);
         test.results = Some(results.clone());
@@ -796,7 +811,7 @@ impl Envelopes {
         };
         let vars = context! {
             envelope => texts::envelope(test, group.account.is_none()),
-            results => texts::results(results, claims, test.started_at, members),
+            results => texts::results(results, claims, test, members),
         };
         let mut posts = Vec::new();
         match self.render_post(scripts, &messages.finished, chat, vars.clone()) {

@@ -12,9 +12,10 @@ use super::{Envelopes, StartError};
 use crate::scripts::red_envelope::EnvelopeSchedule;
 use crate::store::GroupStatus;
 
-/// The store's `meta` key under which a schedule's last handled slot is kept.
-fn mark_key(name: &str) -> String {
-    format!("envelope_schedule:{name}")
+/// The name a schedule's mark is kept under beside the jobs' marks (`:` cannot be in a job's
+/// name, so the two never meet).
+fn mark_name(name: &str) -> String {
+    format!("red_envelope:{name}")
 }
 
 /// A scheduled test's id: stable for (schedule, slot, group), safe in a URL.
@@ -41,29 +42,29 @@ impl Envelopes {
             return None;
         }
         let now = self.now();
+        let names: Vec<String> = schedules.iter().map(|s| mark_name(&s.name)).collect();
         let store = self.store.clone();
-        let marks =
-            match tokio::task::spawn_blocking(move || store.meta_with_prefix("envelope_schedule:"))
-                .await
-            {
-                Ok(Ok(marks)) => marks,
-                Ok(Err(e)) => {
-                    error!(error = %e, "red-envelope schedules not run: the store is unreadable");
-                    return None;
-                }
-                Err(e) => {
-                    error!(error = %e, "red-envelope schedules not run: task failed");
-                    return None;
-                }
-            };
-        let mut next = None;
-        for schedule in schedules {
-            let key = mark_key(&schedule.name);
-            let mark = marks
+        let read = tokio::task::spawn_blocking(move || {
+            names
                 .iter()
-                .find(|(k, _)| *k == key)
-                .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
-                .and_then(|b| DateTime::from_timestamp(i64::from_be_bytes(b), 0));
+                .map(|name| store.schedule_mark(name))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+        let marks = match read {
+            Ok(Ok(marks)) => marks,
+            Ok(Err(e)) => {
+                error!(error = %e, "red-envelope schedules not run: the store is unreadable");
+                return None;
+            }
+            Err(e) => {
+                error!(error = %e, "red-envelope schedules not run: task failed");
+                return None;
+            }
+        };
+        let mut next = None;
+        for (schedule, mark) in schedules.into_iter().zip(marks) {
+            let key = mark_name(&schedule.name);
             let due = match mark {
                 // First seen: from now on, no backfill.
                 None => None,
@@ -80,9 +81,8 @@ impl Envelopes {
                     }
                 }
                 let store = self.store.clone();
-                let value = now.timestamp().to_be_bytes();
                 let written = tokio::task::spawn_blocking(move || {
-                    store.write(|tx| tx.put_meta(&key, &value))
+                    store.write(|tx| tx.set_schedule_mark(&key, now))
                 })
                 .await;
                 if !matches!(written, Ok(Ok(()))) {

@@ -176,6 +176,17 @@ async fn an_envelope_emptied_is_finished_at_once_and_claims_are_one_per_member()
     let posted = world.sent();
     let purposes: Vec<&str> = posted.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(purposes, ["red_envelope", "red_envelope", "notify_admins"]);
+    // Nothing delivered the envelope here (the outbox is a stand-in): the report says so.
+    assert_eq!(
+        world
+            .store
+            .envelope_test(&test.id)
+            .unwrap()
+            .unwrap()
+            .posted_at,
+        None
+    );
+    assert!(posted[2].1.contains("没能发到群里"), "{posted:?}");
     assert!(posted[1].1.contains("已抢完"), "{posted:?}");
     assert!(posted[2].1.contains("活跃"), "{posted:?}");
 }
@@ -221,6 +232,46 @@ async fn the_timer_ends_the_window_and_late_claims_are_refused() {
     assert!(posted[2].1.contains("已沉寂"), "{posted:?}");
     stop_tx.send(true).unwrap();
     timer.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_test_is_measured_from_when_its_envelope_reached_the_group() {
+    let world = World::new();
+    let envelopes = world.envelopes();
+    let chat = ChatId::new(CHAT);
+    let test = envelopes
+        .start(&chat, params(200, 2, 3600), "tester")
+        .await
+        .unwrap();
+    // The post goes out two minutes late (say the account was offline).
+    let post = world.sent.lock().unwrap()[0].clone();
+    let delivered = world.started + chrono::Duration::minutes(2);
+    world
+        .store
+        .write(|tx| {
+            let outcome = crate::store::SendOutcome {
+                id: post.id,
+                state: crate::store::OutboxState::Delivered,
+                attempts: 1,
+                pieces_done: 1,
+                last_error: None,
+            };
+            tx.record_send(&outcome, delivered)
+        })
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(3 * 60)).await;
+    claim(&envelopes, says("u1", &test.claim_phrase)).await;
+    claim(&envelopes, says("u2", &test.claim_phrase)).await;
+    let stored = world.store.envelope_test(&test.id).unwrap().unwrap();
+    assert_eq!(stored.posted_at, Some(delivered));
+    let results = stored.results.unwrap();
+    assert_eq!(
+        results.first_claim_secs,
+        Some(60),
+        "from the post, not the start"
+    );
+    let report = &world.sent()[2].1;
+    assert!(report.contains("晚发了 2 分"), "{report}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -323,10 +374,10 @@ async fn a_schedule_starts_one_test_per_slot_in_the_groups_it_targets() {
     envelopes.run_schedules().await;
     let envelopes = world.envelopes_with(scripts());
     envelopes.run_schedules().await;
-    let before = (started.started_at - chrono::Duration::minutes(1)).timestamp();
+    let before = started.started_at - chrono::Duration::minutes(1);
     world
         .store
-        .write(|tx| tx.put_meta("envelope_schedule:hourly", &before.to_be_bytes()))
+        .write(|tx| tx.set_schedule_mark("red_envelope:hourly", before))
         .unwrap();
     envelopes.run_schedules().await;
     assert_eq!(tests_in(&tagged), 1);

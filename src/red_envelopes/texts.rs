@@ -1,7 +1,6 @@
 //! The variables a test's messages see (`envelope`, `claim`, `results`, documented in
 //! `bot-scripts/red_envelope.toml`) and durations and amounts as members read them.
 
-use chrono::{DateTime, Utc};
 use minijinja::{Value, context};
 
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
@@ -31,9 +30,10 @@ pub fn claim(amount_fen: u64, left: usize) -> Value {
 pub fn results(
     results: &Results,
     claims: &[ClaimRecord],
-    started: DateTime<Utc>,
+    test: &TestRecord,
     members: Option<u64>,
 ) -> Value {
+    let started = test.posted_at.unwrap_or(test.started_at);
     let took = |secs: Option<u64>| secs.map_or_else(|| "—".to_owned(), duration);
     let lucky = claims
         .iter()
@@ -65,6 +65,12 @@ pub fn results(
             .map_or_else(|| "未知".to_owned(), |r| format!("{:.0}%", r * 100.0)),
         members => members.map_or_else(|| Value::from("未知"), Value::from),
         silent_claimers => results.silent_claimers,
+        posted => test.posted_at.is_some(),
+        posted_late => test
+            .posted_at
+            .map(|p| (p - test.started_at).num_seconds())
+            .filter(|&late| late >= 60)
+            .map_or_else(String::new, |late| duration(late as u64)),
     }
 }
 

@@ -78,6 +78,17 @@ impl SpeakerTally {
             .collect()
     }
 
+    /// Every group's counts not written yet, in one pass (for reading many groups).
+    pub fn by_chat(&self) -> HashMap<String, Vec<(i64, String, u32)>> {
+        let mut out: HashMap<String, Vec<(i64, String, u32)>> = HashMap::new();
+        for ((day, chat, user), count) in &self.counts {
+            out.entry(chat.clone())
+                .or_default()
+                .push((*day, user.clone(), *count));
+        }
+        out
+    }
+
     /// Forgets what was written.
     pub fn clear(&mut self) {
         self.counts.clear();

@@ -46,6 +46,11 @@ pub struct TestRecord {
     pub state: TestState,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// When the envelope reached the group (its post delivered), as known when the test
+    /// finished; `None`: it never did (the account offline, the robot refusing), and the results
+    /// say nothing about the group.
+    #[serde(default)]
+    pub posted_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub results: Option<Results>,
 }
@@ -196,6 +201,7 @@ mod tests {
             state: TestState::Running,
             finished_at: None,
             results: None,
+            posted_at: None,
         }
     }
 

@@ -95,4 +95,33 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// A member's name on `chat`'s member list, if listed.
+    pub fn roster_name(&self, chat: &ChatId, user: &str) -> Result<Option<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ROSTER)?;
+        Ok(table
+            .get((chat.as_str(), user))?
+            .map(|name| name.value().to_owned()))
+    }
+
+    /// How many members `group`'s member list has, leaving out the bot account itself; 0 when
+    /// no list was read (the group robot cannot read one).
+    pub fn members_listed(&self, group: &super::GroupRecord) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ROSTER)?;
+        let chat = group.chat_id.as_str();
+        let mut count = 0;
+        for entry in table.range((chat, "")..)? {
+            let (key, _) = entry?;
+            let (c, user) = key.value();
+            if c != chat {
+                break;
+            }
+            if group.account.as_deref() != Some(user) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
 }

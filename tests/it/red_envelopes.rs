@@ -141,6 +141,10 @@ async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
     let late = app.reply_to(&say("m3", "e-6", &phrase)).await.unwrap();
     assert!(late.contains("已经结束"), "{late}");
     assert_eq!(test["verdict"], "alive", "{test}");
+    assert!(
+        test["posted_at"].is_string(),
+        "the envelope was delivered: {test}"
+    );
     assert_eq!(test["claims"].as_array().unwrap().len(), 2, "{test}");
     assert_eq!(test["claims"][0]["user_id"], "m1");
     assert_eq!(test["claims"][0]["name"], "用户m1");
