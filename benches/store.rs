@@ -53,6 +53,8 @@ fn batch(start: usize) -> Vec<Work> {
                     reply: Some(reply.clone()),
                 },
                 posts: Vec::new(),
+                moderation: Vec::new(),
+                done: None,
             }
         })
         .collect()
@@ -82,6 +84,7 @@ fn benches(c: &mut Criterion) {
         outbox,
         webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
         speakers: Default::default(),
+        dedupe: Default::default(),
     };
     let mut next = 0;
     let mut group = c.benchmark_group("store");

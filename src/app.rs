@@ -152,13 +152,17 @@ impl App {
         // Validated to at most 30 days, so this cannot overflow.
         let ttl_secs =
             i64::try_from(config.wecom.dedupe_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
-        let store = self.store.clone();
-        let remembered =
-            tokio::task::spawn_blocking(move || store.dedupe_since(unix_now() - ttl_secs))
-                .await
-                .map_err(|e| AppError::Server(std::io::Error::other(e)))??;
-        info!(ids = remembered.len(), "handled message ids loaded");
-        let dedupe = Arc::new(Dedupe::from_records(remembered));
+        let dedupe = Arc::new(Dedupe::with_capacity(
+            config.wecom.dedupe_memory_ids,
+            ttl_secs,
+        ));
+        let (store, loading) = (self.store.clone(), Arc::clone(&dedupe));
+        let remembered = tokio::task::spawn_blocking(move || {
+            store.each_dedupe_since(unix_now() - ttl_secs, |key, at| loading.remember(key, at))
+        })
+        .await
+        .map_err(|e| AppError::Server(std::io::Error::other(e)))??;
+        info!(ids = remembered, "handled message ids loaded");
 
         let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
@@ -196,6 +200,7 @@ impl App {
             outbox: outbox.clone(),
             webhook_hosts: config.wecom.webhook_hosts.clone(),
             speakers: Arc::clone(&speakers),
+            dedupe: Arc::clone(&dedupe),
         }
         .spawn();
 

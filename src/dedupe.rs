@@ -1,19 +1,35 @@
 //! Remembering handled message ids, so that a WeCom retry of a message that was already handled
 //! gets the same reply and triggers nothing a second time (PROTOCOL.md §6).
 //!
-//! The set lives in memory (sharded maps, checked on the request path) and is persisted by the
-//! pipeline in batches, together with the rest of each batch's changes; on start it is loaded
-//! back from the store, so it survives restarts.
+//! Memory holds only what the check needs: a 64-bit digest of each id (keyed per process, so
+//! nobody outside can aim for collisions) with the minute it was handled and whether its batch
+//! is still being committed — 16 bytes an id instead of the id and its reply. The reply lives in
+//! the store, written with the event's batch; the rare retry reads it from there, and a digest
+//! that matches an id the store does not know is a collision and handled as new.
+//!
+//! An id is *pending* from the moment its event is handed to the pipeline until the pipeline
+//! has committed (or failed to commit) the batch that holds it; a retry arriving meanwhile waits
+//! for that outcome ([`Dedupe::wait_settled`]) instead of answering with a promise not yet kept.
+//!
+//! The set is bounded ([`Dedupe::with_capacity`]): past its capacity the oldest ids are dropped
+//! from memory, and until every dropped id has outlived the de-duplication window a miss is
+//! checked against the store as well ([`Dedupe::must_ask_store`]).
 
 use std::collections::HashMap;
-use std::collections::hash_map::{DefaultHasher, Entry};
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::sync::watch;
 
 use crate::domain::BotId;
-use crate::store::DedupeRecord;
 
 const SHARDS: usize = 16;
+/// The high bit of a mark: the id's batch is not committed yet.
+const PENDING: u32 = 1 << 31;
+
+/// Ids kept in memory when no capacity is configured: about 35 MB at the most.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
 /// The key of a handled message: its bot and its id.
 pub fn dedupe_key(bot: &BotId, msg_id: &str) -> String {
@@ -24,77 +40,174 @@ pub fn dedupe_key(bot: &BotId, msg_id: &str) -> String {
     key
 }
 
-/// What [`Dedupe::insert_if_new`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
-    /// First time: the record was stored; handle the message.
-    New,
-    /// Handled before: answer with the record's reply and do nothing else.
-    Before(DedupeRecord),
+/// What memory knows of an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Not seen (within what memory covers: see [`Dedupe::must_ask_store`]).
+    Unseen,
+    /// Handed to the pipeline, its batch not committed yet.
+    Pending,
+    /// Committed: its reply is in the store.
+    Handled,
 }
 
 /// The in-memory set of handled ids.
 pub struct Dedupe {
-    shards: Vec<Mutex<HashMap<String, DedupeRecord>>>,
+    hasher: std::hash::RandomState,
+    shards: Vec<Mutex<HashMap<u64, u32>>>,
+    /// Ids per shard before the oldest are dropped.
+    shard_capacity: usize,
+    /// Unix seconds until which a miss must be checked against the store (ids were dropped for
+    /// room and may still be retried until then).
+    ask_store_until: AtomicI64,
+    /// How long an id is remembered, in seconds.
+    ttl_secs: i64,
+    /// Bumped whenever pending ids settle, for [`Dedupe::wait_settled`].
+    settled: watch::Sender<u64>,
 }
 
 impl Default for Dedupe {
     fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
+        Self::with_capacity(DEFAULT_CAPACITY, 48 * 3600)
     }
 }
 
+/// Minutes since the epoch, as a mark (ids are kept for days: minutes are fine enough).
+fn minute_of(unix_secs: i64) -> u32 {
+    (unix_secs.max(0) / 60).min(i64::from(PENDING - 1)) as u32
+}
+
 impl Dedupe {
-    /// Builds the set from stored records.
-    pub fn from_records(records: impl IntoIterator<Item = (String, DedupeRecord)>) -> Self {
-        let dedupe = Self::default();
-        for (key, record) in records {
-            dedupe.shard(&key).insert(key, record);
+    /// An empty set holding at most about `capacity` ids, each remembered for `ttl_secs`.
+    pub fn with_capacity(capacity: usize, ttl_secs: i64) -> Self {
+        Self {
+            hasher: std::hash::RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shard_capacity: (capacity / SHARDS).max(16),
+            ask_store_until: AtomicI64::new(0),
+            ttl_secs,
+            settled: watch::channel(0).0,
         }
-        dedupe
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, DedupeRecord>> {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        let index = (hasher.finish() as usize) % SHARDS;
-        // A panic while holding the lock cannot leave a map half-updated: insert is atomic.
-        self.shards[index]
+    fn digest(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, digest: u64) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
+        // A panic while holding the lock cannot leave a map half-updated: each change is one call.
+        self.shards[(digest >> 56) as usize % SHARDS]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Atomically records `key` unless it is already there.
-    pub fn insert_if_new(&self, key: &str, record: DedupeRecord) -> Seen {
-        match self.shard(key).entry(key.to_owned()) {
-            Entry::Occupied(seen) => Seen::Before(seen.get().clone()),
-            Entry::Vacant(slot) => {
-                slot.insert(record);
-                Seen::New
+    /// Remembers a handled id read back from the store (at start).
+    pub fn remember(&self, key: &str, at_unix: i64) {
+        let digest = self.digest(key);
+        self.insert(digest, minute_of(at_unix));
+    }
+
+    fn insert(&self, digest: u64, mark: u32) -> bool {
+        let mut shard = self.shard(digest);
+        if shard.contains_key(&digest) {
+            return false;
+        }
+        if shard.len() >= self.shard_capacity {
+            self.make_room(&mut shard);
+        }
+        shard.insert(digest, mark);
+        true
+    }
+
+    /// Drops the older half (by minute) of a full shard's settled ids.
+    fn make_room(&self, shard: &mut HashMap<u64, u32>) {
+        let settled = || shard.values().filter(|m| *m & PENDING == 0);
+        let (Some(oldest), Some(newest)) = (settled().min(), settled().max()) else {
+            return;
+        };
+        let cut = oldest + (newest - oldest).div_ceil(2).max(1);
+        let before = shard.len();
+        shard.retain(|_, m| *m & PENDING != 0 || *m >= cut);
+        if shard.len() < before {
+            // The dropped ids may be retried until they are older than the window.
+            let until = i64::from(cut) * 60 + self.ttl_secs;
+            self.ask_store_until.fetch_max(until, Ordering::Relaxed);
+            tracing::warn!(
+                dropped = before - shard.len(),
+                "handled ids over wecom.dedupe_memory_ids: the oldest are checked in the store now"
+            );
+        }
+    }
+
+    /// What memory knows of `key`.
+    pub fn lookup(&self, key: &str) -> Lookup {
+        let digest = self.digest(key);
+        match self.shard(digest).get(&digest) {
+            None => Lookup::Unseen,
+            Some(mark) if mark & PENDING != 0 => Lookup::Pending,
+            Some(_) => Lookup::Handled,
+        }
+    }
+
+    /// Whether a miss must be confirmed in the store at `now_unix` (ids were dropped for room
+    /// within the de-duplication window).
+    pub fn must_ask_store(&self, now_unix: i64) -> bool {
+        now_unix < self.ask_store_until.load(Ordering::Relaxed)
+    }
+
+    /// Marks `key` pending (its event is being handed to the pipeline). False when memory knows
+    /// it already.
+    pub fn begin(&self, key: &str, now_unix: i64) -> bool {
+        self.insert(self.digest(key), minute_of(now_unix) | PENDING)
+    }
+
+    /// The batch holding `keys` is committed: they are handled.
+    pub fn committed<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        for key in keys {
+            let digest = self.digest(key);
+            if let Some(mark) = self.shard(digest).get_mut(&digest) {
+                *mark &= !PENDING;
+            }
+        }
+        self.settled.send_modify(|n| *n += 1);
+    }
+
+    /// The batch holding `keys` was not committed: they are forgotten, so a retry is new.
+    pub fn abandoned<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        for key in keys {
+            let digest = self.digest(key);
+            let mut shard = self.shard(digest);
+            if shard.get(&digest).is_some_and(|m| m & PENDING != 0) {
+                shard.remove(&digest);
+            }
+        }
+        self.settled.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until `key` is no longer pending; returns what it became.
+    pub async fn wait_settled(&self, key: &str) -> Lookup {
+        loop {
+            // Subscribed before looking, so that a change between the two is not missed.
+            let mut changes = self.settled.subscribe();
+            let now = self.lookup(key);
+            if now != Lookup::Pending {
+                return now;
+            }
+            if changes.changed().await.is_err() {
+                return self.lookup(key);
             }
         }
     }
 
-    /// The record of `key`, when it was handled before.
-    pub fn get(&self, key: &str) -> Option<DedupeRecord> {
-        self.shard(key).get(key).cloned()
-    }
-
-    /// Forgets `key` (when handling it could not even be queued, so a retry must be handled).
-    pub fn forget(&self, key: &str) {
-        self.shard(key).remove(key);
-    }
-
-    /// Drops records first seen before `before` (unix seconds); returns how many.
+    /// Drops settled ids first seen before `before` (unix seconds); returns how many.
     pub fn prune(&self, before: i64) -> usize {
+        let cut = minute_of(before);
         self.shards
             .iter()
             .map(|shard| {
                 let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
                 let len = map.len();
-                map.retain(|_, r| r.at >= before);
+                map.retain(|_, m| *m & PENDING != 0 || *m >= cut);
                 len - map.len()
             })
             .sum()
@@ -115,24 +228,22 @@ impl Dedupe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
-    fn second_insert_returns_the_first_record() {
+    fn an_id_is_pending_until_committed_and_forgotten_when_abandoned() {
         let d = Dedupe::default();
         let bot = BotId::parse("b").unwrap();
-        let key = dedupe_key(&bot, "m1");
-        let first = DedupeRecord {
-            at: 10,
-            reply: None,
-        };
-        assert_eq!(d.insert_if_new(&key, first.clone()), Seen::New);
-        let second = DedupeRecord {
-            at: 11,
-            reply: None,
-        };
-        assert_eq!(d.insert_if_new(&key, second), Seen::Before(first));
-        assert_eq!(d.prune(11), 1);
-        assert!(d.is_empty());
+        let (k1, k2) = (dedupe_key(&bot, "m1"), dedupe_key(&bot, "m2"));
+        assert_eq!(d.lookup(&k1), Lookup::Unseen);
+        assert!(d.begin(&k1, 600));
+        assert!(!d.begin(&k1, 601), "a second begin of the same id");
+        assert!(d.begin(&k2, 600));
+        assert_eq!(d.lookup(&k1), Lookup::Pending);
+        d.committed([k1.as_str()]);
+        d.abandoned([k2.as_str()]);
+        assert_eq!(d.lookup(&k1), Lookup::Handled);
+        assert_eq!(d.lookup(&k2), Lookup::Unseen);
     }
 
     #[test]
@@ -140,5 +251,55 @@ mod tests {
         let a = dedupe_key(&BotId::parse("a").unwrap(), "m");
         let b = dedupe_key(&BotId::parse("b").unwrap(), "m");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn prune_drops_old_settled_ids_only() {
+        let d = Dedupe::default();
+        d.remember("old", 60);
+        d.begin("pending", 60);
+        d.remember("new", 3600);
+        assert_eq!(d.prune(1800), 1);
+        assert_eq!(d.lookup("old"), Lookup::Unseen);
+        assert_eq!(d.lookup("pending"), Lookup::Pending);
+        assert_eq!(d.lookup("new"), Lookup::Handled);
+    }
+
+    #[test]
+    fn past_its_capacity_the_set_drops_the_oldest_and_asks_the_store_for_misses() {
+        let ttl = 48 * 3600;
+        let d = Dedupe::with_capacity(16 * SHARDS, ttl);
+        for i in 0..10_000i64 {
+            d.remember(&format!("id{i}"), 1_000_000 + i * 60);
+        }
+        assert!(d.len() <= 16 * SHARDS, "{} ids kept", d.len());
+        // The newest are still known; some old ones were dropped, so misses go to the store
+        // until the dropped ones are past the window.
+        assert_eq!(d.lookup("id9999"), Lookup::Handled);
+        assert!(d.must_ask_store(1_000_000 + 10_000 * 60));
+        assert!(!d.must_ask_store(1_000_000 + 10_000 * 60 + ttl + 60));
+        let fresh = Dedupe::default();
+        assert!(!fresh.must_ask_store(0));
+    }
+
+    #[tokio::test]
+    async fn a_retry_waits_for_the_batch_of_the_original() {
+        let d = Arc::new(Dedupe::default());
+        d.begin("k", 60);
+        let waiter = tokio::spawn({
+            let d = Arc::clone(&d);
+            async move { d.wait_settled("k").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        d.committed(["k"]);
+        assert_eq!(waiter.await.unwrap(), Lookup::Handled);
+        d.begin("j", 60);
+        let waiter = tokio::spawn({
+            let d = Arc::clone(&d);
+            async move { d.wait_settled("j").await }
+        });
+        d.abandoned(["j"]);
+        assert_eq!(waiter.await.unwrap(), Lookup::Unseen);
     }
 }

@@ -2,17 +2,20 @@
 //! arrival order; an event seen before handled once; reported joins handed to the welcomer; the
 //! engine's decision fitted to what the channel can do; settings changes saved before anything
 //! else; cooldowns started; and the event, with the posts it caused, handed to the pipeline.
-//! The channel then delivers the reply (if any) its own way.
+//! [`handle`] returns once the event's batch is committed — an answer is a promise — and the
+//! channel then delivers the reply (if any) its own way; [`handle_queued`] returns as soon as the
+//! event is queued, for channels that acknowledge nothing (the OneBot socket).
 
 use chrono::Utc;
+use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::dedupe::dedupe_key;
+use crate::dedupe::{Lookup, dedupe_key};
 use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, Joiner, Reply};
 use crate::engine::{self, GroupStats, GroupView, MemberBrief, RecentMessage};
 use crate::http::AppState;
 use crate::moderator;
-use crate::pipeline::{PipelineStopped, Post, Work, unix_now};
+use crate::pipeline::{NotRecorded, PipelineStopped, Post, Work, unix_now};
 use crate::store::DedupeRecord;
 
 /// What became of an event.
@@ -27,13 +30,80 @@ pub enum Handled {
     NotSaved(Option<Reply>),
 }
 
-/// Handles `event` on a channel that can do `caps`. Fails only when the pipeline has stopped
-/// (the service is shutting down): then nothing was recorded.
+/// Why an event was not accepted: nothing of it is recorded, and a retry is handled as new.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAccepted {
+    /// The service is shutting down.
+    #[error(transparent)]
+    Stopped(#[from] PipelineStopped),
+    /// The store kept failing.
+    #[error(transparent)]
+    NotRecorded(#[from] NotRecorded),
+}
+
+/// Handles `event` on a channel that can do `caps` and returns once everything it changed is
+/// committed: what the caller answers is kept. Fails when the pipeline has stopped or the store
+/// kept failing; then nothing was recorded.
 pub async fn handle(
     state: &AppState,
     event: Event,
     caps: Capabilities,
+) -> Result<Handled, NotAccepted> {
+    let (handled, committed) = accept(state, event, caps).await?;
+    if let Some(committed) = committed {
+        // A dropped sender means the pipeline went away with the batch: not recorded.
+        committed.await.map_err(|_| NotRecorded)??;
+    }
+    Ok(handled)
+}
+
+/// Handles `event` like [`handle`], but returns as soon as it is queued for the store: for a
+/// channel that acknowledges nothing, whose events stay in order on the pipeline anyway.
+pub async fn handle_queued(
+    state: &AppState,
+    event: Event,
+    caps: Capabilities,
 ) -> Result<Handled, PipelineStopped> {
+    Ok(accept(state, event, caps).await?.0)
+}
+
+/// The reply an earlier handling of `key` got, when it was handled before. A retry of an event
+/// whose batch is still being committed waits for it.
+async fn handled_before(state: &AppState, key: &str) -> Option<Option<Reply>> {
+    let mut found = state.dedupe.lookup(key);
+    if found == Lookup::Pending {
+        found = state.dedupe.wait_settled(key).await;
+    }
+    let in_memory = match found {
+        Lookup::Handled => true,
+        Lookup::Unseen if state.dedupe.must_ask_store(unix_now()) => false,
+        Lookup::Unseen | Lookup::Pending => return None,
+    };
+    let store = state.store.clone();
+    let owned = key.to_owned();
+    match tokio::task::spawn_blocking(move || store.dedupe_record(&owned)).await {
+        Ok(Ok(Some(record))) => Some(record.reply),
+        // A digest that matched another id (or an id pruned meanwhile): new.
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            error!(error = %e, "a handled id's record is unreadable");
+            // Memory says it was handled: doing it twice is worse than an answer without reply.
+            in_memory.then_some(None)
+        }
+        Err(e) => {
+            error!(error = %e, "the handled-id read failed");
+            in_memory.then_some(None)
+        }
+    }
+}
+
+/// Decides and performs what `event` calls for and queues it for the store; returns the outcome
+/// and, for a new event, where the commit of its batch will be told.
+async fn accept(
+    state: &AppState,
+    event: Event,
+    caps: Capabilities,
+) -> Result<(Handled, Option<oneshot::Receiver<Result<(), NotRecorded>>>), PipelineStopped> {
     let bot_id = event.bot.to_string();
     let now = Utc::now();
     let conversation = match event.chat_id() {
@@ -44,9 +114,9 @@ pub async fn handle(
     // for the next message, and a retry waits for the original to finish.
     let mut lane = state.lanes.enter(&conversation).await;
     let key = dedupe_key(&event.bot, &event.msg_id);
-    if let Some(earlier) = state.dedupe.get(&key) {
+    if let Some(reply) = handled_before(state, &key).await {
         info!(bot = %bot_id, msg_id = %event.msg_id, "a handled message again; handled once");
-        return Ok(Handled::Duplicate(earlier.reply));
+        return Ok((Handled::Duplicate(reply), None));
     }
     // A claim of a red-envelope test is the phrase and a few characters more: nothing for
     // moderation (the same phrase from many members is not a campaign) nor for keywords.
@@ -145,7 +215,7 @@ pub async fn handle(
                         .map_err(|e| error!(error = %e, "the failure answer did not render"))
                         .ok()
                 });
-                return Ok(Handled::NotSaved(reply));
+                return Ok((Handled::NotSaved(reply), None));
             }
         }
     }
@@ -174,21 +244,28 @@ pub async fn handle(
         at: unix_now(),
         reply,
     };
-    state.dedupe.insert_if_new(&key, record.clone());
+    // Pending until its batch is committed: a retry meanwhile waits for that.
+    state.dedupe.begin(&key, record.at);
     debug!(bot = %bot_id, msg_id = %event.msg_id, chat = ?event.chat_id(), "accepted");
     let reply = record.reply.clone();
+    let (done, committed) = oneshot::channel();
     let work = Work::Event {
         event: Box::new(event),
         dedupe_key: key.clone(),
         dedupe: record,
         posts,
+        moderation: screened.writes,
+        done: Some(done),
     };
     if let Err(stopped) = state.pipeline.submit(work).await {
         // Not recorded: a retry of the event is handled as new once we are back.
-        state.dedupe.forget(&key);
+        state.dedupe.abandoned([key.as_str()]);
         return Err(stopped);
     }
-    Ok(Handled::New(reply))
+    // The next event of the conversation may be decided while this one is committed: the
+    // pipeline applies them in this order.
+    drop(lane);
+    Ok((Handled::New(reply), Some(committed)))
 }
 
 /// Removes `user` from the event's group through its bot account. Returns how it went and the

@@ -1,10 +1,13 @@
 //! The ordered path from a de-duplicated event to the store and the pusher.
 //!
-//! The request path hands each new event to one pipeline task and answers WeCom at once. The
-//! task takes whatever has queued up (up to [`BATCH`] items), applies it all in one store
-//! transaction — one disk flush for the whole batch — and then queues the posts the engine
-//! decided on (the adoption greeting, notices to admins) through the group's webhook. Events are
-//! applied in the order they were accepted.
+//! The request path hands each new event to one pipeline task and waits for its batch to be
+//! committed before it answers (an answer is a promise: WeCom never retries an answered
+//! callback). The task takes whatever has queued up (up to [`BATCH`] items), applies it all in
+//! one store transaction — one disk flush for the whole batch — tells the waiting requests, and
+//! then queues the posts the engine decided on (the adoption greeting, notices to admins). This
+//! is group commit: a batch starts as soon as the previous one is in, so at low load an event is
+//! committed alone and at once, and under load batches grow instead of requests queueing one
+//! flush each. Events are applied in the order they were accepted.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -12,23 +15,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::channels::wecom::robot::webhook::WebhookUrl;
+use crate::dedupe::Dedupe;
 use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::Outbox;
 use crate::store::{
-    Adopter, DedupeRecord, GroupRecord, GroupStatus, NewSend, OutboxEntry, SharedTally, Store,
-    StoreError, WriteTx,
+    Adopter, DedupeRecord, GroupRecord, GroupStatus, ModerationWrite, NewSend, OutboxEntry,
+    SharedTally, Store, StoreError, WriteTx,
 };
 
 /// Most items applied in one transaction.
 pub const BATCH: usize = 2048;
-/// The shortest time between two commits while events keep arriving.
-pub const COMMIT_INTERVAL: Duration = Duration::from_millis(50);
-/// Items that may wait for the pipeline before the request path waits too.
-pub const QUEUE: usize = 16 * 1024;
+/// Items that may wait for the pipeline before the request path waits too (back-pressure: a
+/// full queue makes the next request wait for room, it never grows).
+pub const QUEUE: usize = 4096;
 
 /// A unit of work for the pipeline.
 #[derive(Debug)]
@@ -40,6 +43,10 @@ pub enum Work {
         dedupe: DedupeRecord,
         /// Messages to post to the event's group once it is recorded.
         posts: Vec<Post>,
+        /// What moderation decided about it (standing, log entry, blacklist).
+        moderation: Vec<ModerationWrite>,
+        /// Told once the batch holding the event is committed (or could not be).
+        done: Option<Committed>,
     },
     /// Forget handled ids first seen before this unix time.
     PruneDedupe { before: i64 },
@@ -52,6 +59,9 @@ pub struct Post {
     pub purpose: &'static str,
 }
 
+/// Where an event's batch outcome is sent.
+pub type Committed = oneshot::Sender<Result<(), NotRecorded>>;
+
 /// The sending side; cheap to clone. When every handle is dropped the pipeline drains and stops.
 #[derive(Clone)]
 pub struct PipelineHandle {
@@ -63,7 +73,13 @@ pub struct PipelineHandle {
 #[error("the pipeline is not running")]
 pub struct PipelineStopped;
 
+/// The store kept failing: the event's batch was not committed.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the event was not recorded: the store kept failing")]
+pub struct NotRecorded;
+
 impl PipelineHandle {
+    /// Queues `work`, waiting for room when the queue is full.
     pub async fn submit(&self, work: Work) -> Result<(), PipelineStopped> {
         self.tx.send(work).await.map_err(|_| PipelineStopped)
     }
@@ -76,51 +92,72 @@ pub struct Pipeline {
     pub webhook_hosts: Vec<String>,
     /// Who spoke, counted since it was last written (health's speaker days).
     pub speakers: SharedTally,
+    /// Handled ids: marked committed (or forgotten) with their batch.
+    pub dedupe: Arc<Dedupe>,
 }
 
 impl Pipeline {
-    /// Starts the pipeline task.
+    /// Starts the pipeline on a thread of its own: a batch is applied and committed there, with
+    /// no hop through the blocking pool per batch (each hop is a thread wake-up on the path of
+    /// every waiting request).
     pub fn spawn(self) -> (PipelineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(self.run(rx));
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || self.run(rx, runtime));
         (PipelineHandle { tx }, task)
     }
 
-    async fn run(self, mut rx: mpsc::Receiver<Work>) {
-        let this = Arc::new(self);
+    fn run(self, mut rx: mpsc::Receiver<Work>, runtime: tokio::runtime::Handle) {
+        // The outbox starts its lanes as tasks of the service's runtime.
+        let _runtime = runtime.enter();
         let mut batch = Vec::with_capacity(BATCH);
-        let mut last_commit = tokio::time::Instant::now() - COMMIT_INTERVAL;
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            // Under a steady stream, gather into fewer, larger commits: each commit has a fixed
-            // cost (a flush, shared pages rewritten), and WeCom has had its answer already.
-            // After a quiet spell `due` has passed and the first event is committed at once.
-            let due = last_commit + COMMIT_INTERVAL;
-            if batch.len() < BATCH && tokio::time::Instant::now() < due {
-                tokio::time::sleep_until(due).await;
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(work) => batch.push(work),
-                        Err(_) => break,
-                    }
+        // Group commit: whatever queued up while the last batch was committed is the next
+        // batch, with no pause in between.
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(work) => batch.push(work),
+                    Err(_) => break,
                 }
             }
-            last_commit = tokio::time::Instant::now();
-            let work = std::mem::take(&mut batch);
+            let mut work = std::mem::take(&mut batch);
+            // Who waits for this batch, and the ids it settles.
+            let acks: Vec<(String, Option<Committed>)> = work
+                .iter_mut()
+                .filter_map(|w| match w {
+                    Work::Event {
+                        dedupe_key, done, ..
+                    } => Some((dedupe_key.clone(), done.take())),
+                    Work::PruneDedupe { .. } => None,
+                })
+                .collect();
             let (items, started) = (work.len(), std::time::Instant::now());
-            let sends = this.apply_with_retries(work).await;
+            let sends = self.apply_with_retries(&work);
+            let committed = sends.is_some();
             debug!(
                 items,
-                ms = started.elapsed().as_millis() as u64,
-                "batch committed"
+                committed,
+                us = started.elapsed().as_micros() as u64,
+                "batch done"
             );
-            for entry in sends {
-                this.outbox.dispatch(entry);
+            let keys = acks.iter().map(|(key, _)| key.as_str());
+            if committed {
+                self.dedupe.committed(keys);
+            } else {
+                self.dedupe.abandoned(keys);
+            }
+            for (_, done) in acks {
+                if let Some(done) = done {
+                    // The request may have gone (its client hung up): nobody to tell then.
+                    let _ = done.send(if committed { Ok(()) } else { Err(NotRecorded) });
+                }
+            }
+            for entry in sends.into_iter().flatten() {
+                self.outbox.dispatch(entry);
             }
         }
-        let flusher = Arc::clone(&this);
-        if let Err(e) = tokio::task::spawn_blocking(move || flusher.write_speakers()).await {
-            warn!(error = %e, "the speaker tally task failed");
-        }
+        self.write_speakers();
         info!("pipeline drained");
     }
 
@@ -136,30 +173,37 @@ impl Pipeline {
         }
     }
 
-    async fn apply_with_retries(self: &Arc<Self>, work: Vec<Work>) -> Vec<OutboxEntry> {
-        let work = Arc::new(work);
-        let mut delay = Duration::from_millis(100);
+    /// Applies `work`, retrying a failed write a few times (the requests wait meanwhile);
+    /// `None` when it could not be committed.
+    fn apply_with_retries(&self, work: &[Work]) -> Option<Vec<OutboxEntry>> {
+        let mut delay = Duration::from_millis(50);
         for attempt in 1..=4 {
-            let this = Arc::clone(self);
-            let items = Arc::clone(&work);
-            let result = tokio::task::spawn_blocking(move || this.apply(&items)).await;
+            // A bug that panics on one batch must not stop the pipeline for every later one.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(work)));
             match result {
-                Ok(Ok(sends)) => return sends,
+                Ok(Ok(sends)) => return Some(sends),
                 Ok(Err(e)) => {
                     warn!(error = %e, attempt, items = work.len(), "store write failed; retrying")
                 }
-                Err(e) => warn!(error = %e, attempt, "store task failed; retrying"),
+                Err(_) => {
+                    error!(
+                        items = work.len(),
+                        "applying a batch panicked; it is not recorded"
+                    );
+                    return None;
+                }
             }
-            tokio::time::sleep(delay).await;
+            std::thread::sleep(delay);
             delay *= 4;
         }
-        for item in work.iter() {
+        for item in work {
             if let Work::Event { event, .. } = item {
                 error!(bot = %event.bot, msg_id = %event.msg_id, chat = ?event.chat_id(),
                     kind = ?event.kind, "event not recorded: the store kept failing");
             }
         }
-        Vec::new()
+        None
     }
 
     /// Applies a batch in one store transaction and returns the outbox entries it wrote. Blocking:
@@ -207,8 +251,13 @@ impl Pipeline {
                     dedupe_key,
                     dedupe,
                     posts,
+                    moderation,
+                    done: _,
                 } => {
                     tx.put_dedupe(dedupe_key, dedupe)?;
+                    for write in moderation {
+                        tx.apply_moderation(write)?;
+                    }
                     if let Conversation::Group(chat) = &event.conversation {
                         let slot = match groups.entry(chat.clone()) {
                             Entry::Occupied(slot) => slot.into_mut(),

@@ -176,6 +176,9 @@ pub struct WecomConfig {
     pub timestamp_tolerance_secs: u64,
     /// How long handled MsgIds are remembered, so that WeCom's retries trigger nothing twice.
     pub dedupe_ttl_hours: u64,
+    /// Handled ids kept in memory (16 bytes each); past this the oldest are looked up in the
+    /// store instead.
+    pub dedupe_memory_ids: usize,
     /// Messages per minute per robot webhook key (WeCom allows 20).
     pub webhook_per_minute: u32,
     /// Sends per second across every key and bot: what the service puts on the wire at most.
@@ -458,6 +461,15 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
             format!(
                 "must be 24 to {MAX_DEDUPE_TTL_HOURS} (WeCom retries within a day; ids are kept in memory), got {}",
                 w.dedupe_ttl_hours
+            ),
+        );
+    }
+    if !(10_000..=100_000_000).contains(&w.dedupe_memory_ids) {
+        problem(
+            "wecom.dedupe_memory_ids",
+            format!(
+                "must be 10000 to 100000000 (16 bytes each), got {}",
+                w.dedupe_memory_ids
             ),
         );
     }

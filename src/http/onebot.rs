@@ -149,7 +149,13 @@ pub async fn webhook(
     let group = domain.chat_id().map(|c| c.as_str().to_owned());
     // Over the webhook nothing tells which actions the implementation offers: no removals.
     match inbound::handle(&state, *domain, Capabilities::bot_account(false, false)).await {
-        Ok(Handled::New(Some(reply)) | Handled::NotSaved(Some(reply))) => {
+        // A repeated event id gets the reply its first delivery got (the implementation may
+        // have lost that answer: that is why it sends again).
+        Ok(
+            Handled::New(Some(reply))
+            | Handled::NotSaved(Some(reply))
+            | Handled::Duplicate(Some(reply)),
+        ) => {
             let Some(group) = group else {
                 return StatusCode::NO_CONTENT.into_response();
             };

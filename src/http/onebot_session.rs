@@ -327,7 +327,8 @@ async fn handle_events(
         );
         let dedupe_key = crate::dedupe::dedupe_key(&event.bot, &event.msg_id);
         let added = event.kind == crate::domain::EventKind::BotAdded;
-        let reply = match inbound::handle(&state, event, caps).await {
+        // Nothing on the socket acknowledges an event: the reply need not wait for the commit.
+        let reply = match inbound::handle_queued(&state, event, caps).await {
             Ok(Handled::New(reply)) if added => {
                 if let (Some(chat), Some(account)) = (chat.clone(), account.clone()) {
                     let key = AccountKey {

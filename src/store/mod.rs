@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use activity::{RecentActivity, SharedTally, SpeakerTally};
-pub use moderation::{BlacklistEntry, LogEntry, LogFilter, StandingRecord};
+pub use moderation::{BlacklistEntry, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
 pub use records::{
     Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord, PUSH_ONLY_BOT,
@@ -353,19 +353,32 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Handled message ids first seen at or after `since` (unix seconds).
-    pub fn dedupe_since(&self, since: i64) -> Result<Vec<(String, DedupeRecord)>, StoreError> {
+    /// Calls `f` with each handled message id first seen at or after `since` (unix seconds) and
+    /// when; returns how many. Streams: the ids are not collected first.
+    pub fn each_dedupe_since(
+        &self,
+        since: i64,
+        mut f: impl FnMut(&str, i64),
+    ) -> Result<usize, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(DEDUPE)?;
-        let mut out = Vec::new();
+        let mut count = 0;
         for entry in table.iter()? {
             let (key, value) = entry?;
             let record: DedupeRecord = decode(value.value())?;
             if record.at >= since {
-                out.push((key.value().to_owned(), record));
+                f(key.value(), record.at);
+                count += 1;
             }
         }
-        Ok(out)
+        Ok(count)
+    }
+
+    /// The record of a handled message id (its reply), if the store has it.
+    pub fn dedupe_record(&self, key: &str) -> Result<Option<DedupeRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(DEDUPE)?;
+        table.get(key)?.map(|v| decode(v.value())).transpose()
     }
 
     /// The `meta` entries whose key starts with `prefix`, in key order (small caches kept by

@@ -113,7 +113,42 @@ impl LogFilter {
 /// bounded time (with what it found).
 const MAX_SCANNED: usize = 200_000;
 
+/// What moderation decided about one event, written with the event's batch: the member's
+/// standing, the log entry and, for a removal, the blacklist entry.
+#[derive(Debug, Clone)]
+pub struct ModerationWrite {
+    pub chat: ChatId,
+    pub user: String,
+    pub standing: Option<StandingRecord>,
+    pub entry: LogEntry,
+    pub ban: Option<BlacklistEntry>,
+}
+
+impl ModerationWrite {
+    /// Only a log entry (no standing, no ban).
+    pub fn entry(chat: &ChatId, user: &str, entry: LogEntry) -> Self {
+        Self {
+            chat: chat.clone(),
+            user: user.to_owned(),
+            standing: None,
+            entry,
+            ban: None,
+        }
+    }
+}
+
 impl WriteTx<'_> {
+    /// Writes what moderation decided (see [`ModerationWrite`]); returns the log entry's id.
+    pub fn apply_moderation(&mut self, write: &ModerationWrite) -> Result<u64, StoreError> {
+        if let Some(record) = &write.standing {
+            self.put_standing(&write.chat, &write.user, record)?;
+        }
+        if let Some(ban) = &write.ban {
+            self.blacklist_add(ban)?;
+        }
+        self.log_moderation(&write.entry)
+    }
+
     pub fn standing(&self, chat: &ChatId, user: &str) -> Result<StandingRecord, StoreError> {
         self.mod_standing
             .get((chat.as_str(), user))?

@@ -117,9 +117,9 @@ fn data_survives_a_reopen_and_old_dedupe_ids_are_pruned() {
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.groups().unwrap().len(), 1);
-    assert_eq!(store.dedupe_since(150).unwrap().len(), 1);
+    assert_eq!(store.each_dedupe_since(150, |_, _| {}).unwrap(), 1);
     assert_eq!(store.write(|tx| tx.prune_dedupe(150)).unwrap(), 1);
-    assert_eq!(store.dedupe_since(0).unwrap().len(), 1);
+    assert_eq!(store.each_dedupe_since(0, |_, _| {}).unwrap(), 1);
 }
 
 #[test]

@@ -131,3 +131,36 @@ async fn a_group_first_seen_through_a_message_is_adopted_without_a_greeting() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(app.fake.received("quiet-key").is_empty());
 }
+
+/// Read-your-writes: once WeCom has its answer, the admin API shows the adoption — no waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_adoption_is_listed_at_once() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let app = std::sync::Arc::clone(&app);
+        calls.spawn(async move {
+            let chat = format!("ryw-{i:02}");
+            let hook = app.fake.webhook_url(&chat);
+            let added = robot_message(
+                &chat,
+                "owner",
+                &format!("add-{chat}"),
+                &hook,
+                &event_body("add_to_chat"),
+            );
+            assert_eq!(app.post_callback(&added).await.status(), StatusCode::OK);
+            // Straight after the answer, not polled.
+            let groups = app.groups().await;
+            assert!(
+                groups
+                    .iter()
+                    .any(|g| g["chat_id"] == chat && g["status"] == "adopted"),
+                "{chat} answered but not listed"
+            );
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap();
+    }
+}

@@ -798,3 +798,40 @@ async fn one_connection_carries_two_accounts_and_a_new_connection_takes_an_accou
     second.disconnect().await;
     third.disconnect().await;
 }
+
+/// Over the HTTP webhook an event sent again (the implementation lost the first answer) gets the
+/// same reply as the first time, and is handled once.
+#[tokio::test]
+async fn a_repeated_webhook_event_gets_the_same_reply() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let event = json!({
+        "id": "hook-1", "time": 1.0, "type": "message", "detail_type": "group", "sub_type": "",
+        "self": {"platform": "wechat", "user_id": BOT_ACCOUNT}, "message_id": "m-hook-1",
+        "group_id": GROUP, "user_id": "wxid_a",
+        "message": [{"type": "text", "data": {"text": "请问怎么开票"}}], "alt_message": ""
+    });
+    let post = || {
+        app.http
+            .post(app.url(&format!("/onebot/v12/{ONEBOT}")))
+            .bearer_auth(ONEBOT_TOKEN)
+            .json(&event)
+            .send()
+    };
+    let first = post().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first[0]["action"], "send_message", "{first}");
+    assert!(first.to_string().contains("开票信息请看群公告"), "{first}");
+    let again = post().await.unwrap();
+    assert_eq!(again.status(), 200, "a repeated event keeps its reply");
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
+    let member = members
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["user_id"] == "wxid_a"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(member["messages"], 1, "handled once: {members}");
+}
