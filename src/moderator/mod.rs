@@ -7,6 +7,7 @@
 //! [`requests`].
 
 pub mod activity;
+pub mod notices;
 pub mod qr;
 pub mod requests;
 
@@ -15,10 +16,10 @@ use std::sync::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use minijinja::context;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::channels::onebot::hub::{AccountKey, DELETE_ACTION};
-use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, MixedItem};
+use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, MixedItem, OutMessage};
 use crate::engine::moderation::{
     self, Activity, Content, Finding, ModerationRules, Prepared, Severity, Standing, Verdict,
 };
@@ -71,6 +72,8 @@ pub struct Moderator {
     tracker: Mutex<Tracker>,
     members: Mutex<HashMap<(ChatId, String), MemberState>>,
     blacklist: RwLock<HashMap<String, BlacklistEntry>>,
+    /// One warning and one admin notice per member, check and outcome in a window.
+    notices: notices::Coalescer,
 }
 
 impl Moderator {
@@ -86,6 +89,7 @@ impl Moderator {
             tracker: Mutex::default(),
             members: Mutex::default(),
             blacklist: RwLock::new(blacklist),
+            notices: notices::Coalescer::default(),
         })
     }
 
@@ -353,6 +357,14 @@ pub async fn screen_message(
             }
         }
     };
+    // Decided before the notice is rendered: a folded notice costs no template and no post.
+    let admit = match verdict.settings.dry_run {
+        true => notices::Admit::Post { folded: 0 },
+        false => moderator
+            .notices
+            .admit(chat, user, &worst.check, outcome.as_str(), now),
+    };
+    let folded = matches!(admit, notices::Admit::Fold { .. });
     let warning = (outcome == Severity::Warn)
         .then_some(rules.warning.as_ref())
         .flatten()
@@ -365,28 +377,39 @@ pub async fn screen_message(
             .map_err(|e| error!(error = %e, "the moderation warning did not render"))
             .ok()
         });
-    let mut notice = notice_text(
-        rules,
-        &scripts.templates,
-        vars,
-        &worst,
-        outcome,
-        &verdict,
-        event,
-    );
-    if deletable.is_none() && outcome >= Severity::Delete {
+    let mut notice = match folded {
+        true => String::new(),
+        false => notice_text(
+            rules,
+            &scripts.templates,
+            vars,
+            &worst,
+            outcome,
+            &verdict,
+            event,
+        ),
+    };
+    if deletable.is_none() && outcome >= Severity::Delete && !folded {
         notice.push_str("（机器人无法撤回这条消息，请管理员处理）");
     }
     let actions = moderation::plan(&verdict, user, deletable, warning, notice);
-    let (actions, notes) = engine::degrade(actions, caps, &settings);
+    let (mut actions, notes) = engine::degrade(actions, caps, &settings);
     for note in notes {
         warn!(bot = %event.bot, chat = %chat, "{note}");
+    }
+    if folded {
+        // The admins were told about this member, check and outcome in this window already.
+        actions.retain(|a| {
+            !matches!(a, Action::NotifyAdmins { .. })
+                && !matches!(a, Action::Post { purpose, .. } if *purpose == "notify_admins")
+        });
     }
     let warned = format!(
         "warned {}/{}",
         verdict.warnings, verdict.settings.warn_limit
     );
-    let (mut done, posts) = carry_out(state, event, actions, caps, &warned).await;
+    let (mut done, mut posts) = carry_out(state, event, actions, caps, &warned).await;
+    note_folding(admit, chat, user, &worst.check, &mut posts, &mut done);
     let dry_run = verdict.settings.dry_run;
     if dry_run {
         done.push(format!("dry run: would {}", outcome.as_str()));
@@ -490,6 +513,39 @@ async fn carry_out(
         }
     }
     (done, posts)
+}
+
+/// What coalescing did with a finding's posts ([`notices`]), for the log (`done`) and, after
+/// folded findings, for the admins (the notice says how many there were).
+fn note_folding(
+    admit: notices::Admit,
+    chat: &ChatId,
+    user: &str,
+    check: &str,
+    posts: &mut [Post],
+    done: &mut Vec<String>,
+) {
+    match admit {
+        notices::Admit::Post { folded: 0 } => {}
+        notices::Admit::Post { folded } => {
+            done.push(format!("{folded} earlier findings were folded"));
+            let note = format!("（此前 10 分钟内同类情况 {folded} 次，已合并未逐条提醒）");
+            for post in posts.iter_mut().filter(|p| p.purpose == "notify_admins") {
+                if let OutMessage::Text { content, .. } | OutMessage::Markdown { content } =
+                    &mut post.message
+                {
+                    content.push_str(&note);
+                }
+            }
+        }
+        notices::Admit::Fold { since, nth } => {
+            debug!(chat = %chat, user, check, nth, "moderation posts folded");
+            done.push(format!(
+                "admin notice folded into the one of {} (#{nth})",
+                since.format("%H:%M:%S")
+            ));
+        }
+    }
 }
 
 /// The finding for a blacklisted member's first message in a group.

@@ -273,7 +273,7 @@ impl Outbox {
                     gone_at: None,
                 }),
             });
-        lane.queue.push_back(entry);
+        queue_by_priority(&mut lane.queue, entry);
         if let Some(memory) = lane.idle.take() {
             let inner = Arc::clone(&self.inner);
             self.inner.tracker.spawn(run_lane(inner, target, memory));
@@ -327,6 +327,29 @@ impl Outbox {
         }
         finished
     }
+}
+
+/// How soon a send of `purpose` goes out among those waiting for the same key (lower first):
+/// answers to people (replies, welcomes, the adoption greeting, an envelope) before broadcasts,
+/// broadcasts before moderation's warnings and notices — a burst of spam must not hold a
+/// newcomer's welcome until it expires.
+fn priority(purpose: &str) -> u8 {
+    match purpose {
+        "reply" | "welcome" | "adoption_greeting" | "red_envelope" => 0,
+        "moderation_warning" | "notify_admins" | "health_digest" => 2,
+        _ => 1,
+    }
+}
+
+/// Puts `entry` after every waiting entry of its priority or a more urgent one (in order of
+/// arrival within a priority).
+fn queue_by_priority(queue: &mut VecDeque<OutboxEntry>, entry: OutboxEntry) {
+    let rank = priority(&entry.purpose);
+    let at = queue
+        .iter()
+        .rposition(|waiting| priority(&waiting.purpose) <= rank)
+        .map_or(0, |i| i + 1);
+    queue.insert(at, entry);
 }
 
 /// Every key's lane.
@@ -839,5 +862,50 @@ async fn release_group(store: &Store, chat: &ChatId, errcode: i64) {
         Ok(Ok(false)) => {}
         Ok(Err(e)) => error!(chat = %chat_id, error = %e, "could not mark the group released"),
         Err(e) => error!(error = %e, "release task failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, purpose: &str) -> OutboxEntry {
+        OutboxEntry {
+            id,
+            key: format!("k{id}"),
+            chat: None,
+            bot: None,
+            to: Destination::Webhook { url: String::new() },
+            message: crate::domain::OutMessage::Markdown {
+                content: String::new(),
+            },
+            purpose: purpose.into(),
+            run: None,
+            not_before: None,
+            state: OutboxState::Pending,
+            attempts: 0,
+            pieces_done: 0,
+            last_error: None,
+            created_at: Utc::now(),
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn welcomes_and_replies_pass_waiting_notices_and_keep_their_order() {
+        let mut queue = VecDeque::new();
+        for (id, purpose) in [
+            (1, "notify_admins"),
+            (2, "moderation_warning"),
+            (3, "morning-report"),
+            (4, "welcome"),
+            (5, "notify_admins"),
+            (6, "reply"),
+            (7, "morning-report"),
+        ] {
+            queue_by_priority(&mut queue, entry(id, purpose));
+        }
+        let order: Vec<u64> = queue.iter().map(|e| e.id).collect();
+        assert_eq!(order, [4, 6, 3, 7, 1, 2, 5]);
     }
 }

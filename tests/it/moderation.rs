@@ -629,3 +629,81 @@ async fn a_question_to_the_bot_asked_again_is_not_a_repeat() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(log(&app, "user_id=wxid_spam").await.len(), 1);
 }
+
+/// A member firing 300 spam @-mentions gets the warnings up to the limit and the owner one notice
+/// per outcome — not 300 notices holding the robot's 20 a minute for a quarter of an hour — and
+/// a newcomer reported right after is welcomed at once; the log shows every finding and what was
+/// folded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spam_burst_posts_one_warning_and_a_welcome_right_after_is_not_held_back() {
+    let scripts = scripts();
+    let app = spawn_app_with(Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Options::default()
+    })
+    .await;
+    let hook = app.fake.webhook_url("burst");
+    let added = robot_message(
+        "g-burst",
+        "boss",
+        "add-g-burst",
+        &hook,
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    app.fake.wait_delivered("burst", 1).await; // the adoption greeting
+
+    for i in 0..300 {
+        let spam = robot_message(
+            "g-burst",
+            "spammer",
+            &format!("spam-{i}"),
+            &hook,
+            &text_body(&format!("@会计小喇叭 发票问题加我薇信 kj12345 详聊 {i}")),
+        );
+        assert_eq!(app.post_callback(&spam).await.status(), 200);
+    }
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups/g-burst/joins",
+            Some(json!({"members": [{"user_id": "newbie", "name": "新同学"}]})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let welcomed = |fake: &FakeWecom| {
+        fake.received("burst")
+            .iter()
+            .any(|r| r.answered == 0 && r.body.to_string().contains("newbie"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !welcomed(&app.fake) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the welcome was held back: {} posts so far",
+            app.fake.received("burst").len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let moderation_posts = app
+        .fake
+        .received("burst")
+        .iter()
+        .filter(|r| !r.body.to_string().contains("newbie"))
+        .count()
+        - 1; // the greeting
+    assert!(
+        moderation_posts <= 8,
+        "{moderation_posts} moderation posts for one burst"
+    );
+    let entries = log(&app, "chat_id=g-burst&limit=500").await;
+    assert_eq!(entries.len(), 300, "every finding is logged");
+    let folded = entries
+        .iter()
+        .filter(|e| e["outcome"].to_string().contains("admin notice folded"))
+        .count();
+    assert!(
+        folded >= 290,
+        "{folded} entries say their notice was folded"
+    );
+}
