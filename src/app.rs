@@ -158,7 +158,8 @@ impl App {
         ));
         let (store, loading) = (self.store.clone(), Arc::clone(&dedupe));
         let remembered = tokio::task::spawn_blocking(move || {
-            store.each_dedupe_since(unix_now() - ttl_secs, |key, at| loading.remember(key, at))
+            let now = unix_now();
+            store.each_dedupe_since(now - ttl_secs, |key, at| loading.remember(key, at, now))
         })
         .await
         .map_err(|e| AppError::Server(std::io::Error::other(e)))??;
@@ -425,7 +426,7 @@ async fn prune_periodically(
     loop {
         tick.tick().await;
         let before = unix_now() - ttl_secs;
-        let removed = dedupe.prune(before);
+        let removed = dedupe.prune(before, unix_now());
         if removed > 0 {
             info!(removed, "forgot old handled message ids in memory");
         }

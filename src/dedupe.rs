@@ -1,11 +1,12 @@
 //! Remembering handled message ids, so that a WeCom retry of a message that was already handled
 //! gets the same reply and triggers nothing a second time (PROTOCOL.md §6).
 //!
-//! Memory holds only what the check needs: a 64-bit digest of each id (keyed per process, so
-//! nobody outside can aim for collisions) with the minute it was handled and whether its batch
-//! is still being committed — 16 bytes an id instead of the id and its reply. The reply lives in
-//! the store, written with the event's batch; the rare retry reads it from there, and a digest
-//! that matches an id the store does not know is a collision and handled as new.
+//! Memory holds only what the check needs: 8 bytes an id — 48 bits of a digest of it (keyed per
+//! process, so nobody outside can aim for collisions), a pending flag and the 10-minute slot it
+//! was handled in — instead of the id and its reply. The reply lives in the store, written with
+//! the event's batch; the rare retry reads it from there, and a digest that matches an id the
+//! store does not know is a collision (one in tens of millions at a million ids) and handled as
+//! new.
 //!
 //! An id is *pending* from the moment its event is handed to the pipeline until the pipeline
 //! has committed (or failed to commit) the batch that holds it; a retry arriving meanwhile waits
@@ -15,8 +16,8 @@
 //! from memory, and until every dropped id has outlived the de-duplication window a miss is
 //! checked against the store as well ([`Dedupe::must_ask_store`]).
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -25,11 +26,81 @@ use tokio::sync::watch;
 use crate::domain::BotId;
 
 const SHARDS: usize = 16;
-/// The high bit of a mark: the id's batch is not committed yet.
-const PENDING: u32 = 1 << 31;
+/// The low 16 bits of a [`Packed`] id: the pending flag and the slot.
+const MARK_BITS: u64 = 0xffff;
+/// The mark's flag: the id's batch is not committed yet.
+const PENDING: u64 = 1 << 15;
+/// Slots are 10 minutes, numbered modulo 2^15 (227 days, far beyond any window).
+const SLOT_SECS: i64 = 600;
+const SLOTS: i64 = 1 << 15;
 
-/// Ids kept in memory when no capacity is configured: about 35 MB at the most.
+/// Ids kept in memory when no capacity is configured: about 19 MB at the most.
 pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+/// A handled id in memory: the digest's high 48 bits (what it is found by) and the mark.
+#[derive(Clone, Copy)]
+struct Packed(u64);
+
+impl Packed {
+    fn new(digest: u64, pending: bool, slot: i64) -> Self {
+        let flag = if pending { PENDING } else { 0 };
+        Packed((digest & !MARK_BITS) | flag | (slot.rem_euclid(SLOTS) as u64))
+    }
+
+    fn pending(self) -> bool {
+        self.0 & PENDING != 0
+    }
+
+    fn slot(self) -> i64 {
+        (self.0 & (PENDING - 1)) as i64
+    }
+
+    /// Slots between this id's and `now_slot`.
+    fn age(self, now_slot: i64) -> i64 {
+        (now_slot - self.slot()).rem_euclid(SLOTS)
+    }
+}
+
+impl PartialEq for Packed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 & !MARK_BITS == other.0 & !MARK_BITS
+    }
+}
+
+impl Eq for Packed {}
+
+impl Hash for Packed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a keyed digest: its bits, rotated so that both ends of the hash are random.
+        state.write_u64((self.0 & !MARK_BITS).rotate_left(32));
+    }
+}
+
+/// Passes a digest through as its own hash.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashSet<Packed, BuildHasherDefault<Identity>>;
+
+fn slot_of(unix_secs: i64) -> i64 {
+    unix_secs.div_euclid(SLOT_SECS)
+}
 
 /// The key of a handled message: its bot and its id.
 pub fn dedupe_key(bot: &BotId, msg_id: &str) -> String {
@@ -54,7 +125,7 @@ pub enum Lookup {
 /// The in-memory set of handled ids.
 pub struct Dedupe {
     hasher: std::hash::RandomState,
-    shards: Vec<Mutex<HashMap<u64, u32>>>,
+    shards: Vec<Mutex<Shard>>,
     /// Ids per shard before the oldest are dropped.
     shard_capacity: usize,
     /// Unix seconds until which a miss must be checked against the store (ids were dropped for
@@ -72,17 +143,12 @@ impl Default for Dedupe {
     }
 }
 
-/// Minutes since the epoch, as a mark (ids are kept for days: minutes are fine enough).
-fn minute_of(unix_secs: i64) -> u32 {
-    (unix_secs.max(0) / 60).min(i64::from(PENDING - 1)) as u32
-}
-
 impl Dedupe {
     /// An empty set holding at most about `capacity` ids, each remembered for `ttl_secs`.
     pub fn with_capacity(capacity: usize, ttl_secs: i64) -> Self {
         Self {
             hasher: std::hash::RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: (capacity / SHARDS).max(16),
             ask_store_until: AtomicI64::new(0),
             ttl_secs,
@@ -90,47 +156,53 @@ impl Dedupe {
         }
     }
 
-    fn digest(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
+    /// The id as it is looked up (its mark is not part of a comparison).
+    fn probe(&self, key: &str) -> Packed {
+        Packed::new(self.hasher.hash_one(key), false, 0)
     }
 
-    fn shard(&self, digest: u64) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
-        // A panic while holding the lock cannot leave a map half-updated: each change is one call.
-        self.shards[(digest >> 56) as usize % SHARDS]
+    fn shard(&self, id: Packed) -> std::sync::MutexGuard<'_, Shard> {
+        // A panic while holding the lock cannot leave a set half-updated: each change is one call.
+        self.shards[(id.0 >> 60) as usize % SHARDS]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Remembers a handled id read back from the store (at start).
-    pub fn remember(&self, key: &str, at_unix: i64) {
-        let digest = self.digest(key);
-        self.insert(digest, minute_of(at_unix));
+    /// Remembers an id handled at `at_unix`, read back from the store at `now_unix` (at start).
+    pub fn remember(&self, key: &str, at_unix: i64, now_unix: i64) {
+        let id = Packed::new(self.hasher.hash_one(key), false, slot_of(at_unix));
+        self.insert(id, slot_of(now_unix));
     }
 
-    fn insert(&self, digest: u64, mark: u32) -> bool {
-        let mut shard = self.shard(digest);
-        if shard.contains_key(&digest) {
+    fn insert(&self, id: Packed, now_slot: i64) -> bool {
+        let mut shard = self.shard(id);
+        if shard.contains(&id) {
             return false;
         }
         if shard.len() >= self.shard_capacity {
-            self.make_room(&mut shard);
+            self.make_room(&mut shard, now_slot);
         }
-        shard.insert(digest, mark);
+        shard.insert(id);
         true
     }
 
-    /// Drops the older half (by minute) of a full shard's settled ids.
-    fn make_room(&self, shard: &mut HashMap<u64, u32>) {
-        let settled = || shard.values().filter(|m| *m & PENDING == 0);
-        let (Some(oldest), Some(newest)) = (settled().min(), settled().max()) else {
+    /// Drops the older half (by slot) of a full shard's settled ids.
+    fn make_room(&self, shard: &mut Shard, now_slot: i64) {
+        let Some(oldest) = shard
+            .iter()
+            .filter(|id| !id.pending())
+            .map(|id| id.age(now_slot))
+            .max()
+        else {
             return;
         };
-        let cut = oldest + (newest - oldest).div_ceil(2).max(1);
+        // Keep the younger half of the ages present; when every id is of the current slot, none.
+        let cutoff = (oldest + 1) / 2;
         let before = shard.len();
-        shard.retain(|_, m| *m & PENDING != 0 || *m >= cut);
+        shard.retain(|id| id.pending() || id.age(now_slot) < cutoff);
         if shard.len() < before {
             // The dropped ids may be retried until they are older than the window.
-            let until = i64::from(cut) * 60 + self.ttl_secs;
+            let until = now_slot * SLOT_SECS + self.ttl_secs;
             self.ask_store_until.fetch_max(until, Ordering::Relaxed);
             tracing::warn!(
                 dropped = before - shard.len(),
@@ -141,10 +213,10 @@ impl Dedupe {
 
     /// What memory knows of `key`.
     pub fn lookup(&self, key: &str) -> Lookup {
-        let digest = self.digest(key);
-        match self.shard(digest).get(&digest) {
+        let probe = self.probe(key);
+        match self.shard(probe).get(&probe) {
             None => Lookup::Unseen,
-            Some(mark) if mark & PENDING != 0 => Lookup::Pending,
+            Some(id) if id.pending() => Lookup::Pending,
             Some(_) => Lookup::Handled,
         }
     }
@@ -158,15 +230,17 @@ impl Dedupe {
     /// Marks `key` pending (its event is being handed to the pipeline). False when memory knows
     /// it already.
     pub fn begin(&self, key: &str, now_unix: i64) -> bool {
-        self.insert(self.digest(key), minute_of(now_unix) | PENDING)
+        let slot = slot_of(now_unix);
+        self.insert(Packed::new(self.hasher.hash_one(key), true, slot), slot)
     }
 
     /// The batch holding `keys` is committed: they are handled.
     pub fn committed<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
         for key in keys {
-            let digest = self.digest(key);
-            if let Some(mark) = self.shard(digest).get_mut(&digest) {
-                *mark &= !PENDING;
+            let probe = self.probe(key);
+            let mut shard = self.shard(probe);
+            if let Some(id) = shard.get(&probe).copied().filter(|id| id.pending()) {
+                shard.replace(Packed(id.0 & !PENDING));
             }
         }
         self.settled.send_modify(|n| *n += 1);
@@ -175,10 +249,10 @@ impl Dedupe {
     /// The batch holding `keys` was not committed: they are forgotten, so a retry is new.
     pub fn abandoned<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
         for key in keys {
-            let digest = self.digest(key);
-            let mut shard = self.shard(digest);
-            if shard.get(&digest).is_some_and(|m| m & PENDING != 0) {
-                shard.remove(&digest);
+            let probe = self.probe(key);
+            let mut shard = self.shard(probe);
+            if shard.get(&probe).is_some_and(|id| id.pending()) {
+                shard.remove(&probe);
             }
         }
         self.settled.send_modify(|n| *n += 1);
@@ -199,16 +273,18 @@ impl Dedupe {
         }
     }
 
-    /// Drops settled ids first seen before `before` (unix seconds); returns how many.
-    pub fn prune(&self, before: i64) -> usize {
-        let cut = minute_of(before);
+    /// Drops settled ids first seen before `before` (unix seconds, as of `now`); returns how
+    /// many.
+    pub fn prune(&self, before: i64, now: i64) -> usize {
+        let now_slot = slot_of(now);
+        let max_age = now_slot - slot_of(before);
         self.shards
             .iter()
             .map(|shard| {
-                let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-                let len = map.len();
-                map.retain(|_, m| *m & PENDING != 0 || *m >= cut);
-                len - map.len()
+                let mut set = shard.lock().unwrap_or_else(|p| p.into_inner());
+                let len = set.len();
+                set.retain(|id| id.pending() || id.age(now_slot) <= max_age);
+                len - set.len()
             })
             .sum()
     }
@@ -256,10 +332,10 @@ mod tests {
     #[test]
     fn prune_drops_old_settled_ids_only() {
         let d = Dedupe::default();
-        d.remember("old", 60);
+        d.remember("old", 60, 3600);
         d.begin("pending", 60);
-        d.remember("new", 3600);
-        assert_eq!(d.prune(1800), 1);
+        d.remember("new", 3600, 3600);
+        assert_eq!(d.prune(1800, 3600), 1);
         assert_eq!(d.lookup("old"), Lookup::Unseen);
         assert_eq!(d.lookup("pending"), Lookup::Pending);
         assert_eq!(d.lookup("new"), Lookup::Handled);
@@ -270,8 +346,10 @@ mod tests {
         let ttl = 48 * 3600;
         let d = Dedupe::with_capacity(16 * SHARDS, ttl);
         for i in 0..10_000i64 {
-            d.remember(&format!("id{i}"), 1_000_000 + i * 60);
+            let at = 1_000_000 + i * 60;
+            d.remember(&format!("id{i}"), at, at);
         }
+        assert!(d.len() >= 8 * SHARDS, "{} ids kept", d.len());
         assert!(d.len() <= 16 * SHARDS, "{} ids kept", d.len());
         // The newest are still known; some old ones were dropped, so misses go to the store
         // until the dropped ones are past the window.

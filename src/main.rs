@@ -4,7 +4,9 @@ use clap::Parser;
 
 /// mimalloc instead of the system allocator: the request path allocates and frees many small
 /// buffers across threads, where glibc's malloc cost a measurable share of throughput
-/// (docs/decisions.md).
+/// (docs/decisions.md). Without the `mimalloc` feature the system allocator is used, for heap
+/// profilers that only see it (heaptrack).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -176,7 +176,7 @@ pub struct WecomConfig {
     pub timestamp_tolerance_secs: u64,
     /// How long handled MsgIds are remembered, so that WeCom's retries trigger nothing twice.
     pub dedupe_ttl_hours: u64,
-    /// Handled ids kept in memory (16 bytes each); past this the oldest are looked up in the
+    /// Handled ids kept in memory (8 bytes each, about 19 bytes with the table around them); past this the oldest are looked up in the
     /// store instead.
     pub dedupe_memory_ids: usize,
     /// Messages per minute per robot webhook key (WeCom allows 20).
@@ -468,7 +468,7 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
         problem(
             "wecom.dedupe_memory_ids",
             format!(
-                "must be 10000 to 100000000 (16 bytes each), got {}",
+                "must be 10000 to 100000000 (about 19 bytes each), got {}",
                 w.dedupe_memory_ids
             ),
         );

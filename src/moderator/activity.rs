@@ -17,13 +17,22 @@ use crate::domain::ChatId;
 
 /// The most entries kept per member, per text or per group.
 pub const MAX_PER_KEY: usize = 256;
-/// The most message times and text sightings kept in all (about 200 bytes each).
+/// The most message times and text sightings kept in all (about 100 bytes each).
 pub const MAX_ENTRIES: usize = 200_000;
 
 /// Which list an entry went into, in the order entries came (for evicting the oldest).
 enum Entry {
-    Message((ChatId, String)),
+    Message(u64),
     Text(u64),
+}
+
+/// A member of a group, as a 64-bit hash: the lists need only tell members apart, and a hash
+/// costs no allocation per entry (two members sharing one would only share a flood count).
+fn member_key(chat: &ChatId, user_id: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    chat.as_str().hash(&mut hasher);
+    user_id.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// How often the tracker is swept of old entries.
@@ -33,7 +42,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sighting {
     pub chat: ChatId,
-    pub user_id: String,
+    /// The sender, as [`member_key`] of the group and the user id.
+    pub member: u64,
     pub at: DateTime<Utc>,
     /// The message and the bot account it came through, to delete the copies of a campaign.
     pub message_id: Option<String>,
@@ -52,7 +62,7 @@ pub struct Before {
 
 #[derive(Default)]
 pub struct Tracker {
-    messages: HashMap<(ChatId, String), VecDeque<DateTime<Utc>>>,
+    messages: HashMap<u64, VecDeque<DateTime<Utc>>>,
     texts: HashMap<u64, VecDeque<Sighting>>,
     /// Every message time and sighting, oldest first, with when it was recorded.
     order: VecDeque<(Entry, DateTime<Utc>)>,
@@ -78,6 +88,25 @@ fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - at).to_std().unwrap_or_default()
 }
 
+impl Sighting {
+    /// A sighting of `user_id`'s message in `chat` at `at`.
+    pub fn new(
+        chat: &ChatId,
+        user_id: &str,
+        at: DateTime<Utc>,
+        message_id: Option<String>,
+        via: Option<AccountKey>,
+    ) -> Self {
+        Sighting {
+            member: member_key(chat, user_id),
+            chat: chat.clone(),
+            at,
+            message_id,
+            via,
+        }
+    }
+}
+
 impl Tracker {
     /// Records a message and returns what was known before it. `keep` is the longest window
     /// any check looks back.
@@ -89,8 +118,8 @@ impl Tracker {
         now: DateTime<Utc>,
     ) -> Before {
         self.sweep(keep, now);
-        let key = (sighting.chat.clone(), sighting.user_id.clone());
-        let member = self.messages.entry(key.clone()).or_default();
+        let key = sighting.member;
+        let member = self.messages.entry(key).or_default();
         let member_messages: Vec<_> = member.iter().copied().collect();
         push_bounded(member, sighting.at);
         self.order.push_back((Entry::Message(key), sighting.at));
@@ -105,7 +134,7 @@ impl Tracker {
             let seen = self.texts.entry(text).or_default();
             for s in seen.iter() {
                 if s.chat == sighting.chat {
-                    if s.user_id == sighting.user_id {
+                    if s.member == sighting.member {
                         before.same_text.push(s.at);
                     }
                 } else {
@@ -227,13 +256,13 @@ mod tests {
     }
 
     fn seen(chat: &str, user: &str, secs: i64) -> Sighting {
-        Sighting {
-            chat: ChatId::new(chat),
-            user_id: user.into(),
-            at: at(secs),
-            message_id: Some(format!("m{secs}")),
-            via: None,
-        }
+        Sighting::new(
+            &ChatId::new(chat),
+            user,
+            at(secs),
+            Some(format!("m{secs}")),
+            None,
+        )
     }
 
     #[test]

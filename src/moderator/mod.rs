@@ -51,7 +51,7 @@ struct MemberState {
 /// Members cached before idle ones are dropped (they are read from the store again when they
 /// speak; only `blacklist_checked` is lost, so a blacklisted member dropped from the cache is
 /// checked once more).
-const MAX_CACHED_MEMBERS: usize = 100_000;
+const MAX_CACHED_MEMBERS: usize = 50_000;
 /// Entries idle this long go first when the cache is full.
 const CACHE_IDLE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
@@ -249,16 +249,16 @@ pub async fn screen_message(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .message(
-            Sighting {
-                chat: chat.clone(),
-                user_id: user.to_owned(),
-                at: now,
-                message_id: event.message_id.clone(),
-                via: event.account.as_ref().map(|account| AccountKey {
+            Sighting::new(
+                chat,
+                user,
+                now,
+                event.message_id.clone(),
+                event.account.as_ref().map(|account| AccountKey {
                     bot: event.bot.clone(),
                     user_id: account.clone(),
                 }),
-            },
+            ),
             // A question to the bot is asked again and in several groups by design (the same
             // question on a filing deadline): repeats and campaigns count only other messages.
             if event.mentioned {
