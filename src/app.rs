@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use tokio::net::TcpListener;
@@ -315,16 +314,15 @@ impl App {
         }
         info!(%addr, "serving");
 
-        // Small frames (a OneBot action, a passive reply) go out at once instead of waiting for
-        // the peer's delayed ACK (Nagle: up to 40 ms on Linux).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                warn!(error = %e, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        let served = axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = crate::http::serve::Limits {
+            header_read: Duration::from_secs(config.server.header_read_timeout_secs),
+            idle: Duration::from_secs(config.server.idle_timeout_secs),
+            grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        };
+        let body_timeout = Duration::from_secs(config.server.body_read_timeout_secs);
+        let served =
+            crate::http::serve::serve(listener, router(state, body_timeout), limits, shutdown)
+                .await;
         info!("no longer accepting requests; draining");
         // Upgraded sockets outlive the server: close them, so that their handles let go.
         hub_for_shutdown.stop();

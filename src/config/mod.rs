@@ -85,6 +85,9 @@ struct RawServer {
     #[serde(default)]
     public_url: String,
     shutdown_grace_secs: u64,
+    header_read_timeout_secs: u64,
+    body_read_timeout_secs: u64,
+    idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,8 +130,14 @@ pub struct ServerConfig {
     /// The public base URL operators paste into WeCom (e.g. `https://bot.example.com`); empty
     /// means "the listen address", which is only right for local trials.
     pub public_url: String,
-    /// How long shutdown waits for in-flight sends before giving up on them.
+    /// How long shutdown waits for requests and sends in flight before giving up on them.
     pub shutdown_grace_secs: u64,
+    /// A request's header must arrive within this (a client trickling it is dropped).
+    pub header_read_timeout_secs: u64,
+    /// A request's body must arrive within this (answered 408 otherwise).
+    pub body_read_timeout_secs: u64,
+    /// A keep-alive connection with nothing in flight closes after this long idle.
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,6 +364,21 @@ impl RawSettings {
             })
         };
 
+        for (key, secs) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                problem(key, format!("must be 1 to 3600 seconds, got {secs}"));
+            }
+        }
         let public_url = self.server.public_url.trim().to_owned();
         if !public_url.is_empty() {
             match url::Url::parse(&public_url) {
@@ -424,6 +448,9 @@ impl RawSettings {
                 listen: self.server.listen,
                 public_url,
                 shutdown_grace_secs: self.server.shutdown_grace_secs,
+                header_read_timeout_secs: self.server.header_read_timeout_secs,
+                body_read_timeout_secs: self.server.body_read_timeout_secs,
+                idle_timeout_secs: self.server.idle_timeout_secs,
             },
             storage: self.storage,
             scripts: self.scripts,

@@ -325,7 +325,7 @@ pub(super) fn admit<T>(
         return Err(Box::new(unauthorized()));
     }
     body.map(|Json(b)| b)
-        .map_err(|e| Box::new(bad_request(e.body_text())))
+        .map_err(|e| Box::new(super::body_refusal(e.status(), &e, e.body_text())))
 }
 
 /// `GET /api/v1/groups/{chat_id}`: one group with its settings.

@@ -11,6 +11,7 @@ mod moderation_admin;
 pub mod onebot;
 mod onebot_session;
 mod robot;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 use crate::channels::onebot::hub::Hub;
 use crate::channels::wecom::robot::RobotEndpoint;
@@ -37,6 +38,45 @@ use crate::welcomer::Welcomer;
 
 /// Largest callback body accepted; WeCom's are a few kilobytes.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
+/// Largest admin API body accepted (a profile, a list of joiners, tags).
+pub const MAX_ADMIN_BODY: usize = 256 * 1024;
+
+/// Whether `error`, or what caused it, is a request body that did not arrive in time.
+fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The answer to a request whose body could not be read: 408 when it did not arrive in time,
+/// 413 when it was too large (`status` says so), else 400 with `reason`.
+pub(crate) fn body_refusal(
+    status: axum::http::StatusCode,
+    error: &(dyn std::error::Error + 'static),
+    reason: String,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let (status, reason) = if is_body_timeout(error) {
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time".to_owned(),
+        )
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large".to_owned(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, reason)
+    };
+    (status, axum::Json(serde_json::json!({ "error": reason }))).into_response()
+}
 
 /// What the handlers share.
 pub struct AppState {
@@ -70,8 +110,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
 }
 
-/// Builds the router.
-pub fn router(state: Arc<AppState>) -> Router {
+/// Builds the router; a request body must arrive within `body_timeout` (408 otherwise).
+pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
     let callbacks = Router::new()
         .route(
             "/wecom/robot/{bot_id}",
@@ -154,10 +194,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
-        ));
+        ))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY));
     Router::new()
         .route("/healthz", get(admin::healthz))
         .merge(callbacks)
         .merge(admin)
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .with_state(state)
 }

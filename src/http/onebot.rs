@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -126,11 +127,18 @@ pub async fn webhook(
     Path(bot_id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let bot = match authorise(&state, &bot_id, &headers, query.as_deref()) {
         Ok(bot) => bot.id.clone(),
         Err(status) => return refusal(status),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            warn!(bot = %bot_id, error = %e, "OneBot webhook body not read");
+            return super::body_refusal(e.status(), &e, e.body_text());
+        }
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return bad_request(&bot_id, "the body is not UTF-8".into());

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -60,10 +61,17 @@ pub async fn callback(
     State(state): State<Arc<AppState>>,
     Path(bot_id): Path<String>,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(endpoint) = endpoint(&state, &bot_id) else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            warn!(bot = %bot_id, error = %e, "callback body not read");
+            return super::body_refusal(e.status(), &e, e.body_text());
+        }
     };
     let query = match parse_query(query.as_deref(), false) {
         Ok(q) => q,

@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod crash;
 mod health;
+mod hostile;
 mod keywords;
 mod moderation;
 mod onebot;

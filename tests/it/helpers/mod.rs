@@ -63,6 +63,8 @@ pub struct TestApp {
 /// Additions to the test configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// Lines added to the `[server]` table.
+    pub server: String,
     /// Lines added to the `[wecom]` table.
     pub wecom: String,
     /// Lines added to the test bot's `[[bots]]` table.
@@ -83,7 +85,7 @@ pub fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options)
         r#"
 [server]
 listen = "127.0.0.1:0"
-shutdown_grace_secs = 5
+{server}
 [storage]
 path = "{store}"
 [scripts]
@@ -105,6 +107,11 @@ encoding_aes_key = "{AES_KEY}"
 {bot}
 {more}
 "#,
+        server = if options.server.contains("shutdown_grace_secs") {
+            options.server.clone()
+        } else {
+            format!("shutdown_grace_secs = 5\n{}", options.server)
+        },
         wecom = options.wecom,
         bot = options.bot,
         more = options.more,
