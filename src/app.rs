@@ -225,8 +225,8 @@ impl App {
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         }
         .spawn();
-        let feeds =
-            Feeds::load(self.store.clone()).map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let feeds = Feeds::load(self.store.clone(), config.feeds.allow_private)
+            .map_err(|e| AppError::HttpClient(e.to_string()))?;
         let feed_task = tokio::spawn(feeds.clone().run(Arc::clone(&self.scripts)));
         let scheduler = Scheduler {
             feeds,
@@ -295,10 +295,10 @@ impl App {
             store: self.store.clone(),
             moderator: Arc::new(crate::moderator::Moderator::load(
                 &self.store,
-                reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .map_err(|e| AppError::HttpClient(e.to_string()))?,
+                crate::moderator::FetchPolicy {
+                    media: crate::outbound::HostList::new(&config.wecom.media_hosts),
+                    files: crate::outbound::HostList::new(&config.onebot.file_hosts),
+                },
             )?),
             envelopes,
             speakers,

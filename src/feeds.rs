@@ -143,17 +143,18 @@ pub struct Feeds {
 
 struct Inner {
     http: reqwest::Client,
+    /// Feeds on private addresses are fetched too (`feeds.allow_private`).
+    allow_private: bool,
     store: Store,
     states: Mutex<HashMap<String, FeedState>>,
 }
 
 impl Feeds {
     /// A cache holding the copies kept in `store` (unreadable copies are logged and ignored).
-    pub fn load(store: Store) -> Result<Feeds, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("trumpet/", env!("CARGO_PKG_VERSION"), " (feeds)"))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()?;
+    /// Feeds are fetched from public addresses only unless `allow_private`
+    /// ([`crate::outbound::feed_client`]).
+    pub fn load(store: Store, allow_private: bool) -> Result<Feeds, reqwest::Error> {
+        let http = crate::outbound::feed_client(allow_private)?;
         let mut states = HashMap::new();
         match store.meta_with_prefix(CACHE_PREFIX) {
             Ok(copies) => {
@@ -181,6 +182,7 @@ impl Feeds {
         Ok(Feeds {
             inner: Arc::new(Inner {
                 http,
+                allow_private,
                 store,
                 states: Mutex::new(states),
             }),
@@ -357,6 +359,13 @@ impl Feeds {
     async fn fetch(&self, spec: &FeedSpec) -> Result<CachedFeed, FeedError> {
         let timeout = spec.timeout;
         let download = async {
+            // A literal address is not resolved, so the resolver cannot refuse it: here.
+            if !self.inner.allow_private
+                && let Ok(url) = url::Url::parse(&spec.url)
+            {
+                crate::outbound::check_public_literal(&url)
+                    .map_err(|e| FeedError::Transport(e.to_string()))?;
+            }
             let mut response = self
                 .inner
                 .http
@@ -543,7 +552,7 @@ mod tests {
     async fn a_view_keeps_fresh_entries_and_forgets_a_copy_of_another_url() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("f.redb")).unwrap();
-        let feeds = Feeds::load(store.clone()).unwrap();
+        let feeds = Feeds::load(store.clone(), true).unwrap();
         let (title, entries) = parse(RSS.as_bytes()).unwrap();
         let cached = CachedFeed {
             url: "https://example.com/rss".into(),
@@ -567,7 +576,7 @@ mod tests {
         assert_eq!(news.items[0].date, "11-22", "in the report's zone");
         // The copy survives a restart.
         drop(feeds);
-        let reloaded = Feeds::load(store).unwrap();
+        let reloaded = Feeds::load(store, true).unwrap();
         let view = reloaded.view(&[spec("news", "https://example.com/rss", 5, 0)], at, zone);
         assert_eq!(view["news"].items.len(), 3);
         assert!(!view["news"].ok, "not fetched since the restart");
@@ -579,7 +588,7 @@ mod tests {
     #[tokio::test]
     async fn a_feed_whose_url_was_edited_is_fetched_again_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let feeds = Feeds::load(Store::open(&dir.path().join("f.redb")).unwrap()).unwrap();
+        let feeds = Feeds::load(Store::open(&dir.path().join("f.redb")).unwrap(), true).unwrap();
         // Port 9 (discard) refuses connections on loopback: every fetch fails at once.
         let old = spec("news", "http://127.0.0.1:9/old", 3, 0);
         feeds.refresh_due(std::slice::from_ref(&old)).await;
@@ -600,5 +609,21 @@ mod tests {
             feeds.statuses(std::slice::from_ref(&edited))[0].consecutive_failures,
             2
         );
+    }
+
+    #[tokio::test]
+    async fn feeds_on_private_addresses_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let feeds = Feeds::load(Store::open(&dir.path().join("f.redb")).unwrap(), false).unwrap();
+        for url in [
+            "http://127.0.0.1:9/rss",
+            "http://169.254.169.254/latest/meta-data",
+            "http://localhost:8080/api/v1/groups",
+            "http://10.0.0.1/rss",
+        ] {
+            let result = feeds.fetch(&spec("news", url, 3, 0)).await;
+            let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("private"), "{url}: {error}");
+        }
     }
 }

@@ -21,6 +21,7 @@
 //! | [`welcomer`] | batching reported joins into welcomes, recording who was welcomed |
 //! | [`cooldowns`] | when keyword rules last answered in each conversation |
 //! | [`pipeline`] | the ordered path from an accepted event to the store and the outbox |
+//! | [`outbound`] | where the service may fetch from: listed media hosts, public feeds |
 //! | [`outbox`] | the durable send queue: rate limits, retries, outcomes, resume after a restart |
 //! | [`store`] | the redb file: tables, schema version, typed accessors |
 //! | [`http`] | the axum router: callbacks, admin API, health |
@@ -42,6 +43,7 @@ pub mod http;
 pub mod inbound;
 pub mod lanes;
 pub mod moderator;
+pub mod outbound;
 pub mod outbox;
 pub mod pipeline;
 pub mod red_envelopes;

@@ -74,8 +74,18 @@ struct RawSettings {
     wecom: WecomConfig,
     onebot: OneBotConfig,
     outbox: OutboxConfig,
+    feeds: FeedsConfig,
     #[serde(default)]
     bots: Vec<RawBot>,
+}
+
+/// Fetching the operator's feeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Fetch feeds (and follow their redirects) to private, loopback and link-local addresses
+    /// too; off, only public addresses are fetched.
+    pub allow_private: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +131,7 @@ pub struct Config {
     pub wecom: WecomConfig,
     pub onebot: OneBotConfig,
     pub outbox: OutboxConfig,
+    pub feeds: FeedsConfig,
     pub bots: Vec<BotConfig>,
 }
 
@@ -181,6 +192,9 @@ pub struct LogConfig {
 pub struct WecomConfig {
     /// Hosts (`host` or `host:port`) that webhook URLs may point at.
     pub webhook_hosts: Vec<String>,
+    /// Hosts images in callbacks (`ImageUrl`) may be fetched from, for the QR check (`host`,
+    /// `host:port` or `*.domain`); redirects must stay on them.
+    pub media_hosts: Vec<String>,
     /// Callbacks whose timestamp is further than this from now are refused.
     pub timestamp_tolerance_secs: u64,
     /// How long handled MsgIds are remembered, so that WeCom's retries trigger nothing twice.
@@ -203,6 +217,10 @@ pub struct WecomConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OneBotConfig {
+    /// Hosts where an implementation serves `get_file` URLs (`host`, `host:port` or `*.domain`);
+    /// empty: files are read only as data.
+    #[serde(default)]
+    pub file_hosts: Vec<String>,
     /// How long an action may take before it counts as failed (and is retried where it may be).
     pub action_timeout_secs: u64,
     /// Trumpet pings each connection this often; a connection silent for `heartbeat_misses`
@@ -461,12 +479,32 @@ impl RawSettings {
             wecom: self.wecom,
             onebot: self.onebot,
             outbox: self.outbox,
+            feeds: self.feeds,
             bots,
         })
     }
 }
 
+/// Checks a list of `host`, `host:port` or `*.domain` entries.
+fn validate_hosts(key: &str, hosts: &[String], problem: &mut impl FnMut(&str, String)) {
+    for (i, host) in hosts.iter().enumerate() {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        let ok = !bare.is_empty()
+            && !bare.contains("://")
+            && !bare.contains('/')
+            && !bare.contains('*')
+            && url::Url::parse(&format!("https://{bare}/")).is_ok();
+        if !ok {
+            problem(
+                &format!("{key}[{i}]"),
+                format!("{host:?} is not a host, host:port or *.domain"),
+            );
+        }
+    }
+}
+
 fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
+    validate_hosts("wecom.media_hosts", &w.media_hosts, problem);
     for (i, host) in w.webhook_hosts.iter().enumerate() {
         let ok = !host.is_empty()
             && !host.contains("://")
@@ -524,6 +562,7 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
 }
 
 fn validate_onebot(o: &OneBotConfig, problem: &mut impl FnMut(&str, String)) {
+    validate_hosts("onebot.file_hosts", &o.file_hosts, problem);
     let positive = [
         ("onebot.action_timeout_secs", o.action_timeout_secs),
         ("onebot.ping_interval_secs", o.ping_interval_secs),

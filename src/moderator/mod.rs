@@ -66,9 +66,19 @@ pub struct Screened {
     pub writes: Vec<ModerationWrite>,
 }
 
+/// Where images may be fetched from (see [`crate::outbound`]).
+#[derive(Debug, Clone, Default)]
+pub struct FetchPolicy {
+    /// `wecom.media_hosts`: the robot's image URLs.
+    pub media: crate::outbound::HostList,
+    /// `onebot.file_hosts`: URLs a bot account's `get_file` answers with.
+    pub files: crate::outbound::HostList,
+}
+
 pub struct Moderator {
-    /// Fetches images by URL (QR codes in the robot's images).
+    /// Fetches images by URL (QR codes in the robot's images), redirects only to listed hosts.
     http: reqwest::Client,
+    fetch: FetchPolicy,
     tracker: Mutex<Tracker>,
     members: Mutex<HashMap<(ChatId, String), MemberState>>,
     blacklist: RwLock<HashMap<String, BlacklistEntry>>,
@@ -77,8 +87,15 @@ pub struct Moderator {
 }
 
 impl Moderator {
-    /// Loads the blacklist from `store`; `http` fetches images by URL.
-    pub fn load(store: &Store, http: reqwest::Client) -> Result<Self, StoreError> {
+    /// Loads the blacklist from `store`; images are fetched only where `fetch` allows.
+    pub fn load(store: &Store, fetch: FetchPolicy) -> Result<Self, StoreError> {
+        let mut hosts = fetch.media.clone();
+        hosts.extend(&fetch.files);
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(hosts.redirect_policy(3, "wecom.media_hosts / onebot.file_hosts"))
+            .build()
+            .map_err(|e| StoreError::Db(format!("the image client could not be built: {e}")))?;
         let blacklist = store
             .blacklist()?
             .into_iter()
@@ -86,6 +103,7 @@ impl Moderator {
             .collect();
         Ok(Self {
             http,
+            fetch,
             tracker: Mutex::default(),
             members: Mutex::default(),
             blacklist: RwLock::new(blacklist),

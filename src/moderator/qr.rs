@@ -1,5 +1,6 @@
 //! QR codes in images, for the `qr_codes` check: the image is fetched (a bot account's file
-//! through `get_file`, the robot's image URL over HTTP), decoded within limits (bytes, sides,
+//! through `get_file`, the robot's image URL over HTTP — only from `wecom.media_hosts`, and a
+//! `get_file` URL only from `onebot.file_hosts`, redirects included), decoded within limits (bytes, sides,
 //! memory; large images are scaled down before the search) and searched with `rqrr`. Any step
 //! that fails is logged and the image counts as having no code: a broken image never holds up a
 //! message.
@@ -146,17 +147,27 @@ async fn fetch(
                     .map_err(|e| QrError::Fetch(format!("data is not base64: {e}")));
             }
             match file["url"].as_str() {
-                Some(url) => url.to_owned(),
+                Some(url) => state
+                    .moderator
+                    .fetch
+                    .files
+                    .check_str(url, "onebot.file_hosts")
+                    .map_err(|e| QrError::Fetch(format!("get_file URL refused: {e}")))?,
                 None => return Err(QrError::Fetch("get_file gave neither data nor url".into())),
             }
         }
-        None => source.to_owned(),
+        None => state
+            .moderator
+            .fetch
+            .media
+            .check_str(source, "wecom.media_hosts")
+            .map_err(|e| QrError::Fetch(format!("image URL refused: {e}")))?,
     };
-    download(http, &url).await
+    download(http, url).await
 }
 
 /// Downloads `url`, refusing more than [`MAX_IMAGE_BYTES`].
-async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, QrError> {
+async fn download(http: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, QrError> {
     let fetch_error = |e: reqwest::Error| QrError::Fetch(e.without_url().to_string());
     let mut response = http
         .get(url)

@@ -34,6 +34,8 @@ async fn app_sending_now_with(edit: impl FnOnce(&std::path::Path)) -> (TestApp, 
     jobs_send_at_once(scripts.path());
     let app = spawn_app_with(Options {
         scripts_dir: Some(scripts.path().to_owned()),
+        // The test feeds are served on loopback.
+        more: "[feeds]\nallow_private = true\n".into(),
         ..Options::default()
     })
     .await;

@@ -176,3 +176,82 @@ async fn an_oversized_body_is_answered_413() {
         .unwrap();
     assert_eq!(response.status(), 413, "a callback body over 64 KiB");
 }
+
+/// A local HTTP server that counts requests; `redirect_to` makes it answer 302 to that URL.
+async fn counting_server(
+    redirect_to: Option<String>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    let app = axum::Router::new().fallback(move || {
+        let counted = std::sync::Arc::clone(&counted);
+        let redirect_to = redirect_to.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            match redirect_to {
+                Some(to) => axum::response::Redirect::temporary(&to).into_response(),
+                None => (axum::http::StatusCode::OK, "secret").into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (host, hits)
+}
+
+/// Blind SSRF: an image URL in a callback is fetched only from `wecom.media_hosts`, and a
+/// redirect from a listed host to an unlisted one is not followed.
+#[tokio::test]
+async fn images_are_fetched_only_from_media_hosts_and_redirects_stay_there() {
+    use std::sync::atomic::Ordering;
+    let (internal, internal_hits) = counting_server(None).await;
+    let (listed, listed_hits) =
+        counting_server(Some(format!("http://{internal}/latest/meta-data"))).await;
+    let app = spawn_app_with(Options {
+        wecom: format!("media_hosts = [\"{listed}\"]"),
+        ..Options::default()
+    })
+    .await;
+    let hook = app.fake.webhook_url("ssrf");
+    adopt_by(&app, "g-ssrf", "boss", &hook).await;
+    let image = |msg_id: &str, url: &str| {
+        robot_message(
+            "g-ssrf",
+            "stranger",
+            msg_id,
+            &hook,
+            &format!(
+                "<MsgType>image</MsgType><Image><ImageUrl><![CDATA[{url}]]></ImageUrl></Image>"
+            ),
+        )
+    };
+    let answered = app
+        .post_callback(&image(
+            "img-1",
+            &format!("http://{internal}/latest/meta-data"),
+        ))
+        .await;
+    assert_eq!(answered.status(), 200);
+    assert_eq!(
+        internal_hits.load(Ordering::SeqCst),
+        0,
+        "an unlisted host was fetched"
+    );
+    let answered = app
+        .post_callback(&image("img-2", &format!("http://{listed}/a.png")))
+        .await;
+    assert_eq!(answered.status(), 200);
+    assert_eq!(
+        listed_hits.load(Ordering::SeqCst),
+        1,
+        "the listed host is fetched"
+    );
+    assert_eq!(
+        internal_hits.load(Ordering::SeqCst),
+        0,
+        "a redirect off the list was followed"
+    );
+}
