@@ -102,6 +102,11 @@ pub struct OutboxStats {
 
 enum Record {
     Outcome(SendOutcome),
+    /// An attempt through a lane (unix milliseconds): kept so that a restart keeps the window.
+    Attempt {
+        lane: String,
+        at_ms: i64,
+    },
     /// Write everything received so far, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -116,6 +121,9 @@ struct Inner {
     in_flight: Semaphore,
     /// Groups released while running, and when: their sends planned before then are skipped.
     released: Mutex<HashMap<ChatId, chrono::DateTime<Utc>>>,
+    /// Each lane's attempts in its last window before the start (unix milliseconds), taken by
+    /// the lane when it first runs: no key sees more than its limit across a restart.
+    restored: Mutex<HashMap<String, Vec<i64>>>,
     tracker: TaskTracker,
     recorder: mpsc::UnboundedSender<Record>,
     closed: AtomicBool,
@@ -152,7 +160,14 @@ impl Outbox {
         store: Store,
     ) -> Result<Outbox, StoreError> {
         let (recorder, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_recorder(store.clone(), rx));
+        let window = settings.window;
+        let keep = settings.per_minute as usize;
+        tokio::spawn(run_recorder(store.clone(), rx, window, keep));
+        let since_ms = Utc::now().timestamp_millis() - window.as_millis() as i64;
+        let restored = store.recent_send_times(since_ms).unwrap_or_else(|e| {
+            warn!(error = %e, "recent sends per key unreadable: rate windows start empty");
+            HashMap::new()
+        });
         let outbox = Outbox {
             inner: Arc::new(Inner {
                 client,
@@ -170,6 +185,7 @@ impl Outbox {
                 }),
                 in_flight: Semaphore::new(MAX_IN_FLIGHT),
                 released: Mutex::new(HashMap::new()),
+                restored: Mutex::new(restored),
                 tracker: TaskTracker::new(),
                 recorder,
                 closed: AtomicBool::new(false),
@@ -269,7 +285,7 @@ impl Outbox {
                 // Most keys get one send at a time (a report a day): room for one, grown on demand.
                 queue: VecDeque::with_capacity(1),
                 idle: Some(KeyMemory {
-                    window: SlidingWindow::new(settings.per_minute, settings.window),
+                    window: self.inner.window_for(target.lane_key()),
                     gone_at: None,
                 }),
             });
@@ -395,6 +411,24 @@ struct KeyMemory {
 }
 
 impl Inner {
+    /// A new window for `lane`, holding its attempts from before the start (if any).
+    fn window_for(&self, lane: &str) -> SlidingWindow {
+        let mut window = SlidingWindow::new(self.settings.per_minute, self.settings.window);
+        let earlier = self
+            .restored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(lane);
+        if let Some(times) = earlier {
+            let (now, now_ms) = (Instant::now(), Utc::now().timestamp_millis());
+            for at_ms in times {
+                let ago = Duration::from_millis(now_ms.saturating_sub(at_ms).max(0) as u64);
+                window.record(now.checked_sub(ago).unwrap_or(now));
+            }
+        }
+        window
+    }
+
     /// The next entry of `key`'s lane, or `None` after handing `memory` back (or forgetting the
     /// key when its minute has passed and nothing is remembered against it): the task ends.
     fn next_entry(&self, key: &str, memory: &mut Option<KeyMemory>) -> Option<OutboxEntry> {
@@ -448,20 +482,27 @@ impl Inner {
     }
 }
 
-/// Writes outcomes in batches: one commit for whatever has arrived.
-async fn run_recorder(store: Store, mut rx: mpsc::UnboundedReceiver<Record>) {
+/// Writes outcomes and each lane's attempts in batches: one commit for whatever has arrived.
+async fn run_recorder(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    window: Duration,
+    keep: usize,
+) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 1024).await > 0 {
         let mut outcomes = Vec::new();
+        let mut attempts: HashMap<String, Vec<i64>> = HashMap::new();
         let mut flushes = Vec::new();
         for record in batch.drain(..) {
             match record {
                 Record::Outcome(o) => outcomes.push(o),
+                Record::Attempt { lane, at_ms } => attempts.entry(lane).or_default().push(at_ms),
                 Record::Flush(done) => flushes.push(done),
             }
         }
-        if !outcomes.is_empty() {
-            write_outcomes(&store, outcomes).await;
+        if !outcomes.is_empty() || !attempts.is_empty() {
+            write_outcomes(&store, outcomes, attempts, window, keep).await;
         }
         for done in flushes {
             let _ = done.send(());
@@ -469,17 +510,28 @@ async fn run_recorder(store: Store, mut rx: mpsc::UnboundedReceiver<Record>) {
     }
 }
 
-async fn write_outcomes(store: &Store, outcomes: Vec<SendOutcome>) {
+async fn write_outcomes(
+    store: &Store,
+    outcomes: Vec<SendOutcome>,
+    attempts: HashMap<String, Vec<i64>>,
+    window: Duration,
+    keep: usize,
+) {
     let outcomes = Arc::new(outcomes);
+    let attempts = Arc::new(attempts);
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=4 {
         let store = store.clone();
-        let batch = Arc::clone(&outcomes);
+        let (batch, lanes) = (Arc::clone(&outcomes), Arc::clone(&attempts));
         let result = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
                 let now = Utc::now();
                 for outcome in batch.iter() {
                     tx.record_send(outcome, now)?;
+                }
+                let since_ms = now.timestamp_millis() - window.as_millis() as i64;
+                for (lane, times) in lanes.iter() {
+                    tx.note_send_times(lane, times, since_ms, keep)?;
                 }
                 Ok(())
             })
@@ -774,6 +826,10 @@ async fn send_with_retries(
             return Err(WebhookError::Transport("the outbox is closed".into()).into());
         };
         window.record(Instant::now());
+        let _ = inner.recorder.send(Record::Attempt {
+            lane: target.lane_key().to_owned(),
+            at_ms: Utc::now().timestamp_millis(),
+        });
         entry.attempts += 1;
         let result: Result<(), SendError> = match target {
             Target::Webhook(url) => {

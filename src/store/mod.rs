@@ -408,6 +408,44 @@ impl Store {
     }
 }
 
+/// `meta` keys of each send lane's recent attempts (see [`WriteTx::note_send_times`]).
+const SEND_TIMES_PREFIX: &str = "send_times:";
+
+fn unpack_times(bytes: &[u8]) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect()
+}
+
+impl Store {
+    /// Each send lane's attempts at or after `since_ms` (unix milliseconds), so that a restart
+    /// keeps every rate window; lanes with none left are forgotten.
+    pub fn recent_send_times(
+        &self,
+        since_ms: i64,
+    ) -> Result<std::collections::HashMap<String, Vec<i64>>, StoreError> {
+        let mut recent = std::collections::HashMap::new();
+        let mut stale = Vec::new();
+        for (key, bytes) in self.meta_with_prefix(SEND_TIMES_PREFIX)? {
+            let times: Vec<i64> = unpack_times(&bytes)
+                .into_iter()
+                .filter(|&t| t >= since_ms)
+                .collect();
+            let lane = key.trim_start_matches(SEND_TIMES_PREFIX).to_owned();
+            if times.is_empty() {
+                stale.push(key);
+            } else {
+                recent.insert(lane, times);
+            }
+        }
+        if !stale.is_empty() {
+            self.write(|tx| stale.iter().try_for_each(|key| tx.remove_meta(key)))?;
+        }
+        Ok(recent)
+    }
+}
+
 fn credentials_key(bot: &BotId) -> String {
     format!("bot_credentials:{bot}")
 }
@@ -480,6 +518,36 @@ impl WriteTx<'_> {
     /// Sets a `meta` entry (see [`Store::meta_with_prefix`]).
     pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Removes a `meta` entry.
+    pub fn remove_meta(&mut self, key: &str) -> Result<(), StoreError> {
+        self.meta.remove(key)?;
+        Ok(())
+    }
+
+    /// Merges `times` (unix milliseconds of send attempts) into the stored recent sends of
+    /// `lane`, keeping those at or after `since_ms`, at most `keep` of them (the newest).
+    pub fn note_send_times(
+        &mut self,
+        lane: &str,
+        times: &[i64],
+        since_ms: i64,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let key = format!("{SEND_TIMES_PREFIX}{lane}");
+        let mut all: Vec<i64> = self
+            .meta
+            .get(key.as_str())?
+            .map(|v| unpack_times(v.value()))
+            .unwrap_or_default();
+        all.extend_from_slice(times);
+        all.sort_unstable();
+        all.retain(|&t| t >= since_ms);
+        let skip = all.len().saturating_sub(keep);
+        let packed: Vec<u8> = all[skip..].iter().flat_map(|t| t.to_be_bytes()).collect();
+        self.meta.insert(key.as_str(), packed.as_slice())?;
         Ok(())
     }
 

@@ -471,3 +471,53 @@ async fn a_bot_waiting_for_its_limit_does_not_hold_up_other_bots() {
         .count();
     assert_eq!(slow_sent, 1, "the slow bot still sends one a minute");
 }
+
+/// The per-key window survives a restart: sends made just before it count after it, so no key
+/// ever sees more than its limit in one window (it used to start empty: twice the limit got
+/// through across a restart).
+#[tokio::test]
+async fn a_key_keeps_its_window_across_a_restart() {
+    let limit = 3;
+    let window = Duration::from_millis(1500);
+    let fake = FakeWecom::start_with_limit(limit, window).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The store stays open (a new outbox on it is what a restart starts with).
+    let store = Store::open(&dir.path().join("p.redb")).unwrap();
+    let start = |store: Store| {
+        Outbox::start(
+            WebhookClient::new(Duration::from_secs(5)).unwrap(),
+            settings(&fake, limit as u32, window + Duration::from_millis(100)),
+            store,
+        )
+        .unwrap()
+    };
+    let outbox = start(store.clone());
+    let sends = (0..3)
+        .map(|i| send(&format!("before-{i}"), &fake.webhook_url("restarted"), i))
+        .collect();
+    outbox.enqueue(sends).await.unwrap();
+    fake.wait_delivered("restarted", 3).await;
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
+    drop(outbox);
+
+    let outbox = start(store.clone());
+    let sends = (3..6)
+        .map(|i| send(&format!("after-{i}"), &fake.webhook_url("restarted"), i))
+        .collect();
+    outbox.enqueue(sends).await.unwrap();
+    fake.wait_delivered("restarted", 6).await;
+    let received = fake.received("restarted");
+    assert!(
+        received.iter().all(|r| r.answered == 0),
+        "a request went over the limit across the restart: {:?}",
+        received.iter().map(|r| r.answered).collect::<Vec<_>>()
+    );
+    for (i, r) in received.iter().enumerate() {
+        let in_window = received[i..]
+            .iter()
+            .filter(|s| s.at - r.at < window)
+            .count();
+        assert!(in_window <= limit, "{in_window} sends within one window");
+    }
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
+}
