@@ -306,11 +306,12 @@ pub fn results(
         .collect();
     times.sort_unstable();
     let counted = times.len();
+    // Saturating: amounts reported by a platform are bounded before they get here, and a sum
+    // must never wrap to a small number in any case.
     let claimed_fen = claims
         .iter()
         .filter(|c| c.at >= started && c.at <= end)
-        .map(|c| c.amount_fen)
-        .sum();
+        .fold(0u64, |sum, c| sum.saturating_add(c.amount_fen));
     let nth = |n: usize| (n >= 1 && counted >= n).then(|| times[n - 1]);
     let first = nth(1);
     let half = nth((shares as usize).div_ceil(2));

@@ -579,12 +579,24 @@ impl Envelopes {
             info!(chat = %chat, user, "a red-envelope grab after the test ended: not recorded");
             return false;
         }
+        // What the platform reports is not trusted further than the envelope holds: a grab of
+        // more than is left is refused, and the totals cannot wrap.
+        let amount = amount_fen.unwrap_or(0);
+        let claimed = run
+            .claims
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.amount_fen));
+        let left_fen = run.test.total_fen.saturating_sub(claimed);
+        if amount > left_fen {
+            warn!(test = %run.test.id, chat = %chat, user, amount_fen = amount, left_fen,
+                "a red-envelope grab reports more than the envelope has left: not recorded");
+            return false;
+        }
         let outcome = run.claim_by(user, now);
         let ClaimOutcome::Claimed { index, left, .. } = outcome else {
             info!(test = %run.test.id, user, outcome = ?outcome, "a red-envelope grab not recorded");
             return false;
         };
-        let amount = amount_fen.unwrap_or(0);
         let record = match self
             .record_claim(
                 &run.test,

@@ -409,3 +409,32 @@ fn claims_are_the_phrase_and_a_few_characters_more() {
     assert!(!is_claim_of(&phrase_key("财税好运 52"), &key));
     assert!(!is_claim_of(&phrase_key("anything"), ""));
 }
+
+/// A platform's grab notice cannot claim more than the envelope holds: two grabs of 2^63 fen are
+/// refused (they used to wrap the total to 0), an honest one is recorded.
+#[tokio::test(start_paused = true)]
+async fn a_grab_of_more_than_the_envelope_holds_is_refused() {
+    let world = World::new();
+    let envelopes = world.envelopes();
+    let chat = ChatId::new(CHAT);
+    let test = envelopes
+        .start(&chat, params(2000, 5, 600), "tester")
+        .await
+        .unwrap();
+    let grab = |user: &str| Event {
+        kind: EventKind::EnvelopeGrabbed { amount_fen: None },
+        ..says(user, "grab")
+    };
+    assert!(!envelopes.record_grab(&grab("a"), Some(1 << 63)).await);
+    assert!(!envelopes.record_grab(&grab("b"), Some(1 << 63)).await);
+    assert!(!envelopes.record_grab(&grab("c"), Some(2001)).await);
+    assert!(envelopes.record_grab(&grab("d"), Some(1500)).await);
+    assert!(
+        !envelopes.record_grab(&grab("e"), Some(501)).await,
+        "more than is left"
+    );
+    assert!(envelopes.record_grab(&grab("f"), Some(500)).await);
+    let stored = world.store.envelope_claims(&test.id).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored.iter().map(|c| c.amount_fen).sum::<u64>(), 2000);
+}
