@@ -102,7 +102,42 @@ pub struct Event {
     pub received_at: DateTime<Utc>,
 }
 
+/// The longest group or member id accepted from a channel, in bytes (as in the admin API).
+pub const MAX_ID_BYTES: usize = 128;
+/// The longest event or message id accepted from a channel, in bytes.
+pub const MAX_MSG_ID_BYTES: usize = 256;
+
 impl Event {
+    /// The first id that is longer than a channel may send (nothing of such an event is kept:
+    /// a 10,000-character chat id would otherwise be stored and shown everywhere).
+    pub fn oversized_id(&self) -> Option<&'static str> {
+        let over = |s: &str, max: usize| s.len() > max;
+        if self
+            .chat_id()
+            .is_some_and(|c| over(c.as_str(), MAX_ID_BYTES))
+        {
+            Some("chat id")
+        } else if over(&self.from.user_id, MAX_ID_BYTES) {
+            Some("user id")
+        } else if self
+            .account
+            .as_deref()
+            .is_some_and(|a| over(a, MAX_ID_BYTES))
+        {
+            Some("account")
+        } else if over(&self.msg_id, MAX_MSG_ID_BYTES) {
+            Some("message id")
+        } else if self
+            .message_id
+            .as_deref()
+            .is_some_and(|m| over(m, MAX_MSG_ID_BYTES))
+        {
+            Some("platform message id")
+        } else {
+            None
+        }
+    }
+
     pub fn chat_id(&self) -> Option<&ChatId> {
         match &self.conversation {
             Conversation::Group(id) => Some(id),

@@ -24,6 +24,7 @@ use crate::channels::onebot::protocol::{Incoming, Segment, parse_frame};
 use crate::config::Secret;
 use crate::domain::{BotId, Capabilities, Reply};
 use crate::inbound::{self, Handled};
+use crate::telemetry::Untrusted;
 
 /// A bot served on this channel.
 #[derive(Debug, Clone)]
@@ -66,7 +67,8 @@ fn authorise<'a>(
     query: Option<&str>,
 ) -> Result<&'a OneBotBot, StatusCode> {
     let Some(bot) = state.onebot.get(bot_id) else {
-        warn!(bot = %bot_id, "OneBot connection for an unknown bot");
+        // The path is anyone's to write: escaped and cut in the log.
+        warn!(bot = %Untrusted(bot_id), "OneBot connection for an unknown bot");
         return Err(StatusCode::NOT_FOUND);
     };
     let presented = presented_token(headers, query);
@@ -154,6 +156,9 @@ pub async fn webhook(
         Converted::Domain(event) => event,
         Converted::NotDomain(_) => return StatusCode::NO_CONTENT.into_response(),
     };
+    if let Some(field) = domain.oversized_id() {
+        return bad_request(&bot_id, format!("{field} too long"));
+    }
     let group = domain.chat_id().map(|c| c.as_str().to_owned());
     // Over the webhook nothing tells which actions the implementation offers: no removals.
     match inbound::handle(&state, *domain, Capabilities::bot_account(false, false)).await {
@@ -179,7 +184,7 @@ pub async fn webhook(
 }
 
 fn bad_request(bot_id: &str, reason: String) -> Response {
-    warn!(bot = %bot_id, reason = %reason, "OneBot webhook request refused");
+    warn!(bot = %bot_id, reason = %Untrusted(&reason), "OneBot webhook request refused");
     (StatusCode::BAD_REQUEST, reason).into_response()
 }
 

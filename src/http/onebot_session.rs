@@ -185,6 +185,11 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
                 continue;
             }
         };
+        if let Some(field) = domain.oversized_id() {
+            warn!(bot = %bot, id = %crate::telemetry::Untrusted(&event.id), field,
+                "event refused: an id longer than a channel sends");
+            continue;
+        }
         let worker = domain
             .chat_id()
             .map(|chat| {

@@ -363,3 +363,61 @@ async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
         lost.len()
     );
 }
+
+/// Unauthenticated paths reach the log: a path with a newline and an ANSI escape neither forges
+/// a log line nor colours it, and a log that is not a terminal has no colour codes at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_path_cannot_forge_log_lines() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trumpet.toml");
+    std::fs::write(
+        &config,
+        config_toml(&dir.path().join("trumpet.redb"), &fake, &Options::default()),
+    )
+    .unwrap();
+    let log = dir.path().join("trumpet.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let binary = Binary {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let process = start_binary(&config, port, &log);
+    binary.wait_healthy(&log).await;
+    let forged =
+        "x%0A2026-12-05T00:00:00.000000Z%20%20INFO%20trumpet:%20admin%20token%20accepted%1B%5B31m";
+    for path in [
+        format!("/wecom/robot/{forged}"),
+        format!("/onebot/v12/{forged}"),
+    ] {
+        let status = binary
+            .http
+            .post(format!("{}{path}", binary.base))
+            .body("<xml/>")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{path}");
+    }
+    drop(process);
+    let written = std::fs::read(&log).unwrap();
+    let text = String::from_utf8_lossy(&written);
+    assert!(
+        !written.contains(&0x1b),
+        "colour codes in a log file:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| !l.starts_with("2026-12-05T00:00:00.000000Z")),
+        "a forged line:\n{text}"
+    );
+    assert!(
+        text.contains("unknown bot"),
+        "the refusals are logged:\n{text}"
+    );
+}

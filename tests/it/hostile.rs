@@ -255,3 +255,41 @@ async fn images_are_fetched_only_from_media_hosts_and_redirects_stay_there() {
         "a redirect off the list was followed"
     );
 }
+
+/// Ids from a callback get the admin API's length limit: a 10,000-character ChatId is refused,
+/// and nothing of it is stored.
+#[tokio::test]
+async fn a_callback_with_an_oversized_id_is_refused_and_nothing_is_kept() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("long-ids");
+    let long_chat = "c".repeat(10_000);
+    for plaintext in [
+        robot_message(
+            &long_chat,
+            "u",
+            "m-1",
+            &hook,
+            &text_body("@会计小喇叭 帮助"),
+        ),
+        robot_message(
+            "g-ok",
+            &"u".repeat(129),
+            "m-2",
+            &hook,
+            &text_body("@会计小喇叭 帮助"),
+        ),
+        robot_message(
+            "g-ok",
+            "u",
+            &"m".repeat(300),
+            &hook,
+            &text_body("@会计小喇叭 帮助"),
+        ),
+    ] {
+        assert_eq!(app.post_callback(&plaintext).await.status(), 400);
+    }
+    assert!(app.groups().await.is_empty(), "nothing adopted");
+    // A normal one still works.
+    let fine = robot_message("g-ok", "u", "m-3", &hook, &text_body("@会计小喇叭 帮助"));
+    assert!(app.reply_to(&fine).await.is_some());
+}

@@ -144,8 +144,9 @@ fn walk<'a>(xml: &'a str, mut on_text: impl FnMut(&[Tag], Cow<'a, str>)) -> Resu
                 return bad("text outside the root element");
             }
             if text.contains('&') {
+                // The error would quote the text: the log gets what went wrong, not the message.
                 let text = quick_xml::escape::unescape(text)
-                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
+                    .map_err(|_| XmlError::Malformed("an unknown or malformed entity".into()))?;
                 on_text(open.tags(), Cow::Owned(text.into_owned()));
             } else {
                 on_text(open.tags(), Cow::Borrowed(text));
@@ -258,10 +259,10 @@ impl<'a> Open<'a> {
             return Err(XmlError::Malformed("end tag without a start tag".into()));
         };
         if self.names[top] != name {
-            return Err(XmlError::Malformed(format!(
-                "</{name}> closes <{}>",
-                self.names[top]
-            )));
+            // Not quoted: the names come from the plaintext, which the log must not repeat.
+            return Err(XmlError::Malformed(
+                "an end tag does not match its start tag".into(),
+            ));
         }
         self.len = top;
         Ok(())

@@ -294,3 +294,22 @@ proptest! {
         let _ = parse_message(&input);
     }
 }
+
+#[test]
+fn errors_do_not_quote_the_message() {
+    let secret = "手机13800138000密码hunter2";
+    for xml in [
+        format!("<xml><Text><Content>a &{secret}; b</Content></Text></xml>"),
+        format!("<xml><Text><Content>x</Content></Text><{secret}>\n</other>"),
+    ] {
+        let error = parse_message(&xml)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!error.is_empty(), "{xml} parsed");
+        assert!(
+            !error.contains("hunter2") && !error.contains('\n'),
+            "{error}"
+        );
+    }
+}
