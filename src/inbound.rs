@@ -15,7 +15,7 @@ use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, Joiner, Repl
 use crate::engine::{self, GroupStats, GroupView, MemberBrief, RecentMessage};
 use crate::http::AppState;
 use crate::moderator;
-use crate::pipeline::{NotRecorded, PipelineStopped, Post, Work, unix_now};
+use crate::pipeline::{NotRecorded, PipelineStopped, Post, SubmitError, Work, unix_now};
 use crate::store::DedupeRecord;
 
 /// What became of an event.
@@ -39,7 +39,14 @@ pub enum NotAccepted {
     /// The store kept failing.
     #[error(transparent)]
     NotRecorded(#[from] NotRecorded),
+    /// The pipeline's queue stayed full for the answer's whole budget: try again shortly.
+    #[error("too busy to keep the event in time")]
+    Busy,
 }
+
+/// How long an event may wait for room in the pipeline's queue: WeCom gives up on an answer
+/// after 5 s, and a refusal it retries is better than an answer it never sees.
+pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Handles `event` on a channel that can do `caps` and returns once everything it changed is
 /// committed: what the caller answers is kept. Fails when the pipeline has stopped or the store
@@ -49,7 +56,12 @@ pub async fn handle(
     event: Event,
     caps: Capabilities,
 ) -> Result<Handled, NotAccepted> {
-    let (handled, committed) = accept(state, event, caps).await?;
+    let (handled, committed) = accept(state, event, caps, Some(QUEUE_WAIT))
+        .await
+        .map_err(|e| match e {
+            SubmitError::Stopped(stopped) => NotAccepted::Stopped(stopped),
+            SubmitError::Busy => NotAccepted::Busy,
+        })?;
     if let Some(committed) = committed {
         // A dropped sender means the pipeline went away with the batch: not recorded.
         committed.await.map_err(|_| NotRecorded)??;
@@ -64,7 +76,17 @@ pub async fn handle_queued(
     event: Event,
     caps: Capabilities,
 ) -> Result<Handled, PipelineStopped> {
-    Ok(accept(state, event, caps).await?.0)
+    match accept(state, event, caps, None).await {
+        Ok((handled, _)) => Ok(handled),
+        Err(SubmitError::Stopped(stopped)) => Err(stopped),
+        // Without a deadline the queue is waited for: never busy.
+        Err(SubmitError::Busy) => Err(PipelineStopped),
+    }
+}
+
+/// The message id part of a de-duplication key, for the log.
+fn key_hint(key: &str) -> &str {
+    key.rsplit('\u{1f}').next().unwrap_or(key)
 }
 
 /// The reply an earlier handling of `key` got, when it was handled before. A retry of an event
@@ -97,13 +119,15 @@ async fn handled_before(state: &AppState, key: &str) -> Option<Option<Reply>> {
     }
 }
 
-/// Decides and performs what `event` calls for and queues it for the store; returns the outcome
-/// and, for a new event, where the commit of its batch will be told.
+/// Decides and performs what `event` calls for and queues it for the store, waiting at most
+/// `queue_wait` for room (`None`: as long as it takes); returns the outcome and, for a new event,
+/// where the commit of its batch will be told.
 async fn accept(
     state: &AppState,
     event: Event,
     caps: Capabilities,
-) -> Result<(Handled, Option<oneshot::Receiver<Result<(), NotRecorded>>>), PipelineStopped> {
+    queue_wait: Option<std::time::Duration>,
+) -> Result<(Handled, Option<oneshot::Receiver<Result<(), NotRecorded>>>), SubmitError> {
     let bot_id = event.bot.to_string();
     let now = Utc::now();
     let conversation = match event.chat_id() {
@@ -257,10 +281,15 @@ async fn accept(
         moderation: screened.writes,
         done: Some(done),
     };
-    if let Err(stopped) = state.pipeline.submit(work).await {
-        // Not recorded: a retry of the event is handled as new once we are back.
+    let queued = match queue_wait {
+        Some(wait) => state.pipeline.submit_within(work, wait).await,
+        None => state.pipeline.submit(work).await.map_err(SubmitError::from),
+    };
+    if let Err(e) = queued {
+        // Not recorded: a retry of the event is handled as new.
+        warn!(bot = %bot_id, msg_id = %key_hint(&key), error = %e, "event not queued");
         state.dedupe.abandoned([key.as_str()]);
-        return Err(stopped);
+        return Err(e);
     }
     // The next event of the conversation may be decided while this one is committed: the
     // pipeline applies them in this order.

@@ -78,10 +78,38 @@ pub struct PipelineStopped;
 #[error("the event was not recorded: the store kept failing")]
 pub struct NotRecorded;
 
+/// Why work was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Stopped(#[from] PipelineStopped),
+    /// The queue stayed full for the whole wait: nothing was queued.
+    #[error("the pipeline's queue stayed full")]
+    Busy,
+}
+
 impl PipelineHandle {
     /// Queues `work`, waiting for room when the queue is full.
     pub async fn submit(&self, work: Work) -> Result<(), PipelineStopped> {
         self.tx.send(work).await.map_err(|_| PipelineStopped)
+    }
+
+    /// Queues `work`, waiting at most `wait` for room: a request that cannot be kept in time is
+    /// refused (and retried by its sender) rather than buffered without bound.
+    pub async fn submit_within(&self, work: Work, wait: Duration) -> Result<(), SubmitError> {
+        use mpsc::error::SendTimeoutError;
+        match self.tx.send_timeout(work, wait).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(SubmitError::Busy),
+            Err(SendTimeoutError::Closed(_)) => Err(SubmitError::Stopped(PipelineStopped)),
+        }
+    }
+
+    /// A handle whose queue holds `capacity` items and is read by nobody but the caller (tests
+    /// of what a full queue does).
+    pub fn unattended(capacity: usize) -> (PipelineHandle, mpsc::Receiver<Work>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (PipelineHandle { tx }, rx)
     }
 }
 
@@ -426,4 +454,46 @@ impl Pipeline {
 /// Unix seconds now, for de-duplication records.
 pub fn unix_now() -> i64 {
     Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prune() -> Work {
+        Work::PruneDedupe { before: 0 }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_makes_a_request_wait_then_refuses_it_without_growing() {
+        let (handle, mut rx) = PipelineHandle::unattended(2);
+        handle
+            .submit_within(prune(), Duration::from_secs(4))
+            .await
+            .unwrap();
+        handle
+            .submit_within(prune(), Duration::from_secs(4))
+            .await
+            .unwrap();
+        // Full: the third waits its whole budget and is refused; the queue did not grow.
+        let started = tokio::time::Instant::now();
+        let refused = handle.submit_within(prune(), Duration::from_secs(4)).await;
+        assert!(matches!(refused, Err(SubmitError::Busy)), "{refused:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(4));
+        assert_eq!(rx.len(), 2);
+        // Room made while a request waits lets it in.
+        let waiting = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.submit_within(prune(), Duration::from_secs(4)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(rx.recv().await.is_some());
+        assert!(waiting.await.unwrap().is_ok());
+        assert_eq!(rx.len(), 2);
+        drop(rx);
+        assert!(matches!(
+            handle.submit_within(prune(), Duration::from_secs(1)).await,
+            Err(SubmitError::Stopped(_))
+        ));
+    }
 }

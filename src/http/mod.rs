@@ -78,6 +78,21 @@ pub(crate) fn body_refusal(
     (status, axum::Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
+/// The answer to an event that was not accepted (nothing of it kept): 503, with `Retry-After`
+/// when the service was only too busy to keep it in time.
+pub(crate) fn not_accepted(e: &crate::inbound::NotAccepted) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    match e {
+        crate::inbound::NotAccepted::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+        )
+            .into_response(),
+        _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
 /// What the handlers share.
 pub struct AppState {
     pub robots: HashMap<String, Arc<RobotEndpoint>>,

@@ -179,7 +179,10 @@ pub async fn webhook(
             Json(vec![action]).into_response()
         }
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Err(e) => {
+            warn!(bot = %bot_id, error = %e, "OneBot webhook event not accepted");
+            super::not_accepted(&e)
+        }
     }
 }
 

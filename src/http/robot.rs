@@ -97,10 +97,10 @@ pub async fn callback(
         Ok(Handled::Duplicate(reply) | Handled::New(reply) | Handled::NotSaved(reply)) => {
             respond(endpoint, &query, reply.as_ref(), &bot_id)
         }
-        Err(_) => {
-            // Not recorded: WeCom's retry is handled as new once we are back.
-            error!(bot = %bot_id, "pipeline stopped; callback not accepted");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        Err(e) => {
+            // Not recorded: WeCom's retry is handled as new.
+            error!(bot = %bot_id, error = %e, "callback not accepted");
+            super::not_accepted(&e)
         }
     }
 }
