@@ -75,6 +75,7 @@ fn benches(c: &mut Criterion) {
             webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
             bot_limits: Default::default(),
             global_per_second: 10_000,
+            retry_after_timeout: false,
         },
         store.clone(),
     )

@@ -185,6 +185,7 @@ impl App {
                     .map(|b| (b.id.clone(), b.per_minute))
                     .collect(),
                 global_per_second: config.wecom.global_per_second,
+                retry_after_timeout: config.wecom.retry_after_timeout,
             },
             OutboxOptions {
                 hub: Arc::clone(&hub),

@@ -211,6 +211,9 @@ pub struct WecomConfig {
     pub retry_base_ms: u64,
     /// Attempts per message before it is recorded as failed.
     pub max_attempts: u32,
+    /// Retry a webhook send that got no answer within `webhook_timeout_secs`. It may have
+    /// arrived: on, a group may get it twice; off (default), it is recorded as `timed_out`.
+    pub retry_after_timeout: bool,
 }
 
 /// The bot-account channel (OneBot 12 implementations connecting to Trumpet).

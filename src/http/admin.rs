@@ -730,6 +730,7 @@ pub async fn get_run(
         "delivered": count(OutboxState::Delivered),
         "failed": count(OutboxState::Failed),
         "skipped": count(OutboxState::Skipped),
+        "timed_out": count(OutboxState::TimedOut),
         "pending": pending,
         "receipts": sends.iter().map(|e| Receipt {
             group: e.chat.as_ref().map(ToString::to_string),

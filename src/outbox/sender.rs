@@ -62,6 +62,9 @@ pub struct SendSettings {
     pub bot_limits: HashMap<BotId, u32>,
     /// Sends per second across everything.
     pub global_per_second: u32,
+    /// Retry a webhook send that got no answer in time (it may have arrived: a retry can
+    /// duplicate it); otherwise it is recorded as timed out.
+    pub retry_after_timeout: bool,
 }
 
 /// How sends through bot accounts are made, and when sends expire.
@@ -727,7 +730,12 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
                             release_group(&inner.store, chat, errcode).await;
                         }
                     }
-                    failure = Some((OutboxState::Failed, e.to_string()));
+                    let state = match e {
+                        // It may have arrived: say so rather than "failed".
+                        SendError::Webhook(WebhookError::Timeout) => OutboxState::TimedOut,
+                        _ => OutboxState::Failed,
+                    };
+                    failure = Some((state, e.to_string()));
                     break;
                 }
             }
@@ -856,6 +864,9 @@ async fn send_with_retries(
         drop(permit);
         let retryable = match &result {
             Ok(()) => return Ok(()),
+            // No answer in time: it may have arrived. Retried only when the operator chose
+            // duplicates over gaps (`wecom.retry_after_timeout`).
+            Err(SendError::Webhook(WebhookError::Timeout)) => inner.settings.retry_after_timeout,
             Err(SendError::Webhook(e)) => e.is_retryable(),
             // Lost the connection: not the message's fault; wait for the account again.
             Err(SendError::Account(CallError::NotConnected | CallError::Disconnected)) => {

@@ -36,6 +36,9 @@ pub enum OutboxState {
     Failed,
     /// Not sent on purpose (the group was released, the slot was missed too long ago, …).
     Skipped,
+    /// No answer came in time: it may have arrived or not, and was not sent again
+    /// (`wecom.retry_after_timeout` is off).
+    TimedOut,
 }
 
 /// Where a send goes.

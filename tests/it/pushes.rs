@@ -20,6 +20,7 @@ fn settings(fake: &FakeWecom, per_minute: u32, window: Duration) -> SendSettings
         webhook_hosts: vec![fake.host()],
         bot_limits: Default::default(),
         global_per_second: 1000,
+        retry_after_timeout: false,
     }
 }
 
@@ -520,4 +521,52 @@ async fn a_key_keeps_its_window_across_a_restart() {
         assert!(in_window <= limit, "{in_window} sends within one window");
     }
     assert!(outbox.shutdown(Duration::from_secs(1)).await);
+}
+
+/// A send with no answer in time may have arrived: by default it is recorded as `timed_out`
+/// and not sent again (no duplicate); with `retry_after_timeout` it is retried (a gap avoided,
+/// a duplicate risked).
+#[tokio::test]
+async fn a_timed_out_send_is_recorded_so_and_retried_only_when_asked() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.redb")).unwrap();
+    for (retry, key) in [(false, "gap"), (true, "again")] {
+        fake.script(key, &[Answer::Hang(Duration::from_millis(1500))]);
+        let outbox = Outbox::start(
+            WebhookClient::new(Duration::from_secs(1)).unwrap(),
+            SendSettings {
+                retry_after_timeout: retry,
+                ..settings(&fake, 20, Duration::from_secs(61))
+            },
+            store.clone(),
+        )
+        .unwrap();
+        outbox
+            .enqueue(vec![send(key, &fake.webhook_url(key), 1)])
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let entry = loop {
+            let entry = store
+                .send_by_key(key)
+                .unwrap()
+                .expect("the send is in the store");
+            if entry.state != OutboxState::Pending {
+                break entry;
+            }
+            assert!(std::time::Instant::now() < deadline, "{key} never finished");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let requests = fake.received(key).len();
+        if retry {
+            assert_eq!(entry.state, OutboxState::Delivered, "{entry:?}");
+            assert_eq!(requests, 2, "retried once after the timeout");
+        } else {
+            assert_eq!(entry.state, OutboxState::TimedOut, "{entry:?}");
+            assert_eq!(requests, 1, "not sent again");
+            assert!(entry.last_error.unwrap_or_default().contains("timed out"));
+        }
+        assert!(outbox.shutdown(Duration::from_secs(2)).await);
+    }
 }
