@@ -274,6 +274,7 @@ impl App {
                     OneBotBot {
                         id: b.id.clone(),
                         access_token,
+                        connections: Arc::default(),
                     },
                 ))
             })

@@ -224,6 +224,8 @@ pub struct OneBotConfig {
     /// empty: files are read only as data.
     #[serde(default)]
     pub file_hosts: Vec<String>,
+    /// WebSocket connections one bot may have open at once; more are refused with 503.
+    pub max_connections_per_bot: usize,
     /// How long an action may take before it counts as failed (and is retried where it may be).
     pub action_timeout_secs: u64,
     /// Trumpet pings each connection this often; a connection silent for `heartbeat_misses`
@@ -566,6 +568,12 @@ fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
 
 fn validate_onebot(o: &OneBotConfig, problem: &mut impl FnMut(&str, String)) {
     validate_hosts("onebot.file_hosts", &o.file_hosts, problem);
+    if !(1..=10_000).contains(&o.max_connections_per_bot) {
+        problem(
+            "onebot.max_connections_per_bot",
+            format!("must be 1 to 10000, got {}", o.max_connections_per_bot),
+        );
+    }
     let positive = [
         ("onebot.action_timeout_secs", o.action_timeout_secs),
         ("onebot.ping_interval_secs", o.ping_interval_secs),

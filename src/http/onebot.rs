@@ -3,6 +3,7 @@
 //! out). The socket's life is in [`super::onebot_session`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -31,7 +32,23 @@ use crate::telemetry::Untrusted;
 pub struct OneBotBot {
     pub id: BotId,
     pub access_token: Secret,
+    /// Its open WebSocket connections (capped by `onebot.max_connections_per_bot`).
+    pub connections: Arc<AtomicUsize>,
 }
+
+/// Holds one of a bot's connection places until dropped (the socket closed, or the upgrade
+/// never happened).
+struct ConnectionPlace(Arc<AtomicUsize>);
+
+impl Drop for ConnectionPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Per-connection buffers: frames from an implementation are small (an event, an action's
+/// answer), so a few kilobytes do; a rare large frame grows them up to `MAX_FRAME`.
+const SOCKET_BUFFER: usize = 8 * 1024;
 
 /// The token the request presents: `Authorization: Bearer …`, else `?access_token=…`.
 fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
@@ -91,10 +108,22 @@ pub async fn connect(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let bot = match authorise(&state, &bot_id, &headers, query.as_deref()) {
-        Ok(bot) => bot.id.clone(),
+    let (bot, places) = match authorise(&state, &bot_id, &headers, query.as_deref()) {
+        Ok(bot) => (bot.id.clone(), Arc::clone(&bot.connections)),
         Err(status) => return refusal(status),
     };
+    let cap = state.onebot_config.max_connections_per_bot;
+    let place = ConnectionPlace(Arc::clone(&places));
+    if places.fetch_add(1, Ordering::AcqRel) >= cap {
+        drop(place);
+        warn!(bot = %bot, cap, "OneBot connection refused: the bot has its most connections open");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "30")],
+            format!("this bot already has {cap} connections open (onebot.max_connections_per_bot)"),
+        )
+            .into_response();
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -119,7 +148,13 @@ pub async fn connect(
     upgrade
         .protocols(offered)
         .max_message_size(onebot_session::MAX_FRAME)
-        .on_upgrade(move |socket| onebot_session::run(state, bot, socket))
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(onebot_session::MAX_FRAME * 2)
+        .on_upgrade(move |socket| async move {
+            let _place = place;
+            onebot_session::run(state, bot, socket).await
+        })
 }
 
 /// `POST /onebot/v12/{bot_id}`: one event over the HTTP webhook. The answer is the reply as a

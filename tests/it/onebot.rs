@@ -835,3 +835,46 @@ async fn a_repeated_webhook_event_gets_the_same_reply() {
         .unwrap_or_default();
     assert_eq!(member["messages"], 1, "handled once: {members}");
 }
+
+/// A bot's connections are capped: past `max_connections_per_bot` an implementation is refused
+/// with 503 before the upgrade, and a place frees when a connection closes.
+#[tokio::test]
+async fn connections_past_the_cap_are_refused_until_one_closes() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "max_connections_per_bot = 2").await;
+    let world = world(&[]);
+    let first = app.connect_onebot("wxid_one", &world).await;
+    let _second = app.connect_onebot("wxid_two", &world).await;
+    let third = FakeOneBot::connect(
+        &app.onebot_url(),
+        Some(ONEBOT_TOKEN),
+        false,
+        "wxid_three",
+        world.clone(),
+    )
+    .await;
+    match third {
+        Err(crate::helpers::fake_onebot::Refused(status)) => assert_eq!(status, Some(503)),
+        Ok(_) => panic!("a third connection was let in"),
+    }
+    first.disconnect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = FakeOneBot::connect(
+            &app.onebot_url(),
+            Some(ONEBOT_TOKEN),
+            false,
+            "wxid_three",
+            world.clone(),
+        )
+        .await;
+        if again.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
