@@ -37,7 +37,7 @@ use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
 use crate::config::OutboxConfig;
-use crate::domain::{BotId, ChatId};
+use crate::domain::{BotId, ChatId, OutMessage};
 use crate::store::{
     Destination, GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
 };
@@ -200,38 +200,35 @@ impl Outbox {
                 resumed: AtomicU64::new(0),
             }),
         };
-        let pending = store.pending_sends()?;
-        if !pending.is_empty() {
-            info!(
-                sends = pending.len(),
-                "resuming unfinished sends from the outbox"
-            );
+        // Streamed: each unfinished entry is queued as it is read, its message left in the store
+        // until its turn (a start with 100,000 pending sends holds ids, not reports).
+        // A group released while its sends waited (before a restart, or with the service down)
+        // gets none of them: the store says when it was released.
+        let mut checked = std::collections::HashSet::new();
+        let resumed = store.each_pending_send(|entry| {
+            if let Some(chat) = &entry.chat
+                && checked.insert(chat.clone())
+            {
+                match store.group(chat) {
+                    Ok(Some(group)) if group.status == GroupStatus::Released => {
+                        if let Some(at) = group.released_at {
+                            outbox.inner.note_release(chat, at);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(chat = %chat, error = %e,
+                        "cannot read the group of a resumed send; it is sent unless released later"),
+                }
+            }
+            outbox.dispatch(entry);
+        })?;
+        if resumed > 0 {
+            info!(sends = resumed, "resuming unfinished sends from the outbox");
         }
         outbox
             .inner
             .resumed
-            .store(pending.len() as u64, Ordering::Relaxed);
-        // A group released while its sends waited (before a restart, or with the service down)
-        // gets none of them: the store says when it was released.
-        let mut checked = std::collections::HashSet::new();
-        for chat in pending.iter().filter_map(|e| e.chat.as_ref()) {
-            if !checked.insert(chat.clone()) {
-                continue;
-            }
-            match store.group(chat) {
-                Ok(Some(group)) if group.status == GroupStatus::Released => {
-                    if let Some(at) = group.released_at {
-                        outbox.inner.note_release(chat, at);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => warn!(chat = %chat, error = %e,
-                    "cannot read the group of a resumed send; it is sent unless released later"),
-            }
-        }
-        for entry in pending {
-            outbox.dispatch(entry);
-        }
+            .store(resumed as u64, Ordering::Relaxed);
         Ok(outbox)
     }
 
@@ -292,7 +289,7 @@ impl Outbox {
                     gone_at: None,
                 }),
             });
-        queue_by_priority(&mut lane.queue, entry);
+        queue_by_priority(&mut lane.queue, Queued::of(entry));
         if let Some(memory) = lane.idle.take() {
             let inner = Arc::clone(&self.inner);
             self.inner.tracker.spawn(run_lane(inner, target, memory));
@@ -362,13 +359,49 @@ fn priority(purpose: &str) -> u8 {
 
 /// Puts `entry` after every waiting entry of its priority or a more urgent one (in order of
 /// arrival within a priority).
-fn queue_by_priority(queue: &mut VecDeque<OutboxEntry>, entry: OutboxEntry) {
-    let rank = priority(&entry.purpose);
+fn queue_by_priority(queue: &mut VecDeque<Queued>, queued: Queued) {
+    let rank = priority(&queued.entry.purpose);
     let at = queue
         .iter()
-        .rposition(|waiting| priority(&waiting.purpose) <= rank)
+        .rposition(|waiting| priority(&waiting.entry.purpose) <= rank)
         .map_or(0, |i| i + 1);
-    queue.insert(at, entry);
+    queue.insert(at, queued);
+}
+
+/// Messages larger than this wait in a lane without their body, which is read back from the
+/// store when their turn comes: a broadcast of a 3 KB report to 100,000 groups would otherwise
+/// hold 300 MB while the lanes work through it.
+const KEPT_MESSAGE_BYTES: usize = 512;
+
+/// An entry waiting in a lane, its message possibly left in the store.
+struct Queued {
+    entry: OutboxEntry,
+    /// The message was dropped from memory: read it back before sending.
+    stripped: bool,
+}
+
+impl Queued {
+    fn of(mut entry: OutboxEntry) -> Self {
+        let stripped = message_bytes(&entry.message) > KEPT_MESSAGE_BYTES;
+        if stripped {
+            entry.message = OutMessage::Markdown {
+                content: String::new(),
+            };
+        }
+        Queued { entry, stripped }
+    }
+}
+
+/// About how much memory a message's body takes.
+fn message_bytes(message: &OutMessage) -> usize {
+    match message {
+        OutMessage::Text { content, .. } | OutMessage::Markdown { content } => content.len(),
+        OutMessage::News { articles } => articles
+            .iter()
+            .map(|a| a.title.len() + a.description.len() + a.url.len() + a.picurl.len())
+            .sum(),
+        OutMessage::Image { bytes } => bytes.len(),
+    }
 }
 
 /// Every key's lane.
@@ -399,7 +432,7 @@ impl LaneMap {
 
 /// One webhook key's queue, and what the key remembers between its tasks.
 struct KeyLane {
-    queue: VecDeque<OutboxEntry>,
+    queue: VecDeque<Queued>,
     /// `None` while the lane's task runs (it holds the memory); `Some` when no task does.
     idle: Option<KeyMemory>,
 }
@@ -432,13 +465,32 @@ impl Inner {
         window
     }
 
+    /// The entry with its message: read back from the store when it waited without it. A read
+    /// that fails leaves the body empty, and the send fails with the reason logged (it is not
+    /// lost: the entry stays in the store).
+    fn restore(&self, queued: Queued) -> OutboxEntry {
+        let Queued {
+            mut entry,
+            stripped,
+        } = queued;
+        if stripped {
+            match self.store.send(entry.id) {
+                Ok(Some(stored)) => entry.message = stored.message,
+                Ok(None) => error!(id = entry.id, "a queued send is missing from the store"),
+                Err(e) => error!(id = entry.id, error = %e, "a queued send could not be read back"),
+            }
+        }
+        entry
+    }
+
     /// The next entry of `key`'s lane, or `None` after handing `memory` back (or forgetting the
     /// key when its minute has passed and nothing is remembered against it): the task ends.
     fn next_entry(&self, key: &str, memory: &mut Option<KeyMemory>) -> Option<OutboxEntry> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let lane = lanes.by_key.get_mut(key)?;
-        if let Some(entry) = lane.queue.pop_front() {
-            return Some(entry);
+        if let Some(queued) = lane.queue.pop_front() {
+            drop(lanes);
+            return Some(self.restore(queued));
         }
         let kept = memory.take()?;
         if kept.gone_at.is_none() && kept.window.is_idle(Instant::now()) {
@@ -970,9 +1022,9 @@ mod tests {
             (6, "reply"),
             (7, "morning-report"),
         ] {
-            queue_by_priority(&mut queue, entry(id, purpose));
+            queue_by_priority(&mut queue, Queued::of(entry(id, purpose)));
         }
-        let order: Vec<u64> = queue.iter().map(|e| e.id).collect();
+        let order: Vec<u64> = queue.iter().map(|q| q.entry.id).collect();
         assert_eq!(order, [4, 6, 3, 7, 1, 2, 5]);
     }
 }

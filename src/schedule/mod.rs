@@ -300,6 +300,22 @@ pub fn plan(
     content: &SlotContent,
     missed: bool,
 ) -> Vec<crate::store::NewSend> {
+    plan_each(job, zone, slot, now, recipients, scripts, content, missed).collect()
+}
+
+/// [`plan`], one send at a time as the iterator is advanced: a run to 100,000 groups renders and
+/// writes them in chunks instead of holding every report at once.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_each<'a>(
+    job: &'a Job,
+    zone: Tz,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+    recipients: &'a [Recipient],
+    scripts: &'a crate::scripts::Scripts,
+    content: &'a SlotContent,
+    missed: bool,
+) -> impl Iterator<Item = crate::store::NewSend> + 'a {
     use crate::domain::{Role, Sender};
     use crate::engine::vars;
 
@@ -319,7 +335,7 @@ pub fn plan(
     targeted
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
+        .map(move |(i, r)| {
             let offset = job.spread.checked_mul(i as u32).map(|d| d / n).unwrap_or_default();
             let not_before = start + chrono::Duration::from_std(offset).unwrap_or_default();
             let vars = || {
@@ -365,5 +381,4 @@ pub fn plan(
                 skip,
             }
         })
-        .collect()
 }

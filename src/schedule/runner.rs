@@ -17,7 +17,9 @@ use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{Job, Recipient, SlotContent, claim_name, local_date, plan, run_id, trigger_for};
+use super::{
+    Job, Recipient, SlotContent, claim_name, local_date, plan, plan_each, run_id, trigger_for,
+};
 use crate::groups::Directory;
 use crate::outbox::Outbox;
 use crate::scripts::Scripts;
@@ -26,6 +28,8 @@ use crate::store::{GroupStatus, NewSend, RunRecord, Store, StoreError};
 
 /// The longest the scheduler sleeps, so that edited schedules are picked up.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Groups planned per transaction (see [`Scheduler::run_slot`]).
+pub const PLAN_CHUNK: usize = 2000;
 /// Missed slots looked at per job on start.
 const MAX_MISSED: usize = 100;
 /// A slot in the zone it is for.
@@ -143,6 +147,7 @@ impl Scheduler {
     /// Plans `slot` of `job` for the groups in `zone` (`trigger` says why) and queues its sends;
     /// returns the run id. Planning a slot again adds nothing. A scheduled slot with no group
     /// to send to records no run, only the job's mark.
+    /// Plans one slot of `job` in `zone` into the outbox, in chunks of [`PLAN_CHUNK`] groups.
     pub async fn run_slot(
         &self,
         job: &Job,
@@ -160,17 +165,6 @@ impl Scheduler {
             self.slot_content(job, zone, slot, trigger, &scripts)
                 .await?
         };
-        let sends = plan(
-            job,
-            zone,
-            slot,
-            now,
-            &recipients,
-            &scripts,
-            &content,
-            trigger == "missed",
-        );
-        let planned = sends.len();
         let run = RunRecord {
             run_id: run_id(&job.name, slot),
             job: job.name.clone(),
@@ -180,29 +174,58 @@ impl Scheduler {
         };
         // An operator who runs a job sees its run, even one with no group to send to.
         let manual = trigger == "manual";
-        let store = self.store.clone();
         let mark = job.mark_name(zone);
-        let run_for_tx = run.clone();
-        let entries = tokio::task::spawn_blocking(move || {
-            store.write(|tx| {
-                if planned > 0 || manual {
-                    tx.put_run_if_new(&run_for_tx)?;
-                }
-                let mut entries = Vec::new();
-                for send in sends {
-                    entries.extend(tx.enqueue(send, now)?);
-                }
-                tx.set_schedule_mark(&mark, slot)?;
-                Ok(entries)
+        // Rendered and written in chunks, each chunk's sends queued as soon as they are in: a
+        // run to 100,000 groups never holds every report at once. The mark goes with the last
+        // chunk; a crash before it plans the slot again after the restart, and the sends' keys
+        // (job, slot, group) make the chunks already written add nothing twice.
+        let mut sends = plan_each(
+            job,
+            zone,
+            slot,
+            now,
+            &recipients,
+            &scripts,
+            &content,
+            trigger == "missed",
+        )
+        .peekable();
+        let (mut planned, mut queued, mut first) = (0, 0, true);
+        loop {
+            let chunk: Vec<NewSend> = sends.by_ref().take(PLAN_CHUNK).collect();
+            planned += chunk.len();
+            let last = sends.peek().is_none();
+            let with_run = first && (!chunk.is_empty() || manual);
+            let store = self.store.clone();
+            let (run_for_tx, mark) = (run.clone(), mark.clone());
+            let entries = tokio::task::spawn_blocking(move || {
+                store.write(|tx| {
+                    if with_run {
+                        tx.put_run_if_new(&run_for_tx)?;
+                    }
+                    let mut entries = Vec::new();
+                    for send in chunk {
+                        entries.extend(tx.enqueue(send, now)?);
+                    }
+                    if last {
+                        tx.set_schedule_mark(&mark, slot)?;
+                    }
+                    Ok(entries)
+                })
             })
-        })
-        .await
-        .map_err(|e| StoreError::Db(format!("planning task failed: {e}")))??;
-        info!(job = %job.name, zone = %zone, run = %run.run_id, trigger, groups = planned,
-            queued = entries.len(), "run planned");
-        for entry in entries {
-            self.outbox.dispatch(entry);
+            .await
+            .map_err(|e| StoreError::Db(format!("planning task failed: {e}")))??;
+            first = false;
+            queued += entries.len();
+            for entry in entries {
+                self.outbox.dispatch(entry);
+            }
+            if last {
+                break;
+            }
         }
+        info!(job = %job.name, zone = %zone, run = %run.run_id, trigger, groups = planned,
+            queued, "run planned");
         Ok(run.run_id)
     }
 

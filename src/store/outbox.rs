@@ -304,17 +304,26 @@ impl Store {
 
     /// Every unfinished send, in enqueue order.
     pub fn pending_sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        self.each_pending_send(|entry| out.push(entry))?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each unfinished send, oldest first, as it is read (not collected); returns
+    /// how many.
+    pub fn each_pending_send(&self, mut f: impl FnMut(OutboxEntry)) -> Result<usize, StoreError> {
         let tx = self.db.begin_read()?;
         let pending = tx.open_table(OUTBOX_PENDING)?;
         let outbox = tx.open_table(OUTBOX)?;
-        let mut out = Vec::new();
+        let mut count = 0;
         for entry in pending.iter()? {
             let (id, _) = entry?;
             if let Some(v) = outbox.get(id.value())? {
-                out.push(decode(v.value())?);
+                f(decode(v.value())?);
+                count += 1;
             }
         }
-        Ok(out)
+        Ok(count)
     }
 
     /// One send by id.
