@@ -289,7 +289,8 @@ impl Outbox {
                     gone_at: None,
                 }),
             });
-        queue_by_priority(&mut lane.queue, Queued::of(entry));
+        let pieces = target.pieces(&entry);
+        queue_by_priority(&mut lane.queue, Queued::of(entry, pieces));
         if let Some(memory) = lane.idle.take() {
             let inner = Arc::clone(&self.inner);
             self.inner.tracker.spawn(run_lane(inner, target, memory));
@@ -373,22 +374,29 @@ fn queue_by_priority(queue: &mut VecDeque<Queued>, queued: Queued) {
 /// hold 300 MB while the lanes work through it.
 const KEPT_MESSAGE_BYTES: usize = 512;
 
-/// An entry waiting in a lane, its message possibly left in the store.
+/// An entry waiting in a lane, its message possibly left in the store until a place in flight
+/// is had (so that lanes waiting for the limits hold no message either).
 struct Queued {
     entry: OutboxEntry,
     /// The message was dropped from memory: read it back before sending.
     stripped: bool,
+    /// How many requests the message takes, or why it cannot be sent (counted with the body).
+    pieces: Result<usize, String>,
 }
 
 impl Queued {
-    fn of(mut entry: OutboxEntry) -> Self {
+    fn of(mut entry: OutboxEntry, pieces: Result<usize, String>) -> Self {
         let stripped = message_bytes(&entry.message) > KEPT_MESSAGE_BYTES;
         if stripped {
             entry.message = OutMessage::Markdown {
                 content: String::new(),
             };
         }
-        Queued { entry, stripped }
+        Queued {
+            entry,
+            stripped,
+            pieces,
+        }
     }
 }
 
@@ -465,32 +473,24 @@ impl Inner {
         window
     }
 
-    /// The entry with its message: read back from the store when it waited without it. A read
-    /// that fails leaves the body empty, and the send fails with the reason logged (it is not
-    /// lost: the entry stays in the store).
-    fn restore(&self, queued: Queued) -> OutboxEntry {
-        let Queued {
-            mut entry,
-            stripped,
-        } = queued;
-        if stripped {
-            match self.store.send(entry.id) {
-                Ok(Some(stored)) => entry.message = stored.message,
-                Ok(None) => error!(id = entry.id, "a queued send is missing from the store"),
-                Err(e) => error!(id = entry.id, error = %e, "a queued send could not be read back"),
-            }
+    /// The message of send `id`, read back from the store (it waited without it).
+    fn stored_message(&self, id: u64) -> Result<OutMessage, SendError> {
+        match self.store.send(id) {
+            Ok(Some(stored)) => Ok(stored.message),
+            Ok(None) => Err(SendError::Store(
+                "the send is missing from the store".into(),
+            )),
+            Err(e) => Err(SendError::Store(e.to_string())),
         }
-        entry
     }
 
     /// The next entry of `key`'s lane, or `None` after handing `memory` back (or forgetting the
     /// key when its minute has passed and nothing is remembered against it): the task ends.
-    fn next_entry(&self, key: &str, memory: &mut Option<KeyMemory>) -> Option<OutboxEntry> {
+    fn next_entry(&self, key: &str, memory: &mut Option<KeyMemory>) -> Option<Queued> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
         let lane = lanes.by_key.get_mut(key)?;
         if let Some(queued) = lane.queue.pop_front() {
-            drop(lanes);
-            return Some(self.restore(queued));
+            return Some(queued);
         }
         let kept = memory.take()?;
         if kept.gone_at.is_none() && kept.window.is_idle(Instant::now()) {
@@ -678,6 +678,9 @@ enum SendError {
     /// The service is stopping: the send stays pending for the next start.
     #[error("shutting down")]
     Closing,
+    /// The message could not be read back from the store.
+    #[error("the message could not be read back: {0}")]
+    Store(String),
 }
 
 impl SendError {
@@ -687,6 +690,7 @@ impl SendError {
             SendError::Account(e) => e.class(),
             SendError::Expired(_) => "expired",
             SendError::Closing => "closing",
+            SendError::Store(_) => "store",
         }
     }
 }
@@ -716,7 +720,12 @@ impl Inner {
 
 async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
     let mut memory = Some(memory);
-    while let Some(mut entry) = inner.next_entry(target.lane_key(), &mut memory) {
+    while let Some(queued) = inner.next_entry(target.lane_key(), &mut memory) {
+        let Queued {
+            mut entry,
+            stripped,
+            pieces,
+        } = queued;
         // The memory is only taken back by `next_entry` when the queue is empty.
         let Some(KeyMemory { window, gone_at }) = memory.as_mut() else {
             break;
@@ -744,7 +753,7 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
         }
         // Validated (and counted) now; each piece's body is built again when its turn comes, so
         // that lanes waiting for a place hold no request bodies.
-        let pieces = match target.pieces(&entry) {
+        let pieces = match pieces {
             Ok(pieces) => pieces,
             Err(e) => {
                 error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
@@ -756,7 +765,7 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
         };
         let mut failure = None;
         for piece in (entry.pieces_done as usize)..pieces {
-            match send_with_retries(&inner, window, &target, &mut entry, piece).await {
+            match send_with_retries(&inner, window, &target, &mut entry, stripped, piece).await {
                 Ok(()) => {
                     entry.pieces_done += 1;
                     info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
@@ -860,6 +869,7 @@ async fn send_with_retries(
     window: &mut SlidingWindow,
     target: &Target,
     entry: &mut OutboxEntry,
+    stripped: bool,
     piece: usize,
 ) -> Result<(), SendError> {
     let settings = &inner.settings;
@@ -891,9 +901,17 @@ async fn send_with_retries(
             at_ms: Utc::now().timestamp_millis(),
         });
         entry.attempts += 1;
+        // Read back only now, with a place in flight: it lives for this request alone.
+        let loaded;
+        let message = if stripped {
+            loaded = inner.stored_message(entry.id)?;
+            &loaded
+        } else {
+            &entry.message
+        };
         let result: Result<(), SendError> = match target {
             Target::Webhook(url) => {
-                let body = request_bodies(&entry.message)?
+                let body = request_bodies(message)?
                     .into_iter()
                     .nth(piece)
                     .ok_or_else(|| {
@@ -907,7 +925,7 @@ async fn send_with_retries(
             Target::Account { key, chat, .. } => Box::pin(inner.options.hub.send_group_message(
                 key,
                 chat.as_str(),
-                &entry.message,
+                message,
             ))
             .await
             .map(|_| ())
@@ -1022,7 +1040,7 @@ mod tests {
             (6, "reply"),
             (7, "morning-report"),
         ] {
-            queue_by_priority(&mut queue, Queued::of(entry(id, purpose)));
+            queue_by_priority(&mut queue, Queued::of(entry(id, purpose), Ok(1)));
         }
         let order: Vec<u64> = queue.iter().map(|q| q.entry.id).collect();
         assert_eq!(order, [4, 6, 3, 7, 1, 2, 5]);
