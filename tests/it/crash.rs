@@ -47,6 +47,15 @@ fn start_binary(config: &std::path::Path, port: u16, log: &std::path::Path) -> P
         .unwrap()
 }
 
+/// An HTTP client that gives up after 30 s: a server that stops answering fails the test
+/// instead of hanging it.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 struct Binary {
     http: reqwest::Client,
     base: String,
@@ -182,7 +191,7 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
         .unwrap()
         .port();
     let binary = Binary {
-        http: reqwest::Client::new(),
+        http: client(),
         base: format!("http://127.0.0.1:{port}"),
     };
 
@@ -307,7 +316,7 @@ async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
         .unwrap()
         .port();
     let binary = std::sync::Arc::new(Binary {
-        http: reqwest::Client::new(),
+        http: client(),
         base: format!("http://127.0.0.1:{port}"),
     });
     let crypto = CallbackCrypto::new(TOKEN, EncodingAesKey::parse(AES_KEY).unwrap(), "");
@@ -383,7 +392,7 @@ async fn a_request_path_cannot_forge_log_lines() {
         .unwrap()
         .port();
     let binary = Binary {
-        http: reqwest::Client::new(),
+        http: client(),
         base: format!("http://127.0.0.1:{port}"),
     };
     let process = start_binary(&config, port, &log);
