@@ -270,6 +270,43 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
     drop(second);
 }
 
+/// A test configuration for the real binary on a free port, with the default options.
+struct Setup {
+    fake: FakeWecom,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    port: u16,
+    binary: Binary,
+}
+
+async fn setup() -> Setup {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trumpet.toml");
+    std::fs::write(
+        &config,
+        config_toml(&dir.path().join("trumpet.redb"), &fake, &Options::default()),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Setup {
+        fake,
+        log: dir.path().join("trumpet.log"),
+        _dir: dir,
+        config,
+        port,
+        binary: Binary {
+            http: client(),
+            base: format!("http://127.0.0.1:{port}"),
+        },
+    }
+}
+
 /// Posts a signed `add_to_chat` callback for `chat` to the binary; true when it was answered 200.
 async fn adopt_on(binary: &Binary, endpoint: &RobotEndpoint, fake: &FakeWecom, chat: &str) -> bool {
     let plaintext = robot_message(
@@ -301,24 +338,15 @@ async fn adopt_on(binary: &Binary, endpoint: &RobotEndpoint, fake: &FakeWecom, c
 /// after the restart. (Before answers waited for their commit, about one in six was lost.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
-    let fake = FakeWecom::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("trumpet.toml");
-    std::fs::write(
-        &config,
-        config_toml(&dir.path().join("trumpet.redb"), &fake, &Options::default()),
-    )
-    .unwrap();
-    let log = dir.path().join("trumpet.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let binary = std::sync::Arc::new(Binary {
-        http: client(),
-        base: format!("http://127.0.0.1:{port}"),
-    });
+    let Setup {
+        fake,
+        _dir,
+        config,
+        log,
+        port,
+        binary,
+    } = setup().await;
+    let binary = std::sync::Arc::new(binary);
     let crypto = CallbackCrypto::new(TOKEN, EncodingAesKey::parse(AES_KEY).unwrap(), "");
     let endpoint = std::sync::Arc::new(RobotEndpoint::new(
         BotId::parse(BOT).unwrap(),
@@ -377,24 +405,14 @@ async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
 /// a log line nor colours it, and a log that is not a terminal has no colour codes at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_path_cannot_forge_log_lines() {
-    let fake = FakeWecom::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("trumpet.toml");
-    std::fs::write(
-        &config,
-        config_toml(&dir.path().join("trumpet.redb"), &fake, &Options::default()),
-    )
-    .unwrap();
-    let log = dir.path().join("trumpet.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let binary = Binary {
-        http: client(),
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let Setup {
+        _dir,
+        config,
+        log,
+        port,
+        binary,
+        ..
+    } = setup().await;
     let process = start_binary(&config, port, &log);
     binary.wait_healthy(&log).await;
     let forged =

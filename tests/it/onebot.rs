@@ -845,30 +845,17 @@ async fn connections_past_the_cap_are_refused_until_one_closes() {
     let world = world(&[]);
     let first = app.connect_onebot("wxid_one", &world).await;
     let _second = app.connect_onebot("wxid_two", &world).await;
-    let third = FakeOneBot::connect(
-        &app.onebot_url(),
-        Some(ONEBOT_TOKEN),
-        false,
-        "wxid_three",
-        world.clone(),
-    )
-    .await;
-    match third {
+    let url = app.onebot_url();
+    let third =
+        || FakeOneBot::connect(&url, Some(ONEBOT_TOKEN), false, "wxid_three", world.clone());
+    match third().await {
         Err(crate::helpers::fake_onebot::Refused(status)) => assert_eq!(status, Some(503)),
         Ok(_) => panic!("a third connection was let in"),
     }
     first.disconnect().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let again = FakeOneBot::connect(
-            &app.onebot_url(),
-            Some(ONEBOT_TOKEN),
-            false,
-            "wxid_three",
-            world.clone(),
-        )
-        .await;
-        if again.is_ok() {
+        if third().await.is_ok() {
             break;
         }
         assert!(

@@ -24,6 +24,17 @@ fn settings(fake: &FakeWecom, per_minute: u32, window: Duration) -> SendSettings
     }
 }
 
+/// Asserts that no `window` holds more than `limit` of `received`.
+fn assert_within_limit(received: &[Received], window: Duration, limit: usize) {
+    for (i, r) in received.iter().enumerate() {
+        let in_window = received[i..]
+            .iter()
+            .filter(|s| s.at - r.at < window)
+            .count();
+        assert!(in_window <= limit, "{in_window} sends within one window");
+    }
+}
+
 /// A text send of "message {i}" to `url`.
 fn send(key: &str, url: &str, i: usize) -> NewSend {
     NewSend {
@@ -151,13 +162,7 @@ async fn the_outbox_never_exceeds_the_per_key_limit() {
         (0..7).map(|i| format!("message {i}")).collect::<Vec<_>>(),
         "in order"
     );
-    for (i, r) in received.iter().enumerate() {
-        let in_window = received[i..]
-            .iter()
-            .filter(|s| s.at - r.at < window)
-            .count();
-        assert!(in_window <= limit, "{in_window} sends within one window");
-    }
+    assert_within_limit(&received, window, limit);
     assert!(outbox.shutdown(Duration::from_secs(1)).await);
     assert_eq!(outbox.stats().delivered, 7);
 }
@@ -513,13 +518,7 @@ async fn a_key_keeps_its_window_across_a_restart() {
         "a request went over the limit across the restart: {:?}",
         received.iter().map(|r| r.answered).collect::<Vec<_>>()
     );
-    for (i, r) in received.iter().enumerate() {
-        let in_window = received[i..]
-            .iter()
-            .filter(|s| s.at - r.at < window)
-            .count();
-        assert!(in_window <= limit, "{in_window} sends within one window");
-    }
+    assert_within_limit(&received, window, limit);
     assert!(outbox.shutdown(Duration::from_secs(1)).await);
 }
 

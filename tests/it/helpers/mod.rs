@@ -17,7 +17,7 @@ use trumpet::channels::wecom::robot::xml::parse_envelope;
 use trumpet::config::Config;
 use trumpet::domain::BotId;
 
-pub use fake_wecom::{Answer, FakeWecom};
+pub use fake_wecom::{Answer, FakeWecom, Received};
 
 pub const TOKEN: &str = "TestToken123";
 pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
