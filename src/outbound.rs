@@ -47,29 +47,7 @@ impl HostList {
 
     /// Whether `url` may be fetched; `setting` names the list for the error.
     pub fn check(&self, url: &url::Url, setting: &'static str) -> Result<(), Refused> {
-        let host = url.host_str().ok_or(Refused::NotAUrl)?.to_ascii_lowercase();
-        let authority = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.clone(),
-        };
-        let listed = self.hosts.iter().any(|h| match h.strip_prefix("*.") {
-            Some(domain) => url.port().is_none() && host.ends_with(&format!(".{domain}")),
-            None => *h == authority || *h == host && url.port().is_none(),
-        });
-        if !listed {
-            return Err(Refused::HostNotListed(authority, setting));
-        }
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        match url.scheme() {
-            "https" => Ok(()),
-            "http" if loopback => Ok(()),
-            other => Err(Refused::Scheme(other.to_owned())),
-        }
+        check_listed(&self.hosts, url, setting)
     }
 
     /// Whether `raw` parses and may be fetched.
@@ -90,6 +68,45 @@ impl HostList {
                 Err(e) => attempt.error(format!("redirect refused: {e}")),
             }
         })
+    }
+}
+
+/// Whether `url` points at one of `hosts` (`host`, `host:port` or `*.domain`, any case) over
+/// https, or over http to a loopback address (local fakes); `setting` names the list for the
+/// error. The rule for every URL the service reaches on someone else's word: robot webhooks
+/// (`wecom.webhook_hosts`), images and `get_file` URLs.
+pub fn check_listed(
+    hosts: &[String],
+    url: &url::Url,
+    setting: &'static str,
+) -> Result<(), Refused> {
+    let host = url.host_str().ok_or(Refused::NotAUrl)?.to_ascii_lowercase();
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
+    let listed = hosts.iter().any(|h| match h.strip_prefix("*.") {
+        Some(domain) => {
+            url.port().is_none()
+                && host.len() > domain.len()
+                && host.ends_with(&domain.to_ascii_lowercase())
+                && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+        }
+        None => h.eq_ignore_ascii_case(&authority),
+    });
+    if !listed {
+        return Err(Refused::HostNotListed(authority, setting));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        other => Err(Refused::Scheme(other.to_owned())),
     }
 }
 

@@ -45,28 +45,13 @@ impl WebhookUrl {
     /// http to a loopback address, for local fakes), its path is the send endpoint and it has a
     /// key — so a leaked Token cannot turn the service into a forwarder to arbitrary addresses.
     pub fn parse(url: &str, allowed_hosts: &[String]) -> Result<Self, WebhookUrlError> {
+        use crate::outbound::{Refused, check_listed};
         let parsed = url::Url::parse(url.trim()).map_err(|_| WebhookUrlError::NotAUrl)?;
-        let host = parsed.host_str().ok_or(WebhookUrlError::NotAUrl)?;
-        let authority = match parsed.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        if !allowed_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&authority))
-        {
-            return Err(WebhookUrlError::HostNotAllowed(authority));
-        }
-        let loopback = matches!(
-            parsed.host(),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-        ) || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-            || host.eq_ignore_ascii_case("localhost");
-        match parsed.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            other => return Err(WebhookUrlError::Scheme(other.to_owned())),
-        }
+        check_listed(allowed_hosts, &parsed, "wecom.webhook_hosts").map_err(|e| match e {
+            Refused::HostNotListed(authority, _) => WebhookUrlError::HostNotAllowed(authority),
+            Refused::Scheme(scheme) => WebhookUrlError::Scheme(scheme),
+            Refused::NotAUrl | Refused::Private(_) => WebhookUrlError::NotAUrl,
+        })?;
         if parsed.path() != "/cgi-bin/webhook/send" {
             return Err(WebhookUrlError::Path);
         }
