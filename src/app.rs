@@ -192,6 +192,7 @@ impl App {
                 account_retry_base: Duration::from_millis(config.onebot.retry_base_ms),
                 account_max_attempts: config.onebot.max_attempts,
                 expiry: config.outbox.clone(),
+                max_running_lanes: crate::outbox::MAX_RUNNING_LANES,
             },
             self.store.clone(),
         )?;

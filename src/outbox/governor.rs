@@ -121,9 +121,20 @@ impl SharedLimits {
 
     /// Waits until a send for `bot` may go, and records it.
     pub async fn take(&self, bot: Option<&BotId>) {
+        // Never refused: no wait is longer than the longest duration.
+        let _ = self.take_within(bot, Duration::MAX).await;
+    }
+
+    /// Like [`take`](Self::take), but only waits that are each at most `most`: a longer one is
+    /// returned instead (nothing recorded), for the caller to come back after it.
+    pub async fn take_within(&self, bot: Option<&BotId>, most: Duration) -> Result<(), Duration> {
         while let Some(wait) = self.try_take(bot, Instant::now()) {
+            if wait > most {
+                return Err(wait);
+            }
             tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 }
 

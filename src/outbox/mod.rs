@@ -5,7 +5,9 @@
 pub mod governor;
 pub mod sender;
 
-pub use sender::{MAX_IN_FLIGHT, Outbox, OutboxOptions, OutboxStats, SendSettings};
+pub use sender::{
+    MAX_IN_FLIGHT, MAX_RUNNING_LANES, Outbox, OutboxOptions, OutboxStats, SendSettings,
+};
 
 use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::store::{Destination, GroupRecord};

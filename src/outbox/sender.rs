@@ -9,24 +9,28 @@
 //! recorded as skipped ("expired") instead of being sent late.
 //!
 //! Memory stays proportional to what is queued, not to how many keys were ever used: a lane is a
-//! queue in one shared map plus a task that runs only while the queue has entries, and forgets
-//! the key once its minute has passed; at most [`MAX_IN_FLIGHT`] requests (and their bodies)
-//! exist at once, however many lanes are waiting.
+//! queue in one shared map, and forgets the key once its minute has passed. At most
+//! `max_running_lanes` lanes have a task at once ([`MAX_RUNNING_LANES`] by default); a lane whose
+//! next send is due later (a spread broadcast, its key's or its bot's minute) parks instead of
+//! waiting in a task, and lanes wait for a task in order of urgency, then of arrival. A morning
+//! report to 100,000 groups is 100,000 short queues and a thousand tasks, not 100,000 tasks. At
+//! most [`MAX_IN_FLIGHT`] requests (and their bodies) exist at once.
 //!
 //! Entries are written to the store before they reach a lane, and a start resumes every entry
 //! that is not finished, so a crash or a shutdown loses nothing. A message delivered in the
 //! moments before a crash but not yet recorded (outcomes are written in batches, within
 //! milliseconds) is sent again after the restart: duplicates are bounded by the sends in flight.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
@@ -37,7 +41,7 @@ use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
 use crate::config::OutboxConfig;
-use crate::domain::{BotId, ChatId, OutMessage};
+use crate::domain::{BotId, ChatId};
 use crate::store::{
     Destination, GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
 };
@@ -46,6 +50,10 @@ use crate::store::{
 /// WeCom's usual latency (1,000/s × 0.2 s), and a bound on the request bodies and connections
 /// held in memory.
 pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Lanes with a task at once, by default: well above what the global limit needs in flight
+/// (1,000/s at 0.2 s is 200), and a bound on the tasks (about 2 KB each) however many keys wait.
+pub const MAX_RUNNING_LANES: usize = 1024;
 
 /// Limits and retry policy for sends.
 #[derive(Debug, Clone)]
@@ -76,6 +84,8 @@ pub struct OutboxOptions {
     pub account_retry_base: Duration,
     pub account_max_attempts: u32,
     pub expiry: OutboxConfig,
+    /// Lanes with a task at once; the others wait their turn in the lane map.
+    pub max_running_lanes: usize,
 }
 
 impl Default for OutboxOptions {
@@ -88,6 +98,7 @@ impl Default for OutboxOptions {
             expiry: OutboxConfig {
                 expire_after_minutes: Default::default(),
             },
+            max_running_lanes: MAX_RUNNING_LANES,
         }
     }
 }
@@ -128,10 +139,15 @@ struct Inner {
     /// the lane when it first runs: no key sees more than its limit across a restart.
     restored: Mutex<HashMap<String, Vec<i64>>>,
     tracker: TaskTracker,
+    /// Lanes with a task that counts against `max_running_lanes` (a lane waiting for its bot
+    /// account to connect does not count while it waits).
+    running: AtomicUsize,
+    /// Tells the waker that a parked lane became due sooner than it thought.
+    wake: Arc<Notify>,
     recorder: mpsc::UnboundedSender<Record>,
     closed: AtomicBool,
     /// Cancelled at shutdown: sends waiting for an account stop waiting (and stay pending).
-    closing: tokio_util::sync::CancellationToken,
+    closing: CancellationToken,
     delivered: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
@@ -185,14 +201,19 @@ impl Outbox {
                 lanes: Mutex::new(LaneMap {
                     by_key: HashMap::new(),
                     pruned_at: Instant::now(),
+                    ready: Default::default(),
+                    later: BTreeMap::new(),
+                    seq: 0,
                 }),
                 in_flight: Semaphore::new(MAX_IN_FLIGHT),
                 released: Mutex::new(HashMap::new()),
                 restored: Mutex::new(restored),
                 tracker: TaskTracker::new(),
+                running: AtomicUsize::new(0),
+                wake: Arc::new(Notify::new()),
                 recorder,
                 closed: AtomicBool::new(false),
-                closing: tokio_util::sync::CancellationToken::new(),
+                closing: CancellationToken::new(),
                 delivered: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 skipped: AtomicU64::new(0),
@@ -200,6 +221,11 @@ impl Outbox {
                 resumed: AtomicU64::new(0),
             }),
         };
+        tokio::spawn(run_waker(
+            Arc::downgrade(&outbox.inner),
+            Arc::clone(&outbox.inner.wake),
+            outbox.inner.closing.clone(),
+        ));
         // Streamed: each unfinished entry is queued as it is read, its message left in the store
         // until its turn (a start with 100,000 pending sends holds ids, not reports).
         // A group released while its sends waited (before a restart, or with the service down)
@@ -275,26 +301,39 @@ impl Outbox {
                 return;
             }
         };
+        let due = entry.not_before.map(instant_of);
+        let queued = Queued::of(&entry, target.pieces(&entry));
+        drop(entry);
         let mut lanes = self.inner.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let settings = &self.inner.settings;
-        lanes.prune(settings.window);
-        let lane = lanes
-            .by_key
-            .entry(target.lane_key().to_owned())
-            .or_insert_with(|| KeyLane {
-                // Most keys get one send at a time (a report a day): room for one, grown on demand.
-                queue: VecDeque::with_capacity(1),
-                idle: Some(KeyMemory {
-                    window: self.inner.window_for(target.lane_key()),
-                    gone_at: None,
-                }),
-            });
-        let pieces = target.pieces(&entry);
-        queue_by_priority(&mut lane.queue, Queued::of(entry, pieces));
-        if let Some(memory) = lane.idle.take() {
-            let inner = Arc::clone(&self.inner);
-            self.inner.tracker.spawn(run_lane(inner, target, memory));
+        lanes.prune(self.inner.settings.window);
+        let key = target.lane_key().to_owned();
+        let lane = lanes.by_key.entry(key.clone()).or_insert_with(|| KeyLane {
+            // Most keys get one send at a time (a report a day): room for one, grown on demand.
+            queue: VecDeque::with_capacity(1),
+            idle: Some(KeyMemory {
+                window: self.inner.window_for(&key),
+                gone_at: None,
+            }),
+            waiting: Waiting::No,
+        });
+        queue_by_priority(&mut lane.queue, queued);
+        let sooner = lanes.schedule(&key, due);
+        drop(lanes);
+        if sooner {
+            self.inner.wake.notify_one();
         }
+        self.inner.start_ready();
+    }
+
+    /// Lane tasks alive now (running, or waiting for their bot account).
+    pub fn lane_tasks(&self) -> usize {
+        self.inner.tracker.len()
+    }
+
+    /// Lanes waiting for a task: due now, or parked until later.
+    pub fn waiting_lanes(&self) -> usize {
+        let lanes = self.inner.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.ready.iter().map(VecDeque::len).sum::<usize>() + lanes.later.len()
     }
 
     /// Notes that `chat` was released at `at`: its sends planned before then that are still
@@ -361,62 +400,65 @@ fn priority(purpose: &str) -> u8 {
 /// Puts `entry` after every waiting entry of its priority or a more urgent one (in order of
 /// arrival within a priority).
 fn queue_by_priority(queue: &mut VecDeque<Queued>, queued: Queued) {
-    let rank = priority(&queued.entry.purpose);
     let at = queue
         .iter()
-        .rposition(|waiting| priority(&waiting.entry.purpose) <= rank)
+        .rposition(|waiting| waiting.rank <= queued.rank)
         .map_or(0, |i| i + 1);
     queue.insert(at, queued);
 }
 
-/// Messages larger than this wait in a lane without their body, which is read back from the
-/// store when their turn comes: a broadcast of a 3 KB report to 100,000 groups would otherwise
-/// hold 300 MB while the lanes work through it.
-const KEPT_MESSAGE_BYTES: usize = 512;
-
-/// An entry waiting in a lane, its message possibly left in the store until a place in flight
-/// is had (so that lanes waiting for the limits hold no message either).
+/// A send waiting in a lane: only what ordering and scheduling need. The entry itself, message
+/// and all, stays in the store and is read back when its turn comes: a morning report to 100,000
+/// groups waits as 100,000 of these small records, not 100,000 reports.
+#[derive(Debug, Clone)]
 struct Queued {
-    entry: OutboxEntry,
-    /// The message was dropped from memory: read it back before sending.
-    stripped: bool,
-    /// How many requests the message takes, or why it cannot be sent (counted with the body).
+    id: u64,
+    /// Its urgency among the lane's sends ([`priority`]).
+    rank: u8,
+    /// Not to be sent before this (a spread broadcast).
+    due: Option<chrono::DateTime<Utc>>,
+    /// How many requests the message takes, or why it cannot be sent (counted when queued).
     pieces: Result<usize, String>,
+    /// Progress made before the lane parked mid-message (the store has it only with the outcome).
+    attempts: u32,
+    pieces_done: u32,
 }
 
 impl Queued {
-    fn of(mut entry: OutboxEntry, pieces: Result<usize, String>) -> Self {
-        let stripped = message_bytes(&entry.message) > KEPT_MESSAGE_BYTES;
-        if stripped {
-            entry.message = OutMessage::Markdown {
-                content: String::new(),
-            };
-        }
+    fn of(entry: &OutboxEntry, pieces: Result<usize, String>) -> Self {
         Queued {
-            entry,
-            stripped,
+            id: entry.id,
+            rank: priority(&entry.purpose),
+            due: entry.not_before,
             pieces,
+            attempts: entry.attempts,
+            pieces_done: entry.pieces_done,
         }
     }
 }
 
-/// About how much memory a message's body takes.
-fn message_bytes(message: &OutMessage) -> usize {
-    match message {
-        OutMessage::Text { content, .. } | OutMessage::Markdown { content } => content.len(),
-        OutMessage::News { articles } => articles
-            .iter()
-            .map(|a| a.title.len() + a.description.len() + a.url.len() + a.picurl.len())
-            .sum(),
-        OutMessage::Image { bytes } => bytes.len(),
-    }
-}
-
-/// Every key's lane.
+/// Every key's lane, and the lanes waiting for a task.
 struct LaneMap {
     by_key: HashMap<String, KeyLane>,
     /// When idle keys were last forgotten.
     pruned_at: Instant,
+    /// Lanes with a send due now, by the urgency of that send ([`priority`]), then by arrival.
+    ready: [VecDeque<String>; 3],
+    /// Lanes whose next send is due later, by when (and arrival, for equal times).
+    later: BTreeMap<(Instant, u64), String>,
+    /// Arrival numbers for `later`.
+    seq: u64,
+}
+
+/// How a lane without a task waits for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// It is not waiting: a task runs it, or it has nothing queued.
+    No,
+    /// In `ready`.
+    Ready,
+    /// In `later` under this key.
+    Until(Instant, u64),
 }
 
 impl LaneMap {
@@ -443,6 +485,105 @@ struct KeyLane {
     queue: VecDeque<Queued>,
     /// `None` while the lane's task runs (it holds the memory); `Some` when no task does.
     idle: Option<KeyMemory>,
+    waiting: Waiting,
+}
+
+impl LaneMap {
+    /// Puts `key`'s lane in line for a task if it has none: in `ready` when its next send is
+    /// due now, else in `later` at `due` (moved sooner if it waited for a later time). Returns
+    /// whether the earliest time in `later` became sooner (the waker must look again).
+    fn schedule(&mut self, key: &str, due: Option<Instant>) -> bool {
+        let LaneMap {
+            by_key,
+            ready,
+            later,
+            seq,
+            ..
+        } = self;
+        let Some(lane) = by_key.get_mut(key) else {
+            return false;
+        };
+        let Some(front) = lane.queue.front() else {
+            return false;
+        };
+        if lane.idle.is_none() || lane.waiting == Waiting::Ready {
+            return false;
+        }
+        let due = due.filter(|&at| at > Instant::now());
+        if let Waiting::Until(at, n) = lane.waiting {
+            if due.is_some_and(|due| due >= at) {
+                return false;
+            }
+            later.remove(&(at, n));
+        }
+        match due {
+            None => {
+                ready[usize::from(front.rank)].push_back(key.to_owned());
+                lane.waiting = Waiting::Ready;
+                false
+            }
+            Some(at) => {
+                *seq += 1;
+                let sooner = later
+                    .first_key_value()
+                    .is_none_or(|(&(first, _), _)| at < first);
+                later.insert((at, *seq), key.to_owned());
+                lane.waiting = Waiting::Until(at, *seq);
+                sooner
+            }
+        }
+    }
+
+    /// Moves the parked lanes that are due by `now` to `ready`.
+    fn promote_due(&mut self, now: Instant) {
+        while let Some(entry) = self.later.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((at, n), key) = entry.remove_entry();
+            let Some(lane) = self.by_key.get_mut(&key) else {
+                continue;
+            };
+            if lane.waiting != Waiting::Until(at, n) {
+                continue;
+            }
+            lane.waiting = Waiting::No;
+            self.schedule(&key, None);
+        }
+    }
+
+    /// The most urgent lane due now (its key and memory, for its task).
+    fn take_ready(&mut self) -> Option<(String, KeyMemory)> {
+        for queue in &mut self.ready {
+            while let Some(key) = queue.pop_front() {
+                let Some(lane) = self.by_key.get_mut(&key) else {
+                    continue;
+                };
+                if lane.waiting != Waiting::Ready {
+                    continue;
+                }
+                lane.waiting = Waiting::No;
+                if lane.queue.is_empty() {
+                    continue;
+                }
+                if let Some(memory) = lane.idle.take() {
+                    return Some((key, memory));
+                }
+            }
+        }
+        None
+    }
+
+    /// When the earliest parked lane is due.
+    fn next_due(&self) -> Option<Instant> {
+        self.later.first_key_value().map(|(&(at, _), _)| at)
+    }
+}
+
+/// The monotonic instant of a wall-clock time (now, if it has passed).
+fn instant_of(at: chrono::DateTime<Utc>) -> Instant {
+    let now = Instant::now();
+    (at - Utc::now()).to_std().map_or(now, |wait| now + wait)
 }
 
 /// What a key's lane must remember from one burst of sends to the next.
@@ -473,14 +614,33 @@ impl Inner {
         window
     }
 
-    /// The message of send `id`, read back from the store (it waited without it).
-    fn stored_message(&self, id: u64) -> Result<OutMessage, SendError> {
-        match self.store.send(id) {
-            Ok(Some(stored)) => Ok(stored.message),
-            Ok(None) => Err(SendError::Store(
-                "the send is missing from the store".into(),
-            )),
-            Err(e) => Err(SendError::Store(e.to_string())),
+    /// The entry of `queued`, read back from the store now that its turn has come, with the
+    /// progress the lane made on it; `None` (logged) when it cannot or need not be sent.
+    fn load(&self, queued: &Queued) -> Option<OutboxEntry> {
+        match self.store.send(queued.id) {
+            Ok(Some(mut entry)) if entry.state == OutboxState::Pending => {
+                entry.attempts = entry.attempts.max(queued.attempts);
+                entry.pieces_done = entry.pieces_done.max(queued.pieces_done);
+                Some(entry)
+            }
+            Ok(Some(entry)) => {
+                info!(id = queued.id, state = ?entry.state, "already finished; not sent again");
+                None
+            }
+            Ok(None) => {
+                warn!(
+                    id = queued.id,
+                    "the send is no longer in the outbox; not sent"
+                );
+                None
+            }
+            Err(e) => {
+                // Left pending: the next start sends it (a store that cannot be read would not
+                // record a failure either).
+                error!(id = queued.id, error = %e,
+                    "the send could not be read back from the store; it stays pending for the next start");
+                None
+            }
         }
     }
 
@@ -496,9 +656,56 @@ impl Inner {
         if kept.gone_at.is_none() && kept.window.is_idle(Instant::now()) {
             lanes.by_key.remove(key);
         } else {
+            // Remembered for its minute: without the room its queue had.
+            lane.queue = VecDeque::new();
             lane.idle = Some(kept);
         }
         None
+    }
+
+    /// Starts tasks for the lanes that are due, most urgent first, while fewer than
+    /// `max_running_lanes` run. Nothing new starts once shutdown has begun.
+    fn start_ready(self: &Arc<Self>) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.promote_due(Instant::now());
+        while self.running.load(Ordering::Acquire) < self.options.max_running_lanes {
+            let Some((key, memory)) = lanes.take_ready() else {
+                break;
+            };
+            self.running.fetch_add(1, Ordering::AcqRel);
+            let running = RunningLane(Arc::clone(self));
+            self.tracker.spawn(run_lane(running, key, memory));
+        }
+    }
+
+    /// Waits shorter than this are waited in the lane's task; a lane facing a longer one parks
+    /// (its task ends and it waits in the lane map until due).
+    fn park_beyond(&self) -> Duration {
+        (self.settings.window / 8).min(Duration::from_secs(2))
+    }
+
+    /// Puts `queued` back at the front of `key`'s lane with the lane's `memory` and parks the
+    /// lane until `due`. The caller's task then ends.
+    fn park(&self, key: &str, queued: Queued, memory: KeyMemory, due: Instant) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(lane) = lanes.by_key.get_mut(key) else {
+            // Never: a lane with a task is not forgotten. Stays pending for the next start.
+            error!(
+                id = queued.id,
+                "a parked lane has no queue; the send is kept for the next start"
+            );
+            return;
+        };
+        lane.queue.push_front(queued);
+        lane.idle = Some(memory);
+        let sooner = lanes.schedule(key, Some(due));
+        drop(lanes);
+        if sooner {
+            self.wake.notify_one();
+        }
     }
 
     fn note_release(&self, chat: &ChatId, at: chrono::DateTime<Utc>) {
@@ -533,6 +740,60 @@ impl Inner {
                 id = entry.id,
                 "the outcome recorder has stopped; this outcome is not stored"
             );
+        }
+    }
+}
+
+/// A lane's place among the running ones, given back (and the next lane started) when its task
+/// ends, however it ends.
+struct RunningLane(Arc<Inner>);
+
+impl Drop for RunningLane {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.start_ready();
+    }
+}
+
+/// A lane's place given up while it waits for its bot account (offline lanes must not keep
+/// every other lane waiting), taken again when the wait ends.
+struct AwayFromRunning<'a>(&'a Arc<Inner>);
+
+impl<'a> AwayFromRunning<'a> {
+    fn new(inner: &'a Arc<Inner>) -> Self {
+        inner.running.fetch_sub(1, Ordering::AcqRel);
+        inner.start_ready();
+        AwayFromRunning(inner)
+    }
+}
+
+impl Drop for AwayFromRunning<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Starts parked lanes when they become due. Ends with the outbox or at shutdown.
+async fn run_waker(inner: Weak<Inner>, wake: Arc<Notify>, closing: CancellationToken) {
+    loop {
+        let next = {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            inner.start_ready();
+            let lanes = inner.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            lanes.next_due()
+        };
+        let due = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = due => {}
+            () = wake.notified() => {}
+            () = closing.cancelled() => return,
         }
     }
 }
@@ -678,9 +939,9 @@ enum SendError {
     /// The service is stopping: the send stays pending for the next start.
     #[error("shutting down")]
     Closing,
-    /// The message could not be read back from the store.
-    #[error("the message could not be read back: {0}")]
-    Store(String),
+    /// The next attempt may go only after this wait: the lane parks instead of waiting.
+    #[error("waiting {0:?} for the limits")]
+    Park(Duration),
 }
 
 impl SendError {
@@ -690,7 +951,7 @@ impl SendError {
             SendError::Account(e) => e.class(),
             SendError::Expired(_) => "expired",
             SendError::Closing => "closing",
-            SendError::Store(_) => "store",
+            SendError::Park(_) => "park",
         }
     }
 }
@@ -718,14 +979,34 @@ impl Inner {
     }
 }
 
-async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
+/// Sends what `target`'s lane holds, in order, until it is empty or must wait long (it parks).
+async fn run_lane(running: RunningLane, key: String, memory: KeyMemory) {
+    let inner = &running.0;
     let mut memory = Some(memory);
-    while let Some(queued) = inner.next_entry(target.lane_key(), &mut memory) {
-        let Queued {
-            mut entry,
-            stripped,
-            pieces,
-        } = queued;
+    while let Some(queued) = inner.next_entry(&key, &mut memory) {
+        // Due later than a short wait: parked, so that a spread broadcast holds no tasks.
+        if let Some(wait) = queued.due.and_then(|at| (at - Utc::now()).to_std().ok()) {
+            if wait > inner.park_beyond() {
+                if let Some(kept) = memory.take() {
+                    inner.park(&key, queued, kept, Instant::now() + wait);
+                }
+                return;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let Some(mut entry) = inner.load(&queued) else {
+            continue;
+        };
+        let target = match Target::of(&entry, &inner.settings.webhook_hosts) {
+            Ok(target) => target,
+            Err(e) => {
+                error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
+                    "not sent: nowhere to send it");
+                inner.failed.fetch_add(1, Ordering::Relaxed);
+                inner.record(&entry, OutboxState::Failed, Some(e));
+                continue;
+            }
+        };
         // The memory is only taken back by `next_entry` when the queue is empty.
         let Some(KeyMemory { window, gone_at }) = memory.as_mut() else {
             break;
@@ -733,12 +1014,6 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
         if gone_at.is_some_and(|gone| entry.created_at <= gone) {
             inner.skip(&entry, &target, "the robot left the group".into());
             continue;
-        }
-        if let Some(wait) = entry
-            .not_before
-            .and_then(|at| (at - Utc::now()).to_std().ok())
-        {
-            tokio::time::sleep(wait).await;
         }
         // Checked after the wait: a group released during a spread window gets nothing.
         if let Some(reason) = inner.skip_reason(&entry) {
@@ -753,7 +1028,7 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
         }
         // Validated (and counted) now; each piece's body is built again when its turn comes, so
         // that lanes waiting for a place hold no request bodies.
-        let pieces = match pieces {
+        let pieces = match queued.pieces.clone() {
             Ok(pieces) => pieces,
             Err(e) => {
                 error!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, error = %e,
@@ -765,7 +1040,7 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
         };
         let mut failure = None;
         for piece in (entry.pieces_done as usize)..pieces {
-            match send_with_retries(&inner, window, &target, &mut entry, stripped, piece).await {
+            match send_with_retries(inner, window, &target, &mut entry, piece).await {
                 Ok(()) => {
                     entry.pieces_done += 1;
                     info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat,
@@ -773,6 +1048,17 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
                 }
                 // Left pending in the store: the next start sends it.
                 Err(SendError::Closing) => return,
+                Err(SendError::Park(wait)) => {
+                    if let Some(kept) = memory.take() {
+                        let queued = Queued {
+                            attempts: entry.attempts,
+                            pieces_done: entry.pieces_done,
+                            ..queued
+                        };
+                        inner.park(&key, queued, kept, Instant::now() + wait);
+                    }
+                    return;
+                }
                 Err(SendError::Expired(minutes)) => {
                     failure = Some((
                         OutboxState::Skipped,
@@ -817,8 +1103,11 @@ async fn run_lane(inner: Arc<Inner>, target: Target, memory: KeyMemory) {
 
 /// Waits until the account of `target` is connected (at once for a webhook). Gives up when the
 /// entry expires or the service stops.
+///
+/// A long pause of the account parks the lane; while the account is away the lane keeps its
+/// task but gives up its place among the running lanes.
 async fn wait_for_account(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     target: &Target,
     entry: &OutboxEntry,
 ) -> Result<(), SendError> {
@@ -827,13 +1116,18 @@ async fn wait_for_account(
     };
     let hub = &inner.options.hub;
     if let Some(wait) = hub.paused_for(key) {
+        if wait > inner.park_beyond() {
+            return Err(SendError::Park(wait));
+        }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = inner.closing.cancelled() => return Err(SendError::Closing),
         }
     }
     let mut told = false;
+    let mut away = None;
     while !hub.is_connected(key) {
+        away.get_or_insert_with(|| AwayFromRunning::new(inner));
         if !told {
             info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
                 "the bot account is not connected; the send waits for it");
@@ -865,11 +1159,10 @@ async fn wait_for_account(
 /// be connected and for the key's minute first, then for the per-bot and global limits, then
 /// for a place among the requests in flight.
 async fn send_with_retries(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     window: &mut SlidingWindow,
     target: &Target,
     entry: &mut OutboxEntry,
-    stripped: bool,
     piece: usize,
 ) -> Result<(), SendError> {
     let settings = &inner.settings;
@@ -884,12 +1177,20 @@ async fn send_with_retries(
     loop {
         wait_for_account(inner, target, entry).await?;
         attempt += 1;
+        // A long wait for the key's minute or the bot's parks the lane (nothing is counted yet).
         if let Some(wait) = window.delay(Instant::now()) {
+            if wait > inner.park_beyond() {
+                return Err(SendError::Park(wait));
+            }
             tokio::time::sleep(wait).await;
         }
         // The per-bot and global limits come after the key's own: a lane waiting for its key
         // holds no place there.
-        inner.limits.take(entry.bot.as_ref()).await;
+        inner
+            .limits
+            .take_within(entry.bot.as_ref(), inner.park_beyond())
+            .await
+            .map_err(SendError::Park)?;
         // A place in flight last: lanes waiting for a bot's limit must not hold the places other
         // bots' sends need. The semaphore is never closed: a permit always comes.
         let Ok(permit) = inner.in_flight.acquire().await else {
@@ -901,14 +1202,7 @@ async fn send_with_retries(
             at_ms: Utc::now().timestamp_millis(),
         });
         entry.attempts += 1;
-        // Read back only now, with a place in flight: it lives for this request alone.
-        let loaded;
-        let message = if stripped {
-            loaded = inner.stored_message(entry.id)?;
-            &loaded
-        } else {
-            &entry.message
-        };
+        let message = &entry.message;
         let result: Result<(), SendError> = match target {
             Target::Webhook(url) => {
                 let body = request_bodies(message)?
@@ -1040,9 +1334,9 @@ mod tests {
             (6, "reply"),
             (7, "morning-report"),
         ] {
-            queue_by_priority(&mut queue, Queued::of(entry(id, purpose), Ok(1)));
+            queue_by_priority(&mut queue, Queued::of(&entry(id, purpose), Ok(1)));
         }
-        let order: Vec<u64> = queue.iter().map(|q| q.entry.id).collect();
+        let order: Vec<u64> = queue.iter().map(|q| q.id).collect();
         assert_eq!(order, [4, 6, 3, 7, 1, 2, 5]);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::helpers::*;
 use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::OutMessage;
-use trumpet::outbox::{Outbox, SendSettings};
+use trumpet::outbox::{Outbox, OutboxOptions, SendSettings};
 use trumpet::store::{Destination, NewSend, OutboxState, Store};
 
 /// The outbox's settings against `fake`: `per_minute` per key in `window`, quick retries (three
@@ -568,4 +568,119 @@ async fn a_timed_out_send_is_recorded_so_and_retried_only_when_asked() {
         }
         assert!(outbox.shutdown(Duration::from_secs(2)).await);
     }
+}
+
+/// An outbox on a store in `dir`, with at most `max_running_lanes` lane tasks.
+fn outbox_with_lanes(
+    dir: &tempfile::TempDir,
+    settings: SendSettings,
+    max_running_lanes: usize,
+) -> Outbox {
+    Outbox::start_with(
+        WebhookClient::new(Duration::from_secs(5)).unwrap(),
+        settings,
+        OutboxOptions {
+            max_running_lanes,
+            ..OutboxOptions::default()
+        },
+        Store::open(&dir.path().join("lanes.redb")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn lanes_past_the_cap_wait_for_a_task_and_all_arrive() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = outbox_with_lanes(&dir, settings(&fake, 20, Duration::from_secs(60)), 3);
+    let sends = (0..60)
+        .map(|i| send(&format!("cap-{i}"), &fake.webhook_url(&format!("c{i}")), i))
+        .collect();
+    assert_eq!(outbox.enqueue(sends).await.unwrap(), 60);
+    let mut most = 0;
+    while outbox.stats().delivered < 60 {
+        most = most.max(outbox.lane_tasks());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(most <= 3, "{most} lane tasks at once with a cap of 3");
+    for i in 0..60 {
+        assert_eq!(fake.received(&format!("c{i}")).len(), 1);
+    }
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn a_spread_broadcast_parks_its_lanes_instead_of_holding_tasks() {
+    let fake = FakeWecom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Window 2 s: waits over 250 ms park.
+    let outbox = outbox_with_lanes(&dir, settings(&fake, 20, Duration::from_secs(2)), 8);
+    let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
+    let later = (0..500)
+        .map(|i| NewSend {
+            not_before: Some(in_an_hour),
+            ..send(
+                &format!("spread-{i}"),
+                &fake.webhook_url(&format!("s{i}")),
+                i,
+            )
+        })
+        .collect();
+    assert_eq!(outbox.enqueue(later).await.unwrap(), 500);
+    assert_eq!(outbox.lane_tasks(), 0, "no task waits for an hour");
+    assert_eq!(outbox.waiting_lanes(), 500);
+    // One due in 600 ms goes then, not before, and one due now goes at once.
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(600);
+    let asked = std::time::Instant::now();
+    outbox
+        .enqueue(vec![
+            NewSend {
+                not_before: Some(soon),
+                ..send("soon", &fake.webhook_url("soon"), 0)
+            },
+            send("now", &fake.webhook_url("now"), 0),
+        ])
+        .await
+        .unwrap();
+    let now = fake.wait_delivered("now", 1).await;
+    let soon_at = fake.wait_delivered("soon", 1).await[0].at;
+    assert!(now[0].at < soon_at);
+    assert!(
+        soon_at - asked >= Duration::from_millis(550),
+        "{:?}",
+        soon_at - asked
+    );
+    assert_eq!(outbox.waiting_lanes(), 500, "the hour's sends still wait");
+    assert!(fake.received("s0").is_empty());
+    // Shutdown does not wait for parked lanes: they stay in the outbox for the next start.
+    let stopping = std::time::Instant::now();
+    assert!(outbox.shutdown(Duration::from_secs(5)).await);
+    assert!(stopping.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_lane_waiting_for_its_minute_does_not_hold_up_the_others() {
+    let fake = FakeWecom::start_with_limit(2, Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // One lane task at a time: without parking, "other" would wait for "full" to finish.
+    let outbox = outbox_with_lanes(&dir, settings(&fake, 2, Duration::from_millis(2100)), 1);
+    let full = (0..4)
+        .map(|i| send(&format!("full-{i}"), &fake.webhook_url("full"), i))
+        .collect();
+    outbox.enqueue(full).await.unwrap();
+    fake.wait_delivered("full", 2).await;
+    outbox
+        .enqueue(vec![send("other", &fake.webhook_url("other"), 0)])
+        .await
+        .unwrap();
+    let other_at = fake.wait_delivered("other", 1).await[0].at;
+    assert_eq!(
+        fake.received("full").len(),
+        2,
+        "full still waits for its window"
+    );
+    let full = fake.wait_delivered("full", 4).await;
+    assert!(other_at < full[2].at);
+    assert!(full.iter().all(|r| r.answered == 0), "none over the limit");
+    assert!(outbox.shutdown(Duration::from_secs(1)).await);
 }
