@@ -167,6 +167,29 @@ fn count(run: &Value, key: &str) -> u64 {
     run[key].as_u64().unwrap_or(0)
 }
 
+/// Prints every receipt of `run_id` in `state`, a page at a time.
+async fn print_receipts(api: &Api, run_id: &str, state: &str) -> Result<(), BroadcastError> {
+    let mut after: Option<u64> = None;
+    loop {
+        let mut path = format!("/api/v1/runs/{run_id}?state={state}&limit=1000");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let page = api.call(reqwest::Method::GET, &path).await?;
+        for receipt in page["receipts"].as_array().into_iter().flatten() {
+            println!(
+                "  {state} {}: {}",
+                receipt["group"].as_str().unwrap_or("?"),
+                receipt["last_error"].as_str().unwrap_or("")
+            );
+        }
+        match page["receipts_next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
 async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
     let path = format!("/api/v1/jobs/{job}/run");
     let answer = api.call(reqwest::Method::POST, &path).await?;
@@ -186,18 +209,21 @@ async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
         );
         bar.set_prefix(run_id.clone());
         let run = loop {
+            // Counts only: the receipts that matter are read once the run is done.
             let run = api
-                .call(reqwest::Method::GET, &format!("/api/v1/runs/{run_id}"))
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/runs/{run_id}?limit=1"),
+                )
                 .await?;
             bar.set_length(count(&run, "planned"));
-            bar.set_position(
-                count(&run, "delivered") + count(&run, "failed") + count(&run, "skipped"),
-            );
+            bar.set_position(count(&run, "planned") - count(&run, "pending"));
             bar.set_message(format!(
-                "delivered {} · failed {} · skipped {} · pending {}",
+                "delivered {} · failed {} · skipped {} · timed out {} · pending {}",
                 count(&run, "delivered"),
                 count(&run, "failed"),
                 count(&run, "skipped"),
+                count(&run, "timed_out"),
                 count(&run, "pending")
             ));
             if run["state"] == "done" {
@@ -207,20 +233,16 @@ async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
         };
         bar.finish_and_clear();
         println!(
-            "{run_id}: {} planned, {} delivered, {} failed, {} skipped",
+            "{run_id}: {} planned, {} delivered, {} failed, {} skipped, {} timed out",
             count(&run, "planned"),
             count(&run, "delivered"),
             count(&run, "failed"),
-            count(&run, "skipped")
+            count(&run, "skipped"),
+            count(&run, "timed_out")
         );
-        for receipt in run["receipts"].as_array().into_iter().flatten() {
-            if receipt["state"] == "failed" || receipt["state"] == "skipped" {
-                println!(
-                    "  {} {}: {}",
-                    receipt["state"].as_str().unwrap_or(""),
-                    receipt["group"].as_str().unwrap_or("?"),
-                    receipt["last_error"].as_str().unwrap_or("")
-                );
+        for state in ["failed", "skipped", "timed_out"] {
+            if count(&run, state) > 0 {
+                print_receipts(api, &run_id, state).await?;
             }
         }
         failed_total += count(&run, "failed");

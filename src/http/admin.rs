@@ -685,29 +685,38 @@ async fn dry_run(state: &AppState, name: &str) -> Response {
     .into_response()
 }
 
-/// One group's send in a run.
-#[derive(Serialize)]
-struct Receipt {
-    group: Option<String>,
-    state: OutboxState,
-    attempts: u32,
-    last_error: Option<String>,
+/// Which receipts `GET /api/v1/runs/{run_id}` returns.
+#[derive(Deserialize)]
+pub struct RunQuery {
+    /// Only receipts in this state (`failed`, `pending`, …).
+    state: Option<OutboxState>,
+    /// Receipts after this one (the `receipts_next` of the previous page).
+    after: Option<u64>,
+    /// At most this many receipts (default 1,000, at most 10,000).
+    limit: Option<usize>,
 }
 
-/// `GET /api/v1/runs/{run_id}`: a run's progress — counts (planned = delivered + failed +
-/// skipped + pending) and a receipt per group.
+/// `GET /api/v1/runs/{run_id}?state=&after=&limit=`: a run's progress — counts over all its
+/// sends (planned = delivered + failed + skipped + timed_out + pending) and a page of receipts,
+/// one per group, with `receipts_next` to ask for the next page (`null` on the last).
 pub async fn get_run(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(run_id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<RunQuery>,
 ) -> Response {
     if !authorized(&state, &headers) {
         return unauthorized();
     }
     let store = state.store.clone();
     let id = run_id.clone();
-    let (record, sends) = match tokio::task::spawn_blocking(move || store.run(&id)).await {
-        Ok(Ok(Some(run))) => run,
+    let page = crate::store::ReceiptPage {
+        state: query.state,
+        after: query.after,
+        limit: query.limit.unwrap_or(1000).clamp(1, 10_000),
+    };
+    let report = match tokio::task::spawn_blocking(move || store.run_report(&id, &page)).await {
+        Ok(Ok(Some(report))) => report,
         Ok(Ok(None)) => {
             return (
                 StatusCode::NOT_FOUND,
@@ -718,26 +727,26 @@ pub async fn get_run(
         Ok(Err(e)) => return internal_error(e),
         Err(e) => return internal_error(e),
     };
-    let count = |s: OutboxState| sends.iter().filter(|e| e.state == s).count();
-    let pending = count(OutboxState::Pending);
+    let (record, counts) = (&report.record, report.counts);
     Json(serde_json::json!({
         "run_id": record.run_id,
         "job": record.job,
         "slot": record.slot,
         "trigger": record.trigger,
-        "state": if pending == 0 { "done" } else { "running" },
-        "planned": sends.len(),
-        "delivered": count(OutboxState::Delivered),
-        "failed": count(OutboxState::Failed),
-        "skipped": count(OutboxState::Skipped),
-        "timed_out": count(OutboxState::TimedOut),
-        "pending": pending,
-        "receipts": sends.iter().map(|e| Receipt {
-            group: e.chat.as_ref().map(ToString::to_string),
-            state: e.state,
-            attempts: e.attempts,
-            last_error: e.last_error.clone(),
-        }).collect::<Vec<_>>(),
+        "state": if counts.pending == 0 { "done" } else { "running" },
+        "planned": counts.planned,
+        "delivered": counts.delivered,
+        "failed": counts.failed,
+        "skipped": counts.skipped,
+        "timed_out": counts.timed_out,
+        "pending": counts.pending,
+        "receipts": report.receipts.iter().map(|r| serde_json::json!({
+            "group": r.chat.as_ref().map(ToString::to_string),
+            "state": r.state,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+        })).collect::<Vec<_>>(),
+        "receipts_next": report.next,
     }))
     .into_response()
 }

@@ -24,7 +24,10 @@ use serde::de::DeserializeOwned;
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use activity::{RecentActivity, SharedTally, SpeakerTally};
 pub use moderation::{BlacklistEntry, LogEntry, LogFilter, ModerationWrite, StandingRecord};
-pub use outbox::{Destination, NewSend, OutboxEntry, OutboxState, RunRecord, SendOutcome};
+pub use outbox::{
+    Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, RunCounts, RunRecord, RunReport,
+    SendOutcome, SendReceipt,
+};
 pub use records::{
     Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord, PUSH_ONLY_BOT,
 };

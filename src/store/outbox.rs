@@ -97,6 +97,62 @@ pub struct RunRecord {
     pub planned_at: DateTime<Utc>,
 }
 
+/// Which receipts of a run to return: those in `state` (all if `None`), after send `after`, at
+/// most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptPage {
+    pub state: Option<OutboxState>,
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+/// A send's outcome as a run's receipt shows it: decoded from the stored entry without its
+/// message.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SendReceipt {
+    pub id: u64,
+    pub chat: Option<ChatId>,
+    pub state: OutboxState,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// How many of a run's sends stand where.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub planned: usize,
+    pub pending: usize,
+    pub delivered: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub timed_out: usize,
+}
+
+impl RunCounts {
+    fn add(&mut self, state: OutboxState) {
+        self.planned += 1;
+        *match state {
+            OutboxState::Pending => &mut self.pending,
+            OutboxState::Delivered => &mut self.delivered,
+            OutboxState::Failed => &mut self.failed,
+            OutboxState::Skipped => &mut self.skipped,
+            OutboxState::TimedOut => &mut self.timed_out,
+        } += 1;
+    }
+}
+
+/// A run, its counts and one page of its receipts.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub record: RunRecord,
+    pub counts: RunCounts,
+    pub receipts: Vec<SendReceipt>,
+    /// Where the next page starts (`after`), when there are more receipts than the page held.
+    pub next: Option<u64>,
+}
+
 /// One send as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
@@ -261,8 +317,14 @@ impl Store {
         }))
     }
 
-    /// A run and every send planned for it, in enqueue order.
-    pub fn run(&self, run_id: &str) -> Result<Option<(RunRecord, Vec<OutboxEntry>)>, StoreError> {
+    /// A run, how many of its sends stand where, and one page of their receipts (in enqueue
+    /// order). Streamed: a run of 100,000 groups is counted without holding its sends, and only
+    /// the receipts' fields are decoded.
+    pub fn run_report(
+        &self,
+        run_id: &str,
+        page: &ReceiptPage,
+    ) -> Result<Option<RunReport>, StoreError> {
         let tx = self.db.begin_read()?;
         let runs = tx.open_table(RUNS)?;
         let Some(record) = runs
@@ -274,15 +336,32 @@ impl Store {
         };
         let by_run = tx.open_table(OUTBOX_BY_RUN)?;
         let outbox = tx.open_table(OUTBOX)?;
-        let mut sends = Vec::new();
+        let mut report = RunReport {
+            record,
+            counts: RunCounts::default(),
+            receipts: Vec::new(),
+            next: None,
+        };
         for item in by_run.range((run_id, 0)..=(run_id, u64::MAX))? {
             let (key, _) = item?;
             let (_, id) = key.value();
-            if let Some(v) = outbox.get(id)? {
-                sends.push(decode(v.value())?);
+            let Some(v) = outbox.get(id)? else {
+                continue;
+            };
+            let receipt: SendReceipt = decode(v.value())?;
+            report.counts.add(receipt.state);
+            let wanted = page.after.is_none_or(|after| id > after)
+                && page.state.is_none_or(|state| state == receipt.state);
+            if !wanted {
+                continue;
+            }
+            if report.receipts.len() < page.limit {
+                report.receipts.push(receipt);
+            } else if report.next.is_none() {
+                report.next = report.receipts.last().map(|r| r.id);
             }
         }
-        Ok(Some((record, sends)))
+        Ok(Some(report))
     }
 
     /// The last `limit` sends to `chat`, newest first.

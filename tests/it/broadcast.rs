@@ -147,6 +147,45 @@ async fn a_run_reaches_every_adopted_group_once_and_its_counts_add_up() {
         "the reason is kept: {failed}"
     );
 
+    assert_eq!(
+        done["receipts_next"],
+        Value::Null,
+        "one page holds all three"
+    );
+    // Receipts come in pages (counts are always over the whole run) and by state.
+    let base = format!("/api/v1/runs/{run_id}");
+    let first = app.api(&format!("{base}?limit=2")).await;
+    assert_eq!(first["planned"], 3);
+    assert_eq!(first["receipts"].as_array().unwrap().len(), 2, "{first}");
+    let next = first["receipts_next"].as_u64().expect("a next page");
+    let second = app.api(&format!("{base}?limit=2&after={next}")).await;
+    assert_eq!(second["receipts"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(second["receipts_next"], Value::Null);
+    let pages: Vec<&Value> = first["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["receipts"].as_array().unwrap())
+        .collect();
+    let all: Vec<&Value> = done["receipts"].as_array().unwrap().iter().collect();
+    assert_eq!(pages, all, "the pages are the whole list, in order");
+    let only_failed = app.api(&format!("{base}?state=failed")).await;
+    let groups: Vec<&Value> = only_failed["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["group"])
+        .collect();
+    assert_eq!(groups, ["b-fail"], "{only_failed}");
+    let bad = app
+        .http
+        .get(app.url(&format!("{base}?state=lost")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
     // Running the same slot again sends nothing new.
     assert_eq!(run(&app).await, run_id);
     tokio::time::sleep(Duration::from_millis(300)).await;
