@@ -175,7 +175,9 @@ async fn main() -> Result<(), String> {
         .json()
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(rss) = proc_mib(server.pid(), "VmHWM") {
+    // After a kill, the life that resumed the unsent reports from the store has its own peak.
+    let last_life_peak = proc_mib(server.pid(), "VmHWM");
+    if let Some(rss) = last_life_peak {
         peak_rss = peak_rss.max(rss);
     }
     server.stop();
@@ -196,6 +198,11 @@ async fn main() -> Result<(), String> {
     println!("duplicates             {}", deliveries - groups);
     if let Some((at, secs)) = killed_at {
         println!("killed (SIGKILL)       after {at} groups, at {secs:.2} s");
+        println!(
+            "restarted peak RSS     {:.1} MiB (the life that resumed {} unsent reports)",
+            last_life_peak.unwrap_or(f64::NAN),
+            args.groups - at
+        );
     }
     println!(
         "run {run_id}: state {} planned {} delivered {} failed {} skipped {} pending {}",
