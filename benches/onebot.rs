@@ -281,6 +281,13 @@ async fn load(addr: std::net::SocketAddr, args: &Args) -> Result<(), String> {
         percentile(&measured, 99.9),
         percentile(&measured, 100.0),
     );
+    // Server and client share the process: the client's own bookkeeping (a latency per event)
+    // is included, so the server's share is below these.
+    println!(
+        "process RSS after {total} events: {:.1} MiB now, {:.1} MiB peak (server and client together)",
+        own_mib("VmRSS"),
+        own_mib("VmHWM")
+    );
     if (measured.len() as u64) < expected {
         return Err(format!(
             "only {} of {expected} measured events were answered",
@@ -288,4 +295,17 @@ async fn load(addr: std::net::SocketAddr, args: &Args) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in MiB; NaN where there is none.
+fn own_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field)?.strip_prefix(':').map(str::trim))
+                .and_then(|kib| kib.trim_end_matches(" kB").parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
