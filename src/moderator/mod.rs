@@ -327,6 +327,7 @@ pub async fn screen_message(
     let mut verdict = moderation::judge(rules, place, &content, &standing, &activity, user, now);
     member.messages += 1;
     member.first_seen.get_or_insert(now);
+    let already_banned = blacklisted.is_some();
     if let Some(entry) = blacklisted
         && !verdict.trusted
         && !member.blacklist_checked
@@ -439,16 +440,18 @@ pub async fn screen_message(
             done.push(format!("deleted {deleted} copies in other groups"));
         }
     }
-    let ban = (acted && outcome == Severity::Remove && worst.kind != "blacklist").then(|| {
-        BlacklistEntry {
-            user_id: user.to_owned(),
-            name: event.from.name.clone(),
-            chat_id: chat.clone(),
-            check: worst.check.clone(),
-            reason: worst.reason.clone(),
-            at: now,
-        }
-    });
+    // Once on the blacklist, a member's later removals add nothing to it (a flooder's every
+    // message would otherwise rewrite the same entry).
+    let ban =
+        (acted && outcome == Severity::Remove && worst.kind != "blacklist" && !already_banned)
+            .then(|| BlacklistEntry {
+                user_id: user.to_owned(),
+                name: event.from.name.clone(),
+                chat_id: chat.clone(),
+                check: worst.check.clone(),
+                reason: worst.reason.clone(),
+                at: now,
+            });
     if let Some(entry) = &ban {
         moderator
             .blacklist

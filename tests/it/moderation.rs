@@ -706,4 +706,19 @@ async fn a_spam_burst_posts_one_warning_and_a_welcome_right_after_is_not_held_ba
         folded >= 290,
         "{folded} entries say their notice was folded"
     );
+    // Blacklisted once, at the first removal: the later removals do not rewrite the entry.
+    let first_removal = entries
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "remove")
+        .expect("the burst reaches removal");
+    let blacklist = app.api("/api/v1/moderation/blacklist").await;
+    let banned: Vec<&Value> = blacklist
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["user_id"] == "spammer")
+        .collect();
+    assert_eq!(banned.len(), 1, "{blacklist}");
+    assert_eq!(banned[0]["at"], first_removal["at"], "{blacklist}");
 }
