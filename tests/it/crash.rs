@@ -62,7 +62,8 @@ struct Binary {
 }
 
 impl Binary {
-    async fn wait_healthy(&self, log: &std::path::Path) {
+    /// Waits until `process` answers its health check; a process that exits fails at once.
+    async fn wait_healthy(&self, process: &mut Process, log: &std::path::Path) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
             .http
@@ -71,6 +72,12 @@ impl Binary {
             .await
             .is_err()
         {
+            if let Ok(Some(status)) = process.0.try_wait() {
+                panic!(
+                    "the service exited ({status}); its log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "the service never answered; its log:\n{}",
@@ -185,19 +192,15 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
     )
     .unwrap();
     let log = dir.path().join("trumpet.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = restartable_port();
     let binary = Binary {
         http: client(),
         base: format!("http://127.0.0.1:{port}"),
     };
 
     let started = Utc::now();
-    let first = start_binary(&config, port, &log);
-    binary.wait_healthy(&log).await;
+    let mut first = start_binary(&config, port, &log);
+    binary.wait_healthy(&mut first, &log).await;
     for i in 0..GROUPS {
         binary
             .call(
@@ -236,8 +239,8 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
 
     // Down while the next minute's slot goes by.
     sleep_until(missed_slot + chrono::Duration::seconds(2)).await;
-    let second = start_binary(&config, port, &log);
-    binary.wait_healthy(&log).await;
+    let mut second = start_binary(&config, port, &log);
+    binary.wait_healthy(&mut second, &log).await;
 
     // The broadcast resumes by itself: every group gets its report.
     let done = binary.wait_run(&run_id, |r| r["state"] == "done").await;
@@ -270,6 +273,17 @@ async fn sigkill_mid_broadcast_and_a_slot_missed_while_down_lose_nothing() {
     drop(second);
 }
 
+/// A free port below Linux's ephemeral range (32768–60999): the binary binds it again after each
+/// kill, and in between no other test's outgoing connection or `bind(0)` can take it.
+fn restartable_port() -> u16 {
+    loop {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A test configuration for the real binary on a free port, with the default options.
 struct Setup {
     fake: FakeWecom,
@@ -289,11 +303,7 @@ async fn setup() -> Setup {
         config_toml(&dir.path().join("trumpet.redb"), &fake, &Options::default()),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = restartable_port();
     Setup {
         fake,
         log: dir.path().join("trumpet.log"),
@@ -355,8 +365,8 @@ async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
     ));
     let mut answered = Vec::new();
     for round in 0..3 {
-        let process = start_binary(&config, port, &log);
-        binary.wait_healthy(&log).await;
+        let mut process = start_binary(&config, port, &log);
+        binary.wait_healthy(&mut process, &log).await;
         let mut calls = tokio::task::JoinSet::new();
         for i in 0..40 {
             let chat = format!("kill-{round}-{i:02}");
@@ -378,8 +388,8 @@ async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
     }
     assert_eq!(answered.len(), 120, "every callback was answered");
 
-    let _process = start_binary(&config, port, &log);
-    binary.wait_healthy(&log).await;
+    let mut process = start_binary(&config, port, &log);
+    binary.wait_healthy(&mut process, &log).await;
     let groups = binary
         .call(reqwest::Method::GET, "/api/v1/groups", None)
         .await;
@@ -413,8 +423,8 @@ async fn a_request_path_cannot_forge_log_lines() {
         binary,
         ..
     } = setup().await;
-    let process = start_binary(&config, port, &log);
-    binary.wait_healthy(&log).await;
+    let mut process = start_binary(&config, port, &log);
+    binary.wait_healthy(&mut process, &log).await;
     let forged =
         "x%0A2026-12-05T00:00:00.000000Z%20%20INFO%20trumpet:%20admin%20token%20accepted%1B%5B31m";
     for path in [
