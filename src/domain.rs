@@ -586,3 +586,36 @@ pub struct Joiner {
     pub member: Sender,
     pub scene: JoinScene,
 }
+
+/// A red-envelope test's measurement, as the engine computes it and the store keeps it.
+pub mod red_envelope {
+    use serde::{Deserialize, Serialize};
+
+    /// How alive a group looks from one test.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Verdict {
+        Alive,
+        Sluggish,
+        Dead,
+    }
+
+    /// What a finished (or running) test measured.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Results {
+        pub shares: u32,
+        /// Claims within the window.
+        pub claims: usize,
+        pub claimed_fen: u64,
+        /// Seconds from the post to the first claim, to half the shares claimed (rounded up), and to
+        /// every share claimed; `None` when that did not happen within the window.
+        pub first_claim_secs: Option<u64>,
+        pub half_claimed_secs: Option<u64>,
+        pub all_claimed_secs: Option<u64>,
+        /// Claimers ÷ members, when the member count is known.
+        pub claimer_ratio: Option<f64>,
+        /// Claimers who never otherwise speak in the group.
+        pub silent_claimers: usize,
+        pub verdict: Verdict,
+    }
+}

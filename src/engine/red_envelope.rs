@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+
+pub use crate::domain::red_envelope::{Results, Verdict};
 
 /// The smallest share: 0.01 yuan.
 pub const MIN_SHARE_FEN: u64 = 1;
@@ -236,15 +237,6 @@ pub fn claim(
     }
 }
 
-/// How alive a group looks from one test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Alive,
-    Sluggish,
-    Dead,
-}
-
 /// The thresholds of the verdict (bot-scripts; the defaults are the operators' rule of thumb:
 /// an envelope not half grabbed within two hours means the group is dead).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -265,25 +257,6 @@ impl Default for VerdictRules {
             sluggish_half: Duration::from_secs(60 * 60),
         }
     }
-}
-
-/// What a finished (or running) test measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Results {
-    pub shares: u32,
-    /// Claims within the window.
-    pub claims: usize,
-    pub claimed_fen: u64,
-    /// Seconds from the post to the first claim, to half the shares claimed (rounded up), and to
-    /// every share claimed; `None` when that did not happen within the window.
-    pub first_claim_secs: Option<u64>,
-    pub half_claimed_secs: Option<u64>,
-    pub all_claimed_secs: Option<u64>,
-    /// Claimers ÷ members, when the member count is known.
-    pub claimer_ratio: Option<f64>,
-    /// Claimers who never otherwise speak in the group.
-    pub silent_claimers: usize,
-    pub verdict: Verdict,
 }
 
 /// Measures a test posted at `started` with `shares` shares and a `window`: `claims` in the

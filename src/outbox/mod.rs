@@ -36,3 +36,24 @@ pub fn group_destination(
         None => Err("no webhook URL or bot account is known for this group".into()),
     }
 }
+
+/// The durable outbox, whatever the channel.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Minutes after which a send that could not go out yet (its account offline, its limit
+    /// reached) is pointless and is recorded as expired instead of sent late, by purpose:
+    /// `welcome`, `reply`, `adoption_greeting`, `notify_admins`, and `broadcast` for every
+    /// scheduled job. A purpose not listed never expires. Fractions are allowed (`0.5`).
+    pub expire_after_minutes: std::collections::BTreeMap<String, f64>,
+}
+
+impl OutboxConfig {
+    /// How long a send of `purpose` (`broadcast` when it belongs to a run) stays worth sending.
+    pub fn expiry(&self, purpose: &str, broadcast: bool) -> Option<std::time::Duration> {
+        let key = if broadcast { "broadcast" } else { purpose };
+        self.expire_after_minutes
+            .get(key)
+            .and_then(|m| std::time::Duration::try_from_secs_f64(m * 60.0).ok())
+    }
+}

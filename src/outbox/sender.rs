@@ -34,13 +34,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::OutboxConfig;
 use super::governor::{SharedLimits, SlidingWindow, backoff};
 use crate::channels::onebot::hub::{AccountKey, CallError, Hub};
 use crate::channels::onebot::protocol::ActionError;
 use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
-use crate::config::OutboxConfig;
 use crate::domain::{BotId, ChatId};
 use crate::store::{
     Destination, GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, WriteTx, decode, encode};
 use crate::domain::ChatId;
-use crate::engine::red_envelope::Results;
+use crate::domain::red_envelope::Results;
 
 /// test id → JSON [`TestRecord`].
 pub(super) const ENVELOPE_TESTS: TableDefinition<&str, &[u8]> =

@@ -56,17 +56,14 @@ const USE_HTTP: &[&str] = &["app", "cli"];
 const STILL_TO_REMOVE: &[(&str, &str)] = &[
     // The engine renders with the scripts' `Message` and templates: they belong to the engine.
     ("engine", "scripts"),
-    // Red-envelope results are computed by the engine and stored as such.
-    ("store", "engine"),
     // Jobs and feed samples are declared in scripts with the scheduler's and feeds' types.
     ("scripts", "feeds"),
     ("scripts", "schedule"),
     // Planning a slot renders feeds and reads the group directory (runtime services).
     ("schedule", "feeds"),
     ("schedule", "groups"),
-    // The outbox sends through the channels' clients and reads its expiry from the config.
+    // The outbox sends through the channels' clients.
     ("outbox", "channels"),
-    ("outbox", "config"),
     // `AppState` lives in `http`; inbound handling, moderation and the roster reach for it.
     ("inbound", "http"),
     ("moderator", "http"),
