@@ -8,6 +8,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod secret;
+pub use secret::Secret;
+
 /// A configured bot's id: the path segment in `/wecom/robot/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -4,8 +4,6 @@
 //! Every validation error names the key it is about; secrets are wrapped in [`Secret`] so that
 //! `Debug` output and logs never show them.
 
-mod secret;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -13,10 +11,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
+pub use crate::channels::onebot::OneBotConfig;
 use crate::channels::wecom::crypto::EncodingAesKey;
 use crate::domain::BotId;
+pub use crate::domain::Secret;
 pub use crate::outbox::OutboxConfig;
-pub use secret::Secret;
 
 /// The embedded defaults, also shipped as documentation of every key's default.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -215,31 +214,6 @@ pub struct WecomConfig {
     /// Retry a webhook send that got no answer within `webhook_timeout_secs`. It may have
     /// arrived: on, a group may get it twice; off (default), it is recorded as `timed_out`.
     pub retry_after_timeout: bool,
-}
-
-/// The bot-account channel (OneBot 12 implementations connecting to Trumpet).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OneBotConfig {
-    /// Hosts where an implementation serves `get_file` URLs (`host`, `host:port` or `*.domain`);
-    /// empty: files are read only as data.
-    #[serde(default)]
-    pub file_hosts: Vec<String>,
-    /// WebSocket connections one bot may have open at once; more are refused with 503.
-    pub max_connections_per_bot: usize,
-    /// How long an action may take before it counts as failed (and is retried where it may be).
-    pub action_timeout_secs: u64,
-    /// Trumpet pings each connection this often; a connection silent for `heartbeat_misses`
-    /// heartbeat intervals (the implementation's own, or this one when it sends none) is closed.
-    pub ping_interval_secs: u64,
-    pub heartbeat_misses: u32,
-    /// How often group names and member lists are read again (they are also read on connect).
-    pub sync_interval_minutes: u64,
-    /// First back-off after the platform refused an action (34xxx) or the implementation was
-    /// busy (36xxx); doubles per attempt, with jitter.
-    pub retry_base_ms: u64,
-    /// Attempts per action before it is recorded as failed.
-    pub max_attempts: u32,
 }
 
 /// The channels a bot can be served on.

@@ -12,6 +12,7 @@ pub mod onebot;
 mod onebot_session;
 mod robot;
 pub mod serve;
+pub mod untrusted;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,11 +23,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
+use crate::channels::onebot::OneBotConfig;
 use crate::channels::onebot::hub::Hub;
 use crate::channels::wecom::robot::RobotEndpoint;
-use crate::config::{OneBotConfig, Secret};
 use crate::cooldowns::Cooldowns;
 use crate::dedupe::Dedupe;
+use crate::domain::Secret;
 use crate::groups::Directory;
 use crate::lanes::Lanes;
 use crate::outbox::Outbox;

@@ -20,12 +20,12 @@ use tracing::{info, warn};
 
 use super::AppState;
 use super::onebot_session;
+use super::untrusted::Untrusted;
 use crate::channels::onebot::convert::{Converted, reply_segments, to_domain};
 use crate::channels::onebot::protocol::{Incoming, Segment, parse_frame};
-use crate::config::Secret;
+use crate::domain::Secret;
 use crate::domain::{BotId, Capabilities, Reply};
 use crate::inbound::{self, Handled};
-use crate::telemetry::Untrusted;
 
 /// A bot served on this channel.
 #[derive(Debug, Clone)]

@@ -186,7 +186,7 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
             }
         };
         if let Some(field) = domain.oversized_id() {
-            warn!(bot = %bot, id = %crate::telemetry::Untrusted(&event.id), field,
+            warn!(bot = %bot, id = %super::untrusted::Untrusted(&event.id), field,
                 "event refused: an id longer than a channel sends");
             continue;
         }

@@ -13,10 +13,10 @@ use chrono::Utc;
 use tracing::{error, info, warn};
 
 use super::AppState;
+use super::untrusted::Untrusted;
 use crate::channels::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
 use crate::domain::{Capabilities, EventKind, Reply};
 use crate::inbound::{self, Handled};
-use crate::telemetry::Untrusted;
 
 fn endpoint<'a>(state: &'a AppState, bot_id: &str) -> Option<&'a Arc<RobotEndpoint>> {
     let found = state.robots.get(bot_id);

@@ -76,9 +76,6 @@ const STILL_TO_REMOVE: &[(&str, &str)] = &[
     ("moderator", "inbound"),
     ("pipeline", "channels"),
     ("pipeline", "roster"),
-    // The transport reads settings and log escaping from the wiring layer.
-    ("http", "config"),
-    ("http", "telemetry"),
 ];
 
 /// `crate::<module>` uses of each top-level module, from its source outside test code.
