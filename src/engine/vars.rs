@@ -257,6 +257,44 @@ fn sample_column(weekday: u8) -> Value {
     }
 }
 
+/// What a template sees of a feed: `feeds.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedView {
+    pub name: String,
+    pub title: String,
+    /// Newest first, at most the feed's `items`, none older than its `max_age_hours`.
+    pub items: Vec<FeedItemView>,
+    /// Whether the last fetch worked (the items may be older when it did not).
+    pub ok: bool,
+}
+
+impl FeedView {
+    /// A feed with one entry, for checking templates.
+    pub fn sample(name: &str) -> FeedView {
+        FeedView {
+            name: name.to_owned(),
+            title: "财税快讯".into(),
+            items: vec![FeedItemView {
+                title: "小规模纳税人增值税减免政策延续".into(),
+                link: "https://example.com/news/1".into(),
+                summary: "政策延续至2027年底。".into(),
+                date: "11-22".into(),
+            }],
+            ok: true,
+        }
+    }
+}
+
+/// One item of a feed, as a template sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedItemView {
+    pub title: String,
+    pub link: String,
+    pub summary: String,
+    /// `MM-DD` in the report's zone, empty when the feed gives no date.
+    pub date: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,7 +230,7 @@ pub struct SlotContent {
     pub items: Vec<Item>,
     pub calendar: Vec<Column>,
     /// Every declared feed by name, with its cached entries for the slot.
-    pub feeds: std::collections::BTreeMap<String, crate::feeds::FeedView>,
+    pub feeds: std::collections::BTreeMap<String, crate::engine::vars::FeedView>,
 }
 
 impl SlotContent {

@@ -510,11 +510,16 @@ impl Scripts {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), ScriptError> {
         // Jobs see the declared feeds: a template naming an undeclared one is a mistake.
-        let feeds: std::collections::BTreeMap<&str, crate::feeds::FeedView> = self
+        let feeds: std::collections::BTreeMap<&str, crate::engine::vars::FeedView> = self
             .content
             .feeds
             .iter()
-            .map(|f| (f.name.as_str(), crate::feeds::FeedView::sample(&f.name)))
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    crate::engine::vars::FeedView::sample(&f.name),
+                )
+            })
             .collect();
         let vars = minijinja::context! { feeds => feeds, ..crate::engine::vars::sample(now) };
         for message in self.messages().filter(|m| !m.body.is_literal()) {

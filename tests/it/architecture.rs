@@ -56,8 +56,7 @@ const USE_HTTP: &[&str] = &["app", "cli"];
 const STILL_TO_REMOVE: &[(&str, &str)] = &[
     // The engine renders with the scripts' `Message` and templates: they belong to the engine.
     ("engine", "scripts"),
-    // Jobs and feed samples are declared in scripts with the scheduler's and feeds' types.
-    ("scripts", "feeds"),
+    // Jobs are declared in scripts with the scheduler's types.
     ("scripts", "schedule"),
     // Planning a slot renders feeds and reads the group directory (runtime services).
     ("schedule", "feeds"),
