@@ -28,7 +28,7 @@ use crate::http::{AppState, router};
 use crate::lanes::Lanes;
 use crate::outbox::{Outbox, OutboxOptions, SendSettings};
 use crate::pipeline::{Pipeline, Work, unix_now};
-use crate::schedule::runner::Scheduler;
+use crate::runtime::scheduler::Scheduler;
 use crate::scripts::live::LiveScripts;
 use crate::scripts::{ScriptError, Scripts};
 use crate::store::{Store, StoreError, StoredCredentials};

@@ -13,7 +13,8 @@
 //! | [`domain`] | ids, events, replies and messages shared by every part |
 //! | [`channels`] | wire formats: WeCom crypto, the group robot's callbacks and webhook |
 //! | [`engine`] | pure rules: event + group view + scripts + now → actions; commands, keywords, scopes |
-//! | [`schedule`] | jobs: cron in a time zone, targets, quiet hours, misfire policy |
+//! | [`schedule`] | jobs: cron in a time zone, targets, quiet hours, misfire policy; planning a slot |
+//! | [`runtime`] | stateful services around the engine: the scheduler (more to come, issue 17) |
 //! | [`scripts`] | loading, validating and hot-reloading the operator's bot-scripts and templates |
 //! | [`dedupe`] | handled message ids, so WeCom's retries trigger nothing twice |
 //! | [`groups`] | group settings (roles, tags, rules switched off) held in memory, stored first |
@@ -48,6 +49,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod red_envelopes;
 pub mod roster;
+pub mod runtime;
 pub mod schedule;
 pub mod scripts;
 pub mod store;

@@ -644,8 +644,8 @@ pub struct RunOptions {
     dry_run: bool,
 }
 
-fn run_error(e: crate::schedule::runner::RunError) -> Response {
-    use crate::schedule::runner::RunError;
+fn run_error(e: crate::runtime::scheduler::RunError) -> Response {
+    use crate::runtime::scheduler::RunError;
     match e {
         e @ RunError::UnknownJob(_) => (
             StatusCode::NOT_FOUND,

@@ -33,7 +33,7 @@ use crate::groups::Directory;
 use crate::lanes::Lanes;
 use crate::outbox::Outbox;
 use crate::pipeline::PipelineHandle;
-use crate::schedule::runner::Scheduler;
+use crate::runtime::scheduler::Scheduler;
 use crate::scripts::live::LiveScripts;
 use crate::store::Store;
 use crate::welcomer::Welcomer;

@@ -3,8 +3,6 @@
 //! a spread window and a misfire policy — and the pure arithmetic on them: the next slots, the
 //! slots missed in an interval, whether a group is targeted.
 
-pub mod runner;
-
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};

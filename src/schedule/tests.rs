@@ -180,7 +180,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
         "{content}"
     );
 
-    // Caught up an hour late (the runner decides it is within the window): sent now.
+    // Caught up an hour late (the scheduler decides it is within the window): sent now.
     let late = plan(
         &j,
         DEFAULT_TIMEZONE,

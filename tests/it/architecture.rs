@@ -32,6 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("moderator", 6),
     ("pipeline", 6),
     ("red_envelopes", 6),
+    ("runtime", 6),
     ("welcomer", 6),
     ("channels", 7),
     ("roster", 7),
@@ -58,9 +59,6 @@ const STILL_TO_REMOVE: &[(&str, &str)] = &[
     ("engine", "scripts"),
     // Jobs are declared in scripts with the scheduler's types.
     ("scripts", "schedule"),
-    // Planning a slot renders feeds and reads the group directory (runtime services).
-    ("schedule", "feeds"),
-    ("schedule", "groups"),
     // The outbox sends through the channels' clients.
     ("outbox", "channels"),
     // `AppState` lives in `http`; inbound handling, moderation and the roster reach for it.

@@ -1,4 +1,4 @@
-//! The scheduler: wakes for each job's next slot, plans it ([`super::plan`]) into the durable
+//! The scheduler: wakes for each job's next slot, plans it ([`crate::schedule::plan`]) into the durable
 //! outbox in one transaction together with the run record and the job's mark (the last slot
 //! planned), and hands the sends to the outbox. On start it looks at the slots missed since the
 //! mark: those within `catch_up_within` are sent now, older ones are recorded as skipped. A job
@@ -17,11 +17,11 @@ use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{
-    Job, Recipient, SlotContent, claim_name, local_date, plan, plan_each, run_id, trigger_for,
-};
 use crate::groups::Directory;
 use crate::outbox::Outbox;
+use crate::schedule::{
+    Job, Recipient, SlotContent, claim_name, local_date, plan, plan_each, run_id, trigger_for,
+};
 use crate::scripts::Scripts;
 use crate::scripts::live::LiveScripts;
 use crate::store::{GroupStatus, NewSend, RunRecord, Store, StoreError};
