@@ -137,6 +137,55 @@ fn unknown_keys_are_refused() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+fn a_typo_names_the_file_and_line_and_the_key_it_meant() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "typo.toml",
+            "[server]\nlisten = \"127.0.0.1:7000\"\n\n[wecom]\nwebhook_per_minut = 3\n",
+        )?;
+        let err = Config::load(Some(Path::new("typo.toml")))
+            .unwrap_err()
+            .to_string();
+        // figment gives the file's full path.
+        assert!(
+            err.starts_with("unknown setting `wecom.webhook_per_minut` (/")
+                && err.ends_with("/typo.toml:5): did you mean `webhook_per_minute`?"),
+            "{err}"
+        );
+        assert!(!err.contains("default."), "no profile prefix: {err}");
+        jail.create_file("far.toml", "[server]\nzzz = 1\n")?;
+        let err = Config::load(Some(Path::new("far.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("far.toml:2); known here: listen,"), "{err}");
+        jail.set_env("TRUMPET_SERVER__SHUTDWON_GRACE_SECS", "3");
+        let err = Config::load(Some(Path::new("far.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(environment variable TRUMPET_SERVER__SHUTDWON_GRACE_SECS): did you mean `shutdown_grace_secs`?"),
+            "{err}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn edit_distance_counts_single_changes() {
+    let d = |a: &str, b: &str| {
+        super::edit_distance(
+            &a.chars().collect::<Vec<_>>(),
+            &b.chars().collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(d("shutdwon", "shutdown"), 2);
+    assert_eq!(d("listen", "listen"), 0);
+    assert_eq!(d("", "abc"), 3);
+    assert_eq!(d("群机器人", "群机器"), 1);
+}
+
+#[test]
 fn secrets_never_appear_in_debug_output() {
     let c = Config::from_toml_str(&format!(
         r#"
