@@ -169,9 +169,18 @@ impl Templates {
                 .line()
                 .map(|l| format!(" (template line {l})"))
                 .unwrap_or_default();
+            // The expression that failed, as the operator wrote it: `membr.name`, not only
+            // "undefined value".
+            let written = e
+                .range()
+                .and_then(|range| template.source.get(range))
+                .map(str::trim)
+                .filter(|expr| !expr.is_empty() && expr.chars().count() <= 80)
+                .map(|expr| format!(" in `{expr}`"))
+                .unwrap_or_default();
             RenderError {
                 line: e.line(),
-                ..fail(format!("{}{line}", describe(&e)))
+                ..fail(format!("{}{written}{line}", describe(&e)))
             }
         })?;
         if text.len() > MAX_OUTPUT_BYTES {
@@ -239,5 +248,9 @@ mod tests {
             .render(&typo, || context! { member => context! { name => "张三" } })
             .unwrap_err();
         assert!(e.reason.contains("undefined"), "{e}");
+        assert!(
+            e.reason.contains("`membr.name`"),
+            "names what was written: {e}"
+        );
     }
 }
