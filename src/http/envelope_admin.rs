@@ -153,9 +153,13 @@ async fn load(
 ) -> Result<Option<(TestRecord, Vec<ClaimRecord>)>, Response> {
     let store = state.store.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-        let Some(test) = store.envelope_test(&id)? else {
+        let Some(mut test) = store.envelope_test(&id)? else {
             return Ok(None);
         };
+        // A running test shows its post's delivery as soon as it is recorded.
+        if test.posted_at.is_none() {
+            test.posted_at = store.envelope_posted_at(&id)?;
+        }
         let claims = store.envelope_claims(&id)?;
         Ok(Some((test, claims)))
     })
@@ -199,6 +203,9 @@ pub async fn list_of_group(
     blocking_json(move || {
         let mut tests = store.envelope_tests_of(&chat)?;
         tests.reverse();
+        for test in tests.iter_mut().filter(|t| t.posted_at.is_none()) {
+            test.posted_at = store.envelope_posted_at(&test.id)?;
+        }
         Ok(tests)
     })
     .await

@@ -359,7 +359,7 @@ impl Envelopes {
             );
         }
         let send = NewSend {
-            key: format!("envelope:{}:post", test.id),
+            key: crate::store::envelope_post_key(&test.id),
             chat: Some(chat.clone()),
             bot: Some(group.bot.clone()),
             to,
@@ -694,12 +694,9 @@ impl Envelopes {
         let chat = run.test.chat_id.clone();
         let store = self.store.clone();
         let key = chat.clone();
-        let post_key = format!("envelope:{}:post", run.test.id);
+        let test_id = run.test.id.clone();
         let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let posted_at = store
-                .send_by_key(&post_key)?
-                .filter(|send| send.state == crate::store::OutboxState::Delivered)
-                .and_then(|send| send.updated_at);
+            let posted_at = store.envelope_posted_at(&test_id)?;
             let group = store.group(&key)?;
             let roster = match &group {
                 Some(group) => store.members_listed(group)?,

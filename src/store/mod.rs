@@ -31,7 +31,7 @@ pub use outbox::{
 pub use records::{
     Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord, PUSH_ONLY_BOT,
 };
-pub use red_envelope::{ClaimRecord, ClaimVia, TestRecord, TestState};
+pub use red_envelope::{ClaimRecord, ClaimVia, TestRecord, TestState, envelope_post_key};
 pub use robots::robot_digest;
 pub use roster::RosterDiff;
 

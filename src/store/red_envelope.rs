@@ -121,7 +121,21 @@ impl WriteTx<'_> {
     }
 }
 
+/// The outbox key of a test's envelope post.
+pub fn envelope_post_key(test_id: &str) -> String {
+    format!("envelope:{test_id}:post")
+}
+
 impl Store {
+    /// When test `test_id`'s envelope post was delivered, if it was (a running test's record
+    /// learns it only when the test finishes).
+    pub fn envelope_posted_at(&self, test_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .send_by_key(&envelope_post_key(test_id))?
+            .filter(|send| send.state == super::OutboxState::Delivered)
+            .and_then(|send| send.updated_at))
+    }
+
     pub fn envelope_test(&self, id: &str) -> Result<Option<TestRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(ENVELOPE_TESTS)?;

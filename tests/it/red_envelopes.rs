@@ -114,6 +114,9 @@ async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
     let id = tests[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(tests[0]["claim_phrase"], phrase.as_str());
     assert_eq!(tests[0]["started_by"], "chat:boss");
+    // Once the post is delivered, the running test says when.
+    let running = wait_test(&app, &id, |t| t["posted_at"].is_string()).await;
+    assert_eq!(running["state"], "running", "{running}");
 
     let first = app
         .reply_to(&say("m1", "e-3", &phrase))
