@@ -134,32 +134,82 @@ fn message_text(message: &Value) -> String {
         .map_or_else(|| message.to_string(), str::to_owned)
 }
 
+/// Groups shown by name in a summary line before "… and N more".
+const GROUPS_SHOWN: usize = 10;
+
+/// `ids` as one line: the first few, then how many more.
+fn group_list(ids: &[&str]) -> String {
+    let shown = ids
+        .iter()
+        .take(GROUPS_SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match ids.len().saturating_sub(GROUPS_SHOWN) {
+        0 => shown,
+        more => format!("{shown} … and {more} more"),
+    }
+}
+
+/// A dry run as a summary: each distinct message once with the groups that would get it, and
+/// the skipped groups by reason — not every group's copy of the same report.
 async fn show_dry_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
     let path = format!("/api/v1/jobs/{job}/run?dry_run=true");
     let answer = api.call(reqwest::Method::POST, &path).await?;
     let targets = answer["targets"]
         .as_array()
         .ok_or_else(|| BroadcastError::Malformed(answer.to_string()))?;
-    let mut skipped = 0;
+    // In order of first appearance.
+    let mut messages: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut skips: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut runs: Vec<&str> = Vec::new();
     for target in targets {
         let group = target["group"].as_str().unwrap_or("?");
-        let run = target["run_id"].as_str().unwrap_or("");
+        if let Some(run) = target["run_id"].as_str()
+            && !runs.contains(&run)
+        {
+            runs.push(run);
+        }
         match target["skip"].as_str() {
-            Some(reason) => {
-                skipped += 1;
-                println!("── {group} ({run}): would be skipped: {reason}");
-            }
+            Some(reason) => match skips.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, groups)) => groups.push(group),
+                None => skips.push((reason, vec![group])),
+            },
             None => {
-                println!("── {group} ({run})");
-                println!("{}", message_text(&target["message"]).trim_end());
+                let text = message_text(&target["message"]).trim_end().to_owned();
+                match messages.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, groups)) => groups.push(group),
+                    None => messages.push((text, vec![group])),
+                }
             }
         }
     }
+    let skipped: usize = skips.iter().map(|(_, groups)| groups.len()).sum();
     println!(
         "dry run of {job}: {} groups, {} would be sent, {skipped} skipped; nothing was sent",
         targets.len(),
         targets.len() - skipped
     );
+    if !runs.is_empty() {
+        println!("run: {}", runs.join(", "));
+    }
+    for (n, (text, groups)) in messages.iter().enumerate() {
+        println!(
+            "\n── message {} of {}, to {} group(s): {}",
+            n + 1,
+            messages.len(),
+            groups.len(),
+            group_list(groups)
+        );
+        println!("{text}");
+    }
+    for (reason, groups) in &skips {
+        println!(
+            "\n── skipped, {} group(s): {reason}: {}",
+            groups.len(),
+            group_list(groups)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,4 +302,20 @@ async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_group_lists_are_cut_after_ten() {
+        assert_eq!(group_list(&["g1", "g2"]), "g1, g2");
+        let ids: Vec<String> = (1..=13).map(|i| format!("g{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert_eq!(
+            group_list(&ids),
+            "g1, g2, g3, g4, g5, g6, g7, g8, g9, g10 … and 3 more"
+        );
+    }
 }

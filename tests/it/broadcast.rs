@@ -393,8 +393,13 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
 
     let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report", "--dry-run"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("── c1 (morning-report@"), "{out}");
-    assert!(out.contains("── c2"), "{out}");
+    // One report for both groups: shown once, with the groups that would get it.
+    assert!(out.contains("run: morning-report@"), "{out}");
+    assert!(
+        out.contains("── message 1 of 1, to 2 group(s): c1, c2"),
+        "{out}"
+    );
+    assert_eq!(out.matches("财税早报").count(), 1, "{out}");
     assert!(
         out.contains("财税早报"),
         "the rendered report is shown: {out}"
