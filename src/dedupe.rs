@@ -1,5 +1,5 @@
 //! Remembering handled message ids, so that a WeCom retry of a message that was already handled
-//! gets the same reply and triggers nothing a second time (PROTOCOL.md §6).
+//! gets the same reply and triggers nothing a second time (WeCom retries an unanswered callback up to three times).
 //!
 //! Memory holds only what the check needs: 8 bytes an id — 48 bits of a digest of it (keyed per
 //! process, so nobody outside can aim for collisions), a pending flag and the 10-minute slot it

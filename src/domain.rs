@@ -484,7 +484,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// The WeCom group robot: hears only @-mentions, answers passively, pushes through its
-    /// webhook, cannot see joins or remove anyone (PROTOCOL.md §8).
+    /// webhook, cannot see joins or remove anyone (WeCom gives the robot no API for either).
     pub const WECOM_ROBOT: Capabilities = Capabilities {
         sees_every_message: false,
         reports_joins: false,

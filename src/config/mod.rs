@@ -220,9 +220,9 @@ pub struct WecomConfig {
 /// The channels a bot can be served on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelKind {
-    /// A WeCom group robot with a message-receive URL (PROTOCOL.md §2–3).
+    /// A WeCom group robot with a message-receive URL (callbacks in, a push webhook out).
     WecomRobot,
-    /// A bot account driven by a OneBot 12 implementation (`../shared/onebot/ONEBOT.md`).
+    /// A bot account driven by a OneBot 12 implementation.
     OneBot12,
 }
 

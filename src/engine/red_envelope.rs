@@ -1,5 +1,5 @@
 //! Red-envelope tests, the pure part: splitting an envelope into the lucky shares members claim.
-//! WeCom's APIs cannot post a group red packet (PROTOCOL.md §7), so Trumpet keeps the ledger and
+//! WeCom's APIs offer no way to post a group red packet, so Trumpet keeps the ledger and
 //! the split itself: amounts feel like WeChat's lucky envelopes — random, each at least 0.01
 //! yuan, summing exactly to the total, in integer fen — and are reproducible from the seed stored
 //! with the test, so that the ledger can always be recomputed and checked. [`results`] measures a

@@ -1,4 +1,4 @@
-//! OneBot 12 on the wire (`../shared/onebot/ONEBOT.md`): the frames an implementation sends
+//! OneBot 12 on the wire: the frames an implementation sends
 //! (events and action responses) parsed into [`Incoming`], message segments into [`Segment`]
 //! (unknown and `wx.`-prefixed ones kept as raw JSON, never an error), action requests built as
 //! JSON, and retcodes turned into [`ActionError`]. Pure: no sockets here.
@@ -70,7 +70,7 @@ pub enum EventBody {
         operator_id: String,
     },
     /// A member grabbed a share of a real WeChat red envelope the account posted: a `wx.` notice
-    /// whose type names a red packet (`wx.red_packet_grabbed`, `wx.hongbao`, …; ONEBOT.md). The
+    /// whose type names a red packet (`wx.red_packet_grabbed`, `wx.hongbao`, …: implementations name it differently). The
     /// amount is given by some implementations, as `amount_fen` or `amount` in yuan.
     EnvelopeGrab {
         group_id: String,

@@ -1,4 +1,4 @@
-//! The WXBizMsgCrypt scheme (PROTOCOL.md §1): signatures, AES-256-CBC encryption with PKCS#7-to-32
+//! The WXBizMsgCrypt scheme (WeCom's callback encryption): signatures, AES-256-CBC encryption with PKCS#7-to-32
 //! padding, and the `random ‖ length ‖ message ‖ receive id` plaintext framing.
 //!
 //! Pure: no I/O, no clock, and no randomness of its own (callers pass the 16 random bytes in).

@@ -346,7 +346,7 @@ pub async fn adopt_by(app: &TestApp, chat: &str, owner: &str, hook: &str) {
         .await;
 }
 
-/// A decrypted group-robot message as PROTOCOL.md §3 shows it.
+/// A decrypted group-robot message as WeCom documents it.
 pub fn robot_message(
     chat: &str,
     user: &str,

@@ -1,4 +1,4 @@
-//! The WeCom group robot channel (PROTOCOL.md §2–3): callbacks that arrive when a member
+//! The WeCom group robot channel: callbacks that arrive when a member
 //! @-mentions the robot or adds it to a group, passive replies, and pushes through the robot's
 //! webhook.
 //!

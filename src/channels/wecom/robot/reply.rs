@@ -1,4 +1,4 @@
-//! Building the group robot's passive replies (PROTOCOL.md §3): the plaintext XML for a text or
+//! Building the group robot's passive replies: the plaintext XML for a text or
 //! markdown reply, and the encrypted, signed envelope it travels in (§1).
 
 use std::fmt::Write as _;

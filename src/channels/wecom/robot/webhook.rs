@@ -1,4 +1,4 @@
-//! The group robot's push webhook (PROTOCOL.md §2): validated webhook URLs, request bodies with
+//! The group robot's push webhook: validated webhook URLs, request bodies with
 //! WeCom's byte limits, and a client that turns errcodes into typed [`WebhookError`]s.
 
 use std::fmt;

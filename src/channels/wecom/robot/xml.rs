@@ -1,5 +1,5 @@
 //! Parsing the group robot's XML: the encrypted callback envelope and the decrypted message
-//! (PROTOCOL.md §1, §3) into a [`RobotMessage`], then into a domain [`Event`].
+//! into a [`RobotMessage`], then into a domain [`Event`].
 //!
 //! A streaming parse over a small fixed vocabulary of element names: no DOM, no entity
 //! expansion beyond XML's predefined ones, no DTDs, bounded depth.

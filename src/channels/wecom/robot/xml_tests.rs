@@ -1,4 +1,4 @@
-//! Tests for parsing every group-robot message kind of PROTOCOL.md §3, and hostile XML.
+//! Tests for parsing every group-robot message kind WeCom documents, and hostile XML.
 
 use super::*;
 use chrono::Utc;
