@@ -218,8 +218,17 @@ fn count(run: &Value, key: &str) -> u64 {
 }
 
 /// Prints every receipt of `run_id` in `state`, a page at a time.
-async fn print_receipts(api: &Api, run_id: &str, state: &str) -> Result<(), BroadcastError> {
+///
+/// Only the receipts of sends planned at or after `since` (this request's), when given; returns
+/// how many were printed.
+async fn print_receipts(
+    api: &Api,
+    run_id: &str,
+    state: &str,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<u64, BroadcastError> {
     let mut after: Option<u64> = None;
+    let mut printed = 0;
     loop {
         let mut path = format!("/api/v1/runs/{run_id}?state={state}&limit=1000");
         if let Some(after) = after {
@@ -227,6 +236,13 @@ async fn print_receipts(api: &Api, run_id: &str, state: &str) -> Result<(), Broa
         }
         let page = api.call(reqwest::Method::GET, &path).await?;
         for receipt in page["receipts"].as_array().into_iter().flatten() {
+            let created = receipt["created_at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if since.is_some_and(|since| created.is_none_or(|c| c < since)) {
+                continue;
+            }
+            printed += 1;
             println!(
                 "  {state} {}: {}",
                 receipt["group"].as_str().unwrap_or("?"),
@@ -235,7 +251,7 @@ async fn print_receipts(api: &Api, run_id: &str, state: &str) -> Result<(), Broa
         }
         match page["receipts_next"].as_u64() {
             Some(next) => after = Some(next),
-            None => return Ok(()),
+            None => return Ok(printed),
         }
     }
 }
@@ -249,6 +265,16 @@ async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
         .iter()
         .filter_map(|r| r.as_str().map(str::to_owned))
         .collect();
+    // This request's sends carry `planned_at` or later; a slot's earlier sends (an earlier run
+    // of the same slot) are not this run's, and neither are their failures.
+    let queued = answer["queued"].as_u64().unwrap_or(0);
+    let since = answer["planned_at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    if queued == 0 {
+        println!("nothing new to send: every group already had this slot");
+    }
     let mut failed_total = 0;
     for run_id in runs {
         let bar = ProgressBar::new(0);
@@ -292,10 +318,16 @@ async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
         );
         for state in ["failed", "skipped", "timed_out"] {
             if count(&run, state) > 0 {
-                print_receipts(api, &run_id, state).await?;
+                let now = print_receipts(api, &run_id, state, since).await?;
+                if state == "failed" {
+                    failed_total += now;
+                    let earlier = count(&run, "failed") - now;
+                    if earlier > 0 {
+                        println!("  ({earlier} failed in an earlier run of this slot)");
+                    }
+                }
             }
         }
-        failed_total += count(&run, "failed");
     }
     Ok(if failed_total == 0 {
         ExitCode::SUCCESS

@@ -612,7 +612,8 @@ pub(super) fn targets_view(targets: &crate::schedule::Targets) -> Vec<String> {
 
 /// `POST /api/v1/jobs/{name}/run`: runs a job now for its current slot (the latest at or before
 /// now). Groups already sent that slot are not sent it again. Answers `{"run_id": …, "runs":
-/// […]}` (one run per time zone the job runs in, its own first).
+/// […], "queued": n, "planned_at": …}` (one run per time zone the job runs in, its own first;
+/// `queued` sends were new, each with `created_at` at or after `planned_at`).
 pub async fn run_job(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -628,11 +629,21 @@ pub async fn run_job(
     match state.scheduler.run_now(&name).await {
         // `run_id` is the run in the job's own time zone; groups with a time zone of their own
         // have their own slot, hence their own run, all listed in `runs`.
-        Ok(runs) => (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "run_id": runs.first(), "runs": runs })),
-        )
-            .into_response(),
+        Ok(runs) => {
+            let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+            let queued: usize = runs.iter().map(|r| r.queued).sum();
+            let planned_at = runs.iter().map(|r| r.at).min();
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({
+                    "run_id": ids.first(),
+                    "runs": ids,
+                    "queued": queued,
+                    "planned_at": planned_at,
+                })),
+            )
+                .into_response()
+        }
         Err(e) => run_error(e),
     }
 }
@@ -745,6 +756,7 @@ pub async fn get_run(
             "state": r.state,
             "attempts": r.attempts,
             "last_error": r.last_error,
+            "created_at": r.created_at,
         })).collect::<Vec<_>>(),
         "receipts_next": report.next,
     }))

@@ -61,6 +61,15 @@ pub struct Scheduler {
     pub feeds: Feeds,
 }
 
+/// What planning one slot did: its run, how many sends were new (a slot planned before adds
+/// none), and the time the new sends carry as `created_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRun {
+    pub run_id: String,
+    pub queued: usize,
+    pub at: DateTime<Utc>,
+}
+
 impl Scheduler {
     /// Starts the scheduling loop; it stops when `stop` turns true.
     pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
@@ -154,7 +163,7 @@ impl Scheduler {
         zone: Tz,
         slot: DateTime<Utc>,
         trigger: &str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<PlannedRun, StoreError> {
         let now = Utc::now();
         let recipients = self.recipients().await?;
         let scripts = self.scripts.current();
@@ -226,7 +235,11 @@ impl Scheduler {
         }
         info!(job = %job.name, zone = %zone, run = %run.run_id, trigger, groups = planned,
             queued, "run planned");
-        Ok(run.run_id)
+        Ok(PlannedRun {
+            run_id: run.run_id,
+            queued,
+            at: now,
+        })
     }
 
     /// The current slot (the latest at or before now) of `job` in each zone it runs in, the
@@ -253,9 +266,9 @@ impl Scheduler {
         Ok((job.clone(), slots))
     }
 
-    /// Runs `job` now for its current slot in every zone it runs in; returns the run ids, the
+    /// Runs `job` now for its current slot in every zone it runs in; returns the runs, the
     /// job's own zone first.
-    pub async fn run_now(&self, name: &str) -> Result<Vec<String>, RunError> {
+    pub async fn run_now(&self, name: &str) -> Result<Vec<PlannedRun>, RunError> {
         let scripts = self.scripts.current();
         let (job, slots) = self.current_slots(&scripts, name)?;
         let mut runs = Vec::new();

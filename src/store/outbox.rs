@@ -117,6 +117,8 @@ pub struct SendReceipt {
     pub attempts: u32,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When it was planned (every send of one planning has the same time).
+    pub created_at: DateTime<Utc>,
 }
 
 /// How many of a run's sends stand where.

@@ -378,7 +378,11 @@ async fn trumpet_cli(app: &TestApp, args: &[&str]) -> (Option<i32>, String, Stri
 #[tokio::test]
 async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
     let (app, _scripts) = app_sending_now().await;
-    for (id, key, name) in [("c1", "k-c1", "广州1群"), ("c2", "k-c2", "深圳2群")] {
+    for (id, key, name) in [
+        ("c1", "k-c1", "广州1群"),
+        ("c2", "k-c2", "深圳2群"),
+        ("c3", "k-c3", "北京3群"),
+    ] {
         let (status, _) = app
             .api_call(
                 reqwest::Method::POST,
@@ -396,7 +400,7 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
     // One report for both groups: shown once, with the groups that would get it.
     assert!(out.contains("run: morning-report@"), "{out}");
     assert!(
-        out.contains("── message 1 of 1, to 2 group(s): c1, c2"),
+        out.contains("── message 1 of 1, to 3 group(s): c1, c2, c3"),
         "{out}"
     );
     assert_eq!(out.matches("财税早报").count(), 1, "{out}");
@@ -405,7 +409,7 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
         "the rendered report is shown: {out}"
     );
     assert!(
-        out.contains("2 groups, 2 would be sent, 0 skipped; nothing was sent"),
+        out.contains("3 groups, 3 would be sent, 0 skipped; nothing was sent"),
         "{out}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -414,14 +418,28 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
         "a dry run sends nothing"
     );
 
+    // c3's webhook refuses for good: the run fails there, and says so with its exit code.
+    app.fake.script("k-c3", &[Answer::Errcode(45002)]);
     let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report"]).await;
-    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(code, Some(1), "{out}{err}");
     assert!(
-        out.contains("2 planned, 2 delivered, 0 failed, 0 skipped"),
+        out.contains("3 planned, 2 delivered, 1 failed, 0 skipped"),
         "{out}"
     );
+    assert!(out.contains("  failed c3: "), "{out}");
     assert_eq!(app.fake.received("k-c1").len(), 1);
     assert_eq!(app.fake.received("k-c2").len(), 1);
+    // Running the same slot again plans nothing new: this run failed nowhere (exit 0), and the
+    // earlier failure is told as such.
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("nothing new to send"), "{out}");
+    assert!(
+        out.contains("(1 failed in an earlier run of this slot)"),
+        "{out}"
+    );
+    assert!(!out.contains("  failed c3: "), "not this run's: {out}");
+    assert_eq!(app.fake.received("k-c1").len(), 1);
 
     let (code, _, err) = trumpet_cli(&app, &["broadcast", "no-such-job"]).await;
     assert_eq!(code, Some(2));
