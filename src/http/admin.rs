@@ -40,8 +40,7 @@ pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(super::bearer_token);
     match given {
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => true,
         _ => {

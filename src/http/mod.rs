@@ -95,6 +95,16 @@ pub(crate) fn not_accepted(e: &crate::inbound::NotAccepted) -> axum::response::R
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235: `bearer`, `BEARER`), the token is what follows it, trimmed.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
 /// What the handlers share.
 pub struct AppState {
     pub robots: HashMap<String, Arc<RobotEndpoint>>,

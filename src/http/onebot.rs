@@ -55,12 +55,8 @@ fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers.get(header::AUTHORIZATION)
         && let Ok(value) = value.to_str()
     {
-        let value = value.trim();
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value);
-        return Some(token.trim().to_owned());
+        let token = super::bearer_token(value).unwrap_or(value.trim());
+        return Some(token.to_owned());
     }
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "access_token")

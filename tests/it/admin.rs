@@ -37,6 +37,26 @@ async fn groups_need_the_right_bearer_token() {
         right.json::<Vec<serde_json::Value>>().await.unwrap().len(),
         0
     );
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    for (value, status) in [
+        (format!("bearer {ADMIN_TOKEN}"), StatusCode::OK),
+        (format!("BEARER  {ADMIN_TOKEN} "), StatusCode::OK),
+        (
+            format!("Bearer {}", ADMIN_TOKEN.to_uppercase()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (format!("Basic {ADMIN_TOKEN}"), StatusCode::UNAUTHORIZED),
+        (ADMIN_TOKEN.to_owned(), StatusCode::UNAUTHORIZED),
+    ] {
+        let answer = app
+            .http
+            .get(&url)
+            .header("Authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{value}");
+    }
 }
 
 #[tokio::test]
