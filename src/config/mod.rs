@@ -389,6 +389,14 @@ impl RawSettings {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problem("log.level", format!("not a valid filter: {e}"));
+        } else if !shows_the_service(&self.log.level) {
+            problem(
+                "log.level",
+                format!(
+                    "{:?} names neither a level (trace, debug, info, warn, error, off) nor the service (trumpet=…): the service's own lines, errors included, would not be shown",
+                    self.log.level
+                ),
+            );
         }
         validate_wecom(&self.wecom, &mut problem);
         validate_onebot(&self.onebot, &mut problem);
@@ -682,6 +690,29 @@ pub fn validate_token(token: &str) -> Result<(), String> {
         return Err("must contain only letters and digits".into());
     }
     Ok(())
+}
+
+/// Whether a log filter lets the service's own lines through at some level: one of its
+/// directives is a bare level (`info`) or names the service's target (`trumpet`, `trumpet::…`).
+/// A word that is neither (`verbose`) is read by tracing as a target, and silences everything.
+fn shows_the_service(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .any(|directive| {
+            let target = directive
+                .split(['=', '['])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let bare_level = !directive.contains('=')
+                && LEVELS
+                    .iter()
+                    .any(|level| target.eq_ignore_ascii_case(level));
+            bare_level || target == "trumpet" || target.starts_with("trumpet::")
+        })
 }
 
 /// figment's errors as an operator reads them: the key as written (no profile prefix), the file

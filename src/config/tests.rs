@@ -293,3 +293,27 @@ fn a_onebot_bot_needs_its_own_token_and_gets_a_modest_send_rate() {
         assert!(keys.contains(&key), "{key} missing from {p:?}");
     }
 }
+
+#[test]
+fn a_log_filter_that_would_hide_the_service_is_refused() {
+    for level in [
+        "info",
+        "warn,hyper=debug",
+        "trumpet=debug",
+        "trumpet::outbox=trace",
+        "OFF",
+    ] {
+        let toml = format!("[log]\nlevel = \"{level}\"");
+        assert!(Config::from_toml_str(&toml).is_ok(), "{level} is fine");
+    }
+    for level in ["verbose", "hyper=debug", "trumpets=info"] {
+        let toml = format!("[log]\nlevel = \"{level}\"");
+        let problems = problems(&toml);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == "log.level" && p.reason.contains("would not be shown")),
+            "{level}: {problems:?}"
+        );
+    }
+}
