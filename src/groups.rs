@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use tracing::{info, warn};
+
 use crate::domain::{ChatId, GroupSettings, SettingsChange};
+use crate::engine::scope::validate_tag;
 use crate::store::{Store, StoreError};
 
 /// Group settings by chat id; cheap to share.
@@ -20,8 +23,9 @@ pub struct Directory {
 impl Directory {
     /// Loads every group's settings from `store`.
     pub fn load(store: Store) -> Result<Self, StoreError> {
-        let settings = store
-            .all_settings()?
+        let mut all = store.all_settings()?;
+        fold_stored_tags(&store, &mut all)?;
+        let settings = all
             .into_iter()
             .map(|(chat, s)| (chat, Arc::new(s)))
             .collect();
@@ -78,5 +82,74 @@ impl Directory {
             .unwrap_or_else(|p| p.into_inner())
             .insert(chat.clone(), updated.clone());
         Ok(updated)
+    }
+}
+
+/// Tags stored before they were folded where they enter (typed with a Chinese input method,
+/// with an invisible character) are folded once, here, and written back, so that tag scopes
+/// match them; one that is still not a valid tag is dropped with a warning.
+fn fold_stored_tags(store: &Store, all: &mut [(ChatId, GroupSettings)]) -> Result<(), StoreError> {
+    let mut changed = Vec::new();
+    for (chat, settings) in all.iter_mut() {
+        let folded = settings
+            .tags
+            .iter()
+            .filter_map(|tag| match validate_tag(tag) {
+                Ok(tag) => Some(tag),
+                Err(e) => {
+                    warn!(chat = %chat, tag = %tag, reason = %e, "stored tag dropped: not a valid tag");
+                    None
+                }
+            })
+            .collect();
+        if folded != settings.tags {
+            settings.tags = folded;
+            changed.push((chat.clone(), settings.clone()));
+        }
+    }
+    if !changed.is_empty() {
+        store.write(|tx| {
+            for (chat, settings) in &changed {
+                tx.put_settings(chat, settings)?;
+            }
+            Ok(())
+        })?;
+        info!(
+            groups = changed.len(),
+            "stored tags folded to their plain form"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_stored_as_typed_are_folded_once_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.redb")).unwrap();
+        let chat = ChatId::new("g1");
+        let mut typed = GroupSettings::default();
+        // An input method's full-width colon and letters, a zero-width space, and a tag that
+        // is only invisible characters.
+        typed.tags.insert("province：广东".into());
+        typed.tags.insert("ｔｙｐｅ:新手群".into());
+        typed.tags.insert("新手群\u{200b}".into());
+        typed.tags.insert("\u{200b}".into());
+        store.write(|tx| tx.put_settings(&chat, &typed)).unwrap();
+
+        let directory = Directory::load(store.clone()).unwrap();
+        let expected: std::collections::BTreeSet<String> =
+            ["province:广东", "type:新手群", "新手群"]
+                .map(String::from)
+                .into();
+        assert_eq!(directory.get(&chat).tags, expected);
+        assert_eq!(
+            store.settings(&chat).unwrap().tags,
+            expected,
+            "written back"
+        );
     }
 }

@@ -419,7 +419,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             let mut tags = Vec::new();
             for tag in args.split_whitespace() {
                 match validate_tag(tag) {
-                    Ok(t) => tags.push(t.to_owned()),
+                    Ok(t) => tags.push(t),
                     Err(_) => return answer(&replies.bad_tag, context! { tag }, false),
                 }
             }

@@ -33,7 +33,7 @@ impl Scope {
             return Ok(Scope::Global);
         }
         if let Some(tag) = text.strip_prefix("tag:") {
-            return validate_tag(tag).map(|t| Scope::Tag(t.to_owned()));
+            return validate_tag(tag).map(Scope::Tag);
         }
         if let Some(chat) = text.strip_prefix("group:")
             && !chat.trim().is_empty()
@@ -78,9 +78,14 @@ impl fmt::Display for Scope {
 /// The longest tag, in characters.
 pub const MAX_TAG_CHARS: usize = 32;
 
-/// A tag is 1–32 characters without spaces, e.g. `province:广东` or `新手群`.
-pub fn validate_tag(tag: &str) -> Result<&str, String> {
-    let tag = tag.trim();
+/// A tag as it is kept and compared: 1–32 characters without spaces, e.g. `province:广东` or
+/// `新手群`, folded (full-width to half-width, case, traditional to simplified, invisible
+/// characters dropped) wherever it enters — chat, API, scope files and stored settings.
+pub fn validate_tag(tag: &str) -> Result<String, String> {
+    // Folded the way keywords are: a tag typed with a Chinese input method (`province：广东`,
+    // `ｔｙｐｅ`) or carrying an invisible character is the same tag as the plain one.
+    let folded = super::normalize::normalize(tag);
+    let tag = folded.trim();
     let len = tag.chars().count();
     if len == 0 || len > MAX_TAG_CHARS {
         return Err(format!(
@@ -90,7 +95,7 @@ pub fn validate_tag(tag: &str) -> Result<&str, String> {
     if tag.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("tag {tag:?} must not contain spaces"));
     }
-    Ok(tag)
+    Ok(tag.to_owned())
 }
 
 #[cfg(test)]

@@ -385,7 +385,7 @@ pub async fn put_tags(
     let mut tags = Vec::with_capacity(body.tags.len());
     for tag in &body.tags {
         match validate_tag(tag) {
-            Ok(t) => tags.push(t.to_owned()),
+            Ok(t) => tags.push(t),
             Err(e) => return bad_request(e),
         }
     }

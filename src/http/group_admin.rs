@@ -109,7 +109,7 @@ fn initial_settings(body: &NewGroupBody) -> Result<Vec<SettingsChange>, String> 
     if let Some(given) = &body.tags {
         let mut tags = Vec::with_capacity(given.len());
         for tag in given {
-            tags.push(validate_tag(tag)?.to_owned());
+            tags.push(validate_tag(tag)?);
         }
         changes.push(SettingsChange::ReplaceTags(tags));
     }

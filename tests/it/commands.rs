@@ -65,8 +65,13 @@ async fn the_owner_appoints_an_admin_who_tags_the_group_and_switches_a_rule_off(
         .await
         .unwrap();
     assert!(reply.contains("已将 用户lisi 设为大当家"), "{reply}");
+    // Typed with a Chinese input method: full-width colon and letters, an ideographic space.
     let reply = app
-        .reply_to(&say("lisi", "p-2", "打标签 province:广东 type:新手群"))
+        .reply_to(&say(
+            "lisi",
+            "p-2",
+            "打标签 province：广东　ｔｙｐｅ:新手群",
+        ))
         .await
         .unwrap();
     assert!(reply.contains("province:广东、type:新手群"), "{reply}");
@@ -126,6 +131,15 @@ async fn operators_set_tags_roles_and_rule_switches_through_the_admin_api() {
         .api_put(
             "/api/v1/groups/g-api/tags",
             json!({"tags": ["province:浙江"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(settings["tags"], json!(["province:浙江"]));
+    // A zero-width space or a full-width colon makes no second tag.
+    let (status, settings) = app
+        .api_put(
+            "/api/v1/groups/g-api/tags",
+            json!({"tags": ["province:浙江", "province:浙江\u{200b}", "province：浙江"]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
