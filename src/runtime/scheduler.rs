@@ -273,7 +273,19 @@ impl Scheduler {
         let (job, slots) = self.current_slots(&scripts, name)?;
         let mut runs = Vec::new();
         for (zone, slot) in slots {
-            runs.push(self.run_slot(&job, zone, slot, "manual").await?);
+            let planned = self.run_slot(&job, zone, slot, "manual").await?;
+            // Zones with the same offset (Asia/Shanghai, Asia/Hong_Kong) share the slot, hence
+            // the run: one entry per run.
+            match runs
+                .iter_mut()
+                .find(|run: &&mut PlannedRun| run.run_id == planned.run_id)
+            {
+                Some(run) => {
+                    run.queued += planned.queued;
+                    run.at = run.at.min(planned.at);
+                }
+                None => runs.push(planned),
+            }
         }
         Ok(runs)
     }

@@ -395,12 +395,23 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
         assert_eq!(status, reqwest::StatusCode::CREATED);
     }
 
+    // c2 keeps Hong Kong time: the same offset as the job's zone, so the same slot and run.
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::PATCH,
+            "/api/v1/groups/c2",
+            Some(json!({"timezone": "Asia/Hong_Kong"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+
     let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report", "--dry-run"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     // One report for both groups: shown once, with the groups that would get it.
     assert!(out.contains("run: morning-report@"), "{out}");
+    // c2's zone is planned after the job's own.
     assert!(
-        out.contains("── message 1 of 1, to 3 group(s): c1, c2, c3"),
+        out.contains("── message 1 of 1, to 3 group(s): c1, c3, c2"),
         "{out}"
     );
     assert_eq!(out.matches("财税早报").count(), 1, "{out}");
@@ -425,6 +436,11 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
     assert!(
         out.contains("3 planned, 2 delivered, 1 failed, 0 skipped"),
         "{out}"
+    );
+    assert_eq!(
+        out.matches(" planned, ").count(),
+        1,
+        "one run, told once: {out}"
     );
     assert!(out.contains("  failed c3: "), "{out}");
     assert_eq!(app.fake.received("k-c1").len(), 1);
