@@ -230,7 +230,8 @@ async fn print_receipts(
     let mut after: Option<u64> = None;
     let mut printed = 0;
     loop {
-        let mut path = format!("/api/v1/runs/{run_id}?state={state}&limit=1000");
+        // The largest page: each page walks the whole run to count it.
+        let mut path = format!("/api/v1/runs/{run_id}?state={state}&limit=10000");
         if let Some(after) = after {
             path.push_str(&format!("&after={after}"));
         }
