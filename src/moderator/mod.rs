@@ -27,7 +27,9 @@ use crate::engine::scope::Place;
 use crate::engine::{self, vars};
 use crate::http::AppState;
 use crate::pipeline::Post;
-use crate::store::{BlacklistEntry, LogEntry, ModerationWrite, StandingRecord, Store, StoreError};
+use crate::store::{
+    BlacklistEntry, Fold, LogEntry, ModerationWrite, StandingRecord, Store, StoreError,
+};
 use activity::{Sighting, Tracker};
 
 /// The longest text kept in a log entry, in characters.
@@ -459,8 +461,15 @@ pub async fn screen_message(
             .unwrap_or_else(|e| e.into_inner())
             .insert(entry.user_id.clone(), entry.clone());
     }
-    info!(bot = %event.bot, chat = %chat, user, check = %worst.check, action = outcome.as_str(),
-        dry_run, outcome = ?done, "moderation");
+    // A folded repeat is counted on its window's log row; at info it would be a line per flood
+    // message.
+    if folded {
+        debug!(bot = %event.bot, chat = %chat, user, check = %worst.check,
+            action = outcome.as_str(), outcome = ?done, "moderation (folded repeat)");
+    } else {
+        info!(bot = %event.bot, chat = %chat, user, check = %worst.check,
+            action = outcome.as_str(), dry_run, outcome = ?done, "moderation");
+    }
     let entry = LogEntry {
         id: 0,
         at: now,
@@ -478,6 +487,16 @@ pub async fn screen_message(
         dry_run,
         outcome: done,
         by: String::new(),
+        repeats: 0,
+        last_at: None,
+    };
+    // Folded into the notice of this window, a repeat is counted on the window's log row too —
+    // unless it was a step of its own: a warning (the 2nd of 3 is news) or a first ban.
+    let fold_into = match admit {
+        notices::Admit::Fold { since, .. } if outcome != Severity::Warn && ban.is_none() => {
+            Some(Fold { head: since })
+        }
+        _ => None,
     };
     let record = member.record.clone();
     moderator.keep(chat, user, member);
@@ -490,6 +509,7 @@ pub async fn screen_message(
             standing: Some(record),
             entry,
             ban,
+            fold_into,
         }],
     }
 }
@@ -772,5 +792,7 @@ fn system_entry(
         dry_run: false,
         outcome: Vec::new(),
         by: String::new(),
+        repeats: 0,
+        last_at: None,
     }
 }

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use activity::{RecentActivity, SharedTally, SpeakerTally};
-pub use moderation::{BlacklistEntry, LogEntry, LogFilter, ModerationWrite, StandingRecord};
+pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 pub use outbox::{
     Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, RunCounts, RunRecord, RunReport,
     SendOutcome, SendReceipt,
@@ -213,6 +213,7 @@ impl Store {
             tx.open_table(moderation::BLACKLIST)?;
             tx.open_table(moderation::MOD_LOG)?;
             tx.open_table(moderation::MOD_LOG_BY_CHAT)?;
+            tx.open_table(moderation::MOD_LOG_FOLDS)?;
             tx.open_table(red_envelope::ENVELOPE_TESTS)?;
             tx.open_table(red_envelope::ENVELOPE_CLAIMS)?;
             tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?;
@@ -253,6 +254,7 @@ impl Store {
                 blacklist: tx.open_table(moderation::BLACKLIST)?,
                 mod_log: tx.open_table(moderation::MOD_LOG)?,
                 mod_log_by_chat: tx.open_table(moderation::MOD_LOG_BY_CHAT)?,
+                mod_log_folds: tx.open_table(moderation::MOD_LOG_FOLDS)?,
                 envelope_tests: tx.open_table(red_envelope::ENVELOPE_TESTS)?,
                 envelope_claims: tx.open_table(red_envelope::ENVELOPE_CLAIMS)?,
                 envelope_by_chat: tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?,
@@ -475,6 +477,7 @@ pub struct WriteTx<'t> {
     blacklist: redb::Table<'t, &'static str, &'static [u8]>,
     mod_log: redb::Table<'t, u64, &'static [u8]>,
     mod_log_by_chat: redb::Table<'t, (&'static str, u64), ()>,
+    mod_log_folds: redb::Table<'t, (i64, u64), (u64, i64)>,
     envelope_tests: redb::Table<'t, &'static str, &'static [u8]>,
     envelope_claims: redb::Table<'t, (&'static str, u32), &'static [u8]>,
     envelope_by_chat: redb::Table<'t, (&'static str, &'static str), ()>,

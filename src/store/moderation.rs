@@ -20,6 +20,32 @@ pub(super) const MOD_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("mo
 /// (chat, entry id): the log of one group.
 pub(super) const MOD_LOG_BY_CHAT: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("mod_log_by_chat");
+/// (the logged finding's time in microseconds, [`fold_key`] of its group, member, check and
+/// action) → (findings folded into it, the last one's time in microseconds). A member repeating
+/// the same finding within the notice window ([`crate::moderator`]'s coalescing) is counted on
+/// one row instead of getting a row each: a flooder's hundreds of findings a minute are one
+/// fixed-size insert each, not a log row and its index entry (the measured cost of a flood).
+pub(super) const MOD_LOG_FOLDS: TableDefinition<(i64, u64), (u64, i64)> =
+    TableDefinition::new("mod_log_folds");
+
+/// A stable 64-bit FNV-1a hash of the fields that identify a fold: stored, so it must not change
+/// between builds (std's hasher may). With the head's microsecond in the key, two different
+/// rows sharing a key would need a hash collision at the same microsecond.
+fn fold_key(entry: &LogEntry) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for field in [
+        entry.chat_id.as_str(),
+        &entry.user_id,
+        &entry.check,
+        &entry.action,
+    ] {
+        for byte in field.bytes().chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
 
 /// A member's standing in one group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +113,14 @@ pub struct LogEntry {
     /// Who did it, for entries made by people (the reporter, the admin who pardoned).
     #[serde(default)]
     pub by: String,
+    /// Findings of the same check and action about the same member folded into this one within
+    /// the notice window (each counted toward warnings and removal like this one); filled in
+    /// when read.
+    #[serde(default)]
+    pub repeats: u64,
+    /// When the last folded finding happened.
+    #[serde(default)]
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 /// Which log entries to read.
@@ -122,6 +156,16 @@ pub struct ModerationWrite {
     pub standing: Option<StandingRecord>,
     pub entry: LogEntry,
     pub ban: Option<BlacklistEntry>,
+    /// The finding repeats one already logged (same member, check and action): it is counted on
+    /// that row instead of getting its own.
+    pub fold_into: Option<Fold>,
+}
+
+/// Where a repeated finding is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fold {
+    /// When the finding it repeats was logged.
+    pub head: DateTime<Utc>,
 }
 
 impl ModerationWrite {
@@ -133,20 +177,30 @@ impl ModerationWrite {
             standing: None,
             entry,
             ban: None,
+            fold_into: None,
         }
     }
 }
 
 impl WriteTx<'_> {
-    /// Writes what moderation decided (see [`ModerationWrite`]); returns the log entry's id.
-    pub fn apply_moderation(&mut self, write: &ModerationWrite) -> Result<u64, StoreError> {
+    /// Writes what moderation decided (see [`ModerationWrite`]).
+    pub fn apply_moderation(&mut self, write: &ModerationWrite) -> Result<(), StoreError> {
         if let Some(record) = &write.standing {
             self.put_standing(&write.chat, &write.user, record)?;
         }
         if let Some(ban) = &write.ban {
             self.blacklist_add(ban)?;
         }
-        self.log_moderation(&write.entry)
+        match write.fold_into {
+            Some(fold) => {
+                let key = (fold.head.timestamp_micros(), fold_key(&write.entry));
+                let repeats = self.mod_log_folds.get(key)?.map_or(0, |v| v.value().0);
+                let value = (repeats + 1, write.entry.at.timestamp_micros());
+                self.mod_log_folds.insert(key, value)?;
+                Ok(())
+            }
+            None => self.log_moderation(&write.entry).map(drop),
+        }
     }
 
     pub fn standing(&self, chat: &ChatId, user: &str) -> Result<StandingRecord, StoreError> {
@@ -243,15 +297,22 @@ impl Store {
     pub fn moderation_log(&self, filter: &LogFilter) -> Result<Vec<LogEntry>, StoreError> {
         let tx = self.db.begin_read()?;
         let log = tx.open_table(MOD_LOG)?;
+        let folds = tx.open_table(MOD_LOG_FOLDS)?;
         let since = filter
             .since
             .map_or(0, |t| t.timestamp_micros().max(0) as u64);
         let mut out = Vec::new();
-        let mut take = |entry: LogEntry| {
+        let mut take = |mut entry: LogEntry| -> Result<bool, StoreError> {
             if filter.accepts(&entry) {
+                let key = (entry.at.timestamp_micros(), fold_key(&entry));
+                if let Some(fold) = folds.get(key)? {
+                    let (repeats, last) = fold.value();
+                    entry.repeats = repeats;
+                    entry.last_at = DateTime::from_timestamp_micros(last);
+                }
                 out.push(entry);
             }
-            out.len() < filter.limit
+            Ok(out.len() < filter.limit)
         };
         match &filter.chat_id {
             Some(chat) => {
@@ -260,7 +321,7 @@ impl Store {
                 for item in range.rev().take(MAX_SCANNED) {
                     let id = item?.0.value().1;
                     if let Some(value) = log.get(id)?
-                        && !take(decode(value.value())?)
+                        && !take(decode(value.value())?)?
                     {
                         break;
                     }
@@ -268,7 +329,7 @@ impl Store {
             }
             None => {
                 for item in log.range(since..)?.rev().take(MAX_SCANNED) {
-                    if !take(decode(item?.1.value())?) {
+                    if !take(decode(item?.1.value())?)? {
                         break;
                     }
                 }
@@ -301,7 +362,44 @@ mod tests {
             dry_run: false,
             outcome: vec!["deleted".into()],
             by: String::new(),
+            repeats: 0,
+            last_at: None,
         }
+    }
+
+    #[test]
+    fn repeats_are_counted_on_the_row_they_fold_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let head = entry("g1", "u1", "flood", 1);
+        let write = |entry: LogEntry, fold_into| ModerationWrite {
+            fold_into,
+            ..ModerationWrite::entry(&ChatId::new("g1"), "u1", entry)
+        };
+        store
+            .write(|tx| {
+                tx.apply_moderation(&write(head.clone(), None))?;
+                // Another member's finding at the same instant is a row of its own.
+                tx.apply_moderation(&write(entry("g1", "u2", "flood", 1), None))?;
+                for minute in 2..=4_u32 {
+                    let fold = Fold { head: head.at };
+                    tx.apply_moderation(&write(entry("g1", "u1", "flood", minute), Some(fold)))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let log = store
+            .moderation_log(&LogFilter {
+                limit: 10,
+                ..LogFilter::default()
+            })
+            .unwrap();
+        assert_eq!(log.len(), 2, "{log:?}");
+        let u1 = log.iter().find(|e| e.user_id == "u1").unwrap();
+        assert_eq!(u1.repeats, 3);
+        assert_eq!(u1.last_at, Some(entry("g1", "u1", "flood", 4).at));
+        let u2 = log.iter().find(|e| e.user_id == "u2").unwrap();
+        assert_eq!((u2.repeats, u2.last_at), (0, None));
     }
 
     #[test]
