@@ -390,20 +390,17 @@ fn parse(body: &[u8]) -> Result<(String, Vec<FeedEntry>), FeedError> {
         .entries
         .into_iter()
         .map(|e| FeedEntry {
-            title: e
-                .title
-                .map(|t| plain_text(&t.content, usize::MAX))
-                .unwrap_or_default(),
+            title: e.title.map(|t| title_text(&t)).unwrap_or_default(),
             link: e
                 .links
                 .iter()
                 .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
                 .or(e.links.first())
-                .map(|l| l.href.trim().to_owned())
+                .map(|l| safe_link(&l.href))
                 .unwrap_or_default(),
             summary: e
                 .summary
-                .map(|s| plain_text(&s.content, SUMMARY_CHARS))
+                .map(|s| inline_safe(&plain_text(&s.content, SUMMARY_CHARS)))
                 .unwrap_or_default(),
             published: e.published.or(e.updated),
         })
@@ -412,11 +409,108 @@ fn parse(body: &[u8]) -> Result<(String, Vec<FeedEntry>), FeedError> {
     // Newest first; entries without a date keep their place after the dated ones.
     entries.sort_by_key(|e| std::cmp::Reverse(e.published));
     entries.truncate(KEPT_ENTRIES);
-    let title = feed
-        .title
-        .map(|t| plain_text(&t.content, usize::MAX))
-        .unwrap_or_default();
+    let title = feed.title.map(|t| title_text(&t)).unwrap_or_default();
     Ok((title, entries))
+}
+
+/// A title as text that cannot steer the message it is put in. A feed's title is usually plain
+/// text (`&lt;延续&gt;` is the text `<延续>`, not a tag), HTML only when the feed says so; either
+/// way made [`inline_safe`].
+fn title_text(title: &feed_rs::model::Text) -> String {
+    let text = match title.content_type.subty().as_str() {
+        "html" | "xhtml" => plain_text(&title.content, usize::MAX),
+        _ => decode_entities(&title.content)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    inline_safe(&text)
+}
+
+/// `text` with the brackets that would make markdown links, tags or mentions out of it (`[…](…)`,
+/// `<font>`, `<@all>`) in their full-width forms, as Chinese text writes them anyway.
+fn inline_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '[' => '［',
+            ']' => '］',
+            '<' => '＜',
+            '>' => '＞',
+            c => c,
+        })
+        .collect()
+}
+
+/// An entry's link, only if it is a web address, with the characters that would end a markdown
+/// link or start a tag percent-encoded; anything else (`javascript:`, a relative path) is no link.
+fn safe_link(href: &str) -> String {
+    let href = href.trim();
+    let Ok(url) = url::Url::parse(href) else {
+        return String::new();
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return String::new();
+    }
+    let mut link = String::with_capacity(href.len());
+    for c in url.as_str().chars() {
+        match c {
+            '(' => link.push_str("%28"),
+            ')' => link.push_str("%29"),
+            '[' => link.push_str("%5B"),
+            ']' => link.push_str("%5D"),
+            '<' => link.push_str("%3C"),
+            '>' => link.push_str("%3E"),
+            '"' => link.push_str("%22"),
+            ' ' => link.push_str("%20"),
+            c => link.push(c),
+        }
+    }
+    link
+}
+
+/// Decodes the named entities feeds use and numeric ones (`&#24310;`, `&#x5EF6;`); an entity
+/// it does not know stays as written.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let decoded = rest[1..]
+            .find(';')
+            .filter(|&end| end <= 10)
+            .and_then(|end| {
+                let name = &rest[1..=end];
+                let c = match name {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" | "#39" => Some('\''),
+                    "nbsp" => Some(' '),
+                    _ => name
+                        .strip_prefix("#x")
+                        .or_else(|| name.strip_prefix("#X"))
+                        .map(|hex| u32::from_str_radix(hex, 16))
+                        .or_else(|| name.strip_prefix('#').map(str::parse))
+                        .and_then(Result::ok)
+                        .and_then(char::from_u32),
+                };
+                c.map(|c| (c, end + 2))
+            });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `html` as one line of plain text: tags dropped, the common entities decoded, whitespace
@@ -435,14 +529,7 @@ fn plain_text(html: &str, max_chars: usize) -> String {
             _ => {}
         }
     }
-    let decoded = text
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&");
+    let decoded = decode_entities(&text);
     let collapsed = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
     match collapsed.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &collapsed[..cut]),
@@ -493,6 +580,34 @@ mod tests {
                 "{garbage}"
             );
         }
+    }
+
+    /// Issue 27 §6: a title cannot make a link of its own, a tag or a mention, an escaped
+    /// title keeps its text, and only web addresses are links.
+    #[test]
+    fn titles_cannot_steer_the_message_and_keep_their_text() {
+        let rss = r#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>财税 &lt;快讯&gt;</title>
+<item><title>[重要] 申报期限(12月)](http://evil.example)</title><link>https://example.com/a?x=(1)</link></item>
+<item><title>&lt;延续&gt; 政策 &#x5EF6;&#38271; &amp;amp; &lt;@all&gt;</title><link>javascript:alert(1)</link></item>
+<item><title>  多   空格 </title><link> /relative </link></item>
+</channel></rss>"#;
+        let (title, entries) = parse(rss.as_bytes()).unwrap();
+        assert_eq!(title, "财税 ＜快讯＞");
+        let titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "［重要］ 申报期限(12月)］(http://evil.example)",
+                "＜延续＞ 政策 延长 & ＜@all＞",
+                "多 空格",
+            ]
+        );
+        let links: Vec<&str> = entries.iter().map(|e| e.link.as_str()).collect();
+        assert_eq!(links, ["https://example.com/a?x=%281%29", "", ""]);
+        // The shipped digest line: the title's own brackets cannot close the link early.
+        let line = format!("[{}]({})", entries[0].title, entries[0].link);
+        assert_eq!(line.matches("](").count(), 1, "{line}");
     }
 
     #[test]

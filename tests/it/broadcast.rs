@@ -498,7 +498,12 @@ async fn start_feed_server() -> String {
             (when - chrono::Duration::minutes(5)).to_rfc2822()
         )
     };
-    let fresh = rss(hour_ago, "增值税新规解读");
+    // A title that would close the digest's markdown link early and link elsewhere, and an
+    // escaped one that must keep its text (issue 27 §6).
+    let fresh = rss(
+        hour_ago,
+        "增值税新规解读 [重要] 申报期限(12月)](http://evil.example) &lt;延续&gt;",
+    );
     let old = rss(month_ago, "上个月的旧闻");
     let atom = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>会计学堂</title><id>x</id>
@@ -598,13 +603,14 @@ async fn the_morning_report_quotes_feeds_and_a_broken_feed_is_reported_not_block
         .to_owned();
     for quoted in [
         "**财税快讯**",
-        "[增值税新规解读](https://example.com/news/1)",
+        "[增值税新规解读 ［重要］ 申报期限(12月)］(http://evil.example) ＜延续＞](https://example.com/news/1)",
         "个税汇算提醒",
         "**会计学堂**",
         "本周直播课",
     ] {
         assert!(report.contains(quoted), "{quoted} missing from {report}");
     }
+    assert!(!report.contains("](http://evil"), "{report}");
     assert!(
         !report.contains("上个月的旧闻"),
         "entries older than max_age_hours are left out: {report}"
