@@ -438,7 +438,7 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
             Err(e) => println!("group   {group}: not shown ({e})"),
         }
     }
-    let stripped = crate::channels::wecom::robot::xml::strip_leading_mention(text);
+    let stripped = crate::channels::wecom::robot::xml::strip_robot_mention(text, true);
     let event = Event {
         bot: config
             .bots

@@ -197,37 +197,84 @@ impl CommandSet {
 struct Targets {
     found: Vec<(String, String)>,
     missing: Vec<String>,
+    /// What followed the members, for commands that take a reason (`举报 @n9 发广告`).
+    reason: String,
 }
 
-fn resolve_members(args: &str, view: &GroupView<'_>) -> Targets {
+/// The most words one display name is tried with (`@Amy Wang`, `@Mary Ann Lee`).
+const NAME_WORDS: usize = 4;
+
+/// Whether a word of a command is an @-mention.
+fn is_mention(word: &str) -> bool {
+    word.starts_with(['@', '＠'])
+}
+
+/// One member named by `name` (a user id, a display name or a role holder's name): `None` when
+/// nobody is, or when two members share the display name (the user id is needed then).
+fn find_member(name: &str, view: &GroupView<'_>) -> Option<(String, String)> {
+    if let Some(m) = view.members.iter().find(|m| m.user_id == name) {
+        return Some((m.user_id.clone(), m.name.clone()));
+    }
+    let mut by_name = view.members.iter().filter(|m| m.name == name);
+    match (by_name.next(), by_name.next()) {
+        (Some(m), None) => return Some((m.user_id.clone(), m.name.clone())),
+        (Some(_), Some(_)) => return None,
+        (None, _) => {}
+    }
+    view.settings
+        .roles
+        .iter()
+        .find(|(id, h)| id.as_str() == name || h.name == name)
+        .map(|(id, h)| (id.clone(), h.name.clone()))
+}
+
+/// Reads the members `args` names. A display name may hold spaces (`@Amy Wang`): the longest
+/// run of words that names a member wins. With `takes_reason`, the words after the members
+/// (`举报 @n9 发广告`) are the reason instead of more names.
+fn resolve_members(args: &str, view: &GroupView<'_>, takes_reason: bool) -> Targets {
     let mut targets = Targets {
         found: Vec::new(),
         missing: Vec::new(),
+        reason: String::new(),
     };
-    for token in args.split_whitespace() {
-        let token = token.trim_start_matches(['@', '＠']);
-        if token.is_empty() {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let mut at = 0;
+    while at < words.len() {
+        let word = words[at];
+        let named = targets.found.len() + targets.missing.len();
+        if takes_reason && !is_mention(word) && named > 0 {
+            targets.reason = words[at..].join(" ");
+            break;
+        }
+        let first = word.trim_start_matches(['@', '＠']);
+        if first.is_empty() {
+            at += 1;
             continue;
         }
-        let by_id = view.members.iter().find(|m| m.user_id == token);
-        let by_name: Vec<_> = view.members.iter().filter(|m| m.name == token).collect();
-        let holder = view
-            .settings
-            .roles
-            .iter()
-            .find(|(id, h)| id.as_str() == token || h.name == token);
-        let found = match (by_id, by_name.as_slice(), holder) {
-            (Some(m), _, _) => Some((m.user_id.clone(), m.name.clone())),
-            (None, [m], _) => Some((m.user_id.clone(), m.name.clone())),
-            // Two members share the name: the user id is needed.
-            (None, [_, _, ..], _) => None,
-            (None, [], Some((id, h))) => Some((id.clone(), h.name.clone())),
-            (None, [], None) => None,
-        };
-        match found {
-            Some(f) if !targets.found.contains(&f) => targets.found.push(f),
-            Some(_) => {}
-            None => targets.missing.push(token.to_owned()),
+        // Longest first: `@Amy Wang` is one member even when an `Amy` exists too. A following
+        // @-mention never belongs to this name.
+        let longest = (at + 1..=words.len().min(at + NAME_WORDS))
+            .take_while(|&end| end == at + 1 || !is_mention(words[end - 1]))
+            .last()
+            .unwrap_or(at + 1);
+        let matched = (at + 1..=longest).rev().find_map(|end| {
+            let name = std::iter::once(first)
+                .chain(words[at + 1..end].iter().copied())
+                .collect::<Vec<_>>()
+                .join(" ");
+            find_member(&name, view).map(|found| (found, end))
+        });
+        match matched {
+            Some((found, end)) => {
+                if !targets.found.contains(&found) {
+                    targets.found.push(found);
+                }
+                at = end;
+            }
+            None => {
+                targets.missing.push(first.to_owned());
+                at += 1;
+            }
         }
     }
     targets
@@ -267,8 +314,9 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
         );
     }
     // The members the command names, or the answer saying none (or not all) were found.
-    let named = || -> Result<Vec<(String, String)>, Decision> {
-        let targets = resolve_members(args, ctx.view);
+    let takes_reason = command.kind == CommandKind::Report;
+    let named = || -> Result<Targets, Decision> {
+        let targets = resolve_members(args, ctx.view, takes_reason);
         if targets.found.is_empty() && targets.missing.is_empty() {
             return Err(answer(&replies.missing_argument, command_word(), false));
         }
@@ -279,7 +327,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
                 false,
             ));
         }
-        Ok(targets.found)
+        Ok(targets)
     };
     let mut changes = Vec::new();
     let extra = match command.kind {
@@ -303,7 +351,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
         | CommandKind::SetHelper
         | CommandKind::UnsetHelper => {
             let found = match named() {
-                Ok(found) => found,
+                Ok(targets) => targets.found,
                 Err(refusal) => return refusal,
             };
             let new_role = match command.kind {
@@ -333,7 +381,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
         }
         CommandKind::Remove => {
             let found = match named() {
-                Ok(found) => found,
+                Ok(targets) => targets.found,
                 Err(refusal) => return refusal,
             };
             // Nobody removes someone of their own standing or above (an admin cannot remove
@@ -374,15 +422,10 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
         | CommandKind::Approve
         | CommandKind::Unapprove
         | CommandKind::Report => {
-            let found = match named() {
-                Ok(found) => found,
+            let (found, reason) = match named() {
+                Ok(targets) => (targets.found, targets.reason),
                 Err(refusal) => return refusal,
             };
-            let reason = args
-                .split_whitespace()
-                .filter(|w| !w.starts_with(['@', '＠']))
-                .collect::<Vec<_>>()
-                .join(" ");
             let mut requests = Vec::new();
             let mut names = Vec::new();
             for (user_id, name) in found {

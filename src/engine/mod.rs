@@ -237,7 +237,16 @@ pub fn heard_text(event: &Event) -> Option<String> {
 pub fn is_command(event: &Event, scripts: &Scripts) -> bool {
     event.mentioned
         && event.chat_id().is_some()
-        && message_text(&event.kind).is_some_and(|t| scripts.commands.recognise(&t).is_some())
+        && message_text(&event.kind)
+            .is_some_and(|t| scripts.commands.recognise(as_asked(&t)).is_some())
+}
+
+/// A command or a call for help as it was meant: `帮助！`, `帮助?` and `群规。` are `帮助` and
+/// `群规` — members end what they type with punctuation, full-width or not.
+fn as_asked(text: &str) -> &str {
+    text.trim()
+        .trim_end_matches(['!', '?', '.', '~', '！', '？', '。', '～', '…', '，', ','])
+        .trim_end()
 }
 
 /// Decides what the bot does about `event`.
@@ -300,16 +309,16 @@ pub fn decide(
             None => return Decision::nothing(By::Nothing),
         },
     };
-    if scripts.is_help(&text) {
+    let asked = as_asked(&text);
+    if scripts.is_help(asked) {
         return ctx.answer(&scripts.help, || ctx.vars(), By::Help, vec![]);
     }
     // Commands act on a group: in a one-to-one chat the words are just words.
     if event.mentioned
         && event.chat_id().is_some()
-        && let Some((command, args)) = scripts.commands.recognise(&text)
+        && let Some((command, args)) = scripts.commands.recognise(asked)
     {
-        let trigger = text.trim();
-        let trigger = &trigger[..trigger.len() - args.len()];
+        let trigger = &asked[..asked.len() - args.len()];
         return commands::run(command, trigger.trim(), args, &ctx);
     }
     let normalized = normalize::normalize(&text);

@@ -1,7 +1,7 @@
 //! Table-driven tests of the engine over the shipped bot-scripts.
 
 use super::*;
-use crate::domain::{BotId, ChatId, Conversation, RoleHolder, Sender};
+use crate::domain::{BotId, ChatId, Conversation, ModerationRequest, RoleHolder, Sender};
 use chrono::TimeZone;
 
 fn event_from(user: &str, kind: EventKind) -> Event {
@@ -211,6 +211,8 @@ fn members() -> Vec<MemberBrief> {
         ("lisi", "李四"),
         ("wang1", "王五"),
         ("wang2", "王五"),
+        ("amy", "Amy"),
+        ("amyw", "Amy Wang"),
     ]
     .iter()
     .map(|(id, name)| MemberBrief {
@@ -322,6 +324,28 @@ fn commands_check_roles_and_change_settings() {
         ("zhangsan", "群统计", true, vec![], "需要小当家"),
         ("zhangsan", "管理名单", false, vec![], "群主：老板"),
         ("zhangsan", "群规", false, vec![], "本群群规"),
+        // Issue 27 §11: a display name with a space is one member (the longest name wins), and
+        // what members type after a command word ends in punctuation.
+        (
+            "da",
+            "设置小当家 @Amy Wang",
+            false,
+            set_role("amyw", "Amy Wang", Role::Helper),
+            "Amy Wang",
+        ),
+        (
+            "da",
+            "设置小当家 @Amy @张三",
+            false,
+            [
+                set_role("amy", "Amy", Role::Helper),
+                set_role("zhangsan", "张三", Role::Helper),
+            ]
+            .concat(),
+            "Amy、张三",
+        ),
+        ("zhangsan", "群规！", false, vec![], "本群群规"),
+        ("zhangsan", "群规?", false, vec![], "本群群规"),
     ];
     for (sender, message, refused, changes, phrase) in table {
         let event = event_from(
@@ -354,6 +378,60 @@ fn commands_check_roles_and_change_settings() {
             reply_text(&d)
         );
     }
+}
+
+/// Issue 27 §3: the words after the reported members are the reason, not more members.
+#[test]
+fn a_report_takes_the_words_after_the_members_as_its_reason() {
+    let scripts = Scripts::embedded().unwrap();
+    let settings = pyramid();
+    let members = members();
+    let view = GroupView {
+        settings: &settings,
+        recent: &[],
+        stats: None,
+        members: &members,
+        cooling: &|_| false,
+    };
+    let reports = |message: &str| -> (Vec<(String, String)>, String) {
+        let d = decide(
+            &event_from(
+                "zhangsan",
+                EventKind::Text {
+                    text: message.into(),
+                },
+            ),
+            &view,
+            &scripts,
+            office_hours(),
+        );
+        let asked = d
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Moderation(ModerationRequest::Report { user_id, reason }) => {
+                    Some((user_id.clone(), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        (asked, reply_text(&d))
+    };
+    let (asked, _) = reports("举报 @李四 发广告 还拉人！");
+    assert_eq!(asked, vec![("lisi".to_owned(), "发广告 还拉人".to_owned())]);
+    let (asked, _) = reports("举报 @李四 @Amy Wang 私聊推销");
+    assert_eq!(
+        asked,
+        vec![
+            ("lisi".to_owned(), "私聊推销".to_owned()),
+            ("amyw".to_owned(), "私聊推销".to_owned())
+        ]
+    );
+    let (asked, _) = reports("举报 lisi 刷屏");
+    assert_eq!(asked, vec![("lisi".to_owned(), "刷屏".to_owned())]);
+    let (asked, reply) = reports("举报 @赵六 发广告");
+    assert!(asked.is_empty());
+    assert!(reply.contains("没找到 赵六"), "{reply}");
 }
 
 #[test]

@@ -116,6 +116,27 @@ async fn help_gets_an_encrypted_text_reply_that_mentions_the_asker() {
         reply.contains("帮助"),
         "the fallback points to help: {reply}"
     );
+    // Issue 27 §11: the mention typed after the word, and punctuation after it, still ask for
+    // help (the fallback would say 「发送 帮助 查看」 instead of the list of commands).
+    let help = app.reply_to(&msg).await.unwrap();
+    for (n, text) in [
+        "帮助\u{2005}@会计小喇叭",
+        "@会计小喇叭 帮助！",
+        "帮助? @会计小喇叭",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let asked = robot_message(
+            "chat-help",
+            "zhangsan",
+            &format!("m-help-form-{n}"),
+            &app.fake.webhook_url("k1"),
+            &text_body(text),
+        );
+        let reply = app.reply_to(&asked).await.unwrap();
+        assert_eq!(reply, help, "{text}");
+    }
 }
 
 #[tokio::test]

@@ -207,13 +207,26 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
     // The owner reports nothing new, but a member reports one who spoke.
     fake.text(GROUP, "wxid_a", "大家好我是新来的");
     spoke(&app, GROUP, "wxid_a").await;
-    fake.message(GROUP, "wxid_spam", mention_command("举报", "wxid_a"));
+    // Issue 27 §3: the words after the mention are the reason, kept with the report.
+    fake.message(
+        GROUP,
+        "wxid_spam",
+        json!([
+            {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+            {"type": "text", "data": {"text": " 举报 "}},
+            {"type": "mention", "data": {"user_id": "wxid_a"}},
+            {"type": "text", "data": {"text": " 私聊发广告"}}
+        ]),
+    );
     let report = wait_sent(&fake, "举报了 wxid_a", 1).await;
     assert!(
-        sent_text(&report[0]).contains("大家好我是新来的"),
+        sent_text(&report[0]).contains("大家好我是新来的")
+            && sent_text(&report[0]).contains("私聊发广告"),
         "{}",
         report[0]
     );
+    let reports = wait_log(&app, "check=report", 1).await;
+    assert_eq!(reports[0]["reason"], "私聊发广告", "{}", reports[0]);
     // And the owner pardons the warned member: warnings cleared.
     fake.message(GROUP, "wxid_owner", mention_command("解封", "wxid_spam"));
     wait_sent(&fake, "已解封", 1).await;

@@ -431,17 +431,26 @@ fn action_field_mut(action: &mut AttachmentAction, field: Tag) -> &mut String {
     }
 }
 
-/// Removes the leading `@Name` of a robot mention and the white space after it (WeCom separates
-/// a mention with U+2005 FOUR-PER-EM SPACE; ordinary spaces occur too).
-pub fn strip_leading_mention(text: &str) -> &str {
-    let trimmed = text.trim_start();
-    if !trimmed.starts_with('@') {
-        return trimmed.trim_end();
+/// Removes the robot's own `@Name` and the white space around it (WeCom separates a mention with
+/// U+2005 FOUR-PER-EM SPACE; ordinary spaces occur too). WeCom puts it first when the member
+/// starts with it; typed after the words (`帮助 @会计小喇叭`, `设置小当家 @张三 @会计小喇叭`) it comes
+/// last. In a group the robot hears only messages that mention it, so a text that does not start
+/// with a mention ends with the robot's; in a one-to-one chat there is no mention to remove.
+pub fn strip_robot_mention(text: &str, in_group: bool) -> &str {
+    let trimmed = text.trim();
+    if trimmed.starts_with('@') {
+        return match trimmed.find(char::is_whitespace) {
+            Some(at) => trimmed[at..].trim(),
+            None => "",
+        };
     }
-    match trimmed.find(|c: char| c.is_whitespace()) {
-        Some(at) => trimmed[at..].trim(),
-        None => "",
+    if in_group
+        && let Some(at) = trimmed.rfind(char::is_whitespace)
+        && trimmed[at..].trim_start().starts_with('@')
+    {
+        return trimmed[..at].trim_end();
     }
+    trimmed
 }
 
 impl RobotMessage<'_> {
@@ -463,9 +472,10 @@ impl RobotMessage<'_> {
         } else {
             Conversation::Group(ChatId::new(self.chat_id.into_owned()))
         };
+        let in_group = matches!(conversation, Conversation::Group(_));
         let kind = match self.msg_type.as_ref() {
             "text" => EventKind::Text {
-                text: strip_leading_mention(&self.text).to_owned(),
+                text: strip_robot_mention(&self.text, in_group).to_owned(),
             },
             "image" => EventKind::Image {
                 url: self.image_url.into_owned(),

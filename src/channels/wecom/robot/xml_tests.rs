@@ -54,10 +54,18 @@ fn group_text_is_parsed_with_the_mention_stripped() {
 
 #[test]
 fn mentions_are_stripped_with_any_separator() {
-    assert_eq!(strip_leading_mention("@会计小喇叭\u{2005}帮助"), "帮助");
-    assert_eq!(strip_leading_mention("  @bot   help  "), "help");
-    assert_eq!(strip_leading_mention("@bot"), "");
-    assert_eq!(strip_leading_mention("no mention"), "no mention");
+    assert_eq!(strip_robot_mention("@会计小喇叭\u{2005}帮助", true), "帮助");
+    assert_eq!(strip_robot_mention("  @bot   help  ", true), "help");
+    assert_eq!(strip_robot_mention("@bot", true), "");
+    assert_eq!(strip_robot_mention("no mention", true), "no mention");
+    // Typed after the words, the robot's mention comes last (issue 27 §11).
+    assert_eq!(strip_robot_mention("帮助 @会计小喇叭", true), "帮助");
+    assert_eq!(
+        strip_robot_mention("设置小当家 @张三\u{2005}@会计小喇叭\u{2005}", true),
+        "设置小当家 @张三"
+    );
+    // A one-to-one chat mentions nobody: nothing is removed.
+    assert_eq!(strip_robot_mention("请联系 @张三", false), "请联系 @张三");
 }
 
 #[test]
