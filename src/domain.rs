@@ -529,6 +529,8 @@ pub enum Action {
     Moderation(ModerationRequest),
     /// Start a red-envelope test in this group (the caller starts it and posts the envelope).
     StartEnvelopeTest(EnvelopeParams),
+    /// Cancel the red-envelope test running in this group (the caller answers when none is).
+    CancelEnvelopeTest,
     /// Change the group's settings.
     Settings(SettingsChange),
     /// Start a keyword rule's cooldown in this conversation.

@@ -381,6 +381,7 @@ mod tests {
                             silent_claimers: 0,
                             verdict,
                         }),
+                        cancelled_by: None,
                     })?;
                 }
                 tx.write_speaker_tally(&tally)?;

@@ -194,6 +194,7 @@ async fn accept(
     }
     let mut posts = screened.posts;
     let mut envelope_tests = Vec::new();
+    let mut cancel_envelope = false;
     let mut changes = Vec::new();
     let mut removals = Vec::new();
     let mut deletions = Vec::new();
@@ -213,6 +214,7 @@ async fn accept(
             Action::DeleteMessage { message_id } => deletions.push(message_id),
             Action::Moderation(request) => requests.push(request),
             Action::StartEnvelopeTest(params) => envelope_tests.push(params),
+            Action::CancelEnvelopeTest => cancel_envelope = true,
             // `degrade` turned this into a post.
             other @ Action::NotifyAdmins { .. } => {
                 warn!(bot = %bot_id, action = ?other, "action not performed on this channel")
@@ -247,6 +249,15 @@ async fn accept(
         let recent = lane.recent();
         posts.extend(moderator::requests::perform(state, &event, request, recent, caps, now).await);
     }
+    if let (Some(chat), true) = (event.chat_id(), cancel_envelope) {
+        let by = format!("chat:{}", event.from.user_id);
+        let which = crate::red_envelopes::TestRef::Chat(chat.clone());
+        // The command's answer tells the group; no second announcement.
+        if let Err(e) = state.envelopes.cancel(&which, &by, false).await {
+            warn!(bot = %bot_id, chat = %chat, by = %by, error = %e, "red-envelope test not cancelled");
+            reply = state.envelopes.cancel_refusal(&event, &e);
+        }
+    }
     if let Some(chat) = event.chat_id() {
         for params in envelope_tests {
             let by = format!("chat:{}", event.from.user_id);
@@ -255,6 +266,9 @@ async fn accept(
                 reply = state.envelopes.refusal(&event, &e);
             }
         }
+    }
+    if let (EventKind::BotRemoved, Some(chat)) = (&event.kind, event.chat_id()) {
+        state.envelopes.group_released(chat).await;
     }
     for message_id in deletions {
         delete(state, &event, &message_id).await;

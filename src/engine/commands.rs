@@ -48,10 +48,12 @@ pub enum CommandKind {
     Appeal,
     /// Start a red-envelope test in this group.
     RedEnvelopeTest,
+    /// Cancel the red-envelope test running in this group.
+    RedEnvelopeCancel,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 18] = [
+    pub const ALL: [CommandKind; 19] = [
         CommandKind::Rules,
         CommandKind::Roles,
         CommandKind::SetAdmin,
@@ -70,6 +72,7 @@ impl CommandKind {
         CommandKind::Report,
         CommandKind::Appeal,
         CommandKind::RedEnvelopeTest,
+        CommandKind::RedEnvelopeCancel,
     ];
 
     /// The key operators write in `commands.toml`.
@@ -93,6 +96,7 @@ impl CommandKind {
             CommandKind::Report => "report",
             CommandKind::Appeal => "appeal",
             CommandKind::RedEnvelopeTest => "red_envelope_test",
+            CommandKind::RedEnvelopeCancel => "red_envelope_cancel",
         }
     }
 }
@@ -458,6 +462,11 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             return decision;
         }
         CommandKind::RedEnvelopeTest => return envelope_test(args, ctx, &answer, command),
+        CommandKind::RedEnvelopeCancel => {
+            let mut decision = answer(&command.reply, context! {}, false);
+            decision.actions.push(Action::CancelEnvelopeTest);
+            return decision;
+        }
         CommandKind::Tag | CommandKind::Untag => {
             let mut tags = Vec::new();
             for tag in args.split_whitespace() {

@@ -1,7 +1,7 @@
 //! Red-envelope tests through the admin API: starting one
 //! (`POST /api/v1/groups/{chat_id}/red-envelope-tests`), a group's tests, one test with its
-//! claims and results (`GET /api/v1/red-envelope-tests/{id}`), and the payout ledger as CSV
-//! (`…/claims.csv`).
+//! claims and results (`GET /api/v1/red-envelope-tests/{id}`), cancelling a running one
+//! (`…/cancel`), and the payout ledger as CSV (`…/claims.csv`).
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use super::AppState;
 use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
 use crate::domain::{ChatId, EnvelopeParams};
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
-use crate::red_envelopes::StartError;
+use crate::red_envelopes::{CancelError, StartError, TestRef};
 use crate::store::{ClaimRecord, ClaimVia, StoreError, TestRecord};
 
 /// Who the API says started a test.
@@ -185,6 +185,40 @@ pub async fn get_test(
         Ok(Some((test, claims))) => Json(TestView::new(test, claims)).into_response(),
         Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no red-envelope test {id}")),
         Err(response) => response,
+    }
+}
+
+/// `POST /api/v1/red-envelope-tests/{id}/cancel`: stops a running test — stored as `cancelled`
+/// (with `cancelled_by`), no results, the group told with `[messages.cancelled]`, later claims
+/// answered that way. 200 with the test; 404 for an unknown test; 409 when it is not running.
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    match state
+        .envelopes
+        .cancel(&TestRef::Id(id.clone()), BY_API, true)
+        .await
+    {
+        Ok(test) => Json(test).into_response(),
+        Err(CancelError::UnknownTest | CancelError::NothingRunning) => {
+            refuse(StatusCode::NOT_FOUND, format!("no red-envelope test {id}"))
+        }
+        Err(CancelError::NotRunning(state)) => refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "test {id} is not running: it is {}",
+                serde_json::to_value(state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(CancelError::Store(e)) => internal_error(e),
     }
 }
 

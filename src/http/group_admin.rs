@@ -277,7 +277,8 @@ pub(super) fn not_found(chat: &ChatId) -> Response {
 }
 
 /// `DELETE /api/v1/groups/{chat_id}`: releases a group (push-only or not). It gets no more
-/// broadcasts, and its sends still waiting in the outbox are skipped. Releasing a released group
+/// broadcasts, its sends still waiting in the outbox are skipped, and its running red-envelope
+/// test is cancelled. Releasing a released group
 /// changes nothing. The record and settings are kept, so adopting it again restores them.
 pub async fn release(
     State(state): State<Arc<AppState>>,
@@ -309,6 +310,7 @@ pub async fn release(
     match released {
         Ok(Ok(Some(group))) => {
             state.scheduler.outbox.release(&chat, now);
+            state.envelopes.group_released(&chat).await;
             info!(chat = %chat, "group released through the admin API");
             let settings = state.directory.get(&chat);
             Json(GroupView::new(group, &settings)).into_response()

@@ -196,6 +196,10 @@ pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
             "/api/v1/red-envelope-tests/{id}/claims.csv",
             get(envelope_admin::claims_csv),
         )
+        .route(
+            "/api/v1/red-envelope-tests/{id}/cancel",
+            post(envelope_admin::cancel),
+        )
         .route("/api/v1/health", get(health_admin::ranking))
         .route(
             "/api/v1/groups/{chat_id}/health",

@@ -101,6 +101,30 @@ impl StartError {
     }
 }
 
+/// Who cancels the test of a group the bot left or was released from.
+pub const RELEASED_BY: &str = "release";
+
+/// Which test to cancel.
+#[derive(Debug, Clone)]
+pub enum TestRef {
+    Id(String),
+    /// The one running in this group.
+    Chat(ChatId),
+}
+
+/// Why a test was not cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no such red-envelope test")]
+    UnknownTest,
+    #[error("no red-envelope test is running in this group")]
+    NothingRunning,
+    #[error("the test is not running (it is {0:?})")]
+    NotRunning(TestState),
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
 /// A test that is running, as the claim path needs it.
 struct Running {
     test: TestRecord,
@@ -146,6 +170,8 @@ struct Closed {
     finished_at: DateTime<Utc>,
     claimed: HashMap<String, u64>,
     emptied: bool,
+    /// Cancelled before its window ended: claims are answered with `[messages.cancelled]`.
+    cancelled: bool,
     test: TestRecord,
 }
 
@@ -222,7 +248,7 @@ impl Envelopes {
                         },
                     );
                 }
-                TestState::Finished => {
+                TestState::Finished | TestState::Cancelled => {
                     closed.insert(test.chat_id.clone(), closed_of(&test, &claims, phrase_key));
                 }
             }
@@ -329,6 +355,7 @@ impl Envelopes {
             finished_at: None,
             results: None,
             posted_at: None,
+            cancelled_by: None,
         };
         let envelope = texts::envelope(&test, group.account.is_none());
         let post = self
@@ -530,6 +557,18 @@ impl Envelopes {
         )
     }
 
+    /// The answer to an admin whose cancellation found nothing to cancel (or failed).
+    pub fn cancel_refusal(&self, event: &Event, error: &CancelError) -> Option<Reply> {
+        let content = match error {
+            CancelError::Store(_) => "系统出了点问题，红包测试没有取消成功，请稍后再试。",
+            _ => "群里没有正在进行的红包测试。",
+        };
+        Some(Reply::Text {
+            content: content.into(),
+            mentioned: vec![event.from.user_id.clone()],
+        })
+    }
+
     /// The answer to a claim of a finished test.
     fn late_answer(
         &self,
@@ -543,6 +582,7 @@ impl Envelopes {
             let c = closed.get(chat)?;
             let envelope = texts::envelope(&c.test, false);
             match c.claimed.get(&from.user_id) {
+                _ if c.cancelled => (&messages.cancelled, context! { envelope }),
                 Some(&amount) => (
                     &messages.already_claimed,
                     context! { envelope, claim => texts::claim(amount, 0) },
@@ -660,6 +700,141 @@ impl Envelopes {
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("claim task failed: {e}")))?
+    }
+
+    /// Cancels the test running in `which` (its id, or its group): stored as cancelled with
+    /// `by`, no results; with `announce`, `[messages.cancelled]` is posted to the group (when it
+    /// is still adopted). Claims after this are answered as cancelled.
+    pub async fn cancel(
+        &self,
+        which: &TestRef,
+        by: &str,
+        announce: bool,
+    ) -> Result<TestRecord, CancelError> {
+        let slot = {
+            let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            match which {
+                TestRef::Chat(chat) => running.get(chat),
+                TestRef::Id(id) => running.values().find(|s| s.id == *id),
+            }
+            .map(|slot| Arc::clone(&slot.test))
+        };
+        let Some(slot) = slot else {
+            return Err(self.not_running(which).await);
+        };
+        let mut run = slot.lock().await;
+        if run.done {
+            drop(run);
+            return Err(self.not_running(which).await);
+        }
+        let now = self.now();
+        let chat = run.test.chat_id.clone();
+        let store = self.store.clone();
+        let (key, test_id) = (chat.clone(), run.test.id.clone());
+        let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            Ok((store.envelope_posted_at(&test_id)?, store.group(&key)?))
+        })
+        .await
+        .map_err(|e| CancelError::Store(StoreError::Db(e.to_string())))?;
+        let (posted_at, group) = facts.map_err(CancelError::Store)?;
+        let mut test = run.test.clone();
+        test.state = TestState::Cancelled;
+        test.finished_at = Some(now);
+        test.posted_at = posted_at;
+        test.cancelled_by = Some(by.to_owned());
+        let scripts = self.scripts.current();
+        let announcement = match (&group, scripts.red_envelope.messages.as_ref()) {
+            (Some(group), Some(messages)) if announce && group.status == GroupStatus::Adopted => {
+                self.cancel_post(&scripts, messages, group, &test, now)
+            }
+            _ => None,
+        };
+        let store = self.store.clone();
+        let record = test.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                tx.put_envelope_test(&record)?;
+                match announcement {
+                    Some(send) => tx.enqueue(send, now),
+                    None => Ok(None),
+                }
+            })
+        })
+        .await
+        .map_err(|e| CancelError::Store(StoreError::Db(e.to_string())))?;
+        if let Some(entry) = written.map_err(CancelError::Store)? {
+            (self.dispatch)(entry);
+        }
+        info!(test = %test.id, chat = %chat, by, claims = run.claims.len(), "red-envelope test cancelled");
+        run.done = true;
+        run.test = test.clone();
+        self.running_remove(&chat);
+        let closed = closed_of(&test, &run.claims, phrase_key(&test.claim_phrase));
+        self.closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(chat, closed);
+        Ok(test)
+    }
+
+    /// Cancels the test running in `chat`, which the bot no longer serves: nobody can claim,
+    /// and a restart does not resume it. Nothing is posted (the group is gone).
+    pub async fn group_released(&self, chat: &ChatId) {
+        match self
+            .cancel(&TestRef::Chat(chat.clone()), RELEASED_BY, false)
+            .await
+        {
+            Ok(_) | Err(CancelError::NothingRunning) => {}
+            Err(e) => {
+                error!(chat = %chat, error = %e, "the released group's red-envelope test was not cancelled")
+            }
+        }
+    }
+
+    /// Why `which` could not be cancelled: no such test, or it is not running.
+    async fn not_running(&self, which: &TestRef) -> CancelError {
+        let TestRef::Id(id) = which else {
+            return CancelError::NothingRunning;
+        };
+        let store = self.store.clone();
+        let id = id.clone();
+        match tokio::task::spawn_blocking(move || store.envelope_test(&id)).await {
+            Ok(Ok(Some(test))) => CancelError::NotRunning(test.state),
+            Ok(Ok(None)) => CancelError::UnknownTest,
+            Ok(Err(e)) => CancelError::Store(e),
+            Err(e) => CancelError::Store(StoreError::Db(e.to_string())),
+        }
+    }
+
+    /// `[messages.cancelled]`, to the group.
+    fn cancel_post(
+        &self,
+        scripts: &Scripts,
+        messages: &EnvelopeMessages,
+        group: &crate::store::GroupRecord,
+        test: &TestRecord,
+        now: DateTime<Utc>,
+    ) -> Option<NewSend> {
+        let chat = &group.chat_id;
+        let to = crate::outbox::group_destination(group, &self.webhook_hosts)
+            .map_err(|why| warn!(test = %test.id, chat = %chat, "cancellation not posted: {why}"))
+            .ok()?;
+        let envelope = texts::envelope(test, group.account.is_none());
+        let message = self
+            .render_post(scripts, &messages.cancelled, chat, context! { envelope })
+            .map_err(|e| error!(test = %test.id, error = %e, "the cancellation did not render"))
+            .ok()?;
+        Some(NewSend {
+            key: format!("envelope:{}:cancelled", test.id),
+            chat: Some(chat.clone()),
+            bot: Some(group.bot.clone()),
+            to,
+            message,
+            purpose: "red_envelope".into(),
+            run: None,
+            not_before: Some(now),
+            skip: None,
+        })
     }
 
     /// Finishes every test whose window has ended; returns how many could not be finished.
@@ -960,6 +1135,7 @@ fn closed_of(test: &TestRecord, claims: &[ClaimRecord], phrase_key: String) -> C
             .map(|c| (c.user_id.clone(), c.amount_fen))
             .collect(),
         emptied: claims.len() >= test.shares as usize,
+        cancelled: test.state == TestState::Cancelled,
         test: test.clone(),
     }
 }

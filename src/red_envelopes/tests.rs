@@ -312,6 +312,41 @@ async fn a_restart_keeps_the_claims_and_finishes_a_window_that_ended_meanwhile()
     assert!(world.sent().iter().any(|(p, _)| p == "notify_admins"));
 }
 
+/// A released group's test is cancelled for good: not resumed after a restart, its claims
+/// answered as cancelled, no results and no report when its window would have ended.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_test_is_not_resumed_and_answers_claims_as_cancelled() {
+    let world = World::new();
+    let chat = ChatId::new(CHAT);
+    let test = {
+        let envelopes = world.envelopes();
+        let test = envelopes
+            .start(&chat, params(2000, 4, 600), "tester")
+            .await
+            .unwrap();
+        claim(&envelopes, says("u1", &test.claim_phrase)).await;
+        envelopes.group_released(&chat).await;
+        assert_eq!(envelopes.running_in(&chat), None);
+        test
+    };
+    let envelopes = world.envelopes();
+    assert_eq!(envelopes.running_in(&chat), None, "not resumed");
+    let late = text_of(claim(&envelopes, says("u2", &test.claim_phrase)).await);
+    assert!(late.contains("已取消"), "{late}");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(envelopes.finish_due().await, 0);
+    let stored = world.store.envelope_test(&test.id).unwrap().unwrap();
+    assert_eq!(stored.state, TestState::Cancelled);
+    assert_eq!(stored.cancelled_by.as_deref(), Some(RELEASED_BY));
+    assert_eq!(stored.results, None);
+    assert_eq!(world.store.envelope_claims(&test.id).unwrap().len(), 1);
+    assert!(
+        !world.sent().iter().any(|(p, _)| p == "notify_admins"),
+        "no report for a cancelled test: {:?}",
+        world.sent()
+    );
+}
+
 /// The shipped scripts with `extra` appended to `red_envelope.toml`.
 fn scripts_with_envelope_toml(extra: &str) -> tempfile::TempDir {
     fn copy(from: &Path, to: &Path) {

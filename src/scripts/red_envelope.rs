@@ -109,10 +109,12 @@ pub struct EnvelopeMessages {
     pub report: Message,
     /// The answer to a start the bot refused (`reason`).
     pub not_started: Message,
+    /// Posted to the group when a test is cancelled, and the answer to a claim after that.
+    pub cancelled: Message,
 }
 
 impl EnvelopeMessages {
-    fn all(&self) -> [&Message; 8] {
+    fn all(&self) -> [&Message; 9] {
         [
             &self.envelope,
             &self.claimed,
@@ -122,6 +124,7 @@ impl EnvelopeMessages {
             &self.finished,
             &self.report,
             &self.not_started,
+            &self.cancelled,
         ]
     }
 }
@@ -173,6 +176,7 @@ struct RawMessages {
     finished: Option<RawMessage>,
     report: Option<RawMessage>,
     not_started: Option<RawMessage>,
+    cancelled: Option<RawMessage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -375,6 +379,7 @@ fn messages(
         finished: pick("finished", raw.finished, shipped.finished)?,
         report,
         not_started: pick("not_started", raw.not_started, shipped.not_started)?,
+        cancelled: pick("cancelled", raw.cancelled, shipped.cancelled)?,
     })
 }
 
@@ -397,7 +402,7 @@ mod tests {
         assert_eq!(s.window, Duration::from_secs(7200));
         assert_eq!(s.verdict, VerdictRules::default());
         assert!(s.claim_words.len() >= 3);
-        assert_eq!(s.messages().count(), 8);
+        assert_eq!(s.messages().count(), 9);
         // An empty file: the built-in defaults and the shipped file's messages.
         let empty = parse_text("").unwrap();
         assert_eq!(

@@ -26,6 +26,9 @@ pub(super) const ENVELOPE_BY_CHAT: TableDefinition<(&str, &str), ()> =
 pub enum TestState {
     Running,
     Finished,
+    /// Stopped before its window ended (by an admin, or its group released): claims are
+    /// answered as cancelled and there are no results.
+    Cancelled,
 }
 
 /// One red-envelope test.
@@ -53,6 +56,9 @@ pub struct TestRecord {
     pub posted_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub results: Option<Results>,
+    /// Who cancelled it (a user id as `chat:<id>`, `admin-api`, or `release`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_by: Option<String>,
 }
 
 /// One share taken.
@@ -216,6 +222,7 @@ mod tests {
             finished_at: None,
             results: None,
             posted_at: None,
+            cancelled_by: None,
         }
     }
 

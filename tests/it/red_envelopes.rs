@@ -390,3 +390,100 @@ async fn scheduled_tests_are_listed_with_their_next_slots() {
         "{next:?}"
     );
 }
+
+/// Issue 27 §4: a running test can be stopped — through the API (the group is told), by an
+/// admin in the chat, and by releasing its group — and a cancelled test answers claims as
+/// cancelled, keeps no results and is not resumed.
+#[tokio::test]
+async fn a_running_test_is_cancelled_through_the_api_the_chat_or_a_release() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("env-cancel");
+    adopt_by(&app, "g-cancel", "boss", &hook).await;
+    let say = |user: &str, id: &str, text: &str| {
+        robot_message(
+            "g-cancel",
+            user,
+            id,
+            &hook,
+            &text_body(&format!("@会计小喇叭 {text}")),
+        )
+    };
+    let start = || {
+        app.api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups/g-cancel/red-envelope-tests",
+            Some(json!({})),
+        )
+    };
+    let app = &app;
+    let cancel = |id: String| async move {
+        app.api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/red-envelope-tests/{id}/cancel"),
+            None,
+        )
+        .await
+    };
+
+    // Through the API.
+    let (status, test) = start().await;
+    assert_eq!(status, StatusCode::CREATED, "{test}");
+    let id = test["id"].as_str().unwrap().to_owned();
+    let phrase = test["claim_phrase"].as_str().unwrap().to_owned();
+    let claimed = app.reply_to(&say("m1", "c-1", &phrase)).await.unwrap();
+    assert!(claimed.contains("抢到"), "{claimed}");
+    let (status, cancelled) = cancel(id.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["cancelled_by"], "admin-api");
+    let told = content(&wait_post(app, "env-cancel", "已取消").await);
+    assert!(told.contains(&id) && told.contains(&phrase), "{told}");
+    let late = app.reply_to(&say("m2", "c-2", &phrase)).await.unwrap();
+    assert!(late.contains("已取消"), "{late}");
+    let stored = app.api(&format!("/api/v1/red-envelope-tests/{id}")).await;
+    assert_eq!(stored["state"], "cancelled", "{stored}");
+    assert_eq!(stored["results"], Value::Null, "{stored}");
+    assert_eq!(stored["claims"].as_array().unwrap().len(), 1, "{stored}");
+    let (status, body) = cancel(id.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cancelled"),
+        "{body}"
+    );
+    let (status, _) = cancel("rt-nope".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // In the chat: members may not, admins may; with nothing running the admin is told so.
+    let (status, test) = start().await;
+    assert_eq!(status, StatusCode::CREATED, "{test}");
+    let id = test["id"].as_str().unwrap().to_owned();
+    let refused = app
+        .reply_to(&say("m1", "c-3", "取消红包测试"))
+        .await
+        .unwrap();
+    assert!(refused.contains("需要大当家"), "{refused}");
+    let done = app
+        .reply_to(&say("boss", "c-4", "取消红包测试"))
+        .await
+        .unwrap();
+    assert!(done.contains("已取消"), "{done}");
+    let stored = wait_test(app, &id, |t| t["state"] == "cancelled").await;
+    assert_eq!(stored["cancelled_by"], "chat:boss", "{stored}");
+    let nothing = app
+        .reply_to(&say("boss", "c-5", "取消红包测试"))
+        .await
+        .unwrap();
+    assert!(nothing.contains("没有正在进行"), "{nothing}");
+
+    // Releasing the group cancels its test.
+    let (status, test) = start().await;
+    assert_eq!(status, StatusCode::CREATED, "{test}");
+    let id = test["id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .api_call(reqwest::Method::DELETE, "/api/v1/groups/g-cancel", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let stored = app.api(&format!("/api/v1/red-envelope-tests/{id}")).await;
+    assert_eq!(stored["state"], "cancelled", "{stored}");
+    assert_eq!(stored["cancelled_by"], "release", "{stored}");
+}
