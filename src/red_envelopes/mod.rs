@@ -101,6 +101,10 @@ impl StartError {
     }
 }
 
+/// How long the announcement of an envelope emptied by a claim waits, so that the last claimer's
+/// 「抢到」 (the answer to the claim, sent once the claim is committed) comes before 「红包已抢完」.
+const LAST_CLAIM_FIRST: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+
 /// Who cancels the test of a group the bot left or was released from.
 pub const RELEASED_BY: &str = "release";
 
@@ -528,7 +532,9 @@ impl Envelopes {
                     context! { envelope, claim => texts::claim(amount_fen, left) },
                 );
                 if left == 0 {
-                    self.finish_locked(&mut run, now).await;
+                    // The announcement waits for this answer to reach the member first.
+                    self.finish_locked(&mut run, now, now + LAST_CLAIM_FIRST)
+                        .await;
                 }
                 answer
             }
@@ -658,7 +664,7 @@ impl Envelopes {
             "red-envelope grab recorded");
         run.claims.push(record);
         if left == 0 {
-            self.finish_locked(&mut run, now).await;
+            self.finish_locked(&mut run, now, now).await;
         }
         true
     }
@@ -851,7 +857,7 @@ impl Envelopes {
         let mut failed = 0;
         for test in due {
             let mut run = test.lock().await;
-            if !run.done && !self.finish_locked(&mut run, now).await {
+            if !run.done && !self.finish_locked(&mut run, now, now).await {
                 failed += 1;
             }
         }
@@ -865,7 +871,13 @@ impl Envelopes {
 
     /// Finishes `run`: results, the group's announcement and the admins' report, stored and
     /// queued together. False when the store refused (the test stays running; tried again).
-    async fn finish_locked(&self, run: &mut Running, now: DateTime<Utc>) -> bool {
+    /// `announce_at`: when the group's announcement and the admins' report may go out.
+    async fn finish_locked(
+        &self,
+        run: &mut Running,
+        now: DateTime<Utc>,
+        announce_at: DateTime<Utc>,
+    ) -> bool {
         let chat = run.test.chat_id.clone();
         let store = self.store.clone();
         let key = chat.clone();
@@ -922,9 +934,16 @@ impl Envelopes {
         test.finished_at = Some(now);
         test.results = Some(results.clone());
         let sends = match (&group, scripts.red_envelope.messages.as_ref()) {
-            (Some(group), Some(messages)) if group.status == GroupStatus::Adopted => {
-                self.finish_posts(&scripts, messages, group, &test, &run.claims, members, now)
-            }
+            (Some(group), Some(messages)) if group.status == GroupStatus::Adopted => self
+                .finish_posts(
+                    &scripts,
+                    messages,
+                    group,
+                    &test,
+                    &run.claims,
+                    members,
+                    announce_at,
+                ),
             _ => {
                 warn!(test = %test.id, chat = %chat, "the group is no longer adopted: results stored, nothing posted");
                 Vec::new()
@@ -980,7 +999,7 @@ impl Envelopes {
         test: &TestRecord,
         claims: &[ClaimRecord],
         members: Option<u64>,
-        now: DateTime<Utc>,
+        announce_at: DateTime<Utc>,
     ) -> Vec<NewSend> {
         let chat = &group.chat_id;
         let to = match crate::outbox::group_destination(group, &self.webhook_hosts) {
@@ -1032,7 +1051,7 @@ impl Envelopes {
                 message,
                 purpose: purpose.into(),
                 run: None,
-                not_before: Some(now),
+                not_before: Some(announce_at),
                 skip: None,
             })
             .collect()

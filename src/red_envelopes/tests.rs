@@ -189,6 +189,17 @@ async fn an_envelope_emptied_is_finished_at_once_and_claims_are_one_per_member()
     assert!(posted[2].1.contains("没能发到群里"), "{posted:?}");
     assert!(posted[1].1.contains("已抢完"), "{posted:?}");
     assert!(posted[2].1.contains("活跃"), "{posted:?}");
+    // Issue 27 §14: the last claimer's 「抢到」 goes out before 「红包已抢完」 — the announcement
+    // and the report wait a moment after the claim that emptied the envelope.
+    let last_claim = claims[2].at;
+    let sent = world.sent.lock().unwrap();
+    for entry in &sent[1..] {
+        assert_eq!(
+            entry.not_before,
+            Some(last_claim + LAST_CLAIM_FIRST),
+            "{entry:?}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -487,3 +487,39 @@ async fn a_running_test_is_cancelled_through_the_api_the_chat_or_a_release() {
     assert_eq!(stored["state"], "cancelled", "{stored}");
     assert_eq!(stored["cancelled_by"], "release", "{stored}");
 }
+
+/// Issue 27 §14: the member who takes the last share hears 「抢到」 before the group hears
+/// 「红包已抢完」.
+#[tokio::test]
+async fn the_last_claimer_hears_first_and_the_group_after() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("env-last");
+    adopt_by(&app, "g-last", "boss", &hook).await;
+    let (status, test) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups/g-last/red-envelope-tests",
+            Some(json!({"total_fen": 100, "shares": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{test}");
+    let phrase = test["claim_phrase"].as_str().unwrap();
+    wait_post(&app, "env-last", "口令").await;
+    let claim = robot_message(
+        "g-last",
+        "m1",
+        "last-1",
+        &hook,
+        &text_body(&format!("@会计小喇叭 {phrase}")),
+    );
+    let answer = app.reply_to(&claim).await.unwrap();
+    assert!(answer.contains("抢到"), "{answer}");
+    assert!(
+        !app.fake
+            .received("env-last")
+            .iter()
+            .any(|r| content(r).contains("已抢完")),
+        "the announcement went out before the claimer's answer"
+    );
+    wait_post(&app, "env-last", "已抢完").await;
+}
