@@ -332,9 +332,14 @@ pub(crate) async fn remove(
     };
     let outcome = crate::roster::remove_member(state, &key, chat, user).await;
     info!(bot = %event.bot, chat = %chat, user, reason, outcome = outcome.as_str(), "removal");
+    use crate::roster::Removal;
     let text = match outcome {
-        crate::roster::Removal::Confirmed if !announce => return (Some(outcome), None),
-        crate::roster::Removal::Confirmed => format!("已将成员 {user} 移出本群。{reason}"),
+        Removal::Confirmed if !announce => return (Some(outcome), None),
+        Removal::Confirmed => format!("已将成员 {user} 移出本群。{reason}"),
+        Removal::NotAMember => format!("{user} 不在本群成员名单里，没有移出。"),
+        Removal::OwnAccount => {
+            "机器人不会把自己移出本群；要让机器人退群，请在管理后台释放这个群。".into()
+        }
         _ => format!("未能确认已将成员 {user} 移出本群，请管理员处理。原因：{reason}"),
     };
     (Some(outcome), notice_post(state, chat, text, caps))

@@ -305,10 +305,16 @@ pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
 /// What became of a removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
-    /// Gone from the member list read after the removal.
+    /// Listed before the removal and gone from the list read after it.
     Confirmed,
     /// The implementation said it removed them, but the list still has them.
     StillThere,
+    /// The member list could not be read before or after, so nobody can say.
+    Unconfirmed,
+    /// Not in the group's member list: nothing to remove (nothing was asked).
+    NotAMember,
+    /// The bot account itself: it does not remove itself (releasing the group is how it leaves).
+    OwnAccount,
     /// The implementation does not offer removal.
     Unsupported,
     Failed(CallError),
@@ -319,29 +325,43 @@ impl Removal {
         match self {
             Removal::Confirmed => "confirmed",
             Removal::StillThere => "still_there",
+            Removal::Unconfirmed => "unconfirmed",
+            Removal::NotAMember => "not_a_member",
+            Removal::OwnAccount => "own_account",
             Removal::Unsupported => "unsupported",
             Removal::Failed(_) => "failed",
         }
     }
 }
 
-/// Removes `user` from `chat` through `key` and checks the member list afterwards.
+/// Removes `user` from `chat` through `key`, confirmed by the member list read before (they must
+/// be in it) and after (they must be gone from it).
 pub async fn remove_member(
     state: &AppState,
     key: &AccountKey,
     chat: &ChatId,
     user: &str,
 ) -> Removal {
+    if user == key.user_id {
+        return Removal::OwnAccount;
+    }
     if !state.hub.supports(key, REMOVE_ACTION) {
         return Removal::Unsupported;
     }
+    let listed_before = match read_members(state, key, chat).await {
+        Some(members) if !members.iter().any(|(id, _)| id == user) => {
+            info!(chat = %chat, user, "not removed: not in the member list");
+            return Removal::NotAMember;
+        }
+        Some(_) => true,
+        None => false,
+    };
     let params = json!({"group_id": chat.as_str(), "user_list": [user]});
     if let Err(e) = state.hub.call(key, REMOVE_ACTION, params).await {
         return Removal::Failed(e);
     }
     let Some(members) = read_members(state, key, chat).await else {
-        // Unconfirmed: the list could not be read.
-        return Removal::StillThere;
+        return Removal::Unconfirmed;
     };
     if members.iter().any(|(id, _)| id == user) {
         warn!(chat = %chat, user, "the implementation said ok, but the member is still listed");
@@ -355,6 +375,10 @@ pub async fn remove_member(
     .await;
     if !matches!(stored, Ok(Ok(()))) {
         warn!(chat = %chat, user = %member, "the removal is confirmed but the member list was not stored");
+    }
+    if !listed_before {
+        warn!(chat = %chat, user, "not listed after the removal, but the list before it was unreadable");
+        return Removal::Unconfirmed;
     }
     info!(chat = %chat, user, "member removed (confirmed by the member list)");
     Removal::Confirmed

@@ -331,9 +331,11 @@ pub struct RemovalBody {
 
 /// `POST /api/v1/groups/{chat_id}/removals` with `{"user_id": …, "reason": …}`: removes a member
 /// through the group's bot account and answers once the member list confirms it (200
-/// `confirmed`). 409 for a group without a bot account (the group robot cannot remove anyone),
-/// 503 while the account is offline, 422 when its implementation offers no removal, 502 when the
-/// implementation refused or the member is still listed afterwards.
+/// `confirmed`: listed before, gone after). 400 for the bot account's own id, 404
+/// (`not_a_member`) for someone the member list does not hold, 409 for a group without a bot
+/// account (the group robot cannot remove anyone), 503 while the account is offline, 422 when its
+/// implementation offers no removal, 502 when the implementation refused, the member is still
+/// listed afterwards, or the list could not be read (`unconfirmed`).
 pub async fn remove_member(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -377,12 +379,21 @@ pub async fn remove_member(
         "removal through the admin API");
     let status = match &outcome {
         Removal::Confirmed => StatusCode::OK,
+        Removal::OwnAccount => StatusCode::BAD_REQUEST,
+        Removal::NotAMember => StatusCode::NOT_FOUND,
         Removal::Unsupported => StatusCode::UNPROCESSABLE_ENTITY,
-        Removal::StillThere | Removal::Failed(_) => StatusCode::BAD_GATEWAY,
+        Removal::StillThere | Removal::Unconfirmed | Removal::Failed(_) => StatusCode::BAD_GATEWAY,
     };
     let error = match &outcome {
         Removal::Failed(e) => Some(e.to_string()),
         Removal::StillThere => Some("the member is still in the member list".into()),
+        Removal::Unconfirmed => {
+            Some("the member list could not be read, so the removal is not confirmed".into())
+        }
+        Removal::NotAMember => Some(format!("{user} is not in the group's member list")),
+        Removal::OwnAccount => {
+            Some("that is the bot account itself; release the group to make the bot leave".into())
+        }
         Removal::Unsupported => Some(format!(
             "the implementation does not offer {}",
             crate::roster::REMOVE_ACTION

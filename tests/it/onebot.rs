@@ -587,6 +587,30 @@ async fn a_removal_is_confirmed_by_the_member_list_and_an_unconfirmed_one_is_rep
         (200, &json!("confirmed")),
         "{body}"
     );
+
+    // Issue 27 §5: impossible targets are refused, and nothing is asked of the implementation:
+    // the bot account itself, someone who never was a member, and one already gone.
+    let deletions = fake.requests("wx.delete_groupmember").len();
+    for (user, status, outcome) in [
+        (BOT_ACCOUNT, 400, "own_account"),
+        ("wxid_never_here", 404, "not_a_member"),
+        ("wxid_spam2", 404, "not_a_member"),
+    ] {
+        let (got, body) = app
+            .api_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/groups/{GROUP}/removals"),
+                Some(json!({"user_id": user})),
+            )
+            .await;
+        assert_eq!(got.as_u16(), status, "{user}: {body}");
+        assert_eq!(body["outcome"], outcome, "{user}: {body}");
+    }
+    assert_eq!(
+        fake.requests("wx.delete_groupmember").len(),
+        deletions,
+        "no removal was asked for an impossible target"
+    );
     fake.disconnect().await;
 }
 
