@@ -248,6 +248,7 @@ impl App {
                 scripts: Arc::clone(&self.scripts),
                 directory: Arc::clone(&directory),
                 webhook_hosts: config.wecom.webhook_hosts.clone(),
+                alerts: crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone()),
                 dispatch: Arc::new(move |entry| dispatcher.dispatch(entry)),
                 clock: Arc::new(chrono::Utc::now),
             },
@@ -306,6 +307,7 @@ impl App {
             envelopes,
             speakers,
             admin_token: config.admin.token.clone(),
+            alerts: crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone()),
         });
         if config.admin.token.is_none() {
             warn!("admin.token is not set: the admin API answers 401 to everyone");

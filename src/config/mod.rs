@@ -21,13 +21,14 @@ pub use crate::outbox::OutboxConfig;
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
 
 /// Keys whose values are strings, taken verbatim from the environment.
-const STRING_KEYS: [&str; 6] = [
+const STRING_KEYS: [&str; 7] = [
     "server.listen",
     "server.public_url",
     "storage.path",
     "scripts.dir",
     "admin.token",
     "log.level",
+    "alerts.webhook_url",
 ];
 
 /// The longest time handled message ids are kept: 30 days.
@@ -77,7 +78,20 @@ struct RawSettings {
     outbox: OutboxConfig,
     feeds: FeedsConfig,
     #[serde(default)]
+    alerts: AlertsConfig,
+    #[serde(default)]
     bots: Vec<RawBot>,
+}
+
+/// Where what is for the operators' eyes only goes: members' reports of other members and
+/// red-envelope test results (the verdict on a group is not for its members).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A WeCom group robot's webhook URL in the operators' own staff group (a credential, like
+    /// every webhook URL). Unset: such reports are kept in the moderation log and the API only.
+    #[serde(default)]
+    pub webhook_url: Option<Secret>,
 }
 
 /// Fetching the operator's feeds.
@@ -133,6 +147,7 @@ pub struct Config {
     pub onebot: OneBotConfig,
     pub outbox: OutboxConfig,
     pub feeds: FeedsConfig,
+    pub alerts: AlertsConfig,
     pub bots: Vec<BotConfig>,
 }
 
@@ -400,6 +415,17 @@ impl RawSettings {
         }
         validate_wecom(&self.wecom, &mut problem);
         validate_onebot(&self.onebot, &mut problem);
+        if let Some(url) = &self.alerts.webhook_url
+            && let Err(e) = crate::channels::wecom::robot::webhook::WebhookUrl::parse(
+                url.expose(),
+                &self.wecom.webhook_hosts,
+            )
+        {
+            problem(
+                "alerts.webhook_url",
+                format!("must be a WeCom group robot webhook URL on wecom.webhook_hosts: {e}"),
+            );
+        }
         for (purpose, minutes) in &self.outbox.expire_after_minutes {
             if !(minutes.is_finite() && *minutes >= 0.0 && *minutes <= 10_080.0) {
                 problem(
@@ -448,6 +474,7 @@ impl RawSettings {
             onebot: self.onebot,
             outbox: self.outbox,
             feeds: self.feeds,
+            alerts: self.alerts,
             bots,
         })
     }

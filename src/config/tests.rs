@@ -317,3 +317,34 @@ fn a_log_filter_that_would_hide_the_service_is_refused() {
         );
     }
 }
+
+#[test]
+fn the_alert_target_must_be_an_allowed_webhook() {
+    assert!(
+        Config::from_toml_str("")
+            .unwrap()
+            .alerts
+            .webhook_url
+            .is_none()
+    );
+    let ok =
+        "[alerts]\nwebhook_url = \"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=staff\"";
+    assert!(
+        Config::from_toml_str(ok)
+            .unwrap()
+            .alerts
+            .webhook_url
+            .is_some()
+    );
+    for url in [
+        "https://evil.example/cgi-bin/webhook/send?key=staff",
+        "not a url",
+    ] {
+        let toml = format!("[alerts]\nwebhook_url = \"{url}\"");
+        let problems = problems(&toml);
+        assert!(
+            problems.iter().any(|p| p.key == "alerts.webhook_url"),
+            "{url}: {problems:?}"
+        );
+    }
+}

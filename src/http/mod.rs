@@ -135,6 +135,8 @@ pub struct AppState {
     /// Red-envelope tests while they run.
     pub envelopes: Arc<crate::red_envelopes::Envelopes>,
     pub admin_token: Option<Secret>,
+    /// The operators' staff group, for what members must not see.
+    pub alerts: crate::runtime::alerts::Alerts,
 }
 
 /// Builds the router; a request body must arrive within `body_timeout` (408 otherwise).

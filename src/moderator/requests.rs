@@ -169,23 +169,46 @@ pub async fn perform(
             } else {
                 said.join("\n")
             };
+            // Never into the group: that would name the reporter in front of everyone. Neither
+            // the robot nor a bot account posting into the group reaches admins privately, so
+            // the report goes to the operators' alert target and the moderation log.
+            let settings = state.directory.get(chat);
+            let group = match settings.name.trim() {
+                "" => String::new(),
+                name => format!("群「{name}」里，"),
+            };
             let text = format!(
-                "📣 {who} 举报了 {user_id}{}。TA 最近的消息：\n{evidence}",
+                "📣 {group}{who}（{by}）举报了 {user_id}{}。TA 最近的消息：\n{evidence}",
                 if reason.is_empty() {
                     String::new()
                 } else {
                     format!("（{reason}）")
                 }
             );
+            let alert = state.alerts.send(
+                format!("report:{}:{user_id}", event.msg_id),
+                chat,
+                "report",
+                text,
+                now,
+            );
+            let outcome = match alert {
+                Some(send) => match state.outbox.enqueue(vec![send]).await {
+                    Ok(_) => "sent to the operators' alert group",
+                    Err(e) => {
+                        tracing::error!(chat = %chat, error = %e, "the report was not queued for the alert group");
+                        "logged; the alert group was not reached"
+                    }
+                },
+                None => "logged only (no [alerts] webhook_url)",
+            };
             let mut entry = system_entry(chat, &user_id, "report", now, evidence);
             entry.by = by.to_owned();
             entry.reason = reason;
             entry.action = "notify".into();
-            entry.outcome = vec!["admins told".into()];
+            entry.outcome = vec![outcome.into()];
             persist(state, chat, &user_id, None, entry, None).await;
-            crate::inbound::notice_post(state, chat, text, caps)
-                .into_iter()
-                .collect()
+            Vec::new()
         }
         ModerationRequest::Appeal { reason } => {
             let last = last_decision(state, chat, by).await;

@@ -24,10 +24,11 @@ use minijinja::context;
 use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
-use crate::domain::{Action, ChatId, EnvelopeParams, Event, OutMessage, Reply, Role, Sender};
+use crate::domain::{ChatId, EnvelopeParams, Event, OutMessage, Reply, Role, Sender};
 use crate::engine::red_envelope::{self as rules, Claim, ClaimOutcome};
 use crate::engine::{self, normalize};
 use crate::groups::Directory;
+use crate::runtime::alerts::Alerts;
 use crate::scripts::live::LiveScripts;
 use crate::scripts::red_envelope::EnvelopeMessages;
 use crate::scripts::{Message, Scripts};
@@ -185,6 +186,7 @@ pub struct Envelopes {
     scripts: Arc<LiveScripts>,
     directory: Arc<Directory>,
     webhook_hosts: Vec<String>,
+    alerts: Alerts,
     dispatch: Dispatch,
     clock: Clock,
     running: Mutex<HashMap<ChatId, Slot>>,
@@ -198,6 +200,8 @@ pub struct EnvelopeDeps {
     pub scripts: Arc<LiveScripts>,
     pub directory: Arc<Directory>,
     pub webhook_hosts: Vec<String>,
+    /// Where the results report goes (not to the group: its verdict is for the operators).
+    pub alerts: Alerts,
     pub dispatch: Dispatch,
     pub clock: Clock,
 }
@@ -262,6 +266,7 @@ impl Envelopes {
             scripts: deps.scripts,
             directory: deps.directory,
             webhook_hosts: deps.webhook_hosts,
+            alerts: deps.alerts,
             dispatch: deps.dispatch,
             clock: deps.clock,
             running: Mutex::new(running),
@@ -989,7 +994,7 @@ impl Envelopes {
         true
     }
 
-    /// The announcement to the group and the report to its admins.
+    /// The announcement to the group and the report to the operators' alert target.
     #[allow(clippy::too_many_arguments)]
     fn finish_posts(
         &self,
@@ -1021,23 +1026,24 @@ impl Envelopes {
             Ok(message) => posts.push((message, "red_envelope")),
             Err(e) => error!(test = %test.id, error = %e, "the announcement did not render"),
         }
-        let report = self
-            .render_post(scripts, &messages.report, chat, vars)
-            .map(|message| match message {
-                OutMessage::Text { content, .. } => content,
-                other => format!("{other:?}"),
-            });
-        match report {
-            Ok(text) => {
-                let settings = self.directory.get(chat);
-                let caps = crate::outbox::posting_capabilities(group);
-                let (actions, _) =
-                    engine::degrade(vec![Action::NotifyAdmins { text }], caps, &settings);
-                posts.extend(actions.into_iter().filter_map(|a| match a {
-                    Action::Post { message, purpose } => Some((message, purpose)),
-                    _ => None,
-                }));
+        // The verdict on a group is for the operators, not its members: the report goes to the
+        // alert target, never into the group.
+        let mut alert = None;
+        match self.render_post(scripts, &messages.report, chat, vars) {
+            Ok(OutMessage::Text { content, .. }) => {
+                let text = with_group_name(&self.directory.get(chat), &content);
+                alert = self.alerts.send(
+                    format!("envelope:{}:report", test.id),
+                    chat,
+                    "red_envelope_report",
+                    text,
+                    announce_at,
+                );
+                if alert.is_none() {
+                    info!(test = %test.id, chat = %chat, "results kept in the API only: no [alerts] webhook_url");
+                }
             }
+            Ok(_) => error!(test = %test.id, "the report is not text"),
             Err(e) => error!(test = %test.id, error = %e, "the report did not render"),
         }
         posts
@@ -1054,6 +1060,7 @@ impl Envelopes {
                 not_before: Some(announce_at),
                 skip: None,
             })
+            .chain(alert)
             .collect()
     }
 
@@ -1156,5 +1163,13 @@ fn closed_of(test: &TestRecord, claims: &[ClaimRecord], phrase_key: String) -> C
         emptied: claims.len() >= test.shares as usize,
         cancelled: test.state == TestState::Cancelled,
         test: test.clone(),
+    }
+}
+
+/// `text` headed by the group's name where the operator gave one (the alert adds the id).
+fn with_group_name(settings: &crate::domain::GroupSettings, text: &str) -> String {
+    match settings.name.trim() {
+        "" => text.to_owned(),
+        name => format!("群「{name}」\n{text}"),
     }
 }

@@ -54,6 +54,9 @@ impl World {
                 scripts: Arc::new(LiveScripts::new(scripts, Path::new("/nonexistent"))),
                 directory: Arc::new(Directory::load(self.store.clone()).unwrap()),
                 webhook_hosts: vec![HOST.into()],
+                alerts: crate::runtime::alerts::Alerts::new(Some(crate::domain::Secret::new(
+                    format!("https://{HOST}/cgi-bin/webhook/send?key=staff"),
+                ))),
                 dispatch: Arc::new(move |entry| sent.lock().unwrap().push(entry)),
                 clock: Arc::new(move || {
                     started + chrono::Duration::from_std(origin.elapsed()).unwrap()
@@ -175,7 +178,17 @@ async fn an_envelope_emptied_is_finished_at_once_and_claims_are_one_per_member()
 
     let posted = world.sent();
     let purposes: Vec<&str> = posted.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(purposes, ["red_envelope", "red_envelope", "notify_admins"]);
+    assert_eq!(
+        purposes,
+        ["red_envelope", "red_envelope", "red_envelope_report"]
+    );
+    // The verdict goes to the operators' staff group, not into the group (issue 27 §2).
+    let report = world.sent.lock().unwrap()[2].clone();
+    assert_eq!(report.chat, None);
+    assert!(
+        matches!(&report.to, crate::store::Destination::Webhook { url } if url.ends_with("key=staff")),
+        "{report:?}"
+    );
     // Nothing delivered the envelope here (the outbox is a stand-in): the report says so.
     assert_eq!(
         world
@@ -320,7 +333,7 @@ async fn a_restart_keeps_the_claims_and_finishes_a_window_that_ended_meanwhile()
         Verdict::Alive,
         "half the shares went in a minute"
     );
-    assert!(world.sent().iter().any(|(p, _)| p == "notify_admins"));
+    assert!(world.sent().iter().any(|(p, _)| p == "red_envelope_report"));
 }
 
 /// A released group's test is cancelled for good: not resumed after a restart, its claims
@@ -352,7 +365,7 @@ async fn a_cancelled_test_is_not_resumed_and_answers_claims_as_cancelled() {
     assert_eq!(stored.results, None);
     assert_eq!(world.store.envelope_claims(&test.id).unwrap().len(), 1);
     assert!(
-        !world.sent().iter().any(|(p, _)| p == "notify_admins"),
+        !world.sent().iter().any(|(p, _)| p == "red_envelope_report"),
         "no report for a cancelled test: {:?}",
         world.sent()
     );

@@ -4,4 +4,5 @@
 //! envelope timers, digests, feeds) moves here as issue 17 goes on; the pure rules stay in
 //! `engine`, the plans in `schedule`.
 
+pub mod alerts;
 pub mod scheduler;

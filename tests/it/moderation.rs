@@ -218,15 +218,41 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
             {"type": "text", "data": {"text": " 私聊发广告"}}
         ]),
     );
-    let report = wait_sent(&fake, "举报了 wxid_a", 1).await;
+    // Issue 27 §2: the report goes to the operators' alert group, never into the group (where
+    // it would name the reporter); the reporter is told it is recorded and not made public.
+    let answer = wait_sent(&fake, "举报已记录", 1).await;
     assert!(
-        sent_text(&report[0]).contains("大家好我是新来的")
-            && sent_text(&report[0]).contains("私聊发广告"),
+        sent_text(&answer[0]).contains("不会在群里公开"),
         "{}",
-        report[0]
+        answer[0]
+    );
+    let alert = app.fake.wait_delivered(ALERTS_KEY, 1).await;
+    let alert = alert[0].body["text"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        alert.contains("举报了 wxid_a")
+            && alert.contains("大家好我是新来的")
+            && alert.contains("私聊发广告")
+            && alert.contains(GROUP),
+        "{alert}"
     );
     let reports = wait_log(&app, "check=report", 1).await;
     assert_eq!(reports[0]["reason"], "私聊发广告", "{}", reports[0]);
+    assert_eq!(
+        reports[0]["outcome"],
+        json!(["sent to the operators' alert group"]),
+        "{}",
+        reports[0]
+    );
+    assert!(
+        !fake
+            .requests("send_message")
+            .iter()
+            .any(|s| sent_text(s).contains("举报了")),
+        "the report was posted into the group"
+    );
     // And the owner pardons the warned member: warnings cleared.
     fake.message(GROUP, "wxid_owner", mention_command("解封", "wxid_spam"));
     wait_sent(&fake, "已解封", 1).await;

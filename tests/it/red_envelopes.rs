@@ -162,12 +162,23 @@ async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
     assert!(test["results"]["first_claim_secs"].as_u64().unwrap() <= 4);
     assert_eq!(test["results"]["all_claimed_secs"], Value::Null);
 
-    // The group hears how it went; the owner gets the report with the verdict.
+    // The group hears how it went; the verdict goes to the operators' alert group, not into
+    // the group (issue 27 §2).
     let finished = content(&wait_post(&app, "env-chat", "红包已结束").await);
     assert!(finished.contains("2/3"), "{finished}");
-    let report = wait_post(&app, "env-chat", "红包测试结果").await;
-    assert!(content(&report).contains("活跃"), "{}", content(&report));
-    assert_eq!(report.body["text"]["mentioned_list"], json!(["boss"]));
+    let report = wait_post(&app, ALERTS_KEY, "红包测试结果").await;
+    assert!(
+        content(&report).contains("活跃") && content(&report).contains("g-env"),
+        "{}",
+        content(&report)
+    );
+    assert!(
+        !app.fake
+            .received("env-chat")
+            .iter()
+            .any(|r| content(r).contains("红包测试结果")),
+        "the verdict was posted into the group"
+    );
 
     let (status, csv) = ledger(&app, &id).await;
     assert_eq!(status, StatusCode::OK);
@@ -344,11 +355,10 @@ async fn on_a_bot_account_any_message_claims_and_wechat_grabs_are_recorded() {
     // Three claimers of three members (the bot account is not counted).
     assert_eq!(test["results"]["claimer_ratio"], 1.0, "{test}");
     assert_eq!(test["results"]["silent_claimers"], 3, "{test}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sent_with("红包测试结果").is_empty() {
-        assert!(Instant::now() < deadline, "the report was never sent");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The verdict goes to the operators' alert group, not to the bot account's group.
+    let report = wait_post(&app, ALERTS_KEY, "红包测试结果").await;
+    assert!(content(&report).contains(GROUP), "{}", content(&report));
+    assert!(sent_with("红包测试结果").is_empty());
     let (_, csv) = ledger(&app, &id).await;
     assert!(
         csv.contains(",wxid_owner,") && csv.contains(",wechat_envelope"),

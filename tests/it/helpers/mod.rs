@@ -75,7 +75,11 @@ pub struct Options {
     pub scripts_dir: Option<PathBuf>,
 }
 
-/// The test configuration: a store at `store`, WeCom webhooks allowed to `fake`, and `options`.
+/// The webhook key of the operators' alert group in the test configuration.
+pub const ALERTS_KEY: &str = "staff-alerts";
+
+/// The test configuration: a store at `store`, WeCom webhooks allowed to `fake` (the operators'
+/// alert group among them, as [`ALERTS_KEY`]), and `options`.
 pub fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options) -> String {
     let scripts = options
         .scripts_dir
@@ -99,6 +103,8 @@ retry_base_ms = 20
 max_attempts = 5
 webhook_timeout_secs = 1
 {wecom}
+[alerts]
+webhook_url = "{alerts}"
 [[bots]]
 id = "{BOT}"
 channel = "wecom-robot"
@@ -107,6 +113,7 @@ encoding_aes_key = "{AES_KEY}"
 {bot}
 {more}
 "#,
+        alerts = fake.webhook_url(ALERTS_KEY),
         server = if options.server.contains("shutdown_grace_secs") {
             options.server.clone()
         } else {

@@ -1,0 +1,89 @@
+//! The operators' alert target: a WeCom group robot webhook in their own staff group
+//! (`[alerts] webhook_url`), where what members must not see goes — a member's report of another
+//! (which would otherwise name the reporter in front of the group) and a red-envelope test's
+//! verdict on a group. The group robot and a bot account posting into the group cannot reach
+//! admins privately, so this is the private way; without it such reports stay in the moderation
+//! log and the API.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{ChatId, OutMessage, Secret};
+use crate::store::{Destination, NewSend};
+
+/// Where alerts go, if anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct Alerts {
+    webhook_url: Option<Secret>,
+}
+
+impl Alerts {
+    /// `webhook_url` was checked against the allowed webhook hosts when the config was read.
+    pub fn new(webhook_url: Option<Secret>) -> Self {
+        Self { webhook_url }
+    }
+
+    /// Whether there is an alert target.
+    pub fn configured(&self) -> bool {
+        self.webhook_url.is_some()
+    }
+
+    /// `text` about `chat`, as a send to the alert target (`None` without one). `key` makes it
+    /// idempotent: the same key is sent once.
+    pub fn send(
+        &self,
+        key: String,
+        chat: &ChatId,
+        purpose: &str,
+        text: String,
+        not_before: DateTime<Utc>,
+    ) -> Option<NewSend> {
+        let url = self.webhook_url.as_ref()?;
+        Some(NewSend {
+            key,
+            // Not the group's send: releasing the group must not skip it, and the group's limits
+            // are not the staff group's.
+            chat: None,
+            bot: None,
+            to: Destination::Webhook {
+                url: url.expose().to_owned(),
+            },
+            message: OutMessage::Text {
+                content: format!("{text}\n（群：{chat}）"),
+                mentioned: Vec::new(),
+                mentioned_mobiles: Vec::new(),
+            },
+            purpose: purpose.to_owned(),
+            run: None,
+            not_before: Some(not_before),
+            skip: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_target_nothing_is_sent_and_with_one_the_group_is_named() {
+        let chat = ChatId::new("wrk123");
+        let now = Utc::now();
+        let none = Alerts::new(None);
+        assert!(!none.configured());
+        assert!(
+            none.send("k".into(), &chat, "report", "x".into(), now)
+                .is_none()
+        );
+        let url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=staff";
+        let alerts = Alerts::new(Some(Secret::new(url)));
+        let send = alerts
+            .send("k".into(), &chat, "report", "📣 举报".into(), now)
+            .unwrap();
+        assert_eq!(send.chat, None, "not the group's send");
+        assert_eq!(send.to, Destination::Webhook { url: url.into() });
+        let OutMessage::Text { content, .. } = send.message else {
+            panic!("an alert is text")
+        };
+        assert_eq!(content, "📣 举报\n（群：wrk123）");
+    }
+}
