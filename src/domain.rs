@@ -480,6 +480,25 @@ pub struct Capabilities {
     pub can_remove_members: bool,
     /// Can delete a member's message from the group.
     pub can_delete_messages: bool,
+    /// The longest passive reply, in bytes, as text and as markdown: a longer one is cut there,
+    /// and the rest goes out as posts.
+    #[serde(skip)]
+    pub reply_max_bytes: ReplyLimits,
+}
+
+/// How long a passive reply may be, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyLimits {
+    pub text: usize,
+    pub markdown: usize,
+}
+
+impl ReplyLimits {
+    /// No limit beyond what the channel's sends split themselves.
+    pub const NONE: ReplyLimits = ReplyLimits {
+        text: usize::MAX,
+        markdown: usize::MAX,
+    };
 }
 
 impl Capabilities {
@@ -492,6 +511,11 @@ impl Capabilities {
         can_post: true,
         can_remove_members: false,
         can_delete_messages: false,
+        // WeCom's limits for a text and a markdown message.
+        reply_max_bytes: ReplyLimits {
+            text: 2048,
+            markdown: 4096,
+        },
     };
 
     /// A bot account (OneBot 12): hears everything and sees joins; the reply goes out at once
@@ -505,6 +529,8 @@ impl Capabilities {
             can_post: true,
             can_remove_members,
             can_delete_messages,
+            // The reply is a message like any other, split by the sender.
+            reply_max_bytes: ReplyLimits::NONE,
         }
     }
 }

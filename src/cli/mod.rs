@@ -146,7 +146,34 @@ fn check(cli: &Cli) -> ExitCode {
     println!(
         "bot-scripts: ok ({from}; {rules} keyword rules, {commands} commands, {jobs} jobs, {columns} weekly columns, {items} queue items, {feeds} feeds, {checks} moderation checks, {envelope_schedules} red-envelope schedules, {templates} templates rendered with sample data)"
     );
+    for warning in long_replies(&scripts) {
+        println!("warning: {warning}");
+    }
     ExitCode::SUCCESS
+}
+
+/// Keyword replies longer than the group robot's passive reply may be: they still work (the
+/// rest follows as posts), but the operator should know they cost posts.
+fn long_replies(scripts: &crate::scripts::Scripts) -> Vec<String> {
+    let limits = crate::domain::Capabilities::WECOM_ROBOT.reply_max_bytes;
+    scripts
+        .keywords
+        .rules()
+        .iter()
+        .filter_map(|rule| {
+            let bytes = rule.reply.body.source().len();
+            let (limit, kind) = match rule.reply.format {
+                crate::scripts::Format::Text => (limits.text, "text"),
+                crate::scripts::Format::Markdown => (limits.markdown, "markdown"),
+            };
+            (bytes > limit).then(|| {
+                format!(
+                    "keyword rule `{}`: its reply is about {bytes} bytes, over WeCom's {limit}-byte limit for a {kind} reply; on the group robot the first {limit} bytes answer and the rest follows as posts (which count against the robot's 20 a minute)",
+                    rule.id
+                )
+            })
+        })
+        .collect()
 }
 
 fn print_credentials(generated: &GeneratedCredentials, first_time: bool) {

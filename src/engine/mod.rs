@@ -12,6 +12,7 @@ pub mod health;
 pub mod keywords;
 pub mod moderation;
 pub mod normalize;
+pub mod pieces;
 pub mod red_envelope;
 pub mod scope;
 pub mod vars;
@@ -376,6 +377,22 @@ pub fn degrade(
                     text: "机器人无法撤回这条消息，请管理员处理。".into(),
                 });
             }
+            Action::Reply(reply) if caps.passive_reply && too_long(&reply, caps) => {
+                let (first, rest) = split_reply(reply, caps);
+                out.push(Action::Reply(first));
+                if caps.can_post {
+                    notes.push(format!(
+                        "the reply is longer than a passive reply may be: {} more piece(s) posted",
+                        rest.len()
+                    ));
+                    out.extend(rest.into_iter().map(|message| Action::Post {
+                        message,
+                        purpose: "reply",
+                    }));
+                } else {
+                    notes.push("the reply is longer than a passive reply may be: cut".into());
+                }
+            }
             Action::Reply(reply) if !caps.passive_reply => {
                 if caps.can_post {
                     out.push(Action::Post {
@@ -445,6 +462,49 @@ pub fn degrade(
         }
     }
     (result, notes)
+}
+
+/// Whether `reply` is longer than the channel's passive reply may be.
+fn too_long(reply: &Reply, caps: Capabilities) -> bool {
+    match reply {
+        Reply::Text { content, .. } => content.len() > caps.reply_max_bytes.text,
+        Reply::Markdown { content } => content.len() > caps.reply_max_bytes.markdown,
+    }
+}
+
+/// `reply` cut to the channel's limit: the first piece as the reply (with its mentions), the
+/// rest as messages to post after it.
+fn split_reply(reply: Reply, caps: Capabilities) -> (Reply, Vec<OutMessage>) {
+    match reply {
+        Reply::Text { content, mentioned } => {
+            let mut pieces =
+                pieces::split_on_lines(&content, caps.reply_max_bytes.text).into_iter();
+            let first = pieces.next().unwrap_or_default();
+            let rest = pieces
+                .map(|content| OutMessage::Text {
+                    content,
+                    mentioned: Vec::new(),
+                    mentioned_mobiles: Vec::new(),
+                })
+                .collect();
+            (
+                Reply::Text {
+                    content: first,
+                    mentioned,
+                },
+                rest,
+            )
+        }
+        Reply::Markdown { content } => {
+            let mut pieces =
+                pieces::split_on_lines(&content, caps.reply_max_bytes.markdown).into_iter();
+            let first = pieces.next().unwrap_or_default();
+            let rest = pieces
+                .map(|content| OutMessage::Markdown { content })
+                .collect();
+            (Reply::Markdown { content: first }, rest)
+        }
+    }
 }
 
 /// A reply as the message posted in its place.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::domain::{Article, OutMessage};
+use crate::engine::pieces::split_on_lines;
 
 /// WeCom's limits, in bytes of UTF-8.
 pub const TEXT_MAX_BYTES: usize = 2048;
@@ -170,44 +171,6 @@ pub fn classify_errcode(errcode: i64, errmsg: &str) -> Result<(), WebhookError> 
             errmsg: errmsg.to_owned(),
         }),
     }
-}
-
-/// Splits `content` into pieces of at most `max_bytes`, on line boundaries where possible and
-/// never inside a character.
-pub fn split_on_lines(content: &str, max_bytes: usize) -> Vec<String> {
-    let max_bytes = max_bytes.max(4); // room for any one UTF-8 character
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    for line in content.split_inclusive('\n') {
-        if current.len() + line.len() <= max_bytes {
-            current.push_str(line);
-            continue;
-        }
-        if !current.is_empty() {
-            parts.push(std::mem::take(&mut current));
-        }
-        let mut rest = line;
-        while rest.len() > max_bytes {
-            let mut cut = max_bytes;
-            while !rest.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            parts.push(rest[..cut].to_owned());
-            rest = &rest[cut..];
-        }
-        current.push_str(rest);
-    }
-    if !current.is_empty() {
-        parts.push(current);
-    }
-    // A newline that only ended a piece is noise at the end of a message.
-    for part in &mut parts {
-        let trimmed = part.trim_end_matches('\n').len();
-        if trimmed > 0 {
-            part.truncate(trimmed);
-        }
-    }
-    parts
 }
 
 /// The JSON bodies for `message`: one per piece, after splitting long text and markdown.
