@@ -78,7 +78,13 @@ impl Api {
 
 /// Runs the command; the exit code is 0 when every send was delivered or skipped on purpose,
 /// 1 when some failed, 2 when the service could not be asked.
-pub fn run(config: &Config, server: Option<&str>, job: &str, dry_run: bool) -> ExitCode {
+pub fn run(
+    config: &Config,
+    server: Option<&str>,
+    job: &str,
+    dry_run: bool,
+    next: bool,
+) -> ExitCode {
     let Some(token) = config.admin.token.as_ref().map(|t| t.expose().to_owned()) else {
         eprintln!(
             "error: admin.token is not set: the admin API refuses everyone (set it in trumpet.toml or TRUMPET_ADMIN__TOKEN)"
@@ -111,10 +117,11 @@ pub fn run(config: &Config, server: Option<&str>, job: &str, dry_run: bool) -> E
         token,
     };
     let result = runtime.block_on(async {
+        let slot = if next { "next" } else { "current" };
         if dry_run {
-            show_dry_run(&api, job).await
+            show_dry_run(&api, job, slot).await
         } else {
-            follow_run(&api, job).await
+            follow_run(&api, job, slot).await
         }
     });
     match result {
@@ -153,8 +160,8 @@ fn group_list(ids: &[&str]) -> String {
 
 /// A dry run as a summary: each distinct message once with the groups that would get it, and
 /// the skipped groups by reason — not every group's copy of the same report.
-async fn show_dry_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
-    let path = format!("/api/v1/jobs/{job}/run?dry_run=true");
+async fn show_dry_run(api: &Api, job: &str, slot: &str) -> Result<ExitCode, BroadcastError> {
+    let path = format!("/api/v1/jobs/{job}/run?dry_run=true&slot={slot}");
     let answer = api.call(reqwest::Method::POST, &path).await?;
     let targets = answer["targets"]
         .as_array()
@@ -257,8 +264,8 @@ async fn print_receipts(
     }
 }
 
-async fn follow_run(api: &Api, job: &str) -> Result<ExitCode, BroadcastError> {
-    let path = format!("/api/v1/jobs/{job}/run");
+async fn follow_run(api: &Api, job: &str, slot: &str) -> Result<ExitCode, BroadcastError> {
+    let path = format!("/api/v1/jobs/{job}/run?slot={slot}");
     let answer = api.call(reqwest::Method::POST, &path).await?;
     let runs: Vec<String> = answer["runs"]
         .as_array()

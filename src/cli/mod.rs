@@ -66,6 +66,10 @@ pub enum Command {
         /// Render for every target, send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The job's next slot instead of its current one, sent now (for a job whose last slot
+        /// is more than 32 days ago, such as a quarterly reminder).
+        #[arg(long)]
+        next: bool,
         /// The service's base URL (default: http://<server.listen>).
         #[arg(long)]
         server: Option<String>,
@@ -93,9 +97,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Broadcast {
             ref job,
             dry_run,
+            next,
             ref server,
         } => match load_config(&cli) {
-            Ok(config) => broadcast::run(&config, server.as_deref(), job, dry_run),
+            Ok(config) => broadcast::run(&config, server.as_deref(), job, dry_run, next),
             Err(code) => code,
         },
     }

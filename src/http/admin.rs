@@ -623,9 +623,9 @@ pub async fn run_job(
         return unauthorized();
     }
     if options.dry_run {
-        return dry_run(&state, &name).await;
+        return dry_run(&state, &name, options.slot).await;
     }
-    match state.scheduler.run_now(&name).await {
+    match state.scheduler.run_now(&name, options.slot).await {
         // `run_id` is the run in the job's own time zone; groups with a time zone of their own
         // have their own slot, hence their own run, all listed in `runs`.
         Ok(runs) => {
@@ -652,6 +652,10 @@ pub async fn run_job(
 pub struct RunOptions {
     #[serde(default)]
     dry_run: bool,
+    /// `current` (default: the latest slot at or before now) or `next` (the coming slot, sent
+    /// now — for jobs whose last slot is months ago).
+    #[serde(default)]
+    slot: crate::runtime::scheduler::SlotChoice,
 }
 
 fn run_error(e: crate::runtime::scheduler::RunError) -> Response {
@@ -662,15 +666,19 @@ fn run_error(e: crate::runtime::scheduler::RunError) -> Response {
             Json(serde_json::json!({"error": e.to_string()})),
         )
             .into_response(),
-        e @ RunError::NoSlot(_) => bad_request(e.to_string()),
+        e @ (RunError::NoSlot(_) | RunError::NoNextSlot(_)) => bad_request(e.to_string()),
         e => internal_error(e),
     }
 }
 
 /// `POST /api/v1/jobs/{name}/run?dry_run=true`: the message every target would get for the
 /// current slot, rendered, with the reason a send would be skipped; nothing is sent or recorded.
-async fn dry_run(state: &AppState, name: &str) -> Response {
-    let sends = match state.scheduler.dry_run(name).await {
+async fn dry_run(
+    state: &AppState,
+    name: &str,
+    which: crate::runtime::scheduler::SlotChoice,
+) -> Response {
+    let sends = match state.scheduler.dry_run(name, which).await {
         Ok(sends) => sends,
         Err(e) => return run_error(e),
     };

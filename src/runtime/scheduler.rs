@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::groups::Directory;
 use crate::outbox::Outbox;
 use crate::schedule::{
-    Job, Recipient, SlotContent, claim_name, local_date, plan, plan_each, run_id, trigger_for,
+    Job, Recipient, SlotContent, claim_name, local_date, plan_each, run_id, trigger_for,
 };
 use crate::scripts::Scripts;
 use crate::scripts::live::LiveScripts;
@@ -38,13 +38,28 @@ type ZoneSlot = (Tz, DateTime<Utc>);
 /// The trigger of a run that is only rendered, never sent.
 const DRY_RUN: &str = "dry_run";
 
+/// Which slot of a job a run by hand is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotChoice {
+    /// The latest slot at or before now (within 32 days).
+    #[default]
+    Current,
+    /// The next slot after now, sent now (a quarterly reminder tried out by hand).
+    Next,
+}
+
 /// Why a run could not be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("no job named {0:?}")]
     UnknownJob(String),
-    #[error("the job {0:?} has no slot in the last 32 days")]
+    #[error(
+        "the job {0:?} has no slot in the last 32 days: ask for its next slot instead (?slot=next, trumpet broadcast {0} --next)"
+    )]
     NoSlot(String),
+    #[error("the job {0:?} has no slot in the coming year: its cron never fires")]
+    NoNextSlot(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -165,6 +180,21 @@ impl Scheduler {
         trigger: &str,
     ) -> Result<PlannedRun, StoreError> {
         let now = Utc::now();
+        self.run_slot_from(job, zone, slot, trigger, slot.max(now))
+            .await
+    }
+
+    /// [`Scheduler::run_slot`] with its sends spread from `start` (now, for a slot run by hand
+    /// before it comes).
+    async fn run_slot_from(
+        &self,
+        job: &Job,
+        zone: Tz,
+        slot: DateTime<Utc>,
+        trigger: &str,
+        start: DateTime<Utc>,
+    ) -> Result<PlannedRun, StoreError> {
+        let now = Utc::now();
         let recipients = self.recipients().await?;
         let scripts = self.scripts.current();
         // Nobody to send to takes nothing from the queue.
@@ -192,7 +222,7 @@ impl Scheduler {
             job,
             zone,
             slot,
-            now,
+            start,
             &recipients,
             &scripts,
             &content,
@@ -242,12 +272,13 @@ impl Scheduler {
         })
     }
 
-    /// The current slot (the latest at or before now) of `job` in each zone it runs in, the
-    /// job's own zone first.
-    fn current_slots(
+    /// The slot `which` asks for of `job` in each zone it runs in, the job's own zone first:
+    /// the current one (the latest at or before now, within 32 days), or the next one.
+    fn chosen_slots(
         &self,
         scripts: &Scripts,
         name: &str,
+        which: SlotChoice,
     ) -> Result<(Job, Vec<ZoneSlot>), RunError> {
         let job = scripts
             .jobs
@@ -257,23 +288,37 @@ impl Scheduler {
         let now = Utc::now();
         let mut slots = Vec::new();
         for zone in self.zones(job) {
-            let slot = job
-                .slots_between_in(zone, now - chrono::Duration::days(32), now, usize::MAX)
-                .pop()
-                .ok_or_else(|| RunError::NoSlot(name.to_owned()))?;
+            let slot = match which {
+                SlotChoice::Current => job
+                    .slots_between_in(zone, now - chrono::Duration::days(32), now, usize::MAX)
+                    .pop()
+                    .ok_or_else(|| RunError::NoSlot(name.to_owned()))?,
+                SlotChoice::Next => job
+                    .slots_between_in(zone, now, now + chrono::Duration::days(366), 1)
+                    .first()
+                    .copied()
+                    .ok_or_else(|| RunError::NoNextSlot(name.to_owned()))?,
+            };
             slots.push((zone, slot));
         }
         Ok((job.clone(), slots))
     }
 
-    /// Runs `job` now for its current slot in every zone it runs in; returns the runs, the
-    /// job's own zone first.
-    pub async fn run_now(&self, name: &str) -> Result<Vec<PlannedRun>, RunError> {
+    /// Runs `job` now for the slot `which` asks for in every zone it runs in (the next slot's
+    /// sends go out now, and the slot when it comes adds nothing); returns the runs, the job's
+    /// own zone first.
+    pub async fn run_now(
+        &self,
+        name: &str,
+        which: SlotChoice,
+    ) -> Result<Vec<PlannedRun>, RunError> {
         let scripts = self.scripts.current();
-        let (job, slots) = self.current_slots(&scripts, name)?;
+        let (job, slots) = self.chosen_slots(&scripts, name, which)?;
+        let now = Utc::now();
         let mut runs = Vec::new();
         for (zone, slot) in slots {
-            let planned = self.run_slot(&job, zone, slot, "manual").await?;
+            // By hand, sends start now: the current slot is past, the next one is asked for now.
+            let planned = self.run_slot_from(&job, zone, slot, "manual", now).await?;
             // Zones with the same offset (Asia/Shanghai, Asia/Hong_Kong) share the slot, hence
             // the run: one entry per run.
             match runs
@@ -292,9 +337,9 @@ impl Scheduler {
 
     /// What [`Scheduler::run_now`] would send, rendered for every target, without sending,
     /// recording or claiming anything.
-    pub async fn dry_run(&self, name: &str) -> Result<Vec<NewSend>, RunError> {
+    pub async fn dry_run(&self, name: &str, which: SlotChoice) -> Result<Vec<NewSend>, RunError> {
         let scripts = self.scripts.current();
-        let (job, slots) = self.current_slots(&scripts, name)?;
+        let (job, slots) = self.chosen_slots(&scripts, name, which)?;
         let recipients = self.recipients().await?;
         let now = Utc::now();
         let mut sends = Vec::new();
@@ -302,7 +347,8 @@ impl Scheduler {
             let content = self
                 .slot_content(&job, zone, slot, DRY_RUN, &scripts)
                 .await?;
-            sends.extend(plan(
+            // As the run would: sent from now, whichever slot.
+            sends.extend(plan_each(
                 &job,
                 zone,
                 slot,

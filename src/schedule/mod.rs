@@ -298,17 +298,28 @@ pub fn plan(
     content: &SlotContent,
     missed: bool,
 ) -> Vec<crate::store::NewSend> {
-    plan_each(job, zone, slot, now, recipients, scripts, content, missed).collect()
+    plan_each(
+        job,
+        zone,
+        slot,
+        slot.max(now),
+        recipients,
+        scripts,
+        content,
+        missed,
+    )
+    .collect()
 }
 
 /// [`plan`], one send at a time as the iterator is advanced: a run to 100,000 groups renders and
-/// writes them in chunks instead of holding every report at once.
+/// writes them in chunks instead of holding every report at once. The sends are spread from
+/// `start` — `max(slot, now)`, or now for a slot run by hand before it comes.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_each<'a>(
     job: &'a Job,
     zone: Tz,
     slot: DateTime<Utc>,
-    now: DateTime<Utc>,
+    start: DateTime<Utc>,
     recipients: &'a [Recipient],
     scripts: &'a crate::scripts::Scripts,
     content: &'a SlotContent,
@@ -324,7 +335,6 @@ pub fn plan_each<'a>(
         .filter(|r| !r.settings.disabled_rules.contains(&job.name))
         .filter(|r| job.zone_for(&r.settings) == zone)
         .collect();
-    let start = slot.max(now);
     let n = targeted.len().max(1) as u32;
     let local_slot = slot
         .with_timezone(&zone)

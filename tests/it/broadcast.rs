@@ -616,3 +616,70 @@ async fn the_morning_report_quotes_feeds_and_a_broken_feed_is_reported_not_block
         "entries older than max_age_hours are left out: {report}"
     );
 }
+
+/// Issue 27 §8: a job whose last slot is more than 32 days ago (a quarterly or yearly
+/// reminder) cannot be run for its current slot — the refusal says how to ask for the next —
+/// and its next slot can be previewed and run now, once: the slot when it comes adds nothing.
+#[tokio::test]
+async fn a_job_with_no_recent_slot_runs_its_next_slot_on_request() {
+    use chrono::Datelike;
+    // A yearly slot about two months ahead: its last one was some ten months ago.
+    let ahead = chrono::Utc::now() + chrono::Duration::days(60);
+    let cron = format!("0 9 {} {} *", ahead.day().min(28), ahead.month());
+    let (app, _scripts) = app_sending_now_with(|dir| {
+        let file = dir.join("schedules.toml");
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        text.push_str(&format!(
+            "\n[[job]]\nname = \"yearly-reminder\"\ncron = \"{cron}\"\ntimezone = \"Asia/Shanghai\"\ntargets = \"all\"\nformat = \"text\"\ncontent = \"📌 年度汇算提醒 {{{{ date.month }}}}月{{{{ date.day }}}}日\"\n"
+        ));
+        std::fs::write(&file, text).unwrap();
+    })
+    .await;
+    adopt(&app, "y1", "k-y1").await;
+
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/yearly-reminder/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("slot=next"),
+        "{body}"
+    );
+    let (status, preview) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/yearly-reminder/run?dry_run=true&slot=next",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{preview}");
+    let expected = format!("年度汇算提醒 {}月{}日", ahead.month(), ahead.day().min(28));
+    assert!(preview.to_string().contains(&expected), "{preview}");
+    assert_eq!(preview["planned"], 1, "{preview}");
+
+    // Run by hand through the CLI: sent now, not at the slot two months away.
+    let (code, stdout, stderr) =
+        trumpet_cli(&app, &["broadcast", "yearly-reminder", "--next"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let delivered = app.fake.wait_delivered("k-y1", 2).await; // the greeting, then the reminder
+    assert!(
+        delivered
+            .iter()
+            .any(|r| r.body.to_string().contains(&expected)),
+        "{delivered:?}"
+    );
+    // Asking again adds nothing: the slot is planned.
+    let (status, again) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/yearly-reminder/run?slot=next",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["queued"], 0, "{again}");
+}
