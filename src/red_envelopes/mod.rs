@@ -777,15 +777,21 @@ impl Envelopes {
             (self.dispatch)(entry);
         }
         info!(test = %test.id, chat = %chat, by, claims = run.claims.len(), "red-envelope test cancelled");
+        self.close(&mut run, &test);
+        Ok(test)
+    }
+
+    /// Moves `run`, now stored as `test` (finished or cancelled), from the running tests to
+    /// the closed ones that answer late claims.
+    fn close(&self, run: &mut Running, test: &TestRecord) {
         run.done = true;
         run.test = test.clone();
-        self.running_remove(&chat);
-        let closed = closed_of(&test, &run.claims, phrase_key(&test.claim_phrase));
+        self.running_remove(&test.chat_id);
+        let closed = closed_of(test, &run.claims, phrase_key(&test.claim_phrase));
         self.closed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(chat, closed);
-        Ok(test)
+            .insert(test.chat_id.clone(), closed);
     }
 
     /// Cancels the test running in `chat`, which the bot no longer serves: nobody can claim,
@@ -983,14 +989,7 @@ impl Envelopes {
         }
         info!(test = %test.id, chat = %chat, claims = results.claims, claimed_fen = results.claimed_fen,
             verdict = ?results.verdict, "red-envelope test finished");
-        run.done = true;
-        run.test = test.clone();
-        self.running_remove(&chat);
-        let closed = closed_of(&test, &run.claims, phrase_key(&test.claim_phrase));
-        self.closed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(chat, closed);
+        self.close(run, &test);
         true
     }
 
