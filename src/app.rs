@@ -44,6 +44,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("bot-scripts: {0}")]
     Scripts(#[from] ScriptError),
+    #[error("{0}")]
+    ScriptsDir(String),
     #[error("stored credentials of bot {bot} are invalid: {reason}")]
     StoredCredentials { bot: String, reason: String },
     #[error("HTTP client: {0}")]
@@ -87,6 +89,9 @@ impl App {
     /// Opens the store, resolves every bot's credentials (generating and storing missing ones)
     /// and loads bot-scripts.
     pub fn build(config: Config) -> Result<App, AppError> {
+        if let Some(problem) = config.scripts.missing_dir() {
+            return Err(AppError::ScriptsDir(problem));
+        }
         let store = Store::open_with_cache(&config.storage.path, config.storage.cache_bytes())?;
         let loaded = Scripts::load(&config.scripts.dir)?;
         if loaded.source.is_none() {

@@ -115,6 +115,10 @@ fn load_config(cli: &Cli) -> Result<Config, ExitCode> {
 
 /// Loads bot-scripts, or prints the `file:line:column` error and gives the exit code.
 fn load_scripts(config: &Config) -> Result<Scripts, ExitCode> {
+    if let Some(problem) = config.scripts.missing_dir() {
+        eprintln!("error: {problem}");
+        return Err(ExitCode::from(2));
+    }
     Scripts::load(&config.scripts.dir).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)

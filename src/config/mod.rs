@@ -190,6 +190,23 @@ pub struct ScriptsConfig {
     pub watch_interval_ms: u64,
 }
 
+impl ScriptsConfig {
+    /// The directory's problem, if any: a `dir` the operator chose that does not exist. Only the
+    /// default `bot-scripts` may be missing (a first start runs on the built-in copy); a path
+    /// written on purpose and mistyped must not silently run the built-in rules instead.
+    pub fn missing_dir(&self) -> Option<String> {
+        (self.dir != Path::new(DEFAULT_SCRIPTS_DIR) && !self.dir.exists()).then(|| {
+            format!(
+                "scripts.dir {} does not exist (only the default {DEFAULT_SCRIPTS_DIR} may be missing, for the built-in copy; copy the shipped bot-scripts there to start from the defaults)",
+                self.dir.display()
+            )
+        })
+    }
+}
+
+/// The scripts directory when none is configured.
+pub const DEFAULT_SCRIPTS_DIR: &str = "bot-scripts";
+
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     /// Bearer token for `/api/v1`; `None` means the admin API refuses everyone.
@@ -427,6 +444,17 @@ impl RawSettings {
             );
         }
         for (purpose, minutes) in &self.outbox.expire_after_minutes {
+            if !crate::outbox::SEND_PURPOSES.contains(&purpose.as_str()) {
+                let hint = nearest(purpose, &crate::outbox::SEND_PURPOSES)
+                    .map_or_else(String::new, |near| format!(" (did you mean `{near}`?)"));
+                problem(
+                    &format!("outbox.expire_after_minutes.{purpose}"),
+                    format!(
+                        "no send has this purpose{hint}: the purposes are {}",
+                        crate::outbox::SEND_PURPOSES.join(", ")
+                    ),
+                );
+            }
             if !(minutes.is_finite() && *minutes >= 0.0 && *minutes <= 10_080.0) {
                 problem(
                     &format!("outbox.expire_after_minutes.{purpose}"),

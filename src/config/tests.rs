@@ -348,3 +348,19 @@ fn the_alert_target_must_be_an_allowed_webhook() {
         );
     }
 }
+
+#[test]
+fn an_unknown_send_purpose_is_refused_with_the_known_ones() {
+    let ok = "[outbox.expire_after_minutes]\nred_envelope = 30\nhealth_digest = 60\n";
+    assert!(Config::from_toml_str(ok).is_ok());
+    let problems = problems("[outbox.expire_after_minutes]\nwelcom = 5\n");
+    let problem = problems
+        .iter()
+        .find(|p| p.key == "outbox.expire_after_minutes.welcom")
+        .expect("refused");
+    assert!(
+        problem.reason.contains("did you mean `welcome`")
+            && problem.reason.contains("moderation_warning"),
+        "{problem}"
+    );
+}

@@ -48,6 +48,21 @@ pub struct OutboxConfig {
     pub expire_after_minutes: std::collections::BTreeMap<String, f64>,
 }
 
+/// Every purpose a send can have (`broadcast` standing for every scheduled job's sends): the
+/// keys `[outbox.expire_after_minutes]` accepts.
+pub const SEND_PURPOSES: [&str; 10] = [
+    "welcome",
+    "reply",
+    "adoption_greeting",
+    "notify_admins",
+    "broadcast",
+    "red_envelope",
+    "red_envelope_report",
+    "report",
+    "moderation_warning",
+    "health_digest",
+];
+
 impl OutboxConfig {
     /// How long a send of `purpose` (`broadcast` when it belongs to a run) stays worth sending.
     pub fn expiry(&self, purpose: &str, broadcast: bool) -> Option<std::time::Duration> {

@@ -304,3 +304,36 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
     assert!(text.contains("moderation warn (warning 1/3)"), "{text}");
     assert!(text.contains("the bot does not answer it"), "{text}");
 }
+
+/// Issue 27 §12: a scripts directory the operator chose that does not exist is an error for
+/// `check` and `serve` alike — not a silent start on the built-in rules. Only the default
+/// `bot-scripts` may be missing.
+#[test]
+fn a_chosen_scripts_dir_that_does_not_exist_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, code) in [("check", 2), ("serve", 1)] {
+        let out = trumpet()
+            .arg(command)
+            .current_dir(dir.path())
+            .env("TRUMPET_SCRIPTS__DIR", "my-scripts")
+            .env("TRUMPET_STORAGE__PATH", dir.path().join("s.redb"))
+            .env("TRUMPET_SERVER__LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{command}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("scripts.dir my-scripts does not exist"),
+            "{command}: {err}"
+        );
+    }
+    // The default may be missing: the built-in copy is used.
+    let out = trumpet()
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("built-in copy"), "{stdout}");
+}
