@@ -103,16 +103,56 @@ pub(crate) fn cron_and_zone(
             "cron {cron:?} must have 5 fields (minute hour day month weekday), e.g. \"30 7 * * *\""
         ));
     }
-    let parsed = croner::Cron::new(cron)
-        .parse()
-        .map_err(|e| format!("cron {cron:?}: {e}"))?;
+    if let Some(problem) = out_of_range_field(cron) {
+        return Err(format!("cron {cron:?}: {problem}"));
+    }
+    let parsed = croner::Cron::new(cron).parse().map_err(|e| {
+        format!("cron {cron:?}: {e} (the fields are minute hour day month weekday; a weekday is 0–7 or SUN–SAT, a month 1–12 or JAN–DEC)")
+    })?;
     let zone = match timezone {
         None => DEFAULT_TIMEZONE,
         Some(name) => Tz::from_str(name).map_err(|_| {
             format!("timezone {name:?} is not an IANA time zone such as \"Asia/Shanghai\"")
         })?,
     };
+    // `30 7 30 2 *` parses but never comes; `0 9 29 2 *` comes every four years.
+    let start = chrono::Utc::now();
+    if crate::schedule::next_occurrence(&parsed, zone, start)
+        .is_none_or(|next| next - start > chrono::Duration::days(5 * 366))
+    {
+        return Err(format!(
+            "cron {cron:?} never fires (no such day: check the day and month fields)"
+        ));
+    }
     Ok((parsed, zone))
+}
+
+/// The first number outside its field's range, named: croner's own message does not say which
+/// field (`30 25 * * *` → "Number out of bounds").
+fn out_of_range_field(cron: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day", 1, 31),
+        ("month", 1, 12),
+        ("weekday", 0, 7),
+    ];
+    for (field, (name, low, high)) in cron.split_whitespace().zip(FIELDS) {
+        // Numbers in lists, ranges and steps (`1,15`, `9-17`, `*/20`); a step is not a value.
+        for part in field.split(',') {
+            let (values, _step) = part.split_once('/').unwrap_or((part, ""));
+            for value in values.split('-') {
+                if let Ok(n) = value.parse::<u32>()
+                    && !(low..=high).contains(&n)
+                {
+                    return Some(format!(
+                        "the {name} field is {n}, but a {name} is {low}–{high}"
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Everything but the message, which the caller compiles.
@@ -240,5 +280,45 @@ mod tests {
         }
         let e = parse_text(&format!("{JOB}{JOB}")).unwrap_err();
         assert!(e.reason.contains("already defined at line 1"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod cron_tests {
+    use super::cron_and_zone;
+
+    /// Issue 27 §12: crons that parse but never fire, numbers out of a field's range (named),
+    /// and the weekday and month forms the message offers.
+    #[test]
+    fn crons_are_checked_field_by_field_and_for_firing_at_all() {
+        let started = std::time::Instant::now();
+        let err = cron_and_zone("30 7 30 2 *", None).unwrap_err();
+        assert!(err.contains("never fires"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(
+            cron_and_zone("0 9 29 2 *", None).is_ok(),
+            "every four years"
+        );
+        for (cron, named) in [
+            ("30 25 * * *", "the hour field is 25"),
+            ("60 7 * * *", "the minute field is 60"),
+            ("0 7 32 * *", "the day field is 32"),
+            ("0 7 1 13 *", "the month field is 13"),
+            ("0 7 * * 8", "the weekday field is 8"),
+            ("0 9-25 * * *", "the hour field is 25"),
+        ] {
+            let err = cron_and_zone(cron, None).unwrap_err();
+            assert!(err.contains(named), "{cron}: {err}");
+        }
+        for fine in [
+            "0 9 15 1,4,7,10 *",
+            "*/20 9-17 * * 1-5",
+            "0 20 * * MON-FRI",
+            "0 20 * * SUN",
+            "0 20 * * 0,7",
+            "0 8 1 JAN *",
+        ] {
+            assert!(cron_and_zone(fine, None).is_ok(), "{fine}");
+        }
     }
 }
