@@ -196,11 +196,29 @@ fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
     Ok(())
 }
 
-/// An allow-list of domains as written: lower case, a leading `*.` dropped.
-fn domains(list: Option<&[String]>) -> Vec<String> {
+/// An allow-list of domains as written: lower case, a leading `*.` dropped. A URL or a path is
+/// refused — it would never match a link's host, so the list would silently allow nothing.
+fn domains(list: Option<&[String]>) -> Result<Vec<String>, String> {
     words(list.unwrap_or_default())
         .into_iter()
-        .map(|d| d.to_lowercase().trim_start_matches("*.").to_owned())
+        .map(|d| {
+            let domain = d.to_lowercase().trim_start_matches("*.").to_owned();
+            let looks_like_one = domain.contains('.')
+                && domain
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+            if looks_like_one {
+                Ok(domain)
+            } else {
+                let host = url::Url::parse(&d)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned));
+                Err(format!(
+                    "allow {d:?} is not a domain: write the host alone{}",
+                    host.map_or_else(String::new, |h| format!(", e.g. \"{h}\""))
+                ))
+            }
+        })
         .collect()
 }
 
@@ -208,7 +226,20 @@ fn required<T>(value: Option<T>, key: &str, kind: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("a {kind} check needs {key}"))
 }
 
+/// The kinds of check there are.
+const CHECK_KINDS: [&str; 8] = [
+    "words", "links", "contacts", "cards", "qr_codes", "flood", "repeat", "campaign",
+];
+
 fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
+    // The kind first: with a mistyped kind every other key would look foreign to it.
+    if !CHECK_KINDS.contains(&raw.kind.as_str()) {
+        return Err(format!(
+            "kind {:?} must be {}",
+            raw.kind,
+            CHECK_KINDS.join(", ")
+        ));
+    }
     refuse_foreign_keys(raw)?;
     let kind = raw.kind.as_str();
     let secs = |v: Option<u64>, max: u64| -> Result<Duration, String> {
@@ -229,11 +260,11 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
             CheckKind::Words(Box::new(WordList::build(mode, list, variants)?))
         }
         "links" => CheckKind::Links {
-            allow: domains(raw.allow.as_deref()),
+            allow: domains(raw.allow.as_deref())?,
         },
         "contacts" => CheckKind::Contacts,
         "qr_codes" => CheckKind::QrCodes {
-            allow: domains(raw.allow.as_deref()),
+            allow: domains(raw.allow.as_deref())?,
         },
         "cards" => CheckKind::Cards {
             kinds: match &raw.kinds {
@@ -424,6 +455,15 @@ mod tests {
                 "allow is not a setting of a words check",
             ),
             ("kind = \"flood\"\nwithin_secs = 10", "needs messages"),
+            // Issue 27 §12: a URL where a domain is wanted, and a mistyped kind blamed as such.
+            (
+                "kind = \"links\"\nallow = [\"https://etax.chinatax.gov.cn/x\"]",
+                "write the host alone, e.g. \"etax.chinatax.gov.cn\"",
+            ),
+            (
+                "kind = \"word\"\nmatch = \"exact\"\nwords = [\"a\"]",
+                "kind \"word\" must be words, links",
+            ),
             (
                 "kind = \"flood\"\nmessages = 5\nwithin_secs = 0",
                 "within_secs must be 1",
