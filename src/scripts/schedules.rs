@@ -181,7 +181,7 @@ fn validate(raw: &RawJob) -> Result<Job, String> {
         .map(|h| parse_window(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(job)?;
-    Ok(Job {
+    let job_built = Job {
         name: raw.name.clone(),
         cron_text: raw.cron.clone(),
         cron,
@@ -193,7 +193,20 @@ fn validate(raw: &RawJob) -> Result<Job, String> {
         enabled: raw.enabled,
         queue_items: raw.queue_items,
         message: super::Message::literal(raw.format, "", raw.mention_sender),
-    })
+    };
+    // Quiet hours that hold every slot would skip every send, for ever.
+    if !job_built.quiet_hours.is_empty() {
+        let now = chrono::Utc::now();
+        let slots =
+            job_built.slots_between_in(timezone, now, now + chrono::Duration::days(400), 500);
+        if !slots.is_empty() && slots.iter().all(|&s| job_built.is_quiet(timezone, s)) {
+            return Err(job(format!(
+                "every slot of cron {:?} falls in quiet_hours {:?}: the job would never send",
+                raw.cron, raw.quiet_hours
+            )));
+        }
+    }
+    Ok(job_built)
 }
 
 /// Parses a schedules file, adding its templates to `templates`.
@@ -247,6 +260,24 @@ mod tests {
         assert_eq!(jobs[0].timezone, DEFAULT_TIMEZONE);
         assert_eq!(jobs[0].catch_up_within, Duration::from_secs(7200));
         assert_eq!(jobs[0].targets, Targets::All);
+    }
+
+    /// Issue 27 §12: quiet hours that hold every slot are refused; holding some is fine.
+    #[test]
+    fn quiet_hours_over_every_slot_are_refused() {
+        let with = |cron: &str, quiet: &str| {
+            parse_text(&JOB.replace("30 7 * * *", cron).replace(
+                "targets = \"all\"",
+                &format!("targets = \"all\"\nquiet_hours = [\"{quiet}\"]"),
+            ))
+        };
+        let err = with("30 23 * * *", "22:00-07:00").unwrap_err();
+        assert!(err.reason.contains("would never send"), "{err}");
+        assert!(with("30 7 * * *", "22:00-07:00").is_ok());
+        assert!(
+            with("0 6,8 * * *", "22:00-07:00").is_ok(),
+            "the 08:00 slot sends"
+        );
     }
 
     #[test]
