@@ -128,6 +128,9 @@ pub struct CommandReplies {
     pub unknown_rule: Message,
     /// The change could not be saved (the caller sends this).
     pub failed: Message,
+    /// Named members hold the sender's role or a higher one, so the sender cannot remove them
+    /// (`targets`, `target_role`).
+    pub protected_member: Message,
 }
 
 /// All commands of one version of the scripts.
@@ -191,6 +194,7 @@ impl CommandSet {
                 &r.bad_tag,
                 &r.unknown_rule,
                 &r.failed,
+                &r.protected_member,
             ]
         });
         self.commands.iter().map(|c| &c.reply).chain(shared)
@@ -224,6 +228,11 @@ fn find_member(name: &str, view: &GroupView<'_>) -> Option<(String, String)> {
         (Some(m), None) => return Some((m.user_id.clone(), m.name.clone())),
         (Some(_), Some(_)) => return None,
         (None, _) => {}
+    }
+    if let Some(owner) = &view.settings.owner
+        && (owner == name || view.settings.owner_name == name)
+    {
+        return Some((owner.clone(), view.settings.owner_name.clone()));
     }
     view.settings
         .roles
@@ -390,16 +399,20 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             };
             // Nobody removes someone of their own standing or above (an admin cannot remove
             // another admin or the owner).
-            if found
+            // The answer is about them, not about the sender's role.
+            let protected: Vec<(&str, Role)> = found
                 .iter()
-                .any(|(id, _)| ctx.view.settings.role_of(id) >= role)
-            {
+                .map(|(id, name)| {
+                    let shown = if name.is_empty() { id } else { name };
+                    (shown.as_str(), ctx.view.settings.role_of(id))
+                })
+                .filter(|(_, their)| *their >= role)
+                .collect();
+            if let Some(highest) = protected.iter().map(|(_, r)| *r).max() {
+                let targets: Vec<&str> = protected.iter().map(|(name, _)| *name).collect();
                 return answer(
-                    &replies.refused,
-                    context! {
-                        command => trigger_text,
-                        required_role => Role::Owner.title(),
-                    },
+                    &replies.protected_member,
+                    context! { targets, target_role => highest.title() },
                     true,
                 );
             }

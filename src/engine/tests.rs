@@ -307,7 +307,9 @@ fn commands_check_roles_and_change_settings() {
             "正在将 张三 移出本群",
         ),
         // An admin cannot remove another admin or the owner; a member cannot remove anyone.
-        ("da", "移出 @大当家甲", true, vec![], "需要群主"),
+        // Issue 27 §13: the answer blames the target's role, not the asker's.
+        ("da", "移出 @大当家甲", true, vec![], "TA 是大当家"),
+        ("da", "移出 @老板", true, vec![], "TA 是群主"),
         ("zhangsan", "踢出 @李四", true, vec![], "需要大当家"),
         (
             "da",

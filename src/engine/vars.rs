@@ -180,6 +180,7 @@ fn extras_sample() -> Value {
     context! {
         command => "设置大当家",
         required_role => "群主",
+        target_role => "大当家",
         targets => vec!["王五"],
         missing => vec!["赵六"],
         tags => vec!["province:广东", "type:新手群"],

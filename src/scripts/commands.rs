@@ -22,6 +22,9 @@ struct RawReplies {
     bad_tag: RawMessage,
     unknown_rule: RawMessage,
     failed: RawMessage,
+    /// Added after the others: a file without it takes the shipped one.
+    #[serde(default)]
+    protected_member: Option<RawMessage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +48,18 @@ struct CommandsFile {
     command: BTreeMap<String, toml::Spanned<RawCommand>>,
 }
 
+/// The shipped file's `[replies.protected_member]`, for a file written before it existed.
+fn shipped_protected_member(templates: &mut Templates) -> Result<super::Message, ScriptError> {
+    let file = std::path::PathBuf::from(format!("<embedded>/{COMMANDS_FILE}"));
+    let shipped = Source::new(super::EMBEDDED_COMMANDS, &file);
+    let parsed: CommandsFile = toml::from_str(shipped.text).map_err(|e| shipped.toml_error(&e))?;
+    let raw = parsed
+        .replies
+        .protected_member
+        .ok_or_else(|| shipped.error(0, "[replies.protected_member] is missing"))?;
+    shipped.message(templates, "replies.protected_member", &raw)
+}
+
 /// Parses a commands file, adding its templates to `templates`.
 pub(crate) fn parse(
     src: &Source<'_>,
@@ -63,6 +78,10 @@ pub(crate) fn parse(
         bad_tag: src.message(templates, "replies.bad_tag", &r.bad_tag)?,
         unknown_rule: src.message(templates, "replies.unknown_rule", &r.unknown_rule)?,
         failed: src.message(templates, "replies.failed", &r.failed)?,
+        protected_member: match &r.protected_member {
+            Some(own) => src.message(templates, "replies.protected_member", own)?,
+            None => shipped_protected_member(templates)?,
+        },
     };
     let mut commands = Vec::new();
     let mut seen_triggers: BTreeMap<String, String> = BTreeMap::new();

@@ -64,7 +64,7 @@ struct Binary {
 impl Binary {
     /// Waits until `process` answers its health check; a process that exits fails at once.
     async fn wait_healthy(&self, process: &mut Process, log: &std::path::Path) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while self
             .http
             .get(format!("{}/healthz", self.base))
