@@ -337,3 +337,22 @@ fn a_chosen_scripts_dir_that_does_not_exist_is_refused() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("built-in copy"), "{stdout}");
 }
+
+/// Issue 27 §13: `trumpet credentials` run where there is no store says so and creates none.
+#[test]
+fn credentials_in_the_wrong_directory_create_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trumpet()
+        .arg("credentials")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no store at"), "{err}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "a store was created: {:?}",
+        std::fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>()
+    );
+}
