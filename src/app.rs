@@ -54,10 +54,10 @@ pub enum AppError {
     Server(#[from] std::io::Error),
 }
 
-/// Credentials generated on this start, to be shown to the operator once.
+/// Generated credentials still to be shown to the operator (once, when the service listens).
 #[derive(Debug, Clone)]
 pub struct GeneratedCredentials {
-    pub bot: String,
+    pub bot: crate::domain::BotId,
     pub callback_url: String,
     pub credentials: BotCredentials,
 }
@@ -109,7 +109,7 @@ impl App {
             let (credentials, fresh) = resolve_credentials(&store, bot)?;
             if fresh {
                 generated.push(GeneratedCredentials {
-                    bot: bot.id.to_string(),
+                    bot: bot.id.clone(),
                     callback_url: config.callback_url(&bot.id),
                     credentials: credentials.clone(),
                 });
@@ -137,7 +137,8 @@ impl App {
         })
     }
 
-    /// Credentials generated during [`App::build`] (empty after the first start).
+    /// Credentials still to be shown (generated during [`App::build`], or on a start that never
+    /// listened); empty once shown.
     pub fn generated_credentials(&self) -> &[GeneratedCredentials] {
         &self.generated
     }
@@ -376,8 +377,11 @@ impl App {
         served.map_err(AppError::Server)
     }
 
-    /// Binds `server.listen` and serves until Ctrl-C or SIGTERM.
-    pub async fn run(self) -> Result<(), AppError> {
+    /// Binds `server.listen` and serves until Ctrl-C or SIGTERM. Once it listens, `announce`
+    /// is given the credentials still to be shown (generated on this start or on one that
+    /// never listened), and they count as shown: a start that fails to listen (the port taken)
+    /// shows nothing, and the next good one shows them.
+    pub async fn run(self, announce: impl FnOnce(&[GeneratedCredentials])) -> Result<(), AppError> {
         let shutdown = shutdown_signal();
         let addr: SocketAddr = self.config.server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -386,23 +390,43 @@ impl App {
                 format!("cannot listen on {addr} (server.listen): {e}"),
             ))
         })?;
+        if !self.generated.is_empty() {
+            announce(&self.generated);
+            let marked = self.store.write(|tx| {
+                for generated in &self.generated {
+                    if let Some(mut stored) = tx.bot_credentials(&generated.bot)? {
+                        stored.shown = true;
+                        tx.put_bot_credentials(&generated.bot, &stored)?;
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = marked {
+                warn!(error = %e, "the credentials were shown but not recorded as shown: they will be shown again");
+            }
+        }
         self.serve(listener, shutdown).await
     }
 }
 
 /// Config credentials win; otherwise the stored ones; otherwise fresh ones are generated and
-/// stored. The flag says whether they were generated now.
+/// stored. The flag says whether they are still to be shown to the operator (generated now, or
+/// on a start that never listened).
 fn resolve_credentials(store: &Store, bot: &BotConfig) -> Result<(BotCredentials, bool), AppError> {
     if let Some(credentials) = &bot.credentials {
         return Ok((credentials.clone(), false));
     }
     let stored = store.write(|tx| match tx.bot_credentials(&bot.id)? {
-        Some(stored) => Ok((stored, false)),
+        Some(stored) => {
+            let show = !stored.shown;
+            Ok((stored, show))
+        }
         None => {
             let fresh = generate_credentials();
             let stored = StoredCredentials {
                 token: fresh.token.expose().to_owned(),
                 encoding_aes_key: fresh.encoding_aes_key.as_str().to_owned(),
+                shown: false,
             };
             tx.put_bot_credentials(&bot.id, &stored)?;
             Ok((stored, true))

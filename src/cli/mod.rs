@@ -225,10 +225,14 @@ fn serve(cli: &Cli) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let app = App::build(config)?;
-        for generated in app.generated_credentials() {
-            print_credentials(generated, true);
-        }
-        app.run().await
+        // Printed once the listener is bound: the URL is right, and a start that cannot listen
+        // leaves them for the next.
+        app.run(|generated| {
+            for credentials in generated {
+                print_credentials(credentials, true);
+            }
+        })
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -280,7 +284,7 @@ fn credentials(cli: &Cli) -> ExitCode {
                 ) {
                     Ok(key) => print_credentials(
                         &GeneratedCredentials {
-                            bot: bot.id.to_string(),
+                            bot: bot.id.clone(),
                             callback_url: config.callback_url(&bot.id),
                             credentials: crate::config::BotCredentials {
                                 token: crate::config::Secret::new(stored.token),

@@ -139,6 +139,14 @@ fn member_from_row(user_id: &str, row: MemberRow<'_>) -> MemberRecord {
 pub struct StoredCredentials {
     pub token: String,
     pub encoding_aes_key: String,
+    /// Printed for the operator once the service listened. Stores written before this was kept
+    /// had shown theirs on the first start.
+    #[serde(default = "shown_before")]
+    pub shown: bool,
+}
+
+fn shown_before() -> bool {
+    true
 }
 
 /// A handle to the store; cheap to clone.

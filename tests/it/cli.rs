@@ -356,3 +356,30 @@ fn credentials_in_the_wrong_directory_create_no_store() {
         std::fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>()
     );
 }
+
+/// Issue 27 §13: a first start that cannot listen (its port taken) prints no credentials — the
+/// URL it would print is wrong — and the next good start prints them, once.
+#[test]
+fn credentials_are_shown_once_the_service_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let failed = trumpet()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TRUMPET_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let printed = String::from_utf8(failed.stdout).unwrap();
+    assert!(!printed.contains("Token"), "{printed}");
+    let err = String::from_utf8(failed.stderr).unwrap();
+    assert!(err.contains("cannot listen"), "{err}");
+    drop(taken);
+
+    let first = serve_once(dir.path());
+    let token = value_after(&first, "Token");
+    validate_token(&token).unwrap();
+    let again = serve_once(dir.path());
+    assert!(!again.contains(&token), "shown once: {again}");
+}
