@@ -24,7 +24,9 @@ use tracing::{debug, error, info, warn};
 use super::AppState;
 use super::onebot::reply_params;
 use crate::channels::onebot::convert::{Converted, to_domain};
-use crate::channels::onebot::hub::{AccountKey, CallError, Connection, OUTGOING_FRAMES};
+use crate::channels::onebot::hub::{
+    AccountKey, CallError, Connection, OUTGOING_FRAMES, close_code,
+};
 use crate::channels::onebot::protocol::{EventBody, Incoming, SelfId, parse_frame};
 use crate::domain::{BotId, Capabilities, Event, Reply};
 use crate::inbound::{self, Handled};
@@ -49,7 +51,7 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
         sink,
         out_rx,
         ping_every,
-        connection.close.clone(),
+        Arc::clone(&connection),
     ));
     let workers: Vec<mpsc::Sender<Event>> = (0..WORKERS)
         .map(|_| {
@@ -86,11 +88,13 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
             () = tokio::time::sleep_until(deadline) => {
                 warn!(bot = %bot, connection = connection.id, silent_ms = (interval * misses).as_millis() as u64,
                     "OneBot connection silent for too long; closing it");
+                connection.close_with(close_code::SILENT, "nothing heard for too long (no heartbeat)");
                 break;
             }
             () = connection.close.cancelled() => break,
             () = hub.stopping().cancelled() => {
                 info!(bot = %bot, connection = connection.id, "the service is stopping; closing the connection");
+                connection.close_with(close_code::GOING_AWAY, "the service is stopping");
                 break;
             }
         };
@@ -292,8 +296,9 @@ async fn write_frames(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<String>,
     ping_every: Duration,
-    close: tokio_util::sync::CancellationToken,
+    connection: Arc<Connection>,
 ) {
+    let close = connection.close.clone();
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     loop {
@@ -311,7 +316,14 @@ async fn write_frames(
             break;
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
+    // The peer learns why: going away at shutdown, replaced, silent; a plain close otherwise.
+    let frame = connection
+        .close_reason()
+        .map(|(code, reason)| axum::extract::ws::CloseFrame {
+            code,
+            reason: reason.into(),
+        });
+    let _ = sink.send(Message::Close(frame)).await;
 }
 
 /// Handles one worker's events in order.

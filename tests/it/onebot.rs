@@ -819,6 +819,10 @@ async fn one_connection_carries_two_accounts_and_a_new_connection_takes_an_accou
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Issue 27 §13: told why, with an application close code.
+    let (code, reason) = first.close_frame().expect("a close frame with a code");
+    assert_eq!(code, 4000);
+    assert!(reason.contains("replaced"), "{reason}");
     second.disconnect().await;
     third.disconnect().await;
 }
@@ -888,4 +892,25 @@ async fn connections_past_the_cap_are_refused_until_one_closes() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Issue 27 §13: at shutdown the service closes its OneBot connections with 1001 (going away),
+/// so an implementation knows to reconnect later rather than treat it as an error.
+#[tokio::test]
+async fn shutdown_closes_connections_as_going_away() {
+    let scripts = scripts();
+    let mut app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    let fake = app.connect_onebot(BOT_ACCOUNT, &world).await;
+    fake.wait_requests("get_group_list", 1, Duration::from_secs(5))
+        .await;
+    app.stop().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !fake.is_closed() {
+        assert!(std::time::Instant::now() < deadline, "still open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, reason) = fake.close_frame().expect("a close frame with a code");
+    assert_eq!(code, 1001, "{reason}");
+    assert!(reason.contains("stopping"), "{reason}");
 }

@@ -75,6 +75,18 @@ pub struct Connection {
     supported: RwLock<Option<HashSet<String>>>,
     /// Cancelled when the connection must close (replaced, or the service stops).
     pub close: CancellationToken,
+    /// The WebSocket close code and reason the peer is told, when the service closes it.
+    close_reason: Mutex<Option<(u16, String)>>,
+}
+
+/// Close codes the service sends (RFC 6455 §7.4; 4000–4999 are the application's own).
+pub mod close_code {
+    /// The service is stopping.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A newer connection took over this connection's accounts.
+    pub const REPLACED: u16 = 4000;
+    /// Nothing was heard for too long (no heartbeat, no event, no pong).
+    pub const SILENT: u16 = 4001;
 }
 
 impl Connection {
@@ -87,7 +99,25 @@ impl Connection {
             pending: Mutex::new(HashMap::new()),
             supported: RwLock::new(None),
             close: CancellationToken::new(),
+            close_reason: Mutex::new(None),
         })
+    }
+
+    /// Closes the connection telling the peer why (the first reason given wins).
+    pub fn close_with(&self, code: u16, reason: &str) {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| (code, reason.to_owned()));
+        self.close.cancel();
+    }
+
+    /// The code and reason to close with, if the service chose one.
+    pub fn close_reason(&self) -> Option<(u16, String)> {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Hands a response to whoever waits for its echo; returns false for an echo nobody waits
@@ -302,7 +332,10 @@ impl Hub {
             info!(bot = %key.bot, account = %key.user_id, old = old.id, new = connection.id,
                 "a new connection replaces the old one for this account");
             if !still_used {
-                old.close.cancel();
+                old.close_with(
+                    close_code::REPLACED,
+                    "replaced by a newer connection for the same account",
+                );
             }
         } else {
             info!(bot = %key.bot, account = %key.user_id, connection = connection.id, "account online");

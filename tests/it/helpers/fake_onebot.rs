@@ -53,6 +53,8 @@ pub struct FakeOneBot {
     silence: Arc<tokio::sync::Notify>,
     nonce: u32,
     next_id: std::sync::atomic::AtomicU64,
+    /// The close frame the service sent (code, reason), once it closed the connection.
+    closed_with: Arc<Mutex<Option<(u16, String)>>>,
 }
 
 /// The actions every fake offers.
@@ -141,6 +143,8 @@ impl FakeOneBot {
         let shared = Arc::clone(&world);
         let silence = Arc::new(tokio::sync::Notify::new());
         let quiet = Arc::clone(&silence);
+        let closed_with = Arc::new(Mutex::new(None));
+        let close_seen = Arc::clone(&closed_with);
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -163,6 +167,11 @@ impl FakeOneBot {
                             let request: Value = serde_json::from_str(text.as_str()).unwrap();
                             answer(&shared, &account_id, request, answers.clone());
                         }
+                        Some(Ok(Message::Close(frame))) => {
+                            *close_seen.lock().unwrap() =
+                                frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                            return;
+                        }
                         Some(Ok(_)) => {}
                         _ => return,
                     }
@@ -175,6 +184,7 @@ impl FakeOneBot {
             out,
             task,
             silence,
+            closed_with,
             nonce: rand::random(),
             next_id: std::sync::atomic::AtomicU64::new(1),
         };
@@ -321,6 +331,11 @@ impl FakeOneBot {
     /// Whether the connection has ended (the service closed it).
     pub fn is_closed(&self) -> bool {
         self.task.is_finished()
+    }
+
+    /// The code and reason of the service's close frame, if it sent one with them.
+    pub fn close_frame(&self) -> Option<(u16, String)> {
+        self.closed_with.lock().unwrap().clone()
     }
 
     /// Stops reading and writing but keeps the socket open: pings go unanswered (a hung
