@@ -119,6 +119,32 @@ fn initial_settings(body: &NewGroupBody) -> Result<Vec<SettingsChange>, String> 
     Ok(changes)
 }
 
+/// The settings of an adoption request that differ from the adopted group's: its `name`,
+/// `tags` (as a set) or `timezone`.
+fn differing_settings(
+    changes: &[SettingsChange],
+    settings: &crate::domain::GroupSettings,
+) -> Vec<&'static str> {
+    let mut differs = Vec::new();
+    for change in changes {
+        match change {
+            SettingsChange::SetName(name) if *name != settings.name => differs.push("name"),
+            SettingsChange::ReplaceTags(tags) => {
+                let wanted: std::collections::BTreeSet<&String> = tags.iter().collect();
+                let current: std::collections::BTreeSet<&String> = settings.tags.iter().collect();
+                if wanted != current {
+                    differs.push("tags");
+                }
+            }
+            SettingsChange::SetTimezone(zone) if *zone != settings.timezone => {
+                differs.push("timezone")
+            }
+            _ => {}
+        }
+    }
+    differs
+}
+
 /// What adopting by URL found in the store.
 enum Adoption {
     Created(GroupRecord),
@@ -129,8 +155,9 @@ enum Adoption {
 
 /// `POST /api/v1/groups` with `{"webhook_url", "name", "tags", "chat_id"?, "timezone"?}`:
 /// adopts a push-only group. 201 with the group; 200 when the same URL was already adopted under
-/// the same id; 409 when another adopted group already uses that robot, or the id is taken by
-/// another robot; 400 for a URL whose host is not in `wecom.webhook_hosts`.
+/// the same id with the same settings (or none given); 409 when it was with another name, tags
+/// or time zone (PATCH changes those), when another adopted group already uses that robot, or
+/// the id is taken by another robot; 400 for a URL whose host is not in `wecom.webhook_hosts`.
 pub async fn adopt_by_webhook(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -198,7 +225,20 @@ pub async fn adopt_by_webhook(
     .await;
     let (status, group) = match adoption {
         Ok(Ok(Adoption::Created(g))) => (StatusCode::CREATED, g),
-        Ok(Ok(Adoption::Existing(g))) => (StatusCode::OK, g),
+        Ok(Ok(Adoption::Existing(g))) => {
+            // Posting an adopted robot again changes nothing: a different name, tags or zone
+            // would silently rename or retag a group someone already runs.
+            let settings = state.directory.get(&chat);
+            let differs = differing_settings(&changes, &settings);
+            if !differs.is_empty() {
+                return conflict(format!(
+                    "the group {chat} is already adopted with this robot and another {}; change it with PATCH /api/v1/groups/{chat} (name, timezone) or PUT /api/v1/groups/{chat}/tags",
+                    differs.join(", ")
+                ));
+            }
+            let view = GroupView::new(g, &settings);
+            return (StatusCode::OK, Json(view)).into_response();
+        }
         Ok(Ok(Adoption::Conflict(reason))) => return conflict(reason),
         Ok(Err(e)) => return internal_error(e),
         Err(e) => return internal_error(e),

@@ -267,6 +267,27 @@ async fn push_only_groups_are_adopted_by_webhook_url_get_broadcasts_and_can_be_r
     let (status, again) = post(json!({"webhook_url": app.fake.webhook_url("k-p1")})).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{again}");
     assert_eq!(again["chat_id"], p1_id.as_str());
+    let (status, same) = post(json!({
+        "webhook_url": app.fake.webhook_url("k-p1"),
+        "name": "广州财税交流1群",
+        "tags": ["province:广东"],
+    }))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{same}");
+    // Issue 17 §5: another name for an adopted robot is not a silent rename.
+    let (status, renamed) = post(json!({
+        "webhook_url": app.fake.webhook_url("k-p1"),
+        "name": "别的名字",
+    }))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{renamed}");
+    let reason = renamed["error"].as_str().unwrap();
+    assert!(
+        reason.contains("name") && reason.contains("PATCH"),
+        "{reason}"
+    );
+    let kept = app.api(&format!("/api/v1/groups/{p1_id}")).await;
+    assert_eq!(kept["name"], "广州财税交流1群", "{kept}");
     let (status, clash) = post(json!({
         "webhook_url": app.fake.webhook_url("k-p1"),
         "chat_id": "other",
