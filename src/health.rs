@@ -47,6 +47,9 @@ pub struct GroupHealth {
     pub activity: RecentActivity,
     /// The latest red-envelope verdict of the last 30 days.
     pub envelope: Option<Verdict>,
+    /// False for a push-only group: its members' messages never reach the bot, so its score
+    /// says nothing about it (ranked after the measured groups, with the reason).
+    pub measured: bool,
 }
 
 pub fn stage_text(stage: Stage) -> &'static str {
@@ -95,7 +98,13 @@ pub fn group_health(
         replies_to_posts: activity.replies_to_posts_7d,
         envelope,
     };
-    let health = assess(&input, now);
+    let mut health = assess(&input, now);
+    let measured = !group.is_push_only();
+    if !measured {
+        health.reasons = vec![
+            "只推送的群：机器人收不到群里的消息，无法评估活跃度（分数不代表群的情况）".to_owned(),
+        ];
+    }
     Ok(GroupHealth {
         chat_id: chat.clone(),
         name: if name.is_empty() {
@@ -112,6 +121,7 @@ pub fn group_health(
         adopted_at: group.adopted_at,
         activity,
         envelope,
+        measured,
     })
 }
 
@@ -139,9 +149,11 @@ pub fn ranking(
             .map_or(&[][..], Vec::as_slice);
         out.push(group_health(store, &group, &name, counts, now)?);
     }
+    // Push-only groups have no activity to measure: after the others, not at the top.
     out.sort_by(|a, b| {
-        a.score
-            .cmp(&b.score)
+        b.measured
+            .cmp(&a.measured)
+            .then_with(|| a.score.cmp(&b.score))
             .then_with(|| a.chat_id.cmp(&b.chat_id))
     });
     Ok(out)
@@ -236,15 +248,18 @@ impl DigestTask {
             Ok(to) => to,
             Err(why) => return failed(why),
         };
-        let count = |stage| ranked.iter().filter(|g| g.stage == stage).count();
+        // Push-only groups are counted apart: their stage is not measured.
+        let measured: Vec<&GroupHealth> = ranked.iter().filter(|g| g.measured).collect();
+        let count = |stage| measured.iter().filter(|g| g.stage == stage).count();
         let counts = context! {
-            total => ranked.len(),
+            total => measured.len(),
+            push_only => ranked.len() - measured.len(),
             dead => count(Stage::Dead),
             declining => count(Stage::Declining),
             new => count(Stage::New),
             steady => count(Stage::Steady),
         };
-        let groups: Vec<_> = ranked
+        let groups: Vec<_> = measured
             .iter()
             .take(digest.limit)
             .map(|g| {

@@ -237,7 +237,7 @@ fn extras_sample() -> Value {
             action => "把还活跃的成员引导到活跃的群，然后解散本群",
             reasons => "最近 7 天没有人发言",
         }],
-        counts => context! { total => 120, dead => 3, declining => 12, new => 8, steady => 97 },
+        counts => context! { total => 120, push_only => 2, dead => 3, declining => 12, new => 8, steady => 97 },
         items => vec![context! {
             id => "vat-small-scale-2027",
             date => "2026-11-24",

@@ -79,3 +79,31 @@ async fn groups_are_ranked_with_the_figures_behind_their_score() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// Issue 17 §5: a push-only group has no activity to measure: it is ranked after the measured
+/// groups, marked `measured: false`, with the reason — not at the top as the quietest group.
+#[tokio::test]
+async fn push_only_groups_are_ranked_apart() {
+    let app = spawn_app().await;
+    adopt_by(&app, "g-heard", "boss", &app.fake.webhook_url("heard")).await;
+    let (status, pushed) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({"webhook_url": app.fake.webhook_url("pushed"), "name": "只推送"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{pushed}");
+    let ranked = app.api("/api/v1/health").await;
+    let ranked = ranked.as_array().unwrap();
+    assert_eq!(ranked.len(), 2, "{ranked:?}");
+    assert_eq!(ranked[0]["chat_id"], "g-heard", "{ranked:?}");
+    assert_eq!(ranked[0]["measured"], true);
+    assert_eq!(ranked[1]["chat_id"], pushed["chat_id"], "{ranked:?}");
+    assert_eq!(ranked[1]["measured"], false);
+    assert!(
+        ranked[1]["reasons"].to_string().contains("只推送的群"),
+        "{}",
+        ranked[1]
+    );
+}
