@@ -159,6 +159,36 @@ pub fn ranking(
     Ok(out)
 }
 
+/// When the digest in force was switched on with its schedule, as the running service saw it: a
+/// digest switched on (or given another schedule or target) while the service runs starts from
+/// its next slot — not with the slot a minute before — while one already on at start catches up
+/// a slot missed while the service was down.
+#[derive(Debug, Default)]
+struct EnabledSince {
+    /// The schedule and target in force, and since when (`None`: since before this start).
+    current: Option<(DigestSchedule, Option<DateTime<Utc>>)>,
+    seen: bool,
+}
+
+/// What makes a digest's slots: its cron, zone and target group.
+type DigestSchedule = (String, chrono_tz::Tz, ChatId);
+
+impl EnabledSince {
+    /// Notes the digest in force at `now` (`None` when off); returns the time its slots must
+    /// come after, if any.
+    fn observe(&mut self, digest: Option<&Digest>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let identity = digest.map(|d| (d.cron_text.clone(), d.timezone, d.to.clone()));
+        let first = !std::mem::replace(&mut self.seen, true);
+        let unchanged = self.current.as_ref().map(|(id, _)| id) == identity.as_ref();
+        if first {
+            self.current = identity.map(|id| (id, None));
+        } else if !unchanged {
+            self.current = identity.map(|id| (id, Some(now)));
+        }
+        self.current.as_ref().and_then(|(_, at)| *at)
+    }
+}
+
 /// Pushes the weekly digest.
 pub struct DigestTask {
     pub store: Store,
@@ -174,11 +204,15 @@ impl DigestTask {
     /// look within its catch-up window.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut reported: Option<DateTime<Utc>> = None;
+        let mut since = EnabledSince::default();
         loop {
             let scripts = self.scripts.current();
-            if let Some(digest) = scripts.health.digest.as_ref().filter(|d| d.enabled)
+            let now = Utc::now();
+            let enabled = scripts.health.digest.as_ref().filter(|d| d.enabled);
+            let starts_after = since.observe(enabled, now);
+            if let Some(digest) = enabled
                 && let DigestOutcome::Failed { slot, reason } =
-                    self.push_due(digest, &scripts, Utc::now()).await
+                    self.push_due(digest, &scripts, now, starts_after).await
                 && reported != Some(slot)
             {
                 warn!(to = %digest.to, slot = %slot, "health digest not pushed: {reason}");
@@ -195,15 +229,18 @@ impl DigestTask {
         }
     }
 
-    /// Pushes the digest of the latest slot at or before `now`, unless it was pushed already or
-    /// the slot is older than [`DIGEST_CATCH_UP`].
+    /// Pushes the digest of the latest slot at or before `now`, unless it was pushed already,
+    /// the slot is older than [`DIGEST_CATCH_UP`], or it is not after `starts_after` (the
+    /// digest was switched on, or its schedule changed, after that slot).
     pub async fn push_due(
         &self,
         digest: &Digest,
         scripts: &crate::scripts::Scripts,
         now: DateTime<Utc>,
+        starts_after: Option<DateTime<Utc>>,
     ) -> DigestOutcome {
-        let after = now - chrono::Duration::from_std(DIGEST_CATCH_UP).unwrap_or_default();
+        let catch_up = now - chrono::Duration::from_std(DIGEST_CATCH_UP).unwrap_or_default();
+        let after = starts_after.map_or(catch_up, |at| at.max(catch_up));
         let Some(slot) =
             crate::schedule::last_occurrence_between(&digest.cron, digest.timezone, after, now)
         else {
@@ -485,6 +522,39 @@ mod tests {
         assert!(declining.score < active.score);
     }
 
+    #[test]
+    fn a_digest_switched_on_while_running_starts_from_its_next_slot() {
+        let scripts = crate::scripts::Scripts::embedded().unwrap();
+        let mut digest = scripts.health.digest.clone().unwrap();
+        digest.enabled = true;
+        let t0 = now();
+        let mut since = EnabledSince::default();
+        // On at start: catches up.
+        assert_eq!(since.observe(Some(&digest), t0), None);
+        assert_eq!(
+            since.observe(Some(&digest), t0 + chrono::Duration::minutes(1)),
+            None
+        );
+        // Off, then on again: from that moment.
+        let later = t0 + chrono::Duration::minutes(2);
+        assert_eq!(since.observe(None, later), None);
+        let on = later + chrono::Duration::minutes(1);
+        assert_eq!(since.observe(Some(&digest), on), Some(on));
+        assert_eq!(
+            since.observe(Some(&digest), on + chrono::Duration::hours(1)),
+            Some(on)
+        );
+        // Another schedule is a new start too.
+        let mut moved = digest.clone();
+        moved.to = ChatId::new("elsewhere");
+        let then = on + chrono::Duration::hours(2);
+        assert_eq!(since.observe(Some(&moved), then), Some(then));
+        // Off at start, switched on later: from then.
+        let mut fresh = EnabledSince::default();
+        assert_eq!(fresh.observe(None, t0), None);
+        assert_eq!(fresh.observe(Some(&digest), on), Some(on));
+    }
+
     #[tokio::test]
     async fn the_digest_is_pushed_once_per_slot_to_the_chosen_group() {
         let dir = tempfile::tempdir().unwrap();
@@ -524,24 +594,33 @@ mod tests {
         // Sunday evening: the last Monday 09:00 slot is a week old, past the catch-up window.
         let sunday = now() - chrono::Duration::hours(14);
         assert_eq!(
-            task.push_due(&digest, &scripts, sunday).await,
+            task.push_due(&digest, &scripts, sunday, None).await,
             DigestOutcome::NotDue
         );
-        // Monday 09:05: pushed once, however often the task looks.
+        // Monday 09:05: switched on a minute ago, the digest waits for its next slot (issue 17
+        // §5) — the 09:00 slot came before it was on.
         let monday = now() + chrono::Duration::minutes(5);
+        let switched_on = monday - chrono::Duration::minutes(1);
         assert_eq!(
-            task.push_due(&digest, &scripts, monday).await,
+            task.push_due(&digest, &scripts, monday, Some(switched_on))
+                .await,
+            DigestOutcome::NotDue
+        );
+        // On since before the slot (or since before the start): pushed once, however often the
+        // task looks.
+        assert_eq!(
+            task.push_due(&digest, &scripts, monday, None).await,
             DigestOutcome::Queued
         );
         assert_eq!(
-            task.push_due(&digest, &scripts, monday + chrono::Duration::hours(1))
+            task.push_due(&digest, &scripts, monday + chrono::Duration::hours(1), None)
                 .await,
             DigestOutcome::NotDue
         );
         // A group the bot has not adopted gets nothing, and the reason says so.
         let mut nowhere = digest.clone();
         nowhere.to = ChatId::new("wrNowhere");
-        let outcome = task.push_due(&nowhere, &scripts, monday).await;
+        let outcome = task.push_due(&nowhere, &scripts, monday, None).await;
         assert!(
             matches!(&outcome, DigestOutcome::Failed { reason, .. } if reason.contains("not adopted")),
             "{outcome:?}"
