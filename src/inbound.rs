@@ -400,7 +400,9 @@ async fn decide(
         .unwrap_or_default();
     // Commands may name members and show counters: only they pay for reading the store.
     let (members, stats) = match event.chat_id() {
-        Some(chat) if engine::is_command(event, &scripts) => group_facts(state, chat, now).await,
+        Some(chat) if engine::is_command(event, &scripts) => {
+            group_facts(state, chat, caps, now).await
+        }
         _ => (Vec::new(), None),
     };
     let cooling = |rule: &str| state.cooldowns.is_cooling(conversation, rule, now);
@@ -427,6 +429,7 @@ async fn decide(
 async fn group_facts(
     state: &AppState,
     chat: &ChatId,
+    caps: Capabilities,
     now: chrono::DateTime<Utc>,
 ) -> (Vec<MemberBrief>, Option<GroupStats>) {
     let store = state.store.clone();
@@ -447,12 +450,16 @@ async fn group_facts(
             }
         }
         let group = store.group(&chat)?;
+        let listed = match &group {
+            Some(group) => store.members_listed(group)?,
+            None => 0,
+        };
         let today = store.daily(&chat, now)?;
-        Ok((members, group, today))
+        Ok((members, group, today, listed))
     })
     .await;
     match read {
-        Ok(Ok((members, group, today))) => {
+        Ok(Ok((members, group, today, listed))) => {
             let members = members
                 .into_iter()
                 .map(|m| MemberBrief {
@@ -465,6 +472,8 @@ async fn group_facts(
                 messages: group.as_ref().map_or(0, |g| g.messages),
                 today_messages: today.messages,
                 today_speakers: today.speakers,
+                members: listed,
+                sees_every_message: caps.sees_every_message,
             };
             (members, Some(stats))
         }

@@ -453,6 +453,9 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
                         messages: g.messages,
                         today_messages: today.messages,
                         today_speakers: today.speakers,
+                        members: store.members_listed(&g).unwrap_or_default(),
+                        // A group with a bot account hears everything; the robot only mentions.
+                        sees_every_message: g.account.is_some(),
                     });
                     members = store
                         .members(&chat)

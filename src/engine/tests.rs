@@ -232,6 +232,8 @@ fn commands_check_roles_and_change_settings() {
         messages: 340,
         today_messages: 5,
         today_speakers: 3,
+        members: 0,
+        sees_every_message: false,
     };
     let view = GroupView {
         settings: &settings,

@@ -29,6 +29,10 @@ pub struct GroupStats {
     pub messages: u64,
     pub today_messages: u64,
     pub today_speakers: u64,
+    /// The group's members now, from its member list (bot accounts list them; 0: unknown).
+    pub members: u64,
+    /// The bot hears every message (a bot account), not only those that @-mention it.
+    pub sees_every_message: bool,
 }
 
 /// `date`: the local date and time.
@@ -193,7 +197,7 @@ fn extras_sample() -> Value {
         evidence => "加微信",
         text => "加我薇信领取免费资料",
         deleted => true,
-        stats => GroupStats { members_seen: 120, messages: 3456, today_messages: 42, today_speakers: 9 },
+        stats => GroupStats { members_seen: 120, messages: 3456, today_messages: 42, today_speakers: 9, members: 130, sees_every_message: false },
         members => vec![context! { id => "zhaoliu", name => "赵六", mention => "<@zhaoliu>" }],
         mentions => "<@zhaoliu>",
         group_rules => "1. 禁止发广告",

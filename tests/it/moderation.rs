@@ -765,3 +765,25 @@ async fn a_spam_burst_posts_one_warning_and_a_welcome_right_after_is_not_held_ba
     assert_eq!(banned.len(), 1, "{blacklist}");
     assert_eq!(banned[0]["at"], first_removal["at"], "{blacklist}");
 }
+
+/// Issue 17 §6: `群统计` on a bot account counts the member list (the two people besides the
+/// account, though only one has spoken) and does not say the bot only sees @-messages — it sees
+/// every message there.
+#[tokio::test]
+async fn group_stats_on_a_bot_account_count_the_member_list() {
+    let Setup {
+        app: _app, fake, ..
+    } = group_of_three(scripts(), &[], |_| {}).await;
+    fake.message(
+        GROUP,
+        "wxid_owner",
+        json!([
+            {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+            {"type": "text", "data": {"text": " 群统计"}}
+        ]),
+    );
+    let stats = wait_sent(&fake, "本群数据", 1).await;
+    let text = sent_text(&stats[0]);
+    assert!(text.contains("群成员：2 人"), "{text}");
+    assert!(!text.contains("只能看到"), "{text}");
+}
