@@ -412,6 +412,7 @@ async fn decide(
         stats: stats.as_ref(),
         members: &members,
         cooling: &cooling,
+        can_remove_members: caps.can_remove_members,
     };
     let decision = engine::decide(event, &view, &scripts, now);
     for problem in &decision.problems {

@@ -529,6 +529,8 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
         stats: stats.as_ref(),
         members: &members,
         cooling: &|_| false,
+        // A simulation cannot tell what the implementation offers; assume it can.
+        can_remove_members: true,
     };
     let decision = engine::decide(&event, &view, &scripts, now);
     println!("decided {}", decision.by);

@@ -431,7 +431,12 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
                 });
                 names.push(if name.is_empty() { user_id } else { name });
             }
-            let mut decision = answer(&command.reply, context! { targets => names }, false);
+            let can_remove = ctx.view.can_remove_members;
+            let mut decision = answer(
+                &command.reply,
+                context! { targets => names, can_remove },
+                false,
+            );
             decision.actions.extend(removals);
             return decision;
         }

@@ -59,6 +59,9 @@ pub struct GroupView<'a> {
     pub members: &'a [MemberBrief],
     /// Whether a keyword rule is in its cooldown in this conversation.
     pub cooling: &'a dyn Fn(&str) -> bool,
+    /// The channel can remove members (a bot account offering it); otherwise a removal asks the
+    /// admins, and the answer to `移出` says so.
+    pub can_remove_members: bool,
 }
 
 impl GroupView<'_> {
@@ -72,6 +75,7 @@ impl GroupView<'_> {
             stats: None,
             members: &[],
             cooling: &|_| false,
+            can_remove_members: false,
         }
     }
 }

@@ -112,6 +112,7 @@ fn a_cooling_rule_keeps_the_bot_silent() {
     let cooling = |id: &str| id == "invoice";
     let view = GroupView {
         cooling: &cooling,
+        can_remove_members: true,
         ..GroupView::empty()
     };
     let silent = decide(&text("发票"), &view, &scripts, office_hours());
@@ -241,6 +242,7 @@ fn commands_check_roles_and_change_settings() {
         stats: Some(&stats),
         members: &members,
         cooling: &|_| false,
+        can_remove_members: true,
     };
     let set_role = |user: &str, name: &str, role| {
         vec![Action::Settings(SettingsChange::SetRole {
@@ -384,6 +386,38 @@ fn commands_check_roles_and_change_settings() {
     }
 }
 
+/// Issue 17 §6: where the channel cannot remove anyone (the group robot), `移出` says the admins
+/// are asked, not that the bot is removing the member.
+#[test]
+fn a_removal_the_channel_cannot_do_is_answered_truthfully() {
+    let scripts = Scripts::embedded().unwrap();
+    let settings = pyramid();
+    let members = members();
+    let answer = |can_remove_members| {
+        let view = GroupView {
+            settings: &settings,
+            recent: &[],
+            stats: None,
+            members: &members,
+            cooling: &|_| false,
+            can_remove_members,
+        };
+        let event = event_from(
+            "da",
+            EventKind::Text {
+                text: "移出 @张三".into(),
+            },
+        );
+        reply_text(&decide(&event, &view, &scripts, office_hours()))
+    };
+    let robot = answer(false);
+    assert!(
+        robot.contains("不能移人") && robot.contains("张三") && !robot.contains("正在将"),
+        "{robot}"
+    );
+    assert!(answer(true).contains("正在将 张三 移出本群"));
+}
+
 /// Issue 27 §3: the words after the reported members are the reason, not more members.
 #[test]
 fn a_report_takes_the_words_after_the_members_as_its_reason() {
@@ -396,6 +430,7 @@ fn a_report_takes_the_words_after_the_members_as_its_reason() {
         stats: None,
         members: &members,
         cooling: &|_| false,
+        can_remove_members: true,
     };
     let reports = |message: &str| -> (Vec<(String, String)>, String) {
         let d = decide(

@@ -186,6 +186,7 @@ fn extras_sample() -> Value {
         required_role => "群主",
         target_role => "大当家",
         targets => vec!["王五"],
+        can_remove => true,
         missing => vec!["赵六"],
         tags => vec!["province:广东", "type:新手群"],
         tag => "type:新手群",
