@@ -247,6 +247,12 @@ impl App {
         let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
         let envelope_stop = scheduler_stop.clone();
         let scheduler_task = scheduler.clone().spawn(scheduler_stop);
+        let alerts = crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone());
+        if !alerts.configured() {
+            info!(
+                "[alerts] webhook_url is not set: members' reports and red-envelope results are kept in the moderation log and the API only"
+            );
+        }
         let dispatcher = outbox.clone();
         let envelopes = Arc::new(crate::red_envelopes::Envelopes::load(
             crate::red_envelopes::EnvelopeDeps {
@@ -254,7 +260,7 @@ impl App {
                 scripts: Arc::clone(&self.scripts),
                 directory: Arc::clone(&directory),
                 webhook_hosts: config.wecom.webhook_hosts.clone(),
-                alerts: crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone()),
+                alerts: alerts.clone(),
                 dispatch: Arc::new(move |entry| dispatcher.dispatch(entry)),
                 clock: Arc::new(chrono::Utc::now),
             },
@@ -313,7 +319,7 @@ impl App {
             envelopes,
             speakers,
             admin_token: config.admin.token.clone(),
-            alerts: crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone()),
+            alerts,
         });
         if config.admin.token.is_none() {
             warn!("admin.token is not set: the admin API answers 401 to everyone");

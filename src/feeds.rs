@@ -494,7 +494,9 @@ fn decode_entities(text: &str) -> String {
                         .map(|hex| u32::from_str_radix(hex, 16))
                         .or_else(|| name.strip_prefix('#').map(str::parse))
                         .and_then(Result::ok)
-                        .and_then(char::from_u32),
+                        .and_then(char::from_u32)
+                        // `&#0;` or `&#27;` would put control characters into a message.
+                        .filter(|c| !c.is_control()),
                 };
                 c.map(|c| (c, end + 2))
             });
@@ -614,6 +616,8 @@ mod tests {
     fn plain_text_is_cut_on_a_character_boundary() {
         assert_eq!(plain_text("一二三四五", 3), "一二三…");
         assert_eq!(plain_text("a<br/>b&amp;c", 10), "a b&c");
+        // A control character is never decoded into a message.
+        assert_eq!(plain_text("a&#0;b&#x1b;c", 20), "a&#0;b&#x1b;c");
     }
 
     fn spec(name: &str, url: &str, items: usize, max_age_hours: u64) -> FeedSpec {

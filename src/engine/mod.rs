@@ -468,47 +468,43 @@ pub fn degrade(
     (result, notes)
 }
 
+/// `reply`'s text and the channel's limit for a passive reply of its format.
+fn reply_limit(reply: &Reply, caps: Capabilities) -> (&str, usize) {
+    match reply {
+        Reply::Text { content, .. } => (content, caps.reply_max_bytes.text),
+        Reply::Markdown { content } => (content, caps.reply_max_bytes.markdown),
+    }
+}
+
 /// Whether `reply` is longer than the channel's passive reply may be.
 fn too_long(reply: &Reply, caps: Capabilities) -> bool {
-    match reply {
-        Reply::Text { content, .. } => content.len() > caps.reply_max_bytes.text,
-        Reply::Markdown { content } => content.len() > caps.reply_max_bytes.markdown,
-    }
+    let (content, limit) = reply_limit(reply, caps);
+    content.len() > limit
 }
 
 /// `reply` cut to the channel's limit: the first piece as the reply (with its mentions), the
 /// rest as messages to post after it.
 fn split_reply(reply: Reply, caps: Capabilities) -> (Reply, Vec<OutMessage>) {
-    match reply {
-        Reply::Text { content, mentioned } => {
-            let mut pieces =
-                pieces::split_on_lines(&content, caps.reply_max_bytes.text).into_iter();
-            let first = pieces.next().unwrap_or_default();
-            let rest = pieces
-                .map(|content| OutMessage::Text {
-                    content,
-                    mentioned: Vec::new(),
-                    mentioned_mobiles: Vec::new(),
-                })
-                .collect();
-            (
-                Reply::Text {
-                    content: first,
-                    mentioned,
-                },
-                rest,
-            )
-        }
-        Reply::Markdown { content } => {
-            let mut pieces =
-                pieces::split_on_lines(&content, caps.reply_max_bytes.markdown).into_iter();
-            let first = pieces.next().unwrap_or_default();
-            let rest = pieces
-                .map(|content| OutMessage::Markdown { content })
-                .collect();
-            (Reply::Markdown { content: first }, rest)
-        }
-    }
+    let (content, limit) = reply_limit(&reply, caps);
+    let mut pieces = pieces::split_on_lines(content, limit).into_iter();
+    let first = pieces.next().unwrap_or_default();
+    // The same format for every piece; only the first mentions anyone.
+    let piece = |content: String| match &reply {
+        Reply::Text { .. } => Reply::Text {
+            content,
+            mentioned: Vec::new(),
+        },
+        Reply::Markdown { .. } => Reply::Markdown { content },
+    };
+    let rest = pieces.map(|p| reply_as_post(piece(p))).collect();
+    let first = match &reply {
+        Reply::Text { mentioned, .. } => Reply::Text {
+            content: first,
+            mentioned: mentioned.clone(),
+        },
+        Reply::Markdown { .. } => piece(first),
+    };
+    (first, rest)
 }
 
 /// A reply as the message posted in its place.

@@ -210,13 +210,7 @@ pub async fn cancel(
         }
         Err(CancelError::NotRunning(state)) => refuse(
             StatusCode::CONFLICT,
-            format!(
-                "test {id} is not running: it is {}",
-                serde_json::to_value(state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
+            format!("test {id} is not running: it is {}", state.as_str()),
         ),
         Err(CancelError::Store(e)) => internal_error(e),
     }

@@ -186,29 +186,42 @@ pub async fn perform(
                 }
             );
             let alert = state.alerts.send(
-                format!("report:{}:{user_id}", event.msg_id),
+                format!("report:{}:{}:{user_id}", event.bot, event.msg_id),
                 chat,
                 "report",
                 text,
                 now,
             );
-            let outcome = match alert {
-                Some(send) => match state.outbox.enqueue(vec![send]).await {
-                    Ok(_) => "sent to the operators' alert group",
-                    Err(e) => {
-                        tracing::error!(chat = %chat, error = %e, "the report was not queued for the alert group");
-                        "logged; the alert group was not reached"
-                    }
-                },
-                None => "logged only (no [alerts] webhook_url)",
-            };
             let mut entry = system_entry(chat, &user_id, "report", now, evidence);
             entry.by = by.to_owned();
             entry.reason = reason;
             entry.action = "notify".into();
-            entry.outcome = vec![outcome.into()];
-            persist(state, chat, &user_id, None, entry, None).await;
-            Vec::new()
+            entry.outcome = vec![match alert {
+                Some(_) => "queued for the operators' alert group".into(),
+                None => "logged only (no [alerts] webhook_url)".into(),
+            }];
+            // The log entry and the alert in one transaction: both are kept, or neither.
+            let store = state.store.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                store.write(|tx| {
+                    tx.log_moderation(&entry)?;
+                    match alert {
+                        Some(send) => tx.enqueue(send, now),
+                        None => Ok(None),
+                    }
+                })
+            })
+            .await;
+            match written {
+                Ok(Ok(queued)) => {
+                    if let Some(entry) = queued {
+                        state.outbox.dispatch(entry);
+                    }
+                    Vec::new()
+                }
+                Ok(Err(e)) => failed(e),
+                Err(e) => failed(StoreError::Db(e.to_string())),
+            }
         }
         ModerationRequest::Appeal { reason } => {
             let last = last_decision(state, chat, by).await;

@@ -124,7 +124,7 @@ pub enum CancelError {
     UnknownTest,
     #[error("no red-envelope test is running in this group")]
     NothingRunning,
-    #[error("the test is not running (it is {0:?})")]
+    #[error("the test is not running: it is {}", .0.as_str())]
     NotRunning(TestState),
     #[error("store: {0}")]
     Store(StoreError),

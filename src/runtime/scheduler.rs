@@ -168,10 +168,10 @@ impl Scheduler {
         Ok(content)
     }
 
-    /// Plans `slot` of `job` for the groups in `zone` (`trigger` says why) and queues its sends;
-    /// returns the run id. Planning a slot again adds nothing. A scheduled slot with no group
-    /// to send to records no run, only the job's mark.
-    /// Plans one slot of `job` in `zone` into the outbox, in chunks of [`PLAN_CHUNK`] groups.
+    /// Plans `slot` of `job` for the groups in `zone` (`trigger` says why) into the outbox, in
+    /// chunks of [`PLAN_CHUNK`] groups, and queues its sends; returns the run. Planning a slot
+    /// again adds nothing. A scheduled slot with no group to send to records no run, only the
+    /// job's mark.
     pub async fn run_slot(
         &self,
         job: &Job,

@@ -31,6 +31,17 @@ pub enum TestState {
     Cancelled,
 }
 
+impl TestState {
+    /// As the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestState::Running => "running",
+            TestState::Finished => "finished",
+            TestState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One red-envelope test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestRecord {

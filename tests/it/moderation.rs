@@ -242,7 +242,7 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
     assert_eq!(reports[0]["reason"], "私聊发广告", "{}", reports[0]);
     assert_eq!(
         reports[0]["outcome"],
-        json!(["sent to the operators' alert group"]),
+        json!(["queued for the operators' alert group"]),
         "{}",
         reports[0]
     );
