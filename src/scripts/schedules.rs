@@ -195,18 +195,37 @@ fn validate(raw: &RawJob) -> Result<Job, String> {
         message: super::Message::literal(raw.format, "", raw.mention_sender),
     };
     // Quiet hours that hold every slot would skip every send, for ever.
-    if !job_built.quiet_hours.is_empty() {
-        let now = chrono::Utc::now();
-        let slots =
-            job_built.slots_between_in(timezone, now, now + chrono::Duration::days(400), 500);
-        if !slots.is_empty() && slots.iter().all(|&s| job_built.is_quiet(timezone, s)) {
-            return Err(job(format!(
-                "every slot of cron {:?} falls in quiet_hours {:?}: the job would never send",
-                raw.cron, raw.quiet_hours
-            )));
-        }
+    if !job_built.quiet_hours.is_empty() && !sends_outside_quiet_hours(&job_built) {
+        return Err(job(format!(
+            "every slot of cron {:?} falls in quiet_hours {:?}: the job would never send",
+            raw.cron, raw.quiet_hours
+        )));
     }
     Ok(job_built)
+}
+
+/// Whether some slot of `job` in the coming year falls outside its quiet hours. Stops at the
+/// first such slot; looks at most at two weeks' worth of minutes (a job every minute covers
+/// every time of day and weekday in that) — a count of slots from now alone could end inside
+/// tonight's quiet hours.
+fn sends_outside_quiet_hours(job: &Job) -> bool {
+    const MAX_SLOTS: usize = 14 * 24 * 60;
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::days(400);
+    let mut at = now;
+    for _ in 0..MAX_SLOTS {
+        match job.next_slot_in(job.timezone, at) {
+            Some(slot) if slot <= until => {
+                if !job.is_quiet(job.timezone, slot) {
+                    return true;
+                }
+                at = slot;
+            }
+            // No slot at all is the never-firing check's to report.
+            _ => return at == now,
+        }
+    }
+    false
 }
 
 /// Parses a schedules file, adding its templates to `templates`.
@@ -278,6 +297,8 @@ mod tests {
             with("0 6,8 * * *", "22:00-07:00").is_ok(),
             "the 08:00 slot sends"
         );
+        // Every minute: however late it is now, the next morning's minutes send.
+        assert!(with("* * * * *", "22:00-07:00").is_ok());
     }
 
     #[test]
