@@ -21,6 +21,7 @@ use crate::channels::wecom::robot::RobotEndpoint;
 use crate::channels::wecom::robot::webhook::WebhookClient;
 use crate::config::{BotConfig, BotCredentials, ChannelKind, Config, Secret};
 use crate::dedupe::Dedupe;
+use crate::engine::Scripts;
 use crate::feeds::Feeds;
 use crate::groups::Directory;
 use crate::http::onebot::OneBotBot;
@@ -29,8 +30,8 @@ use crate::lanes::Lanes;
 use crate::outbox::{Outbox, OutboxOptions, SendSettings};
 use crate::pipeline::{Pipeline, Work, unix_now};
 use crate::runtime::scheduler::Scheduler;
+use crate::scripts::ScriptError;
 use crate::scripts::live::LiveScripts;
-use crate::scripts::{ScriptError, Scripts};
 use crate::store::{Store, StoreError, StoredCredentials};
 use crate::welcomer::WelcomerTask;
 

@@ -14,8 +14,8 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::engine::content::FeedSpec;
 pub use crate::engine::vars::{FeedItemView, FeedView};
-use crate::scripts::feeds::FeedSpec;
 use crate::scripts::live::LiveScripts;
 use crate::store::Store;
 

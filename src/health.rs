@@ -15,11 +15,11 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::domain::{ChatId, Role, Sender};
+use crate::engine::health::{DIGEST_CATCH_UP, Digest};
 use crate::engine::health::{HealthInput, Stage, assess};
 use crate::engine::red_envelope::Verdict;
 use crate::groups::Directory;
 use crate::red_envelopes::Dispatch;
-use crate::scripts::health::{DIGEST_CATCH_UP, Digest};
 use crate::scripts::live::LiveScripts;
 use crate::store::{
     GroupRecord, GroupStatus, NewSend, RecentActivity, SharedTally, Store, StoreError, TestState,
@@ -235,14 +235,14 @@ impl DigestTask {
     pub async fn push_due(
         &self,
         digest: &Digest,
-        scripts: &crate::scripts::Scripts,
+        scripts: &crate::engine::Scripts,
         now: DateTime<Utc>,
         starts_after: Option<DateTime<Utc>>,
     ) -> DigestOutcome {
         let catch_up = now - chrono::Duration::from_std(DIGEST_CATCH_UP).unwrap_or_default();
         let after = starts_after.map_or(catch_up, |at| at.max(catch_up));
         let Some(slot) =
-            crate::schedule::last_occurrence_between(&digest.cron, digest.timezone, after, now)
+            crate::engine::jobs::last_occurrence_between(&digest.cron, digest.timezone, after, now)
         else {
             return DigestOutcome::NotDue;
         };
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn a_digest_switched_on_while_running_starts_from_its_next_slot() {
-        let scripts = crate::scripts::Scripts::embedded().unwrap();
+        let scripts = crate::engine::Scripts::embedded().unwrap();
         let mut digest = scripts.health.digest.clone().unwrap();
         digest.enabled = true;
         let t0 = now();
@@ -576,7 +576,7 @@ mod tests {
             .replace("to = \"\"", "to = \"ops\"")
             .replace("limit = 10", "limit = 2");
         std::fs::write(&health, text).unwrap();
-        let scripts = crate::scripts::Scripts::load(scripts_dir.path()).unwrap();
+        let scripts = crate::engine::Scripts::load(scripts_dir.path()).unwrap();
         let digest = scripts.health.digest.clone().unwrap();
         let sent: Arc<Mutex<Vec<crate::store::OutboxEntry>>> = Arc::default();
         let sink = Arc::clone(&sent);
@@ -584,7 +584,7 @@ mod tests {
             store: store.clone(),
             directory: Arc::new(Directory::load(store.clone()).unwrap()),
             scripts: Arc::new(LiveScripts::new(
-                crate::scripts::Scripts::load(scripts_dir.path()).unwrap(),
+                crate::engine::Scripts::load(scripts_dir.path()).unwrap(),
                 scripts_dir.path(),
             )),
             webhook_hosts: vec![HOST.into()],

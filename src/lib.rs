@@ -12,10 +12,10 @@
 //! | [`app`] | building the service from settings; graceful shutdown |
 //! | [`domain`] | ids, events, replies and messages shared by every part |
 //! | [`channels`] | wire formats: WeCom crypto, the group robot's callbacks and webhook |
-//! | [`engine`] | pure rules: event + group view + scripts + now → actions; commands, keywords, scopes |
-//! | [`schedule`] | jobs: cron in a time zone, targets, quiet hours, misfire policy; planning a slot |
+//! | [`engine`] | pure rules: event + group view + scripts + now → actions; the loaded scripts' types (messages, templates, jobs, content) |
+//! | [`schedule`] | planning a job's slot into sends for the outbox |
 //! | [`runtime`] | stateful services around the engine: the scheduler (more to come, issue 17) |
-//! | [`scripts`] | loading, validating and hot-reloading the operator's bot-scripts and templates |
+//! | [`scripts`] | reading, checking and hot-reloading the operator's bot-scripts into the engine's types |
 //! | [`dedupe`] | handled message ids, so WeCom's retries trigger nothing twice |
 //! | [`groups`] | group settings (roles, tags, rules switched off) held in memory, stored first |
 //! | [`lanes`] | one event at a time per group, groups side by side |

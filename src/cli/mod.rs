@@ -11,7 +11,7 @@ mod broadcast;
 
 use crate::app::{App, GeneratedCredentials, generate_credentials};
 use crate::config::Config;
-use crate::scripts::Scripts;
+use crate::engine::Scripts;
 use crate::store::Store;
 use crate::telemetry::{self, LogFormat};
 
@@ -163,7 +163,7 @@ fn check(cli: &Cli) -> ExitCode {
 
 /// Keyword replies longer than the group robot's passive reply may be: they still work (the
 /// rest follows as posts), but the operator should know they cost posts.
-fn long_replies(scripts: &crate::scripts::Scripts) -> Vec<String> {
+fn long_replies(scripts: &crate::engine::Scripts) -> Vec<String> {
     let limits = crate::domain::Capabilities::WECOM_ROBOT.reply_max_bytes;
     scripts
         .keywords
@@ -172,8 +172,8 @@ fn long_replies(scripts: &crate::scripts::Scripts) -> Vec<String> {
         .filter_map(|rule| {
             let bytes = rule.reply.body.source().len();
             let (limit, kind) = match rule.reply.format {
-                crate::scripts::Format::Text => (limits.text, "text"),
-                crate::scripts::Format::Markdown => (limits.markdown, "markdown"),
+                crate::engine::message::Format::Text => (limits.text, "text"),
+                crate::engine::message::Format::Markdown => (limits.markdown, "markdown"),
             };
             (bytes > limit).then(|| {
                 format!(
@@ -313,7 +313,7 @@ fn credentials(cli: &Cli) -> ExitCode {
 /// campaigns, raids — lives in the running service: a simulation starts without it); returns
 /// whether it would act on the message (delete or more).
 fn moderated(
-    scripts: &crate::scripts::Scripts,
+    scripts: &crate::engine::Scripts,
     event: &crate::domain::Event,
     settings: &crate::domain::GroupSettings,
     (messages, first_seen): (u64, Option<chrono::DateTime<chrono::Utc>>),

@@ -10,7 +10,7 @@ use super::scope::validate_tag;
 use super::vars::GroupStats;
 use super::{By, Ctx, Decision, GroupView};
 use crate::domain::{Action, EnvelopeParams, ModerationRequest, Role, SettingsChange};
-use crate::scripts::Message;
+use crate::engine::message::Message;
 
 /// What a command does. Operators choose the words that trigger it and who may use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -545,7 +545,7 @@ fn envelope_test(
         let shares = p.shares.unwrap_or(defaults.shares);
         let window_secs = p.window_secs.unwrap_or(defaults.window.as_secs());
         check(total_fen, shares).map_err(|e| chinese_reason(&e))?;
-        let longest = crate::scripts::red_envelope::MAX_WINDOW.as_secs();
+        let longest = crate::engine::red_envelope::rules::MAX_WINDOW.as_secs();
         if window_secs == 0 || window_secs > longest {
             return Err(format!("有效时间要在 1 秒到 {} 小时之间", longest / 3600));
         }

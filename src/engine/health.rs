@@ -3,10 +3,14 @@
 //! latest red-envelope verdict — a score from 0 to 100, a lifecycle stage (new, steady,
 //! declining, dead) and what the operator should do about it. The caller gathers the figures.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::red_envelope::Verdict;
+use crate::domain::ChatId;
+use crate::engine::message::Message;
 
 /// How long a group counts as new: the first 30 days of intensive operation.
 pub const NEW_FOR_DAYS: i64 = 30;
@@ -147,6 +151,53 @@ pub fn assess(input: &HealthInput, now: DateTime<Utc>) -> Health {
         action,
         reasons,
     }
+}
+
+/// The most groups a digest lists.
+pub const MAX_DIGEST_GROUPS: usize = 50;
+/// A digest slot missed while the service was down is still pushed this long after it.
+pub const DIGEST_CATCH_UP: Duration = Duration::from_secs(6 * 3600);
+
+/// The weekly digest.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    /// Off: checked like the rest, never pushed.
+    pub enabled: bool,
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    pub timezone: chrono_tz::Tz,
+    /// The group it is pushed to.
+    pub to: ChatId,
+    /// Groups listed, those needing attention most first.
+    pub limit: usize,
+    pub message: Message,
+}
+
+impl PartialEq for Digest {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.enabled,
+            &self.cron_text,
+            self.timezone,
+            &self.to,
+            self.limit,
+            &self.message,
+        ) == (
+            other.enabled,
+            &other.cron_text,
+            other.timezone,
+            &other.to,
+            other.limit,
+            &other.message,
+        )
+    }
+}
+
+/// The loaded file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthScripts {
+    /// `None`: no `[digest]` section (or no file).
+    pub digest: Option<Digest>,
 }
 
 #[cfg(test)]

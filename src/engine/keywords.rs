@@ -11,7 +11,7 @@ use daachorse::CharwiseDoubleArrayAhoCorasick;
 use regex::RegexSet;
 
 use super::scope::{Place, Scope};
-use crate::scripts::Message;
+use crate::engine::message::Message;
 
 /// How a rule's patterns are compared with the (normalised) message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::{ChatId, GroupSettings};
-use crate::scripts::Format;
+use crate::engine::message::Format;
 
 fn rule(id: &str, mode: MatchMode, patterns: &[&str], priority: i32) -> KeywordRule {
     KeywordRule {

@@ -8,13 +8,18 @@
 //! ([`keywords`]), then the fallback answer.
 
 pub mod commands;
+pub mod content;
 pub mod health;
+pub mod jobs;
 pub mod keywords;
+pub mod message;
 pub mod moderation;
 pub mod normalize;
 pub mod pieces;
 pub mod red_envelope;
+pub mod rules;
 pub mod scope;
+pub mod template;
 pub mod vars;
 pub mod welcome;
 
@@ -25,10 +30,11 @@ use crate::domain::{
     Action, Capabilities, Event, EventKind, GroupSettings, MixedItem, OutMessage, Reply, Role,
     SettingsChange,
 };
-use crate::scripts::template::RenderError;
-use crate::scripts::{Message, Scripts};
+use crate::engine::message::Message;
+use crate::engine::template::RenderError;
 use commands::CommandKind;
 use keywords::MatchInput;
+pub use rules::Scripts;
 use scope::Place;
 pub use vars::GroupStats;
 

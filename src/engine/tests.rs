@@ -522,7 +522,7 @@ fn templates_see_member_group_and_date() {
     let content = toml::from_str::<File>(src.text).unwrap().content;
     let body = src.template(&mut scripts.templates, "t", &content).unwrap();
     scripts.fallback = Some(Message {
-        format: crate::scripts::Format::Text,
+        format: crate::engine::message::Format::Text,
         body,
         mention_sender: false,
     });

@@ -13,8 +13,9 @@ use minijinja::{Value, context};
 use super::scope::{Place, Scope};
 use super::vars;
 use crate::domain::{Action, JoinScene, Joiner, Role};
-use crate::scripts::template::RenderError;
-use crate::scripts::{Message, Scripts};
+use crate::engine::Scripts;
+use crate::engine::message::Message;
+use crate::engine::template::RenderError;
 
 /// When welcomes go out in a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -600,10 +600,10 @@ pub async fn list_jobs(State(state): State<Arc<AppState>>, headers: HeaderMap) -
 }
 
 /// Targets as the API shows them: `["all"]` or the scopes.
-pub(super) fn targets_view(targets: &crate::schedule::Targets) -> Vec<String> {
+pub(super) fn targets_view(targets: &crate::engine::jobs::Targets) -> Vec<String> {
     match targets {
-        crate::schedule::Targets::All => vec!["all".to_owned()],
-        crate::schedule::Targets::Scopes(scopes) => {
+        crate::engine::jobs::Targets::All => vec!["all".to_owned()],
+        crate::engine::jobs::Targets::Scopes(scopes) => {
             scopes.iter().map(ToString::to_string).collect()
         }
     }

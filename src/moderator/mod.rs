@@ -612,7 +612,7 @@ fn findings_evidence(findings: &[Finding]) -> String {
 /// The notice to the admins, from the operator's template or a built-in one.
 fn notice_text(
     rules: &ModerationRules,
-    templates: &crate::scripts::template::Templates,
+    templates: &crate::engine::template::Templates,
     vars: impl FnOnce() -> minijinja::Value,
     worst: &Finding,
     outcome: Severity,

@@ -25,13 +25,14 @@ use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use crate::domain::{ChatId, EnvelopeParams, Event, OutMessage, Reply, Role, Sender};
+use crate::engine::Scripts;
+use crate::engine::message::Message;
+use crate::engine::red_envelope::rules::EnvelopeMessages;
 use crate::engine::red_envelope::{self as rules, Claim, ClaimOutcome};
 use crate::engine::{self, normalize};
 use crate::groups::Directory;
 use crate::runtime::alerts::Alerts;
 use crate::scripts::live::LiveScripts;
-use crate::scripts::red_envelope::EnvelopeMessages;
-use crate::scripts::{Message, Scripts};
 use crate::store::{
     ClaimRecord, ClaimVia, GroupStatus, NewSend, OutboxEntry, Store, StoreError, TestRecord,
     TestState,
@@ -315,7 +316,7 @@ impl Envelopes {
         let total_fen = params.total_fen.unwrap_or(defaults.total_fen);
         let shares = params.shares.unwrap_or(defaults.shares);
         let window_secs = params.window_secs.unwrap_or(defaults.window.as_secs());
-        crate::scripts::red_envelope::check_test(
+        crate::engine::red_envelope::rules::check_test(
             total_fen,
             shares,
             Duration::from_secs(window_secs),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::{Envelopes, StartError};
-use crate::scripts::red_envelope::EnvelopeSchedule;
+use crate::engine::red_envelope::rules::EnvelopeSchedule;
 use crate::store::GroupStatus;
 
 /// The name a schedule's mark is kept under beside the jobs' marks (`:` cannot be in a job's

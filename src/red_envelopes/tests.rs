@@ -42,10 +42,10 @@ impl World {
 
     /// A service whose clock follows tokio's (paused) clock.
     fn envelopes(&self) -> Arc<Envelopes> {
-        self.envelopes_with(crate::scripts::Scripts::embedded().unwrap())
+        self.envelopes_with(crate::engine::Scripts::embedded().unwrap())
     }
 
-    fn envelopes_with(&self, scripts: crate::scripts::Scripts) -> Arc<Envelopes> {
+    fn envelopes_with(&self, scripts: crate::engine::Scripts) -> Arc<Envelopes> {
         let sent = Arc::clone(&self.sent);
         let (started, origin) = (self.started, self.origin);
         Arc::new(
@@ -414,7 +414,7 @@ async fn a_schedule_starts_one_test_per_slot_in_the_groups_it_targets() {
         .unwrap();
     let schedule = "\n[[schedule]]\nname = \"hourly\"\ncron = \"0 * * * *\"\ntargets = [\"tag:type:新手群\"]\ntotal_fen = 200\nshares = 2\nwindow_minutes = 5\n";
     let dir = scripts_with_envelope_toml(schedule);
-    let scripts = || crate::scripts::Scripts::load(dir.path()).unwrap();
+    let scripts = || crate::engine::Scripts::load(dir.path()).unwrap();
     let envelopes = world.envelopes_with(scripts());
     let tests_in = |chat: &ChatId| world.store.envelope_tests_of(chat).unwrap().len();
     // 11:06:40 UTC: the schedule is new, nothing is back-filled; the next slot is 12:00.

@@ -17,12 +17,13 @@ use chrono_tz::Tz;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::engine::Scripts;
+use crate::engine::jobs::Job;
 use crate::groups::Directory;
 use crate::outbox::Outbox;
 use crate::schedule::{
-    Job, Recipient, SlotContent, claim_name, local_date, plan_each, run_id, trigger_for,
+    Recipient, SlotContent, claim_name, local_date, plan_each, run_id, trigger_for,
 };
-use crate::scripts::Scripts;
 use crate::scripts::live::LiveScripts;
 use crate::store::{GroupStatus, NewSend, RunRecord, Store, StoreError};
 

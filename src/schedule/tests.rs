@@ -1,7 +1,12 @@
 //! Cron arithmetic across month ends and daylight-saving changes, quiet hours and targets.
 
 use super::*;
-use crate::scripts::{Format, Message};
+use std::time::Duration;
+
+use crate::engine::jobs::*;
+use crate::engine::keywords::Window;
+use crate::engine::message::{Format, Message};
+use crate::engine::scope::Scope;
 use chrono::TimeZone;
 
 fn job(cron: &str, timezone: Tz) -> Job {
@@ -134,7 +139,7 @@ fn recipients(chats: &[&str]) -> Vec<Recipient> {
 
 #[test]
 fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
-    let scripts = crate::scripts::Scripts::embedded().unwrap();
+    let scripts = crate::engine::Scripts::embedded().unwrap();
     let mut j = scripts.jobs[0].clone();
     assert_eq!(j.name, "morning-report");
     j.spread = Duration::from_secs(600);
@@ -242,7 +247,7 @@ fn a_slot_is_planned_once_per_group_spread_and_skipped_only_with_a_reason() {
 
 #[test]
 fn a_group_with_its_own_time_zone_gets_the_slot_at_its_local_time() {
-    let scripts = crate::scripts::Scripts::embedded().unwrap();
+    let scripts = crate::engine::Scripts::embedded().unwrap();
     let j = scripts.jobs[0].clone();
     let london = chrono_tz::Europe::London;
     let mut groups = recipients(&["cn", "uk"]);
@@ -303,7 +308,7 @@ fn a_group_with_its_own_time_zone_gets_the_slot_at_its_local_time() {
 
 #[test]
 fn the_report_carries_the_days_column_queue_items_and_group_facts() {
-    let scripts = crate::scripts::Scripts::embedded().unwrap();
+    let scripts = crate::engine::Scripts::embedded().unwrap();
     let j = scripts.jobs[0].clone();
     // Tuesday 24 November 2026, 07:30 in Shanghai: the dry-goods column.
     let slot = utc(2026, 11, 23, 23, 30);
@@ -358,7 +363,7 @@ fn the_report_carries_the_days_column_queue_items_and_group_facts() {
 #[test]
 fn group_name_and_member_count_reach_job_templates() {
     let mut j = job("30 7 * * *", DEFAULT_TIMEZONE);
-    let mut templates = crate::scripts::template::Templates::new();
+    let mut templates = crate::engine::template::Templates::new();
     let body = templates
         .compile("test", "{{ group.name }} · {{ group.member_count }} 人")
         .unwrap();
@@ -367,7 +372,7 @@ fn group_name_and_member_count_reach_job_templates() {
         body,
         mention_sender: false,
     };
-    let mut scripts = crate::scripts::Scripts::embedded().unwrap();
+    let mut scripts = crate::engine::Scripts::embedded().unwrap();
     scripts.templates = templates;
     let mut groups = recipients(&["g1"]);
     groups[0].settings = std::sync::Arc::new(GroupSettings {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::template::Templates;
 use super::{Format, RawMessage, ScriptError, Source, words};
 use crate::domain::Role;
 use crate::engine::commands::{Command, CommandKind, CommandReplies, CommandSet};
+use crate::engine::template::Templates;
 
 /// The commands file inside the scripts directory (optional: no file, no commands).
 pub const COMMANDS_FILE: &str = "commands.toml";

@@ -6,74 +6,15 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{ScriptError, Source, check_identifier, line_col};
+use crate::engine::content::{Column, Item};
 
 /// The content directory inside the scripts directory.
 pub const CONTENT_DIR: &str = "content";
 pub const CALENDAR_FILE: &str = "calendar.toml";
 pub const QUEUE_FILE: &str = "queue.toml";
-
-/// One weekly column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Column {
-    /// 1 = Monday … 7 = Sunday.
-    pub weekday: u8,
-    pub name: String,
-    /// One line for the morning report.
-    pub intro: String,
-    /// The column's own post, for a job that posts it.
-    pub content: String,
-}
-
-/// One item of the content queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Item {
-    pub id: String,
-    /// Used on this date (the job's local date); `None`: used once, in queue order.
-    pub date: Option<NaiveDate>,
-    pub title: String,
-    pub body: String,
-    pub link: String,
-}
-
-/// The calendar and the queue of one scripts version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Content {
-    /// Columns by weekday (index 0 = Monday).
-    pub columns: [Option<Column>; 7],
-    /// In file order.
-    pub items: Vec<Item>,
-    /// The feeds reports may quote (`feeds.toml`), in file order.
-    pub feeds: Vec<super::feeds::FeedSpec>,
-}
-
-impl Content {
-    /// The column of a weekday (1 = Monday … 7 = Sunday).
-    pub fn column(&self, weekday: u8) -> Option<&Column> {
-        let index = usize::from(weekday.checked_sub(1)?);
-        self.columns.get(index)?.as_ref()
-    }
-
-    /// The items dated `date`, in file order.
-    pub fn dated(&self, date: NaiveDate) -> impl Iterator<Item = &Item> {
-        self.items.iter().filter(move |i| i.date == Some(date))
-    }
-
-    /// The undated items' ids, in queue order.
-    pub fn undated_ids(&self) -> Vec<String> {
-        self.items
-            .iter()
-            .filter(|i| i.date.is_none())
-            .map(|i| i.id.clone())
-            .collect()
-    }
-
-    pub fn item(&self, id: &str) -> Option<&Item> {
-        self.items.iter().find(|i| i.id == id)
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -223,6 +164,7 @@ pub(crate) fn parse_queue(src: &Source<'_>) -> Result<Vec<Item>, ScriptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::content::Content;
     use std::path::Path;
 
     fn calendar(text: &str) -> Result<[Option<Column>; 7], ScriptError> {

@@ -8,24 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ScriptError, Source, check_identifier, line_col};
+use crate::engine::content::FeedSpec;
 
 pub const FEEDS_FILE: &str = "feeds.toml";
-
-/// One declared feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedSpec {
-    /// The name templates use: `feeds.<name>` (letters, digits, `_`).
-    pub name: String,
-    pub url: String,
-    /// Entries a report shows, newest first.
-    pub items: usize,
-    /// The longest a fetch may take.
-    pub timeout: Duration,
-    /// How often the feed is fetched.
-    pub refresh: Duration,
-    /// Entries older than this are not shown (`None`: any age).
-    pub max_age: Option<Duration>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,64 +1,16 @@
 //! `bot-scripts/health.toml`: the weekly health digest — when it is pushed, to which group, how
 //! many groups it lists, and its message.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use super::schedules::cron_and_zone;
-use super::template::Templates;
-use super::{Format, Message, RawMessage, ScriptError, Source};
+use super::{Format, RawMessage, ScriptError, Source};
 use crate::domain::ChatId;
+use crate::engine::health::{Digest, HealthScripts, MAX_DIGEST_GROUPS};
+use crate::engine::template::Templates;
 
 /// The health file inside the scripts directory (optional: no digest).
 pub const HEALTH_FILE: &str = "health.toml";
-/// The most groups a digest lists.
-pub const MAX_DIGEST_GROUPS: usize = 50;
-/// A digest slot missed while the service was down is still pushed this long after it.
-pub const DIGEST_CATCH_UP: Duration = Duration::from_secs(6 * 3600);
-
-/// The weekly digest.
-#[derive(Debug, Clone)]
-pub struct Digest {
-    /// Off: checked like the rest, never pushed.
-    pub enabled: bool,
-    pub cron_text: String,
-    pub cron: croner::Cron,
-    pub timezone: chrono_tz::Tz,
-    /// The group it is pushed to.
-    pub to: ChatId,
-    /// Groups listed, those needing attention most first.
-    pub limit: usize,
-    pub message: Message,
-}
-
-impl PartialEq for Digest {
-    fn eq(&self, other: &Self) -> bool {
-        (
-            self.enabled,
-            &self.cron_text,
-            self.timezone,
-            &self.to,
-            self.limit,
-            &self.message,
-        ) == (
-            other.enabled,
-            &other.cron_text,
-            other.timezone,
-            &other.to,
-            other.limit,
-            &other.message,
-        )
-    }
-}
-
-/// The loaded file.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HealthScripts {
-    /// `None`: no `[digest]` section (or no file).
-    pub digest: Option<Digest>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HealthFile {

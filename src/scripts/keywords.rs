@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::template::Templates;
 use super::{Format, Message, RawMessage, ScriptError, Source, check_identifier, line_col};
 use crate::engine::keywords::{KeywordRule, KeywordSet, MatchMode, Window};
 use crate::engine::normalize::normalize;
 use crate::engine::scope::Scope;
+use crate::engine::template::Templates;
 
 /// The longest cooldown a rule may have: 30 days.
 pub const MAX_COOLDOWN_SECS: u64 = 30 * 24 * 3600;

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{ScriptError, Scripts};
+use super::ScriptError;
+use crate::engine::Scripts;
 
 /// What `GET /api/v1/scripts/status` shows.
 #[derive(Debug, Clone, Serialize)]

@@ -1,6 +1,7 @@
-//! Loading the operator's `bot-scripts/`: the built-in messages (the adoption greeting, help,
-//! and the answer to @-messages nothing else handles) in `messages.toml`, and the keyword
-//! replies in `keywords.toml` ([`keywords`]).
+//! Loading the operator's `bot-scripts/` into the engine's types ([`crate::engine::Scripts`]):
+//! reading and checking each file — the built-in messages in `messages.toml`, keyword replies,
+//! commands, welcomes, moderation, red-envelope tests, the digest, jobs, report content — and
+//! hot-reloading them ([`live`]). What the rules mean is the engine's; this module only parses.
 //!
 //! A broken file is reported with `file:line:column` and the reason. When the directory does
 //! not exist the copy embedded at build time is used, so the service runs out of the box.
@@ -14,20 +15,18 @@ pub mod live;
 pub mod moderation;
 pub mod red_envelope;
 pub mod schedules;
-pub mod template;
 pub mod welcome;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use minijinja::Value;
-
-use crate::domain::{OutMessage, Reply};
+use crate::engine::Scripts;
 use crate::engine::commands::CommandSet;
 use crate::engine::keywords::KeywordSet;
+use crate::engine::message::{Format, Message};
+use crate::engine::template::{Template, Templates};
 use crate::engine::welcome::WelcomeScripts;
-use template::{RenderError, Template, Templates};
 
 /// The messages file inside the scripts directory.
 pub const MESSAGES_FILE: &str = "messages.toml";
@@ -66,78 +65,6 @@ pub struct ScriptError {
     pub line: usize,
     pub column: usize,
     pub reason: String,
-}
-
-/// How a message is formatted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Text,
-    Markdown,
-}
-
-/// One message an operator wrote; its body is a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub format: Format,
-    pub body: Template,
-    /// For text messages: @-mention the member the bot answers.
-    pub mention_sender: bool,
-}
-
-impl Message {
-    /// A message without template variables (tests, built-in texts).
-    pub fn literal(format: Format, content: &str, mention_sender: bool) -> Self {
-        Self {
-            format,
-            body: Template::literal(content),
-            mention_sender,
-        }
-    }
-
-    /// This message as a passive reply to `user_id`.
-    pub fn reply(
-        &self,
-        templates: &Templates,
-        vars: impl FnOnce() -> Value,
-        user_id: &str,
-    ) -> Result<Reply, RenderError> {
-        let content = templates.render(&self.body, vars)?;
-        Ok(match self.format {
-            Format::Text => Reply::Text {
-                content,
-                mentioned: if self.mention_sender && !user_id.is_empty() {
-                    vec![user_id.to_owned()]
-                } else {
-                    Vec::new()
-                },
-            },
-            Format::Markdown => Reply::Markdown { content },
-        })
-    }
-
-    /// This message as a push; `mention` is @-mentioned when the message mentions the sender
-    /// (text only: markdown mentions are written in the template as `<@userid>`).
-    pub fn push(
-        &self,
-        templates: &Templates,
-        vars: impl FnOnce() -> Value,
-        mention: &[String],
-    ) -> Result<OutMessage, RenderError> {
-        let content = templates.render(&self.body, vars)?;
-        Ok(match self.format {
-            Format::Text => OutMessage::Text {
-                content,
-                mentioned: if self.mention_sender {
-                    mention.to_vec()
-                } else {
-                    Vec::new()
-                },
-                mentioned_mobiles: Vec::new(),
-            },
-            Format::Markdown => OutMessage::Markdown { content },
-        })
-    }
 }
 
 /// A message as written in a file (`content` keeps its position for template errors).
@@ -272,41 +199,6 @@ impl<'a> Source<'a> {
             mention_sender: raw.mention_sender,
         })
     }
-}
-
-/// The loaded scripts: one consistent version of every file.
-#[derive(Debug)]
-pub struct Scripts {
-    /// Every template of this version.
-    pub templates: Templates,
-    /// Posted when the bot is added to a group.
-    pub adoption: Message,
-    /// The answer to a help trigger.
-    pub help: Message,
-    /// Words that ask for help, compared after trimming, ignoring ASCII case.
-    pub help_triggers: Vec<String>,
-    /// The answer to an @-message nothing else handles; `None` stays silent.
-    pub fallback: Option<Message>,
-    /// The group rules (the rules command and the welcome's `group_rules`).
-    pub rules: Option<Message>,
-    /// Keyword replies.
-    pub keywords: KeywordSet,
-    /// In-chat commands.
-    pub commands: CommandSet,
-    /// Welcomes for new members.
-    pub welcome: WelcomeScripts,
-    /// Moderation checks and settings.
-    pub moderation: crate::engine::moderation::ModerationRules,
-    /// Red-envelope tests: defaults, verdict thresholds, claim words.
-    pub red_envelope: red_envelope::RedEnvelopeScripts,
-    /// The weekly health digest (`health.toml`).
-    pub health: health::HealthScripts,
-    /// Scheduled jobs.
-    pub jobs: Vec<crate::schedule::Job>,
-    /// The weekly calendar and the content queue (`content/`).
-    pub content: content::Content,
-    /// Where they were loaded from (`None`: the embedded copy).
-    pub source: Option<PathBuf>,
 }
 
 /// The files of one version: (path, text).
@@ -488,18 +380,10 @@ impl Scripts {
             red_envelope: Default::default(),
             health: Default::default(),
             jobs: Vec::new(),
-            content: content::Content::default(),
+            content: crate::engine::content::Content::default(),
             templates: Templates::new(),
             source: None,
         })
-    }
-
-    /// Whether `text` (already stripped of the @-mention) asks for help.
-    pub fn is_help(&self, text: &str) -> bool {
-        let text = text.trim();
-        self.help_triggers
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(text))
     }
 
     /// Renders every template with variables against sample data, so that a misspelt
@@ -544,22 +428,6 @@ impl Scripts {
             }
         }
         Ok(())
-    }
-
-    /// Every message of this version.
-    pub fn messages(&self) -> impl Iterator<Item = &Message> {
-        [Some(&self.adoption), Some(&self.help)]
-            .into_iter()
-            .chain([self.fallback.as_ref(), self.rules.as_ref()])
-            .flatten()
-            .chain(self.keywords.rules().iter().map(|r| &r.reply))
-            .chain(self.commands.messages())
-            .chain(self.welcome.templates.iter().map(|t| &t.message))
-            .chain(self.moderation.warning.iter())
-            .chain(self.moderation.admin_notice.iter())
-            .chain(self.red_envelope.messages())
-            .chain(self.health.digest.iter().map(|d| &d.message))
-            .chain(self.jobs.iter().map(|j| &j.message))
     }
 }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::template::Templates;
 use super::{Format, RawMessage, ScriptError, Source, check_identifier, line_col, words};
 use crate::engine::moderation::content::{WordList, WordMatch};
 use crate::engine::moderation::{
@@ -17,6 +16,7 @@ use crate::engine::moderation::{
     Variants,
 };
 use crate::engine::scope::Scope;
+use crate::engine::template::Templates;
 
 /// The moderation file inside the scripts directory (optional: no file, no moderation).
 pub const MODERATION_FILE: &str = "moderation.toml";

@@ -10,10 +10,10 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::keywords::parse_window;
-use super::template::Templates;
 use super::{Format, RawMessage, ScriptError, Source, check_identifier, line_col};
+use crate::engine::jobs::{DEFAULT_TIMEZONE, Job, Targets};
 use crate::engine::scope::Scope;
-use crate::schedule::{DEFAULT_TIMEZONE, Job, Targets};
+use crate::engine::template::Templates;
 
 /// The schedules file inside the scripts directory (optional: no file, no jobs).
 pub const SCHEDULES_FILE: &str = "schedules.toml";
@@ -117,7 +117,7 @@ pub(crate) fn cron_and_zone(
     };
     // `30 7 30 2 *` parses but never comes; `0 9 29 2 *` comes every four years.
     let start = chrono::Utc::now();
-    if crate::schedule::next_occurrence(&parsed, zone, start)
+    if crate::engine::jobs::next_occurrence(&parsed, zone, start)
         .is_none_or(|next| next - start > chrono::Duration::days(5 * 366))
     {
         return Err(format!(

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::template::Templates;
 use super::{Format, RawMessage, ScriptError, Source, line_col};
 use crate::domain::JoinScene;
 use crate::engine::scope::Scope;
+use crate::engine::template::Templates;
 use crate::engine::welcome::{TimingOverride, WelcomeScripts, WelcomeTemplate};
 
 /// The welcome file inside the scripts directory (optional: no file, no welcomes).

@@ -55,10 +55,6 @@ const USE_HTTP: &[&str] = &["app", "cli"];
 
 /// Edges that break the rules today, to be taken out by issue 17 (each a `from → to`).
 const STILL_TO_REMOVE: &[(&str, &str)] = &[
-    // The engine renders with the scripts' `Message` and templates: they belong to the engine.
-    ("engine", "scripts"),
-    // Jobs are declared in scripts with the scheduler's types.
-    ("scripts", "schedule"),
     // The outbox sends through the channels' clients.
     ("outbox", "channels"),
     // `AppState` lives in `http`; inbound handling, moderation and the roster reach for it.

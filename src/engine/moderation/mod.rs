@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Action, ChatId, Role};
+use crate::engine::message::Message;
 use crate::engine::scope::{Place, Scope};
-use crate::scripts::Message;
 use content::WordList;
 pub use text::{Prepared, Variants};
 

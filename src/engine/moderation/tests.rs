@@ -13,7 +13,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn shipped() -> ModerationRules {
-    crate::scripts::Scripts::embedded().unwrap().moderation
+    crate::engine::Scripts::embedded().unwrap().moderation
 }
 
 /// An ordinary member: here for a month, many messages, but a finding recently (not trusted).

@@ -6,6 +6,8 @@
 //! test (time to the first claim, to half and all the shares, claimers per member) and gives the
 //! verdict: alive, sluggish or dead.
 
+pub mod rules;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
