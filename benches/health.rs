@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use trumpet::domain::{BotId, ChatId, Sender};
-use trumpet::groups::Directory;
+use trumpet::runtime::groups::Directory;
 use trumpet::store::{GroupRecord, GroupStatus, SharedTally, SpeakerTally, Store};
 
 const GROUPS: usize = 1000;
@@ -61,7 +61,8 @@ fn benches(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("ranking_1000_groups", |b| {
         b.iter(|| {
-            let ranked = trumpet::health::ranking(&store, &directory, &speakers, now).unwrap();
+            let ranked =
+                trumpet::runtime::health::ranking(&store, &directory, &speakers, now).unwrap();
             assert_eq!(ranked.len(), GROUPS);
             ranked
         })

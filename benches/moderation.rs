@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use trumpet::domain::{ChatId, GroupSettings, Role};
 use trumpet::engine::moderation::{Activity, Content, Prepared, Standing, judge};
 use trumpet::engine::scope::Place;
-use trumpet::moderator::qr::decode;
+use trumpet::runtime::moderation::qr::decode;
 use trumpet::scripts::EMBEDDED_MODERATION;
 use trumpet::scripts::moderation::parse_file;
 

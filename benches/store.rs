@@ -11,7 +11,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
 use trumpet::outbox::{Outbox, SendSettings};
-use trumpet::pipeline::{Pipeline, Work};
+use trumpet::runtime::pipeline::{Pipeline, Work};
 use trumpet::store::{DedupeRecord, Store};
 
 const BATCH: usize = 500;

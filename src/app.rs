@@ -20,20 +20,20 @@ use crate::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
 use crate::channels::wecom::robot::RobotEndpoint;
 use crate::channels::wecom::robot::webhook::WebhookClient;
 use crate::config::{BotConfig, BotCredentials, ChannelKind, Config, Secret};
-use crate::dedupe::Dedupe;
 use crate::engine::Scripts;
-use crate::feeds::Feeds;
-use crate::groups::Directory;
 use crate::http::onebot::OneBotBot;
 use crate::http::{AppState, router};
-use crate::lanes::Lanes;
 use crate::outbox::{Outbox, OutboxOptions, SendSettings};
-use crate::pipeline::{Pipeline, Work, unix_now};
+use crate::runtime::dedupe::Dedupe;
+use crate::runtime::feeds::Feeds;
+use crate::runtime::groups::Directory;
+use crate::runtime::lanes::Lanes;
+use crate::runtime::pipeline::{Pipeline, Work, unix_now};
 use crate::runtime::scheduler::Scheduler;
+use crate::runtime::welcome::WelcomerTask;
 use crate::scripts::ScriptError;
 use crate::scripts::live::LiveScripts;
 use crate::store::{Store, StoreError, StoredCredentials};
-use crate::welcomer::WelcomerTask;
 
 /// How often old handled ids are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -255,8 +255,8 @@ impl App {
             );
         }
         let dispatcher = outbox.clone();
-        let envelopes = Arc::new(crate::red_envelopes::Envelopes::load(
-            crate::red_envelopes::EnvelopeDeps {
+        let envelopes = Arc::new(crate::runtime::red_envelope::Envelopes::load(
+            crate::runtime::red_envelope::EnvelopeDeps {
                 store: self.store.clone(),
                 scripts: Arc::clone(&self.scripts),
                 directory: Arc::clone(&directory),
@@ -269,7 +269,7 @@ impl App {
         let envelope_task = tokio::spawn(Arc::clone(&envelopes).run(envelope_stop.clone()));
         let digest_dispatcher = outbox.clone();
         let digest_task = tokio::spawn(
-            crate::health::DigestTask {
+            crate::runtime::health::DigestTask {
                 store: self.store.clone(),
                 directory: Arc::clone(&directory),
                 scripts: Arc::clone(&self.scripts),
@@ -310,9 +310,9 @@ impl App {
             pipeline,
             scripts: Arc::clone(&self.scripts),
             store: self.store.clone(),
-            moderator: Arc::new(crate::moderator::Moderator::load(
+            moderator: Arc::new(crate::runtime::moderation::Moderator::load(
                 &self.store,
-                crate::moderator::FetchPolicy {
+                crate::runtime::moderation::FetchPolicy {
                     media: crate::outbound::HostList::new(&config.wecom.media_hosts),
                     files: crate::outbound::HostList::new(&config.onebot.file_hosts),
                 },
@@ -458,7 +458,7 @@ fn resolve_credentials(store: &Store, bot: &BotConfig) -> Result<(BotCredentials
 
 async fn prune_periodically(
     dedupe: Arc<Dedupe>,
-    pipeline: crate::pipeline::PipelineHandle,
+    pipeline: crate::runtime::pipeline::PipelineHandle,
     ttl_secs: i64,
 ) {
     let mut tick = tokio::time::interval(PRUNE_EVERY);

@@ -296,7 +296,10 @@ pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
                 .hub
                 .supports(key, crate::channels::onebot::hub::DELETE_ACTION),
         );
-        if crate::inbound::handle(state, event, caps).await.is_err() {
+        if crate::runtime::inbound::handle(state, event, caps)
+            .await
+            .is_err()
+        {
             return;
         }
     }

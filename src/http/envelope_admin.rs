@@ -16,7 +16,7 @@ use super::AppState;
 use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
 use crate::domain::{ChatId, EnvelopeParams};
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
-use crate::red_envelopes::{CancelError, StartError, TestRef};
+use crate::runtime::red_envelope::{CancelError, StartError, TestRef};
 use crate::store::{ClaimRecord, ClaimVia, StoreError, TestRecord};
 
 /// Who the API says started a test.

@@ -62,7 +62,7 @@ pub async fn ranking(
     let speakers = Arc::clone(&state.speakers);
     let limit = query.limit.unwrap_or(usize::MAX);
     blocking_json(move || {
-        let ranked = crate::health::ranking(&store, &directory, &speakers, Utc::now())?;
+        let ranked = crate::runtime::health::ranking(&store, &directory, &speakers, Utc::now())?;
         Ok(ranked
             .into_iter()
             .filter(|g| stage.is_none_or(|s| g.stage == s))
@@ -93,6 +93,8 @@ pub async fn of_group(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .of_chat(chat.as_str());
-    blocking_json(move || crate::health::group_health(&store, &group, &name, &pending, Utc::now()))
-        .await
+    blocking_json(move || {
+        crate::runtime::health::group_health(&store, &group, &name, &pending, Utc::now())
+    })
+    .await
 }

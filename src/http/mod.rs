@@ -26,17 +26,17 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use crate::channels::onebot::OneBotConfig;
 use crate::channels::onebot::hub::Hub;
 use crate::channels::wecom::robot::RobotEndpoint;
-use crate::cooldowns::Cooldowns;
-use crate::dedupe::Dedupe;
 use crate::domain::Secret;
-use crate::groups::Directory;
-use crate::lanes::Lanes;
 use crate::outbox::Outbox;
-use crate::pipeline::PipelineHandle;
+use crate::runtime::cooldowns::Cooldowns;
+use crate::runtime::dedupe::Dedupe;
+use crate::runtime::groups::Directory;
+use crate::runtime::lanes::Lanes;
+use crate::runtime::pipeline::PipelineHandle;
 use crate::runtime::scheduler::Scheduler;
+use crate::runtime::welcome::Welcomer;
 use crate::scripts::live::LiveScripts;
 use crate::store::Store;
-use crate::welcomer::Welcomer;
 
 /// Largest callback body accepted; WeCom's are a few kilobytes.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
@@ -82,11 +82,11 @@ pub(crate) fn body_refusal(
 
 /// The answer to an event that was not accepted (nothing of it kept): 503, with `Retry-After`
 /// when the service was only too busy to keep it in time.
-pub(crate) fn not_accepted(e: &crate::inbound::NotAccepted) -> axum::response::Response {
+pub(crate) fn not_accepted(e: &crate::runtime::inbound::NotAccepted) -> axum::response::Response {
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse;
     match e {
-        crate::inbound::NotAccepted::Busy => (
+        crate::runtime::inbound::NotAccepted::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1")],
         )
@@ -129,11 +129,11 @@ pub struct AppState {
     pub scripts: Arc<LiveScripts>,
     pub store: Store,
     /// Moderation's state: standings, recent activity, the blacklist.
-    pub moderator: Arc<crate::moderator::Moderator>,
+    pub moderator: Arc<crate::runtime::moderation::Moderator>,
     /// Who spoke, counted by the pipeline and not written yet (health reads it).
     pub speakers: crate::store::SharedTally,
     /// Red-envelope tests while they run.
-    pub envelopes: Arc<crate::red_envelopes::Envelopes>,
+    pub envelopes: Arc<crate::runtime::red_envelope::Envelopes>,
     pub admin_token: Option<Secret>,
     /// The operators' staff group, for what members must not see.
     pub alerts: crate::runtime::alerts::Alerts,

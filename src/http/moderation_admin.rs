@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
 use crate::domain::ChatId;
-use crate::moderator::requests;
+use crate::runtime::moderation::requests;
 use crate::store::LogFilter;
 
 /// Who the API says did something, in the log.

@@ -25,7 +25,7 @@ use crate::channels::onebot::convert::{Converted, reply_segments, to_domain};
 use crate::channels::onebot::protocol::{Incoming, Segment, parse_frame};
 use crate::domain::Secret;
 use crate::domain::{BotId, Capabilities, Reply};
-use crate::inbound::{self, Handled};
+use crate::runtime::inbound::{self, Handled};
 
 /// A bot served on this channel.
 #[derive(Debug, Clone)]

@@ -29,7 +29,7 @@ use crate::channels::onebot::hub::{
 };
 use crate::channels::onebot::protocol::{EventBody, Incoming, SelfId, parse_frame};
 use crate::domain::{BotId, Capabilities, Event, Reply};
-use crate::inbound::{self, Handled};
+use crate::runtime::inbound::{self, Handled};
 use crate::store::{Destination, NewSend};
 
 /// The largest frame accepted from an implementation.
@@ -342,7 +342,7 @@ async fn handle_events(
             event.chat_id().cloned(),
             event.account.clone(),
         );
-        let dedupe_key = crate::dedupe::dedupe_key(&event.bot, &event.msg_id);
+        let dedupe_key = crate::runtime::dedupe::dedupe_key(&event.bot, &event.msg_id);
         let added = event.kind == crate::domain::EventKind::BotAdded;
         // Nothing on the socket acknowledges an event: the reply need not wait for the commit.
         let reply = match inbound::handle_queued(&state, event, caps).await {

@@ -1,5 +1,5 @@
 //! HTTP handlers for `/wecom/robot/{bot_id}`: URL verification (GET) and message callbacks
-//! (POST). What happens to an event is [`crate::inbound`]'s; everything slow happens after the
+//! (POST). What happens to an event is [`crate::runtime::inbound`]'s; everything slow happens after the
 //! answer, in the pipeline.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use super::AppState;
 use super::untrusted::Untrusted;
 use crate::channels::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
 use crate::domain::{Capabilities, EventKind, Reply};
-use crate::inbound::{self, Handled};
+use crate::runtime::inbound::{self, Handled};
 
 fn endpoint<'a>(state: &'a AppState, bot_id: &str) -> Option<&'a Arc<RobotEndpoint>> {
     let found = state.robots.get(bot_id);

@@ -1,8 +1,21 @@
-//! The runtime: stateful services that do I/O on the engine's behalf — today the scheduler that
-//! wakes for each job's slot and plans it into the outbox. The rest of the runtime (inbound
-//! handling, lanes, de-duplication, cooldowns, the commit pipeline, welcomes, moderation's state,
-//! envelope timers, digests, feeds) moves here as issue 17 goes on; the pure rules stay in
-//! `engine`, the plans in `schedule`.
+//! The runtime: stateful services that do I/O on the engine's behalf — taking in events
+//! ([`inbound`]), one at a time per group ([`lanes`]), once each ([`dedupe`]), committing them in
+//! order ([`pipeline`]); and each feature's state around its pure rules in `engine` (same name
+//! there): [`welcome`] batches, [`moderation`]'s standings, [`red_envelope`] timers, [`health`]
+//! and its digest, keyword [`cooldowns`], [`feeds`] fetched for reports, the [`scheduler`] that
+//! plans each job's slot, and the operators' [`alerts`]. Group settings in memory are
+//! [`groups`].
 
 pub mod alerts;
+pub mod cooldowns;
+pub mod dedupe;
+pub mod feeds;
+pub mod groups;
+pub mod health;
+pub mod inbound;
+pub mod lanes;
+pub mod moderation;
+pub mod pipeline;
+pub mod red_envelope;
 pub mod scheduler;
+pub mod welcome;

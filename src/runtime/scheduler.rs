@@ -7,7 +7,7 @@
 //! Planning is idempotent — run ids and send keys derive from `(job, slot, group)` — so a restart,
 //! a manual run of the same slot, or a second replica never sends one slot twice.
 
-use crate::feeds::Feeds;
+use crate::runtime::feeds::Feeds;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +19,8 @@ use tracing::{error, info, warn};
 
 use crate::engine::Scripts;
 use crate::engine::jobs::Job;
-use crate::groups::Directory;
 use crate::outbox::Outbox;
+use crate::runtime::groups::Directory;
 use crate::schedule::{
     Recipient, SlotContent, claim_name, local_date, plan_each, run_id, trigger_for,
 };

@@ -1,6 +1,6 @@
 //! `bot-scripts/content/feeds.toml`: the RSS/Atom feeds scheduled reports may quote — where each
 //! one is, how many entries a report shows, how long a fetch may take and how often it is
-//! refreshed. Only the declaration lives here; fetching and caching are [`crate::feeds`].
+//! refreshed. Only the declaration lives here; fetching and caching are [`crate::runtime::feeds`].
 
 use std::collections::HashMap;
 use std::time::Duration;

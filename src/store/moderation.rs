@@ -22,7 +22,7 @@ pub(super) const MOD_LOG_BY_CHAT: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("mod_log_by_chat");
 /// (the logged finding's time in microseconds, [`fold_key`] of its group, member, check and
 /// action) → (findings folded into it, the last one's time in microseconds). A member repeating
-/// the same finding within the notice window ([`crate::moderator`]'s coalescing) is counted on
+/// the same finding within the notice window ([`crate::runtime::moderation`]'s coalescing) is counted on
 /// one row instead of getting a row each: a flooder's hundreds of findings a minute are one
 /// fixed-size insert each, not a log row and its index entry (the measured cost of a flood).
 pub(super) const MOD_LOG_FOLDS: TableDefinition<(i64, u64), (u64, i64)> =

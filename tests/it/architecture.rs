@@ -22,18 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("outbound", 3),
     ("outbox", 4),
     ("schedule", 5),
-    ("cooldowns", 6),
-    ("dedupe", 6),
-    ("feeds", 6),
-    ("groups", 6),
-    ("health", 6),
-    ("inbound", 6),
-    ("lanes", 6),
-    ("moderator", 6),
-    ("pipeline", 6),
-    ("red_envelopes", 6),
     ("runtime", 6),
-    ("welcomer", 6),
     ("channels", 7),
     ("roster", 7),
     ("http", 8),
@@ -58,17 +47,11 @@ const STILL_TO_REMOVE: &[(&str, &str)] = &[
     // The outbox sends through the channels' clients.
     ("outbox", "channels"),
     // `AppState` lives in `http`; inbound handling, moderation and the roster reach for it.
-    ("inbound", "http"),
-    ("moderator", "http"),
+    ("runtime", "http"),
     ("roster", "http"),
-    // Runtime services that know channel types, and the circle inbound ↔ moderator.
-    ("inbound", "channels"),
-    ("inbound", "moderator"),
-    ("inbound", "roster"),
-    ("moderator", "channels"),
-    ("moderator", "inbound"),
-    ("pipeline", "channels"),
-    ("pipeline", "roster"),
+    // Runtime services that know channel types (removals through the OneBot hub, webhook URLs).
+    ("runtime", "channels"),
+    ("runtime", "roster"),
 ];
 
 /// `crate::<module>` uses of each top-level module, from its source outside test code.

@@ -30,8 +30,8 @@ use crate::engine::message::Message;
 use crate::engine::red_envelope::rules::EnvelopeMessages;
 use crate::engine::red_envelope::{self as rules, Claim, ClaimOutcome};
 use crate::engine::{self, normalize};
-use crate::groups::Directory;
 use crate::runtime::alerts::Alerts;
+use crate::runtime::groups::Directory;
 use crate::scripts::live::LiveScripts;
 use crate::store::{
     ClaimRecord, ClaimVia, GroupStatus, NewSend, OutboxEntry, Store, StoreError, TestRecord,

@@ -26,7 +26,7 @@ use crate::engine::moderation::{
 use crate::engine::scope::Place;
 use crate::engine::{self, vars};
 use crate::http::AppState;
-use crate::pipeline::Post;
+use crate::runtime::pipeline::Post;
 use crate::store::{
     BlacklistEntry, Fold, LogEntry, ModerationWrite, StandingRecord, Store, StoreError,
 };
@@ -528,12 +528,13 @@ async fn carry_out(
     for action in actions {
         match action {
             Action::DeleteMessage { message_id } => {
-                let deleted = crate::inbound::delete(state, event, &message_id).await;
+                let deleted = crate::runtime::inbound::delete(state, event, &message_id).await;
                 done.push(if deleted { "deleted" } else { "not deleted" }.to_owned());
             }
             Action::RemoveMember { user_id, reason } => {
                 let (removal, post) =
-                    crate::inbound::remove(state, event, &user_id, &reason, caps, true).await;
+                    crate::runtime::inbound::remove(state, event, &user_id, &reason, caps, true)
+                        .await;
                 done.push(removal.map_or("removal not attempted".into(), |r| {
                     format!("removal {}", r.as_str())
                 }));
@@ -716,7 +717,9 @@ pub async fn screen_join(
             r.lasts.as_secs() / 60
         );
         warn!(chat = %chat, joins, "raid mode");
-        posts.extend(crate::inbound::notice_post(state, chat, text, caps));
+        posts.extend(crate::runtime::inbound::notice_post(
+            state, chat, text, caps,
+        ));
         let entry = system_entry(
             chat,
             &event.from.user_id,

@@ -10,12 +10,12 @@ use chrono::Utc;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use crate::dedupe::{Lookup, dedupe_key};
 use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, Joiner, Reply};
 use crate::engine::{self, GroupStats, GroupView, MemberBrief, RecentMessage};
 use crate::http::AppState;
-use crate::moderator;
-use crate::pipeline::{NotRecorded, PipelineStopped, Post, SubmitError, Work, unix_now};
+use crate::runtime::dedupe::{Lookup, dedupe_key};
+use crate::runtime::moderation;
+use crate::runtime::pipeline::{NotRecorded, PipelineStopped, Post, SubmitError, Work, unix_now};
 use crate::store::DedupeRecord;
 
 /// What became of an event.
@@ -151,10 +151,10 @@ async fn accept(
     let claiming = claim.is_some();
     // Moderation first: a spam message gets no answer, a blacklisted joiner no welcome.
     let screened = match &event.kind {
-        _ if claiming => moderator::Screened::default(),
-        EventKind::MemberJoined { .. } => moderator::screen_join(state, &event, caps, now).await,
-        kind if kind.is_message() => moderator::screen_message(state, &event, caps, now).await,
-        _ => moderator::Screened::default(),
+        _ if claiming => moderation::Screened::default(),
+        EventKind::MemberJoined { .. } => moderation::screen_join(state, &event, caps, now).await,
+        kind if kind.is_message() => moderation::screen_message(state, &event, caps, now).await,
+        _ => moderation::Screened::default(),
     };
     if let (EventKind::MemberJoined { scene, .. }, Some(chat), false) =
         (&event.kind, event.chat_id(), screened.acted)
@@ -247,11 +247,12 @@ async fn accept(
     }
     for request in requests {
         let recent = lane.recent();
-        posts.extend(moderator::requests::perform(state, &event, request, recent, caps, now).await);
+        posts
+            .extend(moderation::requests::perform(state, &event, request, recent, caps, now).await);
     }
     if let (Some(chat), true) = (event.chat_id(), cancel_envelope) {
         let by = format!("chat:{}", event.from.user_id);
-        let which = crate::red_envelopes::TestRef::Chat(chat.clone());
+        let which = crate::runtime::red_envelope::TestRef::Chat(chat.clone());
         // The command's answer tells the group; no second announcement.
         if let Err(e) = state.envelopes.cancel(&which, &by, false).await {
             warn!(bot = %bot_id, chat = %chat, by = %by, error = %e, "red-envelope test not cancelled");

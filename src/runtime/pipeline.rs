@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::channels::wecom::robot::webhook::WebhookUrl;
-use crate::dedupe::Dedupe;
 use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::Outbox;
+use crate::runtime::dedupe::Dedupe;
 use crate::store::{
     Adopter, DedupeRecord, GroupRecord, GroupStatus, ModerationWrite, NewSend, OutboxEntry,
     SharedTally, Store, StoreError, WriteTx,

@@ -10,7 +10,7 @@ use super::{persist, shorten, system_entry};
 use crate::domain::{Capabilities, ChatId, Event, ModerationRequest};
 use crate::engine::RecentMessage;
 use crate::http::AppState;
-use crate::pipeline::Post;
+use crate::runtime::pipeline::Post;
 use crate::store::{LogFilter, StoreError};
 
 /// How many of a reported member's recent messages the admins are shown.
@@ -139,7 +139,7 @@ pub async fn perform(
     let failed = |e: StoreError| {
         tracing::error!(chat = %chat, error = %e, "moderation request not saved");
         let text = format!("{who} 的群管理操作没有保存成功，请稍后再试或在管理后台处理。");
-        crate::inbound::notice_post(state, chat, text, caps)
+        crate::runtime::inbound::notice_post(state, chat, text, caps)
             .into_iter()
             .collect()
     };
@@ -240,7 +240,7 @@ pub async fn perform(
             entry.action = "notify".into();
             entry.outcome = vec!["admins told".into()];
             persist(state, chat, by, None, entry, None).await;
-            crate::inbound::notice_post(state, chat, text, caps)
+            crate::runtime::inbound::notice_post(state, chat, text, caps)
                 .into_iter()
                 .collect()
         }

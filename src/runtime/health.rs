@@ -18,8 +18,8 @@ use crate::domain::{ChatId, Role, Sender};
 use crate::engine::health::{DIGEST_CATCH_UP, Digest};
 use crate::engine::health::{HealthInput, Stage, assess};
 use crate::engine::red_envelope::Verdict;
-use crate::groups::Directory;
-use crate::red_envelopes::Dispatch;
+use crate::runtime::groups::Directory;
+use crate::runtime::red_envelope::Dispatch;
 use crate::scripts::live::LiveScripts;
 use crate::store::{
     GroupRecord, GroupStatus, NewSend, RecentActivity, SharedTally, Store, StoreError, TestState,

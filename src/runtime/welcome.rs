@@ -17,8 +17,8 @@ use crate::domain::{Action, ChatId, Joiner};
 use crate::engine::degrade;
 use crate::engine::scope::Place;
 use crate::engine::welcome::{self, GroupWelcomes};
-use crate::groups::Directory;
 use crate::outbox::Outbox;
+use crate::runtime::groups::Directory;
 use crate::scripts::live::LiveScripts;
 use crate::store::{GroupStatus, NewSend, Store, StoreError};
 
