@@ -295,14 +295,11 @@ impl App {
             })
             .collect();
         let hub_for_shutdown = Arc::clone(&hub);
-        let state = Arc::new(AppState {
-            onebot,
-            onebot_config: config.onebot.clone(),
-            hub,
+        let services = Arc::new(crate::runtime::Services {
+            accounts: Arc::clone(&hub) as Arc<dyn crate::runtime::accounts::BotAccounts>,
             outbox: outbox.clone(),
             scheduler,
             welcomer,
-            robots: self.endpoints.clone(),
             dedupe,
             lanes: Lanes::default(),
             directory,
@@ -319,8 +316,15 @@ impl App {
             )?),
             envelopes,
             speakers,
-            admin_token: config.admin.token.clone(),
             alerts,
+        });
+        let state = Arc::new(AppState {
+            services,
+            robots: self.endpoints.clone(),
+            onebot,
+            onebot_config: config.onebot.clone(),
+            hub,
+            admin_token: config.admin.token.clone(),
         });
         if config.admin.token.is_none() {
             warn!("admin.token is not set: the admin API answers 401 to everyone");

@@ -66,6 +66,14 @@ impl fmt::Display for ChatId {
     }
 }
 
+/// A bot account (a WeChat or WeCom user a bot implementation is logged in as): the configured
+/// bot it belongs to and its user id there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountKey {
+    pub bot: BotId,
+    pub user_id: String,
+}
+
 /// Who sent a message.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Sender {

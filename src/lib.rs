@@ -18,7 +18,6 @@
 //! | [`schedule`] | planning a job's slot into sends for the outbox |
 //! | [`runtime`] | stateful services around the engine: inbound handling, lanes, de-duplication, the commit pipeline, and each feature's state (welcome, moderation, red envelopes, health, feeds, the scheduler, alerts) |
 //! | [`channels`] | wire formats and clients: WeCom crypto, the group robot's callbacks and webhook, OneBot 12 |
-//! | [`roster`] | a bot account's groups and members, synced from its account |
 //! | [`http`] | the axum router: callbacks, admin API, health |
 //! | [`app`], [`config`], [`telemetry`] | building the service from settings; graceful shutdown; log setup |
 //! | [`cli`] | the `trumpet` command: `serve`, `check`, `simulate`, `broadcast`, `keygen`, `credentials` |
@@ -34,7 +33,6 @@ pub mod engine;
 pub mod http;
 pub mod outbound;
 pub mod outbox;
-pub mod roster;
 pub mod runtime;
 pub mod schedule;
 pub mod scripts;

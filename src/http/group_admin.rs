@@ -20,11 +20,12 @@ use tracing::info;
 
 use super::AppState;
 use super::admin::{GroupView, admit, authorized, bad_request, internal_error, unauthorized};
-use crate::channels::onebot::hub::AccountKey;
+use crate::channels::onebot::accounts::REMOVE_ACTION;
 use crate::channels::wecom::robot::webhook::WebhookUrl;
+use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId, SettingsChange};
 use crate::engine::scope::validate_tag;
-use crate::roster::Removal;
+use crate::runtime::accounts::{self, Removal};
 use crate::store::{GroupRecord, GroupStatus, StoreError};
 
 use crate::store::PUSH_ONLY_BOT;
@@ -414,7 +415,7 @@ pub async fn remove_member(
         )
             .into_response();
     }
-    let outcome = crate::roster::remove_member(&state, &key, &chat, &user).await;
+    let outcome = accounts::remove_member(&state.store, &*state.hub, &key, &chat, &user).await;
     info!(chat = %chat, user = %user, reason = %body.reason, outcome = outcome.as_str(),
         "removal through the admin API");
     let status = match &outcome {
@@ -434,10 +435,7 @@ pub async fn remove_member(
         Removal::OwnAccount => {
             Some("that is the bot account itself; release the group to make the bot leave".into())
         }
-        Removal::Unsupported => Some(format!(
-            "the implementation does not offer {}",
-            crate::roster::REMOVE_ACTION
-        )),
+        Removal::Unsupported => Some(format!("the implementation does not offer {REMOVE_ACTION}")),
         Removal::Confirmed => None,
     };
     (

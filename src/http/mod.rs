@@ -27,16 +27,7 @@ use crate::channels::onebot::OneBotConfig;
 use crate::channels::onebot::hub::Hub;
 use crate::channels::wecom::robot::RobotEndpoint;
 use crate::domain::Secret;
-use crate::outbox::Outbox;
-use crate::runtime::cooldowns::Cooldowns;
-use crate::runtime::dedupe::Dedupe;
-use crate::runtime::groups::Directory;
-use crate::runtime::lanes::Lanes;
-use crate::runtime::pipeline::PipelineHandle;
-use crate::runtime::scheduler::Scheduler;
-use crate::runtime::welcome::Welcomer;
-use crate::scripts::live::LiveScripts;
-use crate::store::Store;
+use crate::runtime::Services;
 
 /// Largest callback body accepted; WeCom's are a few kilobytes.
 pub const MAX_CALLBACK_BODY: usize = 64 * 1024;
@@ -105,38 +96,25 @@ fn bearer_token(value: &str) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-/// What the handlers share.
+/// What the handlers share: the runtime's services, and the transports' own state.
 pub struct AppState {
+    pub services: Arc<Services>,
     pub robots: HashMap<String, Arc<RobotEndpoint>>,
     /// Bots served on the OneBot channel, by id.
     pub onebot: HashMap<String, onebot::OneBotBot>,
     pub onebot_config: OneBotConfig,
     /// The connected bot accounts.
     pub hub: Arc<Hub>,
-    /// Where replies that could not go out at once are queued.
-    pub outbox: Outbox,
-    pub dedupe: Arc<Dedupe>,
-    /// One event at a time per conversation.
-    pub lanes: Lanes,
-    /// Group settings: roles, tags, rules switched off.
-    pub directory: Arc<Directory>,
-    pub cooldowns: Cooldowns,
-    /// Welcomes reported joins.
-    pub welcomer: Welcomer,
-    /// Plans broadcast runs (also on demand).
-    pub scheduler: Scheduler,
-    pub pipeline: PipelineHandle,
-    pub scripts: Arc<LiveScripts>,
-    pub store: Store,
-    /// Moderation's state: standings, recent activity, the blacklist.
-    pub moderator: Arc<crate::runtime::moderation::Moderator>,
-    /// Who spoke, counted by the pipeline and not written yet (health reads it).
-    pub speakers: crate::store::SharedTally,
-    /// Red-envelope tests while they run.
-    pub envelopes: Arc<crate::runtime::red_envelope::Envelopes>,
     pub admin_token: Option<Secret>,
-    /// The operators' staff group, for what members must not see.
-    pub alerts: crate::runtime::alerts::Alerts,
+}
+
+/// Handlers reach the services as if they were the state's own fields (`state.store`).
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 /// Builds the router; a request body must arrive within `body_timeout` (408 otherwise).

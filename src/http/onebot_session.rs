@@ -24,11 +24,9 @@ use tracing::{debug, error, info, warn};
 use super::AppState;
 use super::onebot::reply_params;
 use crate::channels::onebot::convert::{Converted, to_domain};
-use crate::channels::onebot::hub::{
-    AccountKey, CallError, Connection, OUTGOING_FRAMES, close_code,
-};
+use crate::channels::onebot::hub::{CallError, Connection, OUTGOING_FRAMES, close_code};
 use crate::channels::onebot::protocol::{EventBody, Incoming, SelfId, parse_frame};
-use crate::domain::{BotId, Capabilities, Event, Reply};
+use crate::domain::{AccountKey, BotId, Capabilities, Event, Reply};
 use crate::runtime::inbound::{self, Handled};
 use crate::store::{Destination, NewSend};
 
@@ -38,7 +36,8 @@ pub const MAX_FRAME: usize = 1 << 20;
 const WORKERS: usize = 4;
 /// Events waiting per worker before the reader waits too.
 const WORKER_QUEUE: usize = 4096;
-pub use crate::roster::REMOVE_ACTION;
+use crate::channels::onebot::accounts::REMOVE_ACTION;
+use crate::channels::onebot::roster;
 
 /// Serves one connection until it closes.
 pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
@@ -219,7 +218,13 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
 /// Routes `key` to this connection; a newly routed account is brought up to date.
 fn attach(state: &Arc<AppState>, connection: &Arc<Connection>, key: AccountKey, account: &SelfId) {
     if state.hub.attach(key.clone(), &account.platform, connection) {
-        crate::roster::account_online(Arc::clone(state), key);
+        let every = state.onebot_config.sync_interval_minutes.saturating_mul(60);
+        roster::account_online(
+            Arc::clone(&state.services),
+            Arc::clone(&state.hub),
+            key,
+            Duration::from_secs(every),
+        );
     }
 }
 
@@ -353,9 +358,9 @@ async fn handle_events(
                         user_id: account,
                     };
                     let state = Arc::clone(&state);
-                    tokio::spawn(
-                        async move { crate::roster::sync_group(&state, &key, &chat).await },
-                    );
+                    tokio::spawn(async move {
+                        roster::sync_group(&state, &state.hub, &key, &chat).await
+                    });
                 }
                 reply
             }

@@ -36,11 +36,12 @@ use tracing::{error, info, warn};
 
 use super::OutboxConfig;
 use super::governor::{SharedLimits, SlidingWindow, backoff};
-use crate::channels::onebot::hub::{AccountKey, CallError, Hub};
+use crate::channels::onebot::hub::{CallError, Hub};
 use crate::channels::onebot::protocol::ActionError;
 use crate::channels::wecom::robot::webhook::{
     WebhookClient, WebhookError, WebhookUrl, request_bodies,
 };
+use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId};
 use crate::store::{
     Destination, GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,

@@ -12,7 +12,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, Joiner, Reply};
 use crate::engine::{self, GroupStats, GroupView, MemberBrief, RecentMessage};
-use crate::http::AppState;
+use crate::runtime::Services;
+use crate::runtime::accounts::{self, Removal};
 use crate::runtime::dedupe::{Lookup, dedupe_key};
 use crate::runtime::moderation;
 use crate::runtime::pipeline::{NotRecorded, PipelineStopped, Post, SubmitError, Work, unix_now};
@@ -52,7 +53,7 @@ pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 /// committed: what the caller answers is kept. Fails when the pipeline has stopped or the store
 /// kept failing; then nothing was recorded.
 pub async fn handle(
-    state: &AppState,
+    state: &Services,
     event: Event,
     caps: Capabilities,
 ) -> Result<Handled, NotAccepted> {
@@ -72,7 +73,7 @@ pub async fn handle(
 /// Handles `event` like [`handle`], but returns as soon as it is queued for the store: for a
 /// channel that acknowledges nothing, whose events stay in order on the pipeline anyway.
 pub async fn handle_queued(
-    state: &AppState,
+    state: &Services,
     event: Event,
     caps: Capabilities,
 ) -> Result<Handled, PipelineStopped> {
@@ -91,7 +92,7 @@ fn key_hint(key: &str) -> &str {
 
 /// The reply an earlier handling of `key` got, when it was handled before. A retry of an event
 /// whose batch is still being committed waits for it.
-async fn handled_before(state: &AppState, key: &str) -> Option<Option<Reply>> {
+async fn handled_before(state: &Services, key: &str) -> Option<Option<Reply>> {
     let mut found = state.dedupe.lookup(key);
     if found == Lookup::Pending {
         found = state.dedupe.wait_settled(key).await;
@@ -123,7 +124,7 @@ async fn handled_before(state: &AppState, key: &str) -> Option<Option<Reply>> {
 /// `queue_wait` for room (`None`: as long as it takes); returns the outcome and, for a new event,
 /// where the commit of its batch will be told.
 async fn accept(
-    state: &AppState,
+    state: &Services,
     event: Event,
     caps: Capabilities,
     queue_wait: Option<std::time::Duration>,
@@ -316,24 +317,23 @@ async fn accept(
 /// notice to the admins to post: always when the removal is not confirmed, and also when it is
 /// if `announce` (moderation tells the admins about every removal).
 pub(crate) async fn remove(
-    state: &AppState,
+    state: &Services,
     event: &Event,
     user: &str,
     reason: &str,
     caps: Capabilities,
     announce: bool,
-) -> (Option<crate::roster::Removal>, Option<Post>) {
+) -> (Option<Removal>, Option<Post>) {
     let (Some(chat), Some(account)) = (event.chat_id(), &event.account) else {
         warn!(bot = %event.bot, user, "a removal without a bot account to perform it");
         return (None, None);
     };
-    let key = crate::channels::onebot::hub::AccountKey {
+    let key = crate::domain::AccountKey {
         bot: event.bot.clone(),
         user_id: account.clone(),
     };
-    let outcome = crate::roster::remove_member(state, &key, chat, user).await;
+    let outcome = accounts::remove_member(&state.store, &*state.accounts, &key, chat, user).await;
     info!(bot = %event.bot, chat = %chat, user, reason, outcome = outcome.as_str(), "removal");
-    use crate::roster::Removal;
     let text = match outcome {
         Removal::Confirmed if !announce => return (Some(outcome), None),
         Removal::Confirmed => format!("已将成员 {user} 移出本群。{reason}"),
@@ -348,7 +348,7 @@ pub(crate) async fn remove(
 
 /// A notice to `chat`'s admins as the post that carries it (where the channel can post).
 pub(crate) fn notice_post(
-    state: &AppState,
+    state: &Services,
     chat: &ChatId,
     text: String,
     caps: Capabilities,
@@ -363,16 +363,16 @@ pub(crate) fn notice_post(
 
 /// Deletes a message of the event's group through its bot account. A failure is logged: the
 /// admins were told about the message in any case when the rules asked for it.
-pub(crate) async fn delete(state: &AppState, event: &Event, message_id: &str) -> bool {
+pub(crate) async fn delete(state: &Services, event: &Event, message_id: &str) -> bool {
     let Some(account) = &event.account else {
         warn!(bot = %event.bot, message_id, "a deletion without a bot account to perform it");
         return false;
     };
-    let key = crate::channels::onebot::hub::AccountKey {
+    let key = crate::domain::AccountKey {
         bot: event.bot.clone(),
         user_id: account.clone(),
     };
-    match state.hub.delete_message(&key, message_id).await {
+    match state.accounts.delete_message(&key, message_id).await {
         Ok(()) => {
             info!(bot = %event.bot, chat = ?event.chat_id(), message_id, "message deleted");
             true
@@ -387,7 +387,7 @@ pub(crate) async fn delete(state: &AppState, event: &Event, message_id: &str) ->
 
 /// Runs the engine on `event` with the group's view, and fits the actions to the channel.
 async fn decide(
-    state: &AppState,
+    state: &Services,
     event: &Event,
     conversation: &str,
     recent: &[RecentMessage],
@@ -429,7 +429,7 @@ async fn decide(
 
 /// The group's members and counters from the store (for commands).
 async fn group_facts(
-    state: &AppState,
+    state: &Services,
     chat: &ChatId,
     caps: Capabilities,
     now: chrono::DateTime<Utc>,

@@ -6,6 +6,7 @@
 //! plans each job's slot, and the operators' [`alerts`]. Group settings in memory are
 //! [`groups`].
 
+pub mod accounts;
 pub mod alerts;
 pub mod cooldowns;
 pub mod dedupe;
@@ -19,3 +20,34 @@ pub mod pipeline;
 pub mod red_envelope;
 pub mod scheduler;
 pub mod welcome;
+
+use std::sync::Arc;
+
+/// The runtime's services, shared by every channel's handlers and the admin API.
+pub struct Services {
+    /// Where replies that could not go out at once are queued.
+    pub outbox: crate::outbox::Outbox,
+    pub dedupe: Arc<dedupe::Dedupe>,
+    /// One event at a time per conversation.
+    pub lanes: lanes::Lanes,
+    /// Group settings: roles, tags, rules switched off.
+    pub directory: Arc<groups::Directory>,
+    pub cooldowns: cooldowns::Cooldowns,
+    /// Welcomes reported joins.
+    pub welcomer: welcome::Welcomer,
+    /// Plans broadcast runs (also on demand).
+    pub scheduler: scheduler::Scheduler,
+    pub pipeline: pipeline::PipelineHandle,
+    pub scripts: Arc<crate::scripts::live::LiveScripts>,
+    pub store: crate::store::Store,
+    /// Moderation's state: standings, recent activity, the blacklist.
+    pub moderator: Arc<moderation::Moderator>,
+    /// Who spoke, counted by the pipeline and not written yet (health reads it).
+    pub speakers: crate::store::SharedTally,
+    /// Red-envelope tests while they run.
+    pub envelopes: Arc<red_envelope::Envelopes>,
+    /// The operators' staff group, for what members must not see.
+    pub alerts: alerts::Alerts,
+    /// The bot accounts, through whichever channel carries them.
+    pub accounts: Arc<dyn accounts::BotAccounts>,
+}

@@ -27,6 +27,9 @@ use crate::store::{
     SharedTally, Store, StoreError, WriteTx,
 };
 
+/// Why a group is released when its bot leaves (a bot account's group sync undoes it).
+pub const LEFT_REASON: &str = "the robot was removed from the group";
+
 /// Most items applied in one transaction.
 pub const BATCH: usize = 2048;
 /// Items that may wait for the pipeline before the request path waits too (back-pressure: a
@@ -418,7 +421,7 @@ impl Pipeline {
             EventKind::BotRemoved => {
                 group.status = GroupStatus::Released;
                 group.released_at = Some(now);
-                group.release_reason = Some(crate::roster::LEFT_REASON.into());
+                group.release_reason = Some(LEFT_REASON.into());
                 info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group released");
             }
             _ => {

@@ -24,7 +24,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("schedule", 5),
     ("runtime", 6),
     ("channels", 7),
-    ("roster", 7),
     ("http", 8),
     ("app", 9),
     ("config", 9),
@@ -46,12 +45,8 @@ const USE_HTTP: &[&str] = &["app", "cli"];
 const STILL_TO_REMOVE: &[(&str, &str)] = &[
     // The outbox sends through the channels' clients.
     ("outbox", "channels"),
-    // `AppState` lives in `http`; inbound handling, moderation and the roster reach for it.
-    ("runtime", "http"),
-    ("roster", "http"),
-    // Runtime services that know channel types (removals through the OneBot hub, webhook URLs).
+    // The pipeline checks robot webhook URLs with the channel's parser.
     ("runtime", "channels"),
-    ("runtime", "roster"),
 ];
 
 /// `crate::<module>` uses of each top-level module, from its source outside test code.

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::convert::{Outgoing, outgoing};
 use super::protocol::{ActionError, ActionResponse, Segment, SelfId, action_request};
-use crate::domain::{BotId, OutMessage};
+use crate::domain::{AccountKey, OutMessage};
 
 /// The action that deletes a message.
 pub const DELETE_ACTION: &str = "delete_message";
@@ -226,13 +226,6 @@ impl PendingAnswer {
             }
         }
     }
-}
-
-/// A bot account: the configured bot it belongs to and its OneBot `self`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AccountKey {
-    pub bot: BotId,
-    pub user_id: String,
 }
 
 struct Attached {
@@ -558,6 +551,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::channels::onebot::protocol::{Incoming, parse_frame};
+    use crate::domain::BotId;
 
     fn key(account: &str) -> AccountKey {
         AccountKey {

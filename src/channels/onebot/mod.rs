@@ -4,9 +4,11 @@
 //! ([`convert`]) and the live connections with their pending actions ([`hub`]). The HTTP side
 //! (authentication, the socket's read and write loops) is in `crate::http::onebot`.
 
+pub mod accounts;
 pub mod convert;
 pub mod hub;
 pub mod protocol;
+pub mod roster;
 
 /// The bot-account channel (OneBot 12 implementations connecting to Trumpet).
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::channels::onebot::hub::AccountKey;
+use crate::domain::AccountKey;
 use crate::domain::ChatId;
 
 /// The most entries kept per member, per text or per group.

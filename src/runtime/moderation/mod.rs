@@ -18,14 +18,15 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use tracing::{debug, error, info, warn};
 
-use crate::channels::onebot::hub::{AccountKey, DELETE_ACTION};
+use crate::domain::AccountKey;
 use crate::domain::{Action, Capabilities, ChatId, Event, EventKind, MixedItem, OutMessage};
 use crate::engine::moderation::{
     self, Activity, Content, Finding, ModerationRules, Prepared, Severity, Standing, Verdict,
 };
 use crate::engine::scope::Place;
 use crate::engine::{self, vars};
-use crate::http::AppState;
+use crate::runtime::Services;
+use crate::runtime::accounts::Ability;
 use crate::runtime::pipeline::Post;
 use crate::store::{
     BlacklistEntry, Fold, LogEntry, ModerationWrite, StandingRecord, Store, StoreError,
@@ -234,7 +235,7 @@ fn describe(outcome: Severity, verdict: &Verdict) -> String {
 /// Checks a group message and carries out the verdict. Messages from the bot account itself,
 /// and events that are not messages, pass untouched.
 pub async fn screen_message(
-    state: &AppState,
+    state: &Services,
     event: &Event,
     caps: Capabilities,
     now: DateTime<Utc>,
@@ -517,7 +518,7 @@ pub async fn screen_message(
 /// Performs moderation's (degraded) actions on `event`'s group; returns what happened, for the
 /// log (`warned` names a warning post), and the posts to make.
 async fn carry_out(
-    state: &AppState,
+    state: &Services,
     event: &Event,
     actions: Vec<Action>,
     caps: Capabilities,
@@ -641,16 +642,16 @@ fn notice_text(
 
 /// Deletes the earlier copies of a campaign in other groups (through the accounts that saw
 /// them); returns how many went.
-async fn delete_copies(state: &AppState, sightings: &[Sighting]) -> usize {
+async fn delete_copies(state: &Services, sightings: &[Sighting]) -> usize {
     let mut deleted = 0;
     for s in sightings {
         let (Some(message_id), Some(key)) = (&s.message_id, &s.via) else {
             continue;
         };
-        if !state.hub.supports(key, DELETE_ACTION) {
+        if !state.accounts.offers(key, Ability::DeleteMessage) {
             continue;
         }
-        match state.hub.delete_message(key, message_id).await {
+        match state.accounts.delete_message(key, message_id).await {
             Ok(()) => deleted += 1,
             Err(e) => warn!(chat = %s.chat, message_id, error = %e, "campaign copy not deleted"),
         }
@@ -661,7 +662,7 @@ async fn delete_copies(state: &AppState, sightings: &[Sighting]) -> usize {
 /// Writes a member's standing, a log entry and a blacklist entry in one transaction (for
 /// requests answered on their own; what is found in a message goes with the event's batch).
 async fn persist(
-    state: &AppState,
+    state: &Services,
     chat: &ChatId,
     user: &str,
     record: Option<StandingRecord>,
@@ -692,7 +693,7 @@ async fn persist(
 /// A member joined: counts toward raid detection (the admins are told when a raid starts) and
 /// keeps blacklisted members out (`acted`: they are not welcomed).
 pub async fn screen_join(
-    state: &AppState,
+    state: &Services,
     event: &Event,
     caps: Capabilities,
     now: DateTime<Utc>,

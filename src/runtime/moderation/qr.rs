@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use image::imageops::FilterType;
-use serde_json::json;
 use tracing::{debug, warn};
 
-use crate::channels::onebot::hub::AccountKey;
+use crate::domain::AccountKey;
 use crate::domain::{Event, EventKind, MixedItem};
-use crate::http::AppState;
+use crate::runtime::Services;
+use crate::runtime::accounts::{Ability, FileData};
 
 /// The largest image fetched, in bytes.
 pub const MAX_IMAGE_BYTES: usize = 5 << 20;
@@ -93,7 +93,7 @@ pub fn images(kind: &EventKind) -> Vec<&str> {
 }
 
 /// The QR codes in the images of `event`.
-pub async fn codes_in(state: &AppState, http: &reqwest::Client, event: &Event) -> Vec<String> {
+pub async fn codes_in(state: &Services, http: &reqwest::Client, event: &Event) -> Vec<String> {
     let mut codes = Vec::new();
     for source in images(&event.kind) {
         let found = tokio::time::timeout(IMAGE_TIMEOUT, async {
@@ -117,7 +117,7 @@ pub async fn codes_in(state: &AppState, http: &reqwest::Client, event: &Event) -
 
 /// The bytes of an image: through the bot account (`get_file`), or by its URL.
 async fn fetch(
-    state: &AppState,
+    state: &Services,
     http: &reqwest::Client,
     event: &Event,
     source: &str,
@@ -128,32 +128,31 @@ async fn fetch(
                 bot: event.bot.clone(),
                 user_id: account.clone(),
             };
-            if !state.hub.supports(&key, "get_file") {
+            if !state.accounts.offers(&key, Ability::ReadFile) {
                 return Err(QrError::Fetch(
-                    "the implementation does not offer get_file".into(),
+                    "the implementation does not offer reading files".into(),
                 ));
             }
             let file = state
-                .hub
-                .call(&key, "get_file", json!({"file_id": source, "type": "data"}))
+                .accounts
+                .file(&key, source)
                 .await
                 .map_err(|e| QrError::Fetch(e.to_string()))?;
-            if let Some(data) = file["data"].as_str() {
-                if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
-                    return Err(QrError::TooLarge);
+            match file {
+                FileData::Base64(data) => {
+                    if data.len() > MAX_IMAGE_BYTES / 3 * 4 + 4 {
+                        return Err(QrError::TooLarge);
+                    }
+                    return base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .map_err(|e| QrError::Fetch(format!("data is not base64: {e}")));
                 }
-                return base64::engine::general_purpose::STANDARD
-                    .decode(data)
-                    .map_err(|e| QrError::Fetch(format!("data is not base64: {e}")));
-            }
-            match file["url"].as_str() {
-                Some(url) => state
+                FileData::Url(url) => state
                     .moderator
                     .fetch
                     .files
-                    .check_str(url, "onebot.file_hosts")
+                    .check_str(&url, "onebot.file_hosts")
                     .map_err(|e| QrError::Fetch(format!("get_file URL refused: {e}")))?,
-                None => return Err(QrError::Fetch("get_file gave neither data nor url".into())),
             }
         }
         None => state

@@ -9,7 +9,7 @@ use tracing::info;
 use super::{persist, shorten, system_entry};
 use crate::domain::{Capabilities, ChatId, Event, ModerationRequest};
 use crate::engine::RecentMessage;
-use crate::http::AppState;
+use crate::runtime::Services;
 use crate::runtime::pipeline::Post;
 use crate::store::{LogFilter, StoreError};
 
@@ -29,7 +29,7 @@ pub struct Pardoned {
 /// Takes `user` off the blacklist and clears their warnings in every group; logged in `chat`
 /// (where it was asked, or the group they were banned from) as done `by`.
 pub async fn pardon(
-    state: &AppState,
+    state: &Services,
     user: &str,
     chat: Option<&ChatId>,
     by: &str,
@@ -93,7 +93,7 @@ pub async fn pardon(
 
 /// Trusts (or stops trusting) `user` in `chat`.
 pub async fn approve(
-    state: &AppState,
+    state: &Services,
     chat: &ChatId,
     user: &str,
     approved: bool,
@@ -124,7 +124,7 @@ pub async fn approve(
 /// Performs a request made by a command in `event`'s group; returns the posts to make (the
 /// notices of reports and appeals). `recent` is the conversation's last messages.
 pub async fn perform(
-    state: &AppState,
+    state: &Services,
     event: &Event,
     request: ModerationRequest,
     recent: &[RecentMessage],
@@ -248,7 +248,7 @@ pub async fn perform(
 }
 
 /// The latest finding about `user` in `chat`, described for an appeal.
-async fn last_decision(state: &AppState, chat: &ChatId, user: &str) -> Option<String> {
+async fn last_decision(state: &Services, chat: &ChatId, user: &str) -> Option<String> {
     let store = state.store.clone();
     let filter = LogFilter {
         chat_id: Some(chat.clone()),

@@ -18,16 +18,14 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::channels::onebot::hub::{AccountKey, CallError};
-use crate::domain::{Capabilities, ChatId, Conversation, Event, EventKind, Sender, SettingsChange};
-use crate::http::AppState;
+use super::hub::Hub;
+use crate::domain::{
+    AccountKey, Capabilities, ChatId, Conversation, Event, EventKind, Sender, SettingsChange,
+};
+use crate::runtime::Services;
+use crate::runtime::accounts::{Ability, BotAccounts};
+use crate::runtime::pipeline::LEFT_REASON;
 use crate::store::{GroupRecord, GroupStatus, StoreError};
-
-/// The removal extension, used only when the implementation lists it.
-pub const REMOVE_ACTION: &str = "wx.delete_groupmember";
-
-/// Why a group is released when its bot leaves (the pipeline writes it; a sync undoes it).
-pub const LEFT_REASON: &str = "the robot was removed from the group";
 
 /// A group as `get_group_list` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,25 +55,21 @@ pub fn listed_groups(answer: &Value) -> Vec<ListedGroup> {
 }
 
 /// Starts keeping `key`'s groups in sync while the account stays on its current connection.
-pub fn account_online(state: Arc<AppState>, key: AccountKey) {
-    let Some((connection, _)) = state.hub.route(&key) else {
+pub fn account_online(services: Arc<Services>, hub: Arc<Hub>, key: AccountKey, every: Duration) {
+    let Some((connection, _)) = hub.route(&key) else {
         return;
     };
     let connection_id = connection.id;
     drop(connection);
-    let every = Duration::from_secs(state.onebot_config.sync_interval_minutes.saturating_mul(60));
     tokio::spawn(async move {
         loop {
-            sync_groups(&state, &key).await;
+            sync_groups(&services, &hub, &key).await;
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 // The state must be let go of for the service to stop.
-                () = state.hub.stopping().cancelled() => return,
+                () = hub.stopping().cancelled() => return,
             }
-            let still_here = state
-                .hub
-                .route(&key)
-                .is_some_and(|(c, _)| c.id == connection_id);
+            let still_here = hub.route(&key).is_some_and(|(c, _)| c.id == connection_id);
             if !still_here {
                 return;
             }
@@ -84,8 +78,8 @@ pub fn account_online(state: Arc<AppState>, key: AccountKey) {
 }
 
 /// Reads the account's groups and brings the store up to date.
-pub async fn sync_groups(state: &AppState, key: &AccountKey) {
-    let answer = match state.hub.call(key, "get_group_list", json!({})).await {
+pub async fn sync_groups(state: &Services, hub: &Hub, key: &AccountKey) {
+    let answer = match hub.call(key, "get_group_list", json!({})).await {
         Ok(answer) => answer,
         Err(e) => {
             warn!(bot = %key.bot, account = %key.user_id, error = %e,
@@ -158,14 +152,13 @@ pub async fn sync_groups(state: &AppState, key: &AccountKey) {
         }
     }
     for chat in &ours {
-        sync_members(state, key, chat).await;
+        sync_members(state, hub, key, chat).await;
     }
 }
 
 /// After the account joined `chat`: its name (`get_group_info`) and its members.
-pub async fn sync_group(state: &AppState, key: &AccountKey, chat: &ChatId) {
-    match state
-        .hub
+pub async fn sync_group(state: &Services, hub: &Hub, key: &AccountKey, chat: &ChatId) {
+    match hub
         .call(key, "get_group_info", json!({"group_id": chat.as_str()}))
         .await
     {
@@ -183,62 +176,22 @@ pub async fn sync_group(state: &AppState, key: &AccountKey, chat: &ChatId) {
         }
         Err(e) => info!(chat = %chat, error = %e, "group name not read"),
     }
-    sync_members(state, key, chat).await;
-}
-
-/// A member as `get_group_member_list` reports it: id and the name to show.
-fn listed_members(answer: &Value) -> Option<Vec<(String, String)>> {
-    let members = answer.as_array()?;
-    Some(
-        members
-            .iter()
-            .filter_map(|m| {
-                let id = m.get("user_id")?.as_str()?;
-                let name = ["user_displayname", "user_name"]
-                    .iter()
-                    .filter_map(|k| m.get(*k).and_then(Value::as_str))
-                    .find(|n| !n.is_empty())
-                    .unwrap_or("");
-                Some((id.to_owned(), name.to_owned()))
-            })
-            .collect(),
-    )
-}
-
-/// Reads `chat`'s member list through `key`; `None` when it could not be read.
-async fn read_members(
-    state: &AppState,
-    key: &AccountKey,
-    chat: &ChatId,
-) -> Option<Vec<(String, String)>> {
-    match state
-        .hub
-        .call(
-            key,
-            "get_group_member_list",
-            json!({"group_id": chat.as_str()}),
-        )
-        .await
-    {
-        Ok(answer) => {
-            let members = listed_members(&answer);
-            if members.is_none() {
-                warn!(chat = %chat, "get_group_member_list gave no list");
-            }
-            members
-        }
-        Err(e) => {
-            warn!(chat = %chat, error = %e, "member list not read");
-            None
-        }
-    }
+    sync_members(state, hub, key, chat).await;
 }
 
 /// Replaces `chat`'s stored member list with the implementation's, and handles the leaves it
 /// never reported as leaves.
-pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
-    let Some(members) = read_members(state, key, chat).await else {
-        return;
+pub async fn sync_members(state: &Services, hub: &Hub, key: &AccountKey, chat: &ChatId) {
+    let members = match BotAccounts::members(hub, key, chat).await {
+        Ok(Some(members)) => members,
+        Ok(None) => {
+            warn!(chat = %chat, "get_group_member_list gave no list");
+            return;
+        }
+        Err(e) => {
+            warn!(chat = %chat, error = %e, "member list not read");
+            return;
+        }
     };
     let store = state.store.clone();
     let group = chat.clone();
@@ -291,10 +244,8 @@ pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
             received_at: now,
         };
         let caps = Capabilities::bot_account(
-            state.hub.supports(key, REMOVE_ACTION),
-            state
-                .hub
-                .supports(key, crate::channels::onebot::hub::DELETE_ACTION),
+            hub.offers(key, Ability::RemoveMember),
+            hub.offers(key, Ability::DeleteMessage),
         );
         if crate::runtime::inbound::handle(state, event, caps)
             .await
@@ -303,88 +254,6 @@ pub async fn sync_members(state: &AppState, key: &AccountKey, chat: &ChatId) {
             return;
         }
     }
-}
-
-/// What became of a removal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Removal {
-    /// Listed before the removal and gone from the list read after it.
-    Confirmed,
-    /// The implementation said it removed them, but the list still has them.
-    StillThere,
-    /// The member list could not be read before or after, so nobody can say.
-    Unconfirmed,
-    /// Not in the group's member list: nothing to remove (nothing was asked).
-    NotAMember,
-    /// The bot account itself: it does not remove itself (releasing the group is how it leaves).
-    OwnAccount,
-    /// The implementation does not offer removal.
-    Unsupported,
-    Failed(CallError),
-}
-
-impl Removal {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Removal::Confirmed => "confirmed",
-            Removal::StillThere => "still_there",
-            Removal::Unconfirmed => "unconfirmed",
-            Removal::NotAMember => "not_a_member",
-            Removal::OwnAccount => "own_account",
-            Removal::Unsupported => "unsupported",
-            Removal::Failed(_) => "failed",
-        }
-    }
-}
-
-/// Removes `user` from `chat` through `key`, confirmed by the member list read before (they must
-/// be in it) and after (they must be gone from it).
-pub async fn remove_member(
-    state: &AppState,
-    key: &AccountKey,
-    chat: &ChatId,
-    user: &str,
-) -> Removal {
-    if user == key.user_id {
-        return Removal::OwnAccount;
-    }
-    if !state.hub.supports(key, REMOVE_ACTION) {
-        return Removal::Unsupported;
-    }
-    let listed_before = match read_members(state, key, chat).await {
-        Some(members) if !members.iter().any(|(id, _)| id == user) => {
-            info!(chat = %chat, user, "not removed: not in the member list");
-            return Removal::NotAMember;
-        }
-        Some(_) => true,
-        None => false,
-    };
-    let params = json!({"group_id": chat.as_str(), "user_list": [user]});
-    if let Err(e) = state.hub.call(key, REMOVE_ACTION, params).await {
-        return Removal::Failed(e);
-    }
-    let Some(members) = read_members(state, key, chat).await else {
-        return Removal::Unconfirmed;
-    };
-    if members.iter().any(|(id, _)| id == user) {
-        warn!(chat = %chat, user, "the implementation said ok, but the member is still listed");
-        return Removal::StillThere;
-    }
-    let store = state.store.clone();
-    let (group, member) = (chat.clone(), user.to_owned());
-    let stored = tokio::task::spawn_blocking(move || {
-        store.write(|tx| tx.roster_replace(&group, &members).map(|_| ()))
-    })
-    .await;
-    if !matches!(stored, Ok(Ok(()))) {
-        warn!(chat = %chat, user = %member, "the removal is confirmed but the member list was not stored");
-    }
-    if !listed_before {
-        warn!(chat = %chat, user, "not listed after the removal, but the list before it was unreadable");
-        return Removal::Unconfirmed;
-    }
-    info!(chat = %chat, user, "member removed (confirmed by the member list)");
-    Removal::Confirmed
 }
 
 #[cfg(test)]
