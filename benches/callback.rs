@@ -9,9 +9,9 @@ use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use trumpet::channels::wecom::crypto::{self, CallbackCrypto, EncodingAesKey};
-use trumpet::channels::wecom::robot::{RobotEndpoint, parse_query};
 use trumpet::domain::{BotId, Reply};
+use trumpet::wire::wecom::crypto::{self, CallbackCrypto, EncodingAesKey};
+use trumpet::wire::wecom::robot::{RobotEndpoint, parse_query};
 
 const TOKEN: &str = "QDG6eK";
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::{BotId, ChatId, Conversation, Event, EventKind, Reply, Sender};
 use trumpet::outbox::{Outbox, SendSettings};
 use trumpet::runtime::pipeline::{Pipeline, Work};
 use trumpet::store::{DedupeRecord, Store};
+use trumpet::wire::wecom::robot::webhook::WebhookClient;
 
 const BATCH: usize = 500;
 

@@ -15,13 +15,10 @@ use rand::distr::Alphanumeric;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
-use crate::channels::onebot::hub::Hub;
-use crate::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
-use crate::channels::wecom::robot::RobotEndpoint;
-use crate::channels::wecom::robot::webhook::WebhookClient;
+use crate::channels::onebot::{OneBotBot, OneBotChannel};
+use crate::channels::robot::RobotChannel;
 use crate::config::{BotConfig, BotCredentials, ChannelKind, Config, Secret};
 use crate::engine::Scripts;
-use crate::http::onebot::OneBotBot;
 use crate::http::{AppState, router};
 use crate::outbox::{Outbox, OutboxOptions, SendSettings};
 use crate::runtime::dedupe::Dedupe;
@@ -34,6 +31,10 @@ use crate::runtime::welcome::WelcomerTask;
 use crate::scripts::ScriptError;
 use crate::scripts::live::LiveScripts;
 use crate::store::{Store, StoreError, StoredCredentials};
+use crate::wire::onebot::hub::Hub;
+use crate::wire::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use crate::wire::wecom::robot::RobotEndpoint;
+use crate::wire::wecom::robot::webhook::WebhookClient;
 
 /// How often old handled ids are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -319,10 +320,17 @@ impl App {
             alerts,
         });
         let state = Arc::new(AppState {
+            robot: Arc::new(RobotChannel {
+                services: Arc::clone(&services),
+                endpoints: self.endpoints.clone(),
+            }),
+            onebot: Arc::new(OneBotChannel {
+                services: Arc::clone(&services),
+                bots: onebot,
+                config: config.onebot.clone(),
+                hub: Arc::clone(&hub),
+            }),
             services,
-            robots: self.endpoints.clone(),
-            onebot,
-            onebot_config: config.onebot.clone(),
             hub,
             admin_token: config.admin.token.clone(),
         });

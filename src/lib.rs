@@ -5,7 +5,7 @@
 //! through the rate-limited outbox.
 //!
 //! Modules in layers, lowest first; a module uses only lower ones (tests/it/architecture.rs
-//! holds this, with the few uses issue 17 still has to remove):
+//! holds this):
 //!
 //! | module | owns |
 //! |---|---|
@@ -14,10 +14,11 @@
 //! | [`scripts`] | reading, checking and hot-reloading the operator's bot-scripts into the engine's types |
 //! | [`store`] | the redb file: tables, schema version, typed accessors |
 //! | [`outbound`] | where the service may fetch from: listed media hosts, public feeds |
+//! | [`wire`] | peers' wire formats and clients: WeCom crypto, the robot's XML and webhook client, OneBot 12 frames and the hub of connected accounts |
 //! | [`outbox`] | the durable send queue: rate limits, retries, outcomes, resume after a restart |
 //! | [`schedule`] | planning a job's slot into sends for the outbox |
 //! | [`runtime`] | stateful services around the engine: inbound handling, lanes, de-duplication, the commit pipeline, and each feature's state (welcome, moderation, red envelopes, health, feeds, the scheduler, alerts) |
-//! | [`channels`] | wire formats and clients: WeCom crypto, the group robot's callbacks and webhook, OneBot 12 |
+//! | [`channels`] | the handlers peers talk to: the robot's callbacks, OneBot's WebSocket and webhook, the bot accounts' roster sync |
 //! | [`http`] | the axum router: callbacks, admin API, health |
 //! | [`app`], [`config`], [`telemetry`] | building the service from settings; graceful shutdown; log setup |
 //! | [`cli`] | the `trumpet` command: `serve`, `check`, `simulate`, `broadcast`, `keygen`, `credentials` |
@@ -38,3 +39,4 @@ pub mod schedule;
 pub mod scripts;
 pub mod store;
 pub mod telemetry;
+pub mod wire;

@@ -279,9 +279,7 @@ fn credentials(cli: &Cli) -> ExitCode {
         }
         match store.bot_credentials(&bot.id) {
             Ok(Some(stored)) => {
-                match crate::channels::wecom::crypto::EncodingAesKey::parse(
-                    &stored.encoding_aes_key,
-                ) {
+                match crate::wire::wecom::crypto::EncodingAesKey::parse(&stored.encoding_aes_key) {
                     Ok(key) => print_credentials(
                         &GeneratedCredentials {
                             bot: bot.id.clone(),
@@ -489,7 +487,7 @@ fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> Ex
             Err(e) => println!("group   {group}: not shown ({e})"),
         }
     }
-    let stripped = crate::channels::wecom::robot::xml::strip_robot_mention(text, true);
+    let stripped = crate::wire::wecom::robot::xml::strip_robot_mention(text, true);
     let event = Event {
         bot: config
             .bots

@@ -11,11 +11,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
-pub use crate::channels::onebot::OneBotConfig;
-use crate::channels::wecom::crypto::EncodingAesKey;
 use crate::domain::BotId;
 pub use crate::domain::Secret;
 pub use crate::outbox::OutboxConfig;
+pub use crate::wire::onebot::OneBotConfig;
+use crate::wire::wecom::crypto::EncodingAesKey;
 
 /// The embedded defaults, also shipped as documentation of every key's default.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -433,7 +433,7 @@ impl RawSettings {
         validate_wecom(&self.wecom, &mut problem);
         validate_onebot(&self.onebot, &mut problem);
         if let Some(url) = &self.alerts.webhook_url
-            && let Err(e) = crate::channels::wecom::robot::webhook::WebhookUrl::parse(
+            && let Err(e) = crate::wire::wecom::robot::webhook::WebhookUrl::parse(
                 url.expose(),
                 &self.wecom.webhook_hosts,
             )

@@ -40,7 +40,7 @@ pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(super::bearer_token);
+        .and_then(crate::channels::bearer_token);
     match given {
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => true,
         _ => {
@@ -324,7 +324,7 @@ pub(super) fn admit<T>(
         return Err(Box::new(unauthorized()));
     }
     body.map(|Json(b)| b)
-        .map_err(|e| Box::new(super::body_refusal(e.status(), &e, e.body_text())))
+        .map_err(|e| Box::new(crate::channels::body_refusal(e.status(), &e, e.body_text())))
 }
 
 /// `GET /api/v1/groups/{chat_id}`: one group with its settings.

@@ -21,12 +21,12 @@ use tracing::info;
 use super::AppState;
 use super::admin::{GroupView, admit, authorized, bad_request, internal_error, unauthorized};
 use crate::channels::onebot::accounts::REMOVE_ACTION;
-use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId, SettingsChange};
 use crate::engine::scope::validate_tag;
 use crate::runtime::accounts::{self, Removal};
 use crate::store::{GroupRecord, GroupStatus, StoreError};
+use crate::wire::wecom::robot::webhook::WebhookUrl;
 
 use crate::store::PUSH_ONLY_BOT;
 /// How groups adopted by webhook URL are marked (`adopted_via`).
@@ -408,14 +408,14 @@ pub async fn remove_member(
         bot: group.bot.clone(),
         user_id: account,
     };
-    if !state.hub.is_connected(&key) {
+    if !state.accounts.is_connected(&key) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"error": "the bot account is not connected"})),
         )
             .into_response();
     }
-    let outcome = accounts::remove_member(&state.store, &*state.hub, &key, &chat, &user).await;
+    let outcome = accounts::remove_member(&state.store, &*state.accounts, &key, &chat, &user).await;
     info!(chat = %chat, user = %user, reason = %body.reason, outcome = outcome.as_str(),
         "removal through the admin API");
     let status = match &outcome {

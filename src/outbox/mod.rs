@@ -9,8 +9,8 @@ pub use sender::{
     MAX_IN_FLIGHT, MAX_RUNNING_LANES, Outbox, OutboxOptions, OutboxStats, SendSettings,
 };
 
-use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::store::{Destination, GroupRecord};
+use crate::wire::wecom::robot::webhook::WebhookUrl;
 
 /// What a group's channel can do when the bot speaks unprompted (posting; removal and deletion
 /// are for the event paths, which know the implementation's actions).

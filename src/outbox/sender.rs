@@ -36,16 +36,14 @@ use tracing::{error, info, warn};
 
 use super::OutboxConfig;
 use super::governor::{SharedLimits, SlidingWindow, backoff};
-use crate::channels::onebot::hub::{CallError, Hub};
-use crate::channels::onebot::protocol::ActionError;
-use crate::channels::wecom::robot::webhook::{
-    WebhookClient, WebhookError, WebhookUrl, request_bodies,
-};
 use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId};
 use crate::store::{
     Destination, GroupStatus, NewSend, OutboxEntry, OutboxState, SendOutcome, Store, StoreError,
 };
+use crate::wire::onebot::hub::{CallError, Hub};
+use crate::wire::onebot::protocol::ActionError;
+use crate::wire::wecom::robot::webhook::{WebhookClient, WebhookError, WebhookUrl, request_bodies};
 
 /// Requests on the wire (or about to be) at once: enough for the default global limit at
 /// WeCom's usual latency (1,000/s × 0.2 s), and a bound on the request bodies and connections

@@ -18,7 +18,6 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use crate::channels::wecom::robot::webhook::WebhookUrl;
 use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::Outbox;
 use crate::runtime::dedupe::Dedupe;
@@ -26,6 +25,7 @@ use crate::store::{
     Adopter, DedupeRecord, GroupRecord, GroupStatus, ModerationWrite, NewSend, OutboxEntry,
     SharedTally, Store, StoreError, WriteTx,
 };
+use crate::wire::wecom::robot::webhook::WebhookUrl;
 
 /// Why a group is released when its bot leaves (a bot account's group sync undoes it).
 pub const LEFT_REASON: &str = "the robot was removed from the group";

@@ -408,9 +408,9 @@ async fn a_wrong_receive_id_is_refused_when_one_is_configured() {
         &text_body("hi"),
     );
     // Encrypted for another receiver.
-    let other = trumpet::channels::wecom::crypto::CallbackCrypto::new(
+    let other = trumpet::wire::wecom::crypto::CallbackCrypto::new(
         TOKEN,
-        trumpet::channels::wecom::crypto::EncodingAesKey::parse(AES_KEY).unwrap(),
+        trumpet::wire::wecom::crypto::EncodingAesKey::parse(AES_KEY).unwrap(),
         "ww-someone-else",
     );
     let encrypt = other.encrypt([3; 16], &msg).unwrap();
@@ -418,9 +418,9 @@ async fn a_wrong_receive_id_is_refused_when_one_is_configured() {
         post_signed(&app, &encrypt, envelope(&encrypt)).await,
         StatusCode::BAD_REQUEST
     );
-    let right = trumpet::channels::wecom::crypto::CallbackCrypto::new(
+    let right = trumpet::wire::wecom::crypto::CallbackCrypto::new(
         TOKEN,
-        trumpet::channels::wecom::crypto::EncodingAesKey::parse(AES_KEY).unwrap(),
+        trumpet::wire::wecom::crypto::EncodingAesKey::parse(AES_KEY).unwrap(),
         "ww-expected",
     );
     let encrypt = right.encrypt([3; 16], &msg).unwrap();

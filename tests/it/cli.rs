@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use trumpet::channels::wecom::crypto::EncodingAesKey;
 use trumpet::config::validate_token;
+use trumpet::wire::wecom::crypto::EncodingAesKey;
 
 fn trumpet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_trumpet"))

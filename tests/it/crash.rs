@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Timelike, Utc};
 use serde_json::{Value, json};
-use trumpet::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
-use trumpet::channels::wecom::robot::RobotEndpoint;
 use trumpet::domain::BotId;
+use trumpet::wire::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use trumpet::wire::wecom::robot::RobotEndpoint;
 
 use crate::helpers::*;
 

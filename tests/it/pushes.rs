@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use trumpet::channels::wecom::robot::webhook::WebhookClient;
 use trumpet::domain::OutMessage;
 use trumpet::outbox::{Outbox, OutboxOptions, SendSettings};
 use trumpet::store::{Destination, NewSend, OutboxState, Store};
+use trumpet::wire::wecom::robot::webhook::WebhookClient;
 
 /// The outbox's settings against `fake`: `per_minute` per key in `window`, quick retries (three
 /// attempts), no per-bot limit, 1,000 sends a second overall.

@@ -11,9 +11,9 @@
 use std::fmt::Write as _;
 
 use chrono::Utc;
-use trumpet::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
-use trumpet::channels::wecom::robot::RobotEndpoint;
 use trumpet::domain::BotId;
+use trumpet::wire::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use trumpet::wire::wecom::robot::RobotEndpoint;
 
 pub const TOKEN: &str = "LoadTestToken123";
 pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";

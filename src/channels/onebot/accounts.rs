@@ -5,9 +5,9 @@
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::hub::{CallError, DELETE_ACTION, Hub};
 use crate::domain::{AccountKey, ChatId};
 use crate::runtime::accounts::{Ability, AccountError, BotAccounts, FileData, MemberList};
+use crate::wire::onebot::hub::{CallError, DELETE_ACTION, Hub};
 
 /// The removal extension, used only when the implementation lists it.
 pub const REMOVE_ACTION: &str = "wx.delete_groupmember";

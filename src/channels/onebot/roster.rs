@@ -18,7 +18,6 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::hub::Hub;
 use crate::domain::{
     AccountKey, Capabilities, ChatId, Conversation, Event, EventKind, Sender, SettingsChange,
 };
@@ -26,6 +25,7 @@ use crate::runtime::Services;
 use crate::runtime::accounts::{Ability, BotAccounts};
 use crate::runtime::pipeline::LEFT_REASON;
 use crate::store::{GroupRecord, GroupStatus, StoreError};
+use crate::wire::onebot::hub::Hub;
 
 /// A group as `get_group_list` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use trumpet::app::App;
-use trumpet::channels::wecom::crypto::{CallbackCrypto, EncodingAesKey};
-use trumpet::channels::wecom::robot::RobotEndpoint;
-use trumpet::channels::wecom::robot::xml::parse_envelope;
 use trumpet::config::Config;
 use trumpet::domain::BotId;
+use trumpet::wire::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use trumpet::wire::wecom::robot::RobotEndpoint;
+use trumpet::wire::wecom::robot::xml::parse_envelope;
 
 pub use fake_wecom::{Answer, FakeWecom, Received};
 

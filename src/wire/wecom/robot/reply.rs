@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::channels::wecom::crypto::{CallbackCrypto, CryptoError};
 use crate::domain::Reply;
+use crate::wire::wecom::crypto::{CallbackCrypto, CryptoError};
 
 /// Appends `text` as CDATA, splitting any `]]>` inside it so that it cannot end the section.
 fn push_cdata(out: &mut String, text: &str) {
@@ -75,8 +75,8 @@ pub fn encrypted_envelope(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::wecom::crypto::EncodingAesKey;
-    use crate::channels::wecom::robot::xml;
+    use crate::wire::wecom::crypto::EncodingAesKey;
+    use crate::wire::wecom::robot::xml;
 
     #[test]
     fn text_reply_carries_mentions_and_survives_cdata_terminators() {

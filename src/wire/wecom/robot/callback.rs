@@ -7,8 +7,8 @@ use sha1::{Digest, Sha1};
 
 use super::reply::{encrypted_envelope, reply_plaintext};
 use super::xml::{self, XmlError};
-use crate::channels::wecom::crypto::{CallbackCrypto, CryptoError};
 use crate::domain::{BotId, Event, Reply};
+use crate::wire::wecom::crypto::{CallbackCrypto, CryptoError};
 
 /// The query parameters WeCom signs a callback with.
 #[derive(Debug, Clone, PartialEq, Eq)]

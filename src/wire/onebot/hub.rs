@@ -550,8 +550,8 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::onebot::protocol::{Incoming, parse_frame};
     use crate::domain::BotId;
+    use crate::wire::onebot::protocol::{Incoming, parse_frame};
 
     fn key(account: &str) -> AccountKey {
         AccountKey {

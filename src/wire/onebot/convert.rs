@@ -332,7 +332,7 @@ pub fn markdown_to_text(markdown: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channels::onebot::protocol::{Incoming, parse_frame};
+    use crate::wire::onebot::protocol::{Incoming, parse_frame};
 
     fn event(frame: &str) -> protocol::Event {
         match parse_frame(frame) {

@@ -1,8 +1,12 @@
-//! HTTP handlers for `/wecom/robot/{bot_id}`: URL verification (GET) and message callbacks
-//! (POST). What happens to an event is [`crate::runtime::inbound`]'s; everything slow happens after the
-//! answer, in the pipeline.
+//! The WeCom group robot's callbacks at `/wecom/robot/{bot_id}`: URL verification (GET) and
+//! message callbacks (POST). What happens to an event is [`crate::runtime::inbound`]'s;
+//! everything slow happens after the answer, in the pipeline.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,14 +16,28 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tracing::{error, info, warn};
 
-use super::AppState;
 use super::untrusted::Untrusted;
-use crate::channels::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
 use crate::domain::{Capabilities, EventKind, Reply};
+use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
+use crate::wire::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
 
-fn endpoint<'a>(state: &'a AppState, bot_id: &str) -> Option<&'a Arc<RobotEndpoint>> {
-    let found = state.robots.get(bot_id);
+/// The robot channel's state: the runtime's services and each robot bot's endpoint.
+pub struct RobotChannel {
+    pub services: Arc<Services>,
+    /// Configured robot bots by id.
+    pub endpoints: HashMap<String, Arc<RobotEndpoint>>,
+}
+
+/// The robot's routes, with their state.
+pub fn router(state: Arc<RobotChannel>) -> Router {
+    Router::new()
+        .route("/wecom/robot/{bot_id}", get(verify_url).post(callback))
+        .with_state(state)
+}
+
+fn endpoint<'a>(state: &'a RobotChannel, bot_id: &str) -> Option<&'a Arc<RobotEndpoint>> {
+    let found = state.endpoints.get(bot_id);
     if found.is_none() {
         // The path is anyone's to write: escaped and cut in the log.
         warn!(bot = %Untrusted(bot_id), "callback for an unknown bot");
@@ -36,7 +54,7 @@ fn refuse(bot: &str, e: &CallbackError) -> Response {
 
 /// `GET /wecom/robot/{bot_id}`: answers WeCom's URL verification with the bare plaintext.
 pub async fn verify_url(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RobotChannel>>,
     Path(bot_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -60,7 +78,7 @@ pub async fn verify_url(
 
 /// `POST /wecom/robot/{bot_id}`: verify, decrypt, parse, de-duplicate, queue, answer.
 pub async fn callback(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<RobotChannel>>,
     Path(bot_id): Path<String>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -93,7 +111,7 @@ pub async fn callback(
         return StatusCode::OK.into_response();
     }
 
-    match inbound::handle(&state, event, Capabilities::WECOM_ROBOT).await {
+    match inbound::handle(&state.services, event, Capabilities::WECOM_ROBOT).await {
         Ok(Handled::Duplicate(reply) | Handled::New(reply) | Handled::NotSaved(reply)) => {
             respond(endpoint, &query, reply.as_ref(), &bot_id)
         }
@@ -107,7 +125,7 @@ pub async fn callback(
 
 fn respond(
     endpoint: &RobotEndpoint,
-    query: &crate::channels::wecom::robot::CallbackQuery,
+    query: &crate::wire::wecom::robot::CallbackQuery,
     reply: Option<&Reply>,
     bot_id: &str,
 ) -> Response {

@@ -21,14 +21,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::AppState;
-use super::onebot::reply_params;
-use crate::channels::onebot::convert::{Converted, to_domain};
-use crate::channels::onebot::hub::{CallError, Connection, OUTGOING_FRAMES, close_code};
-use crate::channels::onebot::protocol::{EventBody, Incoming, SelfId, parse_frame};
+use super::{OneBotChannel, reply_params};
 use crate::domain::{AccountKey, BotId, Capabilities, Event, Reply};
 use crate::runtime::inbound::{self, Handled};
 use crate::store::{Destination, NewSend};
+use crate::wire::onebot::convert::{Converted, to_domain};
+use crate::wire::onebot::hub::{CallError, Connection, OUTGOING_FRAMES, close_code};
+use crate::wire::onebot::protocol::{EventBody, Incoming, SelfId, parse_frame};
 
 /// The largest frame accepted from an implementation.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -36,16 +35,16 @@ pub const MAX_FRAME: usize = 1 << 20;
 const WORKERS: usize = 4;
 /// Events waiting per worker before the reader waits too.
 const WORKER_QUEUE: usize = 4096;
-use crate::channels::onebot::accounts::REMOVE_ACTION;
-use crate::channels::onebot::roster;
+use super::accounts::REMOVE_ACTION;
+use super::roster;
 
 /// Serves one connection until it closes.
-pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
+pub async fn run(state: Arc<OneBotChannel>, bot: BotId, socket: WebSocket) {
     let hub = Arc::clone(&state.hub);
     let (out_tx, out_rx) = mpsc::channel(OUTGOING_FRAMES);
     let connection = Connection::new(hub.connection_id(), out_tx);
     let (sink, mut stream) = socket.split();
-    let ping_every = Duration::from_secs(state.onebot_config.ping_interval_secs);
+    let ping_every = Duration::from_secs(state.config.ping_interval_secs);
     let writer = tokio::spawn(write_frames(
         sink,
         out_rx,
@@ -65,7 +64,7 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
         .collect();
     info!(bot = %bot, connection = connection.id, "OneBot connection open");
 
-    let misses = state.onebot_config.heartbeat_misses;
+    let misses = state.config.heartbeat_misses;
     let mut interval = ping_every;
     let mut last_heard = Instant::now();
     // What the implementation offers is asked once: on `meta.connect`, or on its first event
@@ -189,7 +188,7 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
             }
         };
         if let Some(field) = domain.oversized_id() {
-            warn!(bot = %bot, id = %super::untrusted::Untrusted(&event.id), field,
+            warn!(bot = %bot, id = %crate::channels::untrusted::Untrusted(&event.id), field,
                 "event refused: an id longer than a channel sends");
             continue;
         }
@@ -216,9 +215,14 @@ pub async fn run(state: Arc<AppState>, bot: BotId, socket: WebSocket) {
 }
 
 /// Routes `key` to this connection; a newly routed account is brought up to date.
-fn attach(state: &Arc<AppState>, connection: &Arc<Connection>, key: AccountKey, account: &SelfId) {
+fn attach(
+    state: &Arc<OneBotChannel>,
+    connection: &Arc<Connection>,
+    key: AccountKey,
+    account: &SelfId,
+) {
     if state.hub.attach(key.clone(), &account.platform, connection) {
-        let every = state.onebot_config.sync_interval_minutes.saturating_mul(60);
+        let every = state.config.sync_interval_minutes.saturating_mul(60);
         roster::account_online(
             Arc::clone(&state.services),
             Arc::clone(&state.hub),
@@ -229,7 +233,7 @@ fn attach(state: &Arc<AppState>, connection: &Arc<Connection>, key: AccountKey, 
 }
 
 /// After `meta.connect`: learns what the implementation offers and which accounts it carries.
-async fn discover(state: Arc<AppState>, bot: BotId, connection: Arc<Connection>) {
+async fn discover(state: Arc<OneBotChannel>, bot: BotId, connection: Arc<Connection>) {
     let timeout = state.hub.timeout();
     match connection
         .call(
@@ -333,14 +337,14 @@ async fn write_frames(
 
 /// Handles one worker's events in order.
 async fn handle_events(
-    state: Arc<AppState>,
+    state: Arc<OneBotChannel>,
     connection: Arc<Connection>,
     mut events: mpsc::Receiver<Event>,
 ) {
     while let Some(event) = events.recv().await {
         let caps = Capabilities::bot_account(
             connection.supports(REMOVE_ACTION),
-            connection.supports(crate::channels::onebot::hub::DELETE_ACTION),
+            connection.supports(crate::wire::onebot::hub::DELETE_ACTION),
         );
         let (bot, chat, account) = (
             event.bot.clone(),
@@ -350,7 +354,7 @@ async fn handle_events(
         let dedupe_key = crate::runtime::dedupe::dedupe_key(&event.bot, &event.msg_id);
         let added = event.kind == crate::domain::EventKind::BotAdded;
         // Nothing on the socket acknowledges an event: the reply need not wait for the commit.
-        let reply = match inbound::handle_queued(&state, event, caps).await {
+        let reply = match inbound::handle_queued(&state.services, event, caps).await {
             Ok(Handled::New(reply)) if added => {
                 if let (Some(chat), Some(account)) = (chat.clone(), account.clone()) {
                     let key = AccountKey {
@@ -359,7 +363,7 @@ async fn handle_events(
                     };
                     let state = Arc::clone(&state);
                     tokio::spawn(async move {
-                        roster::sync_group(&state, &state.hub, &key, &chat).await
+                        roster::sync_group(&state.services, &state.hub, &key, &chat).await
                     });
                 }
                 reply
@@ -385,7 +389,7 @@ async fn handle_events(
 /// Writes the reply now; its answer is awaited aside (the next event's reply need not wait for
 /// it), and a reply the implementation could not take goes to the outbox.
 async fn send_reply(
-    state: &Arc<AppState>,
+    state: &Arc<OneBotChannel>,
     connection: &Arc<Connection>,
     key: AccountKey,
     group: &str,
@@ -420,7 +424,7 @@ async fn send_reply(
 
 /// A reply that did not go through: retried through the outbox when that may help.
 async fn reply_failed(
-    state: &AppState,
+    state: &OneBotChannel,
     key: AccountKey,
     group: &str,
     reply: Reply,
@@ -447,7 +451,7 @@ async fn reply_failed(
         not_before: None,
         skip: None,
     };
-    if let Err(e) = state.outbox.enqueue(vec![send]).await {
+    if let Err(e) = state.services.outbox.enqueue(vec![send]).await {
         error!(bot = %key.bot, group, error = %e, "the reply could not be queued either");
     }
 }
