@@ -58,7 +58,7 @@ fn module_uses(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".rs") || name == "tests.rs" || name.ends_with("_tests.rs") {
+        if !name.ends_with(".rs") || name == "tests.rs" {
             continue;
         }
         let relative = path.strip_prefix(src).unwrap();
@@ -212,5 +212,40 @@ fn test_code_and_comments_are_not_counted() {
     assert!(
         !code.contains("crate::http") && !code.contains("crate::app"),
         "{code}"
+    );
+}
+
+/// One unit-test convention: `#[cfg(test)] mod tests` at the end of a module's file, or
+/// `tests.rs` beside the `mod.rs` of a folder module — no `#[path]` detours, no `*_tests.rs`.
+#[test]
+fn unit_tests_follow_one_convention() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut strays = Vec::new();
+    let mut files = vec![src.clone()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                files.push(entry.unwrap().path());
+            }
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") {
+            continue;
+        }
+        let relative = path.strip_prefix(&src).unwrap().display().to_string();
+        if name.ends_with("_tests.rs") {
+            strays.push(format!("{relative}: a *_tests.rs file"));
+        }
+        if name == "tests.rs" && !path.with_file_name("mod.rs").exists() {
+            strays.push(format!("{relative}: tests.rs outside a folder module"));
+        }
+        if std::fs::read_to_string(&path).unwrap().contains("#[path") {
+            strays.push(format!("{relative}: a #[path] attribute"));
+        }
+    }
+    assert!(
+        strays.is_empty(),
+        "unit tests off the convention: {strays:?}"
     );
 }

@@ -532,5 +532,4 @@ impl RobotMessage<'_> {
 }
 
 #[cfg(test)]
-#[path = "xml_tests.rs"]
 mod tests;

@@ -7,8 +7,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
-    let doc: Value = serde_json::from_str(include_str!("../../../tests/data/wecom_vectors.json"))
-        .expect("vectors.json parses");
+    let doc: Value =
+        serde_json::from_str(include_str!("../../../../tests/data/wecom_vectors.json"))
+            .expect("vectors.json parses");
     doc["cases"].as_array().expect("cases").clone()
 }
 

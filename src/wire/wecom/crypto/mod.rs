@@ -338,5 +338,4 @@ impl fmt::Debug for CallbackCrypto {
 }
 
 #[cfg(test)]
-#[path = "crypto_tests.rs"]
 mod tests;

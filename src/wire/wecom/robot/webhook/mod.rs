@@ -304,5 +304,4 @@ impl WebhookClient {
 }
 
 #[cfg(test)]
-#[path = "webhook_tests.rs"]
 mod tests;

@@ -249,5 +249,4 @@ pub fn compose(
 }
 
 #[cfg(test)]
-#[path = "welcome_tests.rs"]
 mod tests;

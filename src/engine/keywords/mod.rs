@@ -314,5 +314,4 @@ impl KeywordSet {
 }
 
 #[cfg(test)]
-#[path = "keywords_tests.rs"]
 mod tests;
