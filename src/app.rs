@@ -1,8 +1,11 @@
 //! Building the whole service from a [`Config`] and running it until a shutdown signal:
 //! store, bot credentials, scripts, de-duplication set, outbox, pipeline and HTTP server.
 //!
-//! Shutdown order: stop accepting connections and finish in-flight requests, let the pipeline
-//! drain into the store, then give queued pushes `server.shutdown_grace_secs` to go out.
+//! Shutdown is one `CancellationToken`: the signal cancels it, the server stops accepting and
+//! finishes requests in flight, the bot accounts' sockets close, and every background loop (the
+//! scheduler, envelope timers, the digest, feeds, the scripts watcher, the pruner) ends; one
+//! `TaskTracker` waits for them. Then the pipeline drains into the store, and queued pushes get
+//! `server.shutdown_grace_secs` to go out.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +16,8 @@ use std::time::Duration;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::channels::onebot::{OneBotBot, OneBotChannel};
@@ -174,9 +179,14 @@ impl App {
 
         let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        let hub = Arc::new(Hub::new(Duration::from_secs(
-            config.onebot.action_timeout_secs,
-        )));
+        // One token stops the service: the server, every background loop and the bot accounts'
+        // sockets; one tracker holds the loops, so the drain below waits for each of them.
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let hub = Arc::new(Hub::stopped_by(
+            Duration::from_secs(config.onebot.action_timeout_secs),
+            stop.clone(),
+        ));
         let outbox = Outbox::start_with(
             client,
             SendSettings {
@@ -214,17 +224,18 @@ impl App {
         }
         .spawn();
 
-        let watcher = (config.scripts.watch_interval_ms > 0).then(|| {
-            tokio::spawn(
-                Arc::clone(&self.scripts)
-                    .watch(Duration::from_millis(config.scripts.watch_interval_ms)),
-            )
-        });
-        let pruner = tokio::spawn(prune_periodically(
+        if config.scripts.watch_interval_ms > 0 {
+            let every = Duration::from_millis(config.scripts.watch_interval_ms);
+            tasks.spawn(
+                stop.clone()
+                    .run_until_cancelled_owned(Arc::clone(&self.scripts).watch(every)),
+            );
+        }
+        tasks.spawn(stop.clone().run_until_cancelled_owned(prune_periodically(
             Arc::clone(&dedupe),
             pipeline.clone(),
             ttl_secs,
-        ));
+        )));
 
         let directory = Arc::new(Directory::load(self.store.clone())?);
         let (welcomer, welcomer_task) = WelcomerTask {
@@ -237,7 +248,10 @@ impl App {
         .spawn();
         let feeds = Feeds::load(self.store.clone(), config.feeds.allow_private)
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        let feed_task = tokio::spawn(feeds.clone().run(Arc::clone(&self.scripts)));
+        tasks.spawn(
+            stop.clone()
+                .run_until_cancelled_owned(feeds.clone().run(Arc::clone(&self.scripts))),
+        );
         let scheduler = Scheduler {
             feeds,
             store: self.store.clone(),
@@ -246,9 +260,7 @@ impl App {
             outbox: outbox.clone(),
             webhook_hosts: config.wecom.webhook_hosts.clone(),
         };
-        let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
-        let envelope_stop = scheduler_stop.clone();
-        let scheduler_task = scheduler.clone().spawn(scheduler_stop);
+        tasks.spawn(scheduler.clone().run(stop.clone()));
         let alerts = crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone());
         if !alerts.configured() {
             info!(
@@ -267,9 +279,9 @@ impl App {
                 clock: Arc::new(chrono::Utc::now),
             },
         )?);
-        let envelope_task = tokio::spawn(Arc::clone(&envelopes).run(envelope_stop.clone()));
+        tasks.spawn(Arc::clone(&envelopes).run(stop.clone()));
         let digest_dispatcher = outbox.clone();
-        let digest_task = tokio::spawn(
+        tasks.spawn(
             crate::runtime::health::DigestTask {
                 store: self.store.clone(),
                 directory: Arc::clone(&directory),
@@ -278,7 +290,7 @@ impl App {
                 dispatch: Arc::new(move |entry| digest_dispatcher.dispatch(entry)),
                 speakers: Arc::clone(&speakers),
             }
-            .run(envelope_stop),
+            .run(stop.clone()),
         );
         let onebot = config
             .bots
@@ -295,7 +307,6 @@ impl App {
                 ))
             })
             .collect();
-        let hub_for_shutdown = Arc::clone(&hub);
         let services = Arc::new(crate::runtime::Services {
             accounts: Arc::clone(&hub) as Arc<dyn crate::runtime::accounts::BotAccounts>,
             outbox: outbox.clone(),
@@ -350,27 +361,18 @@ impl App {
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
         };
         let body_timeout = Duration::from_secs(config.server.body_read_timeout_secs);
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            signal.cancel();
+        });
+        // The server drains its requests while the loops and the sockets stop on the same token.
         let served =
-            crate::http::serve::serve(listener, router(state, body_timeout), limits, shutdown)
-                .await;
+            crate::http::serve::serve(listener, router(state, body_timeout), limits, stop).await;
         info!("no longer accepting requests; draining");
-        // Upgraded sockets outlive the server: close them, so that their handles let go.
-        hub_for_shutdown.stop();
-        let _ = stop_scheduler.send(true);
-        if let Err(e) = scheduler_task.await {
-            error!(error = %e, "scheduler task failed");
-        }
-        if let Err(e) = envelope_task.await {
-            error!(error = %e, "red-envelope timer failed");
-        }
-        if let Err(e) = digest_task.await {
-            error!(error = %e, "health digest task failed");
-        }
-        pruner.abort();
-        feed_task.abort();
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
+        tasks.close();
+        tasks.wait().await;
+        // With the handlers' state gone, the pipeline commits what it holds and ends.
         if let Err(e) = pipeline_task.await {
             error!(error = %e, "pipeline task failed");
         }

@@ -7,7 +7,6 @@
 //! WebSocket) leave this loop once upgraded; the hub closes them at shutdown.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,8 +20,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
@@ -37,21 +36,19 @@ pub struct Limits {
     pub grace: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then shuts down within
+/// Serves `router` on `listener` until `stop` is cancelled, then shuts down within
 /// `limits.grace` (see the module documentation).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: CancellationToken,
 ) -> io::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
+            () = stop.cancelled() => break,
             // Reap finished connections as we go: the set holds only live ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
@@ -73,7 +70,7 @@ pub async fn serve(
             stream,
             router.clone(),
             limits,
-            stop_rx.clone(),
+            stop.clone(),
             peer,
         ));
     }
@@ -82,7 +79,6 @@ pub async fn serve(
         connections = connections.len(),
         "no longer accepting connections; finishing requests in flight"
     );
-    let _ = stop_tx.send(true);
     let finished = tokio::time::timeout(limits.grace, async {
         while connections.join_next().await.is_some() {}
     })
@@ -104,7 +100,7 @@ async fn connection(
     stream: TcpStream,
     router: Router,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     peer: std::net::SocketAddr,
 ) {
     let started = Instant::now();
@@ -140,7 +136,7 @@ async fn connection(
             .min(Duration::from_secs(5))
             .max(Duration::from_millis(100)),
     );
-    let mut stopping = *stop.borrow();
+    let mut stopping = stop.is_cancelled();
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
@@ -152,12 +148,10 @@ async fn connection(
                 }
                 return;
             }
-            changed = stop.changed(), if !stopping => {
-                if changed.is_err() || *stop.borrow() {
-                    stopping = true;
-                    // Idle keep-alive connections close now; a request in flight finishes first.
-                    conn.as_mut().graceful_shutdown();
-                }
+            () = stop.cancelled(), if !stopping => {
+                stopping = true;
+                // Idle keep-alive connections close now; a request in flight finishes first.
+                conn.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
                 if activity.idle_for() >= limits.idle {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use minijinja::context;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::domain::{ChatId, Role, Sender};
@@ -202,7 +202,7 @@ pub struct DigestTask {
 impl DigestTask {
     /// Runs until `stop` says so. A slot that cannot be pushed is reported once, not at every
     /// look within its catch-up window.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, stop: CancellationToken) {
         let mut reported: Option<DateTime<Utc>> = None;
         let mut since = EnabledSince::default();
         loop {
@@ -220,11 +220,7 @@ impl DigestTask {
             }
             tokio::select! {
                 () = tokio::time::sleep(MAX_SLEEP) => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
-                    }
-                }
+                () = stop.cancelled() => break,
             }
         }
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::engine::Scripts;
@@ -87,11 +87,6 @@ pub struct PlannedRun {
 }
 
 impl Scheduler {
-    /// Starts the scheduling loop; it stops when `stop` turns true.
-    pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.run(stop))
-    }
-
     /// The adopted groups the bot can post to.
     async fn recipients(&self) -> Result<Vec<Recipient>, StoreError> {
         let store = self.store.clone();
@@ -363,7 +358,8 @@ impl Scheduler {
         Ok(sends)
     }
 
-    async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// The scheduling loop, until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
         // The last slot planned per job and zone, from the store on first sight.
         let mut marks: HashMap<String, DateTime<Utc>> = HashMap::new();
         // Slots before this went by while the service was down.
@@ -410,11 +406,7 @@ impl Scheduler {
                 .min(MAX_SLEEP);
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
-                    }
-                }
+                () = stop.cancelled() => break,
             }
         }
         info!("scheduler stopped");

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use minijinja::context;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::domain::{ChatId, EnvelopeParams, Event, OutMessage, Reply, Role, Sender};
@@ -1100,7 +1101,7 @@ impl Envelopes {
 
     /// The timer: starts scheduled tests at their slots and finishes tests when their window
     /// ends, until `stop` says so.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
             let next_slot = self.run_schedules().await;
             let failed = self.finish_due().await;
@@ -1123,11 +1124,7 @@ impl Envelopes {
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 () = self.wake.notified() => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
-                    }
-                }
+                () = stop.cancelled() => break,
             }
         }
         let left = self

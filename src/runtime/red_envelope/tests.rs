@@ -219,8 +219,8 @@ async fn an_envelope_emptied_is_finished_at_once_and_claims_are_one_per_member()
 async fn the_timer_ends_the_window_and_late_claims_are_refused() {
     let world = World::new();
     let envelopes = world.envelopes();
-    let (stop_tx, stop) = watch::channel(false);
-    let timer = tokio::spawn(Arc::clone(&envelopes).run(stop));
+    let stop = CancellationToken::new();
+    let timer = tokio::spawn(Arc::clone(&envelopes).run(stop.clone()));
     let chat = ChatId::new(CHAT);
     let test = envelopes
         .start(&chat, params(1000, 10, 3600), "tester")
@@ -254,7 +254,7 @@ async fn the_timer_ends_the_window_and_late_claims_are_refused() {
     let posted = world.sent();
     assert!(posted[1].1.contains("已结束"), "{posted:?}");
     assert!(posted[2].1.contains("已沉寂"), "{posted:?}");
-    stop_tx.send(true).unwrap();
+    stop.cancel();
     timer.await.unwrap();
 }
 

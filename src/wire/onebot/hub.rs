@@ -260,8 +260,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub whose actions time out after `timeout`.
+    /// A hub whose actions time out after `timeout`, stopped only by [`Hub::stop`].
     pub fn new(timeout: Duration) -> Hub {
+        Hub::stopped_by(timeout, CancellationToken::new())
+    }
+
+    /// A hub whose connections all close when `stop` (the service's) is cancelled.
+    pub fn stopped_by(timeout: Duration, stop: CancellationToken) -> Hub {
         Hub {
             accounts: RwLock::new(HashMap::new()),
             paused: Mutex::new(HashMap::new()),
@@ -269,7 +274,7 @@ impl Hub {
             next_echo: AtomicU64::new(1),
             next_connection: AtomicU64::new(1),
             timeout,
-            stopping: CancellationToken::new(),
+            stopping: stop,
         }
     }
 
