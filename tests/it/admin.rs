@@ -86,3 +86,70 @@ async fn without_an_admin_token_everyone_is_refused() {
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// Every admin route is behind the one authentication layer: no token is 401 before the body
+/// is read (a malformed body does not turn it into a 400), and a path that is no route stays 404.
+#[tokio::test]
+async fn every_admin_route_needs_the_token() {
+    let app = spawn_app().await;
+    let routes = [
+        ("GET", "/api/v1/groups"),
+        ("POST", "/api/v1/groups"),
+        ("GET", "/api/v1/groups/g1"),
+        ("PATCH", "/api/v1/groups/g1"),
+        ("DELETE", "/api/v1/groups/g1"),
+        ("PUT", "/api/v1/groups/g1/tags"),
+        ("GET", "/api/v1/groups/g1/sends"),
+        ("GET", "/api/v1/groups/g1/members"),
+        ("POST", "/api/v1/groups/g1/removals"),
+        ("POST", "/api/v1/groups/g1/joins"),
+        ("PUT", "/api/v1/groups/g1/roles/u1"),
+        ("PUT", "/api/v1/groups/g1/rules/r1"),
+        ("PUT", "/api/v1/groups/g1/approved/u1"),
+        ("GET", "/api/v1/groups/g1/red-envelope-tests"),
+        ("POST", "/api/v1/groups/g1/red-envelope-tests"),
+        ("GET", "/api/v1/groups/g1/health"),
+        ("GET", "/api/v1/red-envelope-schedules"),
+        ("GET", "/api/v1/red-envelope-tests/t1"),
+        ("GET", "/api/v1/red-envelope-tests/t1/claims.csv"),
+        ("POST", "/api/v1/red-envelope-tests/t1/cancel"),
+        ("GET", "/api/v1/health"),
+        ("GET", "/api/v1/moderation"),
+        ("GET", "/api/v1/moderation/blacklist"),
+        ("DELETE", "/api/v1/moderation/blacklist/u1"),
+        ("GET", "/api/v1/rules"),
+        ("GET", "/api/v1/accounts"),
+        ("GET", "/api/v1/jobs"),
+        ("POST", "/api/v1/jobs/j1/run"),
+        ("GET", "/api/v1/runs/r1"),
+        ("GET", "/api/v1/scripts/status"),
+        ("GET", "/api/v1/feeds"),
+        ("POST", "/api/v1/feeds/refresh"),
+    ];
+    for (method, path) in routes {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = app
+            .http
+            .request(method.clone(), app.url(path))
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(
+            answer.headers()["www-authenticate"],
+            "Bearer",
+            "{method} {path}"
+        );
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{method} {path}");
+    }
+    let nowhere = app
+        .http
+        .get(app.url("/api/v1/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+}

@@ -3,27 +3,45 @@
 //! claims and results (`GET /api/v1/red-envelope-tests/{id}`), cancelling a running one
 //! (`…/cancel`), and the payout ledger as CSV (`…/claims.csv`).
 
+use axum::Router;
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
+use super::{ApiError, admit, bad_request, blocking_json, internal_error};
 use crate::domain::{ChatId, EnvelopeParams};
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
 use crate::runtime::red_envelope::{CancelError, StartError, TestRef};
 use crate::store::{ClaimRecord, ClaimVia, StoreError, TestRecord};
 
+/// The routes of this resource.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/api/v1/groups/{chat_id}/red-envelope-tests",
+            get(list_of_group).post(start),
+        )
+        .route("/api/v1/red-envelope-schedules", get(list_schedules))
+        .route("/api/v1/red-envelope-tests/{id}", get(get_test))
+        .route(
+            "/api/v1/red-envelope-tests/{id}/claims.csv",
+            get(claims_csv),
+        )
+        .route("/api/v1/red-envelope-tests/{id}/cancel", post(cancel))
+}
+
 /// Who the API says started a test.
 const BY_API: &str = "admin-api";
 
 fn refuse(status: StatusCode, reason: String) -> Response {
-    (status, Json(serde_json::json!({ "error": reason }))).into_response()
+    ApiError::new(status, reason).into_response()
 }
 
 /// `POST /api/v1/groups/{chat_id}/red-envelope-tests` with `{"total_fen", "shares",
@@ -33,11 +51,10 @@ fn refuse(status: StatusCode, reason: String) -> Response {
 /// (`running_id`).
 pub async fn start(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(chat_id): Path<String>,
     body: Result<Json<EnvelopeParams>, JsonRejection>,
 ) -> Response {
-    let params = match admit(&state, &headers, body) {
+    let params = match admit(body) {
         Ok(params) => params,
         Err(refusal) => return *refusal,
     };
@@ -46,14 +63,11 @@ pub async fn start(
         Ok(test) => (StatusCode::CREATED, Json(test)).into_response(),
         Err(StartError::Invalid(reason)) => bad_request(reason),
         Err(StartError::UnknownGroup) => refuse(StatusCode::NOT_FOUND, format!("no group {chat}")),
-        Err(StartError::Running { id } | StartError::Duplicate(id)) => (
-            StatusCode::CONFLICT,
-            Json(serde_json::json!({
-                "error": format!("test {id} is still running in this group"),
-                "running_id": id,
-            })),
-        )
-            .into_response(),
+        Err(StartError::Running { id } | StartError::Duplicate(id)) => {
+            ApiError::conflict(format!("test {id} is still running in this group"))
+                .with("running_id", id)
+                .into_response()
+        }
         Err(e @ (StartError::NotAdopted | StartError::NoDestination(_) | StartError::Unheard)) => {
             refuse(StatusCode::CONFLICT, e.to_string())
         }
@@ -63,10 +77,7 @@ pub async fn start(
 
 /// `GET /api/v1/red-envelope-schedules`: the schedules of `red_envelope.toml` with the values
 /// their tests get and the next three slots.
-pub async fn list_schedules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn list_schedules(State(state): State<Arc<AppState>>) -> Response {
     let scripts = state.scripts.current();
     let defaults = &scripts.red_envelope;
     let now = chrono::Utc::now();
@@ -85,7 +96,7 @@ pub async fn list_schedules(State(state): State<Arc<AppState>>, headers: HeaderM
                 "name": s.name,
                 "cron": s.cron_text,
                 "timezone": s.timezone.name(),
-                "targets": super::admin::targets_view(&s.targets),
+                "targets": super::jobs::targets_view(&s.targets),
                 "total_fen": s.params.total_fen.unwrap_or(defaults.total_fen),
                 "shares": s.params.shares.unwrap_or(defaults.shares),
                 "window_secs": s.params.window_secs.unwrap_or(defaults.window.as_secs()),
@@ -173,14 +184,7 @@ async fn load(
 
 /// `GET /api/v1/red-envelope-tests/{id}`: the test, its `claims` (share, member, amount_fen,
 /// at), `claimed_fen` and `verdict` (`null` while it runs), and its `results` once finished.
-pub async fn get_test(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn get_test(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match load(&state, id.clone()).await {
         Ok(Some((test, claims))) => Json(TestView::new(test, claims)).into_response(),
         Ok(None) => refuse(StatusCode::NOT_FOUND, format!("no red-envelope test {id}")),
@@ -191,14 +195,7 @@ pub async fn get_test(
 /// `POST /api/v1/red-envelope-tests/{id}/cancel`: stops a running test — stored as `cancelled`
 /// (with `cancelled_by`), no results, the group told with `[messages.cancelled]`, later claims
 /// answered that way. 200 with the test; 404 for an unknown test; 409 when it is not running.
-pub async fn cancel(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match state
         .envelopes
         .cancel(&TestRef::Id(id.clone()), BY_API, true)
@@ -220,12 +217,8 @@ pub async fn cancel(
 /// their claims).
 pub async fn list_of_group(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(chat_id): Path<String>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     let store = state.store.clone();
     let chat = ChatId::new(chat_id);
     blocking_json(move || {
@@ -241,14 +234,7 @@ pub async fn list_of_group(
 
 /// `GET /api/v1/red-envelope-tests/{id}/claims.csv`: the payout ledger, one row per share
 /// taken, UTF-8 with a byte-order mark (so that Excel shows the names).
-pub async fn claims_csv(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn claims_csv(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let (test, claims) = match load(&state, id.clone()).await {
         Ok(Some(found)) => found,
         Ok(None) => return refuse(StatusCode::NOT_FOUND, format!("no red-envelope test {id}")),

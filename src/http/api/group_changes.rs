@@ -5,13 +5,15 @@
 //! receive callback: such a group never sends Trumpet an event, but gets broadcasts like any
 //! other.
 
+use axum::Router;
+use axum::routing::{patch, post};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
@@ -19,7 +21,8 @@ use sha1::{Digest, Sha1};
 use tracing::info;
 
 use super::AppState;
-use super::admin::{GroupView, admit, authorized, bad_request, internal_error, unauthorized};
+use super::groups::GroupView;
+use super::{ApiError, admit, bad_request, internal_error};
 use crate::channels::onebot::accounts::REMOVE_ACTION;
 use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId, SettingsChange};
@@ -29,6 +32,17 @@ use crate::store::{GroupRecord, GroupStatus, StoreError};
 use crate::wire::wecom::robot::webhook::WebhookUrl;
 
 use crate::store::PUSH_ONLY_BOT;
+
+/// The routes of this resource.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/groups", post(adopt_by_webhook))
+        .route(
+            "/api/v1/groups/{chat_id}",
+            patch(patch_profile).delete(release),
+        )
+        .route("/api/v1/groups/{chat_id}/removals", post(remove_member))
+}
 /// How groups adopted by webhook URL are marked (`adopted_via`).
 pub const ADOPTED_VIA_API: &str = "api";
 
@@ -94,11 +108,7 @@ fn check_chat_id(id: &str) -> Result<ChatId, String> {
 }
 
 fn conflict(reason: String) -> Response {
-    (
-        StatusCode::CONFLICT,
-        Json(serde_json::json!({ "error": reason })),
-    )
-        .into_response()
+    ApiError::conflict(reason).into_response()
 }
 
 /// The settings changes a new push-only group starts with.
@@ -161,10 +171,9 @@ enum Adoption {
 /// the id is taken by another robot; 400 for a URL whose host is not in `wecom.webhook_hosts`.
 pub async fn adopt_by_webhook(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     body: Result<Json<NewGroupBody>, JsonRejection>,
 ) -> Response {
-    let body = match admit(&state, &headers, body) {
+    let body = match admit(body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };
@@ -258,11 +267,10 @@ pub async fn adopt_by_webhook(
 /// `group.name`) and the time zone its scheduled jobs run in (`""`: each job's own).
 pub async fn patch_profile(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(chat_id): Path<String>,
     body: Result<Json<ProfileBody>, JsonRejection>,
 ) -> Response {
-    let body = match admit(&state, &headers, body) {
+    let body = match admit(body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };
@@ -310,25 +318,14 @@ pub(super) async fn load_group(
 }
 
 pub(super) fn not_found(chat: &ChatId) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(serde_json::json!({"error": format!("no group {chat}")})),
-    )
-        .into_response()
+    ApiError::not_found(format!("no group {chat}")).into_response()
 }
 
 /// `DELETE /api/v1/groups/{chat_id}`: releases a group (push-only or not). It gets no more
 /// broadcasts, its sends still waiting in the outbox are skipped, and its running red-envelope
 /// test is cancelled. Releasing a released group
 /// changes nothing. The record and settings are kept, so adopting it again restores them.
-pub async fn release(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(chat_id): Path<String>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn release(State(state): State<Arc<AppState>>, Path(chat_id): Path<String>) -> Response {
     let chat = ChatId::new(chat_id);
     let store = state.store.clone();
     let key = chat.clone();
@@ -379,11 +376,10 @@ pub struct RemovalBody {
 /// listed afterwards, or the list could not be read (`unconfirmed`).
 pub async fn remove_member(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(chat_id): Path<String>,
     body: Result<Json<RemovalBody>, JsonRejection>,
 ) -> Response {
-    let body = match admit(&state, &headers, body) {
+    let body = match admit(body) {
         Ok(body) => body,
         Err(refusal) => return *refusal,
     };
@@ -409,11 +405,11 @@ pub async fn remove_member(
         user_id: account,
     };
     if !state.accounts.is_connected(&key) {
-        return (
+        return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": "the bot account is not connected"})),
+            "the bot account is not connected",
         )
-            .into_response();
+        .into_response();
     }
     let outcome = accounts::remove_member(&state.store, &*state.accounts, &key, &chat, &user).await;
     info!(chat = %chat, user = %user, reason = %body.reason, outcome = outcome.as_str(),

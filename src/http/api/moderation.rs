@@ -2,21 +2,34 @@
 //! operator-wide blacklist and pardons (`GET` / `DELETE /api/v1/moderation/blacklist/…`), and
 //! trusting a member in a group (`PUT /api/v1/groups/{chat_id}/approved/{user_id}`).
 
+use axum::Router;
+use axum::routing::{delete, get, put};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AppState;
-use super::admin::{admit, authorized, bad_request, blocking_json, internal_error, unauthorized};
+use super::{ApiError, admit, bad_request, blocking_json, internal_error};
 use crate::domain::ChatId;
 use crate::runtime::moderation::requests;
 use crate::store::LogFilter;
+
+/// The routes of this resource.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/moderation", get(list_log))
+        .route("/api/v1/moderation/blacklist", get(list_blacklist))
+        .route("/api/v1/moderation/blacklist/{user_id}", delete(pardon))
+        .route(
+            "/api/v1/groups/{chat_id}/approved/{user_id}",
+            put(put_approved),
+        )
+}
 
 /// Who the API says did something, in the log.
 const BY_API: &str = "admin-api";
@@ -52,12 +65,8 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String
 /// newest first (default 100 entries, at most 1,000).
 pub async fn list_log(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
     let Query(query) = match query {
         Ok(q) => q,
         Err(e) => return bad_request(e.body_text()),
@@ -82,32 +91,19 @@ pub async fn list_log(
 }
 
 /// `GET /api/v1/moderation/blacklist`: members kept out of every adopted group.
-pub async fn list_blacklist(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn list_blacklist(State(state): State<Arc<AppState>>) -> Response {
     let store = state.store.clone();
     blocking_json(move || store.blacklist()).await
 }
 
 /// `DELETE /api/v1/moderation/blacklist/{user_id}`: pardons a member — off the blacklist, their
 /// warnings cleared in every group. 404 when there was nothing to pardon.
-pub async fn pardon(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(user_id): Path<String>,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return unauthorized();
-    }
+pub async fn pardon(State(state): State<Arc<AppState>>, Path(user_id): Path<String>) -> Response {
     match requests::pardon(&state, &user_id, None, BY_API, Utc::now()).await {
-        Ok(p) if !p.was_blacklisted && p.warnings_cleared_in.is_empty() => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({
-                "error": format!("{user_id} is not blacklisted and has no warnings")
-            })),
-        )
-            .into_response(),
+        Ok(p) if !p.was_blacklisted && p.warnings_cleared_in.is_empty() => {
+            ApiError::not_found(format!("{user_id} is not blacklisted and has no warnings"))
+                .into_response()
+        }
         Ok(p) => Json(p).into_response(),
         Err(e) => internal_error(e),
     }
@@ -123,16 +119,15 @@ pub struct ApprovedBody {
 /// member in a group (content checks skip them) or stops trusting them.
 pub async fn put_approved(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path((chat_id, user_id)): Path<(String, String)>,
     body: Result<Json<ApprovedBody>, JsonRejection>,
 ) -> Response {
-    let body = match admit(&state, &headers, body) {
+    let body = match admit(body) {
         Ok(b) => b,
         Err(refusal) => return *refusal,
     };
     let chat = ChatId::new(chat_id);
-    if let Err(refusal) = super::group_admin::load_group(&state, &chat).await {
+    if let Err(refusal) = super::group_changes::load_group(&state, &chat).await {
         return *refusal;
     }
     match requests::approve(&state, &chat, &user_id, body.approved, BY_API, Utc::now()).await {

@@ -1,0 +1,245 @@
+//! Reading groups: the list, one group with its settings, its last sends and its members.
+
+use axum::Router;
+use axum::routing::get;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState, internal_error};
+use crate::domain::{ChatId, GroupSettings, Role};
+use crate::store::{GroupRecord, GroupStatus};
+
+/// The routes of this resource.
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/groups", get(list_groups))
+        .route("/api/v1/groups/{chat_id}", get(get_group))
+        .route("/api/v1/groups/{chat_id}/sends", get(list_sends))
+        .route("/api/v1/groups/{chat_id}/members", get(list_members))
+}
+
+/// One group as the API shows it (without the webhook key, which is a credential).
+#[derive(Serialize)]
+pub(super) struct GroupView {
+    chat_id: String,
+    bot: String,
+    status: GroupStatus,
+    adopter: Option<String>,
+    adopter_name: Option<String>,
+    adopted_at: Option<DateTime<Utc>>,
+    adopted_via: Option<String>,
+    released_at: Option<DateTime<Utc>>,
+    release_reason: Option<String>,
+    members_seen: u64,
+    messages: u64,
+    last_message_at: Option<DateTime<Utc>>,
+    /// The bot account that serves the group (bot-account channels).
+    account: Option<String>,
+    can_push: bool,
+    #[serde(flatten)]
+    settings: SettingsView,
+}
+
+/// A group's settings as the API shows them.
+#[derive(Serialize)]
+pub(super) struct SettingsView {
+    owner: Option<String>,
+    name: String,
+    timezone: Option<String>,
+    tags: Vec<String>,
+    roles: Vec<RoleView>,
+    disabled_rules: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RoleView {
+    user_id: String,
+    name: String,
+    role: Role,
+}
+
+impl From<&GroupSettings> for SettingsView {
+    fn from(s: &GroupSettings) -> Self {
+        Self {
+            owner: s.owner.clone(),
+            name: s.name.clone(),
+            timezone: s.timezone.clone(),
+            tags: s.tags.iter().cloned().collect(),
+            roles: s
+                .roles
+                .iter()
+                .map(|(id, h)| RoleView {
+                    user_id: id.clone(),
+                    name: h.name.clone(),
+                    role: h.role,
+                })
+                .collect(),
+            disabled_rules: s.disabled_rules.iter().cloned().collect(),
+        }
+    }
+}
+
+impl GroupView {
+    pub(super) fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
+        Self {
+            settings: settings.into(),
+            chat_id: g.chat_id.to_string(),
+            bot: g.bot.to_string(),
+            status: g.status,
+            adopter: g.adopter.as_ref().map(|a| a.user_id.clone()),
+            adopter_name: g.adopter.map(|a| a.name),
+            adopted_at: g.adopted_at,
+            adopted_via: g.adopted_via,
+            released_at: g.released_at,
+            release_reason: g.release_reason,
+            members_seen: g.members_seen,
+            messages: g.messages,
+            last_message_at: g.last_message_at,
+            can_push: (g.webhook_url.is_some() || g.account.is_some())
+                && g.status == GroupStatus::Adopted,
+            account: g.account,
+        }
+    }
+}
+
+/// `GET /api/v1/groups`: every group the bot has been in.
+pub async fn list_groups(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.groups()).await {
+        Ok(Ok(groups)) => {
+            let views: Vec<GroupView> = groups
+                .into_iter()
+                .map(|g| {
+                    let settings = state.directory.get(&g.chat_id);
+                    GroupView::new(g, &settings)
+                })
+                .collect();
+            Json(views).into_response()
+        }
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `GET /api/v1/groups/{chat_id}`: one group with its settings.
+pub async fn get_group(
+    State(state): State<Arc<AppState>>,
+    Path(chat_id): Path<String>,
+) -> Response {
+    let chat = ChatId::new(chat_id);
+    let store = state.store.clone();
+    let key = chat.clone();
+    match tokio::task::spawn_blocking(move || store.group(&key)).await {
+        Ok(Ok(Some(group))) => {
+            let settings = state.directory.get(&chat);
+            Json(GroupView::new(group, &settings)).into_response()
+        }
+        Ok(Ok(None)) => ApiError::not_found("no such group")
+            .with("settings", SettingsView::from(&*state.directory.get(&chat)))
+            .into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SendsQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/groups/{chat_id}/sends?limit=N`: the last sends to a group (default 50, at
+/// most 500), newest first — what went out, what waits, what failed or expired, and why. The
+/// destination (a webhook URL is a credential) is not shown.
+pub async fn list_sends(
+    State(state): State<Arc<AppState>>,
+    Path(chat_id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<SendsQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let chat = ChatId::new(chat_id);
+    // An unknown group is a 404, not an empty list that looks like "nothing was sent".
+    if let Err(refusal) = super::group_changes::load_group(&state, &chat).await {
+        return *refusal;
+    }
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.sends_to(&chat, limit)).await {
+        Ok(Ok(sends)) => Json(
+            sends
+                .into_iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "id": e.id,
+                        "purpose": e.purpose,
+                        "state": e.state,
+                        "attempts": e.attempts,
+                        "last_error": e.last_error,
+                        "run": e.run,
+                        "created_at": e.created_at,
+                        "updated_at": e.updated_at,
+                        "via": match e.to {
+                            crate::store::Destination::Webhook { .. } => "webhook",
+                            crate::store::Destination::Account { .. } => "account",
+                        },
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Ok(Err(e)) => internal_error(e),
+        Err(e) => internal_error(e),
+    }
+}
+
+/// `GET /api/v1/groups/{chat_id}/members`: the group's member list as its bot account last
+/// reported it (`in_group`), merged with the members seen speaking (`messages`, `last_seen`).
+/// Robot groups have no member list: only those who spoke appear, with `in_group: null`.
+pub async fn list_members(
+    State(state): State<Arc<AppState>>,
+    Path(chat_id): Path<String>,
+) -> Response {
+    let chat = ChatId::new(chat_id);
+    let group = match super::group_changes::load_group(&state, &chat).await {
+        Ok(group) => group,
+        Err(refusal) => return *refusal,
+    };
+    let store = state.store.clone();
+    let read = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
+        Ok((store.roster(&chat)?, store.members(&chat)?))
+    })
+    .await;
+    let (roster, seen) = match read {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return internal_error(e),
+        Err(e) => return internal_error(e),
+    };
+    let listed = group.account.is_some();
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for (user_id, name) in &roster {
+        let spoke = seen.iter().find(|m| &m.user_id == user_id);
+        out.push(serde_json::json!({
+            "user_id": user_id,
+            "name": if name.is_empty() { spoke.map_or("", |m| m.name.as_str()) } else { name.as_str() },
+            "in_group": true,
+            "messages": spoke.map_or(0, |m| m.message_count),
+            "last_seen": spoke.map(|m| m.last_seen),
+        }));
+    }
+    for member in seen
+        .iter()
+        .filter(|m| !roster.iter().any(|(id, _)| *id == m.user_id))
+    {
+        out.push(serde_json::json!({
+            "user_id": member.user_id,
+            "name": member.name,
+            "in_group": if listed { Some(false) } else { None },
+            "messages": member.message_count,
+            "last_seen": member.last_seen,
+        }));
+    }
+    Json(out).into_response()
+}
