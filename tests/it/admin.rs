@@ -33,10 +33,9 @@ async fn groups_need_the_right_bearer_token() {
         .await
         .unwrap();
     assert_eq!(right.status(), StatusCode::OK);
-    assert_eq!(
-        right.json::<Vec<serde_json::Value>>().await.unwrap().len(),
-        0
-    );
+    let page: serde_json::Value = right.json().await.unwrap();
+    assert_eq!(page["groups"].as_array().unwrap().len(), 0);
+    assert_eq!(page["total"], 0);
     // The scheme is case-insensitive (RFC 7235); the token is not.
     for (value, status) in [
         (format!("bearer {ADMIN_TOKEN}"), StatusCode::OK),
@@ -152,4 +151,96 @@ async fn every_admin_route_needs_the_token() {
         .await
         .unwrap();
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+}
+
+/// The group list filters and pages: `status`, `tag` (folded like stored tags), `channel`, `q`
+/// (name or id), `stage`, and `limit`/`cursor` walking every group once in chat-id order.
+#[tokio::test]
+async fn the_group_list_filters_and_pages() {
+    let app = spawn_app().await;
+    adopt_by(&app, "robot-1", "boss", &app.fake.webhook_url("robot-1")).await;
+    for (chat, name, tag) in [
+        ("push-a", "广州财税1群", "province:广东"),
+        ("push-b", "广州财税2群", "province:广东"),
+        ("push-c", "北京财税群", "province:北京"),
+    ] {
+        let (status, _) = app
+            .api_call(
+                reqwest::Method::POST,
+                "/api/v1/groups",
+                Some(serde_json::json!({
+                    "webhook_url": app.fake.webhook_url(chat),
+                    "chat_id": chat,
+                    "name": name,
+                    "tags": [tag],
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _) = app
+        .api_call(reqwest::Method::DELETE, "/api/v1/groups/push-c", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["chat_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = app.api("/api/v1/groups").await;
+    assert_eq!(ids(&all), ["push-a", "push-b", "push-c", "robot-1"]);
+    assert_eq!(all["total"], 4);
+    assert_eq!(all["groups"][3]["channel"], "wecom-robot");
+    assert_eq!(all["groups"][0]["channel"], "push-only");
+    for (query, expected) in [
+        ("status=released", vec!["push-c"]),
+        ("status=adopted&channel=push-only", vec!["push-a", "push-b"]),
+        ("channel=wecom-robot", vec!["robot-1"]),
+        // Typed with a Chinese input method: the full-width colon folds like stored tags.
+        (
+            "tag=province%EF%BC%9A%E5%B9%BF%E4%B8%9C",
+            vec!["push-a", "push-b"],
+        ),
+        ("q=%E5%8C%97%E4%BA%AC", vec!["push-c"]),
+        ("q=ROBOT", vec!["robot-1"]),
+        ("stage=new", vec!["push-a", "push-b", "robot-1"]),
+        ("stage=dead", vec![]),
+    ] {
+        let page = app.api(&format!("/api/v1/groups?{query}")).await;
+        assert_eq!(ids(&page), expected, "{query}: {page}");
+        assert!(page["next_cursor"].is_null(), "{query}");
+    }
+    // Two at a time: every group once, in order, then no cursor.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..3 {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/groups?limit=2&cursor={c}"),
+            None => "/api/v1/groups?limit=2".to_owned(),
+        };
+        let page = app.api(&path).await;
+        walked.extend(ids(&page));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(walked, ["push-a", "push-b", "push-c", "robot-1"]);
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "status=gone",
+        "channel=fax",
+        "stage=asleep",
+        "tag=a%20b",
+    ] {
+        let (status, body) = app
+            .api_call(reqwest::Method::GET, &format!("/api/v1/groups?{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
 }

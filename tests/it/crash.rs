@@ -409,9 +409,13 @@ async fn sigkill_straight_after_answers_keeps_every_answered_adoption() {
     let mut process = start_binary(&config, port, &log);
     binary.wait_healthy(&mut process, &log).await;
     let groups = binary
-        .call(reqwest::Method::GET, "/api/v1/groups", None)
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/groups?status=adopted&limit=500",
+            None,
+        )
         .await;
-    let adopted: std::collections::HashSet<&str> = groups
+    let adopted: std::collections::HashSet<&str> = groups["groups"]
         .as_array()
         .unwrap()
         .iter()

@@ -5,12 +5,14 @@ use axum::routing::get;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, internal_error};
+use super::paging::{PageQuery, page};
+use super::{ApiError, AppState, blocking, internal_error};
 use crate::domain::{ChatId, GroupSettings, Role};
 use crate::store::{GroupRecord, GroupStatus};
 
@@ -40,6 +42,8 @@ pub(super) struct GroupView {
     last_message_at: Option<DateTime<Utc>>,
     /// The bot account that serves the group (bot-account channels).
     account: Option<String>,
+    /// `wecom-robot`, `onebot12` or `push-only`.
+    channel: &'static str,
     can_push: bool,
     #[serde(flatten)]
     settings: SettingsView,
@@ -88,6 +92,7 @@ impl GroupView {
     pub(super) fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
         Self {
             settings: settings.into(),
+            channel: channel_of(&g),
             chat_id: g.chat_id.to_string(),
             bot: g.bot.to_string(),
             status: g.status,
@@ -107,23 +112,149 @@ impl GroupView {
     }
 }
 
-/// `GET /api/v1/groups`: every group the bot has been in.
-pub async fn list_groups(State(state): State<Arc<AppState>>) -> Response {
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.groups()).await {
-        Ok(Ok(groups)) => {
-            let views: Vec<GroupView> = groups
-                .into_iter()
-                .map(|g| {
-                    let settings = state.directory.get(&g.chat_id);
-                    GroupView::new(g, &settings)
-                })
-                .collect();
-            Json(views).into_response()
-        }
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
+/// `?status=&tag=&channel=&stage=&q=` of the group list, with its page.
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupsQuery {
+    status: Option<String>,
+    tag: Option<String>,
+    channel: Option<String>,
+    stage: Option<String>,
+    q: Option<String>,
+    // Not a flattened `PageQuery`: a flattened struct reads numbers from a query string as
+    // strings and refuses them.
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// The channel a group is served through, as the API names it.
+fn channel_of(g: &GroupRecord) -> &'static str {
+    if g.account.is_some() {
+        "onebot12"
+    } else if g.is_push_only() {
+        "push-only"
+    } else {
+        "wecom-robot"
     }
+}
+
+/// What a group list request asks for, checked.
+struct GroupFilter {
+    status: Option<GroupStatus>,
+    tag: Option<String>,
+    channel: Option<&'static str>,
+    stage: Option<crate::engine::health::Stage>,
+    /// Lower-cased; matched against the name and the chat id.
+    q: Option<String>,
+}
+
+impl GroupFilter {
+    fn new(query: &GroupsQuery) -> Result<Self, ApiError> {
+        let status = match query.status.as_deref() {
+            None | Some("") => None,
+            Some("adopted") => Some(GroupStatus::Adopted),
+            Some("released") => Some(GroupStatus::Released),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "status {other:?} must be adopted or released"
+                )));
+            }
+        };
+        let channel = match query.channel.as_deref() {
+            None | Some("") => None,
+            Some(name) => Some(
+                ["wecom-robot", "onebot12", "push-only"]
+                    .into_iter()
+                    .find(|c| *c == name)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "channel {name:?} must be wecom-robot, onebot12 or push-only"
+                        ))
+                    })?,
+            ),
+        };
+        let stage = match query.stage.as_deref() {
+            None | Some("") => None,
+            Some(name) => Some(super::health::stage_named(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "stage {name:?} must be new, steady, declining or dead"
+                ))
+            })?),
+        };
+        let tag = match query.tag.as_deref() {
+            None | Some("") => None,
+            Some(tag) => {
+                Some(crate::engine::scope::validate_tag(tag).map_err(ApiError::bad_request)?)
+            }
+        };
+        let q = query
+            .q
+            .as_deref()
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty());
+        Ok(Self {
+            status,
+            tag,
+            channel,
+            stage,
+            q,
+        })
+    }
+
+    fn keeps(&self, g: &GroupRecord, settings: &GroupSettings) -> bool {
+        self.status.is_none_or(|s| g.status == s)
+            && self.channel.is_none_or(|c| channel_of(g) == c)
+            && self.tag.as_ref().is_none_or(|t| settings.tags.contains(t))
+            && self.q.as_ref().is_none_or(|q| {
+                settings.name.to_lowercase().contains(q.as_str())
+                    || g.chat_id.as_str().to_lowercase().contains(q.as_str())
+            })
+    }
+}
+
+/// `GET /api/v1/groups?status=&tag=&channel=&stage=&q=&limit=&cursor=`: the groups the bot has
+/// been in, in the order of their chat ids, a page at a time: `{"groups", "next_cursor",
+/// "total"}`. `q` matches the name or the id; `stage` (a health stage) keeps adopted groups of
+/// that stage.
+pub async fn list_groups(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<GroupsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let filter = GroupFilter::new(&query)?;
+    let store = state.store.clone();
+    let (groups, stages) = match filter.stage {
+        None => (blocking(move || store.groups()).await?, None),
+        Some(_) => {
+            let (directory, speakers) = (Arc::clone(&state.directory), Arc::clone(&state.speakers));
+            blocking(move || {
+                let ranked =
+                    crate::runtime::health::ranking(&store, &directory, &speakers, Utc::now())?;
+                let stages: std::collections::HashMap<ChatId, crate::engine::health::Stage> =
+                    ranked.into_iter().map(|h| (h.chat_id, h.stage)).collect();
+                Ok((store.groups()?, Some(stages)))
+            })
+            .await?
+        }
+    };
+    let kept = groups.into_iter().filter_map(|g| {
+        let settings = state.directory.get(&g.chat_id);
+        let stage_ok = match (&stages, filter.stage) {
+            (Some(stages), Some(stage)) => stages.get(&g.chat_id) == Some(&stage),
+            _ => true,
+        };
+        (stage_ok && filter.keeps(&g, &settings)).then(|| GroupView::new(g, &settings))
+    });
+    let page_query = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let page = page(kept, |v| v.chat_id.clone(), &page_query)?;
+    Ok(Json(serde_json::json!({
+        "groups": page.items,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+    }))
+    .into_response())
 }
 
 /// `GET /api/v1/groups/{chat_id}`: one group with its settings.

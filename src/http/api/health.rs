@@ -32,7 +32,7 @@ pub struct RankingQuery {
     limit: Option<usize>,
 }
 
-fn stage_named(name: &str) -> Option<Stage> {
+pub(super) fn stage_named(name: &str) -> Option<Stage> {
     match name {
         "new" => Some(Stage::New),
         "steady" => Some(Stage::Steady),

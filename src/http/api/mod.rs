@@ -9,6 +9,7 @@ mod groups;
 mod health;
 mod jobs;
 mod moderation;
+mod paging;
 mod status;
 
 use std::sync::Arc;

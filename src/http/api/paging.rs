@@ -1,0 +1,122 @@
+//! Lists that page: `?limit=` (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]) and `?cursor=`
+//! (the `next_cursor` of the page before, opaque to clients). Items come in a stable order by a
+//! key; a page holds those after the cursor's key, and `next_cursor` is set while more follow.
+
+use serde::Deserialize;
+
+use super::ApiError;
+
+/// Items a page holds when the request names no limit.
+pub(super) const DEFAULT_LIMIT: usize = 100;
+/// The most items a page may hold.
+pub(super) const MAX_LIMIT: usize = 500;
+
+/// `?limit=&cursor=` of a list request.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PageQuery {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The page size asked for: 1 to [`MAX_LIMIT`], or 400.
+    pub(super) fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(format!(
+                "limit {n} must be 1 to {MAX_LIMIT}"
+            ))),
+        }
+    }
+}
+
+/// One page of a list, and how many items matched in all.
+#[derive(Debug)]
+pub(super) struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+    pub total: usize,
+}
+
+/// The page after `cursor` of `items` (already filtered, in ascending order of `key`).
+pub(super) fn page<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> String,
+    query: &PageQuery,
+) -> Result<Page<T>, ApiError> {
+    let limit = query.limit()?;
+    let mut total = 0;
+    let mut out = Vec::new();
+    let mut more = false;
+    for item in items {
+        total += 1;
+        if query
+            .cursor
+            .as_deref()
+            .is_some_and(|cursor| key(&item).as_str() <= cursor)
+        {
+            continue;
+        }
+        if out.len() == limit {
+            more = true;
+            continue;
+        }
+        out.push(item);
+    }
+    let next_cursor = more.then(|| out.last().map(&key)).flatten();
+    Ok(Page {
+        items: out,
+        next_cursor,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(limit: Option<usize>, cursor: Option<&str>) -> PageQuery {
+        PageQuery {
+            limit,
+            cursor: cursor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn pages_walk_the_whole_list_once() {
+        let items: Vec<String> = (0..7).map(|i| format!("g{i}")).collect();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = page(
+                items.clone(),
+                |s| s.clone(),
+                &query(Some(3), cursor.as_deref()),
+            )
+            .unwrap();
+            assert_eq!(page.total, 7);
+            seen.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn a_full_last_page_has_no_next_cursor() {
+        let items = vec!["a".to_owned(), "b".to_owned()];
+        let page = page(items, |s| s.clone(), &query(Some(2), None)).unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next_cursor, None);
+    }
+
+    #[test]
+    fn limits_out_of_range_are_refused() {
+        assert!(query(Some(0), None).limit().is_err());
+        assert!(query(Some(MAX_LIMIT + 1), None).limit().is_err());
+        assert_eq!(query(None, None).limit().unwrap(), DEFAULT_LIMIT);
+    }
+}
