@@ -131,6 +131,8 @@ pub struct LogFilter {
     pub check: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only entries older than this id (the last of the page before).
+    pub before: Option<u64>,
     /// At most this many, newest first.
     pub limit: usize,
 }
@@ -317,7 +319,8 @@ impl Store {
         match &filter.chat_id {
             Some(chat) => {
                 let index = tx.open_table(MOD_LOG_BY_CHAT)?;
-                let range = index.range((chat.as_str(), since)..=(chat.as_str(), u64::MAX))?;
+                let until = filter.before.map_or(u64::MAX, |b| b.saturating_sub(1));
+                let range = index.range((chat.as_str(), since)..=(chat.as_str(), until))?;
                 for item in range.rev().take(MAX_SCANNED) {
                     let id = item?.0.value().1;
                     if let Some(value) = log.get(id)?
@@ -328,7 +331,8 @@ impl Store {
                 }
             }
             None => {
-                for item in log.range(since..)?.rev().take(MAX_SCANNED) {
+                let until = filter.before.map_or(u64::MAX, |b| b.saturating_sub(1));
+                for item in log.range(since..=until)?.rev().take(MAX_SCANNED) {
                     if !take(decode(item?.1.value())?)? {
                         break;
                     }
@@ -390,6 +394,7 @@ mod tests {
             .unwrap();
         let log = store
             .moderation_log(&LogFilter {
+                before: None,
                 limit: 10,
                 ..LogFilter::default()
             })
@@ -418,6 +423,7 @@ mod tests {
         let read = |filter: LogFilter| -> Vec<(String, String, u32)> {
             store
                 .moderation_log(&LogFilter {
+                    before: None,
                     limit: 10,
                     ..filter
                 })
@@ -457,6 +463,7 @@ mod tests {
         assert_eq!(window, vec![("g2".into(), "u1".into(), 2)]);
         let limited = store
             .moderation_log(&LogFilter {
+                before: None,
                 limit: 2,
                 ..LogFilter::default()
             })

@@ -367,12 +367,18 @@ impl Store {
     }
 
     /// The last `limit` sends to `chat`, newest first.
-    pub fn sends_to(&self, chat: &ChatId, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    pub fn sends_to(
+        &self,
+        chat: &ChatId,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let tx = self.db.begin_read()?;
         let by_chat = tx.open_table(OUTBOX_BY_CHAT)?;
         let outbox = tx.open_table(OUTBOX)?;
         let mut sends = Vec::new();
-        let range = by_chat.range((chat.as_str(), 0)..=(chat.as_str(), u64::MAX))?;
+        let until = before.map_or(u64::MAX, |b| b.saturating_sub(1));
+        let range = by_chat.range((chat.as_str(), 0)..=(chat.as_str(), until))?;
         for item in range.rev().take(limit) {
             let (key, _) = item?;
             let (_, id) = key.value();

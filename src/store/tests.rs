@@ -153,6 +153,27 @@ fn send(key: &str, chat: &str) -> NewSend {
 }
 
 #[test]
+fn a_groups_sends_come_newest_first_a_page_before_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.redb")).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 7, 30, 0).unwrap();
+    store
+        .write(|tx| {
+            for i in 0..5 {
+                tx.enqueue(send(&format!("s{i}"), "g1"), now)?;
+                tx.enqueue(send(&format!("other{i}"), "g2"), now)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let ids = |sends: Vec<OutboxEntry>| sends.iter().map(|e| e.id).collect::<Vec<_>>();
+    let chat = ChatId::new("g1");
+    assert_eq!(ids(store.sends_to(&chat, 3, None).unwrap()), [9, 7, 5]);
+    assert_eq!(ids(store.sends_to(&chat, 3, Some(5)).unwrap()), [3, 1]);
+    assert!(store.sends_to(&chat, 3, Some(1)).unwrap().is_empty());
+}
+
+#[test]
 fn the_outbox_enqueues_a_key_once_and_remembers_what_is_unfinished_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.redb");

@@ -18,7 +18,7 @@ async fn groups_are_ranked_with_the_figures_behind_their_score() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let sends = app.api("/api/v1/groups/g-h1/sends").await;
-        if sends[0]["state"] == "delivered" {
+        if sends["sends"][0]["state"] == "delivered" {
             break;
         }
         assert!(

@@ -15,7 +15,8 @@ use crate::onebot::{
 
 /// The moderation log, filtered by `query` (`chat_id=…&user_id=…`).
 async fn log(app: &TestApp, query: &str) -> Vec<Value> {
-    serde_json::from_value(app.api(&format!("/api/v1/moderation?{query}")).await).unwrap()
+    let page = app.api(&format!("/api/v1/moderation?{query}")).await;
+    serde_json::from_value(page["entries"].clone()).unwrap()
 }
 
 /// Waits until the log filtered by `query` has `count` entries; returns them, newest first.
@@ -148,6 +149,21 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
     // Filters narrow the log.
     assert_eq!(log(&app, "check=contacts").await.len(), 1);
     assert!(log(&app, "user_id=wxid_owner").await.is_empty());
+    // A page at a time, newest first: two pages of two walk the same entries as one of all.
+    let query = format!("chat_id={GROUP}&user_id=wxid_spam&limit=2");
+    let first = app.api(&format!("/api/v1/moderation?{query}")).await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let second = app
+        .api(&format!("/api/v1/moderation?{query}&cursor={cursor}"))
+        .await;
+    let mut walked: Vec<Value> = serde_json::from_value(first["entries"].clone()).unwrap();
+    walked.extend(serde_json::from_value::<Vec<Value>>(second["entries"].clone()).unwrap());
+    let all = log(&app, &format!("chat_id={GROUP}&user_id=wxid_spam")).await;
+    assert_eq!(walked, all);
+    assert!(second["next_cursor"].is_null(), "{second}");
     let (status, _) = app
         .api_call(
             reqwest::Method::GET,
@@ -323,7 +339,7 @@ async fn spoke(app: &TestApp, group: &str, user: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let members = app.api(&format!("/api/v1/groups/{group}/members")).await;
-        let said = members.as_array().is_some_and(|all| {
+        let said = members["members"].as_array().is_some_and(|all| {
             all.iter()
                 .any(|m| m["user_id"] == user && m["messages"].as_u64() > Some(0))
         });

@@ -425,7 +425,7 @@ pub(crate) async fn wait_members(
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
-        let ids: Vec<String> = members
+        let ids: Vec<String> = members["members"]
             .as_array()
             .map(|all| {
                 all.iter()
@@ -452,9 +452,10 @@ async fn wait_sends(
 ) -> Vec<serde_json::Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let sends: Vec<serde_json::Value> =
-            serde_json::from_value(app.api(&format!("/api/v1/groups/{GROUP}/sends")).await)
-                .unwrap();
+        let sends: Vec<serde_json::Value> = serde_json::from_value(
+            app.api(&format!("/api/v1/groups/{GROUP}/sends")).await["sends"].clone(),
+        )
+        .unwrap();
         if !sends.is_empty() && check(&sends) {
             return sends;
         }
@@ -856,7 +857,7 @@ async fn a_repeated_webhook_event_gets_the_same_reply() {
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(again, first);
     let members = app.api(&format!("/api/v1/groups/{GROUP}/members")).await;
-    let member = members
+    let member = members["members"]
         .as_array()
         .and_then(|m| m.iter().find(|m| m["user_id"] == "wxid_a"))
         .cloned()

@@ -110,7 +110,7 @@ async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
     let envelope = content(&wait_post(&app, "env-chat", "口令").await);
     assert!(envelope.contains("@会计小喇叭"), "{envelope}");
     let phrase = phrase_in(&envelope);
-    let tests = app.api("/api/v1/groups/g-env/red-envelope-tests").await;
+    let tests = app.api("/api/v1/groups/g-env/red-envelope-tests").await["tests"].clone();
     let id = tests[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(tests[0]["claim_phrase"], phrase.as_str());
     assert_eq!(tests[0]["started_by"], "chat:boss");

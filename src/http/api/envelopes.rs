@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::{ApiError, admit, bad_request, blocking_json, internal_error};
+use super::paging::{PageQuery, page_descending};
+use super::{ApiError, admit, bad_request, blocking, internal_error};
 use crate::domain::{ChatId, EnvelopeParams};
 use crate::engine::red_envelope::{Results, Verdict, yuan_digits};
 use crate::runtime::red_envelope::{CancelError, StartError, TestRef};
@@ -218,18 +220,30 @@ pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) 
 pub async fn list_of_group(
     State(state): State<Arc<AppState>>,
     Path(chat_id): Path<String>,
-) -> Response {
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let store = state.store.clone();
     let chat = ChatId::new(chat_id);
-    blocking_json(move || {
-        let mut tests = store.envelope_tests_of(&chat)?;
-        tests.reverse();
+    let tests = blocking(move || store.envelope_tests_of(&chat)).await?;
+    // Newest first: the key sorts by start time, then id.
+    let key = |t: &TestRecord| format!("{:020}-{}", t.started_at.timestamp_micros().max(0), t.id);
+    let mut page = page_descending(tests.into_iter().rev(), key, &query)?;
+    let store = state.store.clone();
+    let mut tests = std::mem::take(&mut page.items);
+    let tests = blocking(move || {
         for test in tests.iter_mut().filter(|t| t.posted_at.is_none()) {
             test.posted_at = store.envelope_posted_at(&test.id)?;
         }
         Ok(tests)
     })
-    .await
+    .await?;
+    Ok(Json(serde_json::json!({
+        "tests": tests,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+    }))
+    .into_response())
 }
 
 /// `GET /api/v1/red-envelope-tests/{id}/claims.csv`: the payout ledger, one row per share

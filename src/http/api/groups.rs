@@ -278,93 +278,115 @@ pub async fn get_group(
     }
 }
 
-#[derive(Deserialize)]
-pub struct SendsQuery {
+/// `?limit=&cursor=` of a list (a flattened struct would refuse numbers in a query string).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
     limit: Option<usize>,
+    cursor: Option<String>,
+    /// Members only: part of the name or user id, any case.
+    q: Option<String>,
 }
 
-/// `GET /api/v1/groups/{chat_id}/sends?limit=N`: the last sends to a group (default 50, at
-/// most 500), newest first — what went out, what waits, what failed or expired, and why. The
-/// destination (a webhook URL is a credential) is not shown.
+impl ListQuery {
+    fn page(&self) -> PageQuery {
+        PageQuery {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/groups/{chat_id}/sends?limit=&cursor=`: the sends to a group, newest first, a
+/// page at a time (`{"sends", "next_cursor"}`) — what went out, what waits, what failed or
+/// expired, and why. The destination (a webhook URL is a credential) is not shown.
 pub async fn list_sends(
     State(state): State<Arc<AppState>>,
     Path(chat_id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<SendsQuery>,
-) -> Response {
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let page = query.page();
+    let limit = page.limit()?;
+    let before =
+        match page.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
+            })?),
+        };
     let chat = ChatId::new(chat_id);
     // An unknown group is a 404, not an empty list that looks like "nothing was sent".
     if let Err(refusal) = super::group_changes::load_group(&state, &chat).await {
-        return *refusal;
+        return Ok(*refusal);
     }
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.sends_to(&chat, limit)).await {
-        Ok(Ok(sends)) => Json(
-            sends
-                .into_iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "id": e.id,
-                        "purpose": e.purpose,
-                        "state": e.state,
-                        "attempts": e.attempts,
-                        "last_error": e.last_error,
-                        "run": e.run,
-                        "created_at": e.created_at,
-                        "updated_at": e.updated_at,
-                        "via": match e.to {
-                            crate::store::Destination::Webhook { .. } => "webhook",
-                            crate::store::Destination::Account { .. } => "account",
-                        },
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
-    }
+    // One more than the page: whether another page follows.
+    let mut sends = blocking(move || store.sends_to(&chat, limit + 1, before)).await?;
+    let more = sends.len() > limit;
+    sends.truncate(limit);
+    let next_cursor = more
+        .then(|| sends.last().map(|e| e.id.to_string()))
+        .flatten();
+    let sends: Vec<serde_json::Value> = sends
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "purpose": e.purpose,
+                "state": e.state,
+                "attempts": e.attempts,
+                "last_error": e.last_error,
+                "run": e.run,
+                "created_at": e.created_at,
+                "updated_at": e.updated_at,
+                "via": match e.to {
+                    crate::store::Destination::Webhook { .. } => "webhook",
+                    crate::store::Destination::Account { .. } => "account",
+                },
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"sends": sends, "next_cursor": next_cursor})).into_response())
 }
 
-/// `GET /api/v1/groups/{chat_id}/members`: the group's member list as its bot account last
-/// reported it (`in_group`), merged with the members seen speaking (`messages`, `last_seen`).
+/// `GET /api/v1/groups/{chat_id}/members?q=&limit=&cursor=`: the group's member list as its bot
+/// account last reported it (`in_group`), merged with the members seen speaking (`messages`,
+/// `last_seen`), in user-id order, a page at a time (`{"members", "next_cursor", "total"}`).
 /// Robot groups have no member list: only those who spoke appear, with `in_group: null`.
 pub async fn list_members(
     State(state): State<Arc<AppState>>,
     Path(chat_id): Path<String>,
-) -> Response {
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let chat = ChatId::new(chat_id);
     let group = match super::group_changes::load_group(&state, &chat).await {
         Ok(group) => group,
-        Err(refusal) => return *refusal,
+        Err(refusal) => return Ok(*refusal),
     };
     let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<_, crate::store::StoreError> {
-        Ok((store.roster(&chat)?, store.members(&chat)?))
-    })
-    .await;
-    let (roster, seen) = match read {
-        Ok(Ok(found)) => found,
-        Ok(Err(e)) => return internal_error(e),
-        Err(e) => return internal_error(e),
-    };
+    let (roster, seen) =
+        blocking(move || Ok((store.roster(&chat)?, store.members(&chat)?))).await?;
     let listed = group.account.is_some();
-    let mut out: Vec<serde_json::Value> = Vec::new();
-    for (user_id, name) in &roster {
-        let spoke = seen.iter().find(|m| &m.user_id == user_id);
-        out.push(serde_json::json!({
+    let mut seen: std::collections::HashMap<String, crate::store::MemberRecord> =
+        seen.into_iter().map(|m| (m.user_id.clone(), m)).collect();
+    let mut members: Vec<serde_json::Value> = Vec::with_capacity(roster.len() + seen.len());
+    for (user_id, name) in roster {
+        let spoke = seen.remove(&user_id);
+        let name = match (name.is_empty(), &spoke) {
+            (true, Some(m)) => m.name.clone(),
+            _ => name,
+        };
+        members.push(serde_json::json!({
             "user_id": user_id,
-            "name": if name.is_empty() { spoke.map_or("", |m| m.name.as_str()) } else { name.as_str() },
+            "name": name,
             "in_group": true,
-            "messages": spoke.map_or(0, |m| m.message_count),
+            "messages": spoke.as_ref().map_or(0, |m| m.message_count),
             "last_seen": spoke.map(|m| m.last_seen),
         }));
     }
-    for member in seen
-        .iter()
-        .filter(|m| !roster.iter().any(|(id, _)| *id == m.user_id))
-    {
-        out.push(serde_json::json!({
+    for member in seen.into_values() {
+        members.push(serde_json::json!({
             "user_id": member.user_id,
             "name": member.name,
             "in_group": if listed { Some(false) } else { None },
@@ -372,5 +394,25 @@ pub async fn list_members(
             "last_seen": member.last_seen,
         }));
     }
-    Json(out).into_response()
+    let user_id = |m: &serde_json::Value| m["user_id"].as_str().unwrap_or_default().to_owned();
+    members.sort_by_key(user_id);
+    let q = query
+        .q
+        .as_deref()
+        .map(str::to_lowercase)
+        .filter(|q| !q.trim().is_empty());
+    let kept = members.into_iter().filter(|m| {
+        q.as_deref().is_none_or(|q| {
+            ["user_id", "name"]
+                .iter()
+                .any(|k| m[*k].as_str().is_some_and(|v| v.to_lowercase().contains(q)))
+        })
+    });
+    let page = page(kept, user_id, &query.page())?;
+    Ok(Json(serde_json::json!({
+        "members": page.items,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+    }))
+    .into_response())
 }

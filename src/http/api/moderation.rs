@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::AppState;
-use super::{ApiError, admit, bad_request, blocking_json, internal_error};
+use super::paging::PageQuery;
+use super::{ApiError, admit, blocking, blocking_json, internal_error};
 use crate::domain::ChatId;
 use crate::runtime::moderation::requests;
 use crate::store::LogFilter;
@@ -33,9 +34,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 /// Who the API says did something, in the log.
 const BY_API: &str = "admin-api";
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
@@ -47,6 +45,8 @@ pub struct LogQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<usize>,
+    /// The `next_cursor` of the page before.
+    cursor: Option<String>,
 }
 
 fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
@@ -61,33 +61,46 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String
         .transpose()
 }
 
-/// `GET /api/v1/moderation?chat_id=&user_id=&check=&since=&until=&limit=`: the moderation log,
-/// newest first (default 100 entries, at most 1,000).
+/// `GET /api/v1/moderation?chat_id=&user_id=&check=&since=&until=&limit=&cursor=`: the
+/// moderation log, newest first, a page at a time (`{"entries", "next_cursor"}`; `limit` 1–500,
+/// default 100).
 pub async fn list_log(
     State(state): State<Arc<AppState>>,
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(query) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_request(e.body_text()),
-    };
-    let (since, until) = match (
-        time("since", query.since.as_deref()),
-        time("until", query.until.as_deref()),
-    ) {
-        (Ok(s), Ok(u)) => (s, u),
-        (Err(reason), _) | (_, Err(reason)) => return bad_request(reason),
-    };
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since = time("since", query.since.as_deref()).map_err(ApiError::bad_request)?;
+    let until = time("until", query.until.as_deref()).map_err(ApiError::bad_request)?;
+    let limit = PageQuery {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let before =
+        match query.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
+            })?),
+        };
     let filter = LogFilter {
         chat_id: query.chat_id.map(ChatId::new),
         user_id: query.user_id,
         check: query.check,
         since,
         until,
-        limit: query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+        before,
+        // One more than the page: whether another page follows.
+        limit: limit + 1,
     };
     let store = state.store.clone();
-    blocking_json(move || store.moderation_log(&filter)).await
+    let mut entries = blocking(move || store.moderation_log(&filter)).await?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next_cursor = more
+        .then(|| entries.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(serde_json::json!({"entries": entries, "next_cursor": next_cursor})).into_response())
 }
 
 /// `GET /api/v1/moderation/blacklist`: members kept out of every adopted group.

@@ -45,6 +45,24 @@ pub(super) fn page<T>(
     key: impl Fn(&T) -> String,
     query: &PageQuery,
 ) -> Result<Page<T>, ApiError> {
+    page_in(items, key, query, false)
+}
+
+/// The page after `cursor` of `items` in descending order of `key` (newest first).
+pub(super) fn page_descending<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> String,
+    query: &PageQuery,
+) -> Result<Page<T>, ApiError> {
+    page_in(items, key, query, true)
+}
+
+fn page_in<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> String,
+    query: &PageQuery,
+    descending: bool,
+) -> Result<Page<T>, ApiError> {
     let limit = query.limit()?;
     let mut total = 0;
     let mut out = Vec::new();
@@ -54,7 +72,10 @@ pub(super) fn page<T>(
         if query
             .cursor
             .as_deref()
-            .is_some_and(|cursor| key(&item).as_str() <= cursor)
+            .is_some_and(|cursor| match descending {
+                false => key(&item).as_str() <= cursor,
+                true => key(&item).as_str() >= cursor,
+            })
         {
             continue;
         }
@@ -103,6 +124,17 @@ mod tests {
             }
         }
         assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn newest_first_pages_walk_down() {
+        let items: Vec<String> = (0..5).rev().map(|i| format!("t{i}")).collect();
+        let first = page_descending(items.clone(), |s| s.clone(), &query(Some(2), None)).unwrap();
+        assert_eq!(first.items, ["t4", "t3"]);
+        let cursor = first.next_cursor.unwrap();
+        let second = page_descending(items, |s| s.clone(), &query(Some(2), Some(&cursor))).unwrap();
+        assert_eq!(second.items, ["t2", "t1"]);
+        assert!(second.next_cursor.is_some());
     }
 
     #[test]

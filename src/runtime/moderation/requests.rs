@@ -253,6 +253,7 @@ async fn last_decision(state: &Services, chat: &ChatId, user: &str) -> Option<St
     let filter = LogFilter {
         chat_id: Some(chat.clone()),
         user_id: Some(user.to_owned()),
+        before: None,
         limit: 20,
         ..LogFilter::default()
     };
