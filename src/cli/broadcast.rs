@@ -1,7 +1,9 @@
-//! `trumpet broadcast <job> [--dry-run]`: runs a scheduled job now through the running service's
-//! admin API and follows its run with a progress bar, or (`--dry-run`) shows the message every
-//! target would get, sending nothing. The service does the work; this command only asks and
-//! watches, so stopping it (Ctrl-C) does not stop the run.
+//! `trumpet broadcast <job> [--dry-run] [--next] [--now]` and `trumpet broadcast --resend RUN`:
+//! runs a scheduled job now (or sends a run again to the groups that did not get it) through
+//! the running service's admin API and follows the run with a progress bar, or (`--dry-run`)
+//! shows what a run would do, sending nothing. Inside the job's quiet hours the service refuses
+//! unless `--now`. The service does the work; this command only asks and watches, so stopping
+//! it (Ctrl-C) does not stop the run.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,15 +78,22 @@ impl Api {
     }
 }
 
+/// What to ask the service for.
+pub enum Request<'a> {
+    /// Run `job` (its next slot with `next`), or only show what that would do.
+    Job {
+        job: &'a str,
+        dry_run: bool,
+        next: bool,
+    },
+    /// Send `run` again to the groups that did not get it.
+    Resend { run: &'a str },
+}
+
 /// Runs the command; the exit code is 0 when every send was delivered or skipped on purpose,
-/// 1 when some failed, 2 when the service could not be asked.
-pub fn run(
-    config: &Config,
-    server: Option<&str>,
-    job: &str,
-    dry_run: bool,
-    next: bool,
-) -> ExitCode {
+/// 1 when some failed, 2 when the service could not be asked or refused (quiet hours without
+/// `--now`, an unknown job or run). `now` overrides the job's quiet hours.
+pub fn run(config: &Config, server: Option<&str>, request: Request<'_>, now: bool) -> ExitCode {
     let Some(token) = config.admin.token.as_ref().map(|t| t.expose().to_owned()) else {
         eprintln!(
             "error: admin.token is not set: the admin API refuses everyone (set it in trumpet.toml or TRUMPET_ADMIN__TOKEN)"
@@ -117,11 +126,29 @@ pub fn run(
         token,
     };
     let result = runtime.block_on(async {
-        let slot = if next { "next" } else { "current" };
-        if dry_run {
-            show_dry_run(&api, job, slot).await
+        let quiet = if now {
+            "&override_quiet_hours=true"
         } else {
-            follow_run(&api, job, slot).await
+            ""
+        };
+        match request {
+            Request::Job { job, dry_run, next } => {
+                let slot = if next { "next" } else { "current" };
+                if dry_run {
+                    show_dry_run(&api, job, &format!("slot={slot}{quiet}")).await
+                } else {
+                    let path = format!("/api/v1/jobs/{job}/run?slot={slot}{quiet}");
+                    follow_run(&api, &path).await
+                }
+            }
+            Request::Resend { run } => {
+                let quiet = if now {
+                    "?override_quiet_hours=true"
+                } else {
+                    ""
+                };
+                follow_run(&api, &format!("/api/v1/runs/{run}/resend{quiet}")).await
+            }
         }
     });
     match result {
@@ -160,8 +187,8 @@ fn group_list(ids: &[&str]) -> String {
 
 /// A dry run as a summary: each distinct message once with the groups that would get it, and
 /// the skipped groups by reason — not every group's copy of the same report.
-async fn show_dry_run(api: &Api, job: &str, slot: &str) -> Result<ExitCode, BroadcastError> {
-    let path = format!("/api/v1/jobs/{job}/run?dry_run=true&slot={slot}");
+async fn show_dry_run(api: &Api, job: &str, query: &str) -> Result<ExitCode, BroadcastError> {
+    let path = format!("/api/v1/jobs/{job}/run?dry_run=true&{query}");
     let answer = api.call(reqwest::Method::POST, &path).await?;
     let targets = answer["targets"]
         .as_array()
@@ -199,6 +226,9 @@ async fn show_dry_run(api: &Api, job: &str, slot: &str) -> Result<ExitCode, Broa
     );
     if !runs.is_empty() {
         println!("run: {}", runs.join(", "));
+    }
+    if let Some(refused) = answer["refused"].as_str() {
+        println!("a run now would be refused and send nothing: {refused}");
     }
     for (n, (text, groups)) in messages.iter().enumerate() {
         println!(
@@ -264,15 +294,22 @@ async fn print_receipts(
     }
 }
 
-async fn follow_run(api: &Api, job: &str, slot: &str) -> Result<ExitCode, BroadcastError> {
-    let path = format!("/api/v1/jobs/{job}/run?slot={slot}");
-    let answer = api.call(reqwest::Method::POST, &path).await?;
-    let runs: Vec<String> = answer["runs"]
-        .as_array()
-        .ok_or_else(|| BroadcastError::Malformed(answer.to_string()))?
-        .iter()
-        .filter_map(|r| r.as_str().map(str::to_owned))
-        .collect();
+/// Asks for a run (`POST path`: a job's run, or a resend) and follows each of its runs to the end.
+async fn follow_run(api: &Api, path: &str) -> Result<ExitCode, BroadcastError> {
+    let answer = api.call(reqwest::Method::POST, path).await?;
+    // A job's run answers `runs` (one per time zone); a resend, its `run_id`.
+    let runs: Vec<String> = match answer["runs"].as_array() {
+        Some(runs) => runs
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect(),
+        None => vec![
+            answer["run_id"]
+                .as_str()
+                .ok_or_else(|| BroadcastError::Malformed(answer.to_string()))?
+                .to_owned(),
+        ],
+    };
     // This request's sends carry `planned_at` or later; a slot's earlier sends (an earlier run
     // of the same slot) are not this run's, and neither are their failures.
     let queued = answer["queued"].as_u64().unwrap_or(0);

@@ -62,7 +62,15 @@ pub enum Command {
     /// `--dry-run` shows the message every target would get and sends nothing.
     Broadcast {
         /// The job's name in schedules.toml, e.g. morning-report.
-        job: String,
+        #[arg(required_unless_present = "resend")]
+        job: Option<String>,
+        /// Send run RUN's slot again to the groups that did not get it (failed, skipped, timed
+        /// out), e.g. morning-report@20261206T0000Z; never to a group that did.
+        #[arg(long, value_name = "RUN", conflicts_with_all = ["job", "dry_run", "next"])]
+        resend: Option<String>,
+        /// Send now even inside the job's quiet hours (a run there is refused otherwise).
+        #[arg(long)]
+        now: bool,
         /// Render for every target, send nothing.
         #[arg(long)]
         dry_run: bool,
@@ -96,11 +104,21 @@ pub fn run(cli: Cli) -> ExitCode {
         } => simulate(&cli, group, from, mention, text),
         Command::Broadcast {
             ref job,
+            ref resend,
+            now,
             dry_run,
             next,
             ref server,
         } => match load_config(&cli) {
-            Ok(config) => broadcast::run(&config, server.as_deref(), job, dry_run, next),
+            Ok(config) => {
+                let what = match (job, resend) {
+                    (_, Some(run)) => broadcast::Request::Resend { run },
+                    (Some(job), None) => broadcast::Request::Job { job, dry_run, next },
+                    // clap requires one of them.
+                    (None, None) => return ExitCode::from(2),
+                };
+                broadcast::run(&config, server.as_deref(), what, now)
+            }
             Err(code) => code,
         },
     }

@@ -121,6 +121,22 @@ impl Job {
         slots
     }
 
+    /// When the quiet hours `at` falls in end (the first minute after it that is not quiet),
+    /// or `None` when `at` is not quiet. Quiet hours that never end (every minute quiet) end
+    /// `None` as well: a day later is still quiet.
+    pub fn quiet_until(&self, zone: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.is_quiet(zone, at) {
+            return None;
+        }
+        let start = at
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(at);
+        (1..=24 * 60)
+            .map(|minutes| start + chrono::Duration::minutes(minutes))
+            .find(|t| !self.is_quiet(zone, *t))
+    }
+
     /// Whether `at` falls in the job's quiet hours in `zone` (the zone of the group).
     pub fn is_quiet(&self, zone: Tz, at: DateTime<Utc>) -> bool {
         if self.quiet_hours.is_empty() {

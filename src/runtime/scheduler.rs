@@ -7,7 +7,6 @@
 //! Planning is idempotent — run ids and send keys derive from `(job, slot, group)` — so a restart,
 //! a manual run of the same slot, or a second replica never sends one slot twice.
 
-use crate::runtime::feeds::Feeds;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +16,14 @@ use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::domain::ChatId;
 use crate::engine::Scripts;
 use crate::engine::jobs::Job;
 use crate::outbox::Outbox;
+use crate::runtime::feeds::Feeds;
 use crate::runtime::groups::Directory;
 use crate::schedule::{
-    Recipient, SlotContent, claim_name, local_date, plan_each, run_id, trigger_for,
+    PlanFlags, Recipient, SlotContent, claim_name, local_date, plan_each, run_id, trigger_for,
 };
 use crate::scripts::live::LiveScripts;
 use crate::store::{GroupStatus, NewSend, RunRecord, Store, StoreError};
@@ -61,8 +62,30 @@ pub enum RunError {
     NoSlot(String),
     #[error("the job {0:?} has no slot in the coming year: its cron never fires")]
     NoNextSlot(String),
+    #[error(
+        "the job {job:?} is in its quiet hours in {zone} until {until}: nothing was planned. To send anyway, run it with the override (override_quiet_hours=true; trumpet broadcast {job} --now)"
+    )]
+    QuietHours {
+        job: String,
+        zone: String,
+        /// Local time the quiet hours end (`07:00`), or "their end" when they never do.
+        until: String,
+    },
+    #[error("no run {0:?}")]
+    UnknownRun(String),
+    #[error("the run {run:?} is of the job {job:?}, which is no longer in schedules.toml")]
+    JobGone { run: String, job: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a run by hand would do.
+#[derive(Debug)]
+pub struct DryRun {
+    /// Every target's send, rendered, with the reason it would be skipped.
+    pub sends: Vec<NewSend>,
+    /// Why the run would be refused (quiet hours without the override); nothing would be sent.
+    pub refused: Option<String>,
 }
 
 /// Plans runs; cheap to clone.
@@ -176,12 +199,12 @@ impl Scheduler {
         trigger: &str,
     ) -> Result<PlannedRun, StoreError> {
         let now = Utc::now();
-        self.run_slot_from(job, zone, slot, trigger, slot.max(now))
+        self.run_slot_from(job, zone, slot, trigger, slot.max(now), false)
             .await
     }
 
     /// [`Scheduler::run_slot`] with its sends spread from `start` (now, for a slot run by hand
-    /// before it comes).
+    /// before it comes), inside quiet hours when an operator overrode them.
     async fn run_slot_from(
         &self,
         job: &Job,
@@ -189,6 +212,7 @@ impl Scheduler {
         slot: DateTime<Utc>,
         trigger: &str,
         start: DateTime<Utc>,
+        override_quiet_hours: bool,
     ) -> Result<PlannedRun, StoreError> {
         let now = Utc::now();
         let recipients = self.recipients().await?;
@@ -214,6 +238,10 @@ impl Scheduler {
         // run to 100,000 groups never holds every report at once. The mark goes with the last
         // chunk; a crash before it plans the slot again after the restart, and the sends' keys
         // (job, slot, group) make the chunks already written add nothing twice.
+        let flags = PlanFlags {
+            missed: trigger == "missed",
+            override_quiet_hours,
+        };
         let mut sends = plan_each(
             job,
             zone,
@@ -222,7 +250,7 @@ impl Scheduler {
             &recipients,
             &scripts,
             &content,
-            trigger == "missed",
+            flags,
         )
         .peekable();
         let (mut planned, mut queued, mut first) = (0, 0, true);
@@ -268,6 +296,101 @@ impl Scheduler {
         })
     }
 
+    /// Sends the slot of `run_id` again to the groups none of whose sends of it was delivered or
+    /// is still pending (failed, skipped, timed out), rendered with the scripts in force now;
+    /// never to a group that has it. Inside quiet hours it refuses unless
+    /// `override_quiet_hours`. The new sends join the run.
+    pub async fn resend(
+        &self,
+        run_id: &str,
+        override_quiet_hours: bool,
+    ) -> Result<PlannedRun, RunError> {
+        let store = self.store.clone();
+        let id = run_id.to_owned();
+        let crate::store::ResendTargets {
+            run: record,
+            groups: targets,
+        } = tokio::task::spawn_blocking(move || store.resend_targets(&id))
+            .await
+            .map_err(|e| StoreError::Db(format!("resend task failed: {e}")))??
+            .ok_or_else(|| RunError::UnknownRun(run_id.to_owned()))?;
+        let scripts = self.scripts.current();
+        let job = scripts
+            .jobs
+            .iter()
+            .find(|j| j.name == record.job)
+            .ok_or_else(|| RunError::JobGone {
+                run: run_id.to_owned(),
+                job: record.job.clone(),
+            })?;
+        let now = Utc::now();
+        let sent_before: HashMap<ChatId, usize> = targets.into_iter().collect();
+        let recipients: Vec<Recipient> = self
+            .recipients()
+            .await?
+            .into_iter()
+            .filter(|r| sent_before.contains_key(&r.chat))
+            .collect();
+        let mut zones: Vec<Tz> = recipients
+            .iter()
+            .map(|r| job.zone_for(&r.settings))
+            .collect();
+        zones.sort_by_key(|z| z.name());
+        zones.dedup();
+        Self::check_quiet_hours(job, zones.iter().copied(), now, override_quiet_hours)?;
+        let flags = PlanFlags {
+            missed: false,
+            override_quiet_hours,
+        };
+        let mut sends = Vec::new();
+        for zone in zones {
+            let content = self
+                .slot_content(job, zone, record.slot, "resend", &scripts)
+                .await?;
+            sends.extend(
+                plan_each(
+                    job,
+                    zone,
+                    record.slot,
+                    now,
+                    &recipients,
+                    &scripts,
+                    &content,
+                    flags,
+                )
+                // The run's earlier sends keep their keys: each resend has its own.
+                .filter(|s| s.run.as_deref() == Some(run_id))
+                .map(|mut send| {
+                    let earlier = send.chat.as_ref().and_then(|c| sent_before.get(c));
+                    send.key = format!("{}:resend{}", send.key, earlier.copied().unwrap_or(0));
+                    send
+                }),
+            );
+        }
+        let store = self.store.clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                let mut entries = Vec::new();
+                for send in sends {
+                    entries.extend(tx.enqueue(send, now)?);
+                }
+                Ok(entries)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("resend task failed: {e}")))??;
+        let queued = entries.len();
+        for entry in entries {
+            self.outbox.dispatch(entry);
+        }
+        info!(job = %job.name, run = %run_id, queued, "run resent to the groups that did not get it");
+        Ok(PlannedRun {
+            run_id: run_id.to_owned(),
+            queued,
+            at: now,
+        })
+    }
+
     /// The slot `which` asks for of `job` in each zone it runs in, the job's own zone first:
     /// the current one (the latest at or before now, within 32 days), or the next one.
     fn chosen_slots(
@@ -300,21 +423,59 @@ impl Scheduler {
         Ok((job.clone(), slots))
     }
 
+    /// Refuses a run by hand that would start inside the job's quiet hours in one of `zones`,
+    /// unless the operator overrode them: a run planned there would only skip every group and
+    /// use the slot up.
+    fn check_quiet_hours(
+        job: &Job,
+        zones: impl IntoIterator<Item = Tz>,
+        now: DateTime<Utc>,
+        override_quiet_hours: bool,
+    ) -> Result<(), RunError> {
+        if override_quiet_hours {
+            return Ok(());
+        }
+        for zone in zones {
+            if job.is_quiet(zone, now) {
+                let until = job.quiet_until(zone, now).map_or_else(
+                    || "their end".to_owned(),
+                    |t| t.with_timezone(&zone).format("%H:%M").to_string(),
+                );
+                return Err(RunError::QuietHours {
+                    job: job.name.clone(),
+                    zone: zone.name().to_owned(),
+                    until,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `job` now for the slot `which` asks for in every zone it runs in (the next slot's
     /// sends go out now, and the slot when it comes adds nothing); returns the runs, the job's
-    /// own zone first.
+    /// own zone first. Inside the job's quiet hours it refuses before planning anything, unless
+    /// `override_quiet_hours`.
     pub async fn run_now(
         &self,
         name: &str,
         which: SlotChoice,
+        override_quiet_hours: bool,
     ) -> Result<Vec<PlannedRun>, RunError> {
         let scripts = self.scripts.current();
         let (job, slots) = self.chosen_slots(&scripts, name, which)?;
         let now = Utc::now();
+        Self::check_quiet_hours(
+            &job,
+            slots.iter().map(|(zone, _)| *zone),
+            now,
+            override_quiet_hours,
+        )?;
         let mut runs = Vec::new();
         for (zone, slot) in slots {
             // By hand, sends start now: the current slot is past, the next one is asked for now.
-            let planned = self.run_slot_from(&job, zone, slot, "manual", now).await?;
+            let planned = self
+                .run_slot_from(&job, zone, slot, "manual", now, override_quiet_hours)
+                .await?;
             // Zones with the same offset (Asia/Shanghai, Asia/Hong_Kong) share the slot, hence
             // the run: one entry per run.
             match runs
@@ -331,13 +492,30 @@ impl Scheduler {
         Ok(runs)
     }
 
-    /// What [`Scheduler::run_now`] would send, rendered for every target, without sending,
-    /// recording or claiming anything.
-    pub async fn dry_run(&self, name: &str, which: SlotChoice) -> Result<Vec<NewSend>, RunError> {
+    /// What [`Scheduler::run_now`] would do, rendered for every target, without sending,
+    /// recording or claiming anything — including its refusal inside quiet hours.
+    pub async fn dry_run(
+        &self,
+        name: &str,
+        which: SlotChoice,
+        override_quiet_hours: bool,
+    ) -> Result<DryRun, RunError> {
         let scripts = self.scripts.current();
         let (job, slots) = self.chosen_slots(&scripts, name, which)?;
         let recipients = self.recipients().await?;
         let now = Utc::now();
+        let refused = Self::check_quiet_hours(
+            &job,
+            slots.iter().map(|(zone, _)| *zone),
+            now,
+            override_quiet_hours,
+        )
+        .err()
+        .map(|e| e.to_string());
+        let flags = PlanFlags {
+            missed: false,
+            override_quiet_hours,
+        };
         let mut sends = Vec::new();
         for (zone, slot) in slots {
             let content = self
@@ -352,10 +530,10 @@ impl Scheduler {
                 &recipients,
                 &scripts,
                 &content,
-                false,
+                flags,
             ));
         }
-        Ok(sends)
+        Ok(DryRun { sends, refused })
     }
 
     /// The scheduling loop, until `stop` is cancelled.

@@ -82,6 +82,15 @@ pub fn claim_name(job: &str, date: NaiveDate) -> String {
 }
 
 /// The run id of a job's slot: the same however often the slot is planned.
+/// How a slot is planned beyond its facts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanFlags {
+    /// Missed while the service was down and beyond `catch_up_within`: every send is skipped.
+    pub missed: bool,
+    /// An operator chose to send inside the job's quiet hours (a run by hand with the override).
+    pub override_quiet_hours: bool,
+}
+
 pub fn run_id(job: &str, slot: DateTime<Utc>) -> String {
     format!("{job}@{}", slot.format("%Y%m%dT%H%MZ"))
 }
@@ -111,7 +120,10 @@ pub fn plan(
         recipients,
         scripts,
         content,
-        missed,
+        PlanFlags {
+            missed,
+            override_quiet_hours: false,
+        },
     )
     .collect()
 }
@@ -128,7 +140,7 @@ pub fn plan_each<'a>(
     recipients: &'a [Recipient],
     scripts: &'a crate::engine::Scripts,
     content: &'a SlotContent,
-    missed: bool,
+    flags: PlanFlags,
 ) -> impl Iterator<Item = crate::store::NewSend> + 'a {
     use crate::domain::{Role, Sender};
     use crate::engine::vars;
@@ -167,12 +179,12 @@ pub fn plan_each<'a>(
                 }
             };
             let rendered = job.message.push(&scripts.templates, vars, &[]);
-            let skip = if missed {
+            let skip = if flags.missed {
                 Some(format!(
                     "missed: the service was down at {local_slot} and catch_up_within_minutes ({}) had passed",
                     job.catch_up_within.as_secs() / 60
                 ))
-            } else if job.is_quiet(zone, not_before) {
+            } else if !flags.override_quiet_hours && job.is_quiet(zone, not_before) {
                 Some("quiet hours".to_owned())
             } else {
                 rendered.as_ref().err().map(|e| format!("template failed: {e}"))

@@ -106,6 +106,12 @@ fn quiet_hours_are_in_the_job_zone_and_targets_follow_scopes() {
         !j.is_quiet(DEFAULT_TIMEZONE, utc(2026, 5, 1, 1, 0)),
         "09:00 in Shanghai"
     );
+    // 23:00 Shanghai is quiet until 07:00 the next morning (23:00 UTC); 09:00 is not quiet.
+    assert_eq!(
+        j.quiet_until(DEFAULT_TIMEZONE, utc(2026, 5, 1, 15, 0)),
+        Some(utc(2026, 5, 1, 23, 0))
+    );
+    assert_eq!(j.quiet_until(DEFAULT_TIMEZONE, utc(2026, 5, 1, 1, 0)), None);
     j.targets = Targets::Scopes(vec![
         Scope::parse("tag:province:广东").unwrap(),
         Scope::parse("group:g9").unwrap(),

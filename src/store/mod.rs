@@ -25,8 +25,8 @@ use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 pub use activity::{RecentActivity, SharedTally, SpeakerTally};
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 pub use outbox::{
-    Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, RunCounts, RunRecord, RunReport,
-    SendOutcome, SendReceipt,
+    Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, ResendTargets, RunCounts,
+    RunRecord, RunReport, SendOutcome, SendReceipt,
 };
 pub use records::{
     Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, MemberRecord, PUSH_ONLY_BOT,

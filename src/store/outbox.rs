@@ -106,6 +106,14 @@ pub struct ReceiptPage {
     pub limit: usize,
 }
 
+/// The groups a run is sent again to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResendTargets {
+    pub run: RunRecord,
+    /// Each group that did not get the run, with how many sends of it the group has had.
+    pub groups: Vec<(ChatId, usize)>,
+}
+
 /// A send's outcome as a run's receipt shows it: decoded from the stored entry without its
 /// message.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -316,6 +324,47 @@ impl Store {
         Ok(meta.get(mark_key(job).as_str())?.and_then(|v| {
             let bytes: [u8; 8] = v.value().try_into().ok()?;
             DateTime::from_timestamp(i64::from_be_bytes(bytes), 0)
+        }))
+    }
+
+    /// The groups a resend of `run_id` goes to — those none of whose sends of the run was
+    /// delivered or is still pending (failed, skipped, timed out) — each with how many sends of
+    /// the run it has had; `None` for an unknown run.
+    pub fn resend_targets(&self, run_id: &str) -> Result<Option<ResendTargets>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let runs = tx.open_table(RUNS)?;
+        let Some(record) = runs
+            .get(run_id)?
+            .map(|v| decode::<RunRecord>(v.value()))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let by_run = tx.open_table(OUTBOX_BY_RUN)?;
+        let outbox = tx.open_table(OUTBOX)?;
+        // Per group: sends so far, and whether one of them was delivered or still may be.
+        let mut groups: std::collections::BTreeMap<ChatId, (usize, bool)> = Default::default();
+        for item in by_run.range((run_id, 0)..=(run_id, u64::MAX))? {
+            let (_, id) = item?.0.value();
+            let Some(v) = outbox.get(id)? else {
+                continue;
+            };
+            let receipt: SendReceipt = decode(v.value())?;
+            let Some(chat) = receipt.chat else {
+                continue;
+            };
+            let group = groups.entry(chat).or_default();
+            group.0 += 1;
+            group.1 |= matches!(receipt.state, OutboxState::Delivered | OutboxState::Pending);
+        }
+        let targets = groups
+            .into_iter()
+            .filter(|(_, (_, settled))| !settled)
+            .map(|(chat, (sends, _))| (chat, sends))
+            .collect();
+        Ok(Some(ResendTargets {
+            run: record,
+            groups: targets,
         }))
     }
 

@@ -478,6 +478,40 @@ async fn the_broadcast_command_dry_runs_then_runs_and_follows_the_run() {
     assert!(!out.contains("  failed c3: "), "not this run's: {out}");
     assert_eq!(app.fake.received("k-c1").len(), 1);
 
+    // The failed group gets the slot again when asked; the groups that have it do not.
+    let run_id = out
+        .lines()
+        .find_map(|l| {
+            l.split(':')
+                .next()
+                .filter(|id| id.starts_with("morning-report@"))
+        })
+        .expect("the run is named")
+        .to_owned();
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "--resend", &run_id]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    app.fake.wait_delivered("k-c3", 1).await;
+    assert_eq!(app.fake.received("k-c1").len(), 1);
+    assert_eq!(app.fake.received("k-c2").len(), 1);
+    // Now every group has it: a resend finds nobody.
+    let (status, again) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/runs/{run_id}/resend"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
+    assert_eq!(again["queued"], 0, "{again}");
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/runs/nope@20260101T0000Z/resend",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+
     let (code, _, err) = trumpet_cli(&app, &["broadcast", "no-such-job"]).await;
     assert_eq!(code, Some(2));
     assert!(err.contains("404") && err.contains("no-such-job"), "{err}");
@@ -703,4 +737,57 @@ async fn a_job_with_no_recent_slot_runs_its_next_slot_on_request() {
         .await;
     assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["queued"], 0, "{again}");
+}
+
+/// Inside the job's quiet hours a run by hand is refused before anything is planned, with when
+/// they end — the preview says so too — and `--now` sends anyway.
+#[tokio::test]
+async fn a_run_inside_quiet_hours_is_refused_unless_overridden() {
+    use chrono::Timelike;
+    let local = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let minute = |offset: i64| {
+        let t = local + chrono::Duration::minutes(offset);
+        format!("{:02}:{:02}", t.hour(), t.minute())
+    };
+    let window = format!("{}-{}", minute(-60), minute(60));
+    let (app, _scripts) = app_sending_now_with(|dir| {
+        let file = dir.join("schedules.toml");
+        let text = std::fs::read_to_string(&file).unwrap().replacen(
+            "quiet_hours = [\"22:00-07:00\"]\n",
+            &format!("quiet_hours = [\"{window}\"]\n"),
+            1,
+        );
+        std::fs::write(&file, text).unwrap();
+    })
+    .await;
+    adopt(&app, "q1", "k-q1").await;
+
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("a run now would be refused"), "{out}");
+    assert!(out.contains("quiet hours"), "{out}");
+
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report"]).await;
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("409") && err.contains("quiet hours"), "{err}");
+    // The window's end is not quiet (a minute may have passed since it was computed).
+    assert!(
+        [minute(60), minute(61)]
+            .iter()
+            .any(|end| err.contains(&format!("until {end}"))),
+        "{err}"
+    );
+    assert!(err.contains("--now"), "{err}");
+    // Refused before planning: nothing sent, and the slot is still there to send (below).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        app.fake.received("k-q1").len(),
+        1,
+        "only the adoption greeting"
+    );
+
+    let (code, out, err) = trumpet_cli(&app, &["broadcast", "morning-report", "--now"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("1 planned, 1 delivered"), "{out}");
+    app.fake.wait_delivered("k-q1", 2).await;
 }

@@ -20,6 +20,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{name}/run", post(run_job))
         .route("/api/v1/runs/{run_id}", get(get_run))
+        .route("/api/v1/runs/{run_id}/resend", post(resend))
 }
 
 /// One job as `GET /api/v1/jobs` shows it.
@@ -82,16 +83,21 @@ pub(super) fn targets_view(targets: &crate::engine::jobs::Targets) -> Vec<String
 /// `POST /api/v1/jobs/{name}/run`: runs a job now for its current slot (the latest at or before
 /// now). Groups already sent that slot are not sent it again. Answers `{"run_id": …, "runs":
 /// […], "queued": n, "planned_at": …}` (one run per time zone the job runs in, its own first;
-/// `queued` sends were new, each with `created_at` at or after `planned_at`).
+/// `queued` sends were new, each with `created_at` at or after `planned_at`). Inside the job's
+/// quiet hours: 409 with when they end, nothing planned, unless `override_quiet_hours=true`.
 pub async fn run_job(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(options): Query<RunOptions>,
 ) -> Response {
     if options.dry_run {
-        return dry_run(&state, &name, options.slot).await;
+        return dry_run(&state, &name, options.slot, options.override_quiet_hours).await;
     }
-    match state.scheduler.run_now(&name, options.slot).await {
+    let run = state
+        .scheduler
+        .run_now(&name, options.slot, options.override_quiet_hours)
+        .await;
+    match run {
         // `run_id` is the run in the job's own time zone; groups with a time zone of their own
         // have their own slot, hence their own run, all listed in `runs`.
         Ok(runs) => {
@@ -122,12 +128,56 @@ pub struct RunOptions {
     /// now — for jobs whose last slot is months ago).
     #[serde(default)]
     slot: crate::runtime::scheduler::SlotChoice,
+    /// Send inside the job's quiet hours (otherwise a run there is refused).
+    #[serde(default)]
+    override_quiet_hours: bool,
+}
+
+/// `?override_quiet_hours=` of a resend.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendOptions {
+    #[serde(default)]
+    override_quiet_hours: bool,
+}
+
+/// `POST /api/v1/runs/{run_id}/resend`: sends the run's slot again to the groups that did not
+/// get it (failed, skipped, timed out), never to one that did or still may; 202 `{"run_id",
+/// "queued", "planned_at"}` (the new sends join the run, each `created_at` at or after
+/// `planned_at`). 404 for an unknown run, 409 inside quiet hours without the override or when
+/// the job is gone from schedules.toml.
+pub async fn resend(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+    Query(options): Query<ResendOptions>,
+) -> Response {
+    match state
+        .scheduler
+        .resend(&run_id, options.override_quiet_hours)
+        .await
+    {
+        Ok(run) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "run_id": run.run_id,
+                "queued": run.queued,
+                "planned_at": run.at,
+            })),
+        )
+            .into_response(),
+        Err(e) => run_error(e),
+    }
 }
 
 fn run_error(e: crate::runtime::scheduler::RunError) -> Response {
     use crate::runtime::scheduler::RunError;
     match e {
-        e @ RunError::UnknownJob(_) => ApiError::not_found(e.to_string()).into_response(),
+        e @ (RunError::UnknownJob(_) | RunError::UnknownRun(_)) => {
+            ApiError::not_found(e.to_string()).into_response()
+        }
+        e @ (RunError::QuietHours { .. } | RunError::JobGone { .. }) => {
+            ApiError::conflict(e.to_string()).into_response()
+        }
         e @ (RunError::NoSlot(_) | RunError::NoNextSlot(_)) => bad_request(e.to_string()),
         e => internal_error(e),
     }
@@ -139,12 +189,18 @@ async fn dry_run(
     state: &AppState,
     name: &str,
     which: crate::runtime::scheduler::SlotChoice,
+    override_quiet_hours: bool,
 ) -> Response {
-    let sends = match state.scheduler.dry_run(name, which).await {
-        Ok(sends) => sends,
+    let preview = match state
+        .scheduler
+        .dry_run(name, which, override_quiet_hours)
+        .await
+    {
+        Ok(preview) => preview,
         Err(e) => return run_error(e),
     };
-    let targets: Vec<serde_json::Value> = sends
+    let targets: Vec<serde_json::Value> = preview
+        .sends
         .iter()
         .map(|s| {
             serde_json::json!({
@@ -159,6 +215,8 @@ async fn dry_run(
     Json(serde_json::json!({
         "job": name,
         "dry_run": true,
+        // Set when the run would be refused (quiet hours): nothing would be sent.
+        "refused": preview.refused,
         "planned": targets.len(),
         "targets": targets,
     }))
