@@ -22,13 +22,21 @@ use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::Outbox;
 use crate::runtime::dedupe::Dedupe;
 use crate::store::{
-    Adopter, DedupeRecord, GroupRecord, GroupStatus, ModerationWrite, NewSend, OutboxEntry,
-    SharedTally, Store, StoreError, WriteTx,
+    Adopter, DedupeRecord, GroupRecord, GroupStatus, HeldPost, ModerationWrite, NewSend,
+    OutboxEntry, SharedTally, Store, StoreError, WriteTx,
 };
 use crate::wire::wecom::robot::webhook::WebhookUrl;
 
 /// Why a group is released when its bot leaves (a bot account's group sync undoes it).
 pub const LEFT_REASON: &str = "the robot was removed from the group";
+
+/// Posts kept on a group the bot cannot reach yet (no webhook URL known), to be sent when it
+/// can; other posts to such a group are logged and dropped (a notice or a reply would be stale).
+const HELD_PURPOSES: &[&str] = &["adoption_greeting"];
+/// The most posts held on one group.
+const MAX_HELD: usize = 3;
+/// A held post older than this is dropped instead of sent (a greeting a day late is odd).
+const MAX_HELD_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Most items applied in one transaction.
 pub const BATCH: usize = 2048;
@@ -294,8 +302,8 @@ impl Pipeline {
                             Entry::Occupied(slot) => slot.into_mut(),
                             Entry::Vacant(slot) => slot.insert(tx.group(chat)?),
                         };
-                        let group = self.apply_group_event(tx, slot.take(), chat, event)?;
-                        self.queue_posts(tx, &group, event, dedupe_key, posts, &mut sends)?;
+                        let mut group = self.apply_group_event(tx, slot.take(), chat, event)?;
+                        self.queue_posts(tx, &mut group, event, dedupe_key, posts, &mut sends)?;
                         *slot = Some(group);
                     }
                 }
@@ -332,37 +340,69 @@ impl Pipeline {
     }
 
     /// Writes `posts` to the outbox, in the batch's transaction: they are durable with the
-    /// event that caused them. The key makes a replayed batch enqueue nothing twice.
+    /// event that caused them. The key makes a replayed batch enqueue nothing twice. Posts worth
+    /// keeping ([`HELD_PURPOSES`]) to a group the bot cannot reach yet are held on the group and
+    /// queued by the first event that brings a way to reach it.
     fn queue_posts(
         &self,
         tx: &mut WriteTx<'_>,
-        group: &GroupRecord,
+        group: &mut GroupRecord,
         event: &Event,
         event_key: &str,
         posts: &[Post],
         sends: &mut Vec<OutboxEntry>,
     ) -> Result<(), StoreError> {
-        if posts.is_empty() {
+        if posts.is_empty() && group.held_posts.is_empty() {
             return Ok(());
         }
         let to = match crate::outbox::group_destination(group, &self.webhook_hosts) {
             Ok(to) => to,
             Err(why) => {
-                for post in posts {
-                    warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
-                        "message not posted: {why}");
+                for (i, post) in posts.iter().enumerate() {
+                    if HELD_PURPOSES.contains(&post.purpose) && group.held_posts.len() < MAX_HELD {
+                        info!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
+                            "message held until the group can be reached: {why}");
+                        group.held_posts.push(HeldPost {
+                            key: format!("event:{event_key}:{i}"),
+                            message: post.message.clone(),
+                            purpose: post.purpose.to_owned(),
+                            held_at: event.received_at,
+                        });
+                    } else {
+                        warn!(bot = %event.bot, chat = %group.chat_id, purpose = post.purpose,
+                            "message not posted: {why}");
+                    }
                 }
                 return Ok(());
             }
         };
-        for (i, post) in posts.iter().enumerate() {
+        let (held, stale): (Vec<HeldPost>, Vec<HeldPost>) = std::mem::take(&mut group.held_posts)
+            .into_iter()
+            .partition(|h| event.received_at - h.held_at < MAX_HELD_FOR);
+        for post in &stale {
+            warn!(bot = %event.bot, chat = %group.chat_id, purpose = %post.purpose,
+                held_at = %post.held_at, "held message dropped: too old to send now");
+        }
+        if !held.is_empty() {
+            info!(bot = %event.bot, chat = %group.chat_id, posts = held.len(),
+                "held messages queued: the group can be reached now");
+        }
+        let held = held.into_iter().map(|h| (h.key, h.message, h.purpose));
+        let new = posts.iter().enumerate().map(|(i, post)| {
+            (
+                format!("event:{event_key}:{i}"),
+                post.message.clone(),
+                post.purpose.to_owned(),
+            )
+        });
+        for (key, message, purpose) in held.chain(new) {
             let send = NewSend {
-                key: format!("event:{event_key}:{i}"),
+                key,
                 chat: Some(group.chat_id.clone()),
                 bot: Some(group.bot.clone()),
                 to: to.clone(),
-                message: post.message.clone(),
-                purpose: post.purpose.to_owned(),
+                message,
+                purpose,
                 run: None,
                 not_before: None,
                 skip: None,
@@ -419,6 +459,7 @@ impl Pipeline {
                 info!(bot = %event.bot, chat = %chat, adopter = %event.from.user_id, "group adopted");
             }
             EventKind::BotRemoved => {
+                group.held_posts.clear();
                 group.status = GroupStatus::Released;
                 group.released_at = Some(now);
                 group.release_reason = Some(LEFT_REASON.into());

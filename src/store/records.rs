@@ -53,6 +53,20 @@ pub struct GroupRecord {
     pub messages: u64,
     #[serde(default)]
     pub last_message_at: Option<DateTime<Utc>>,
+    /// Posts waiting for a way to reach the group (the adoption greeting of a group whose
+    /// webhook URL is not known yet): queued when one is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_posts: Vec<HeldPost>,
+}
+
+/// A post kept on the group until it can be sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldPost {
+    /// The outbox key it is queued under (the event's), so that it is queued once.
+    pub key: String,
+    pub message: crate::domain::OutMessage,
+    pub purpose: String,
+    pub held_at: DateTime<Utc>,
 }
 
 /// The bot id recorded for groups adopted by webhook URL: they belong to no callback bot.
@@ -80,6 +94,7 @@ impl GroupRecord {
             members_seen: 0,
             messages: 0,
             last_message_at: None,
+            held_posts: Vec::new(),
         }
     }
 }

@@ -164,3 +164,45 @@ async fn an_answered_adoption_is_listed_at_once() {
         done.unwrap();
     }
 }
+
+/// An adoption whose webhook URL is not known yet (missing or refused) keeps its greeting on the
+/// group, and the first event that brings a usable URL sends it — once.
+#[tokio::test]
+async fn the_greeting_waits_for_a_webhook_url() {
+    let app = spawn_app().await;
+    let added = robot_message(
+        "chat-wait",
+        "owner",
+        "ev-wait",
+        "",
+        &event_body("add_to_chat"),
+    );
+    app.post_callback(&added).await;
+    let group = app
+        .wait_group("chat-wait", |g| g["status"] == "adopted")
+        .await;
+    assert_eq!(group["can_push"], false);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(app.fake.all_received().is_empty());
+
+    let hook = app.fake.webhook_url("late-key");
+    let msg = robot_message("chat-wait", "u1", "m-wait-1", &hook, &text_body("大家好"));
+    app.post_callback(&msg).await;
+    app.fake.wait_delivered("late-key", 1).await;
+    assert!(
+        app.fake.received("late-key")[0]
+            .body
+            .to_string()
+            .contains("会计小喇叭"),
+        "the greeting: {:?}",
+        app.fake.received("late-key")
+    );
+    let again = robot_message("chat-wait", "u1", "m-wait-2", &hook, &text_body("再说一句"));
+    app.post_callback(&again).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        app.fake.received("late-key").len(),
+        1,
+        "the greeting went once"
+    );
+}
