@@ -70,7 +70,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 fn main() {
     let args = args();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts");
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults");
     let toml = format!(
         r#"
 [server]

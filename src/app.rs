@@ -102,8 +102,8 @@ impl App {
         let store = Store::open_with_cache(&config.storage.path, config.storage.cache_bytes())?;
         let loaded = Scripts::load(&config.scripts.dir)?;
         if loaded.source.is_none() {
-            warn!(dir = %config.scripts.dir.display(),
-                "bot-scripts directory not found; using the built-in copy");
+            info!(dir = %config.scripts.dir.display(),
+                "no bot-scripts there (no messages.toml); using the built-in copy — `trumpet init` writes it there for editing");
         }
         let scripts = Arc::new(LiveScripts::new(loaded, &config.scripts.dir));
         let mut endpoints = HashMap::new();

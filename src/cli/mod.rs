@@ -60,6 +60,9 @@ pub enum Command {
     },
     /// Run a scheduled job now through the running service and follow it with a progress bar;
     /// `--dry-run` shows the message every target would get and sends nothing.
+    /// Writes the shipped bot-scripts into DIR (default: `scripts.dir`, `bot-scripts`) for you
+    /// to edit; files already there are yours and are kept.
+    Init { dir: Option<std::path::PathBuf> },
     Broadcast {
         /// The job's name in schedules.toml, e.g. morning-report.
         #[arg(required_unless_present = "resend")]
@@ -102,6 +105,7 @@ pub fn run(cli: Cli) -> ExitCode {
             mention,
             ref text,
         } => simulate(&cli, group, from, mention, text),
+        Command::Init { ref dir } => init(&cli, dir.as_deref()),
         Command::Broadcast {
             ref job,
             ref resend,
@@ -121,6 +125,41 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+    }
+}
+
+/// `trumpet init [DIR]`: the shipped bot-scripts written where the service will read them.
+fn init(cli: &Cli, dir: Option<&std::path::Path>) -> ExitCode {
+    let dir = match dir {
+        Some(dir) => dir.to_owned(),
+        None => match load_config(cli) {
+            Ok(config) => config.scripts.dir,
+            Err(code) => return code,
+        },
+    };
+    match crate::scripts::write_defaults(&dir) {
+        Ok(report) => {
+            for file in &report.written {
+                println!("wrote {}", file.display());
+            }
+            for file in &report.kept {
+                println!("kept  {} (already there: yours)", file.display());
+            }
+            println!(
+                "bot-scripts in {}: {} written, {} kept. Edit them (bot-scripts/README.md says how), check with `trumpet check`; a running service reloads them on its own.",
+                dir.display(),
+                report.written.len(),
+                report.kept.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot write bot-scripts into {}: {e}",
+                dir.display()
+            );
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -156,7 +195,7 @@ fn check(cli: &Cli) -> ExitCode {
     let from = match &scripts.source {
         Some(dir) => dir.display().to_string(),
         None => format!(
-            "{} not found; the built-in copy is used",
+            "no bot-scripts in {} (`trumpet init` writes them there); the built-in copy is used",
             config.scripts.dir.display()
         ),
     };

@@ -197,8 +197,8 @@ impl ScriptsConfig {
     pub fn missing_dir(&self) -> Option<String> {
         (self.dir != Path::new(DEFAULT_SCRIPTS_DIR) && !self.dir.exists()).then(|| {
             format!(
-                "scripts.dir {} does not exist (only the default {DEFAULT_SCRIPTS_DIR} may be missing, for the built-in copy; copy the shipped bot-scripts there to start from the defaults)",
-                self.dir.display()
+                "scripts.dir {dir} does not exist (only the default {DEFAULT_SCRIPTS_DIR} may be missing, for the built-in copy; `trumpet init {dir}` writes the shipped ones there)",
+                dir = self.dir.display()
             )
         })
     }

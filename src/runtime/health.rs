@@ -558,7 +558,8 @@ mod tests {
         synthetic_groups(&store);
         group(&store, "ops", 90, |_| Vec::new(), None);
         let scripts_dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/bot-scripts")).unwrap()
+        for entry in
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/scripts/defaults")).unwrap()
         {
             let entry = entry.unwrap();
             if entry.file_type().unwrap().is_file() {

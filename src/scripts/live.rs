@@ -130,14 +130,16 @@ impl LiveScripts {
     /// version in force and records the error. Blocking (reads files).
     pub fn reload(&self) -> Result<(), ScriptError> {
         let now = Utc::now();
-        if !self.dir.exists() && self.current().source.is_some() {
+        if !super::holds_scripts(&self.dir) && self.current().source.is_some() {
             // A directory that vanishes (a deploy mid-way, a mistaken `rm`) must not swap the
             // operator's rules for the built-in copy.
             let e = ScriptError {
                 file: self.dir.clone(),
                 line: 0,
                 column: 0,
-                reason: "the directory is gone; the loaded version stays in force".into(),
+                reason:
+                    "the directory or its messages.toml is gone; the loaded version stays in force"
+                        .into(),
             };
             warn!(error = %e, "bot-scripts directory missing");
             self.refuse(&e, now);

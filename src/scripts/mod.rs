@@ -32,30 +32,30 @@ use crate::engine::welcome::WelcomeScripts;
 pub const MESSAGES_FILE: &str = "messages.toml";
 
 /// The shipped `bot-scripts/messages.toml`, used when the directory is missing.
-pub const EMBEDDED_MESSAGES: &str = include_str!("../../bot-scripts/messages.toml");
+pub const EMBEDDED_MESSAGES: &str = include_str!("defaults/messages.toml");
 
 /// The shipped `bot-scripts/keywords.toml`, used when the directory is missing.
-pub const EMBEDDED_KEYWORDS: &str = include_str!("../../bot-scripts/keywords.toml");
+pub const EMBEDDED_KEYWORDS: &str = include_str!("defaults/keywords.toml");
 
 /// The shipped `bot-scripts/commands.toml`, used when the directory is missing.
-pub const EMBEDDED_COMMANDS: &str = include_str!("../../bot-scripts/commands.toml");
+pub const EMBEDDED_COMMANDS: &str = include_str!("defaults/commands.toml");
 
 /// The shipped `bot-scripts/schedules.toml`, used when the directory is missing.
-pub const EMBEDDED_SCHEDULES: &str = include_str!("../../bot-scripts/schedules.toml");
+pub const EMBEDDED_SCHEDULES: &str = include_str!("defaults/schedules.toml");
 
 /// The shipped `bot-scripts/welcome.toml`, used when the directory is missing.
-pub const EMBEDDED_WELCOME: &str = include_str!("../../bot-scripts/welcome.toml");
+pub const EMBEDDED_WELCOME: &str = include_str!("defaults/welcome.toml");
 /// The shipped `bot-scripts/health.toml`, used when the directory is missing.
-pub const EMBEDDED_HEALTH: &str = include_str!("../../bot-scripts/health.toml");
+pub const EMBEDDED_HEALTH: &str = include_str!("defaults/health.toml");
 /// The shipped `bot-scripts/red_envelope.toml`, used when the directory is missing.
-pub const EMBEDDED_RED_ENVELOPE: &str = include_str!("../../bot-scripts/red_envelope.toml");
+pub const EMBEDDED_RED_ENVELOPE: &str = include_str!("defaults/red_envelope.toml");
 /// The shipped `bot-scripts/moderation.toml`, used when the directory is missing.
-pub const EMBEDDED_MODERATION: &str = include_str!("../../bot-scripts/moderation.toml");
+pub const EMBEDDED_MODERATION: &str = include_str!("defaults/moderation.toml");
 /// The built-in copy of `bot-scripts/content/calendar.toml`.
-pub const EMBEDDED_CALENDAR: &str = include_str!("../../bot-scripts/content/calendar.toml");
+pub const EMBEDDED_CALENDAR: &str = include_str!("defaults/content/calendar.toml");
 /// The built-in copy of `bot-scripts/content/queue.toml`.
-pub const EMBEDDED_QUEUE: &str = include_str!("../../bot-scripts/content/queue.toml");
-pub const EMBEDDED_FEEDS: &str = include_str!("../../bot-scripts/content/feeds.toml");
+pub const EMBEDDED_QUEUE: &str = include_str!("defaults/content/queue.toml");
+pub const EMBEDDED_FEEDS: &str = include_str!("defaults/content/feeds.toml");
 
 /// A bot-scripts file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -218,9 +218,10 @@ struct Files {
 
 impl Scripts {
     /// Loads every file of `dir` (`messages.toml` required, the others optional), or the
-    /// embedded copies when `dir` does not exist.
+    /// embedded copies when `dir` holds no scripts (no `messages.toml`: the directory does not
+    /// exist, or `trumpet init` has not written the defaults there yet).
     pub fn load(dir: &Path) -> Result<Scripts, ScriptError> {
-        if !dir.exists() {
+        if !holds_scripts(dir) {
             return Self::embedded();
         }
         let read = |name: &str| -> Result<Option<(PathBuf, String)>, ScriptError> {
@@ -431,6 +432,64 @@ impl Scripts {
     }
 }
 
+/// Whether `dir` holds bot-scripts (its `messages.toml`); otherwise the built-in copy applies.
+pub fn holds_scripts(dir: &Path) -> bool {
+    dir.join(MESSAGES_FILE).exists()
+}
+
+/// Every shipped file, by its path inside a scripts directory: what the binary embeds and what
+/// `trumpet init` writes.
+pub const DEFAULT_FILES: &[(&str, &str)] = &[
+    ("messages.toml", EMBEDDED_MESSAGES),
+    ("keywords.toml", EMBEDDED_KEYWORDS),
+    ("commands.toml", EMBEDDED_COMMANDS),
+    ("welcome.toml", EMBEDDED_WELCOME),
+    ("moderation.toml", EMBEDDED_MODERATION),
+    ("red_envelope.toml", EMBEDDED_RED_ENVELOPE),
+    ("health.toml", EMBEDDED_HEALTH),
+    ("schedules.toml", EMBEDDED_SCHEDULES),
+    ("content/calendar.toml", EMBEDDED_CALENDAR),
+    ("content/queue.toml", EMBEDDED_QUEUE),
+    ("content/feeds.toml", EMBEDDED_FEEDS),
+];
+
+/// What `trumpet init` did: the files it wrote, and those it kept because they were there.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InitReport {
+    pub written: Vec<PathBuf>,
+    pub kept: Vec<PathBuf>,
+}
+
+/// Writes the shipped bot-scripts into `dir` for an operator to edit. A file already there is
+/// the operator's and is never overwritten (an upgrade adds only files new to it).
+pub fn write_defaults(dir: &Path) -> std::io::Result<InitReport> {
+    let mut report = InitReport::default();
+    for (name, text) in DEFAULT_FILES {
+        let file = dir.join(name);
+        if file.exists() {
+            report.kept.push(file);
+            continue;
+        }
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // `create_new`: a file that appeared since the check is still not overwritten.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+        {
+            Ok(mut out) => {
+                std::io::Write::write_all(&mut out, text.as_bytes())?;
+                report.written.push(file);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => report.kept.push(file),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(report)
+}
+
 /// An id operators choose (a rule id, a job name): 1–64 ASCII letters, digits, `-` or `_`, so
 /// that it is safe in URLs, logs and commands.
 pub(crate) fn check_identifier(what: &str, value: &str) -> Result<(), String> {
@@ -482,16 +541,32 @@ mod tests {
     }
 
     #[test]
-    fn the_repository_copy_is_the_embedded_copy() {
-        let on_disk = Scripts::load(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("bot-scripts")
-                .as_path(),
-        )
-        .unwrap();
+    fn init_writes_the_defaults_and_never_overwrites_the_operators_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let scripts = dir.path().join("bot-scripts");
+        assert!(!holds_scripts(&scripts));
+        assert!(
+            Scripts::load(&scripts).unwrap().source.is_none(),
+            "built-in copy"
+        );
+        let first = write_defaults(&scripts).unwrap();
+        assert_eq!(first.written.len(), DEFAULT_FILES.len());
+        assert!(first.kept.is_empty());
+        let loaded = Scripts::load(&scripts).unwrap();
+        assert_eq!(loaded.source.as_deref(), Some(scripts.as_path()));
         let embedded = Scripts::embedded().unwrap();
-        assert_eq!(on_disk.adoption, embedded.adoption);
-        assert_eq!(on_disk.keywords.rules(), embedded.keywords.rules());
+        assert_eq!(loaded.adoption, embedded.adoption);
+        assert_eq!(loaded.keywords.rules(), embedded.keywords.rules());
+        // The operator edits one file and removes another; init again keeps the edit and
+        // writes back only what is missing.
+        let messages = scripts.join(MESSAGES_FILE);
+        let edited = std::fs::read_to_string(&messages).unwrap() + "\n# 我们自己的版本\n";
+        std::fs::write(&messages, &edited).unwrap();
+        std::fs::remove_file(scripts.join("content/queue.toml")).unwrap();
+        let again = write_defaults(&scripts).unwrap();
+        assert_eq!(again.written, [scripts.join("content/queue.toml")]);
+        assert_eq!(again.kept.len(), DEFAULT_FILES.len() - 1);
+        assert_eq!(std::fs::read_to_string(&messages).unwrap(), edited);
     }
 
     #[test]

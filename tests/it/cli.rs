@@ -86,7 +86,7 @@ fn check_reports_a_broken_script_with_file_and_line() {
     // A broken moderation rule is reported with its file and line too.
     let copy = dir.path().join("copy");
     crate::helpers::copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
         &copy,
     );
     let moderation = copy.join("moderation.toml");
@@ -112,7 +112,7 @@ fn check_renders_templates_and_reports_a_misspelt_variable_and_a_command_clash()
     let dir = tempfile::tempdir().unwrap();
     let scripts = dir.path().join("scripts");
     crate::helpers::copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
         &scripts,
     );
     let check = || {
@@ -382,4 +382,56 @@ fn credentials_are_shown_once_the_service_listens() {
     validate_token(&token).unwrap();
     let again = serve_once(dir.path());
     assert!(!again.contains(&token), "shown once: {again}");
+}
+
+/// `trumpet init` writes the shipped bot-scripts where the service reads them (`scripts.dir`,
+/// `bot-scripts` by default), and running it again keeps the operator's edits.
+#[test]
+fn init_writes_the_defaults_once_and_keeps_the_operators_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = trumpet()
+        .arg("init")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("11 written, 0 kept"), "{text}");
+    let scripts = dir.path().join("bot-scripts");
+    let keywords = scripts.join("keywords.toml");
+    let edited = std::fs::read_to_string(&keywords)
+        .unwrap()
+        .replace("发票", "开票");
+    std::fs::write(&keywords, &edited).unwrap();
+
+    let out = trumpet()
+        .arg("init")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("0 written, 11 kept"), "{text}");
+    assert_eq!(std::fs::read_to_string(&keywords).unwrap(), edited);
+    // The service reads them from there: `check` says so.
+    let out = trumpet()
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("bot-scripts: ok"), "{text}");
+    assert!(!text.contains("built-in"), "{text}");
+    // A directory that cannot be written is a clear error.
+    let out = trumpet()
+        .args(["init", "/proc/trumpet-cannot-write-here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot write bot-scripts")
+    );
 }

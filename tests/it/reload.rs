@@ -24,7 +24,7 @@ async fn wait_status(app: &TestApp, check: impl Fn(&Value) -> bool) -> Value {
 async fn edits_apply_without_a_restart_and_broken_edits_keep_the_old_version() {
     let scripts = tempfile::tempdir().unwrap();
     copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
         scripts.path(),
     );
     let app = spawn_app_with(Options {

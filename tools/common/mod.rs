@@ -144,7 +144,7 @@ impl ServerProcess {
         if let Some(edit) = setup.scripts {
             let scripts = dir.join("bot-scripts");
             copy_dir(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
                 &scripts,
             )
             .map_err(|e| e.to_string())?;

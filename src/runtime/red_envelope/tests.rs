@@ -387,7 +387,7 @@ fn scripts_with_envelope_toml(extra: &str) -> tempfile::TempDir {
     }
     let dir = tempfile::tempdir().unwrap();
     copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
         dir.path(),
     );
     let file = dir.path().join("red_envelope.toml");

@@ -84,7 +84,7 @@ pub fn config_toml(store: &std::path::Path, fake: &FakeWecom, options: &Options)
     let scripts = options
         .scripts_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"));
     format!(
         r#"
 [server]
@@ -409,7 +409,7 @@ pub fn jobs_send_at_once(dir: &std::path::Path) {
 pub fn scripts_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bot-scripts"),
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
         dir.path(),
     );
     dir
