@@ -114,6 +114,17 @@ impl CheckKind {
         }
     }
 
+    /// For a check that looks at a burst of messages (a flood, a repeat, a campaign), the
+    /// burst's window: its later messages within it are the same offence.
+    fn burst_window(&self) -> Option<Duration> {
+        match self {
+            CheckKind::Flood { within, .. }
+            | CheckKind::Repeat { within, .. }
+            | CheckKind::Campaign { within, .. } => Some(*within),
+            _ => None,
+        }
+    }
+
     /// Trusted members skip every check but flood (a trusted account can still be hijacked or
     /// misfire a script).
     fn skipped_when_trusted(&self) -> bool {
@@ -330,6 +341,9 @@ pub struct Verdict {
     pub probation: bool,
     /// Warnings within the window, this message's included when it earns one.
     pub warnings: u32,
+    /// This message earns a warning (the caller records it with the member's standing). A
+    /// burst's later messages do not: one finding, one warning.
+    pub new_warning: bool,
 }
 
 impl Verdict {
@@ -339,13 +353,18 @@ impl Verdict {
         self.findings.iter().rev().max_by_key(|f| f.severity)
     }
 
-    /// What is done: the worst severity, raised to removal when this warning reaches the limit.
+    /// What is done: the worst severity, raised to removal when this warning reaches the limit;
+    /// a warning already given for this burst is not given again (the message is deleted).
     pub fn outcome(&self) -> Option<Severity> {
         let worst = self.worst()?.severity;
-        if worst == Severity::Warn && self.warnings >= self.settings.warn_limit.max(1) {
+        if worst != Severity::Warn {
+            Some(worst)
+        } else if !self.new_warning {
+            Some(Severity::Delete)
+        } else if self.warnings >= self.settings.warn_limit.max(1) {
             Some(Severity::Remove)
         } else {
-            Some(worst)
+            Some(Severity::Warn)
         }
     }
 }
@@ -375,6 +394,7 @@ pub fn judge(
         trusted,
         probation,
         warnings: earlier_warnings,
+        new_warning: false,
     };
     if !settings.enabled {
         return verdict;
@@ -396,11 +416,27 @@ pub fn judge(
             });
         }
     }
-    if verdict
-        .worst()
-        .is_some_and(|f| f.severity == Severity::Warn)
+    if let Some(worst) = verdict.worst()
+        && worst.severity == Severity::Warn
     {
-        verdict.warnings += 1;
+        // A burst (a flood's tenth message, a repeat's fourth) is one offence: the member was
+        // warned for it when it began, so its later messages within the burst's window earn no
+        // second warning.
+        let burst = rules
+            .checks_at(place)
+            .iter()
+            .find(|c| c.id == worst.check)
+            .and_then(|c| c.kind.burst_window());
+        let warned_in_burst = burst.is_some_and(|window| {
+            standing
+                .warnings
+                .iter()
+                .any(|&at| at <= now && elapsed(at, now) <= window)
+        });
+        if !warned_in_burst {
+            verdict.warnings += 1;
+            verdict.new_warning = true;
+        }
     }
     verdict
 }

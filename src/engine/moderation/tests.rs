@@ -99,6 +99,40 @@ fn an_ad_is_warned_and_the_third_warning_removes() {
 }
 
 #[test]
+fn a_flood_is_one_offence_and_earns_one_warning() {
+    let rules = shipped();
+    let burst: Vec<DateTime<Utc>> = (1..=8)
+        .map(|s| now() - chrono::Duration::seconds(s))
+        .collect();
+    let flooding = Activity {
+        member_messages: &burst,
+        ..Activity::default()
+    };
+    // The message that makes it a flood is warned.
+    let first = judge_text(&rules, "好的", &[], &ordinary(&[]), &flooding);
+    assert_eq!(first.verdict.worst().unwrap().check, "flood");
+    assert!(first.verdict.new_warning);
+    assert_eq!(first.verdict.warnings, 1);
+    assert_eq!(first.verdict.outcome(), Some(Severity::Warn));
+    // The next one of the same burst (warned a second ago, within the flood's 15 s) is deleted,
+    // not warned again: no "warned 2/3" in the same breath.
+    let warned = [now() - chrono::Duration::seconds(1)];
+    let next = judge_text(&rules, "好的", &[], &ordinary(&warned), &flooding);
+    assert!(!next.verdict.new_warning);
+    assert_eq!(next.verdict.warnings, 1);
+    assert_eq!(next.verdict.outcome(), Some(Severity::Delete));
+    // A flood that starts after the burst's window is a new offence.
+    let earlier = [now() - chrono::Duration::minutes(5)];
+    let later = judge_text(&rules, "好的", &[], &ordinary(&earlier), &flooding);
+    assert!(later.verdict.new_warning);
+    assert_eq!(later.verdict.warnings, 2);
+    // Ads are not bursts: each one is warned (the third removes).
+    let ad = judge_text(&rules, "刷单返利", &[], &ordinary(&warned), &quiet());
+    assert!(ad.verdict.new_warning);
+    assert_eq!(ad.verdict.warnings, 2);
+}
+
+#[test]
 fn trusted_members_skip_content_checks_but_not_flood() {
     let rules = shipped();
     let burst: Vec<DateTime<Utc>> = (1..=8)

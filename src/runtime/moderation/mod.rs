@@ -342,13 +342,9 @@ pub async fn screen_message(
         moderator.keep(chat, user, member);
         return Screened::default();
     }
-    // A finding ends the clean streak; a warning is remembered for the window.
+    // A finding ends the clean streak; a warning the engine gave is remembered for the window.
     member.record.clean_from = member.messages;
-    if verdict
-        .worst()
-        .is_some_and(|f| f.severity == Severity::Warn)
-        && !verdict.settings.dry_run
-    {
+    if verdict.new_warning && !verdict.settings.dry_run {
         let window = verdict.settings.warn_window.as_secs() as i64;
         member
             .record
