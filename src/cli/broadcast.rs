@@ -11,72 +11,11 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use super::service::{Api, BroadcastError, base_url};
 use crate::config::Config;
 
 /// How often the run is polled.
 const POLL: Duration = Duration::from_millis(500);
-
-/// What went wrong talking to the service.
-#[derive(Debug, thiserror::Error)]
-enum BroadcastError {
-    #[error("cannot reach the service at {url}: is `trumpet serve` running? ({source})")]
-    Unreachable { url: String, source: reqwest::Error },
-    #[error("the service answered {status}: {body}")]
-    Refused { status: u16, body: String },
-    #[error("unexpected answer from the service: {0}")]
-    Malformed(String),
-}
-
-/// The admin API's base URL: `--server`, else the configured listen address (an unspecified
-/// address such as 0.0.0.0 is reached on loopback).
-pub fn base_url(config: &Config, server: Option<&str>) -> String {
-    if let Some(server) = server {
-        return server.trim_end_matches('/').to_owned();
-    }
-    let mut addr = config.server.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    format!("http://{addr}")
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str) -> Result<Value, BroadcastError> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .request(method, &url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|source| BroadcastError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| BroadcastError::Malformed(e.to_string()))?;
-        if !status.is_success() {
-            let reason = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or(body);
-            return Err(BroadcastError::Refused {
-                status: status.as_u16(),
-                body: reason,
-            });
-        }
-        serde_json::from_str(&body).map_err(|e| BroadcastError::Malformed(e.to_string()))
-    }
-}
 
 /// What to ask the service for.
 pub enum Request<'a> {

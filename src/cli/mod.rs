@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod broadcast;
+mod service;
+mod simulate;
 
 use crate::app::{App, GeneratedCredentials, generate_credentials};
 use crate::config::Config;
@@ -57,12 +59,16 @@ pub enum Command {
         mention: bool,
         /// The message text.
         text: String,
+        /// The running service's base URL (default: http://<server.listen>); when nothing
+        /// answers there, the store is read directly.
+        #[arg(long)]
+        server: Option<String>,
     },
-    /// Run a scheduled job now through the running service and follow it with a progress bar;
-    /// `--dry-run` shows the message every target would get and sends nothing.
     /// Writes the shipped bot-scripts into DIR (default: `scripts.dir`, `bot-scripts`) for you
     /// to edit; files already there are yours and are kept.
     Init { dir: Option<std::path::PathBuf> },
+    /// Run a scheduled job now through the running service and follow it with a progress bar;
+    /// `--dry-run` shows the message every target would get and sends nothing.
     Broadcast {
         /// The job's name in schedules.toml, e.g. morning-report.
         #[arg(required_unless_present = "resend")]
@@ -104,7 +110,8 @@ pub fn run(cli: Cli) -> ExitCode {
             ref from,
             mention,
             ref text,
-        } => simulate(&cli, group, from, mention, text),
+            ref server,
+        } => simulate::run(&cli, group, from, mention, text, server.as_deref()),
         Command::Init { ref dir } => init(&cli, dir.as_deref()),
         Command::Broadcast {
             ref job,
@@ -359,264 +366,6 @@ fn credentials(cli: &Cli) -> ExitCode {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-/// Prints what moderation finds in the simulated message (recent activity — floods, repeats,
-/// campaigns, raids — lives in the running service: a simulation starts without it); returns
-/// whether it would act on the message (delete or more).
-fn moderated(
-    scripts: &crate::engine::Scripts,
-    event: &crate::domain::Event,
-    settings: &crate::domain::GroupSettings,
-    (messages, first_seen): (u64, Option<chrono::DateTime<chrono::Utc>>),
-    record: &crate::store::StandingRecord,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bool {
-    use crate::engine::moderation::{self, Activity, Content, Prepared, Severity, Standing};
-    let rules = &scripts.moderation;
-    let Some(text) = crate::engine::heard_text(event) else {
-        return false;
-    };
-    if rules.is_empty() {
-        println!("moderation: no moderation.toml");
-        return false;
-    }
-    let user = event.from.user_id.as_str();
-    let prepared = Prepared::new(&text, &rules.variants);
-    let warnings: Vec<_> = record
-        .warnings
-        .iter()
-        .filter_map(|&t| chrono::DateTime::from_timestamp(t, 0))
-        .collect();
-    let standing = Standing {
-        role: scripts.commands.role_of(settings, user),
-        approved: record.approved,
-        messages,
-        clean: messages.saturating_sub(record.clean_from),
-        first_seen,
-        warnings: &warnings,
-    };
-    let place = crate::engine::scope::Place {
-        chat: event.chat_id(),
-        settings,
-    };
-    let content = Content {
-        prepared: &prepared,
-        parts: &["text"],
-        qr_codes: &[],
-    };
-    let verdict = moderation::judge(
-        rules,
-        place,
-        &content,
-        &standing,
-        &Activity::default(),
-        user,
-        now,
-    );
-    println!(
-        "checked {:?} ({}{})",
-        prepared.canonical,
-        if verdict.trusted {
-            "trusted: only flood is checked"
-        } else {
-            "not trusted"
-        },
-        if verdict.probation {
-            ", on probation"
-        } else {
-            ""
-        }
-    );
-    for f in &verdict.findings {
-        println!(
-            "finding {} ({}): {} → {}",
-            f.check,
-            f.kind,
-            f.evidence,
-            f.severity.as_str()
-        );
-    }
-    let Some(outcome) = verdict.outcome() else {
-        println!("moderation clean");
-        return false;
-    };
-    let dry_run = verdict.settings.dry_run;
-    println!(
-        "moderation {} (warning {}/{}){}",
-        outcome.as_str(),
-        verdict.warnings,
-        verdict.settings.warn_limit,
-        if dry_run {
-            ", dry run: nothing would be done"
-        } else {
-            ""
-        }
-    );
-    !dry_run && outcome >= Severity::Delete
-}
-
-fn simulate(cli: &Cli, group: &str, from: &str, mention: bool, text: &str) -> ExitCode {
-    use crate::domain::{
-        Action, BotId, Capabilities, ChatId, Conversation, Event, EventKind, Reply, Sender,
-    };
-    use crate::engine::{self, GroupStats, GroupView, MemberBrief, normalize::normalize};
-
-    let config = match load_config(cli) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let scripts = match load_scripts(&config) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let chat = ChatId::new(group);
-    let now = chrono::Utc::now();
-    // The group's view, when the store can be read (it is single-process: not while serving).
-    let mut settings = crate::domain::GroupSettings::default();
-    let mut members = Vec::new();
-    let mut stats = None;
-    let mut sender = Sender {
-        user_id: from.to_owned(),
-        ..Sender::default()
-    };
-    // What moderation knows about the sender: messages here, first seen, standing.
-    let mut known: (u64, Option<chrono::DateTime<chrono::Utc>>) = (0, None);
-    let mut standing = crate::store::StandingRecord::default();
-    if !config.storage.path.exists() {
-        println!(
-            "group   {group}: no store at {}",
-            config.storage.path.display()
-        );
-    } else {
-        match Store::open(&config.storage.path) {
-            Ok(store) => match (store.group(&chat), store.settings(&chat)) {
-                (Ok(Some(g)), Ok(s)) => {
-                    println!(
-                        "group   {group}: {}, {} members seen, {} messages, tags [{}]",
-                        format!("{:?}", g.status).to_lowercase(),
-                        g.members_seen,
-                        g.messages,
-                        s.tags.iter().cloned().collect::<Vec<_>>().join(", ")
-                    );
-                    let today = store.daily(&chat, now).unwrap_or_default();
-                    stats = Some(GroupStats {
-                        members_seen: g.members_seen,
-                        messages: g.messages,
-                        today_messages: today.messages,
-                        today_speakers: today.speakers,
-                        members: store.members_listed(&g).unwrap_or_default(),
-                        // A group with a bot account hears everything; the robot only mentions.
-                        sees_every_message: g.account.is_some(),
-                    });
-                    members = store
-                        .members(&chat)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|m| MemberBrief {
-                            user_id: m.user_id,
-                            name: m.name,
-                        })
-                        .collect();
-                    settings = s;
-                    standing = store.standing(&chat, from).unwrap_or_default();
-                    match store.member(&chat, from) {
-                        Ok(Some(m)) => {
-                            println!(
-                                "sender  {from}: {}, {} messages, last seen {}",
-                                scripts.commands.role_of(&settings, from).title(),
-                                m.message_count,
-                                m.last_seen
-                            );
-                            sender.name = m.name;
-                            sender.alias = m.alias;
-                            known = (m.message_count, Some(m.first_seen));
-                        }
-                        _ => println!("sender  {from}: not seen in this group yet"),
-                    }
-                }
-                (Ok(None), _) => println!("group   {group}: not in the store"),
-                (Err(e), _) | (_, Err(e)) => println!("group   {group}: store unreadable ({e})"),
-            },
-            Err(e) => println!("group   {group}: not shown ({e})"),
-        }
-    }
-    let stripped = crate::wire::wecom::robot::xml::strip_robot_mention(text, true);
-    let event = Event {
-        bot: config
-            .bots
-            .first()
-            .map(|b| b.id.clone())
-            .unwrap_or_else(|| BotId::parse("trumpet").expect("a valid id")),
-        msg_id: "simulated".into(),
-        conversation: Conversation::Group(chat),
-        from: sender,
-        webhook_url: None,
-        account: None,
-        message_id: None,
-        kind: EventKind::Text {
-            text: stripped.to_owned(),
-        },
-        mentioned: mention,
-        received_at: now,
-    };
-    println!(
-        "text    {stripped:?} (normalised {:?}){}",
-        normalize(stripped),
-        if mention {
-            ", @-mentions the bot"
-        } else {
-            ", no @-mention (the group robot only hears mentions)"
-        }
-    );
-    if moderated(&scripts, &event, &settings, known, &standing, now) {
-        println!("decided nothing: moderation acts on the message, the bot does not answer it");
-        return ExitCode::SUCCESS;
-    }
-    // Cooldowns live in the running service; here every rule is assumed ready.
-    // The recent messages live in the running service; a simulation starts without them.
-    let view = GroupView {
-        settings: &settings,
-        recent: &[],
-        stats: stats.as_ref(),
-        members: &members,
-        cooling: &|_| false,
-        // A simulation cannot tell what the implementation offers; assume it can.
-        can_remove_members: true,
-    };
-    let decision = engine::decide(&event, &view, &scripts, now);
-    println!("decided {}", decision.by);
-    for problem in &decision.problems {
-        println!("problem {problem}");
-    }
-    let (actions, notes) = engine::degrade(decision.actions, Capabilities::WECOM_ROBOT, &settings);
-    for note in notes {
-        println!("note    {note}");
-    }
-    if actions.is_empty() {
-        println!("actions none: the bot stays silent");
-    }
-    for action in actions {
-        match action {
-            Action::Reply(reply) => {
-                let (kind, content, mentioned) = match &reply {
-                    Reply::Text { content, mentioned } => ("text", content, mentioned.clone()),
-                    Reply::Markdown { content } => ("markdown", content, Vec::new()),
-                };
-                let at = if mentioned.is_empty() {
-                    String::new()
-                } else {
-                    format!(", @{}", mentioned.join(" @"))
-                };
-                println!("reply   {kind}{at}");
-                for line in content.trim_end().lines() {
-                    println!("        {line}");
-                }
-            }
-            other => println!("action  {other:?}"),
         }
     }
     ExitCode::SUCCESS

@@ -19,6 +19,7 @@ pub mod pieces;
 pub mod red_envelope;
 pub mod rules;
 pub mod scope;
+pub mod simulate;
 pub mod template;
 pub mod vars;
 pub mod welcome;

@@ -19,6 +19,7 @@ pub mod moderation;
 pub mod pipeline;
 pub mod red_envelope;
 pub mod scheduler;
+pub mod simulate;
 pub mod welcome;
 
 use std::sync::Arc;

@@ -121,6 +121,8 @@ async fn every_admin_route_needs_the_token() {
         ("GET", "/api/v1/jobs"),
         ("POST", "/api/v1/jobs/j1/run"),
         ("GET", "/api/v1/runs/r1"),
+        ("POST", "/api/v1/runs/r1/resend"),
+        ("POST", "/api/v1/simulate"),
         ("GET", "/api/v1/scripts/status"),
         ("GET", "/api/v1/feeds"),
         ("POST", "/api/v1/feeds/refresh"),

@@ -791,3 +791,28 @@ async fn a_run_inside_quiet_hours_is_refused_unless_overridden() {
     assert!(out.contains("1 planned, 1 delivered"), "{out}");
     app.fake.wait_delivered("k-q1", 2).await;
 }
+
+/// `trumpet simulate` asks the running service (whose store is locked to it) and prints its
+/// answer.
+#[tokio::test]
+async fn simulate_asks_the_running_service() {
+    let (app, _scripts) = app_sending_now().await;
+    adopt(&app, "sim-1", "k-sim-1").await;
+    let (code, out, err) = trumpet_cli(
+        &app,
+        &[
+            "simulate",
+            "--group",
+            "sim-1",
+            "--from",
+            "u1",
+            "--mention",
+            "@会计小喇叭 帮助",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.starts_with("asked   the running service at"), "{out}");
+    assert!(out.contains("through the group robot"), "{out}");
+    assert!(out.contains("decided help"), "{out}");
+}

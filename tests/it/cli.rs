@@ -292,9 +292,19 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
     assert!(text.contains("注册会计师"), "{text}");
     assert!(!dir.path().join("data").exists(), "no store is created");
 
+    // A group the store does not know is simulated on the group robot, which hears only
+    // @-mentions.
     let (_, text) = simulate(dir.path(), false, "随便聊聊");
-    assert!(text.contains("none: the bot stays silent"), "{text}");
+    assert!(
+        text.contains("the group robot hears only messages that @-mention it"),
+        "{text}"
+    );
+    let (_, text) = simulate(dir.path(), true, "@会计小喇叭 随便聊聊");
     assert!(text.contains("moderation clean"), "{text}");
+    assert!(
+        !text.contains("StartCooldown"),
+        "readable, not Debug: {text}"
+    );
 
     let (_, text) = simulate(dir.path(), true, "@会计小喇叭 加 V❤信 领资料：kj12345");
     assert!(
@@ -434,4 +444,31 @@ fn init_writes_the_defaults_once_and_keeps_the_operators_edits() {
             .unwrap()
             .contains("cannot write bot-scripts")
     );
+}
+
+/// A reader that goes away (`trumpet simulate … | head -1`) ends the output quietly: exit 0,
+/// no panic.
+#[test]
+fn simulate_survives_a_closed_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = trumpet()
+        .args([
+            "simulate",
+            "--group",
+            "g",
+            "--from",
+            "u",
+            "--mention",
+            "@会计小喇叭 帮助",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }

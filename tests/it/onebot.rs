@@ -915,3 +915,48 @@ async fn shutdown_closes_connections_as_going_away() {
     assert_eq!(code, 1001, "{reason}");
     assert!(reason.contains("stopping"), "{reason}");
 }
+
+/// `POST /api/v1/simulate` (what `trumpet simulate` asks while the service runs) uses the
+/// group's own channel: a bot account hears a message without an @-mention, and the answer is
+/// readable text from the service's view of the group.
+#[tokio::test]
+async fn simulate_asks_the_running_service_with_the_groups_channel() {
+    let scripts = scripts();
+    let app = app_with(&scripts, "").await;
+    let world = world(&[]);
+    let fake = adopted_by_owner(&app, &world).await;
+    let sent_before = fake.requests("send_message").len();
+    let (status, answer) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/simulate",
+            Some(json!({"group": GROUP, "from": "wxid_a", "text": "怎么开票", "mention": false})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{answer}");
+    let lines: Vec<&str> = answer["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    let text = lines.join("\n");
+    assert!(text.contains("through a bot account"), "{text}");
+    assert!(
+        text.contains("the bot account hears every message"),
+        "{text}"
+    );
+    assert!(text.contains("keyword rule \"invoice-anywhere\""), "{text}");
+    assert!(text.contains("开票信息请看群公告"), "{text}");
+    // Nothing was sent for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.requests("send_message").len(), sent_before);
+    let (status, bad) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/simulate",
+            Some(json!({"group": "", "from": "u", "text": "x"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{bad}");
+}

@@ -10,6 +10,7 @@ mod health;
 mod jobs;
 mod moderation;
 mod paging;
+mod simulate;
 mod status;
 
 use std::sync::Arc;
@@ -187,4 +188,5 @@ pub(super) fn routes() -> axum::Router<Arc<AppState>> {
         .merge(status::routes())
         .merge(jobs::routes())
         .merge(feeds::routes())
+        .merge(simulate::routes())
 }
