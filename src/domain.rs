@@ -556,7 +556,12 @@ pub enum Action {
     /// Tell the group's owner and admins (for example: what the bot could not do itself).
     NotifyAdmins { text: String },
     /// Remove a member from the group.
-    RemoveMember { user_id: String, reason: String },
+    /// `name` is how people know the member (empty when unknown): notices say it, not the id.
+    RemoveMember {
+        user_id: String,
+        name: String,
+        reason: String,
+    },
     /// Delete (recall) a message from the group, by the platform's message id.
     DeleteMessage { message_id: String },
     /// A moderation request from a command (the caller performs it and tells the admins).

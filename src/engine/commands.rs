@@ -427,6 +427,7 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             for (user_id, name) in found {
                 removals.push(Action::RemoveMember {
                     user_id: user_id.clone(),
+                    name: name.clone(),
                     reason: format!("{by} 用群内指令「{trigger_text}」移出"),
                 });
                 names.push(if name.is_empty() { user_id } else { name });

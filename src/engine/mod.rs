@@ -372,12 +372,19 @@ pub fn degrade(
     let has_reply = actions.iter().any(|a| matches!(a, Action::Reply(_)));
     for action in actions {
         match action {
-            Action::RemoveMember { user_id, reason } if !caps.can_remove_members => {
+            Action::RemoveMember {
+                user_id,
+                name,
+                reason,
+            } if !caps.can_remove_members => {
                 notes.push(format!(
                     "cannot remove {user_id} on this channel; the admins are told instead"
                 ));
                 out.push(Action::NotifyAdmins {
-                    text: format!("请管理员将成员 {user_id} 移出本群。原因：{reason}"),
+                    text: format!(
+                        "请管理员将成员 {} 移出本群。原因：{reason}",
+                        vars::name_and_id(&name, &user_id)
+                    ),
                 });
             }
             Action::DeleteMessage { message_id } if !caps.can_delete_messages => {

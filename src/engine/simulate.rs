@@ -169,8 +169,15 @@ fn describe(lines: &mut Vec<String>, action: &Action) {
             lines.push("notify  the owner and admins".into());
             quoted(lines, text);
         }
-        Action::RemoveMember { user_id, reason } => {
-            lines.push(format!("remove  {user_id} from the group: {reason}"));
+        Action::RemoveMember {
+            user_id,
+            name,
+            reason,
+        } => {
+            lines.push(format!(
+                "remove  {} from the group: {reason}",
+                super::vars::name_and_id(name, user_id)
+            ));
         }
         Action::DeleteMessage { message_id } => {
             lines.push(format!("delete  message {message_id}"));

@@ -306,6 +306,7 @@ fn commands_check_roles_and_change_settings() {
             false,
             vec![Action::RemoveMember {
                 user_id: "zhangsan".into(),
+                name: "张三".into(),
                 reason: "da-name 用群内指令「移出」移出".into(),
             }],
             "正在将 张三 移出本群",
@@ -543,6 +544,7 @@ fn actions_a_channel_cannot_perform_degrade_visibly() {
     let (actions, notes) = degrade(
         vec![Action::RemoveMember {
             user_id: "spammer".into(),
+            name: "广告王".into(),
             reason: "广告".into(),
         }],
         caps,
@@ -560,7 +562,11 @@ fn actions_a_channel_cannot_perform_degrade_visibly() {
     else {
         panic!("{actions:?}")
     };
-    assert!(content.contains("spammer") && content.contains("广告"));
+    // Named as people know them, with the id beside the name.
+    assert!(
+        content.contains("请管理员将成员 广告王（spammer） 移出本群") && content.contains("广告"),
+        "{content}"
+    );
     assert_eq!(mentioned, &vec!["boss".to_owned(), "da".to_owned()]);
 
     // A channel that can only reply answers a post in the reply, and says so.

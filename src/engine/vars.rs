@@ -94,6 +94,17 @@ pub fn member(sender: &Sender, role: Role) -> Value {
 }
 
 /// A name to show for a member: the name, else the user id.
+/// A person as a notice names them: `张三（zhangsan）`, or only the id when no name is known (or
+/// the name is the id).
+pub fn name_and_id(name: &str, id: &str) -> String {
+    let name = name.trim();
+    if name.is_empty() || name == id {
+        id.to_owned()
+    } else {
+        format!("{name}（{id}）")
+    }
+}
+
 pub fn display_name(sender: &Sender) -> &str {
     if sender.name.is_empty() {
         &sender.user_id

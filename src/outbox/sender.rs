@@ -1275,11 +1275,12 @@ async fn release_group(store: &Store, chat: &ChatId, errcode: i64) {
             if group.status != GroupStatus::Adopted {
                 return Ok(false);
             }
-            group.status = GroupStatus::Released;
-            group.released_at = Some(Utc::now());
-            group.release_reason = Some(format!(
-                "WeCom errcode {errcode}: the robot is no longer in the group or its key is invalid"
-            ));
+            group.release(
+                Utc::now(),
+                format!(
+                    "WeCom errcode {errcode}: the robot is no longer in the group or its key is invalid"
+                ),
+            );
             tx.put_group(&group)?;
             Ok(true)
         })

@@ -210,7 +210,11 @@ async fn accept(
                 state.cooldowns.start(&conversation, &rule, now, secs);
             }
             // Only channels that can remove members get this (`degrade`).
-            Action::RemoveMember { user_id, reason } => removals.push((user_id, reason)),
+            Action::RemoveMember {
+                user_id,
+                name,
+                reason,
+            } => removals.push((user_id, name, reason)),
             // Nor is a deletion asked of a channel that cannot delete.
             Action::DeleteMessage { message_id } => deletions.push(message_id),
             Action::Moderation(request) => requests.push(request),
@@ -275,8 +279,9 @@ async fn accept(
     for message_id in deletions {
         delete(state, &event, &message_id).await;
     }
-    for (user, reason) in removals {
-        if let (_, Some(post)) = remove(state, &event, &user, &reason, caps, false).await {
+    for (user, name, reason) in removals {
+        let target = (user.as_str(), name.as_str());
+        if let (_, Some(post)) = remove(state, &event, target, &reason, caps, false).await {
             posts.push(post);
         }
     }
@@ -319,7 +324,7 @@ async fn accept(
 pub(crate) async fn remove(
     state: &Services,
     event: &Event,
-    user: &str,
+    (user, name): (&str, &str),
     reason: &str,
     caps: Capabilities,
     announce: bool,
@@ -334,14 +339,15 @@ pub(crate) async fn remove(
     };
     let outcome = accounts::remove_member(&state.store, &*state.accounts, &key, chat, user).await;
     info!(bot = %event.bot, chat = %chat, user, reason, outcome = outcome.as_str(), "removal");
+    let who = engine::vars::name_and_id(name, user);
     let text = match outcome {
         Removal::Confirmed if !announce => return (Some(outcome), None),
-        Removal::Confirmed => format!("已将成员 {user} 移出本群。{reason}"),
-        Removal::NotAMember => format!("{user} 不在本群成员名单里，没有移出。"),
+        Removal::Confirmed => format!("已将成员 {who} 移出本群。{reason}"),
+        Removal::NotAMember => format!("{who} 不在本群成员名单里，没有移出。"),
         Removal::OwnAccount => {
             "机器人不会把自己移出本群；要让机器人退群，请在管理后台释放这个群。".into()
         }
-        _ => format!("未能确认已将成员 {user} 移出本群，请管理员处理。原因：{reason}"),
+        _ => format!("未能确认已将成员 {who} 移出本群，请管理员处理。原因：{reason}"),
     };
     (Some(outcome), notice_post(state, chat, text, caps))
 }

@@ -22,7 +22,7 @@ use crate::domain::{ChatId, Conversation, Event, EventKind, OutMessage};
 use crate::outbox::Outbox;
 use crate::runtime::dedupe::Dedupe;
 use crate::store::{
-    Adopter, DedupeRecord, GroupRecord, GroupStatus, HeldPost, ModerationWrite, NewSend,
+    AdoptedVia, Adopter, DedupeRecord, GroupRecord, HeldPost, ModerationWrite, NewSend,
     OutboxEntry, SharedTally, Store, StoreError, WriteTx,
 };
 use crate::wire::wecom::robot::webhook::WebhookUrl;
@@ -447,30 +447,21 @@ impl Pipeline {
         match &event.kind {
             EventKind::BotAdded => {
                 group.bot = event.bot.clone();
-                group.status = GroupStatus::Adopted;
-                group.adopter = Some(Adopter {
+                let adopter = Adopter {
                     user_id: event.from.user_id.clone(),
                     name: event.from.name.clone(),
-                });
-                group.adopted_at = Some(now);
-                group.adopted_via = Some("add_to_chat".into());
-                group.released_at = None;
-                group.release_reason = None;
+                };
+                group.adopt(AdoptedVia::AddToChat, now, Some(adopter));
                 info!(bot = %event.bot, chat = %chat, adopter = %event.from.user_id, "group adopted");
             }
             EventKind::BotRemoved => {
-                group.held_posts.clear();
-                group.status = GroupStatus::Released;
-                group.released_at = Some(now);
-                group.release_reason = Some(LEFT_REASON.into());
+                group.release(now, LEFT_REASON);
                 info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group released");
             }
             _ => {
                 if !known {
                     // The robot was in the group before Trumpet saw it being added.
-                    group.status = GroupStatus::Adopted;
-                    group.adopted_at = Some(now);
-                    group.adopted_via = Some("first_message".into());
+                    group.adopt(AdoptedVia::FirstMessage, now, None);
                     info!(bot = %event.bot, chat = %chat, "group adopted on its first message");
                 }
                 let member = event.from.user_id.as_str();

@@ -29,8 +29,8 @@ pub use outbox::{
     RunRecord, RunReport, SendOutcome, SendReceipt,
 };
 pub use records::{
-    Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, HeldPost, MemberRecord,
-    PUSH_ONLY_BOT,
+    AdoptedVia, Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, HeldPost,
+    MemberRecord, PUSH_ONLY_BOT,
 };
 pub use red_envelope::{ClaimRecord, ClaimVia, TestRecord, TestState, envelope_post_key};
 pub use robots::robot_digest;

@@ -43,10 +43,9 @@ pub struct GroupRecord {
     /// Why the group was last released (`removed from the group`, `errcode 93000`, …).
     #[serde(default)]
     pub release_reason: Option<String>,
-    /// How the group was adopted: `add_to_chat`, or `first_message` when the robot was already
-    /// in the group before Trumpet saw it being added.
+    /// How the group was last adopted.
     #[serde(default)]
-    pub adopted_via: Option<String>,
+    pub adopted_via: Option<AdoptedVia>,
     #[serde(default)]
     pub members_seen: u64,
     #[serde(default)]
@@ -57,6 +56,43 @@ pub struct GroupRecord {
     /// webhook URL is not known yet): queued when one is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_posts: Vec<HeldPost>,
+}
+
+/// How a group came to be adopted (stored and shown as the snake_case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdoptedVia {
+    /// The bot was added to the group (the robot's `add_to_chat`, a bot account's join).
+    AddToChat,
+    /// The robot was in the group before Trumpet saw it being added: its first message did.
+    FirstMessage,
+    /// Found in a bot account's group list (the account was there already: no greeting).
+    GroupList,
+    /// An operator adopted it by its robot's webhook URL through the admin API (push-only).
+    Api,
+}
+
+impl GroupRecord {
+    /// Adopts the group (`via`, at `at`; `adopter` when someone is known to have added the
+    /// bot). The one transition every way of adoption goes through.
+    pub fn adopt(&mut self, via: AdoptedVia, at: DateTime<Utc>, adopter: Option<Adopter>) {
+        self.status = GroupStatus::Adopted;
+        self.adopted_at = Some(at);
+        self.adopted_via = Some(via);
+        self.released_at = None;
+        self.release_reason = None;
+        if adopter.is_some() {
+            self.adopter = adopter;
+        }
+    }
+
+    /// Releases the group at `at` for `reason`; posts held for it go (nobody will read them).
+    pub fn release(&mut self, at: DateTime<Utc>, reason: impl Into<String>) {
+        self.status = GroupStatus::Released;
+        self.released_at = Some(at);
+        self.release_reason = Some(reason.into());
+        self.held_posts.clear();
+    }
 }
 
 /// A post kept on the group until it can be sent.

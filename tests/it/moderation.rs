@@ -121,7 +121,7 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
     assert_eq!(removal[0]["params"]["user_list"], json!(["wxid_spam"]));
     // Confirmed by the member list, and the owner is told.
     wait_members(&app, |ids| !ids.contains(&"wxid_spam".to_owned())).await;
-    let told = wait_sent(&fake, "已将成员 wxid_spam 移出本群", 1).await;
+    let told = wait_sent(&fake, "已将成员 名wxid_spam（wxid_spam） 移出本群", 1).await;
     assert_eq!(sent_mentions(&told[0]), vec!["wxid_owner"]);
     assert_eq!(fake.requests("delete_message").len(), 3);
     assert!(
@@ -131,6 +131,8 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
 
     let entries = wait_log(&app, &format!("chat_id={GROUP}&user_id=wxid_spam"), 3).await;
     assert_eq!(entries[0]["action"], "remove");
+    // The bot account's events carry no name: the log has the member list's.
+    assert_eq!(entries[0]["name"], "名wxid_spam", "{}", entries[0]);
     let outcome = entries[0]["outcome"].to_string();
     assert!(
         outcome.contains("deleted") && outcome.contains("removal confirmed"),
@@ -325,7 +327,7 @@ async fn without_removal_or_deletion_the_admins_are_told_instead() {
     wait_sent(&fake, "第 1 次提醒", 1).await;
     fake.text(GROUP, "wxid_spam", "刷单兼职日结");
     fake.text(GROUP, "wxid_spam", "代开各类发票");
-    let told = wait_sent(&fake, "请管理员将成员 wxid_spam 移出本群", 1).await;
+    let told = wait_sent(&fake, "请管理员将成员 名wxid_spam（wxid_spam） 移出本群", 1).await;
     assert_eq!(sent_mentions(&told[0]), vec!["wxid_owner"]);
     assert!(fake.requests("delete_message").is_empty());
     assert!(fake.requests("wx.delete_groupmember").is_empty());

@@ -630,7 +630,7 @@ async fn without_a_removal_action_the_admins_are_asked_and_unreported_leaves_are
         .await;
     let asked = sent
         .iter()
-        .find(|s| sent_text(s).contains("请管理员将成员 wxid_spam 移出本群"))
+        .find(|s| sent_text(s).contains("请管理员将成员 名wxid_spam（wxid_spam） 移出本群"))
         .unwrap_or_else(|| panic!("{sent:?}"));
     assert_eq!(sent_mentions(asked), vec!["wxid_owner"]);
     assert!(fake.requests("wx.delete_groupmember").is_empty());

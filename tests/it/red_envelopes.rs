@@ -184,8 +184,18 @@ async fn an_admin_runs_a_test_in_the_chat_and_the_group_is_measured() {
     assert_eq!(status, StatusCode::OK);
     let rows: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[0].starts_with("test_id,chat_id,share,user_id,name,amount_fen"));
+    assert!(
+        rows[0].starts_with("test_id,chat_id,group,share,user_id,name,amount_fen"),
+        "{csv}"
+    );
+    assert!(rows[0].contains("claimed_at (Asia/Shanghai)"), "{csv}");
     assert!(rows[1].contains(",m1,用户m1,"), "{csv}");
+    // Local time to the second, as a spreadsheet shows it: `2026-12-06 09:30:15`.
+    let claimed_at = rows[1].split(',').nth(8).unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(claimed_at, "%Y-%m-%d %H:%M:%S").is_ok(),
+        "{claimed_at}"
+    );
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use crate::domain::{
 use crate::runtime::Services;
 use crate::runtime::accounts::{Ability, BotAccounts};
 use crate::runtime::pipeline::LEFT_REASON;
-use crate::store::{GroupRecord, GroupStatus, StoreError};
+use crate::store::{AdoptedVia, GroupRecord, GroupStatus, StoreError};
 use crate::wire::onebot::hub::Hub;
 
 /// A group as `get_group_list` reports it.
@@ -106,11 +106,7 @@ pub async fn sync_groups(state: &Services, hub: &Hub, key: &AccountKey) {
                     .clone()
                     .unwrap_or_else(|| GroupRecord::new(listed.id.clone(), bot.clone()));
                 if back {
-                    group.status = GroupStatus::Adopted;
-                    group.adopted_at = Some(now);
-                    group.adopted_via = Some("group_list".into());
-                    group.released_at = None;
-                    group.release_reason = None;
+                    group.adopt(AdoptedVia::GroupList, now, None);
                     adopted.push(listed.id.clone());
                 }
                 if group.status == GroupStatus::Adopted {

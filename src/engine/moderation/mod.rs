@@ -544,14 +544,14 @@ fn examine(
     }
 }
 
-/// What the bot does about a verdict on a message from `user_id` (whose platform id is
+/// What the bot does about a verdict on a message from `sender` (whose platform id is
 /// `message_id`, when the channel gave one): nothing in dry-run; otherwise, by the outcome,
 /// delete it, post the `warning`, remove the member, and tell the admins with the `notice`
 /// (the caller renders both). A removal carries the notice as its reason: whoever performs it
 /// tells the admins how it went. `degrade` then turns what the channel cannot do into notices.
 pub fn plan(
     verdict: &Verdict,
-    user_id: &str,
+    sender: &crate::domain::Sender,
     message_id: Option<&str>,
     warning: Option<crate::domain::OutMessage>,
     notice: String,
@@ -581,7 +581,8 @@ pub fn plan(
     let tell = match outcome {
         Severity::Remove => {
             actions.push(Action::RemoveMember {
-                user_id: user_id.to_owned(),
+                user_id: sender.user_id.clone(),
+                name: sender.name.clone(),
                 reason: notice.clone(),
             });
             false

@@ -64,6 +64,15 @@ fn judge_text(
     }
 }
 
+/// The member judged: `u1`, known as 张三.
+fn sender() -> crate::domain::Sender {
+    crate::domain::Sender {
+        user_id: "u1".into(),
+        name: "张三".into(),
+        ..Default::default()
+    }
+}
+
 fn quiet() -> Activity<'static> {
     Activity::default()
 }
@@ -288,7 +297,13 @@ fn scoped_settings_and_checks_override_the_global_ones() {
         "unset keys keep the global value"
     );
     assert!(!judged.verdict.findings.is_empty(), "dry-run still finds");
-    let actions = plan(&judged.verdict, "u1", Some("m1"), None, "notice".into());
+    let actions = plan(
+        &judged.verdict,
+        &sender(),
+        Some("m1"),
+        None,
+        "notice".into(),
+    );
     assert!(actions.is_empty(), "dry-run does nothing: {actions:?}");
 
     let mut rules = shipped();
@@ -318,7 +333,7 @@ fn plans_follow_the_outcome() {
     let judged = judge_text(&rules, "刷单返利", &[], &ordinary(&[]), &quiet());
     let actions = plan(
         &judged.verdict,
-        "u1",
+        &sender(),
         Some("m1"),
         Some(warning.clone()),
         "n".into(),
@@ -338,7 +353,7 @@ fn plans_follow_the_outcome() {
     // Without a message id (a channel that cannot name the message) the admins are told.
     let actions = plan(
         &judged.verdict,
-        "u1",
+        &sender(),
         None,
         Some(warning.clone()),
         "n".into(),
@@ -353,7 +368,13 @@ fn plans_follow_the_outcome() {
         now() - chrono::Duration::minutes(30),
     ];
     let judged = judge_text(&rules, "刷单返利", &[], &ordinary(&earlier), &quiet());
-    let actions = plan(&judged.verdict, "u1", Some("m1"), Some(warning), "n".into());
+    let actions = plan(
+        &judged.verdict,
+        &sender(),
+        Some("m1"),
+        Some(warning),
+        "n".into(),
+    );
     assert_eq!(
         actions,
         vec![
@@ -362,13 +383,14 @@ fn plans_follow_the_outcome() {
             },
             Action::RemoveMember {
                 user_id: "u1".into(),
+                name: "张三".into(),
                 reason: "n".into()
             },
         ]
     );
     // Nothing found, nothing done.
     let judged = judge_text(&rules, "好的", &[], &ordinary(&[]), &quiet());
-    assert!(plan(&judged.verdict, "u1", Some("m1"), None, "n".into()).is_empty());
+    assert!(plan(&judged.verdict, &sender(), Some("m1"), None, "n".into()).is_empty());
 }
 
 #[derive(serde::Deserialize)]

@@ -255,38 +255,66 @@ pub async fn claims_csv(State(state): State<Arc<AppState>>, Path(id): Path<Strin
         Err(response) => return response,
     };
     let disposition = format!("attachment; filename=\"{}-claims.csv\"", test.id);
+    // Read by operators in a spreadsheet: the group by name, times in the group's zone.
+    let settings = state.directory.get(&test.chat_id);
+    let zone = settings
+        .timezone
+        .as_deref()
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+        .unwrap_or(crate::engine::jobs::DEFAULT_TIMEZONE);
+    let ledger = Ledger {
+        test: &test,
+        group_name: &settings.name,
+        zone,
+    };
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        ledger_csv(&test, &claims),
+        ledger.csv(&claims),
     )
         .into_response()
 }
 
-/// The ledger's text.
-pub fn ledger_csv(test: &TestRecord, claims: &[ClaimRecord]) -> String {
-    let mut out = String::from(
-        "\u{feff}test_id,chat_id,share,user_id,name,amount_fen,amount_yuan,claimed_at,via\r\n",
-    );
-    for (share, c) in claims.iter().enumerate() {
-        let row = [
-            test.id.clone(),
-            test.chat_id.to_string(),
-            share.to_string(),
-            c.user_id.clone(),
-            c.name.clone(),
-            c.amount_fen.to_string(),
-            yuan_digits(c.amount_fen),
-            c.at.to_rfc3339(),
-            c.via.as_str().to_owned(),
-        ];
-        let cells: Vec<String> = row.iter().map(|v| csv_cell(v)).collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
+/// A test's payout ledger as CSV.
+pub struct Ledger<'a> {
+    pub test: &'a TestRecord,
+    /// The group's name (empty when none is known).
+    pub group_name: &'a str,
+    /// The zone the claim times are written in (the group's, else the jobs' default).
+    pub zone: chrono_tz::Tz,
+}
+
+impl Ledger<'_> {
+    /// One row per share taken, with a header; times local to the ledger's zone, to the second.
+    pub fn csv(&self, claims: &[ClaimRecord]) -> String {
+        let mut out = format!(
+            "{}test_id,chat_id,group,share,user_id,name,amount_fen,amount_yuan,claimed_at ({}),via\r\n",
+            '\u{feff}',
+            self.zone.name()
+        );
+        for (share, c) in claims.iter().enumerate() {
+            let row = [
+                self.test.id.clone(),
+                self.test.chat_id.to_string(),
+                self.group_name.to_owned(),
+                share.to_string(),
+                c.user_id.clone(),
+                c.name.clone(),
+                c.amount_fen.to_string(),
+                yuan_digits(c.amount_fen),
+                c.at.with_timezone(&self.zone)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                c.via.as_str().to_owned(),
+            ];
+            let cells: Vec<String> = row.iter().map(|v| csv_cell(v)).collect();
+            out.push_str(&cells.join(","));
+            out.push_str("\r\n");
+        }
+        out
     }
-    out
 }
 
 /// One CSV cell (RFC 4180 quoting). Member names are chosen by members: one that starts like a

@@ -28,7 +28,7 @@ use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId, SettingsChange};
 use crate::engine::scope::validate_tag;
 use crate::runtime::accounts::{self, Removal};
-use crate::store::{GroupRecord, GroupStatus, StoreError};
+use crate::store::{AdoptedVia, GroupRecord, GroupStatus, StoreError};
 use crate::wire::wecom::robot::webhook::WebhookUrl;
 
 use crate::store::PUSH_ONLY_BOT;
@@ -43,8 +43,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/groups/{chat_id}/removals", post(remove_member))
 }
-/// How groups adopted by webhook URL are marked (`adopted_via`).
-pub const ADOPTED_VIA_API: &str = "api";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -220,12 +218,8 @@ pub async fn adopt_by_webhook(
                     );
                     let mut group =
                         existing.unwrap_or_else(|| GroupRecord::new(for_tx.clone(), bot));
-                    group.status = GroupStatus::Adopted;
                     group.webhook_url = Some(raw_url.clone());
-                    group.adopted_at = Some(Utc::now());
-                    group.adopted_via = Some(ADOPTED_VIA_API.into());
-                    group.released_at = None;
-                    group.release_reason = None;
+                    group.adopt(AdoptedVia::Api, Utc::now(), None);
                     tx.put_group(&group)?;
                     Ok(Adoption::Created(group))
                 }
@@ -336,9 +330,7 @@ pub async fn release(State(state): State<Arc<AppState>>, Path(chat_id): Path<Str
                 return Ok(None);
             };
             if group.status == GroupStatus::Adopted {
-                group.status = GroupStatus::Released;
-                group.released_at = Some(now);
-                group.release_reason = Some("released by an operator through the admin API".into());
+                group.release(now, "released by an operator through the admin API");
                 tx.put_group(&group)?;
             }
             Ok(Some(group))

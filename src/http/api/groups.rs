@@ -34,7 +34,7 @@ pub(super) struct GroupView {
     adopter: Option<String>,
     adopter_name: Option<String>,
     adopted_at: Option<DateTime<Utc>>,
-    adopted_via: Option<String>,
+    adopted_via: Option<crate::store::AdoptedVia>,
     released_at: Option<DateTime<Utc>>,
     release_reason: Option<String>,
     members_seen: u64,

@@ -335,7 +335,9 @@ pub async fn screen_message(
         && !verdict.trusted
         && !member.blacklist_checked
     {
-        verdict.findings.push(blacklist_finding(&entry));
+        verdict
+            .findings
+            .push(blacklist_finding(&entry, &state.directory));
     }
     member.blacklist_checked = true;
     if verdict.findings.is_empty() {
@@ -360,9 +362,27 @@ pub async fn screen_message(
         .as_deref()
         .filter(|_| caps.can_delete_messages);
     let deleted = deletable.is_some() && outcome >= Severity::Delete && !verdict.settings.dry_run;
+    // Decided before the notice is rendered: a folded notice costs no template and no post.
+    let admit = match verdict.settings.dry_run {
+        true => notices::Admit::Post { folded: 0 },
+        false => moderator
+            .notices
+            .admit(chat, user, &worst.check, outcome.as_str(), now),
+    };
+    let folded = matches!(admit, notices::Admit::Fold { .. });
+    // A bot account's events carry no name: notices and the log use the one the store knows
+    // (not for a folded repeat, which posts nothing and whose row has it already).
+    let name = match (event.from.name.is_empty(), folded) {
+        (true, false) => requests::member_name(state, chat, user).await,
+        _ => event.from.name.clone(),
+    };
+    let sender = crate::domain::Sender {
+        name: name.clone(),
+        ..event.from.clone()
+    };
     let vars = || {
         context! {
-            ..vars::base(&event.from, role, Some(chat), &settings, now),
+            ..vars::base(&sender, role, Some(chat), &settings, now),
             ..context! {
                 reason => &worst.reason,
                 rule => &worst.check,
@@ -375,14 +395,6 @@ pub async fn screen_message(
             }
         }
     };
-    // Decided before the notice is rendered: a folded notice costs no template and no post.
-    let admit = match verdict.settings.dry_run {
-        true => notices::Admit::Post { folded: 0 },
-        false => moderator
-            .notices
-            .admit(chat, user, &worst.check, outcome.as_str(), now),
-    };
-    let folded = matches!(admit, notices::Admit::Fold { .. });
     let warning = (outcome == Severity::Warn)
         .then_some(rules.warning.as_ref())
         .flatten()
@@ -404,13 +416,13 @@ pub async fn screen_message(
             &worst,
             outcome,
             &verdict,
-            event,
+            &sender,
         ),
     };
     if deletable.is_none() && outcome >= Severity::Delete && !folded {
         notice.push_str("（机器人无法撤回这条消息，请管理员处理）");
     }
-    let actions = moderation::plan(&verdict, user, deletable, warning, notice);
+    let actions = moderation::plan(&verdict, &sender, deletable, warning, notice);
     let (mut actions, notes) = engine::degrade(actions, caps, &settings);
     for note in notes {
         warn!(bot = %event.bot, chat = %chat, "{note}");
@@ -472,7 +484,7 @@ pub async fn screen_message(
         at: now,
         chat_id: chat.clone(),
         user_id: user.to_owned(),
-        name: event.from.name.clone(),
+        name,
         message_id: event.message_id.clone(),
         text: shorten(&text, LOG_TEXT_CHARS),
         normalized: shorten(&prepared.canonical, LOG_TEXT_CHARS),
@@ -528,9 +540,14 @@ async fn carry_out(
                 let deleted = crate::runtime::inbound::delete(state, event, &message_id).await;
                 done.push(if deleted { "deleted" } else { "not deleted" }.to_owned());
             }
-            Action::RemoveMember { user_id, reason } => {
+            Action::RemoveMember {
+                user_id,
+                name,
+                reason,
+            } => {
+                let target = (user_id.as_str(), name.as_str());
                 let (removal, post) =
-                    crate::runtime::inbound::remove(state, event, &user_id, &reason, caps, true)
+                    crate::runtime::inbound::remove(state, event, target, &reason, caps, true)
                         .await;
                 done.push(removal.map_or("removal not attempted".into(), |r| {
                     format!("removal {}", r.as_str())
@@ -588,13 +605,22 @@ fn note_folding(
 }
 
 /// The finding for a blacklisted member's first message in a group.
-fn blacklist_finding(entry: &BlacklistEntry) -> Finding {
+fn blacklist_finding(
+    entry: &BlacklistEntry,
+    directory: &crate::runtime::groups::Directory,
+) -> Finding {
+    // The group by its name where one is known: operators know their groups by name.
+    let group = directory.get(&entry.chat_id);
+    let group = match group.name.trim() {
+        "" => entry.chat_id.to_string(),
+        name => format!("「{name}」"),
+    };
     Finding {
         check: "blacklist".into(),
         kind: "blacklist",
         severity: Severity::Remove,
         reason: "黑名单成员".into(),
-        evidence: format!("曾因「{}」被移出群 {}", entry.reason, entry.chat_id),
+        evidence: format!("曾因「{}」被移出群{group}", entry.reason),
     }
 }
 
@@ -615,7 +641,7 @@ fn notice_text(
     worst: &Finding,
     outcome: Severity,
     verdict: &Verdict,
-    event: &Event,
+    sender: &crate::domain::Sender,
 ) -> String {
     let rendered = rules.admin_notice.as_ref().and_then(|m| {
         templates
@@ -625,9 +651,8 @@ fn notice_text(
     });
     rendered.unwrap_or_else(|| {
         format!(
-            "群管理：{}（{}）{}。规则：{}；依据：{}；处理：{}。",
-            vars::display_name(&event.from),
-            event.from.user_id,
+            "群管理：{}{}。规则：{}；依据：{}；处理：{}。",
+            vars::name_and_id(&sender.name, &sender.user_id),
             worst.reason,
             worst.check,
             worst.evidence,
@@ -733,11 +758,12 @@ pub async fn screen_join(
     if let Some(ban) = moderator.blacklisted(user)
         && !trusted
     {
-        let finding = blacklist_finding(&ban);
+        let finding = blacklist_finding(&ban, &state.directory);
         let reason = format!("黑名单成员：{}", finding.evidence);
         let (actions, _) = engine::degrade(
             vec![Action::RemoveMember {
                 user_id: user.to_owned(),
+                name: event.from.name.clone(),
                 reason: reason.clone(),
             }],
             caps,

@@ -136,6 +136,8 @@ pub async fn perform(
     };
     let by = event.from.user_id.as_str();
     let who = crate::engine::vars::display_name(&event.from);
+    // Who asked, as a notice names them: 张三（zhangsan）.
+    let asker = crate::engine::vars::name_and_id(&event.from.name, by);
     let failed = |e: StoreError| {
         tracing::error!(chat = %chat, error = %e, "moderation request not saved");
         let text = format!("{who} 的群管理操作没有保存成功，请稍后再试或在管理后台处理。");
@@ -157,6 +159,8 @@ pub async fn perform(
             }
         }
         ModerationRequest::Report { user_id, reason } => {
+            let reported = member_name(state, chat, &user_id).await;
+            let reported_as = crate::engine::vars::name_and_id(&reported, &user_id);
             let said: Vec<String> = recent
                 .iter()
                 .rev()
@@ -178,7 +182,7 @@ pub async fn perform(
                 name => format!("群「{name}」里，"),
             };
             let text = format!(
-                "📣 {group}{who}（{by}）举报了 {user_id}{}。TA 最近的消息：\n{evidence}",
+                "📣 {group}{asker} 举报了 {reported_as}{}。TA 最近的消息：\n{evidence}",
                 if reason.is_empty() {
                     String::new()
                 } else {
@@ -193,6 +197,7 @@ pub async fn perform(
                 now,
             );
             let mut entry = system_entry(chat, &user_id, "report", now, evidence);
+            entry.name = reported;
             entry.by = by.to_owned();
             entry.reason = reason;
             entry.action = "notify".into();
@@ -226,7 +231,7 @@ pub async fn perform(
         ModerationRequest::Appeal { reason } => {
             let last = last_decision(state, chat, by).await;
             let text = format!(
-                "🙋 {who}（{by}）申诉：{}。{}",
+                "🙋 {asker} 申诉：{}。{}",
                 if reason.is_empty() {
                     "（未写理由）"
                 } else {
@@ -235,6 +240,7 @@ pub async fn perform(
                 last.map_or(String::new(), |l| format!("最近一次处理：{l}。"))
             );
             let mut entry = system_entry(chat, by, "appeal", now, String::new());
+            entry.name = event.from.name.clone();
             entry.by = by.to_owned();
             entry.reason = reason;
             entry.action = "notify".into();
@@ -265,4 +271,22 @@ async fn last_decision(state: &Services, chat: &ChatId, user: &str) -> Option<St
         .into_iter()
         .find(|e| e.by.is_empty() && !e.text.is_empty())
         .map(|e| format!("{}（{}，{}）", e.reason, e.check, e.action))
+}
+
+/// The name `user` goes by in `chat`: as last seen speaking, else as the bot account's member
+/// list has it (empty when the store knows neither).
+pub(super) async fn member_name(state: &Services, chat: &ChatId, user: &str) -> String {
+    let store = state.store.clone();
+    let (chat, user) = (chat.clone(), user.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<String, StoreError> {
+        let spoke = store.member(&chat, &user)?.map(|m| m.name);
+        match spoke.filter(|name| !name.is_empty()) {
+            Some(name) => Ok(name),
+            None => Ok(store.roster_name(&chat, &user)?.unwrap_or_default()),
+        }
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_default()
 }
