@@ -509,40 +509,6 @@ impl ReplyLimits {
     };
 }
 
-impl Capabilities {
-    /// The WeCom group robot: hears only @-mentions, answers passively, pushes through its
-    /// webhook, cannot see joins or remove anyone (WeCom gives the robot no API for either).
-    pub const WECOM_ROBOT: Capabilities = Capabilities {
-        sees_every_message: false,
-        reports_joins: false,
-        passive_reply: true,
-        can_post: true,
-        can_remove_members: false,
-        can_delete_messages: false,
-        // WeCom's limits for a text and a markdown message.
-        reply_max_bytes: ReplyLimits {
-            text: 2048,
-            markdown: 4096,
-        },
-    };
-
-    /// A bot account (OneBot 12): hears everything and sees joins; the reply goes out at once
-    /// on the connection the event came in on; removal and deletion only where the
-    /// implementation offers them.
-    pub const fn bot_account(can_remove_members: bool, can_delete_messages: bool) -> Capabilities {
-        Capabilities {
-            sees_every_message: true,
-            reports_joins: true,
-            passive_reply: true,
-            can_post: true,
-            can_remove_members,
-            can_delete_messages,
-            // The reply is a message like any other, split by the sender.
-            reply_max_bytes: ReplyLimits::NONE,
-        }
-    }
-}
-
 /// Something the engine decided the bot should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -17,7 +17,7 @@ use chrono::Utc;
 use tracing::{error, info, warn};
 
 use super::untrusted::Untrusted;
-use crate::domain::{Capabilities, EventKind, Reply};
+use crate::domain::{EventKind, Reply};
 use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
 use crate::wire::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
@@ -111,7 +111,13 @@ pub async fn callback(
         return StatusCode::OK.into_response();
     }
 
-    match inbound::handle(&state.services, event, Capabilities::WECOM_ROBOT).await {
+    match inbound::handle(
+        &state.services,
+        event,
+        crate::wire::wecom::robot::CAPABILITIES,
+    )
+    .await
+    {
         Ok(Handled::Duplicate(reply) | Handled::New(reply) | Handled::NotSaved(reply)) => {
             respond(endpoint, &query, reply.as_ref(), &bot_id)
         }

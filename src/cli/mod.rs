@@ -228,7 +228,7 @@ fn check(cli: &Cli) -> ExitCode {
 /// Keyword replies longer than the group robot's passive reply may be: they still work (the
 /// rest follows as posts), but the operator should know they cost posts.
 fn long_replies(scripts: &crate::engine::Scripts) -> Vec<String> {
-    let limits = crate::domain::Capabilities::WECOM_ROBOT.reply_max_bytes;
+    let limits = crate::wire::wecom::robot::CAPABILITIES.reply_max_bytes;
     scripts
         .keywords
         .rules()

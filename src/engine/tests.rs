@@ -540,7 +540,16 @@ fn templates_see_member_group_and_date() {
 #[test]
 fn actions_a_channel_cannot_perform_degrade_visibly() {
     let settings = pyramid();
-    let caps = Capabilities::WECOM_ROBOT;
+    // A channel like the group robot: posts and replies, removes and deletes nothing.
+    let caps = Capabilities {
+        sees_every_message: false,
+        reports_joins: false,
+        passive_reply: true,
+        can_post: true,
+        can_remove_members: false,
+        can_delete_messages: false,
+        reply_max_bytes: crate::domain::ReplyLimits::NONE,
+    };
     let (actions, notes) = degrade(
         vec![Action::RemoveMember {
             user_id: "spammer".into(),

@@ -16,8 +16,8 @@ use crate::wire::wecom::robot::webhook::WebhookUrl;
 /// are for the event paths, which know the implementation's actions).
 pub fn posting_capabilities(group: &GroupRecord) -> crate::domain::Capabilities {
     match group.account {
-        Some(_) => crate::domain::Capabilities::bot_account(false, false),
-        None => crate::domain::Capabilities::WECOM_ROBOT,
+        Some(_) => crate::wire::onebot::capabilities(false, false),
+        None => crate::wire::wecom::robot::CAPABILITIES,
     }
 }
 

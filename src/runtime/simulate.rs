@@ -218,17 +218,17 @@ fn channel_words(group: &GroupRecord) -> &'static str {
 /// service is asked), the group robot otherwise.
 fn capabilities(group: Option<&GroupRecord>, accounts: Option<&dyn BotAccounts>) -> Capabilities {
     let Some((group, account)) = group.and_then(|g| g.account.as_ref().map(|a| (g, a))) else {
-        return Capabilities::WECOM_ROBOT;
+        return crate::wire::wecom::robot::CAPABILITIES;
     };
     let key = AccountKey {
         bot: group.bot.clone(),
         user_id: account.clone(),
     };
     match accounts {
-        Some(accounts) => Capabilities::bot_account(
+        Some(accounts) => crate::wire::onebot::capabilities(
             accounts.offers(&key, Ability::RemoveMember),
             accounts.offers(&key, Ability::DeleteMessage),
         ),
-        None => Capabilities::bot_account(true, true),
+        None => crate::wire::onebot::capabilities(true, true),
     }
 }

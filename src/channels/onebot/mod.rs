@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 use super::untrusted::Untrusted;
 use crate::domain::Secret;
-use crate::domain::{BotId, Capabilities, Reply};
+use crate::domain::{BotId, Reply};
 use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
 use crate::wire::onebot::OneBotConfig;
@@ -223,7 +223,7 @@ pub async fn webhook(
     match inbound::handle(
         &state.services,
         *domain,
-        Capabilities::bot_account(false, false),
+        crate::wire::onebot::capabilities(false, false),
     )
     .await
     {

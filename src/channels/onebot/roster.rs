@@ -18,9 +18,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::domain::{
-    AccountKey, Capabilities, ChatId, Conversation, Event, EventKind, Sender, SettingsChange,
-};
+use crate::domain::{AccountKey, ChatId, Conversation, Event, EventKind, Sender, SettingsChange};
 use crate::runtime::Services;
 use crate::runtime::accounts::{Ability, BotAccounts};
 use crate::runtime::pipeline::LEFT_REASON;
@@ -239,7 +237,7 @@ pub async fn sync_members(state: &Services, hub: &Hub, key: &AccountKey, chat: &
             mentioned: false,
             received_at: now,
         };
-        let caps = Capabilities::bot_account(
+        let caps = crate::wire::onebot::capabilities(
             hub.offers(key, Ability::RemoveMember),
             hub.offers(key, Ability::DeleteMessage),
         );

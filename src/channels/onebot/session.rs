@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::{OneBotChannel, reply_params};
-use crate::domain::{AccountKey, BotId, Capabilities, Event, Reply};
+use crate::domain::{AccountKey, BotId, Event, Reply};
 use crate::runtime::inbound::{self, Handled};
 use crate::store::{Destination, NewSend};
 use crate::wire::onebot::convert::{Converted, to_domain};
@@ -342,7 +342,7 @@ async fn handle_events(
     mut events: mpsc::Receiver<Event>,
 ) {
     while let Some(event) = events.recv().await {
-        let caps = Capabilities::bot_account(
+        let caps = crate::wire::onebot::capabilities(
             connection.supports(REMOVE_ACTION),
             connection.supports(crate::wire::onebot::hub::DELETE_ACTION),
         );

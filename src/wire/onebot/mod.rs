@@ -31,3 +31,22 @@ pub struct OneBotConfig {
     /// Attempts per action before it is recorded as failed.
     pub max_attempts: u32,
 }
+
+/// A bot account (OneBot 12): hears everything and sees joins; the reply goes out at once
+/// on the connection the event came in on; removal and deletion only where the
+/// implementation offers them.
+pub const fn capabilities(
+    can_remove_members: bool,
+    can_delete_messages: bool,
+) -> crate::domain::Capabilities {
+    crate::domain::Capabilities {
+        sees_every_message: true,
+        reports_joins: true,
+        passive_reply: true,
+        can_post: true,
+        can_remove_members,
+        can_delete_messages,
+        // The reply is a message like any other, split by the sender.
+        reply_max_bytes: crate::domain::ReplyLimits::NONE,
+    }
+}

@@ -12,3 +12,19 @@ pub mod webhook;
 pub mod xml;
 
 pub use callback::{CallbackError, CallbackQuery, RobotEndpoint, parse_query};
+
+/// The WeCom group robot: hears only @-mentions, answers passively, pushes through its
+/// webhook, cannot see joins or remove anyone (WeCom gives the robot no API for either).
+pub const CAPABILITIES: crate::domain::Capabilities = crate::domain::Capabilities {
+    sees_every_message: false,
+    reports_joins: false,
+    passive_reply: true,
+    can_post: true,
+    can_remove_members: false,
+    can_delete_messages: false,
+    // WeCom's limits for a text and a markdown message.
+    reply_max_bytes: crate::domain::ReplyLimits {
+        text: 2048,
+        markdown: 4096,
+    },
+};
