@@ -334,6 +334,12 @@ impl App {
             robot: Arc::new(RobotChannel {
                 services: Arc::clone(&services),
                 endpoints: self.endpoints.clone(),
+                names: Arc::new(
+                    crate::channels::group_names::GroupNames::new(
+                        config.wecom.webhook_hosts.clone(),
+                    )
+                    .map_err(|e| AppError::HttpClient(e.to_string()))?,
+                ),
             }),
             onebot: Arc::new(OneBotChannel {
                 services: Arc::clone(&services),

@@ -8,6 +8,7 @@
 //! Shared here: how a request that cannot be taken is answered, the bearer token of an
 //! `Authorization` header, and text from outside made safe for the log ([`untrusted`]).
 
+pub mod group_names;
 pub mod onebot;
 pub mod robot;
 pub mod untrusted;

@@ -20,13 +20,15 @@ use super::untrusted::Untrusted;
 use crate::domain::{EventKind, Reply};
 use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
-use crate::wire::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
+use crate::wire::wecom::robot::{CallbackError, Opened, RobotEndpoint, parse_query};
 
 /// The robot channel's state: the runtime's services and each robot bot's endpoint.
 pub struct RobotChannel {
     pub services: Arc<Services>,
     /// Configured robot bots by id.
     pub endpoints: HashMap<String, Arc<RobotEndpoint>>,
+    /// Learns the names of groups that have none from the callbacks' chat-info links.
+    pub names: Arc<super::group_names::GroupNames>,
 }
 
 /// The robot's routes, with their state.
@@ -97,8 +99,11 @@ pub async fn callback(
         Ok(q) => q,
         Err(e) => return refuse(&bot_id, &e),
     };
-    let event = match endpoint.open(&query, &body, Utc::now()) {
-        Ok(event) => event,
+    let Opened {
+        event,
+        chat_info_url,
+    } = match endpoint.open(&query, &body, Utc::now()) {
+        Ok(opened) => opened,
         Err(e) => return refuse(&bot_id, &e),
     };
     if let Some(field) = event.oversized_id() {
@@ -110,7 +115,9 @@ pub async fn callback(
             "message kind not handled; acknowledged");
         return StatusCode::OK.into_response();
     }
-
+    if let (Some(url), Some(chat)) = (chat_info_url, event.chat_id()) {
+        state.names.learn(&state.services, chat, url);
+    }
     match inbound::handle(
         &state.services,
         event,

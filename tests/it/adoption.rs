@@ -206,3 +206,77 @@ async fn the_greeting_waits_for_a_webhook_url() {
         "the greeting went once"
     );
 }
+
+/// A robot group gets the name WeCom tells through the callback's one-time chat-info link (the
+/// robot hears no name otherwise); an operator's name is never replaced.
+#[tokio::test]
+async fn a_robot_group_learns_its_name_from_the_chat_info_link() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("named-key");
+    let info = app
+        .fake
+        .chat_info_url("code-1", "chat-named", "广州财税交流1群");
+    let added = robot_message(
+        "chat-named",
+        "owner",
+        "ev-named",
+        &hook,
+        &event_body("add_to_chat"),
+    )
+    .replace(
+        "<From>",
+        &format!("<GetChatInfoUrl><![CDATA[{info}]]></GetChatInfoUrl><From>"),
+    );
+    app.post_callback(&added).await;
+    let group = app
+        .wait_group("chat-named", |g| g["name"] == "广州财税交流1群")
+        .await;
+    assert_eq!(group["status"], "adopted");
+    // Named now: later callbacks' links are not used.
+    let info = app.fake.chat_info_url("code-2", "chat-named", "别的名字");
+    let msg = robot_message(
+        "chat-named",
+        "u1",
+        "m-named",
+        &hook,
+        &text_body("@bot 帮助"),
+    )
+    .replace(
+        "<From>",
+        &format!("<GetChatInfoUrl><![CDATA[{info}]]></GetChatInfoUrl><From>"),
+    );
+    app.post_callback(&msg).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.fake.chat_info_asked(), ["code-1"]);
+
+    // A group the operator named keeps its name.
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({
+                "webhook_url": app.fake.webhook_url("op-key"),
+                "chat_id": "chat-op",
+                "name": "运营起的名字",
+            })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let info = app.fake.chat_info_url("code-3", "chat-op", "WeCom 的名字");
+    let msg = robot_message(
+        "chat-op",
+        "u1",
+        "m-op",
+        &app.fake.webhook_url("op-key"),
+        &text_body("@bot 帮助"),
+    )
+    .replace(
+        "<From>",
+        &format!("<GetChatInfoUrl><![CDATA[{info}]]></GetChatInfoUrl><From>"),
+    );
+    app.post_callback(&msg).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let group = app.wait_group("chat-op", |_| true).await;
+    assert_eq!(group["name"], "运营起的名字");
+    assert!(!app.fake.chat_info_asked().contains(&"code-3".to_owned()));
+}

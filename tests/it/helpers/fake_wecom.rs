@@ -42,6 +42,10 @@ pub struct Received {
 struct Inner {
     received: Vec<Received>,
     scripted: HashMap<String, VecDeque<Answer>>,
+    /// One-time chat-info codes: the group's (chat id, name) each tells once.
+    chat_info: HashMap<String, (String, String)>,
+    /// Chat-info codes asked for, used or not.
+    chat_info_asked: Vec<String>,
 }
 
 /// The running fake.
@@ -69,6 +73,10 @@ impl FakeWecom {
         };
         let app = axum::Router::new()
             .route("/cgi-bin/webhook/send", post(send))
+            .route(
+                "/cgi-bin/webhook/get_chat_info",
+                axum::routing::get(get_chat_info),
+            )
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         fake
@@ -81,6 +89,25 @@ impl FakeWecom {
 
     pub fn webhook_url(&self, key: &str) -> String {
         format!("http://{}/cgi-bin/webhook/send?key={key}", self.addr)
+    }
+
+    /// A one-time chat-info link telling `chat`'s `name` (as a robot callback's
+    /// `GetChatInfoUrl`); a second use answers an errcode, as WeCom's do.
+    pub fn chat_info_url(&self, code: &str, chat: &str, name: &str) -> String {
+        self.inner
+            .lock()
+            .unwrap()
+            .chat_info
+            .insert(code.to_owned(), (chat.to_owned(), name.to_owned()));
+        format!(
+            "http://{}/cgi-bin/webhook/get_chat_info?code={code}",
+            self.addr
+        )
+    }
+
+    /// The chat-info codes asked for so far.
+    pub fn chat_info_asked(&self) -> Vec<String> {
+        self.inner.lock().unwrap().chat_info_asked.clone()
     }
 
     /// Queues answers for `key`; once used up the fake answers errcode 0.
@@ -162,6 +189,23 @@ fn record(fake: &FakeWecom, key: String, body: Value) -> Answer {
         answered,
     });
     answer
+}
+
+async fn get_chat_info(
+    State(fake): State<FakeWecom>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let code = query.get("code").cloned().unwrap_or_default();
+    let mut inner = fake.inner.lock().unwrap();
+    inner.chat_info_asked.push(code.clone());
+    match inner.chat_info.remove(&code) {
+        Some((chat, name)) => Json(json!({
+            "errcode": 0, "errmsg": "ok", "chatid": chat, "name": name, "chattype": "group",
+            "members": [{"userid": "owner", "alias": "owner", "name": "群主"}],
+        }))
+        .into_response(),
+        None => Json(json!({"errcode": 40029, "errmsg": "invalid code"})).into_response(),
+    }
 }
 
 async fn send(

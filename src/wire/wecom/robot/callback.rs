@@ -115,6 +115,15 @@ pub fn parse_query(raw: Option<&str>, want_echostr: bool) -> Result<CallbackQuer
     })
 }
 
+/// An opened message callback.
+#[derive(Debug)]
+pub struct Opened {
+    pub event: Event,
+    /// Where the group's name and members can be read, once, within 5 minutes
+    /// (`GetChatInfoUrl`; its answer: `{errcode, chatid, name, chattype, members}`).
+    pub chat_info_url: Option<String>,
+}
+
 /// One bot's callback endpoint.
 #[derive(Debug, Clone)]
 pub struct RobotEndpoint {
@@ -173,7 +182,7 @@ impl RobotEndpoint {
         query: &CallbackQuery,
         body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Event, CallbackError> {
+    ) -> Result<Opened, CallbackError> {
         self.check_timestamp(query, now.timestamp())?;
         let body = std::str::from_utf8(body).map_err(|_| CallbackError::NotUtf8)?;
         let encrypt = xml::parse_envelope(body).map_err(CallbackError::Envelope)?;
@@ -190,7 +199,9 @@ impl RobotEndpoint {
             .decrypt(&encrypt)
             .map_err(CallbackError::Crypto)?;
         let message = xml::parse_message(&opened.message).map_err(CallbackError::Message)?;
-        message
+        let chat_info_url =
+            (!message.get_chat_info_url.is_empty()).then(|| message.get_chat_info_url.to_string());
+        let event = message
             .into_event(&self.bot, now, || {
                 // Retries carry the same plaintext, so its hash identifies the message.
                 format!(
@@ -198,7 +209,11 @@ impl RobotEndpoint {
                     hex::encode(Sha1::digest(opened.message.as_bytes()))
                 )
             })
-            .map_err(CallbackError::Message)
+            .map_err(CallbackError::Message)?;
+        Ok(Opened {
+            event,
+            chat_info_url,
+        })
     }
 
     /// Encrypts and signs a passive reply, reusing the request's timestamp and nonce.

@@ -11,7 +11,7 @@ pub mod reply;
 pub mod webhook;
 pub mod xml;
 
-pub use callback::{CallbackError, CallbackQuery, RobotEndpoint, parse_query};
+pub use callback::{CallbackError, CallbackQuery, Opened, RobotEndpoint, parse_query};
 
 /// The WeCom group robot: hears only @-mentions, answers passively, pushes through its
 /// webhook, cannot see joins or remove anyone (WeCom gives the robot no API for either).
