@@ -327,10 +327,13 @@ impl Store {
         }))
     }
 
-    /// The groups a resend of `run_id` goes to — those none of whose sends of the run was
-    /// delivered or is still pending (failed, skipped, timed out) — each with how many sends of
-    /// the run it has had; `None` for an unknown run.
-    pub fn resend_targets(&self, run_id: &str) -> Result<Option<ResendTargets>, StoreError> {
+    /// Calls `f` with each receipt of `run_id`'s sends, in enqueue order, as it is read (only
+    /// the receipts' fields are decoded); the run, or `None` for an unknown one.
+    fn each_receipt_of_run(
+        &self,
+        run_id: &str,
+        mut f: impl FnMut(SendReceipt),
+    ) -> Result<Option<RunRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let runs = tx.open_table(RUNS)?;
         let Some(record) = runs
@@ -342,29 +345,35 @@ impl Store {
         };
         let by_run = tx.open_table(OUTBOX_BY_RUN)?;
         let outbox = tx.open_table(OUTBOX)?;
-        // Per group: sends so far, and whether one of them was delivered or still may be.
-        let mut groups: std::collections::BTreeMap<ChatId, (usize, bool)> = Default::default();
         for item in by_run.range((run_id, 0)..=(run_id, u64::MAX))? {
             let (_, id) = item?.0.value();
-            let Some(v) = outbox.get(id)? else {
-                continue;
-            };
-            let receipt: SendReceipt = decode(v.value())?;
-            let Some(chat) = receipt.chat else {
-                continue;
-            };
-            let group = groups.entry(chat).or_default();
-            group.0 += 1;
-            group.1 |= matches!(receipt.state, OutboxState::Delivered | OutboxState::Pending);
+            if let Some(v) = outbox.get(id)? {
+                f(decode(v.value())?);
+            }
         }
-        let targets = groups
-            .into_iter()
-            .filter(|(_, (_, settled))| !settled)
-            .map(|(chat, (sends, _))| (chat, sends))
-            .collect();
-        Ok(Some(ResendTargets {
-            run: record,
-            groups: targets,
+        Ok(Some(record))
+    }
+
+    /// The groups a resend of `run_id` goes to — those none of whose sends of the run was
+    /// delivered or is still pending (failed, skipped, timed out) — each with how many sends of
+    /// the run it has had; `None` for an unknown run.
+    pub fn resend_targets(&self, run_id: &str) -> Result<Option<ResendTargets>, StoreError> {
+        // Per group: sends so far, and whether one of them was delivered or still may be.
+        let mut groups: std::collections::BTreeMap<ChatId, (usize, bool)> = Default::default();
+        let record = self.each_receipt_of_run(run_id, |receipt| {
+            if let Some(chat) = receipt.chat {
+                let group = groups.entry(chat).or_default();
+                group.0 += 1;
+                group.1 |= matches!(receipt.state, OutboxState::Delivered | OutboxState::Pending);
+            }
+        })?;
+        Ok(record.map(|run| ResendTargets {
+            run,
+            groups: groups
+                .into_iter()
+                .filter(|(_, (_, settled))| !settled)
+                .map(|(chat, (sends, _))| (chat, sends))
+                .collect(),
         }))
     }
 
@@ -376,43 +385,28 @@ impl Store {
         run_id: &str,
         page: &ReceiptPage,
     ) -> Result<Option<RunReport>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let runs = tx.open_table(RUNS)?;
-        let Some(record) = runs
-            .get(run_id)?
-            .map(|v| decode::<RunRecord>(v.value()))
-            .transpose()?
-        else {
-            return Ok(None);
-        };
-        let by_run = tx.open_table(OUTBOX_BY_RUN)?;
-        let outbox = tx.open_table(OUTBOX)?;
-        let mut report = RunReport {
-            record,
-            counts: RunCounts::default(),
-            receipts: Vec::new(),
-            next: None,
-        };
-        for item in by_run.range((run_id, 0)..=(run_id, u64::MAX))? {
-            let (key, _) = item?;
-            let (_, id) = key.value();
-            let Some(v) = outbox.get(id)? else {
-                continue;
-            };
-            let receipt: SendReceipt = decode(v.value())?;
-            report.counts.add(receipt.state);
-            let wanted = page.after.is_none_or(|after| id > after)
+        let mut counts = RunCounts::default();
+        let mut receipts = Vec::new();
+        let mut next = None;
+        let record = self.each_receipt_of_run(run_id, |receipt| {
+            counts.add(receipt.state);
+            let wanted = page.after.is_none_or(|after| receipt.id > after)
                 && page.state.is_none_or(|state| state == receipt.state);
             if !wanted {
-                continue;
+                return;
             }
-            if report.receipts.len() < page.limit {
-                report.receipts.push(receipt);
-            } else if report.next.is_none() {
-                report.next = report.receipts.last().map(|r| r.id);
+            if receipts.len() < page.limit {
+                receipts.push(receipt);
+            } else if next.is_none() {
+                next = receipts.last().map(|r: &SendReceipt| r.id);
             }
-        }
-        Ok(Some(report))
+        })?;
+        Ok(record.map(|record| RunReport {
+            record,
+            counts,
+            receipts,
+            next,
+        }))
     }
 
     /// The last `limit` sends to `chat`, newest first.

@@ -223,10 +223,7 @@ async fn a_robot_group_learns_its_name_from_the_chat_info_link() {
         &hook,
         &event_body("add_to_chat"),
     )
-    .replace(
-        "<From>",
-        &format!("<GetChatInfoUrl><![CDATA[{info}]]></GetChatInfoUrl><From>"),
-    );
+    .replace("<From>", &chat_info_tag(&info));
     app.post_callback(&added).await;
     let group = app
         .wait_group("chat-named", |g| g["name"] == "广州财税交流1群")
@@ -241,10 +238,7 @@ async fn a_robot_group_learns_its_name_from_the_chat_info_link() {
         &hook,
         &text_body("@bot 帮助"),
     )
-    .replace(
-        "<From>",
-        &format!("<GetChatInfoUrl><![CDATA[{info}]]></GetChatInfoUrl><From>"),
-    );
+    .replace("<From>", &chat_info_tag(&info));
     app.post_callback(&msg).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.fake.chat_info_asked(), ["code-1"]);
@@ -270,13 +264,15 @@ async fn a_robot_group_learns_its_name_from_the_chat_info_link() {
         &app.fake.webhook_url("op-key"),
         &text_body("@bot 帮助"),
     )
-    .replace(
-        "<From>",
-        &format!("<GetChatInfoUrl><![CDATA[{info}]]></GetChatInfoUrl><From>"),
-    );
+    .replace("<From>", &chat_info_tag(&info));
     app.post_callback(&msg).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let group = app.wait_group("chat-op", |_| true).await;
     assert_eq!(group["name"], "运营起的名字");
     assert!(!app.fake.chat_info_asked().contains(&"code-3".to_owned()));
+}
+
+/// The one-time chat-info link WeCom puts in a robot callback, as the tag before `<From>`.
+fn chat_info_tag(url: &str) -> String {
+    format!("<GetChatInfoUrl><![CDATA[{url}]]></GetChatInfoUrl><From>")
 }

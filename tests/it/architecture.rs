@@ -46,19 +46,28 @@ const USE_HTTP: &[&str] = &["app", "cli"];
 /// Edges that break the rules today, to be taken out by issue 17 (each a `from → to`).
 const STILL_TO_REMOVE: &[(&str, &str)] = &[];
 
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+    found
+}
+
 /// `crate::<module>` uses of each top-level module, from its source outside test code.
 fn module_uses(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut files = vec![src.to_path_buf()];
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                files.push(entry.unwrap().path());
-            }
-            continue;
-        }
+    for path in rust_files(src) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".rs") || name == "tests.rs" {
+        if name == "tests.rs" {
             continue;
         }
         let relative = path.strip_prefix(src).unwrap();
@@ -221,18 +230,8 @@ fn test_code_and_comments_are_not_counted() {
 fn unit_tests_follow_one_convention() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut strays = Vec::new();
-    let mut files = vec![src.clone()];
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap() {
-                files.push(entry.unwrap().path());
-            }
-            continue;
-        }
+    for path in rust_files(&src) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".rs") {
-            continue;
-        }
         let relative = path.strip_prefix(&src).unwrap().display().to_string();
         if name.ends_with("_tests.rs") {
             strays.push(format!("{relative}: a *_tests.rs file"));

@@ -73,6 +73,13 @@ fn sender() -> crate::domain::Sender {
     }
 }
 
+/// Eight messages in the last eight seconds: with one more, the shipped flood check fires.
+fn burst() -> Vec<DateTime<Utc>> {
+    (1..=8)
+        .map(|s| now() - chrono::Duration::seconds(s))
+        .collect()
+}
+
 fn quiet() -> Activity<'static> {
     Activity::default()
 }
@@ -110,9 +117,7 @@ fn an_ad_is_warned_and_the_third_warning_removes() {
 #[test]
 fn a_flood_is_one_offence_and_earns_one_warning() {
     let rules = shipped();
-    let burst: Vec<DateTime<Utc>> = (1..=8)
-        .map(|s| now() - chrono::Duration::seconds(s))
-        .collect();
+    let burst = burst();
     let flooding = Activity {
         member_messages: &burst,
         ..Activity::default()
@@ -144,9 +149,7 @@ fn a_flood_is_one_offence_and_earns_one_warning() {
 #[test]
 fn trusted_members_skip_content_checks_but_not_flood() {
     let rules = shipped();
-    let burst: Vec<DateTime<Utc>> = (1..=8)
-        .map(|s| now() - chrono::Duration::seconds(s))
-        .collect();
+    let burst = burst();
     let flooding = Activity {
         member_messages: &burst,
         ..Activity::default()
