@@ -161,24 +161,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let config = &self.config;
-        // Validated to at most 30 days, so this cannot overflow.
-        let ttl_secs =
-            i64::try_from(config.wecom.dedupe_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
-        let dedupe = Arc::new(Dedupe::with_capacity(
-            config.wecom.dedupe_memory_ids,
-            ttl_secs,
-        ));
-        let (store, loading) = (self.store.clone(), Arc::clone(&dedupe));
-        let remembered = tokio::task::spawn_blocking(move || {
-            let now = unix_now();
-            store.each_dedupe_since(now - ttl_secs, |key, at| loading.remember(key, at, now))
-        })
-        .await
-        .map_err(|e| AppError::Server(std::io::Error::other(e)))??;
-        info!(ids = remembered, "handled message ids loaded");
-
-        let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
-            .map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let (dedupe, ttl_secs) = self.load_dedupe().await?;
         // One token stops the service: the server, every background loop and the bot accounts'
         // sockets; one tracker holds the loops, so the drain below waits for each of them.
         let stop = CancellationToken::new();
@@ -187,33 +170,7 @@ impl App {
             Duration::from_secs(config.onebot.action_timeout_secs),
             stop.clone(),
         ));
-        let outbox = Outbox::start_with(
-            client,
-            SendSettings {
-                per_minute: config.wecom.webhook_per_minute,
-                // WeCom measures its minute when requests arrive, we when they leave: a second
-                // of margin keeps network jitter from putting two sends 59.9 s apart there.
-                window: Duration::from_secs(61),
-                retry_base: Duration::from_millis(config.wecom.retry_base_ms),
-                max_attempts: config.wecom.max_attempts,
-                webhook_hosts: config.wecom.webhook_hosts.clone(),
-                bot_limits: config
-                    .bots
-                    .iter()
-                    .map(|b| (b.id.clone(), b.per_minute))
-                    .collect(),
-                global_per_second: config.wecom.global_per_second,
-                retry_after_timeout: config.wecom.retry_after_timeout,
-            },
-            OutboxOptions {
-                hub: Arc::clone(&hub),
-                account_retry_base: Duration::from_millis(config.onebot.retry_base_ms),
-                account_max_attempts: config.onebot.max_attempts,
-                expiry: config.outbox.clone(),
-                max_running_lanes: crate::outbox::MAX_RUNNING_LANES,
-            },
-            self.store.clone(),
-        )?;
+        let outbox = self.start_outbox(&hub)?;
         let speakers = crate::store::SharedTally::default();
         let (pipeline, pipeline_task) = Pipeline {
             store: self.store.clone(),
@@ -378,30 +335,73 @@ impl App {
         info!("no longer accepting requests; draining");
         tasks.close();
         tasks.wait().await;
-        // With the handlers' state gone, the pipeline commits what it holds and ends.
-        if let Err(e) = pipeline_task.await {
-            error!(error = %e, "pipeline task failed");
-        }
-        // The welcomer stops once the last handle (in the router's state) is gone.
-        match tokio::time::timeout(Duration::from_secs(5), welcomer_task).await {
-            Ok(Err(e)) => error!(error = %e, "welcomer task failed"),
-            Err(_) => warn!("the welcomer did not stop in time"),
-            Ok(Ok(())) => {}
-        }
-        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        if outbox.shutdown(grace).await {
-            info!("every queued send finished");
-        }
-        let stats = outbox.stats();
-        info!(
-            delivered = stats.delivered,
-            failed = stats.failed,
-            skipped = stats.skipped,
-            retries = stats.retries,
-            resumed = stats.resumed,
-            "stopped"
-        );
+        drain(
+            pipeline_task,
+            welcomer_task,
+            &outbox,
+            Duration::from_secs(config.server.shutdown_grace_secs),
+        )
+        .await;
         served.map_err(AppError::Server)
+    }
+
+    /// The handled message ids of the last `wecom.dedupe_ttl_hours`, loaded from the store (so
+    /// WeCom's retries of messages handled before a restart trigger nothing twice), and that TTL
+    /// in seconds.
+    async fn load_dedupe(&self) -> Result<(Arc<Dedupe>, i64), AppError> {
+        let config = &self.config;
+        // Validated to at most 30 days, so this cannot overflow.
+        let ttl_secs =
+            i64::try_from(config.wecom.dedupe_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
+        let dedupe = Arc::new(Dedupe::with_capacity(
+            config.wecom.dedupe_memory_ids,
+            ttl_secs,
+        ));
+        let (store, loading) = (self.store.clone(), Arc::clone(&dedupe));
+        let remembered = tokio::task::spawn_blocking(move || {
+            let now = unix_now();
+            store.each_dedupe_since(now - ttl_secs, |key, at| loading.remember(key, at, now))
+        })
+        .await
+        .map_err(|e| AppError::Server(std::io::Error::other(e)))??;
+        info!(ids = remembered, "handled message ids loaded");
+        Ok((dedupe, ttl_secs))
+    }
+
+    /// The outbox, sending through robot webhooks and the bot accounts of `hub`, with the sends
+    /// left unfinished by the last run queued again.
+    fn start_outbox(&self, hub: &Arc<Hub>) -> Result<Outbox, AppError> {
+        let config = &self.config;
+        let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
+            .map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let outbox = Outbox::start_with(
+            client,
+            SendSettings {
+                per_minute: config.wecom.webhook_per_minute,
+                // WeCom measures its minute when requests arrive, we when they leave: a second
+                // of margin keeps network jitter from putting two sends 59.9 s apart there.
+                window: Duration::from_secs(61),
+                retry_base: Duration::from_millis(config.wecom.retry_base_ms),
+                max_attempts: config.wecom.max_attempts,
+                webhook_hosts: config.wecom.webhook_hosts.clone(),
+                bot_limits: config
+                    .bots
+                    .iter()
+                    .map(|b| (b.id.clone(), b.per_minute))
+                    .collect(),
+                global_per_second: config.wecom.global_per_second,
+                retry_after_timeout: config.wecom.retry_after_timeout,
+            },
+            OutboxOptions {
+                hub: Arc::clone(hub),
+                account_retry_base: Duration::from_millis(config.onebot.retry_base_ms),
+                account_max_attempts: config.onebot.max_attempts,
+                expiry: config.outbox.clone(),
+                max_running_lanes: crate::outbox::MAX_RUNNING_LANES,
+            },
+            self.store.clone(),
+        )?;
+        Ok(outbox)
     }
 
     /// Binds `server.listen` and serves until Ctrl-C or SIGTERM. Once it listens, `announce`
@@ -493,6 +493,38 @@ async fn prune_periodically(
             return;
         }
     }
+}
+
+/// After the server and the background loops stopped: the pipeline commits what it holds, the
+/// welcomer ends, and queued sends get `grace` to go out.
+async fn drain(
+    pipeline_task: tokio::task::JoinHandle<()>,
+    welcomer_task: tokio::task::JoinHandle<()>,
+    outbox: &Outbox,
+    grace: Duration,
+) {
+    // With the handlers' state gone, the pipeline commits what it holds and ends.
+    if let Err(e) = pipeline_task.await {
+        error!(error = %e, "pipeline task failed");
+    }
+    // The welcomer stops once the last handle (in the router's state) is gone.
+    match tokio::time::timeout(Duration::from_secs(5), welcomer_task).await {
+        Ok(Err(e)) => error!(error = %e, "welcomer task failed"),
+        Err(_) => warn!("the welcomer did not stop in time"),
+        Ok(Ok(())) => {}
+    }
+    if outbox.shutdown(grace).await {
+        info!("every queued send finished");
+    }
+    let stats = outbox.stats();
+    info!(
+        delivered = stats.delivered,
+        failed = stats.failed,
+        skipped = stats.skipped,
+        retries = stats.retries,
+        resumed = stats.resumed,
+        "stopped"
+    );
 }
 
 /// A future that completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this
