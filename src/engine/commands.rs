@@ -301,23 +301,15 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
         .replies
         .as_ref()
         .expect("recognise() only finds commands when replies exist");
-    let role = ctx.role;
-    let base = || ctx.vars();
-    let by = |refused| By::Command {
-        kind: command.kind,
-        refused,
+    let run = Run {
+        command,
+        trigger_text,
+        args,
+        ctx,
+        replies,
     };
-    let answer = |message: &Message, extra: Value, refused: bool| -> Decision {
-        ctx.answer(
-            message,
-            || context! { ..extra, ..base() },
-            by(refused),
-            Vec::new(),
-        )
-    };
-    let command_word = || context! { command => trigger_text };
-    if role < command.role {
-        return answer(
+    if ctx.role < command.role {
+        return run.answer(
             &replies.refused,
             context! {
                 command => trigger_text,
@@ -326,208 +318,269 @@ pub(super) fn run(command: &Command, trigger_text: &str, args: &str, ctx: &Ctx<'
             true,
         );
     }
-    // The members the command names, or the answer saying none (or not all) were found.
-    let takes_reason = command.kind == CommandKind::Report;
-    let named = || -> Result<Targets, Decision> {
-        let targets = resolve_members(args, ctx.view, takes_reason);
+    // Commands that answer and act: done here. The others change settings (or nothing) and
+    // answer with `command.reply` below.
+    let changed = match command.kind {
+        CommandKind::Rules => run.group_rules(),
+        CommandKind::Roles => Ok((context! {}, Vec::new())),
+        CommandKind::Stats => {
+            let stats = ctx.view.stats.cloned().unwrap_or_else(GroupStats::default);
+            Ok((context! { stats }, Vec::new()))
+        }
+        CommandKind::SetAdmin
+        | CommandKind::UnsetAdmin
+        | CommandKind::SetHelper
+        | CommandKind::UnsetHelper => run.role_change(),
+        CommandKind::Tag | CommandKind::Untag => run.tags(),
+        CommandKind::RuleOff | CommandKind::RuleOn => run.rule_switch(),
+        CommandKind::Remove => return run.remove(),
+        CommandKind::Pardon
+        | CommandKind::Approve
+        | CommandKind::Unapprove
+        | CommandKind::Report => return run.moderation_request(),
+        CommandKind::Appeal => {
+            let appeal = Action::Moderation(ModerationRequest::Appeal {
+                reason: args.trim().to_owned(),
+            });
+            return run.answer_with(context! {}, vec![appeal]);
+        }
+        CommandKind::RedEnvelopeTest => {
+            return envelope_test(args, ctx, &|m, e, r| run.answer(m, e, r), command);
+        }
+        CommandKind::RedEnvelopeCancel => {
+            return run.answer_with(context! {}, vec![Action::CancelEnvelopeTest]);
+        }
+    };
+    match changed {
+        Ok((extra, changes)) => {
+            let mut decision = run.answer(&command.reply, extra, false);
+            let settings: Vec<Action> = changes.into_iter().map(Action::Settings).collect();
+            decision.actions.splice(0..0, settings);
+            decision
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// One command being run, with what its answers need.
+struct Run<'a> {
+    command: &'a Command,
+    trigger_text: &'a str,
+    args: &'a str,
+    ctx: &'a Ctx<'a>,
+    replies: &'a CommandReplies,
+}
+
+/// What a settings command answers with (its template's variables) and the changes it makes;
+/// or the answer refusing it.
+type Changed = Result<(Value, Vec<SettingsChange>), Decision>;
+
+impl Run<'_> {
+    /// `message` rendered with the context's variables and `extra`.
+    fn answer(&self, message: &Message, extra: Value, refused: bool) -> Decision {
+        let by = By::Command {
+            kind: self.command.kind,
+            refused,
+        };
+        self.ctx.answer(
+            message,
+            || context! { ..extra, ..self.ctx.vars() },
+            by,
+            Vec::new(),
+        )
+    }
+
+    /// The command's reply with `extra`, followed by `actions`.
+    fn answer_with(&self, extra: Value, actions: Vec<Action>) -> Decision {
+        let mut decision = self.answer(&self.command.reply, extra, false);
+        decision.actions.extend(actions);
+        decision
+    }
+
+    /// The answer to a command given without what it needs.
+    fn missing_argument(&self) -> Decision {
+        self.answer(
+            &self.replies.missing_argument,
+            context! { command => self.trigger_text },
+            false,
+        )
+    }
+
+    /// The members the command names, or the answer saying none (or not all) were found.
+    fn named(&self) -> Result<Targets, Decision> {
+        let takes_reason = self.command.kind == CommandKind::Report;
+        let targets = resolve_members(self.args, self.ctx.view, takes_reason);
         if targets.found.is_empty() && targets.missing.is_empty() {
-            return Err(answer(&replies.missing_argument, command_word(), false));
+            return Err(self.missing_argument());
         }
         if !targets.missing.is_empty() {
-            return Err(answer(
-                &replies.unknown_member,
+            return Err(self.answer(
+                &self.replies.unknown_member,
                 context! { missing => targets.missing },
                 false,
             ));
         }
         Ok(targets)
-    };
-    let mut changes = Vec::new();
-    let extra = match command.kind {
-        CommandKind::Rules => {
-            let Some(rules) = &ctx.scripts.rules else {
-                return answer(&command.reply, context! { group_rules => "" }, false);
-            };
-            let group_rules = match ctx.scripts.templates.render(&rules.body, base) {
-                Ok(text) => text,
-                Err(e) => return Decision::failed(by(false), e),
-            };
-            context! { group_rules }
+    }
+
+    /// `群规`: the group rules rendered into the reply.
+    fn group_rules(&self) -> Changed {
+        let Some(rules) = &self.ctx.scripts.rules else {
+            return Ok((context! { group_rules => "" }, Vec::new()));
+        };
+        match self
+            .ctx
+            .scripts
+            .templates
+            .render(&rules.body, || self.ctx.vars())
+        {
+            Ok(group_rules) => Ok((context! { group_rules }, Vec::new())),
+            Err(e) => Err(Decision::failed(
+                By::Command {
+                    kind: self.command.kind,
+                    refused: false,
+                },
+                e,
+            )),
         }
-        CommandKind::Roles => context! {},
-        CommandKind::Stats => {
-            let stats = ctx.view.stats.cloned().unwrap_or_else(GroupStats::default);
-            context! { stats }
-        }
-        CommandKind::SetAdmin
-        | CommandKind::UnsetAdmin
-        | CommandKind::SetHelper
-        | CommandKind::UnsetHelper => {
-            let found = match named() {
-                Ok(targets) => targets.found,
-                Err(refusal) => return refusal,
+    }
+
+    /// Setting or unsetting admins and helpers.
+    fn role_change(&self) -> Changed {
+        let found = self.named()?.found;
+        let new_role = match self.command.kind {
+            CommandKind::SetAdmin => Role::Admin,
+            CommandKind::SetHelper => Role::Helper,
+            _ => Role::Member,
+        };
+        let mut changes = Vec::new();
+        let mut names = Vec::new();
+        for (user_id, name) in found {
+            // Unsetting a helper must not demote an admin, and the reverse.
+            let current = self.ctx.view.settings.role_of(&user_id);
+            let affected = match self.command.kind {
+                CommandKind::UnsetAdmin => current == Role::Admin,
+                CommandKind::UnsetHelper => current == Role::Helper,
+                _ => current != Role::Owner,
             };
-            let new_role = match command.kind {
-                CommandKind::SetAdmin => Role::Admin,
-                CommandKind::SetHelper => Role::Helper,
-                _ => Role::Member,
-            };
-            let mut names = Vec::new();
-            for (user_id, name) in found {
-                // Unsetting a helper must not demote an admin, and the reverse.
-                let current = ctx.view.settings.role_of(&user_id);
-                let affected = match command.kind {
-                    CommandKind::UnsetAdmin => current == Role::Admin,
-                    CommandKind::UnsetHelper => current == Role::Helper,
-                    _ => current != Role::Owner,
-                };
-                if affected {
-                    changes.push(SettingsChange::SetRole {
-                        user_id: user_id.clone(),
-                        name: name.clone(),
-                        role: new_role,
-                    });
-                }
-                names.push(if name.is_empty() { user_id } else { name });
-            }
-            context! { targets => names }
-        }
-        CommandKind::Remove => {
-            let found = match named() {
-                Ok(targets) => targets.found,
-                Err(refusal) => return refusal,
-            };
-            // Nobody removes someone of their own standing or above (an admin cannot remove
-            // another admin or the owner).
-            // The answer is about them, not about the sender's role.
-            let protected: Vec<(&str, Role)> = found
-                .iter()
-                .map(|(id, name)| {
-                    let shown = if name.is_empty() { id } else { name };
-                    (shown.as_str(), ctx.view.settings.role_of(id))
-                })
-                .filter(|(_, their)| *their >= role)
-                .collect();
-            if let Some(highest) = protected.iter().map(|(_, r)| *r).max() {
-                let targets: Vec<&str> = protected.iter().map(|(name, _)| *name).collect();
-                return answer(
-                    &replies.protected_member,
-                    context! { targets, target_role => highest.title() },
-                    true,
-                );
-            }
-            let sender = &ctx.event.from;
-            let by = if sender.name.is_empty() {
-                sender.user_id.as_str()
-            } else {
-                sender.name.as_str()
-            };
-            let mut removals = Vec::new();
-            let mut names = Vec::new();
-            for (user_id, name) in found {
-                removals.push(Action::RemoveMember {
+            if affected {
+                changes.push(SettingsChange::SetRole {
                     user_id: user_id.clone(),
                     name: name.clone(),
-                    reason: format!("{by} 用群内指令「{trigger_text}」移出"),
+                    role: new_role,
                 });
-                names.push(if name.is_empty() { user_id } else { name });
             }
-            let can_remove = ctx.view.can_remove_members;
-            let mut decision = answer(
-                &command.reply,
-                context! { targets => names, can_remove },
-                false,
+            names.push(if name.is_empty() { user_id } else { name });
+        }
+        Ok((context! { targets => names }, changes))
+    }
+
+    /// `移出 @member…`: nobody removes someone of their own standing or above (an admin cannot
+    /// remove another admin or the owner); the answer is about them, not the sender's role.
+    fn remove(&self) -> Decision {
+        let found = match self.named() {
+            Ok(targets) => targets.found,
+            Err(refusal) => return refusal,
+        };
+        let protected: Vec<(&str, Role)> = found
+            .iter()
+            .map(|(id, name)| {
+                let shown = if name.is_empty() { id } else { name };
+                (shown.as_str(), self.ctx.view.settings.role_of(id))
+            })
+            .filter(|(_, their)| *their >= self.ctx.role)
+            .collect();
+        if let Some(highest) = protected.iter().map(|(_, r)| *r).max() {
+            let targets: Vec<&str> = protected.iter().map(|(name, _)| *name).collect();
+            return self.answer(
+                &self.replies.protected_member,
+                context! { targets, target_role => highest.title() },
+                true,
             );
-            decision.actions.extend(removals);
-            return decision;
         }
-        CommandKind::Pardon
-        | CommandKind::Approve
-        | CommandKind::Unapprove
-        | CommandKind::Report => {
-            let (found, reason) = match named() {
-                Ok(targets) => (targets.found, targets.reason),
-                Err(refusal) => return refusal,
-            };
-            let mut requests = Vec::new();
-            let mut names = Vec::new();
-            for (user_id, name) in found {
-                requests.push(Action::Moderation(match command.kind {
-                    CommandKind::Pardon => ModerationRequest::Pardon {
-                        user_id: user_id.clone(),
-                    },
-                    CommandKind::Report => ModerationRequest::Report {
-                        user_id: user_id.clone(),
-                        reason: reason.clone(),
-                    },
-                    kind => ModerationRequest::Approve {
-                        user_id: user_id.clone(),
-                        approved: kind == CommandKind::Approve,
-                    },
-                }));
-                names.push(if name.is_empty() { user_id } else { name });
-            }
-            let mut decision = answer(&command.reply, context! { targets => names }, false);
-            decision.actions.extend(requests);
-            return decision;
-        }
-        CommandKind::Appeal => {
-            let mut decision = answer(&command.reply, context! {}, false);
-            decision
-                .actions
-                .push(Action::Moderation(ModerationRequest::Appeal {
-                    reason: args.trim().to_owned(),
-                }));
-            return decision;
-        }
-        CommandKind::RedEnvelopeTest => return envelope_test(args, ctx, &answer, command),
-        CommandKind::RedEnvelopeCancel => {
-            let mut decision = answer(&command.reply, context! {}, false);
-            decision.actions.push(Action::CancelEnvelopeTest);
-            return decision;
-        }
-        CommandKind::Tag | CommandKind::Untag => {
-            let mut tags = Vec::new();
-            for tag in args.split_whitespace() {
-                match validate_tag(tag) {
-                    Ok(t) => tags.push(t),
-                    Err(_) => return answer(&replies.bad_tag, context! { tag }, false),
-                }
-            }
-            if tags.is_empty() {
-                return answer(&replies.missing_argument, command_word(), false);
-            }
-            let change = if command.kind == CommandKind::Tag {
-                SettingsChange::AddTags(tags)
-            } else {
-                SettingsChange::RemoveTags(tags)
-            };
-            let mut after = ctx.view.settings.clone();
-            after.apply(&change);
-            changes.push(change);
-            context! { tags => after.tags.into_iter().collect::<Vec<_>>() }
-        }
-        CommandKind::RuleOff | CommandKind::RuleOn => {
-            let rule = args.split_whitespace().next().unwrap_or("");
-            if rule.is_empty() {
-                return answer(&replies.missing_argument, command_word(), false);
-            }
-            let known = ctx.scripts.keywords.rules().iter().any(|r| r.id == rule)
-                || ctx.scripts.jobs.iter().any(|j| j.name == rule);
-            if !known {
-                return answer(&replies.unknown_rule, context! { rule }, false);
-            }
-            changes.push(SettingsChange::SwitchRule {
-                rule: rule.to_owned(),
-                enabled: command.kind == CommandKind::RuleOn,
+        let by = super::vars::display_name(&self.ctx.event.from);
+        let mut removals = Vec::new();
+        let mut names = Vec::new();
+        for (user_id, name) in found {
+            removals.push(Action::RemoveMember {
+                user_id: user_id.clone(),
+                name: name.clone(),
+                reason: format!("{by} 用群内指令「{}」移出", self.trigger_text),
             });
-            context! { rule }
+            names.push(if name.is_empty() { user_id } else { name });
         }
-    };
-    let mut decision = answer(&command.reply, extra, false);
-    let settings: Vec<Action> = changes.into_iter().map(Action::Settings).collect();
-    decision.actions.splice(0..0, settings);
-    decision
+        let can_remove = self.ctx.view.can_remove_members;
+        self.answer_with(context! { targets => names, can_remove }, removals)
+    }
+
+    /// Pardon, approve, unapprove and report: moderation requests the caller performs.
+    fn moderation_request(&self) -> Decision {
+        let (found, reason) = match self.named() {
+            Ok(targets) => (targets.found, targets.reason),
+            Err(refusal) => return refusal,
+        };
+        let mut requests = Vec::new();
+        let mut names = Vec::new();
+        for (user_id, name) in found {
+            requests.push(Action::Moderation(match self.command.kind {
+                CommandKind::Pardon => ModerationRequest::Pardon {
+                    user_id: user_id.clone(),
+                },
+                CommandKind::Report => ModerationRequest::Report {
+                    user_id: user_id.clone(),
+                    reason: reason.clone(),
+                },
+                kind => ModerationRequest::Approve {
+                    user_id: user_id.clone(),
+                    approved: kind == CommandKind::Approve,
+                },
+            }));
+            names.push(if name.is_empty() { user_id } else { name });
+        }
+        self.answer_with(context! { targets => names }, requests)
+    }
+
+    /// `打标签` / `删标签`: the tags after the command, folded and checked.
+    fn tags(&self) -> Changed {
+        let mut tags = Vec::new();
+        for tag in self.args.split_whitespace() {
+            match validate_tag(tag) {
+                Ok(t) => tags.push(t),
+                Err(_) => return Err(self.answer(&self.replies.bad_tag, context! { tag }, false)),
+            }
+        }
+        if tags.is_empty() {
+            return Err(self.missing_argument());
+        }
+        let change = if self.command.kind == CommandKind::Tag {
+            SettingsChange::AddTags(tags)
+        } else {
+            SettingsChange::RemoveTags(tags)
+        };
+        let mut after = self.ctx.view.settings.clone();
+        after.apply(&change);
+        let tags: Vec<String> = after.tags.into_iter().collect();
+        Ok((context! { tags }, vec![change]))
+    }
+
+    /// `关闭规则` / `开启规则`: a keyword rule or job switched off or on in this group.
+    fn rule_switch(&self) -> Changed {
+        let rule = self.args.split_whitespace().next().unwrap_or("");
+        if rule.is_empty() {
+            return Err(self.missing_argument());
+        }
+        let scripts = self.ctx.scripts;
+        let known = scripts.keywords.rules().iter().any(|r| r.id == rule)
+            || scripts.jobs.iter().any(|j| j.name == rule);
+        if !known {
+            return Err(self.answer(&self.replies.unknown_rule, context! { rule }, false));
+        }
+        let change = SettingsChange::SwitchRule {
+            rule: rule.to_owned(),
+            enabled: self.command.kind == CommandKind::RuleOn,
+        };
+        Ok((context! { rule }, vec![change]))
+    }
 }
 
 /// `红包测试 20元 20份 2小时`: the test's parameters (the defaults of `red_envelope.toml` for
