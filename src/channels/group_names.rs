@@ -75,6 +75,11 @@ impl GroupNames {
             }
             if tried.len() >= MAX_TRIED {
                 tried.retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
+                if tried.len() >= MAX_TRIED {
+                    // More unnamed groups tried lately than are remembered: this one waits for
+                    // a later callback rather than the map growing.
+                    return;
+                }
             }
             tried.insert(chat.clone(), now);
         }

@@ -222,6 +222,21 @@ impl Scripts {
     /// exist, or `trumpet init` has not written the defaults there yet).
     pub fn load(dir: &Path) -> Result<Scripts, ScriptError> {
         if !holds_scripts(dir) {
+            // Script files without `messages.toml` are an operator's folder missing its one
+            // required file, not an empty one: running the built-in copy would ignore them.
+            if let Some((name, _)) = DEFAULT_FILES
+                .iter()
+                .find(|(name, _)| dir.join(name).exists())
+            {
+                return Err(ScriptError {
+                    file: dir.join(MESSAGES_FILE),
+                    line: 0,
+                    column: 0,
+                    reason: format!(
+                        "missing, though {name} is there: every scripts folder needs messages.toml (`trumpet init` writes the files it lacks)"
+                    ),
+                });
+            }
             return Self::embedded();
         }
         let read = |name: &str| -> Result<Option<(PathBuf, String)>, ScriptError> {
@@ -557,9 +572,17 @@ mod tests {
         let embedded = Scripts::embedded().unwrap();
         assert_eq!(loaded.adoption, embedded.adoption);
         assert_eq!(loaded.keywords.rules(), embedded.keywords.rules());
+        // A folder with script files but no messages.toml is refused, not quietly replaced by
+        // the built-in copy.
+        let messages = scripts.join(MESSAGES_FILE);
+        let kept = std::fs::read_to_string(&messages).unwrap();
+        std::fs::remove_file(&messages).unwrap();
+        let err = Scripts::load(&scripts).unwrap_err();
+        assert!(err.to_string().contains("messages.toml"), "{err}");
+        assert!(err.to_string().contains("keywords.toml is there"), "{err}");
+        std::fs::write(&messages, kept).unwrap();
         // The operator edits one file and removes another; init again keeps the edit and
         // writes back only what is missing.
-        let messages = scripts.join(MESSAGES_FILE);
         let edited = std::fs::read_to_string(&messages).unwrap() + "\n# 我们自己的版本\n";
         std::fs::write(&messages, &edited).unwrap();
         std::fs::remove_file(scripts.join("content/queue.toml")).unwrap();
