@@ -1,5 +1,7 @@
 //! Criterion benchmarks of the group-robot callback hot path:
 //! - `callback/open`: verify + decrypt + parse a ~600-byte text callback into a domain event;
+//! - `callback/open_with_chat_info`: the same message carrying the one-time chat-info link WeCom
+//!   adds to real callbacks (`GetChatInfoUrl`), which the channel keeps to learn group names;
 //! - `callback/seal_reply`: encrypt + sign + XML for a passive text reply;
 //! - `callback/floor_sha1_aes`: the signature and AES work alone, for comparison.
 //!
@@ -27,6 +29,14 @@ fn group_text_message() -> String {
         .to_owned()
 }
 
+/// [`group_text_message`] with the chat-info link real callbacks carry.
+fn group_text_message_with_chat_info() -> String {
+    group_text_message().replace(
+        "<ChatType>",
+        "<GetChatInfoUrl><![CDATA[https://qyapi.weixin.qq.com/cgi-bin/webhook/get_chat_info?code=m49c5aRCdEP8_QQdZmTNR52yJ5TLGcIMzaLJk3x5KqY]]></GetChatInfoUrl><ChatType>",
+    )
+}
+
 fn benches(c: &mut Criterion) {
     let crypto = CallbackCrypto::new(TOKEN, EncodingAesKey::parse(KEY).unwrap(), "");
     let endpoint = RobotEndpoint::new(BotId::parse("trumpet").unwrap(), crypto.clone(), 86_400);
@@ -48,6 +58,27 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             endpoint
                 .open(black_box(&query), black_box(body.as_bytes()), now)
+                .unwrap()
+        })
+    });
+
+    let (info_query, info_body) = endpoint
+        .forge_callback(
+            &group_text_message_with_chat_info(),
+            &now.timestamp().to_string(),
+            "1372623149",
+            [7; 16],
+        )
+        .unwrap();
+    let info_query = parse_query(Some(&info_query), false).unwrap();
+    eprintln!(
+        "callback body with the chat-info link: {} bytes",
+        info_body.len()
+    );
+    group.bench_function("open_with_chat_info", |b| {
+        b.iter(|| {
+            endpoint
+                .open(black_box(&info_query), black_box(info_body.as_bytes()), now)
                 .unwrap()
         })
     });
