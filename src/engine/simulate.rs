@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::moderation::{self, Activity, Content, Prepared, Severity, Standing};
+use super::moderation::{self, Activity, Content, Prepared, Standing};
 use super::{GroupView, Scripts};
 use crate::domain::{
     Action, Capabilities, Event, ModerationRequest, OutMessage, Reply, SettingsChange,
@@ -23,7 +23,7 @@ pub fn explain(
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let mut lines = Vec::new();
-    if moderated(&mut lines, scripts, event, view, standing, now) {
+    if moderated(&mut lines, scripts, event, view, standing, caps, now) {
         lines.push(
             "decided nothing: moderation acts on the message, the bot does not answer it".into(),
         );
@@ -54,6 +54,7 @@ fn moderated(
     event: &Event,
     view: &GroupView<'_>,
     standing: &Standing<'_>,
+    caps: Capabilities,
     now: DateTime<Utc>,
 ) -> bool {
     let rules = &scripts.moderation;
@@ -107,23 +108,50 @@ fn moderated(
             f.severity.as_str()
         ));
     }
-    let Some(outcome) = verdict.outcome() else {
+    let case = moderation::Case {
+        verdict: &verdict,
+        sender: &event.from,
+        text: &text,
+        message_id: event.message_id.as_deref(),
+        caps,
+        settings: view.settings,
+        vars: super::vars::base(
+            &event.from,
+            standing.role,
+            event.chat_id(),
+            view.settings,
+            now,
+        ),
+        window: moderation::NoticeWindow::Open { folded_before: 0 },
+        blacklisted: false,
+    };
+    // The same response the service gives (notices within ten minutes of an earlier one about
+    // the member are folded there; a simulation has no earlier ones).
+    let Some(response) = moderation::respond(rules, &scripts.templates, case) else {
         lines.push("moderation clean".into());
         return false;
     };
-    let dry_run = verdict.settings.dry_run;
     lines.push(format!(
         "moderation {} (warning {}/{}){}",
-        outcome.as_str(),
+        response.outcome.as_str(),
         verdict.warnings,
         verdict.settings.warn_limit,
-        if dry_run {
+        if response.dry_run {
             ", dry run: nothing would be done"
         } else {
             ""
         }
     ));
-    !dry_run && outcome >= Severity::Delete
+    for note in &response.notes {
+        lines.push(format!("note    {note}"));
+    }
+    for action in &response.actions {
+        describe(lines, action);
+    }
+    if response.blacklist {
+        lines.push("blacklist the member in every group".into());
+    }
+    response.acted
 }
 
 /// Indented lines of a message's text.

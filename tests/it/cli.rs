@@ -312,6 +312,10 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
         "{text}"
     );
     assert!(text.contains("moderation warn (warning 1/3)"), "{text}");
+    // What the service would do, from the same engine path: the warning to the member, and —
+    // the robot deleting nothing — the admins told so.
+    assert!(text.contains("(moderation_warning)"), "{text}");
+    assert!(text.contains("机器人无法撤回这条消息"), "{text}");
     assert!(text.contains("the bot does not answer it"), "{text}");
 }
 

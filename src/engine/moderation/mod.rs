@@ -2,9 +2,10 @@
 //! (`bot-scripts/moderation.toml`) and what to do about it. [`judge`] takes the message in its
 //! compared forms ([`text`]), what is known about the sender (role, approval, clean messages,
 //! earlier warnings) and about recent activity (their earlier messages, the same text here and
-//! in other groups, a raid), and returns the [`Verdict`]; [`plan`] turns a verdict into the
-//! actions the bot takes, which `degrade` then fits to the channel. The caller keeps the
-//! activity and the log.
+//! in other groups, a raid), and returns the [`Verdict`]; [`respond`] turns a verdict into what
+//! the bot does — the notice in the admins' words, the warning, the actions fitted to the
+//! channel, blacklisting on removal — for the service and `trumpet simulate` alike. The caller
+//! keeps the activity and the log.
 //!
 //! Trust: the owner, admins, helpers and approved members skip every check but flood; so does a
 //! member with enough clean messages. New members are on probation (their first messages or
@@ -12,6 +13,7 @@
 //! them only.
 
 pub mod content;
+pub mod response;
 pub mod text;
 
 use std::collections::HashSet;
@@ -20,10 +22,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Action, ChatId, Role};
+use crate::domain::{ChatId, Role};
 use crate::engine::message::Message;
 use crate::engine::scope::{Place, Scope};
 use content::WordList;
+pub use response::{Case, NoticeWindow, Response, blacklist_finding, plan, respond};
 pub use text::{Prepared, Variants};
 
 /// What a check does when it fires, mildest first; each does what the milder ones do.
@@ -367,6 +370,18 @@ impl Verdict {
             Some(Severity::Warn)
         }
     }
+
+    /// The member's warnings (Unix seconds) after this verdict: those still in the window, and
+    /// this message's when it earns one (none in dry-run).
+    pub fn warnings_after(&self, earlier: &[i64], now: DateTime<Utc>) -> Vec<i64> {
+        let mut warnings = earlier.to_vec();
+        if self.new_warning && !self.settings.dry_run {
+            let window = self.settings.warn_window.as_secs() as i64;
+            warnings.retain(|&t| now.timestamp() - t < window);
+            warnings.push(now.timestamp());
+        }
+        warnings
+    }
 }
 
 /// Judges one message at `place`.
@@ -542,59 +557,6 @@ fn examine(
             (count >= *groups as usize).then(|| format!("{count} 个群出现同一内容"))
         }
     }
-}
-
-/// What the bot does about a verdict on a message from `sender` (whose platform id is
-/// `message_id`, when the channel gave one): nothing in dry-run; otherwise, by the outcome,
-/// delete it, post the `warning`, remove the member, and tell the admins with the `notice`
-/// (the caller renders both). A removal carries the notice as its reason: whoever performs it
-/// tells the admins how it went. `degrade` then turns what the channel cannot do into notices.
-pub fn plan(
-    verdict: &Verdict,
-    sender: &crate::domain::Sender,
-    message_id: Option<&str>,
-    warning: Option<crate::domain::OutMessage>,
-    notice: String,
-) -> Vec<Action> {
-    let Some(outcome) = verdict.outcome() else {
-        return Vec::new();
-    };
-    if verdict.settings.dry_run || outcome == Severity::Log {
-        return Vec::new();
-    }
-    let mut actions = Vec::new();
-    if outcome >= Severity::Delete
-        && let Some(id) = message_id
-    {
-        actions.push(Action::DeleteMessage {
-            message_id: id.to_owned(),
-        });
-    }
-    if outcome == Severity::Warn
-        && let Some(message) = warning
-    {
-        actions.push(Action::Post {
-            message,
-            purpose: "moderation_warning",
-        });
-    }
-    let tell = match outcome {
-        Severity::Remove => {
-            actions.push(Action::RemoveMember {
-                user_id: sender.user_id.clone(),
-                name: sender.name.clone(),
-                reason: notice.clone(),
-            });
-            false
-        }
-        Severity::Notify => true,
-        // A message the bot could not delete is left to the admins.
-        _ => message_id.is_none() || verdict.settings.notify_admins == NotifyAdmins::Always,
-    };
-    if tell {
-        actions.push(Action::NotifyAdmins { text: notice });
-    }
-    actions
 }
 
 #[cfg(test)]

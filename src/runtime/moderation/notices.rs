@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::domain::ChatId;
+use crate::engine::moderation::NoticeWindow;
 
 /// How long one post stands for the same member, check and outcome.
 pub const WINDOW: TimeDelta = TimeDelta::minutes(10);
@@ -26,6 +27,18 @@ pub enum Admit {
     Post { folded: u32 },
     /// Fold into the post made at `since`; this is the `nth` folded finding of that window.
     Fold { since: DateTime<Utc>, nth: u32 },
+}
+
+impl Admit {
+    /// The engine's view of this: whether the admins are told, and of how many folded before.
+    pub fn window(self) -> NoticeWindow {
+        match self {
+            Admit::Post { folded } => NoticeWindow::Open {
+                folded_before: folded,
+            },
+            Admit::Fold { .. } => NoticeWindow::Folded,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
