@@ -44,6 +44,15 @@ use crate::wire::wecom::robot::webhook::WebhookClient;
 /// How often old handled ids are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
+/// What the services stand on, started before them.
+struct Core {
+    hub: Arc<Hub>,
+    outbox: Outbox,
+    pipeline: crate::runtime::pipeline::PipelineHandle,
+    dedupe: Arc<Dedupe>,
+    speakers: crate::store::SharedTally,
+}
+
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -180,7 +189,6 @@ impl App {
             dedupe: Arc::clone(&dedupe),
         }
         .spawn();
-
         if config.scripts.watch_interval_ms > 0 {
             let every = Duration::from_millis(config.scripts.watch_interval_ms);
             tasks.spawn(
@@ -193,131 +201,16 @@ impl App {
             pipeline.clone(),
             ttl_secs,
         )));
-
-        let directory = Arc::new(Directory::load(self.store.clone())?);
-        let (welcomer, welcomer_task) = WelcomerTask {
-            store: self.store.clone(),
-            directory: Arc::clone(&directory),
-            scripts: Arc::clone(&self.scripts),
+        let core = Core {
+            hub: Arc::clone(&hub),
             outbox: outbox.clone(),
-            webhook_hosts: config.wecom.webhook_hosts.clone(),
-        }
-        .spawn();
-        let feeds = Feeds::load(self.store.clone(), config.feeds.allow_private)
-            .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        tasks.spawn(
-            stop.clone()
-                .run_until_cancelled_owned(feeds.clone().run(Arc::clone(&self.scripts))),
-        );
-        let scheduler = Scheduler {
-            feeds,
-            store: self.store.clone(),
-            directory: Arc::clone(&directory),
-            scripts: Arc::clone(&self.scripts),
-            outbox: outbox.clone(),
-            webhook_hosts: config.wecom.webhook_hosts.clone(),
-        };
-        tasks.spawn(scheduler.clone().run(stop.clone()));
-        let alerts = crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone());
-        if !alerts.configured() {
-            info!(
-                "[alerts] webhook_url is not set: members' reports and red-envelope results are kept in the moderation log and the API only"
-            );
-        }
-        let dispatcher = outbox.clone();
-        let envelopes = Arc::new(crate::runtime::red_envelope::Envelopes::load(
-            crate::runtime::red_envelope::EnvelopeDeps {
-                store: self.store.clone(),
-                scripts: Arc::clone(&self.scripts),
-                directory: Arc::clone(&directory),
-                webhook_hosts: config.wecom.webhook_hosts.clone(),
-                alerts: alerts.clone(),
-                dispatch: Arc::new(move |entry| dispatcher.dispatch(entry)),
-                clock: Arc::new(chrono::Utc::now),
-            },
-        )?);
-        tasks.spawn(Arc::clone(&envelopes).run(stop.clone()));
-        let digest_dispatcher = outbox.clone();
-        tasks.spawn(
-            crate::runtime::health::DigestTask {
-                store: self.store.clone(),
-                directory: Arc::clone(&directory),
-                scripts: Arc::clone(&self.scripts),
-                webhook_hosts: config.wecom.webhook_hosts.clone(),
-                dispatch: Arc::new(move |entry| digest_dispatcher.dispatch(entry)),
-                speakers: Arc::clone(&speakers),
-            }
-            .run(stop.clone()),
-        );
-        let onebot = config
-            .bots
-            .iter()
-            .filter_map(|b| {
-                let access_token = b.access_token.clone()?;
-                Some((
-                    b.id.to_string(),
-                    OneBotBot {
-                        id: b.id.clone(),
-                        access_token,
-                        connections: Arc::default(),
-                    },
-                ))
-            })
-            .collect();
-        let services = Arc::new(crate::runtime::Services {
-            accounts: Arc::clone(&hub) as Arc<dyn crate::runtime::accounts::BotAccounts>,
-            outbox: outbox.clone(),
-            scheduler,
-            welcomer,
-            dedupe,
-            lanes: Lanes::default(),
-            directory,
-            cooldowns: Default::default(),
             pipeline,
-            scripts: Arc::clone(&self.scripts),
-            store: self.store.clone(),
-            moderator: Arc::new(crate::runtime::moderation::Moderator::load(
-                &self.store,
-                crate::runtime::moderation::FetchPolicy {
-                    media: crate::outbound::HostList::new(&config.wecom.media_hosts),
-                    files: crate::outbound::HostList::new(&config.onebot.file_hosts),
-                },
-            )?),
-            envelopes,
+            dedupe,
             speakers,
-            alerts,
-        });
-        let state = Arc::new(AppState {
-            robot: Arc::new(RobotChannel {
-                services: Arc::clone(&services),
-                endpoints: self.endpoints.clone(),
-                names: Arc::new(
-                    crate::channels::group_names::GroupNames::new(
-                        config.wecom.webhook_hosts.clone(),
-                    )
-                    .map_err(|e| AppError::HttpClient(e.to_string()))?,
-                ),
-            }),
-            onebot: Arc::new(OneBotChannel {
-                services: Arc::clone(&services),
-                bots: onebot,
-                config: config.onebot.clone(),
-                hub: Arc::clone(&hub),
-            }),
-            services,
-            hub,
-            admin_token: config.admin.token.clone(),
-        });
-        if config.admin.token.is_none() {
-            warn!("admin.token is not set: the admin API answers 401 to everyone");
-        }
-        let addr = listener.local_addr()?;
-        for bot in &config.bots {
-            info!(bot = %bot.id, channel = bot.channel.as_str(),
-                url = %config.endpoint_url(bot), "bot ready");
-        }
-        info!(%addr, "serving");
-
+        };
+        let (services, welcomer_task) = self.start_services(core, &stop, &tasks)?;
+        let state = Arc::new(self.app_state(services, hub)?);
+        self.announce(listener.local_addr()?);
         let limits = crate::http::serve::Limits {
             header_read: Duration::from_secs(config.server.header_read_timeout_secs),
             idle: Duration::from_secs(config.server.idle_timeout_secs),
@@ -343,6 +236,153 @@ impl App {
         )
         .await;
         served.map_err(AppError::Server)
+    }
+
+    /// Starts the runtime's services on `core` — welcomes, feeds and the scheduler, red-envelope
+    /// tests, the digest — their loops on `tasks` until `stop`; returns them and the welcomer's
+    /// task (drained at shutdown).
+    fn start_services(
+        &self,
+        core: Core,
+        stop: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<(Arc<crate::runtime::Services>, tokio::task::JoinHandle<()>), AppError> {
+        let config = &self.config;
+        let directory = Arc::new(Directory::load(self.store.clone())?);
+        let (welcomer, welcomer_task) = WelcomerTask {
+            store: self.store.clone(),
+            directory: Arc::clone(&directory),
+            scripts: Arc::clone(&self.scripts),
+            outbox: core.outbox.clone(),
+            webhook_hosts: config.wecom.webhook_hosts.clone(),
+        }
+        .spawn();
+        let feeds = Feeds::load(self.store.clone(), config.feeds.allow_private)
+            .map_err(|e| AppError::HttpClient(e.to_string()))?;
+        tasks.spawn(
+            stop.clone()
+                .run_until_cancelled_owned(feeds.clone().run(Arc::clone(&self.scripts))),
+        );
+        let scheduler = Scheduler {
+            feeds,
+            store: self.store.clone(),
+            directory: Arc::clone(&directory),
+            scripts: Arc::clone(&self.scripts),
+            outbox: core.outbox.clone(),
+            webhook_hosts: config.wecom.webhook_hosts.clone(),
+        };
+        tasks.spawn(scheduler.clone().run(stop.clone()));
+        let alerts = crate::runtime::alerts::Alerts::new(config.alerts.webhook_url.clone());
+        if !alerts.configured() {
+            info!(
+                "[alerts] webhook_url is not set: members' reports and red-envelope results are kept in the moderation log and the API only"
+            );
+        }
+        let dispatcher = core.outbox.clone();
+        let envelopes = Arc::new(crate::runtime::red_envelope::Envelopes::load(
+            crate::runtime::red_envelope::EnvelopeDeps {
+                store: self.store.clone(),
+                scripts: Arc::clone(&self.scripts),
+                directory: Arc::clone(&directory),
+                webhook_hosts: config.wecom.webhook_hosts.clone(),
+                alerts: alerts.clone(),
+                dispatch: Arc::new(move |entry| dispatcher.dispatch(entry)),
+                clock: Arc::new(chrono::Utc::now),
+            },
+        )?);
+        tasks.spawn(Arc::clone(&envelopes).run(stop.clone()));
+        let digest_dispatcher = core.outbox.clone();
+        tasks.spawn(
+            crate::runtime::health::DigestTask {
+                store: self.store.clone(),
+                directory: Arc::clone(&directory),
+                scripts: Arc::clone(&self.scripts),
+                webhook_hosts: config.wecom.webhook_hosts.clone(),
+                dispatch: Arc::new(move |entry| digest_dispatcher.dispatch(entry)),
+                speakers: Arc::clone(&core.speakers),
+            }
+            .run(stop.clone()),
+        );
+        let services = crate::runtime::Services {
+            accounts: core.hub as Arc<dyn crate::runtime::accounts::BotAccounts>,
+            outbox: core.outbox,
+            scheduler,
+            welcomer,
+            dedupe: core.dedupe,
+            lanes: Lanes::default(),
+            directory,
+            cooldowns: Default::default(),
+            pipeline: core.pipeline,
+            scripts: Arc::clone(&self.scripts),
+            store: self.store.clone(),
+            moderator: Arc::new(crate::runtime::moderation::Moderator::load(
+                &self.store,
+                crate::runtime::moderation::FetchPolicy {
+                    media: crate::outbound::HostList::new(&config.wecom.media_hosts),
+                    files: crate::outbound::HostList::new(&config.onebot.file_hosts),
+                },
+            )?),
+            envelopes,
+            speakers: core.speakers,
+            alerts,
+        };
+        Ok((Arc::new(services), welcomer_task))
+    }
+
+    /// What the HTTP routes share: the channels on `services`, the hub and the admin token.
+    fn app_state(
+        &self,
+        services: Arc<crate::runtime::Services>,
+        hub: Arc<Hub>,
+    ) -> Result<AppState, AppError> {
+        let config = &self.config;
+        let onebot = config
+            .bots
+            .iter()
+            .filter_map(|b| {
+                let access_token = b.access_token.clone()?;
+                Some((
+                    b.id.to_string(),
+                    OneBotBot {
+                        id: b.id.clone(),
+                        access_token,
+                        connections: Arc::default(),
+                    },
+                ))
+            })
+            .collect();
+        let names =
+            crate::channels::group_names::GroupNames::new(config.wecom.webhook_hosts.clone())
+                .map_err(|e| AppError::HttpClient(e.to_string()))?;
+        Ok(AppState {
+            robot: Arc::new(RobotChannel {
+                services: Arc::clone(&services),
+                endpoints: self.endpoints.clone(),
+                names: Arc::new(names),
+            }),
+            onebot: Arc::new(OneBotChannel {
+                services: Arc::clone(&services),
+                bots: onebot,
+                config: config.onebot.clone(),
+                hub: Arc::clone(&hub),
+            }),
+            services,
+            hub,
+            admin_token: config.admin.token.clone(),
+        })
+    }
+
+    /// Logs what an operator starting the service needs: each bot's URL, and where it listens.
+    fn announce(&self, addr: SocketAddr) {
+        let config = &self.config;
+        if config.admin.token.is_none() {
+            warn!("admin.token is not set: the admin API answers 401 to everyone");
+        }
+        for bot in &config.bots {
+            info!(bot = %bot.id, channel = bot.channel.as_str(),
+                url = %config.endpoint_url(bot), "bot ready");
+        }
+        info!(%addr, "serving");
     }
 
     /// The handled message ids of the last `wecom.dedupe_ttl_hours`, loaded from the store (so

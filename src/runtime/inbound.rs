@@ -129,7 +129,6 @@ async fn accept(
     caps: Capabilities,
     queue_wait: Option<std::time::Duration>,
 ) -> Result<(Handled, Option<oneshot::Receiver<Result<(), NotRecorded>>>), SubmitError> {
-    let bot_id = event.bot.to_string();
     let now = Utc::now();
     let conversation = match event.chat_id() {
         Some(chat) => chat.to_string(),
@@ -140,7 +139,7 @@ async fn accept(
     let mut lane = state.lanes.enter(&conversation).await;
     let key = dedupe_key(&event.bot, &event.msg_id);
     if let Some(reply) = handled_before(state, &key).await {
-        info!(bot = %bot_id, msg_id = %event.msg_id, "a handled message again; handled once");
+        info!(bot = %event.bot, msg_id = %event.msg_id, "a handled message again; handled once");
         return Ok((Handled::Duplicate(reply), None));
     }
     // A claim of a red-envelope test is the phrase and a few characters more: nothing for
@@ -149,32 +148,17 @@ async fn accept(
         true => state.envelopes.claim_target(&event),
         false => None,
     };
-    let claiming = claim.is_some();
     // Moderation first: a spam message gets no answer, a blacklisted joiner no welcome.
     let screened = match &event.kind {
-        _ if claiming => moderation::Screened::default(),
+        _ if claim.is_some() => moderation::Screened::default(),
         EventKind::MemberJoined { .. } => moderation::screen_join(state, &event, caps, now).await,
         kind if kind.is_message() => moderation::screen_message(state, &event, caps, now).await,
         _ => moderation::Screened::default(),
     };
-    if let (EventKind::MemberJoined { scene, .. }, Some(chat), false) =
-        (&event.kind, event.chat_id(), screened.acted)
-    {
-        let joiner = Joiner {
-            member: event.from.clone(),
-            scene: *scene,
-        };
-        if state
-            .welcomer
-            .joined(chat.clone(), vec![joiner], event.received_at)
-            .await
-            .is_err()
-        {
-            warn!(bot = %bot_id, chat = %chat, member = %event.from.user_id,
-                "the welcomer has stopped: this join is not welcomed");
-        }
+    if !screened.acted {
+        welcome_joiner(state, &event).await;
     }
-    let decided = if screened.acted || claiming {
+    let decided = if screened.acted || claim.is_some() {
         Vec::new()
     } else {
         decide(state, &event, &conversation, lane.recent(), now, caps).await
@@ -186,120 +170,220 @@ async fn accept(
             at: now,
         });
     }
-    let mut reply = match claim {
-        Some(target) => state.envelopes.claim(&event, target).await,
-        None => None,
-    };
+    let mut todo = ToDo::sorted(state, &event, &conversation, decided, now);
+    if let Some(target) = claim {
+        todo.reply = todo.reply.or(state.envelopes.claim(&event, target).await);
+    }
     if let EventKind::EnvelopeGrabbed { amount_fen } = &event.kind {
         state.envelopes.record_grab(&event, *amount_fen).await;
     }
+    if let Err(failed) = save_changes(state, &event, std::mem::take(&mut todo.changes), now).await {
+        return Ok((Handled::NotSaved(failed), None));
+    }
     let mut posts = screened.posts;
-    let mut envelope_tests = Vec::new();
-    let mut cancel_envelope = false;
-    let mut changes = Vec::new();
-    let mut removals = Vec::new();
-    let mut deletions = Vec::new();
-    let mut requests = Vec::new();
-    for action in decided {
-        match action {
-            Action::Reply(r) => reply = Some(r),
-            Action::Post { message, purpose } => posts.push(Post { message, purpose }),
-            Action::Settings(change) => changes.push(change),
-            Action::StartCooldown { rule, secs } => {
-                debug!(bot = %bot_id, msg_id = %event.msg_id, rule = %rule, "keyword reply");
-                state.cooldowns.start(&conversation, &rule, now, secs);
-            }
-            // Only channels that can remove members get this (`degrade`).
-            Action::RemoveMember {
-                user_id,
-                name,
-                reason,
-            } => removals.push((user_id, name, reason)),
-            // Nor is a deletion asked of a channel that cannot delete.
-            Action::DeleteMessage { message_id } => deletions.push(message_id),
-            Action::Moderation(request) => requests.push(request),
-            Action::StartEnvelopeTest(params) => envelope_tests.push(params),
-            Action::CancelEnvelopeTest => cancel_envelope = true,
-            // `degrade` turned this into a post.
-            other @ Action::NotifyAdmins { .. } => {
-                warn!(bot = %bot_id, action = ?other, "action not performed on this channel")
-            }
-        }
-    }
-    if let (Some(chat), false) = (event.chat_id(), changes.is_empty()) {
-        match state.directory.change(chat, changes).await {
-            Ok(_) => {
-                info!(bot = %bot_id, chat = %chat, by = %event.from.user_id, "group settings changed")
-            }
-            Err(e) => {
-                error!(bot = %bot_id, chat = %chat, error = %e, "group settings not saved");
-                // Tell the member, and let a retry of this message try again.
-                let scripts = state.scripts.current();
-                let failed = scripts.commands.replies.as_ref().map(|r| &r.failed);
-                let settings = state.directory.get(chat);
-                let vars = || {
-                    let role = scripts.commands.role_of(&settings, &event.from.user_id);
-                    engine::vars::base(&event.from, role, Some(chat), &settings, now)
-                };
-                let reply = failed.and_then(|m| {
-                    m.reply(&scripts.templates, vars, &event.from.user_id)
-                        .map_err(|e| error!(error = %e, "the failure answer did not render"))
-                        .ok()
-                });
-                return Ok((Handled::NotSaved(reply), None));
-            }
-        }
-    }
-    for request in requests {
-        let recent = lane.recent();
-        posts
-            .extend(moderation::requests::perform(state, &event, request, recent, caps, now).await);
-    }
-    if let (Some(chat), true) = (event.chat_id(), cancel_envelope) {
-        let by = format!("chat:{}", event.from.user_id);
-        let which = crate::runtime::red_envelope::TestRef::Chat(chat.clone());
-        // The command's answer tells the group; no second announcement.
-        if let Err(e) = state.envelopes.cancel(&which, &by, false).await {
-            warn!(bot = %bot_id, chat = %chat, by = %by, error = %e, "red-envelope test not cancelled");
-            reply = state.envelopes.cancel_refusal(&event, &e);
-        }
-    }
-    if let Some(chat) = event.chat_id() {
-        for params in envelope_tests {
-            let by = format!("chat:{}", event.from.user_id);
-            if let Err(e) = state.envelopes.start(chat, params, &by).await {
-                warn!(bot = %bot_id, chat = %chat, by = %by, error = %e, "red-envelope test not started");
-                reply = state.envelopes.refusal(&event, &e);
-            }
-        }
-    }
-    if let (EventKind::BotRemoved, Some(chat)) = (&event.kind, event.chat_id()) {
-        state.envelopes.group_released(chat).await;
-    }
-    for message_id in deletions {
-        delete(state, &event, &message_id).await;
-    }
-    for (user, name, reason) in removals {
-        let target = (user.as_str(), name.as_str());
-        if let (_, Some(post)) = remove(state, &event, target, &reason, caps, false).await {
-            posts.push(post);
-        }
-    }
+    let reply = todo
+        .perform(state, &event, &mut lane, caps, &mut posts, now)
+        .await;
     let record = DedupeRecord {
         at: unix_now(),
         reply,
     };
-    // Pending until its batch is committed: a retry meanwhile waits for that.
-    state.dedupe.begin(&key, record.at);
-    debug!(bot = %bot_id, msg_id = %event.msg_id, chat = ?event.chat_id(), "accepted");
     let reply = record.reply.clone();
+    let committed = queue(
+        state,
+        event,
+        key,
+        record,
+        posts,
+        screened.writes,
+        queue_wait,
+    )
+    .await?;
+    // The next event of the conversation may be decided while this one is committed: the
+    // pipeline applies them in this order.
+    drop(lane);
+    Ok((Handled::New(reply), Some(committed)))
+}
+
+/// Hands a reported join to the welcomer (unless moderation kept the member out).
+async fn welcome_joiner(state: &Services, event: &Event) {
+    let (EventKind::MemberJoined { scene, .. }, Some(chat)) = (&event.kind, event.chat_id()) else {
+        return;
+    };
+    let joiner = Joiner {
+        member: event.from.clone(),
+        scene: *scene,
+    };
+    if state
+        .welcomer
+        .joined(chat.clone(), vec![joiner], event.received_at)
+        .await
+        .is_err()
+    {
+        warn!(bot = %event.bot, chat = %chat, member = %event.from.user_id,
+            "the welcomer has stopped: this join is not welcomed");
+    }
+}
+
+/// The engine's decision sorted by who carries each part out.
+#[derive(Default)]
+struct ToDo {
+    reply: Option<Reply>,
+    posts: Vec<Post>,
+    changes: Vec<crate::domain::SettingsChange>,
+    removals: Vec<(String, String, String)>,
+    deletions: Vec<String>,
+    requests: Vec<crate::domain::ModerationRequest>,
+    envelope_tests: Vec<crate::domain::EnvelopeParams>,
+    cancel_envelope: bool,
+}
+
+impl ToDo {
+    /// Sorts `decided`; cooldowns start here (they are memory only).
+    fn sorted(
+        state: &Services,
+        event: &Event,
+        conversation: &str,
+        decided: Vec<Action>,
+        now: chrono::DateTime<Utc>,
+    ) -> Self {
+        let mut todo = Self::default();
+        for action in decided {
+            match action {
+                Action::Reply(r) => todo.reply = Some(r),
+                Action::Post { message, purpose } => todo.posts.push(Post { message, purpose }),
+                Action::Settings(change) => todo.changes.push(change),
+                Action::StartCooldown { rule, secs } => {
+                    debug!(bot = %event.bot, msg_id = %event.msg_id, rule = %rule, "keyword reply");
+                    state.cooldowns.start(conversation, &rule, now, secs);
+                }
+                // Only channels that can remove members get this (`degrade`).
+                Action::RemoveMember {
+                    user_id,
+                    name,
+                    reason,
+                } => todo.removals.push((user_id, name, reason)),
+                // Nor is a deletion asked of a channel that cannot delete.
+                Action::DeleteMessage { message_id } => todo.deletions.push(message_id),
+                Action::Moderation(request) => todo.requests.push(request),
+                Action::StartEnvelopeTest(params) => todo.envelope_tests.push(params),
+                Action::CancelEnvelopeTest => todo.cancel_envelope = true,
+                // `degrade` turned this into a post.
+                other @ Action::NotifyAdmins { .. } => {
+                    warn!(bot = %event.bot, action = ?other, "action not performed on this channel")
+                }
+            }
+        }
+        todo
+    }
+
+    /// Carries out what is left once settings are saved: moderation requests, red-envelope
+    /// tests started or cancelled, deletions and removals. Adds the posts they cause to `posts`;
+    /// returns the reply (a refusal replaces the engine's answer).
+    async fn perform(
+        self,
+        state: &Services,
+        event: &Event,
+        lane: &mut crate::runtime::lanes::Lane,
+        caps: Capabilities,
+        posts: &mut Vec<Post>,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<Reply> {
+        let mut reply = self.reply;
+        posts.extend(self.posts);
+        for request in self.requests {
+            let recent = lane.recent();
+            posts.extend(
+                moderation::requests::perform(state, event, request, recent, caps, now).await,
+            );
+        }
+        let by = format!("chat:{}", event.from.user_id);
+        if let (Some(chat), true) = (event.chat_id(), self.cancel_envelope) {
+            let which = crate::runtime::red_envelope::TestRef::Chat(chat.clone());
+            // The command's answer tells the group; no second announcement.
+            if let Err(e) = state.envelopes.cancel(&which, &by, false).await {
+                warn!(bot = %event.bot, chat = %chat, by = %by, error = %e, "red-envelope test not cancelled");
+                reply = state.envelopes.cancel_refusal(event, &e);
+            }
+        }
+        if let Some(chat) = event.chat_id() {
+            for params in self.envelope_tests {
+                if let Err(e) = state.envelopes.start(chat, params, &by).await {
+                    warn!(bot = %event.bot, chat = %chat, by = %by, error = %e, "red-envelope test not started");
+                    reply = state.envelopes.refusal(event, &e);
+                }
+            }
+        }
+        if let (EventKind::BotRemoved, Some(chat)) = (&event.kind, event.chat_id()) {
+            state.envelopes.group_released(chat).await;
+        }
+        for message_id in self.deletions {
+            delete(state, event, &message_id).await;
+        }
+        for (user, name, reason) in self.removals {
+            let target = (user.as_str(), name.as_str());
+            if let (_, Some(post)) = remove(state, event, target, &reason, caps, false).await {
+                posts.push(post);
+            }
+        }
+        reply
+    }
+}
+
+/// Saves a command's settings changes before anything else is done. When they cannot be saved,
+/// the member is told (the reply returned as the error) and a retry of the message tries again.
+async fn save_changes(
+    state: &Services,
+    event: &Event,
+    changes: Vec<crate::domain::SettingsChange>,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), Option<Reply>> {
+    let Some(chat) = event.chat_id().filter(|_| !changes.is_empty()) else {
+        return Ok(());
+    };
+    match state.directory.change(chat, changes).await {
+        Ok(_) => {
+            info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group settings changed");
+            Ok(())
+        }
+        Err(e) => {
+            error!(bot = %event.bot, chat = %chat, error = %e, "group settings not saved");
+            let scripts = state.scripts.current();
+            let failed = scripts.commands.replies.as_ref().map(|r| &r.failed);
+            let settings = state.directory.get(chat);
+            let vars = || {
+                let role = scripts.commands.role_of(&settings, &event.from.user_id);
+                engine::vars::base(&event.from, role, Some(chat), &settings, now)
+            };
+            Err(failed.and_then(|m| {
+                m.reply(&scripts.templates, vars, &event.from.user_id)
+                    .map_err(|e| error!(error = %e, "the failure answer did not render"))
+                    .ok()
+            }))
+        }
+    }
+}
+
+/// Queues the event with what it caused for the pipeline (pending in the dedupe set until its
+/// batch is committed: a retry meanwhile waits for that); returns where the commit is told.
+async fn queue(
+    state: &Services,
+    event: Event,
+    key: String,
+    record: DedupeRecord,
+    posts: Vec<Post>,
+    moderation: Vec<crate::store::ModerationWrite>,
+    queue_wait: Option<std::time::Duration>,
+) -> Result<oneshot::Receiver<Result<(), NotRecorded>>, SubmitError> {
+    state.dedupe.begin(&key, record.at);
+    debug!(bot = %event.bot, msg_id = %event.msg_id, chat = ?event.chat_id(), "accepted");
     let (done, committed) = oneshot::channel();
     let work = Work::Event {
         event: Box::new(event),
         dedupe_key: key.clone(),
         dedupe: record,
         posts,
-        moderation: screened.writes,
+        moderation,
         done: Some(done),
     };
     let queued = match queue_wait {
@@ -308,14 +392,11 @@ async fn accept(
     };
     if let Err(e) = queued {
         // Not recorded: a retry of the event is handled as new.
-        warn!(bot = %bot_id, msg_id = %key_hint(&key), error = %e, "event not queued");
+        warn!(msg_id = %key_hint(&key), error = %e, "event not queued");
         state.dedupe.abandoned([key.as_str()]);
         return Err(e);
     }
-    // The next event of the conversation may be decided while this one is committed: the
-    // pipeline applies them in this order.
-    drop(lane);
-    Ok((Handled::New(reply), Some(committed)))
+    Ok(committed)
 }
 
 /// Removes `user` from the event's group through its bot account. Returns how it went and the

@@ -63,76 +63,128 @@ pub async fn run(state: Arc<OneBotChannel>, bot: BotId, socket: WebSocket) {
         })
         .collect();
     info!(bot = %bot, connection = connection.id, "OneBot connection open");
-
-    let misses = state.config.heartbeat_misses;
-    let mut interval = ping_every;
-    let mut last_heard = Instant::now();
-    // What the implementation offers is asked once: on `meta.connect`, or on its first event
-    // for an implementation that skips it.
-    let mut discovered = false;
-    let discover_once = |discovered: &mut bool| {
-        if !std::mem::replace(discovered, true) {
-            tokio::spawn(discover(
-                Arc::clone(&state),
-                bot.clone(),
-                Arc::clone(&connection),
-            ));
-        }
+    let mut reader = Reader {
+        state,
+        bot,
+        connection,
+        workers,
+        interval: ping_every,
+        last_heard: Instant::now(),
+        discovered: false,
     };
-    loop {
-        let deadline = last_heard + interval * misses;
-        let frame = tokio::select! {
-            frame = stream.next() => frame,
-            () = tokio::time::sleep_until(deadline) => {
-                warn!(bot = %bot, connection = connection.id, silent_ms = (interval * misses).as_millis() as u64,
-                    "OneBot connection silent for too long; closing it");
-                connection.close_with(close_code::SILENT, "nothing heard for too long (no heartbeat)");
-                break;
-            }
-            () = connection.close.cancelled() => break,
-            () = hub.stopping().cancelled() => {
-                info!(bot = %bot, connection = connection.id, "the service is stopping; closing the connection");
-                connection.close_with(close_code::GOING_AWAY, "the service is stopping");
-                break;
-            }
-        };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | None => break,
-            Some(Ok(Message::Binary(_))) => {
-                last_heard = Instant::now();
-                warn!(bot = %bot, connection = connection.id,
-                    "binary (MessagePack) frame ignored: send JSON text frames");
-                continue;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                last_heard = Instant::now();
-                continue;
-            }
-            Some(Err(e)) => {
-                warn!(bot = %bot, connection = connection.id, error = %e, "OneBot connection failed");
-                break;
-            }
-        };
-        last_heard = Instant::now();
+    while let Some(text) = reader.next_text(&mut stream).await {
         let incoming = match parse_frame(text.as_str()) {
             Ok(incoming) => incoming,
             Err(e) => {
-                warn!(bot = %bot, connection = connection.id, error = %e,
+                warn!(bot = %reader.bot, connection = reader.connection.id, error = %e,
                     frame = %truncated(text.as_str()), "unreadable OneBot frame ignored");
                 continue;
             }
         };
-        let event = match incoming {
+        match incoming {
             Incoming::Response(response) => {
                 let echo = response.echo.clone();
-                if !connection.resolve(response) {
-                    debug!(bot = %bot, echo = %echo, "answer nobody waits for (late or unknown echo)");
+                if !reader.connection.resolve(response) {
+                    debug!(bot = %reader.bot, echo = %echo, "answer nobody waits for (late or unknown echo)");
                 }
-                continue;
             }
-            Incoming::Event(event) => event,
-        };
+            Incoming::Event(event) => {
+                if !reader.on_meta(&event) {
+                    reader.dispatch(&event).await;
+                }
+            }
+        }
+    }
+    let Reader {
+        bot,
+        connection,
+        workers,
+        ..
+    } = reader;
+    let gone = hub.detach_connection(connection.id);
+    connection.fail_pending();
+    connection.close.cancel();
+    drop(workers);
+    if let Err(e) = writer.await {
+        warn!(error = %e, "OneBot writer task failed");
+    }
+    info!(bot = %bot, connection = connection.id, accounts = gone.len(), "OneBot connection closed");
+}
+
+/// The reading side of one connection: what the watchdog and the routing of events need.
+struct Reader {
+    state: Arc<OneBotChannel>,
+    bot: BotId,
+    connection: Arc<Connection>,
+    workers: Vec<mpsc::Sender<Event>>,
+    /// The implementation's heartbeat interval (the ping interval until it says).
+    interval: Duration,
+    last_heard: Instant,
+    /// What the implementation offers was asked (once: on `meta.connect`, or on its first event
+    /// for an implementation that skips it).
+    discovered: bool,
+}
+
+impl Reader {
+    /// The next text frame; `None` when the connection is over (closed, failed, silent for
+    /// `heartbeat_misses` intervals, taken over, or the service stopping).
+    async fn next_text(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    ) -> Option<axum::extract::ws::Utf8Bytes> {
+        let (bot, id) = (&self.bot, self.connection.id);
+        loop {
+            let misses = self.state.config.heartbeat_misses;
+            let deadline = self.last_heard + self.interval * misses;
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = tokio::time::sleep_until(deadline) => {
+                    warn!(bot = %bot, connection = id, silent_ms = (self.interval * misses).as_millis() as u64,
+                        "OneBot connection silent for too long; closing it");
+                    self.connection.close_with(close_code::SILENT, "nothing heard for too long (no heartbeat)");
+                    return None;
+                }
+                () = self.connection.close.cancelled() => return None,
+                () = self.state.hub.stopping().cancelled() => {
+                    info!(bot = %bot, connection = id, "the service is stopping; closing the connection");
+                    self.connection.close_with(close_code::GOING_AWAY, "the service is stopping");
+                    return None;
+                }
+            };
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    self.last_heard = Instant::now();
+                    return Some(text);
+                }
+                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Ok(Message::Binary(_))) => {
+                    self.last_heard = Instant::now();
+                    warn!(bot = %bot, connection = id,
+                        "binary (MessagePack) frame ignored: send JSON text frames");
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => self.last_heard = Instant::now(),
+                Some(Err(e)) => {
+                    warn!(bot = %bot, connection = id, error = %e, "OneBot connection failed");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Asks once what the implementation offers.
+    fn discover_once(&mut self) {
+        if !std::mem::replace(&mut self.discovered, true) {
+            tokio::spawn(discover(
+                Arc::clone(&self.state),
+                self.bot.clone(),
+                Arc::clone(&self.connection),
+            ));
+        }
+    }
+
+    /// Handles a meta event (connect, heartbeat, status update); whether `event` was one.
+    fn on_meta(&mut self, event: &crate::wire::onebot::protocol::Event) -> bool {
+        let (bot, connection) = (&self.bot, &self.connection);
         match &event.body {
             EventBody::Connect {
                 implementation,
@@ -144,14 +196,12 @@ pub async fn run(state: Arc<OneBotChannel>, bot: BotId, socket: WebSocket) {
                     .implementation
                     .write()
                     .unwrap_or_else(|e| e.into_inner()) = implementation.clone();
-                discover_once(&mut discovered);
-                continue;
             }
             EventBody::Heartbeat { interval_ms } => {
                 // The implementation's own rhythm; never below a second, so that a bogus value
                 // cannot make the watchdog close a healthy link.
-                interval = Duration::from_millis(*interval_ms).max(Duration::from_secs(1));
-                continue;
+                self.interval = Duration::from_millis(*interval_ms).max(Duration::from_secs(1));
+                return true;
             }
             EventBody::StatusUpdate { bots, .. } => {
                 for (account, online) in bots {
@@ -160,37 +210,48 @@ pub async fn run(state: Arc<OneBotChannel>, bot: BotId, socket: WebSocket) {
                         user_id: account.user_id.clone(),
                     };
                     if *online {
-                        attach(&state, &connection, key, account);
+                        attach(&self.state, connection, key, account);
                     } else {
-                        hub.detach(&key, connection.id);
+                        self.state.hub.detach(&key, connection.id);
                     }
                 }
-                discover_once(&mut discovered);
-                continue;
             }
-            _ => {}
+            _ => return false,
         }
+        self.discover_once();
+        true
+    }
+
+    /// Routes the account an event is for to this connection, and hands the event to the worker
+    /// of its group (events that are not the domain's, or carry impossible ids, are logged).
+    async fn dispatch(&mut self, event: &crate::wire::onebot::protocol::Event) {
+        let bot = self.bot.clone();
         if let Some(account) = &event.self_id {
             let key = AccountKey {
                 bot: bot.clone(),
                 user_id: account.user_id.clone(),
             };
-            if hub.route(&key).is_none_or(|(c, _)| c.id != connection.id) {
-                attach(&state, &connection, key, account);
+            if self
+                .state
+                .hub
+                .route(&key)
+                .is_none_or(|(c, _)| c.id != self.connection.id)
+            {
+                attach(&self.state, &self.connection, key, account);
             }
-            discover_once(&mut discovered);
+            self.discover_once();
         }
-        let domain = match to_domain(&bot, &event, Utc::now()) {
+        let domain = match to_domain(&bot, event, Utc::now()) {
             Converted::Domain(domain) => domain,
             Converted::NotDomain(why) => {
                 debug!(bot = %bot, id = %event.id, why, "event not acted on");
-                continue;
+                return;
             }
         };
         if let Some(field) = domain.oversized_id() {
             warn!(bot = %bot, id = %crate::channels::untrusted::Untrusted(&event.id), field,
                 "event refused: an id longer than a channel sends");
-            continue;
+            return;
         }
         let worker = domain
             .chat_id()
@@ -200,18 +261,10 @@ pub async fn run(state: Arc<OneBotChannel>, bot: BotId, socket: WebSocket) {
                 (hasher.finish() % WORKERS as u64) as usize
             })
             .unwrap_or_default();
-        if workers[worker].send(*domain).await.is_err() {
-            error!(bot = %bot, connection = connection.id, "event worker stopped; event not handled");
+        if self.workers[worker].send(*domain).await.is_err() {
+            error!(bot = %bot, connection = self.connection.id, "event worker stopped; event not handled");
         }
     }
-    let gone = hub.detach_connection(connection.id);
-    connection.fail_pending();
-    connection.close.cancel();
-    drop(workers);
-    if let Err(e) = writer.await {
-        warn!(error = %e, "OneBot writer task failed");
-    }
-    info!(bot = %bot, connection = connection.id, accounts = gone.len(), "OneBot connection closed");
 }
 
 /// Routes `key` to this connection; a newly routed account is brought up to date.
