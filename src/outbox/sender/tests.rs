@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn entry(id: u64, purpose: &str) -> OutboxEntry {

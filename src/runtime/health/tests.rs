@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::domain::BotId;
 use crate::engine::red_envelope::Results;

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::domain::BotId;
 use crate::wire::onebot::protocol::{Incoming, parse_frame};

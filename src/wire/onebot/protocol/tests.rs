@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn event(text: &str) -> Event {
