@@ -8,7 +8,8 @@
 //! finishes them (also those whose window ended while the service was down).
 //!
 //! The pure rules (split, claim, results) are in [`crate::engine::red_envelope`]; the ledger's
-//! tables in [`crate::store`].
+//! tables in [`crate::store`]. Here: starting a test and the timer; in [`claims`] members'
+//! claims and grabs, in [`finish`] cancelling and finishing, in [`schedule`] scheduled tests.
 
 mod claims;
 mod finish;
