@@ -174,7 +174,7 @@ fn a_typo_names_the_file_and_line_and_the_key_it_meant() {
 #[test]
 fn edit_distance_counts_single_changes() {
     let d = |a: &str, b: &str| {
-        super::edit_distance(
+        super::diagnose::edit_distance(
             &a.chars().collect::<Vec<_>>(),
             &b.chars().collect::<Vec<_>>(),
         )

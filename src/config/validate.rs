@@ -1,0 +1,411 @@
+//! Checking a loaded configuration before anything starts: hosts, the WeCom and OneBot
+//! settings, each bot's id, channel, secrets and URLs, the admin token and the log filter — each
+//! problem named with its key, all of them reported at once.
+
+use super::*;
+
+impl RawSettings {
+    pub(super) fn validate(self) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, reason: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+
+        for (key, secs) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                problem(key, format!("must be 1 to 3600 seconds, got {secs}"));
+            }
+        }
+        let public_url = self.server.public_url.trim().to_owned();
+        if !public_url.is_empty() {
+            match url::Url::parse(&public_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => problem(
+                    "server.public_url",
+                    format!("{public_url:?} is not an http(s) URL"),
+                ),
+            }
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            problem("storage.path", "must not be empty".into());
+        }
+        if !(4..=4096).contains(&self.storage.cache_mb) {
+            problem(
+                "storage.cache_mb",
+                format!("must be 4 to 4096, got {}", self.storage.cache_mb),
+            );
+        }
+        if self.scripts.dir.as_os_str().is_empty() {
+            problem("scripts.dir", "must not be empty".into());
+        }
+        if let Some(token) = &self.admin.token
+            && token.expose().chars().count() < 16
+        {
+            problem(
+                "admin.token",
+                "must be at least 16 characters (or unset to disable the admin API)".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problem("log.level", format!("not a valid filter: {e}"));
+        } else if !shows_the_service(&self.log.level) {
+            problem(
+                "log.level",
+                format!(
+                    "{:?} names neither a level (trace, debug, info, warn, error, off) nor the service (trumpet=…): the service's own lines, errors included, would not be shown",
+                    self.log.level
+                ),
+            );
+        }
+        validate_wecom(&self.wecom, &mut problem);
+        validate_onebot(&self.onebot, &mut problem);
+        if let Some(url) = &self.alerts.webhook_url
+            && let Err(e) = crate::wire::wecom::robot::webhook::WebhookUrl::parse(
+                url.expose(),
+                &self.wecom.webhook_hosts,
+            )
+        {
+            problem(
+                "alerts.webhook_url",
+                format!("must be a WeCom group robot webhook URL on wecom.webhook_hosts: {e}"),
+            );
+        }
+        for (purpose, minutes) in &self.outbox.expire_after_minutes {
+            if !crate::outbox::SEND_PURPOSES.contains(&purpose.as_str()) {
+                let hint = nearest(purpose, &crate::outbox::SEND_PURPOSES)
+                    .map_or_else(String::new, |near| format!(" (did you mean `{near}`?)"));
+                problem(
+                    &format!("outbox.expire_after_minutes.{purpose}"),
+                    format!(
+                        "no send has this purpose{hint}: the purposes are {}",
+                        crate::outbox::SEND_PURPOSES.join(", ")
+                    ),
+                );
+            }
+            if !(minutes.is_finite() && *minutes >= 0.0 && *minutes <= 10_080.0) {
+                problem(
+                    &format!("outbox.expire_after_minutes.{purpose}"),
+                    format!("must be 0 to 10080 minutes (a week), got {minutes}"),
+                );
+            }
+        }
+
+        let mut bots = Vec::new();
+        if self.bots.is_empty() {
+            problem("bots", "at least one [[bots]] entry is required".into());
+        }
+        let mut seen_ids = std::collections::HashSet::new();
+        for (i, raw) in self.bots.into_iter().enumerate() {
+            if !seen_ids.insert(raw.id.clone()) {
+                problem(
+                    &format!("bots[{i}].id"),
+                    format!("{:?} is used by another bot", raw.id),
+                );
+            }
+            if let Some(bot) = validate_bot(i, raw, &mut problem) {
+                bots.push(bot);
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen: self.server.listen,
+                public_url,
+                shutdown_grace_secs: self.server.shutdown_grace_secs,
+                header_read_timeout_secs: self.server.header_read_timeout_secs,
+                body_read_timeout_secs: self.server.body_read_timeout_secs,
+                idle_timeout_secs: self.server.idle_timeout_secs,
+            },
+            storage: self.storage,
+            scripts: self.scripts,
+            admin: AdminConfig {
+                token: self.admin.token,
+            },
+            log: self.log,
+            wecom: self.wecom,
+            onebot: self.onebot,
+            outbox: self.outbox,
+            feeds: self.feeds,
+            alerts: self.alerts,
+            bots,
+        })
+    }
+}
+
+/// Checks a list of `host`, `host:port` or `*.domain` entries.
+pub(super) fn validate_hosts(key: &str, hosts: &[String], problem: &mut impl FnMut(&str, String)) {
+    for (i, host) in hosts.iter().enumerate() {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        let ok = !bare.is_empty()
+            && !bare.contains("://")
+            && !bare.contains('/')
+            && !bare.contains('*')
+            && url::Url::parse(&format!("https://{bare}/")).is_ok();
+        if !ok {
+            problem(
+                &format!("{key}[{i}]"),
+                format!("{host:?} is not a host, host:port or *.domain"),
+            );
+        }
+    }
+}
+
+pub(super) fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, String)) {
+    validate_hosts("wecom.media_hosts", &w.media_hosts, problem);
+    for (i, host) in w.webhook_hosts.iter().enumerate() {
+        let ok = !host.is_empty()
+            && !host.contains("://")
+            && !host.contains('/')
+            && url::Url::parse(&format!("https://{host}/")).is_ok();
+        if !ok {
+            problem(
+                &format!("wecom.webhook_hosts[{i}]"),
+                format!("{host:?} is not a host or host:port"),
+            );
+        }
+    }
+    if w.timestamp_tolerance_secs == 0 {
+        problem("wecom.timestamp_tolerance_secs", "must be positive".into());
+    }
+    if !(24..=MAX_DEDUPE_TTL_HOURS).contains(&w.dedupe_ttl_hours) {
+        problem(
+            "wecom.dedupe_ttl_hours",
+            format!(
+                "must be 24 to {MAX_DEDUPE_TTL_HOURS} (WeCom retries within a day; ids are kept in memory), got {}",
+                w.dedupe_ttl_hours
+            ),
+        );
+    }
+    if !(10_000..=100_000_000).contains(&w.dedupe_memory_ids) {
+        problem(
+            "wecom.dedupe_memory_ids",
+            format!(
+                "must be 10000 to 100000000 (about 19 bytes each), got {}",
+                w.dedupe_memory_ids
+            ),
+        );
+    }
+    if !(1..=20).contains(&w.webhook_per_minute) {
+        problem(
+            "wecom.webhook_per_minute",
+            format!(
+                "must be 1..=20 (WeCom refuses more), got {}",
+                w.webhook_per_minute
+            ),
+        );
+    }
+    if !(1..=10_000).contains(&w.global_per_second) {
+        problem(
+            "wecom.global_per_second",
+            format!("must be 1..=10000, got {}", w.global_per_second),
+        );
+    }
+    if w.webhook_timeout_secs == 0 {
+        problem("wecom.webhook_timeout_secs", "must be positive".into());
+    }
+    if w.max_attempts == 0 {
+        problem("wecom.max_attempts", "must be at least 1".into());
+    }
+}
+
+pub(super) fn validate_onebot(o: &OneBotConfig, problem: &mut impl FnMut(&str, String)) {
+    validate_hosts("onebot.file_hosts", &o.file_hosts, problem);
+    if !(1..=10_000).contains(&o.max_connections_per_bot) {
+        problem(
+            "onebot.max_connections_per_bot",
+            format!("must be 1 to 10000, got {}", o.max_connections_per_bot),
+        );
+    }
+    let positive = [
+        ("onebot.action_timeout_secs", o.action_timeout_secs),
+        ("onebot.ping_interval_secs", o.ping_interval_secs),
+        ("onebot.sync_interval_minutes", o.sync_interval_minutes),
+        ("onebot.retry_base_ms", o.retry_base_ms),
+        ("onebot.max_attempts", u64::from(o.max_attempts)),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            problem(key, "must be positive".into());
+        }
+    }
+    if !(2..=10).contains(&o.heartbeat_misses) {
+        problem(
+            "onebot.heartbeat_misses",
+            format!("must be 2 to 10, got {}", o.heartbeat_misses),
+        );
+    }
+}
+
+pub(super) fn validate_bot(
+    i: usize,
+    raw: RawBot,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<BotConfig> {
+    let key = |field: &str| format!("bots[{i}].{field}");
+    let id = match BotId::parse(&raw.id) {
+        Ok(id) => Some(id),
+        Err(reason) => {
+            problem(&key("id"), reason);
+            None
+        }
+    };
+    let channel = match raw.channel.as_str() {
+        "wecom-robot" => Some(ChannelKind::WecomRobot),
+        "onebot12" => Some(ChannelKind::OneBot12),
+        other => {
+            problem(
+                &key("channel"),
+                format!("unsupported channel {other:?}; supported: \"wecom-robot\", \"onebot12\""),
+            );
+            None
+        }
+    };
+    if channel == Some(ChannelKind::OneBot12) {
+        for (field, set) in [
+            ("token", raw.token.is_some()),
+            ("encoding_aes_key", raw.encoding_aes_key.is_some()),
+        ] {
+            if set {
+                problem(
+                    &key(field),
+                    "is for wecom-robot bots; a onebot12 bot uses access_token".into(),
+                );
+            }
+        }
+        let access_token = match raw.access_token {
+            Some(t)
+                if t.expose().chars().count() >= 16
+                    && !t.expose().contains(char::is_whitespace) =>
+            {
+                Some(t)
+            }
+            Some(_) => {
+                problem(
+                    &key("access_token"),
+                    "must be at least 16 characters without spaces".into(),
+                );
+                None
+            }
+            None => {
+                problem(
+                    &key("access_token"),
+                    "missing: a onebot12 bot needs the token its implementation presents".into(),
+                );
+                None
+            }
+        };
+        return Some(BotConfig {
+            id: id?,
+            channel: ChannelKind::OneBot12,
+            credentials: None,
+            access_token: Some(access_token?),
+            receive_id: raw.receive_id,
+            // A WeChat account that posts much faster than a person risks being limited or
+            // banned by the platform: a modest default unless the operator says otherwise.
+            per_minute: if raw.per_minute == 0 {
+                DEFAULT_ACCOUNT_PER_MINUTE
+            } else {
+                raw.per_minute
+            },
+        });
+    }
+    if raw.access_token.is_some() {
+        problem(
+            &key("access_token"),
+            "is for onebot12 bots; a wecom-robot bot uses token and encoding_aes_key".into(),
+        );
+    }
+    let credentials = match (raw.token, raw.encoding_aes_key) {
+        (None, None) => Some(None),
+        (Some(token), Some(aes_key)) => {
+            let token_ok = validate_token(token.expose())
+                .map_err(|reason| problem(&key("token"), reason))
+                .is_ok();
+            let aes_key = EncodingAesKey::parse(aes_key.expose())
+                .map_err(|e| problem(&key("encoding_aes_key"), e.to_string()))
+                .ok();
+            match (token_ok, aes_key) {
+                (true, Some(encoding_aes_key)) => Some(Some(BotCredentials {
+                    token,
+                    encoding_aes_key,
+                })),
+                _ => None,
+            }
+        }
+        (Some(_), None) => {
+            problem(
+                &key("encoding_aes_key"),
+                "missing: set both token and encoding_aes_key, or neither to have them generated"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            problem(
+                &key("token"),
+                "missing: set both token and encoding_aes_key, or neither to have them generated"
+                    .into(),
+            );
+            None
+        }
+    };
+    Some(BotConfig {
+        id: id?,
+        channel: channel?,
+        credentials: credentials?,
+        access_token: None,
+        receive_id: raw.receive_id,
+        per_minute: raw.per_minute,
+    })
+}
+
+/// WeCom accepts 3–32 letters and digits as a Token.
+pub fn validate_token(token: &str) -> Result<(), String> {
+    let len = token.chars().count();
+    if !(3..=32).contains(&len) {
+        return Err(format!("must be 3 to 32 characters, got {len}"));
+    }
+    if !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("must contain only letters and digits".into());
+    }
+    Ok(())
+}
+
+/// Whether a log filter lets the service's own lines through at some level: one of its
+/// directives is a bare level (`info`) or names the service's target (`trumpet`, `trumpet::…`).
+/// A word that is neither (`verbose`) is read by tracing as a target, and silences everything.
+pub(super) fn shows_the_service(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .any(|directive| {
+            let target = directive
+                .split(['=', '['])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let bare_level = !directive.contains('=')
+                && LEVELS
+                    .iter()
+                    .any(|level| target.eq_ignore_ascii_case(level));
+            bare_level || target == "trumpet" || target.starts_with("trumpet::")
+        })
+}
