@@ -61,6 +61,9 @@ pub struct Capabilities {
     pub can_remove_members: bool,
     /// Can delete a member's message from the group.
     pub can_delete_messages: bool,
+    /// Can send a person a private message (a bot account to its contacts): reports reach the
+    /// owner and admins there, not in the group.
+    pub can_message_privately: bool,
     /// The longest passive reply, in bytes, as text and as markdown: a longer one is cut there,
     /// and the rest goes out as posts.
     #[serde(skip)]

@@ -93,6 +93,23 @@ impl GroupSettings {
         self.roles.get(user_id).map_or(Role::Member, |h| h.role)
     }
 
+    /// Who hears of a member's report privately: the owner and the admins (大当家), except the
+    /// people in `except` (the reporter, the reported).
+    pub fn report_recipients(&self, except: &[&str]) -> Vec<String> {
+        let admins = self
+            .roles
+            .iter()
+            .filter(|(_, holder)| holder.role == Role::Admin)
+            .map(|(user, _)| user.as_str());
+        self.owner
+            .as_deref()
+            .into_iter()
+            .chain(admins)
+            .filter(|user| !except.contains(user))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Applies one change; returns whether anything changed.
     pub fn apply(&mut self, change: &SettingsChange) -> bool {
         match change {

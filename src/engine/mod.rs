@@ -69,6 +69,9 @@ pub struct GroupView<'a> {
     /// The channel can remove members (a bot account offering it); otherwise a removal asks the
     /// admins, and the answer to `移出` says so.
     pub can_remove_members: bool,
+    /// The channel can message people privately (a bot account): a report's answer says the
+    /// owner and admins were told privately.
+    pub can_message_privately: bool,
 }
 
 impl GroupView<'_> {
@@ -83,6 +86,7 @@ impl GroupView<'_> {
             members: &[],
             cooling: &|_| false,
             can_remove_members: false,
+            can_message_privately: false,
         }
     }
 }

@@ -113,6 +113,7 @@ fn a_cooling_rule_keeps_the_bot_silent() {
     let view = GroupView {
         cooling: &cooling,
         can_remove_members: true,
+        can_message_privately: true,
         ..GroupView::empty()
     };
     let silent = decide(&text("发票"), &view, &scripts, office_hours());
@@ -243,6 +244,7 @@ fn commands_check_roles_and_change_settings() {
         members: &members,
         cooling: &|_| false,
         can_remove_members: true,
+        can_message_privately: true,
     };
     let set_role = |user: &str, name: &str, role| {
         vec![Action::Settings(SettingsChange::SetRole {
@@ -402,6 +404,7 @@ fn a_removal_the_channel_cannot_do_is_answered_truthfully() {
             members: &members,
             cooling: &|_| false,
             can_remove_members,
+            can_message_privately: can_remove_members,
         };
         let event = event_from(
             "da",
@@ -432,6 +435,7 @@ fn a_report_takes_the_words_after_the_members_as_its_reason() {
         members: &members,
         cooling: &|_| false,
         can_remove_members: true,
+        can_message_privately: true,
     };
     let reports = |message: &str| -> (Vec<(String, String)>, String) {
         let d = decide(
@@ -472,6 +476,38 @@ fn a_report_takes_the_words_after_the_members_as_its_reason() {
     let (asked, reply) = reports("举报 @赵六 发广告");
     assert!(asked.is_empty());
     assert!(reply.contains("没找到 赵六"), "{reply}");
+    // Issue 27 §2: on a channel that messages people privately, with an owner and an admin to
+    // tell, the answer says they will be told privately; where nobody else holds the role, or
+    // the channel cannot message privately, it does not.
+    let (_, reply) = reports("举报 @李四 发广告");
+    assert!(reply.contains("私信告知群主和大当家"), "{reply}");
+    let alone = GroupSettings {
+        owner: Some("zhangsan".into()),
+        ..GroupSettings::default()
+    };
+    for (settings, privately) in [(&alone, true), (&settings, false)] {
+        let view = GroupView {
+            settings,
+            can_message_privately: privately,
+            ..view
+        };
+        let d = decide(
+            &event_from(
+                "zhangsan",
+                EventKind::Text {
+                    text: "举报 @李四 发广告".into(),
+                },
+            ),
+            &view,
+            &scripts,
+            office_hours(),
+        );
+        let reply = reply_text(&d);
+        assert!(
+            reply.contains("举报已记录") && !reply.contains("私信"),
+            "{reply}"
+        );
+    }
 }
 
 #[test]
@@ -548,6 +584,7 @@ fn actions_a_channel_cannot_perform_degrade_visibly() {
         can_post: true,
         can_remove_members: false,
         can_delete_messages: false,
+        can_message_privately: false,
         reply_max_bytes: crate::domain::ReplyLimits::NONE,
     };
     let (actions, notes) = degrade(

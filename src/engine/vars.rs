@@ -198,6 +198,7 @@ fn extras_sample() -> Value {
         target_role => "大当家",
         targets => vec!["王五"],
         can_remove => true,
+        privately => true,
         missing => vec!["赵六"],
         tags => vec!["province:广东", "type:新手群"],
         tag => "type:新手群",

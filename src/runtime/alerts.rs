@@ -1,13 +1,14 @@
 //! The operators' alert target: a WeCom group robot webhook in their own staff group
 //! (`[alerts] webhook_url`), where what members must not see goes — a member's report of another
 //! (which would otherwise name the reporter in front of the group) and a red-envelope test's
-//! verdict on a group. The group robot and a bot account posting into the group cannot reach
-//! admins privately, so this is the private way; without it such reports stay in the moderation
-//! log and the API.
+//! verdict on a group. The group robot cannot reach admins privately, so this is the private way
+//! there; a bot account can also message the group's owner and admins themselves
+//! ([`private_message`]). Without an alert target such reports stay in the moderation log and
+//! the API.
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ChatId, OutMessage, Secret};
+use crate::domain::{AccountKey, ChatId, OutMessage, Secret};
 use crate::store::{Destination, NewSend};
 
 /// Where alerts go, if anywhere.
@@ -57,6 +58,38 @@ impl Alerts {
             not_before: Some(not_before),
             skip: None,
         })
+    }
+}
+
+/// `text` about `chat` as a private message to `user_id` through the bot account `via` (a
+/// member's report to the group's owner or an admin). It is listed among the group's sends; the
+/// implementation refusing it (not a contact of the account) leaves it failed there, with why.
+pub fn private_message(
+    via: &AccountKey,
+    chat: &ChatId,
+    user_id: &str,
+    key: String,
+    purpose: &str,
+    text: String,
+    not_before: DateTime<Utc>,
+) -> NewSend {
+    NewSend {
+        key,
+        chat: Some(chat.clone()),
+        bot: Some(via.bot.clone()),
+        to: Destination::Private {
+            account: via.user_id.clone(),
+            user_id: user_id.to_owned(),
+        },
+        message: OutMessage::Text {
+            content: text,
+            mentioned: Vec::new(),
+            mentioned_mobiles: Vec::new(),
+        },
+        purpose: purpose.to_owned(),
+        run: None,
+        not_before: Some(not_before),
+        skip: None,
     }
 }
 

@@ -501,6 +501,7 @@ async fn decide(
         members: &members,
         cooling: &cooling,
         can_remove_members: caps.can_remove_members,
+        can_message_privately: caps.can_message_privately,
     };
     let decision = engine::decide(event, &view, &scripts, now);
     for problem in &decision.problems {

@@ -191,6 +191,7 @@ pub fn simulate(
         members: &members,
         cooling: sources.cooling,
         can_remove_members: caps.can_remove_members,
+        can_message_privately: caps.can_message_privately,
     };
     lines.extend(crate::engine::simulate::explain(
         &event,

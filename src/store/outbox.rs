@@ -47,6 +47,10 @@ pub enum OutboxState {
 pub enum Destination {
     /// A WeCom group robot's webhook URL (a credential).
     Webhook { url: String },
+    /// A private message to `user_id` through this bot account of the entry's (OneBot) bot (the
+    /// entry's group is what it is about). Before `Account`: read untagged, a private
+    /// destination would otherwise be taken for the group's.
+    Private { account: String, user_id: String },
     /// The entry's group, through this bot account of the entry's (OneBot) bot.
     Account { account: String },
 }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::helpers::fake_onebot::{FakeOneBot, World, sent_mentions, sent_text};
 use crate::helpers::*;
 use crate::onebot::{
-    BOT_ACCOUNT, GROUP, adopted_by_owner, app_with, mention_command, scripts, wait_members, world,
+    BOT_ACCOUNT, GROUP, adopted_by_owner, app_with, mention_command, scripts, wait_members,
+    wait_sends, world,
 };
 
 /// The moderation log, filtered by `query` (`chat_id=…&user_id=…`).
@@ -53,6 +54,27 @@ async fn wait_sent(fake: &FakeOneBot, needle: &str, count: usize) -> Vec<Value> 
         assert!(
             std::time::Instant::now() < deadline,
             "{count} messages with {needle:?} never sent: {:?}",
+            fake.requests("send_message")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for `count` private messages to `user`, returning them.
+async fn wait_private(fake: &FakeOneBot, user: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<Value> = fake
+            .requests("send_message")
+            .into_iter()
+            .filter(|r| r["params"]["detail_type"] == "private" && r["params"]["user_id"] == user)
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} private messages to {user} never sent: {:?}",
             fake.requests("send_message")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -178,8 +200,10 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
 
 #[tokio::test]
 async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
-    let Setup { app, fake, .. } =
-        group_of_three(scripts(), &["wx.delete_groupmember"], |_| {}).await;
+    let Setup { app, fake, .. } = group_of_three(scripts(), &["wx.delete_groupmember"], |w| {
+        w.contacts = vec!["wxid_owner".into()];
+    })
+    .await;
 
     // The owner is trusted: an ad-like message of theirs stays.
     fake.text(GROUP, "wxid_owner", "课程报名加我微信 kj12345");
@@ -236,13 +260,23 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
             {"type": "text", "data": {"text": " 私聊发广告"}}
         ]),
     );
-    // Issue 27 §2: the report goes to the operators' alert group, never into the group (where
-    // it would name the reporter); the reporter is told it is recorded and not made public.
+    // Issue 27 §2: the report goes to the owner privately (the bot account can message its
+    // contacts) and to the operators' alert group, never into the group (where it would name
+    // the reporter); the reporter is told it is recorded, sent privately, not made public.
     let answer = wait_sent(&fake, "举报已记录", 1).await;
     assert!(
-        sent_text(&answer[0]).contains("不会在群里公开"),
+        sent_text(&answer[0]).contains("并会私信告知群主和大当家")
+            && sent_text(&answer[0]).contains("不会在群里公开"),
         "{}",
         answer[0]
+    );
+    let private = wait_private(&fake, "wxid_owner", 1).await;
+    let told = sent_text(&private[0]);
+    assert!(
+        told.contains("举报了 wxid_a")
+            && told.contains("私聊发广告")
+            && told.contains("大家好我是新来的"),
+        "{told}"
     );
     let alert = app.fake.wait_delivered(ALERTS_KEY, 1).await;
     let alert = alert[0].body["text"]["content"]
@@ -260,7 +294,10 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
     assert_eq!(reports[0]["reason"], "私聊发广告", "{}", reports[0]);
     assert_eq!(
         reports[0]["outcome"],
-        json!(["queued for the operators' alert group"]),
+        json!([
+            "queued as a private message to wxid_owner",
+            "queued for the operators' alert group"
+        ]),
         "{}",
         reports[0]
     );
@@ -268,7 +305,7 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
         !fake
             .requests("send_message")
             .iter()
-            .any(|s| sent_text(s).contains("举报了")),
+            .any(|s| s["params"]["detail_type"] == "group" && sent_text(s).contains("举报了")),
         "the report was posted into the group"
     );
     // And the owner pardons the warned member: warnings cleared.
@@ -282,6 +319,64 @@ async fn trusted_members_are_not_touched_and_members_can_report_and_appeal() {
     );
     fake.text(GROUP, "wxid_spam", "加我薇信领取资料 kj99999");
     wait_sent(&fake, "第 1 次提醒", 2).await;
+}
+
+/// Issue 27 §2: a report is never sent privately to the member it names (here an admin), and a
+/// private message the implementation refuses — the owner is not a contact of the account — is
+/// listed as failed among the group's sends, with why, while the operators still get the report.
+#[tokio::test]
+async fn a_private_report_the_implementation_refuses_is_failed_in_the_sends_and_the_operators_have_it()
+ {
+    let Setup { app, fake, .. } =
+        group_of_three(scripts(), &["wx.delete_groupmember"], |_| {}).await;
+    fake.text(GROUP, "wxid_a", "今晚八点直播");
+    spoke(&app, GROUP, "wxid_a").await;
+    fake.message(GROUP, "wxid_owner", mention_command("设置大当家", "wxid_a"));
+    wait_sent(&fake, "设为大当家", 1).await;
+    fake.message(
+        GROUP,
+        "wxid_spam",
+        json!([
+            {"type": "mention", "data": {"user_id": BOT_ACCOUNT}},
+            {"type": "text", "data": {"text": " 举报 "}},
+            {"type": "mention", "data": {"user_id": "wxid_a"}},
+            {"type": "text", "data": {"text": " 乱发链接"}}
+        ]),
+    );
+    wait_sent(&fake, "举报已记录", 1).await;
+    let private = wait_private(&fake, "wxid_owner", 1).await;
+    assert!(sent_text(&private[0]).contains("乱发链接"));
+    let sends = wait_sends(&app, |sends| {
+        sends
+            .iter()
+            .any(|s| s["via"] == "private" && s["state"] == "failed")
+    })
+    .await;
+    let refused = sends.iter().find(|s| s["via"] == "private").unwrap();
+    assert_eq!(refused["recipient"], "wxid_owner", "{refused}");
+    assert_eq!(refused["purpose"], "report", "{refused}");
+    assert!(
+        refused["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a contact")),
+        "{refused}"
+    );
+    // The reported admin is not told, privately or otherwise.
+    assert!(
+        !fake
+            .requests("send_message")
+            .iter()
+            .any(|s| s["params"]["user_id"] == "wxid_a"),
+        "the reported member was messaged"
+    );
+    let alert = app.fake.wait_delivered(ALERTS_KEY, 1).await;
+    assert!(
+        alert[0].body["text"]["content"]
+            .as_str()
+            .is_some_and(|t| t.contains("乱发链接")),
+        "{:?}",
+        alert[0].body
+    );
 }
 
 #[tokio::test]

@@ -446,7 +446,7 @@ pub(crate) async fn wait_members(
 }
 
 /// Polls the group's sends until `check` holds.
-async fn wait_sends(
+pub(crate) async fn wait_sends(
     app: &TestApp,
     check: impl Fn(&Vec<serde_json::Value>) -> bool,
 ) -> Vec<serde_json::Value> {

@@ -365,10 +365,22 @@ async fn on_a_bot_account_any_message_claims_and_wechat_grabs_are_recorded() {
     // Three claimers of three members (the bot account is not counted).
     assert_eq!(test["results"]["claimer_ratio"], 1.0, "{test}");
     assert_eq!(test["results"]["silent_claimers"], 3, "{test}");
-    // The verdict goes to the operators' alert group, not to the bot account's group.
+    // The verdict goes to the operators' alert group and privately to the owner (issue 27 §2),
+    // not into the bot account's group.
     let report = wait_post(&app, ALERTS_KEY, "红包测试结果").await;
     assert!(content(&report).contains(GROUP), "{}", content(&report));
-    assert!(sent_with("红包测试结果").is_empty());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sent_with("红包测试结果").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the owner was never told privately"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for sent in sent_with("红包测试结果") {
+        assert_eq!(sent["params"]["detail_type"], "private", "{sent}");
+        assert_eq!(sent["params"]["user_id"], "wxid_owner", "{sent}");
+    }
     let (_, csv) = ledger(&app, &id).await;
     assert!(
         csv.contains(",wxid_owner,") && csv.contains(",wechat_envelope"),

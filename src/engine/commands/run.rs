@@ -163,6 +163,19 @@ impl Run<'_> {
         };
         let mut requests = Vec::new();
         let mut names = Vec::new();
+        // A report reaches the owner and admins privately where the channel can message them
+        // and someone other than the reporter and the reported holds the role.
+        let asker = self.ctx.event.from.user_id.as_str();
+        let privately = self.command.kind == CommandKind::Report
+            && self.ctx.view.can_message_privately
+            && found.iter().all(|(user_id, _)| {
+                !self
+                    .ctx
+                    .view
+                    .settings
+                    .report_recipients(&[asker, user_id])
+                    .is_empty()
+            });
         for (user_id, name) in found {
             requests.push(Action::Moderation(match self.command.kind {
                 CommandKind::Pardon => ModerationRequest::Pardon {
@@ -179,7 +192,7 @@ impl Run<'_> {
             }));
             names.push(if name.is_empty() { user_id } else { name });
         }
-        self.answer_with(context! { targets => names }, requests)
+        self.answer_with(context! { targets => names, privately }, requests)
     }
 
     /// `打标签` / `删标签`: the tags after the command, folded and checked.

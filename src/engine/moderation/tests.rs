@@ -458,6 +458,7 @@ fn account_caps() -> Capabilities {
         can_post: true,
         can_remove_members: true,
         can_delete_messages: true,
+        can_message_privately: true,
         reply_max_bytes: crate::domain::ReplyLimits::NONE,
     }
 }
@@ -550,6 +551,7 @@ fn the_response_words_the_notice_and_decides_the_blacklist_once() {
         passive_reply: true,
         can_remove_members: false,
         can_delete_messages: false,
+        can_message_privately: false,
         ..account_caps()
     };
     let first = judge_text(rules, "刷单返利", &[], &ordinary(&[]), &quiet()).verdict;

@@ -342,6 +342,12 @@ pub async fn list_sends(
                 "via": match e.to {
                     crate::store::Destination::Webhook { .. } => "webhook",
                     crate::store::Destination::Account { .. } => "account",
+                    crate::store::Destination::Private { .. } => "private",
+                },
+                // A private message about the group (a report to an admin): to whom.
+                "recipient": match &e.to {
+                    crate::store::Destination::Private { user_id, .. } => Some(user_id),
+                    _ => None,
                 },
             })
         })

@@ -3,6 +3,7 @@
 //! errors, and releases the group when WeCom says the robot is gone.
 
 use super::*;
+use crate::wire::onebot::hub::To;
 
 /// Where a lane's sends go.
 #[derive(Clone)]
@@ -12,6 +13,12 @@ pub(super) enum Target {
     Account {
         key: AccountKey,
         chat: ChatId,
+        lane: String,
+    },
+    /// A person, privately, through a bot account; `lane` is the lane's key.
+    Private {
+        key: AccountKey,
+        user_id: String,
         lane: String,
     },
 }
@@ -35,13 +42,34 @@ impl Target {
                     chat: chat.clone(),
                 })
             }
+            Destination::Private { account, user_id } => {
+                let Some(bot) = &entry.bot else {
+                    return Err("a private message through a bot account needs its bot".into());
+                };
+                Ok(Target::Private {
+                    lane: format!("private\u{1f}{bot}\u{1f}{account}\u{1f}{user_id}"),
+                    key: AccountKey {
+                        bot: bot.clone(),
+                        user_id: account.clone(),
+                    },
+                    user_id: user_id.clone(),
+                })
+            }
+        }
+    }
+
+    /// The bot account this target sends through, if any.
+    fn account(&self) -> Option<&AccountKey> {
+        match self {
+            Target::Webhook(_) => None,
+            Target::Account { key, .. } | Target::Private { key, .. } => Some(key),
         }
     }
 
     pub(super) fn lane_key(&self) -> &str {
         match self {
             Target::Webhook(url) => url.key(),
-            Target::Account { lane, .. } => lane,
+            Target::Account { lane, .. } | Target::Private { lane, .. } => lane,
         }
     }
 
@@ -50,6 +78,7 @@ impl Target {
         match self {
             Target::Webhook(url) => url.key_hint(),
             Target::Account { key, .. } => format!("{}/{}", key.bot, key.user_id),
+            Target::Private { key, .. } => format!("{}/{} (private)", key.bot, key.user_id),
         }
     }
 
@@ -59,7 +88,7 @@ impl Target {
             Target::Webhook(_) => request_bodies(&entry.message)
                 .map(|b| b.len())
                 .map_err(|e| e.to_string()),
-            Target::Account { .. } => Ok(1),
+            Target::Account { .. } | Target::Private { .. } => Ok(1),
         }
     }
 }
@@ -225,7 +254,7 @@ pub(super) async fn wait_for_account(
     target: &Target,
     entry: &OutboxEntry,
 ) -> Result<(), SendError> {
-    let Target::Account { key, .. } = target else {
+    let Some(key) = target.account() else {
         return Ok(());
     };
     let hub = &inner.options.hub;
@@ -282,7 +311,7 @@ pub(super) async fn send_with_retries(
     let settings = &inner.settings;
     let (retry_base, max_attempts) = match target {
         Target::Webhook(_) => (settings.retry_base, settings.max_attempts),
-        Target::Account { .. } => (
+        Target::Account { .. } | Target::Private { .. } => (
             inner.options.account_retry_base,
             inner.options.account_max_attempts,
         ),
@@ -330,9 +359,17 @@ pub(super) async fn send_with_retries(
                     .await
                     .map_err(SendError::from)
             }
-            Target::Account { key, chat, .. } => Box::pin(inner.options.hub.send_group_message(
+            Target::Account { key, chat, .. } => Box::pin(inner.options.hub.send_message(
                 key,
-                chat.as_str(),
+                To::Group(chat.as_str()),
+                message,
+            ))
+            .await
+            .map(|_| ())
+            .map_err(SendError::from),
+            Target::Private { key, user_id, .. } => Box::pin(inner.options.hub.send_message(
+                key,
+                To::Private(user_id),
                 message,
             ))
             .await

@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::{persist, shorten, system_entry};
-use crate::domain::{Capabilities, ChatId, Event, ModerationRequest};
+use crate::domain::{AccountKey, Capabilities, ChatId, Event, ModerationRequest};
 use crate::engine::RecentMessage;
 use crate::runtime::Services;
+use crate::runtime::alerts::private_message;
 use crate::runtime::pipeline::Post;
-use crate::store::{LogFilter, StoreError};
+use crate::store::{LogFilter, NewSend, StoreError};
 
 /// How many of a reported member's recent messages the admins are shown.
 const REPORTED_MESSAGES: usize = 3;
@@ -121,6 +122,125 @@ pub async fn approve(
     Ok(())
 }
 
+/// A member's report of another, as filed.
+struct Report<'a> {
+    user_id: &'a str,
+    reason: String,
+    /// The reporter, as a notice names them.
+    asker: &'a str,
+    /// The conversation's last messages (the reported member's are quoted).
+    recent: &'a [RecentMessage],
+}
+
+impl Report<'_> {
+    /// Files the report: in the moderation log, to the operators' alert target, and — where the
+    /// channel can message people privately — to the group's owner and admins (not the reporter
+    /// nor the reported), all queued in one transaction with the log entry. Never into the
+    /// group: that would name the reporter in front of everyone.
+    async fn file(
+        self,
+        state: &Services,
+        event: &Event,
+        chat: &ChatId,
+        caps: Capabilities,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let user_id = self.user_id;
+        let reported = member_name(state, chat, user_id).await;
+        let reported_as = crate::engine::vars::name_and_id(&reported, user_id);
+        let said: Vec<String> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|m| m.user_id == user_id)
+            .take(REPORTED_MESSAGES)
+            .map(|m| format!("· {}", shorten(&m.text, 80)))
+            .collect();
+        let evidence = if said.is_empty() {
+            "（最近没有看到 TA 的消息）".to_owned()
+        } else {
+            said.join("\n")
+        };
+        let settings = state.directory.get(chat);
+        let group = match settings.name.trim() {
+            "" => String::new(),
+            name => format!("群「{name}」里，"),
+        };
+        let text = format!(
+            "📣 {group}{} 举报了 {reported_as}{}。TA 最近的消息：\n{evidence}",
+            self.asker,
+            if self.reason.is_empty() {
+                String::new()
+            } else {
+                format!("（{}）", self.reason)
+            }
+        );
+        let key = format!("report:{}:{}:{user_id}", event.bot, event.msg_id);
+        let alert = state
+            .alerts
+            .send(key.clone(), chat, "report", text.clone(), now);
+        let by = event.from.user_id.as_str();
+        let recipients = match (&event.account, caps.can_message_privately) {
+            (Some(_), true) => settings.report_recipients(&[by, user_id]),
+            _ => Vec::new(),
+        };
+        let private: Vec<NewSend> = match &event.account {
+            Some(account) => {
+                let via = AccountKey {
+                    bot: event.bot.clone(),
+                    user_id: account.clone(),
+                };
+                let text = match group.is_empty() {
+                    true => format!("{text}\n（群：{chat}）"),
+                    false => text,
+                };
+                recipients
+                    .iter()
+                    .map(|to| {
+                        let key = format!("{key}:to:{to}");
+                        private_message(&via, chat, to, key, "report", text.clone(), now)
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let mut entry = system_entry(chat, user_id, "report", now, evidence);
+        entry.name = reported;
+        entry.by = by.to_owned();
+        entry.reason = self.reason;
+        entry.action = "notify".into();
+        if !private.is_empty() {
+            entry.outcome.push(format!(
+                "queued as a private message to {}",
+                recipients.join(", ")
+            ));
+        }
+        entry.outcome.push(match alert {
+            Some(_) => "queued for the operators' alert group".into(),
+            None => "no [alerts] webhook_url: not sent to the operators".into(),
+        });
+        // The log entry and the messages in one transaction: all are kept, or none.
+        let store = state.store.clone();
+        let sends: Vec<NewSend> = alert.into_iter().chain(private).collect();
+        let queued = tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                tx.log_moderation(&entry)?;
+                let mut queued = Vec::new();
+                for send in sends {
+                    queued.extend(tx.enqueue(send, now)?);
+                }
+                Ok(queued)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
+        for entry in queued {
+            state.outbox.dispatch(entry);
+        }
+        Ok(())
+    }
+}
+
 /// Performs a request made by a command in `event`'s group; returns the posts to make (the
 /// notices of reports and appeals). `recent` is the conversation's last messages.
 pub async fn perform(
@@ -159,73 +279,15 @@ pub async fn perform(
             }
         }
         ModerationRequest::Report { user_id, reason } => {
-            let reported = member_name(state, chat, &user_id).await;
-            let reported_as = crate::engine::vars::name_and_id(&reported, &user_id);
-            let said: Vec<String> = recent
-                .iter()
-                .rev()
-                .filter(|m| m.user_id == user_id)
-                .take(REPORTED_MESSAGES)
-                .map(|m| format!("· {}", shorten(&m.text, 80)))
-                .collect();
-            let evidence = if said.is_empty() {
-                "（最近没有看到 TA 的消息）".to_owned()
-            } else {
-                said.join("\n")
+            let report = Report {
+                user_id: &user_id,
+                reason,
+                asker: &asker,
+                recent,
             };
-            // Never into the group: that would name the reporter in front of everyone. Neither
-            // the robot nor a bot account posting into the group reaches admins privately, so
-            // the report goes to the operators' alert target and the moderation log.
-            let settings = state.directory.get(chat);
-            let group = match settings.name.trim() {
-                "" => String::new(),
-                name => format!("群「{name}」里，"),
-            };
-            let text = format!(
-                "📣 {group}{asker} 举报了 {reported_as}{}。TA 最近的消息：\n{evidence}",
-                if reason.is_empty() {
-                    String::new()
-                } else {
-                    format!("（{reason}）")
-                }
-            );
-            let alert = state.alerts.send(
-                format!("report:{}:{}:{user_id}", event.bot, event.msg_id),
-                chat,
-                "report",
-                text,
-                now,
-            );
-            let mut entry = system_entry(chat, &user_id, "report", now, evidence);
-            entry.name = reported;
-            entry.by = by.to_owned();
-            entry.reason = reason;
-            entry.action = "notify".into();
-            entry.outcome = vec![match alert {
-                Some(_) => "queued for the operators' alert group".into(),
-                None => "logged only (no [alerts] webhook_url)".into(),
-            }];
-            // The log entry and the alert in one transaction: both are kept, or neither.
-            let store = state.store.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                store.write(|tx| {
-                    tx.log_moderation(&entry)?;
-                    match alert {
-                        Some(send) => tx.enqueue(send, now),
-                        None => Ok(None),
-                    }
-                })
-            })
-            .await;
-            match written {
-                Ok(Ok(queued)) => {
-                    if let Some(entry) = queued {
-                        state.outbox.dispatch(entry);
-                    }
-                    Vec::new()
-                }
-                Ok(Err(e)) => failed(e),
-                Err(e) => failed(StoreError::Db(e.to_string())),
+            match report.file(state, event, chat, caps, now).await {
+                Ok(()) => Vec::new(),
+                Err(e) => failed(e),
             }
         }
         ModerationRequest::Appeal { reason } => {

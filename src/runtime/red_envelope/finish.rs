@@ -3,6 +3,7 @@
 //! operators' alert target — and the posts and answers that say so.
 
 use super::*;
+use crate::runtime::alerts::private_message;
 
 impl Envelopes {
     /// Cancels the test running in `which` (its id, or its group): stored as cancelled with
@@ -317,22 +318,40 @@ impl Envelopes {
             Ok(message) => posts.push((message, "red_envelope")),
             Err(e) => error!(test = %test.id, error = %e, "the announcement did not render"),
         }
-        // The verdict on a group is for the operators, not its members: the report goes to the
-        // alert target, never into the group.
-        let mut alert = None;
+        // The verdict on a group is for the operators and its owner and admins, not its members:
+        // the report goes to the alert target and, through a bot account, privately to the owner
+        // and admins — never into the group.
+        let mut reports = Vec::new();
         match self.render_post(scripts, &messages.report, chat, vars) {
             Ok(OutMessage::Text { content, .. }) => {
-                let text = with_group_name(&self.directory.get(chat), &content);
-                alert = self.alerts.send(
-                    format!("envelope:{}:report", test.id),
-                    chat,
-                    "red_envelope_report",
-                    text,
-                    announce_at,
-                );
-                if alert.is_none() {
-                    info!(test = %test.id, chat = %chat, "results kept in the API only: no [alerts] webhook_url");
+                let settings = self.directory.get(chat);
+                let text = with_group_name(&settings, &content);
+                let key = format!("envelope:{}:report", test.id);
+                if let Some(account) = &group.account {
+                    let via = crate::domain::AccountKey {
+                        bot: group.bot.clone(),
+                        user_id: account.clone(),
+                    };
+                    reports.extend(settings.report_recipients(&[]).iter().map(|to| {
+                        let key = format!("{key}:to:{to}");
+                        private_message(
+                            &via,
+                            chat,
+                            to,
+                            key,
+                            "red_envelope_report",
+                            text.clone(),
+                            announce_at,
+                        )
+                    }));
                 }
+                let alert = self
+                    .alerts
+                    .send(key, chat, "red_envelope_report", text, announce_at);
+                if alert.is_none() && reports.is_empty() {
+                    info!(test = %test.id, chat = %chat, "results kept in the API only: no [alerts] webhook_url, no admin to message privately");
+                }
+                reports.extend(alert);
             }
             Ok(_) => error!(test = %test.id, "the report is not text"),
             Err(e) => error!(test = %test.id, error = %e, "the report did not render"),
@@ -351,7 +370,7 @@ impl Envelopes {
                 not_before: Some(announce_at),
                 skip: None,
             })
-            .chain(alert)
+            .chain(reports)
             .collect()
     }
 

@@ -25,11 +25,38 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with_group(|group| {
+            group.webhook_url = Some(format!("https://{HOST}/cgi-bin/webhook/send?key=k"))
+        })
+    }
+
+    /// A group served by the bot account `wxid_bot`, owned by `boss`, with the admin `da`.
+    fn on_account() -> World {
+        let world = World::with_group(|group| group.account = Some("wxid_bot".into()));
+        let mut settings = crate::domain::GroupSettings {
+            owner: Some("boss".into()),
+            ..Default::default()
+        };
+        settings.roles.insert(
+            "da".into(),
+            crate::domain::RoleHolder {
+                role: Role::Admin,
+                name: "大当家甲".into(),
+            },
+        );
+        world
+            .store
+            .write(|tx| tx.put_settings(&ChatId::new(CHAT), &settings))
+            .unwrap();
+        world
+    }
+
+    fn with_group(prepare: impl FnOnce(&mut GroupRecord)) -> World {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let mut group = GroupRecord::new(ChatId::new(CHAT), BotId::parse("robot").unwrap());
         group.status = GroupStatus::Adopted;
-        group.webhook_url = Some(format!("https://{HOST}/cgi-bin/webhook/send?key=k"));
+        prepare(&mut group);
         store.write(|tx| tx.put_group(&group)).unwrap();
         World {
             _dir: dir,
@@ -496,4 +523,54 @@ async fn a_grab_of_more_than_the_envelope_holds_is_refused() {
     let stored = world.store.envelope_claims(&test.id).unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored.iter().map(|c| c.amount_fen).sum::<u64>(), 2000);
+}
+
+/// Issue 27 §2: on a bot account the verdict also reaches the group's owner and admins as
+/// private messages (never the group), beside the operators' alert group.
+#[tokio::test(start_paused = true)]
+async fn on_a_bot_account_the_report_goes_privately_to_the_owner_and_admins() {
+    let world = World::on_account();
+    let envelopes = world.envelopes();
+    let chat = ChatId::new(CHAT);
+    envelopes
+        .start(&chat, params(300, 3, 600), "tester")
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(601)).await;
+    envelopes.finish_due().await;
+    let sent = world.sent.lock().unwrap().clone();
+    let reports: Vec<&OutboxEntry> = sent
+        .iter()
+        .filter(|e| e.purpose == "red_envelope_report")
+        .collect();
+    let mut private: Vec<&str> = reports
+        .iter()
+        .filter_map(|e| match &e.to {
+            crate::store::Destination::Private { account, user_id } => {
+                assert_eq!(account, "wxid_bot");
+                assert_eq!(
+                    e.chat.as_ref(),
+                    Some(&chat),
+                    "listed with the group's sends"
+                );
+                Some(user_id.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    private.sort();
+    assert_eq!(private, ["boss", "da"], "{reports:?}");
+    assert!(
+        reports.iter().any(
+            |e| matches!(&e.to, crate::store::Destination::Webhook { url } if url.ends_with("key=staff"))
+        ),
+        "{reports:?}"
+    );
+    // Into the group only the announcement, which names no verdict on the group.
+    assert!(
+        sent.iter()
+            .filter(|e| matches!(e.to, crate::store::Destination::Account { .. }))
+            .all(|e| e.purpose == "red_envelope"),
+        "{sent:?}"
+    );
 }

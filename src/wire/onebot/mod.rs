@@ -34,7 +34,7 @@ pub struct OneBotConfig {
 
 /// A bot account (OneBot 12): hears everything and sees joins; the reply goes out at once
 /// on the connection the event came in on; removal and deletion only where the
-/// implementation offers them.
+/// implementation offers them; private messages through the standard `send_message`.
 pub const fn capabilities(
     can_remove_members: bool,
     can_delete_messages: bool,
@@ -46,6 +46,7 @@ pub const fn capabilities(
         can_post: true,
         can_remove_members,
         can_delete_messages,
+        can_message_privately: true,
         // The reply is a message like any other, split by the sender.
         reply_max_bytes: crate::domain::ReplyLimits::NONE,
     }

@@ -42,6 +42,9 @@ pub struct World {
     pub files: HashMap<String, Vec<u8>>,
     /// Skip `meta.connect` (an implementation that starts with its status).
     pub skip_connect: bool,
+    /// The account's contacts: a private message to anyone else is refused, as WeChat refuses
+    /// messages to people who are not friends.
+    pub contacts: Vec<String>,
 }
 
 /// One connected fake implementation.
@@ -448,6 +451,14 @@ fn perform(world: &mut World, account: &str, action: &str, params: &Value) -> Va
             )),
             None => failed(35001, "no such group"),
         },
+        "send_message" if params["detail_type"] == "private" => {
+            let user = params["user_id"].as_str().unwrap_or_default();
+            if world.contacts.iter().any(|c| c == user) {
+                ok(json!({"message_id": format!("sent-{}", world.requests.len()), "time": now()}))
+            } else {
+                failed(35003, "not a contact of this account")
+            }
+        }
         "send_message" => {
             if world.groups.contains_key(group) {
                 ok(json!({"message_id": format!("sent-{}", world.requests.len()), "time": now()}))

@@ -245,6 +245,15 @@ pub struct AccountStatus {
     pub supported_actions: Option<Vec<String>>,
 }
 
+/// Whom a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To<'a> {
+    /// A group, by its id.
+    Group(&'a str),
+    /// A person, privately, by their user id.
+    Private(&'a str),
+}
+
 /// Every connected account; cheap to share behind an `Arc`.
 pub struct Hub {
     accounts: RwLock<HashMap<AccountKey, Attached>>,
@@ -446,12 +455,23 @@ impl Hub {
         result
     }
 
-    /// Sends `message` to `group_id` through `key`, uploading an image first; returns the new
-    /// message's id.
+    /// Sends `message` to `group_id` through `key`; see [`Self::send_message`].
     pub async fn send_group_message(
         &self,
         key: &AccountKey,
         group_id: &str,
+        message: &OutMessage,
+    ) -> Result<String, CallError> {
+        self.send_message(key, To::Group(group_id), message).await
+    }
+
+    /// Sends `message` to a group or a person through `key` (OneBot 12's `send_message`, whose
+    /// `detail_type` is `group` or `private`), uploading an image first; returns the new
+    /// message's id.
+    pub async fn send_message(
+        &self,
+        key: &AccountKey,
+        to: To<'_>,
         message: &OutMessage,
     ) -> Result<String, CallError> {
         let segments = match outgoing(message) {
@@ -486,7 +506,14 @@ impl Hub {
             .call(
                 key,
                 "send_message",
-                json!({"detail_type": "group", "group_id": group_id, "message": message}),
+                match to {
+                    To::Group(group_id) => {
+                        json!({"detail_type": "group", "group_id": group_id, "message": message})
+                    }
+                    To::Private(user_id) => {
+                        json!({"detail_type": "private", "user_id": user_id, "message": message})
+                    }
+                },
             )
             .await?;
         Ok(sent

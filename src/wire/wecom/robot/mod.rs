@@ -22,6 +22,7 @@ pub const CAPABILITIES: crate::domain::Capabilities = crate::domain::Capabilitie
     can_post: true,
     can_remove_members: false,
     can_delete_messages: false,
+    can_message_privately: false,
     // WeCom's limits for a text and a markdown message.
     reply_max_bytes: crate::domain::ReplyLimits {
         text: 2048,
