@@ -39,25 +39,38 @@ impl Alerts {
         not_before: DateTime<Utc>,
     ) -> Option<NewSend> {
         let url = self.webhook_url.as_ref()?;
-        Some(NewSend {
-            key,
-            // Not the group's send: releasing the group must not skip it, and the group's limits
-            // are not the staff group's.
-            chat: None,
-            bot: None,
-            to: Destination::Webhook {
-                url: url.expose().to_owned(),
-            },
-            message: OutMessage::Text {
-                content: format!("{text}\n（群：{chat}）"),
-                mentioned: Vec::new(),
-                mentioned_mobiles: Vec::new(),
-            },
-            purpose: purpose.to_owned(),
-            run: None,
-            not_before: Some(not_before),
-            skip: None,
-        })
+        let to = Destination::Webhook {
+            url: url.expose().to_owned(),
+        };
+        // Not the group's send (no chat, no bot): releasing the group must not skip it, and the
+        // group's limits are not the staff group's.
+        let text = format!("{text}\n（群：{chat}）");
+        Some(text_send(key, to, text, purpose, not_before))
+    }
+}
+
+/// `text` to `to`, sent once per `key`, not before `not_before`; of no group and no bot.
+fn text_send(
+    key: String,
+    to: Destination,
+    text: String,
+    purpose: &str,
+    not_before: DateTime<Utc>,
+) -> NewSend {
+    NewSend {
+        key,
+        chat: None,
+        bot: None,
+        to,
+        message: OutMessage::Text {
+            content: text,
+            mentioned: Vec::new(),
+            mentioned_mobiles: Vec::new(),
+        },
+        purpose: purpose.to_owned(),
+        run: None,
+        not_before: Some(not_before),
+        skip: None,
     }
 }
 
@@ -73,23 +86,14 @@ pub fn private_message(
     text: String,
     not_before: DateTime<Utc>,
 ) -> NewSend {
+    let to = Destination::Private {
+        account: via.user_id.clone(),
+        user_id: user_id.to_owned(),
+    };
     NewSend {
-        key,
         chat: Some(chat.clone()),
         bot: Some(via.bot.clone()),
-        to: Destination::Private {
-            account: via.user_id.clone(),
-            user_id: user_id.to_owned(),
-        },
-        message: OutMessage::Text {
-            content: text,
-            mentioned: Vec::new(),
-            mentioned_mobiles: Vec::new(),
-        },
-        purpose: purpose.to_owned(),
-        run: None,
-        not_before: Some(not_before),
-        skip: None,
+        ..text_send(key, to, text, purpose, not_before)
     }
 }
 

@@ -44,41 +44,45 @@ fn sent_containing(fake: &FakeOneBot, needle: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn wait_sent(fake: &FakeOneBot, needle: &str, count: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = sent_containing(fake, needle);
-        if found.len() >= count {
-            return found;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{count} messages with {needle:?} never sent: {:?}",
-            fake.requests("send_message")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits for `count` private messages to `user`, returning them.
-async fn wait_private(fake: &FakeOneBot, user: &str, count: usize) -> Vec<Value> {
+/// Waits for `count` `send_message` requests that `matches`, returning them; `what` names them
+/// when they never come.
+async fn wait_messages(
+    fake: &FakeOneBot,
+    what: &str,
+    count: usize,
+    matches: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let found: Vec<Value> = fake
             .requests("send_message")
             .into_iter()
-            .filter(|r| r["params"]["detail_type"] == "private" && r["params"]["user_id"] == user)
+            .filter(|r| matches(r))
             .collect();
         if found.len() >= count {
             return found;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{count} private messages to {user} never sent: {:?}",
+            "{count} {what} never sent: {:?}",
             fake.requests("send_message")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_sent(fake: &FakeOneBot, needle: &str, count: usize) -> Vec<Value> {
+    let what = format!("messages with {needle:?}");
+    wait_messages(fake, &what, count, |r| sent_text(r).contains(needle)).await
+}
+
+/// Waits for `count` private messages to `user`, returning them.
+async fn wait_private(fake: &FakeOneBot, user: &str, count: usize) -> Vec<Value> {
+    let what = format!("private messages to {user}");
+    wait_messages(fake, &what, count, |r| {
+        r["params"]["detail_type"] == "private" && r["params"]["user_id"] == user
+    })
+    .await
 }
 
 /// A service with `scripts` and a bot account serving one group of three (owner `wxid_owner`,

@@ -484,6 +484,15 @@ fn case<'a>(
     }
 }
 
+/// The verdict on an ad from a member warned twice in the window: the third warning removes.
+fn third_warning(rules: &ModerationRules) -> Verdict {
+    let earlier = [
+        now() - chrono::Duration::hours(1),
+        now() - chrono::Duration::minutes(30),
+    ];
+    judge_text(rules, "刷单返利", &[], &ordinary(&earlier), &quiet()).verdict
+}
+
 fn notices(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
@@ -506,13 +515,9 @@ fn the_response_words_the_notice_and_decides_the_blacklist_once() {
     let settings = GroupSettings::default();
     let open = NoticeWindow::Open { folded_before: 0 };
     let sender = sender();
-    let earlier = [
-        now() - chrono::Duration::hours(1),
-        now() - chrono::Duration::minutes(30),
-    ];
     // The third warning removes: the removal carries the notice, names the member by name and
     // id, and puts them on the blacklist — once.
-    let third = judge_text(rules, "刷单返利", &[], &ordinary(&earlier), &quiet()).verdict;
+    let third = third_warning(rules);
     let first_ban = respond(
         rules,
         &scripts.templates,
@@ -615,11 +620,7 @@ fn a_broken_notice_template_falls_back_to_the_built_in_wording_and_says_so() {
     );
     let settings = GroupSettings::default();
     let sender = sender();
-    let earlier = [
-        now() - chrono::Duration::hours(1),
-        now() - chrono::Duration::minutes(30),
-    ];
-    let third = judge_text(rules, "刷单返利", &[], &ordinary(&earlier), &quiet()).verdict;
+    let third = third_warning(rules);
     // Templates that do not hold the shipped notice: rendering fails.
     let response = respond(
         rules,
