@@ -67,67 +67,23 @@ pub fn simulate(
         (None, Some(store)) => store.settings(&chat)?,
         (None, None) => GroupSettings::default(),
     };
-    let mut sender = Sender {
-        user_id: request.from.clone(),
-        ..Sender::default()
+    let mut known = Known {
+        sender: Sender {
+            user_id: request.from.clone(),
+            ..Sender::default()
+        },
+        ..Known::default()
     };
-    let mut members = Vec::new();
-    let mut stats = None;
-    let mut record = crate::store::StandingRecord::default();
-    let mut known: (u64, Option<DateTime<Utc>>) = (0, None);
     if let (Some(store), Some(g)) = (sources.store, &group) {
-        lines.push(format!(
-            "group   {chat}{}: {}, {}, {} members seen, {} messages, tags [{}]",
-            match settings.name.is_empty() {
-                true => String::new(),
-                false => format!(" ({})", settings.name),
-            },
-            format!("{:?}", g.status).to_lowercase(),
-            channel_words(g),
-            g.members_seen,
-            g.messages,
-            settings.tags.iter().cloned().collect::<Vec<_>>().join(", ")
-        ));
-        let today = store.daily(&chat, now)?;
-        stats = Some(GroupStats {
-            members_seen: g.members_seen,
-            messages: g.messages,
-            today_messages: today.messages,
-            today_speakers: today.speakers,
-            members: store.members_listed(g)?,
-            sees_every_message: g.account.is_some(),
-        });
-        members = store
-            .members(&chat)?
-            .into_iter()
-            .map(|m| MemberBrief {
-                user_id: m.user_id,
-                name: m.name,
-            })
-            .collect();
-        record = store.standing(&chat, &request.from)?;
-        match store.member(&chat, &request.from)? {
-            Some(m) => {
-                lines.push(format!(
-                    "sender  {}: {}, {} messages, last seen {}",
-                    request.from,
-                    sources
-                        .scripts
-                        .commands
-                        .role_of(&settings, &request.from)
-                        .title(),
-                    m.message_count,
-                    m.last_seen
-                ));
-                sender.name = m.name;
-                sender.alias = m.alias;
-                known = (m.message_count, Some(m.first_seen));
-            }
-            None => lines.push(format!(
-                "sender  {}: not seen in this group yet",
-                request.from
-            )),
-        }
+        known = read_known(
+            store,
+            g,
+            &settings,
+            sources.scripts,
+            request,
+            now,
+            &mut lines,
+        )?;
     } else if sources.store.is_some() {
         lines.push(format!(
             "group   {chat}: not in the store (simulated with default settings)"
@@ -161,7 +117,7 @@ pub fn simulate(
             .map_or_else(|| sources.default_bot.clone(), |g| g.bot.clone()),
         msg_id: "simulated".into(),
         conversation: Conversation::Group(chat),
-        from: sender,
+        from: known.sender,
         webhook_url: None,
         account: group.as_ref().and_then(|g| g.account.clone()),
         message_id: None,
@@ -171,24 +127,25 @@ pub fn simulate(
         mentioned: request.mention,
         received_at: now,
     };
-    let warnings: Vec<DateTime<Utc>> = record
+    let warnings: Vec<DateTime<Utc>> = known
+        .record
         .warnings
         .iter()
         .filter_map(|&t| DateTime::from_timestamp(t, 0))
         .collect();
     let standing = Standing {
         role: sources.scripts.commands.role_of(&settings, &request.from),
-        approved: record.approved,
-        messages: known.0,
-        clean: known.0.saturating_sub(record.clean_from),
-        first_seen: known.1,
+        approved: known.record.approved,
+        messages: known.messages,
+        clean: known.messages.saturating_sub(known.record.clean_from),
+        first_seen: known.first_seen,
         warnings: &warnings,
     };
     let view = GroupView {
         settings: &settings,
         recent: &[],
-        stats: stats.as_ref(),
-        members: &members,
+        stats: known.stats.as_ref(),
+        members: &known.members,
         cooling: sources.cooling,
         can_remove_members: caps.can_remove_members,
         can_message_privately: caps.can_message_privately,
@@ -202,6 +159,89 @@ pub fn simulate(
         now,
     ));
     Ok(lines)
+}
+
+/// What the store knows of the group and the sender.
+#[derive(Default)]
+struct Known {
+    stats: Option<GroupStats>,
+    members: Vec<MemberBrief>,
+    record: crate::store::StandingRecord,
+    /// The sender, named as the group's member list has them.
+    sender: Sender,
+    /// Messages the sender sent here.
+    messages: u64,
+    first_seen: Option<DateTime<Utc>>,
+}
+
+/// Reads what `store` knows of `group` and of the request's sender, describing both in `lines`.
+fn read_known(
+    store: &Store,
+    g: &GroupRecord,
+    settings: &GroupSettings,
+    scripts: &Scripts,
+    request: &Simulation,
+    now: DateTime<Utc>,
+    lines: &mut Vec<String>,
+) -> Result<Known, StoreError> {
+    let chat = &g.chat_id;
+    let mut known = Known {
+        sender: Sender {
+            user_id: request.from.clone(),
+            ..Sender::default()
+        },
+        ..Known::default()
+    };
+    lines.push(format!(
+        "group   {chat}{}: {}, {}, {} members seen, {} messages, tags [{}]",
+        match settings.name.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", settings.name),
+        },
+        format!("{:?}", g.status).to_lowercase(),
+        channel_words(g),
+        g.members_seen,
+        g.messages,
+        settings.tags.iter().cloned().collect::<Vec<_>>().join(", ")
+    ));
+    let today = store.daily(chat, now)?;
+    known.stats = Some(GroupStats {
+        members_seen: g.members_seen,
+        messages: g.messages,
+        today_messages: today.messages,
+        today_speakers: today.speakers,
+        members: store.members_listed(g)?,
+        sees_every_message: g.account.is_some(),
+    });
+    known.members = store
+        .members(chat)?
+        .into_iter()
+        .map(|m| MemberBrief {
+            user_id: m.user_id,
+            name: m.name,
+        })
+        .collect();
+    known.record = store.standing(chat, &request.from)?;
+    match store.member(chat, &request.from)? {
+        Some(m) => {
+            lines.push(format!(
+                "sender  {}: {}, {} messages, last seen {}",
+                request.from,
+                scripts.commands.role_of(settings, &request.from).title(),
+                m.message_count,
+                m.last_seen
+            ));
+            known.sender.name = m.name;
+            known.sender.alias = m.alias;
+            known.messages = m.message_count;
+            known.first_seen = Some(m.first_seen);
+        }
+        None => lines.push(format!(
+            "sender  {}: not seen in this group yet",
+            request.from
+        )),
+    }
+    Ok(known)
 }
 
 /// The group's channel, in words.
