@@ -115,13 +115,15 @@ fn moderated(
         message_id: event.message_id.as_deref(),
         caps,
         settings: view.settings,
-        vars: super::vars::base(
-            &event.from,
-            standing.role,
-            event.chat_id(),
-            view.settings,
-            now,
-        ),
+        vars: &|| {
+            super::vars::base(
+                &event.from,
+                standing.role,
+                event.chat_id(),
+                view.settings,
+                now,
+            )
+        },
         window: moderation::NoticeWindow::Open { folded_before: 0 },
         blacklisted: false,
     };

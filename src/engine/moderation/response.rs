@@ -36,8 +36,9 @@ pub struct Case<'a> {
     pub message_id: Option<&'a str>,
     pub caps: Capabilities,
     pub settings: &'a GroupSettings,
-    /// The template variables of the sender and group ([`vars::base`]).
-    pub vars: Value,
+    /// The template variables of the sender and group ([`vars::base`]), built only when a
+    /// template is rendered (a folded finding of a flood renders none).
+    pub vars: &'a dyn Fn() -> Value,
     pub window: NoticeWindow,
     /// The member is on the operator-wide blacklist already.
     pub blacklisted: bool,
@@ -88,7 +89,7 @@ pub fn respond(rules: &ModerationRules, templates: &Templates, case: Case<'_>) -
     let mut notes = Vec::new();
     let vars = || {
         context! {
-            ..case.vars.clone(),
+            ..(case.vars)(),
             ..context! {
                 reason => &worst.reason,
                 rule => &worst.check,

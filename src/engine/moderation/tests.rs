@@ -463,6 +463,17 @@ fn account_caps() -> Capabilities {
     }
 }
 
+/// The template variables of [`sender`] in a group nothing is known about.
+fn base_vars() -> minijinja::Value {
+    crate::engine::vars::base(
+        &sender(),
+        Role::Member,
+        None,
+        &GroupSettings::default(),
+        now(),
+    )
+}
+
 fn case<'a>(
     verdict: &'a Verdict,
     sender: &'a crate::domain::Sender,
@@ -478,7 +489,7 @@ fn case<'a>(
         message_id: Some("m1"),
         caps,
         settings,
-        vars: crate::engine::vars::base(sender, Role::Member, None, settings, now()),
+        vars: &base_vars,
         window,
         blacklisted,
     }

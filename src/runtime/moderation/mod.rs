@@ -154,16 +154,16 @@ pub async fn screen_message(
         message_id: event.message_id.as_deref(),
         caps,
         settings: &settings,
-        vars: vars::base(&sender, role, Some(chat), &settings, now),
+        vars: &|| vars::base(&sender, role, Some(chat), &settings, now),
         window: admit.window(),
         blacklisted: blacklisted.is_some(),
     };
-    let Some(response) = moderation::respond(rules, &scripts.templates, case) else {
+    let Some(mut response) = moderation::respond(rules, &scripts.templates, case) else {
         moderator.keep(chat, user, member);
         return Screened::default();
     };
     let (done, posts) =
-        carry_out_response(state, event, &response, &verdict, &before, admit, caps).await;
+        carry_out_response(state, event, &mut response, &verdict, &before, admit, caps).await;
     let ban = response.blacklist.then(|| BlacklistEntry {
         user_id: user.to_owned(),
         name: event.from.name.clone(),
@@ -286,7 +286,7 @@ async fn judge(
 async fn carry_out_response(
     state: &Services,
     event: &Event,
-    response: &Response,
+    response: &mut Response,
     verdict: &Verdict,
     before: &activity::Before,
     admit: notices::Admit,
@@ -295,7 +295,8 @@ async fn carry_out_response(
     for note in &response.notes {
         warn!(bot = %event.bot, chat = ?event.chat_id(), "{note}");
     }
-    let actions = response.actions.clone();
+    // Performed here; the response keeps what the log needs.
+    let actions = std::mem::take(&mut response.actions);
     let (mut done, posts) = carry_out(state, event, actions, caps, &response.warned(verdict)).await;
     match admit {
         notices::Admit::Post { folded: 0 } => {}
