@@ -205,3 +205,32 @@ async fn operators_set_tags_roles_and_rule_switches_through_the_admin_api() {
         .unwrap();
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Issue 17 §6: the group robot cannot remove anyone, so `移出` through a robot callback says
+/// what really happens — the owner and admins are asked — instead of "正在将 … 移出本群".
+#[tokio::test]
+async fn the_robot_says_it_asks_the_admins_to_remove_instead_of_pretending_to() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("cmd-remove");
+    adopt_by(&app, "g-rm", "boss", &hook).await;
+    let say = |user: &str, id: &str, text: &str| {
+        robot_message(
+            "g-rm",
+            user,
+            id,
+            &hook,
+            &text_body(&format!("@会计小喇叭 {text}")),
+        )
+    };
+    // wangwu speaks first, so the bot knows the name.
+    app.reply_to(&say("wangwu", "rm-0", "你好")).await;
+    let reply = app
+        .reply_to(&say("boss", "rm-1", "移出 @用户wangwu"))
+        .await
+        .expect("an answer");
+    assert!(
+        reply.contains("机器人在这个群里不能移人") && reply.contains("已请群主和大当家"),
+        "{reply}"
+    );
+    assert!(!reply.contains("正在将"), "{reply}");
+}
