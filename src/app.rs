@@ -369,6 +369,10 @@ impl App {
             services,
             hub,
             admin_token: config.admin.token.clone(),
+            default_bot: config.bots.first().map_or_else(
+                || crate::domain::BotId::parse("trumpet").expect("a valid bot id"),
+                |b| b.id.clone(),
+            ),
         })
     }
 

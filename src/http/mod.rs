@@ -32,6 +32,8 @@ pub struct AppState {
     /// The connected bot accounts (the admin API lists them).
     pub hub: Arc<Hub>,
     pub admin_token: Option<Secret>,
+    /// The first configured bot: a simulation of a group the store does not know runs as it.
+    pub default_bot: crate::domain::BotId,
 }
 
 /// Handlers reach the services as if they were the state's own fields (`state.store`).

@@ -11,7 +11,6 @@ use axum::{Json, Router};
 use chrono::Utc;
 
 use super::{ApiError, AppState, admit};
-use crate::domain::BotId;
 use crate::runtime::simulate::{Simulation, Sources, simulate};
 
 /// The routes of this resource.
@@ -44,7 +43,7 @@ pub async fn simulate_message(
             scripts: &scripts,
             accounts: Some(&*state.accounts),
             cooling: &cooling,
-            default_bot: BotId::parse("trumpet").expect("a valid bot id"),
+            default_bot: state.default_bot.clone(),
         };
         simulate(&sources, &request, now)
     })
