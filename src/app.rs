@@ -3,8 +3,8 @@
 //!
 //! Shutdown is one `CancellationToken`: the signal cancels it, the server stops accepting and
 //! finishes requests in flight, the bot accounts' sockets close, and every background loop (the
-//! scheduler, envelope timers, the digest, feeds, the scripts watcher, the pruner) ends; one
-//! `TaskTracker` waits for them. Then the pipeline drains into the store, and queued pushes get
+//! scheduler, envelope timers, the digest, feeds, the scripts watcher, the pruner, the bot
+//! accounts' roster syncs, the robot groups' name reads) ends; one `TaskTracker` waits for them. Then the pipeline drains into the store, and queued pushes get
 //! `server.shutdown_grace_secs` to go out.
 
 use std::collections::HashMap;
@@ -325,6 +325,7 @@ impl App {
             envelopes,
             speakers: core.speakers,
             alerts,
+            tasks: tasks.clone(),
         };
         Ok((Arc::new(services), welcomer_task))
     }

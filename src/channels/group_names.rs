@@ -88,7 +88,7 @@ impl GroupNames {
             return;
         };
         let (names, services, chat) = (Arc::clone(self), Arc::clone(services), chat.clone());
-        tokio::spawn(async move {
+        services.tasks.clone().spawn(async move {
             let _permit = permit;
             match names.read(&url).await {
                 Ok(name) => {

@@ -51,4 +51,7 @@ pub struct Services {
     pub alerts: alerts::Alerts,
     /// The bot accounts, through whichever channel carries them.
     pub accounts: Arc<dyn accounts::BotAccounts>,
+    /// The service's background tasks (loops, roster syncs, group-name reads): shutdown waits
+    /// for each of them before the pipeline drains.
+    pub tasks: tokio_util::task::TaskTracker,
 }

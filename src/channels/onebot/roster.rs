@@ -59,7 +59,8 @@ pub fn account_online(services: Arc<Services>, hub: Arc<Hub>, key: AccountKey, e
     };
     let connection_id = connection.id;
     drop(connection);
-    tokio::spawn(async move {
+    let tasks = services.tasks.clone();
+    tasks.spawn(async move {
         loop {
             sync_groups(&services, &hub, &key).await;
             tokio::select! {
