@@ -476,3 +476,77 @@ fn simulate_survives_a_closed_pipe() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Issue 27 §12 through `trumpet check`: what would silently misbehave is refused before the
+/// service starts, naming the file (or key) and what is wrong — an unknown outbox purpose, a URL
+/// where a domain is wanted, a mistyped check kind, a cron that never fires, a number out of a
+/// cron field's range, quiet hours over every slot of a job.
+#[test]
+fn check_refuses_settings_that_would_silently_misbehave() {
+    let defaults = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults");
+    let check = |file: &str, edit: &dyn Fn(String) -> String, config: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let scripts = dir.path().join("scripts");
+        crate::helpers::copy_dir(&defaults, &scripts);
+        let path = scripts.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
+        std::fs::write(dir.path().join("trumpet.toml"), config).unwrap();
+        let out = trumpet()
+            .arg("check")
+            .current_dir(dir.path())
+            .env("TRUMPET_SCRIPTS__DIR", &scripts)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let unchanged = |text: String| text;
+    let (code, err) = check(
+        "messages.toml",
+        &unchanged,
+        "[outbox.expire_after_minutes]\nwelcom = 5\n",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("outbox.expire_after_minutes.welcom"), "{err}");
+    assert_eq!(check("messages.toml", &unchanged, "").0, Some(0));
+    for (file, from, to, expected) in [
+        (
+            "moderation.toml",
+            "allow = [\n",
+            "allow = [\n  \"https://etax.chinatax.gov.cn/web\",\n",
+            "write the host alone",
+        ),
+        (
+            "moderation.toml",
+            "kind = \"words\"",
+            "kind = \"word\"",
+            "kind \"word\" must be",
+        ),
+        (
+            "schedules.toml",
+            "cron = \"30 7 * * *\"",
+            "cron = \"30 7 30 2 *\"",
+            "never fires",
+        ),
+        (
+            "schedules.toml",
+            "cron = \"30 7 * * *\"",
+            "cron = \"30 25 * * *\"",
+            "the hour field is 25",
+        ),
+        (
+            "schedules.toml",
+            "cron = \"30 7 * * *\"",
+            "cron = \"30 23 * * *\"",
+            "would never send",
+        ),
+    ] {
+        let edit = |text: String| {
+            assert!(text.contains(from), "{file} has no {from:?}");
+            text.replacen(from, to, 1)
+        };
+        let (code, err) = check(file, &edit, "");
+        assert_eq!(code, Some(2), "{to}: {err}");
+        assert!(err.contains(file) && err.contains(expected), "{to}: {err}");
+    }
+}

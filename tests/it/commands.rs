@@ -234,3 +234,50 @@ async fn the_robot_says_it_asks_the_admins_to_remove_instead_of_pretending_to() 
     );
     assert!(!reply.contains("正在将"), "{reply}");
 }
+
+/// Issue 27 §11 and §13 through robot callbacks: the bot's own mention at the end and trailing
+/// punctuation do not defeat a command, a display name with a space can be named, and removing
+/// someone of a higher role is refused for the target's role, not the asker's.
+#[tokio::test]
+async fn commands_survive_a_trailing_mention_punctuation_and_names_with_spaces() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("cmd-forms");
+    adopt_by(&app, "g-forms", "boss", &hook).await;
+    let say = |user: &str, id: &str, text: &str| {
+        robot_message("g-forms", user, id, &hook, &text_body(text))
+            .replace("用户amyw", "Amy Wang")
+            .replace("用户amy]", "Amy]")
+    };
+    app.reply_to(&say("amyw", "f-0", "@会计小喇叭 你好")).await;
+    app.reply_to(&say("amy", "f-1", "@会计小喇叭 你好")).await;
+
+    for (id, text) in [
+        ("f-2", "帮助 @会计小喇叭"),
+        ("f-3", "@会计小喇叭 帮助！"),
+        ("f-4", "@会计小喇叭 帮助?"),
+    ] {
+        let reply = app.reply_to(&say("zhangsan", id, text)).await.expect(text);
+        assert!(reply.contains("我是会计小喇叭"), "{text}: {reply}");
+    }
+    let reply = app
+        .reply_to(&say("boss", "f-5", "设置大当家 @Amy Wang @会计小喇叭"))
+        .await
+        .unwrap();
+    assert!(reply.contains("已将 Amy Wang 设为大当家"), "{reply}");
+    let group = app.api("/api/v1/groups/g-forms").await;
+    let roles = group["roles"].to_string();
+    assert!(
+        roles.contains("amyw") && !roles.contains("\"amy\""),
+        "{group}"
+    );
+
+    // An admin asking to remove the owner is told the owner's role protects them.
+    let reply = app
+        .reply_to(&say("amyw", "f-6", "@会计小喇叭 移出 @用户boss"))
+        .await
+        .unwrap();
+    assert!(
+        reply.contains("不能移出") && reply.contains("TA 是群主"),
+        "{reply}"
+    );
+}
