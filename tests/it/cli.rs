@@ -508,6 +508,13 @@ fn check_refuses_settings_that_would_silently_misbehave() {
     );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("outbox.expire_after_minutes.welcom"), "{err}");
+    // §7: a log filter that names no level and no target of the service would silence it.
+    let (code, err) = check("messages.toml", &unchanged, "[log]\nlevel = \"verbose\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("log.level") && err.contains("verbose"),
+        "{err}"
+    );
     assert_eq!(check("messages.toml", &unchanged, "").0, Some(0));
     for (file, from, to, expected) in [
         (
