@@ -684,3 +684,58 @@ async fn a_lane_waiting_for_its_minute_does_not_hold_up_the_others() {
     assert!(full.iter().all(|r| r.answered == 0), "none over the limit");
     assert!(outbox.shutdown(Duration::from_secs(1)).await);
 }
+
+/// A runtime dropped while lanes are running and others wait for a task (a test's end, a
+/// process exiting without a drain) must not hang: a cancelled lane's end used to start the
+/// next lane while holding the lane map, and spawning on a runtime that is shutting down drops
+/// the new task at once — whose end locked the same map again.
+#[test]
+fn dropping_the_runtime_while_lanes_wait_does_not_hang() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kept = runtime.block_on(async {
+            let fake = FakeWecom::start().await;
+            let store = Store::open(&dir.path().join("p.redb")).unwrap();
+            let options = OutboxOptions {
+                max_running_lanes: 2,
+                ..OutboxOptions::default()
+            };
+            let outbox = Outbox::start_with(
+                WebhookClient::new(Duration::from_secs(20)).unwrap(),
+                settings(&fake, 20, Duration::from_secs(60)),
+                options,
+                store,
+            )
+            .unwrap();
+            let keys: Vec<String> = (0..20).map(|i| format!("hang-{i}")).collect();
+            for key in &keys {
+                fake.script(key, &[Answer::Hang(Duration::from_secs(30))]);
+            }
+            let sends = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| send(key, &fake.webhook_url(key), i))
+                .collect();
+            outbox.enqueue(sends).await.unwrap();
+            // Two lanes are on the wire, eighteen wait for a task.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while fake.all_received().len() < 2 {
+                assert!(std::time::Instant::now() < deadline, "no lane started");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (outbox, fake)
+        });
+        drop(runtime);
+        drop(kept);
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("dropping the runtime hung");
+}

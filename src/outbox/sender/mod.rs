@@ -472,13 +472,21 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.promote_due(Instant::now());
-        while self.running.load(Ordering::Acquire) < self.options.max_running_lanes {
-            let Some((key, memory)) = lanes.take_ready() else {
-                break;
-            };
-            self.running.fetch_add(1, Ordering::AcqRel);
+        let mut ready = Vec::new();
+        {
+            let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            lanes.promote_due(Instant::now());
+            while self.running.load(Ordering::Acquire) < self.options.max_running_lanes {
+                let Some(lane) = lanes.take_ready() else {
+                    break;
+                };
+                self.running.fetch_add(1, Ordering::AcqRel);
+                ready.push(lane);
+            }
+        }
+        // Spawned with the lane map unlocked: on a runtime that is shutting down, spawning drops
+        // the task at once, and its RunningLane's drop must not find the map locked by us.
+        for (key, memory) in ready {
             let running = RunningLane(Arc::clone(self));
             self.tracker.spawn(run_lane(running, key, memory));
         }
