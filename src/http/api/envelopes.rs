@@ -165,7 +165,7 @@ async fn load(
     id: String,
 ) -> Result<Option<(TestRecord, Vec<ClaimRecord>)>, Response> {
     let store = state.store.clone();
-    let read = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+    blocking(move || -> Result<_, StoreError> {
         let Some(mut test) = store.envelope_test(&id)? else {
             return Ok(None);
         };
@@ -176,12 +176,8 @@ async fn load(
         let claims = store.envelope_claims(&id)?;
         Ok(Some((test, claims)))
     })
-    .await;
-    match read {
-        Ok(Ok(found)) => Ok(found),
-        Ok(Err(e)) => Err(internal_error(e)),
-        Err(e) => Err(internal_error(e)),
-    }
+    .await
+    .map_err(IntoResponse::into_response)
 }
 
 /// `GET /api/v1/red-envelope-tests/{id}`: the test, its `claims` (share, member, amount_fen,

@@ -22,7 +22,7 @@ use tracing::info;
 
 use super::AppState;
 use super::groups::GroupView;
-use super::{ApiError, admit, bad_request, internal_error};
+use super::{ApiError, admit, bad_request, blocking, internal_error};
 use crate::channels::onebot::accounts::REMOVE_ACTION;
 use crate::domain::AccountKey;
 use crate::domain::{BotId, ChatId, SettingsChange};
@@ -193,7 +193,7 @@ pub async fn adopt_by_webhook(
     let store = state.store.clone();
     let raw_url = body.webhook_url.trim().to_owned();
     let for_tx = chat.clone();
-    let adoption = tokio::task::spawn_blocking(move || -> Result<Adoption, StoreError> {
+    let adoption = blocking(move || -> Result<Adoption, StoreError> {
         store.write(|tx| {
             // Another adopted group posting through the same robot would get every broadcast
             // twice. One index lookup, in the same transaction as the adoption.
@@ -228,8 +228,8 @@ pub async fn adopt_by_webhook(
     })
     .await;
     let (status, group) = match adoption {
-        Ok(Ok(Adoption::Created(g))) => (StatusCode::CREATED, g),
-        Ok(Ok(Adoption::Existing(g))) => {
+        Ok(Adoption::Created(g)) => (StatusCode::CREATED, g),
+        Ok(Adoption::Existing(g)) => {
             // Posting an adopted robot again changes nothing: a different name, tags or zone
             // would silently rename or retag a group someone already runs.
             let settings = state.directory.get(&chat);
@@ -243,9 +243,8 @@ pub async fn adopt_by_webhook(
             let view = GroupView::new(g, &settings);
             return (StatusCode::OK, Json(view)).into_response();
         }
-        Ok(Ok(Adoption::Conflict(reason))) => return conflict(reason),
-        Ok(Err(e)) => return internal_error(e),
-        Err(e) => return internal_error(e),
+        Ok(Adoption::Conflict(reason)) => return conflict(reason),
+        Err(e) => return e.into_response(),
     };
     let settings = match state.directory.change(&chat, changes).await {
         Ok(settings) => settings,
@@ -303,11 +302,10 @@ pub(super) async fn load_group(
 ) -> Result<GroupRecord, Box<Response>> {
     let store = state.store.clone();
     let key = chat.clone();
-    match tokio::task::spawn_blocking(move || store.group(&key)).await {
-        Ok(Ok(Some(group))) => Ok(group),
-        Ok(Ok(None)) => Err(Box::new(not_found(chat))),
-        Ok(Err(e)) => Err(Box::new(internal_error(e))),
-        Err(e) => Err(Box::new(internal_error(e))),
+    match blocking(move || store.group(&key)).await {
+        Ok(Some(group)) => Ok(group),
+        Ok(None) => Err(Box::new(not_found(chat))),
+        Err(e) => Err(Box::new(e.into_response())),
     }
 }
 
@@ -324,7 +322,7 @@ pub async fn release(State(state): State<Arc<AppState>>, Path(chat_id): Path<Str
     let store = state.store.clone();
     let key = chat.clone();
     let now = Utc::now();
-    let released = tokio::task::spawn_blocking(move || {
+    let released = blocking(move || {
         store.write(|tx| {
             let Some(mut group) = tx.group(&key)? else {
                 return Ok(None);
@@ -338,16 +336,15 @@ pub async fn release(State(state): State<Arc<AppState>>, Path(chat_id): Path<Str
     })
     .await;
     match released {
-        Ok(Ok(Some(group))) => {
+        Ok(Some(group)) => {
             state.scheduler.outbox.release(&chat, now);
             state.envelopes.group_released(&chat).await;
             info!(chat = %chat, "group released through the admin API");
             let settings = state.directory.get(&chat);
             Json(GroupView::new(group, &settings)).into_response()
         }
-        Ok(Ok(None)) => not_found(&chat),
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
+        Ok(None) => not_found(&chat),
+        Err(e) => e.into_response(),
     }
 }
 

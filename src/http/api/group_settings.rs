@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::groups::SettingsView;
-use super::{ApiError, AppState, admit, bad_request, internal_error};
+use super::{ApiError, AppState, admit, bad_request, blocking, internal_error};
 use crate::domain::{ChatId, JoinScene, Joiner, Role, Sender, SettingsChange};
 use crate::engine::scope::validate_tag;
 use crate::store::GroupStatus;
@@ -183,16 +183,15 @@ pub async fn post_joins(
     // Only adopted groups are welcomed: say so now rather than accept and drop the report.
     let store = state.store.clone();
     let key = chat.clone();
-    match tokio::task::spawn_blocking(move || store.group(&key)).await {
-        Ok(Ok(Some(g))) if g.status == GroupStatus::Adopted => {}
-        Ok(Ok(_)) => {
+    match blocking(move || store.group(&key)).await {
+        Ok(Some(g)) if g.status == GroupStatus::Adopted => {}
+        Ok(_) => {
             return ApiError::conflict(
                 "the bot has not adopted this group; joins are welcomed only in adopted groups",
             )
             .into_response();
         }
-        Ok(Err(e)) => return internal_error(e),
-        Err(e) => return internal_error(e),
+        Err(e) => return e.into_response(),
     }
     let queued = body.members.len();
     let joiners = body

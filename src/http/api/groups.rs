@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::paging::{PageQuery, page};
-use super::{ApiError, AppState, blocking, internal_error};
+use super::{ApiError, AppState, blocking};
 use crate::domain::{ChatId, GroupSettings, Role};
 use crate::store::{GroupRecord, GroupStatus};
 
@@ -265,16 +265,15 @@ pub async fn get_group(
     let chat = ChatId::new(chat_id);
     let store = state.store.clone();
     let key = chat.clone();
-    match tokio::task::spawn_blocking(move || store.group(&key)).await {
-        Ok(Ok(Some(group))) => {
+    match blocking(move || store.group(&key)).await {
+        Ok(Some(group)) => {
             let settings = state.directory.get(&chat);
             Json(GroupView::new(group, &settings)).into_response()
         }
-        Ok(Ok(None)) => ApiError::not_found("no such group")
+        Ok(None) => ApiError::not_found("no such group")
             .with("settings", SettingsView::from(&*state.directory.get(&chat)))
             .into_response(),
-        Ok(Err(e)) => internal_error(e),
-        Err(e) => internal_error(e),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, bad_request, internal_error};
+use super::{ApiError, AppState, bad_request, blocking, internal_error};
 use crate::store::OutboxState;
 
 /// The routes of this resource.
@@ -249,13 +249,10 @@ pub async fn get_run(
         after: query.after,
         limit: query.limit.unwrap_or(1000).clamp(1, 10_000),
     };
-    let report = match tokio::task::spawn_blocking(move || store.run_report(&id, &page)).await {
-        Ok(Ok(Some(report))) => report,
-        Ok(Ok(None)) => {
-            return ApiError::not_found(format!("no run {run_id:?}")).into_response();
-        }
-        Ok(Err(e)) => return internal_error(e),
-        Err(e) => return internal_error(e),
+    let report = match blocking(move || store.run_report(&id, &page)).await {
+        Ok(Some(report)) => report,
+        Ok(None) => return ApiError::not_found(format!("no run {run_id:?}")).into_response(),
+        Err(e) => return e.into_response(),
     };
     let (record, counts) = (&report.record, report.counts);
     Json(serde_json::json!({

@@ -10,7 +10,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 
-use super::{ApiError, AppState, admit};
+use super::{ApiError, AppState, admit, blocking};
 use crate::runtime::simulate::{Simulation, Sources, simulate};
 
 /// The routes of this resource.
@@ -32,7 +32,7 @@ pub async fn simulate_message(
         return Err(ApiError::bad_request("group and from must not be empty"));
     }
     let state = Arc::clone(&state);
-    let lines = tokio::task::spawn_blocking(move || {
+    let lines = blocking(move || {
         let now = Utc::now();
         let chat = crate::domain::ChatId::new(request.group.as_str());
         let cooling = |rule: &str| state.cooldowns.is_cooling(chat.as_str(), rule, now);
@@ -47,6 +47,6 @@ pub async fn simulate_message(
         };
         simulate(&sources, &request, now)
     })
-    .await??;
+    .await?;
     Ok(Json(serde_json::json!({ "lines": lines })).into_response())
 }
