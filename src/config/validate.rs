@@ -14,62 +14,8 @@ impl RawSettings {
             })
         };
 
-        for (key, secs) in [
-            (
-                "server.header_read_timeout_secs",
-                self.server.header_read_timeout_secs,
-            ),
-            (
-                "server.body_read_timeout_secs",
-                self.server.body_read_timeout_secs,
-            ),
-            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
-        ] {
-            if !(1..=3600).contains(&secs) {
-                problem(key, format!("must be 1 to 3600 seconds, got {secs}"));
-            }
-        }
         let public_url = self.server.public_url.trim().to_owned();
-        if !public_url.is_empty() {
-            match url::Url::parse(&public_url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                _ => problem(
-                    "server.public_url",
-                    format!("{public_url:?} is not an http(s) URL"),
-                ),
-            }
-        }
-        if self.storage.path.as_os_str().is_empty() {
-            problem("storage.path", "must not be empty".into());
-        }
-        if !(4..=4096).contains(&self.storage.cache_mb) {
-            problem(
-                "storage.cache_mb",
-                format!("must be 4 to 4096, got {}", self.storage.cache_mb),
-            );
-        }
-        if self.scripts.dir.as_os_str().is_empty() {
-            problem("scripts.dir", "must not be empty".into());
-        }
-        if let Some(token) = &self.admin.token
-            && token.expose().chars().count() < 16
-        {
-            problem(
-                "admin.token",
-                "must be at least 16 characters (or unset to disable the admin API)".into(),
-            );
-        }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            problem("log.level", format!("not a valid filter: {e}"));
-        } else if !shows_the_service(&self.log.level) {
-            problem(
-                "log.level",
-                format!(
-                    "{:?} names neither a level (trace, debug, info, warn, error, off) nor the service (trumpet=…): the service's own lines, errors included, would not be shown",
-                    self.log.level
-                ),
-            );
-        }
+        self.validate_service(&public_url, &mut problem);
         validate_wecom(&self.wecom, &mut problem);
         validate_onebot(&self.onebot, &mut problem);
         if let Some(url) = &self.alerts.webhook_url
@@ -83,25 +29,7 @@ impl RawSettings {
                 format!("must be a WeCom group robot webhook URL on wecom.webhook_hosts: {e}"),
             );
         }
-        for (purpose, minutes) in &self.outbox.expire_after_minutes {
-            if !crate::outbox::SEND_PURPOSES.contains(&purpose.as_str()) {
-                let hint = nearest(purpose, &crate::outbox::SEND_PURPOSES)
-                    .map_or_else(String::new, |near| format!(" (did you mean `{near}`?)"));
-                problem(
-                    &format!("outbox.expire_after_minutes.{purpose}"),
-                    format!(
-                        "no send has this purpose{hint}: the purposes are {}",
-                        crate::outbox::SEND_PURPOSES.join(", ")
-                    ),
-                );
-            }
-            if !(minutes.is_finite() && *minutes >= 0.0 && *minutes <= 10_080.0) {
-                problem(
-                    &format!("outbox.expire_after_minutes.{purpose}"),
-                    format!("must be 0 to 10080 minutes (a week), got {minutes}"),
-                );
-            }
-        }
+        validate_outbox(&self.outbox, &mut problem);
 
         let mut bots = Vec::new();
         if self.bots.is_empty() {
@@ -145,6 +73,88 @@ impl RawSettings {
             alerts: self.alerts,
             bots,
         })
+    }
+
+    /// The server, storage, scripts, admin and log settings (`public_url` trimmed).
+    fn validate_service(&self, public_url: &str, problem: &mut impl FnMut(&str, String)) {
+        for (key, secs) in [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                problem(key, format!("must be 1 to 3600 seconds, got {secs}"));
+            }
+        }
+        if !public_url.is_empty() {
+            match url::Url::parse(public_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => problem(
+                    "server.public_url",
+                    format!("{public_url:?} is not an http(s) URL"),
+                ),
+            }
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            problem("storage.path", "must not be empty".into());
+        }
+        if !(4..=4096).contains(&self.storage.cache_mb) {
+            problem(
+                "storage.cache_mb",
+                format!("must be 4 to 4096, got {}", self.storage.cache_mb),
+            );
+        }
+        if self.scripts.dir.as_os_str().is_empty() {
+            problem("scripts.dir", "must not be empty".into());
+        }
+        if let Some(token) = &self.admin.token
+            && token.expose().chars().count() < 16
+        {
+            problem(
+                "admin.token",
+                "must be at least 16 characters (or unset to disable the admin API)".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problem("log.level", format!("not a valid filter: {e}"));
+        } else if !shows_the_service(&self.log.level) {
+            problem(
+                "log.level",
+                format!(
+                    "{:?} names neither a level (trace, debug, info, warn, error, off) nor the service (trumpet=…): the service's own lines, errors included, would not be shown",
+                    self.log.level
+                ),
+            );
+        }
+    }
+}
+
+/// Each `[outbox.expire_after_minutes]` key is a send purpose, each value a span up to a week.
+fn validate_outbox(outbox: &OutboxConfig, problem: &mut impl FnMut(&str, String)) {
+    for (purpose, minutes) in &outbox.expire_after_minutes {
+        if !crate::outbox::SEND_PURPOSES.contains(&purpose.as_str()) {
+            let hint = nearest(purpose, &crate::outbox::SEND_PURPOSES)
+                .map_or_else(String::new, |near| format!(" (did you mean `{near}`?)"));
+            problem(
+                &format!("outbox.expire_after_minutes.{purpose}"),
+                format!(
+                    "no send has this purpose{hint}: the purposes are {}",
+                    crate::outbox::SEND_PURPOSES.join(", ")
+                ),
+            );
+        }
+        if !(minutes.is_finite() && *minutes >= 0.0 && *minutes <= 10_080.0) {
+            problem(
+                &format!("outbox.expire_after_minutes.{purpose}"),
+                format!("must be 0 to 10080 minutes (a week), got {minutes}"),
+            );
+        }
     }
 }
 
