@@ -326,28 +326,7 @@ impl Envelopes {
             Duration::from_secs(window_secs),
         )
         .map_err(StartError::Invalid)?;
-        let store = self.store.clone();
-        let key = chat.clone();
-        let earlier_id = fixed_id.clone();
-        let (group, earlier) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let earlier = match &earlier_id {
-                Some(id) => store.envelope_test(id)?,
-                None => None,
-            };
-            Ok((store.group(&key)?, earlier))
-        })
-        .await
-        .map_err(|e| StartError::Task(e.to_string()))??;
-        if let Some(earlier) = earlier {
-            return Err(StartError::Duplicate(earlier.id));
-        }
-        let group = group.ok_or(StartError::UnknownGroup)?;
-        if group.status != GroupStatus::Adopted {
-            return Err(StartError::NotAdopted);
-        }
-        if group.is_push_only() {
-            return Err(StartError::Unheard);
-        }
+        let group = self.startable_group(chat, fixed_id.clone()).await?;
         let to = crate::outbox::group_destination(&group, &self.webhook_hosts)
             .map_err(StartError::NoDestination)?;
         let seed: u64 = rand::random();
@@ -375,30 +354,8 @@ impl Envelopes {
         let post = self
             .render_post(&scripts, &messages.envelope, chat, context! { envelope })
             .map_err(StartError::Template)?;
-        let running = Arc::new(tokio::sync::Mutex::new(Running {
-            test: test.clone(),
-            split,
-            claims: Vec::new(),
-            done: false,
-        }));
         // Claim the group's slot before writing, so that two starts at once cannot both run.
-        {
-            let mut slots = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(slot) = slots.get(chat) {
-                return Err(StartError::Running {
-                    id: slot.id.clone(),
-                });
-            }
-            slots.insert(
-                chat.clone(),
-                Slot {
-                    id: test.id.clone(),
-                    phrase_key: phrase_key(&test.claim_phrase),
-                    ends_at: test.ends_at,
-                    test: running,
-                },
-            );
-        }
+        self.claim_slot(chat, &test, split)?;
         let send = NewSend {
             key: crate::store::envelope_post_key(&test.id),
             chat: Some(chat.clone()),
@@ -410,6 +367,83 @@ impl Envelopes {
             not_before: None,
             skip: None,
         };
+        self.store_and_post(&test, send, now).await?;
+        info!(test = %test.id, chat = %chat, total_fen, shares, window_secs, by = started_by,
+            phrase = %test.claim_phrase, "red-envelope test started");
+        self.wake.notify_one();
+        Ok(test)
+    }
+
+    /// The group a test may start in: adopted, heard (not push-only), with no test under
+    /// `fixed_id` already.
+    async fn startable_group(
+        &self,
+        chat: &ChatId,
+        fixed_id: Option<String>,
+    ) -> Result<crate::store::GroupRecord, StartError> {
+        let store = self.store.clone();
+        let key = chat.clone();
+        let (group, earlier) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let earlier = match &fixed_id {
+                Some(id) => store.envelope_test(id)?,
+                None => None,
+            };
+            Ok((store.group(&key)?, earlier))
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
+        if let Some(earlier) = earlier {
+            return Err(StartError::Duplicate(earlier.id));
+        }
+        let group = group.ok_or(StartError::UnknownGroup)?;
+        if group.status != GroupStatus::Adopted {
+            return Err(StartError::NotAdopted);
+        }
+        if group.is_push_only() {
+            return Err(StartError::Unheard);
+        }
+        Ok(group)
+    }
+
+    /// Takes the group's one running slot for `test` (shares `split`), or says which test has it.
+    fn claim_slot(
+        &self,
+        chat: &ChatId,
+        test: &TestRecord,
+        split: Vec<u64>,
+    ) -> Result<(), StartError> {
+        let mut slots = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get(chat) {
+            return Err(StartError::Running {
+                id: slot.id.clone(),
+            });
+        }
+        let running = Arc::new(tokio::sync::Mutex::new(Running {
+            test: test.clone(),
+            split,
+            claims: Vec::new(),
+            done: false,
+        }));
+        slots.insert(
+            chat.clone(),
+            Slot {
+                id: test.id.clone(),
+                phrase_key: phrase_key(&test.claim_phrase),
+                ends_at: test.ends_at,
+                test: running,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stores `test` and queues its envelope post in one transaction; the group's slot is given
+    /// back when that fails.
+    async fn store_and_post(
+        &self,
+        test: &TestRecord,
+        send: NewSend,
+        now: DateTime<Utc>,
+    ) -> Result<(), StartError> {
         let store = self.store.clone();
         let record = test.clone();
         let written = tokio::task::spawn_blocking(move || {
@@ -422,21 +456,18 @@ impl Envelopes {
         let entry = match written {
             Ok(Ok(entry)) => entry,
             Ok(Err(e)) => {
-                self.running_remove(chat);
+                self.running_remove(&test.chat_id);
                 return Err(StartError::Store(e));
             }
             Err(e) => {
-                self.running_remove(chat);
+                self.running_remove(&test.chat_id);
                 return Err(StartError::Task(e.to_string()));
             }
         };
         if let Some(entry) = entry {
             (self.dispatch)(entry);
         }
-        info!(test = %test.id, chat = %chat, total_fen, shares, window_secs, by = started_by,
-            phrase = %test.claim_phrase, "red-envelope test started");
-        self.wake.notify_one();
-        Ok(test)
+        Ok(())
     }
 
     fn running_remove(&self, chat: &ChatId) {
