@@ -123,30 +123,8 @@ impl WelcomerTask {
     /// Welcomes a due batch in `chat`.
     async fn deliver(&self, chat: &ChatId, joiners: Vec<Joiner>, now: DateTime<Utc>) {
         let count = joiners.len();
-        let store = self.store.clone();
-        let key = chat.clone();
-        let ids: Vec<String> = joiners.iter().map(|j| j.member.user_id.clone()).collect();
-        let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let group = store.group(&key)?;
-            let mut welcomed = HashMap::new();
-            for id in ids {
-                if let Some(at) = store.welcomed_at(&key, &id)? {
-                    welcomed.insert(id, at);
-                }
-            }
-            Ok((group, welcomed))
-        })
-        .await;
-        let (group, welcomed) = match facts {
-            Ok(Ok(facts)) => facts,
-            Ok(Err(e)) => {
-                error!(chat = %chat, members = count, error = %e, "welcome not sent: the store is unreadable");
-                return;
-            }
-            Err(e) => {
-                error!(chat = %chat, members = count, error = %e, "welcome task failed");
-                return;
-            }
+        let Some((group, welcomed)) = self.facts(chat, &joiners).await else {
+            return;
         };
         let (bot, to, caps) = match group {
             Some(g) if g.status == GroupStatus::Adopted => (
@@ -220,18 +198,64 @@ impl WelcomerTask {
                 skip: None,
             })
             .collect();
+        self.record(chat, sends, outcome.welcomed, now).await;
+    }
+
+    /// The group's record and when each of `joiners` was last welcomed there; `None` (logged)
+    /// when the store cannot say.
+    async fn facts(
+        &self,
+        chat: &ChatId,
+        joiners: &[Joiner],
+    ) -> Option<(Option<crate::store::GroupRecord>, HashMap<String, i64>)> {
         let store = self.store.clone();
         let key = chat.clone();
-        let welcomed_ids = outcome.welcomed.clone();
-        let at = now.timestamp();
+        let ids: Vec<String> = joiners.iter().map(|j| j.member.user_id.clone()).collect();
+        let count = ids.len();
+        let facts = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let group = store.group(&key)?;
+            let mut welcomed = HashMap::new();
+            for id in ids {
+                if let Some(at) = store.welcomed_at(&key, &id)? {
+                    welcomed.insert(id, at);
+                }
+            }
+            Ok((group, welcomed))
+        })
+        .await;
+        match facts {
+            Ok(Ok(facts)) => Some(facts),
+            Ok(Err(e)) => {
+                error!(chat = %chat, members = count, error = %e, "welcome not sent: the store is unreadable");
+                None
+            }
+            Err(e) => {
+                error!(chat = %chat, members = count, error = %e, "welcome task failed");
+                None
+            }
+        }
+    }
+
+    /// Queues the welcome's `sends` and records who was `welcomed`, in one transaction: a crash
+    /// cannot leave a member marked welcomed without the welcome on its way, or the reverse.
+    async fn record(
+        &self,
+        chat: &ChatId,
+        sends: Vec<NewSend>,
+        welcomed: Vec<String>,
+        now: DateTime<Utc>,
+    ) {
+        let store = self.store.clone();
+        let key = chat.clone();
+        let (members, who) = (welcomed.len(), welcomed.join(","));
         let recorded = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
                 let mut entries = Vec::new();
                 for send in sends {
                     entries.extend(tx.enqueue(send, now)?);
                 }
-                for id in &welcomed_ids {
-                    tx.put_welcomed(&key, id, at)?;
+                for id in &welcomed {
+                    tx.put_welcomed(&key, id, now.timestamp())?;
                 }
                 Ok(entries)
             })
@@ -239,12 +263,12 @@ impl WelcomerTask {
         .await;
         match recorded {
             Ok(Ok(entries)) => {
-                info!(chat = %chat, members = outcome.welcomed.len(), "welcome queued");
+                info!(chat = %chat, members, "welcome queued");
                 for entry in entries {
                     self.outbox.dispatch(entry);
                 }
             }
-            Ok(Err(e)) => error!(chat = %chat, members = ?outcome.welcomed, error = %e,
+            Ok(Err(e)) => error!(chat = %chat, members = %who, error = %e,
                 "welcome not sent: the store refused it"),
             Err(e) => error!(chat = %chat, error = %e, "welcome task failed"),
         }
