@@ -28,6 +28,18 @@ fn keygen_prints_a_valid_pair() {
     EncodingAesKey::parse(&value_after(&text, "EncodingAESKey")).unwrap();
 }
 
+/// `trumpet check` run in `dir` on the scripts in `scripts`: its exit code and what it printed
+/// on stderr.
+fn check_in(dir: &std::path::Path, scripts: &std::path::Path) -> (Option<i32>, String) {
+    let out = trumpet()
+        .arg("check")
+        .current_dir(dir)
+        .env("TRUMPET_SCRIPTS__DIR", scripts)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
 #[test]
 fn check_names_the_bad_key_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,14 +71,8 @@ fn check_reports_a_broken_script_with_file_and_line() {
         "[adoption]\nformat = \"text\"\ncontent = \"hi\"\n[help]\nformat = \"txt\"\ncontent = \"x\"\ntriggers = [\"帮助\"]\n",
     )
     .unwrap();
-    let out = trumpet()
-        .arg("check")
-        .current_dir(dir.path())
-        .env("TRUMPET_SCRIPTS__DIR", &scripts)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, err) = check_in(dir.path(), &scripts);
+    assert_eq!(code, Some(2));
     assert!(err.contains("messages.toml:5:"), "{err}");
     assert!(err.contains("txt"), "{err}");
 
@@ -93,14 +99,8 @@ fn check_reports_a_broken_script_with_file_and_line() {
     let mut text = std::fs::read_to_string(&moderation).unwrap();
     text.push_str("\n[[check]]\nid = \"bad\"\nkind = \"words\"\nmatch = \"regex\"\naction = \"warn\"\nreason = \"x\"\nwords = [\"(\"]\n");
     std::fs::write(&moderation, text).unwrap();
-    let out = trumpet()
-        .arg("check")
-        .current_dir(dir.path())
-        .env("TRUMPET_SCRIPTS__DIR", &copy)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, err) = check_in(dir.path(), &copy);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("moderation.toml:") && err.contains("regex"),
         "{err}"
@@ -115,15 +115,7 @@ fn check_renders_templates_and_reports_a_misspelt_variable_and_a_command_clash()
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/defaults"),
         &scripts,
     );
-    let check = || {
-        let out = trumpet()
-            .arg("check")
-            .current_dir(dir.path())
-            .env("TRUMPET_SCRIPTS__DIR", &scripts)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8(out.stderr).unwrap())
-    };
+    let check = || check_in(dir.path(), &scripts);
     let keywords = scripts.join("keywords.toml");
     let original = std::fs::read_to_string(&keywords).unwrap();
     // The first rule's reply gets a misspelt variable on its second line.
@@ -492,13 +484,7 @@ fn check_refuses_settings_that_would_silently_misbehave() {
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, edit(text)).unwrap();
         std::fs::write(dir.path().join("trumpet.toml"), config).unwrap();
-        let out = trumpet()
-            .arg("check")
-            .current_dir(dir.path())
-            .env("TRUMPET_SCRIPTS__DIR", &scripts)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+        check_in(dir.path(), &scripts)
     };
     let unchanged = |text: String| text;
     let (code, err) = check(
