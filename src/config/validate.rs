@@ -287,53 +287,7 @@ pub(super) fn validate_bot(
         }
     };
     if channel == Some(ChannelKind::OneBot12) {
-        for (field, set) in [
-            ("token", raw.token.is_some()),
-            ("encoding_aes_key", raw.encoding_aes_key.is_some()),
-        ] {
-            if set {
-                problem(
-                    &key(field),
-                    "is for wecom-robot bots; a onebot12 bot uses access_token".into(),
-                );
-            }
-        }
-        let access_token = match raw.access_token {
-            Some(t)
-                if t.expose().chars().count() >= 16
-                    && !t.expose().contains(char::is_whitespace) =>
-            {
-                Some(t)
-            }
-            Some(_) => {
-                problem(
-                    &key("access_token"),
-                    "must be at least 16 characters without spaces".into(),
-                );
-                None
-            }
-            None => {
-                problem(
-                    &key("access_token"),
-                    "missing: a onebot12 bot needs the token its implementation presents".into(),
-                );
-                None
-            }
-        };
-        return Some(BotConfig {
-            id: id?,
-            channel: ChannelKind::OneBot12,
-            credentials: None,
-            access_token: Some(access_token?),
-            receive_id: raw.receive_id,
-            // A WeChat account that posts much faster than a person risks being limited or
-            // banned by the platform: a modest default unless the operator says otherwise.
-            per_minute: if raw.per_minute == 0 {
-                DEFAULT_ACCOUNT_PER_MINUTE
-            } else {
-                raw.per_minute
-            },
-        });
+        return onebot_bot(&key, id, raw, problem);
     }
     if raw.access_token.is_some() {
         problem(
@@ -341,40 +295,7 @@ pub(super) fn validate_bot(
             "is for onebot12 bots; a wecom-robot bot uses token and encoding_aes_key".into(),
         );
     }
-    let credentials = match (raw.token, raw.encoding_aes_key) {
-        (None, None) => Some(None),
-        (Some(token), Some(aes_key)) => {
-            let token_ok = validate_token(token.expose())
-                .map_err(|reason| problem(&key("token"), reason))
-                .is_ok();
-            let aes_key = EncodingAesKey::parse(aes_key.expose())
-                .map_err(|e| problem(&key("encoding_aes_key"), e.to_string()))
-                .ok();
-            match (token_ok, aes_key) {
-                (true, Some(encoding_aes_key)) => Some(Some(BotCredentials {
-                    token,
-                    encoding_aes_key,
-                })),
-                _ => None,
-            }
-        }
-        (Some(_), None) => {
-            problem(
-                &key("encoding_aes_key"),
-                "missing: set both token and encoding_aes_key, or neither to have them generated"
-                    .into(),
-            );
-            None
-        }
-        (None, Some(_)) => {
-            problem(
-                &key("token"),
-                "missing: set both token and encoding_aes_key, or neither to have them generated"
-                    .into(),
-            );
-            None
-        }
-    };
+    let credentials = robot_credentials(&key, raw.token, raw.encoding_aes_key, problem);
     Some(BotConfig {
         id: id?,
         channel: channel?,
@@ -418,4 +339,103 @@ pub(super) fn shows_the_service(filter: &str) -> bool {
                     .any(|level| target.eq_ignore_ascii_case(level));
             bare_level || target == "trumpet" || target.starts_with("trumpet::")
         })
+}
+
+/// A `onebot12` bot: its `access_token` (no robot secrets) and its per-minute limit.
+fn onebot_bot(
+    key: &dyn Fn(&str) -> String,
+    id: Option<BotId>,
+    raw: RawBot,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<BotConfig> {
+    for (field, set) in [
+        ("token", raw.token.is_some()),
+        ("encoding_aes_key", raw.encoding_aes_key.is_some()),
+    ] {
+        if set {
+            problem(
+                &key(field),
+                "is for wecom-robot bots; a onebot12 bot uses access_token".into(),
+            );
+        }
+    }
+    let access_token = match raw.access_token {
+        Some(t)
+            if t.expose().chars().count() >= 16 && !t.expose().contains(char::is_whitespace) =>
+        {
+            Some(t)
+        }
+        Some(_) => {
+            problem(
+                &key("access_token"),
+                "must be at least 16 characters without spaces".into(),
+            );
+            None
+        }
+        None => {
+            problem(
+                &key("access_token"),
+                "missing: a onebot12 bot needs the token its implementation presents".into(),
+            );
+            None
+        }
+    };
+    Some(BotConfig {
+        id: id?,
+        channel: ChannelKind::OneBot12,
+        credentials: None,
+        access_token: Some(access_token?),
+        receive_id: raw.receive_id,
+        // A WeChat account that posts much faster than a person risks being limited or
+        // banned by the platform: a modest default unless the operator says otherwise.
+        per_minute: if raw.per_minute == 0 {
+            DEFAULT_ACCOUNT_PER_MINUTE
+        } else {
+            raw.per_minute
+        },
+    })
+}
+
+/// A `wecom-robot` bot's secrets: both or neither (`Some(None)`: generated at first start);
+/// `None` when they are wrong.
+fn robot_credentials(
+    key: &dyn Fn(&str) -> String,
+    token: Option<Secret>,
+    encoding_aes_key: Option<Secret>,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<Option<BotCredentials>> {
+    match (token, encoding_aes_key) {
+        (None, None) => Some(None),
+        (Some(token), Some(aes_key)) => {
+            let token_ok = validate_token(token.expose())
+                .map_err(|reason| problem(&key("token"), reason))
+                .is_ok();
+            let aes_key = EncodingAesKey::parse(aes_key.expose())
+                .map_err(|e| problem(&key("encoding_aes_key"), e.to_string()))
+                .ok();
+            match (token_ok, aes_key) {
+                (true, Some(encoding_aes_key)) => Some(Some(BotCredentials {
+                    token,
+                    encoding_aes_key,
+                })),
+                _ => None,
+            }
+        }
+        (Some(_), None) => {
+            problem(
+                &key("encoding_aes_key"),
+                "missing: set both token and encoding_aes_key, or neither to have them generated"
+                    .into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            problem(
+                &key("token"),
+                "missing: set both token and encoding_aes_key, or neither to have them generated"
+                    .into(),
+            );
+            None
+        }
+    }
 }
