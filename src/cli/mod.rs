@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod broadcast;
+mod operator;
 mod service;
 mod simulate;
 
@@ -64,6 +65,12 @@ pub enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Operator accounts for the console and the admin API: add, list, remove, reset a
+    /// password (read from stdin). While the service runs it holds the store: stop it first.
+    Operator {
+        #[command(subcommand)]
+        action: operator::Action,
+    },
     /// Writes the shipped bot-scripts into DIR (default: `scripts.dir`, `bot-scripts`) for you
     /// to edit; files already there are yours and are kept.
     Init { dir: Option<std::path::PathBuf> },
@@ -113,6 +120,10 @@ pub fn run(cli: Cli) -> ExitCode {
             ref server,
         } => simulate::run(&cli, group, from, mention, text, server.as_deref()),
         Command::Init { ref dir } => init(&cli, dir.as_deref()),
+        Command::Operator { ref action } => match load_config(&cli) {
+            Ok(config) => operator::run(&config, action),
+            Err(code) => code,
+        },
         Command::Broadcast {
             ref job,
             ref resend,

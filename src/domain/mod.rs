@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 mod action;
 mod event;
 mod group;
+mod operator;
 mod secret;
 
 pub use action::*;
 pub use event::*;
 pub use group::*;
+pub use operator::OperatorRole;
 
 pub use secret::Secret;
 

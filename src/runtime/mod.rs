@@ -4,7 +4,7 @@
 //! there): [`welcome`] batches, [`moderation`]'s standings, [`red_envelope`] timers, [`health`]
 //! and its digest, keyword [`cooldowns`], [`feeds`] fetched for reports, the [`scheduler`] that
 //! plans each job's slot, and the operators' [`alerts`]. Group settings in memory are
-//! [`groups`].
+//! [`groups`]; the operators' own accounts are [`operators`].
 
 pub mod accounts;
 pub mod alerts;
@@ -16,6 +16,7 @@ pub mod health;
 pub mod inbound;
 pub mod lanes;
 pub mod moderation;
+pub mod operators;
 pub mod pipeline;
 pub mod red_envelope;
 pub mod scheduler;

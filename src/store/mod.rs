@@ -7,6 +7,7 @@
 mod activity;
 mod content;
 mod moderation;
+mod operators;
 mod outbox;
 mod records;
 mod red_envelope;
@@ -28,6 +29,7 @@ pub use activity::{RecentActivity, SharedTally, SpeakerTally};
 
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 
+pub use operators::OperatorRecord;
 pub use outbox::{
     Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, ResendTargets, RunCounts,
     RunRecord, RunReport, SendOutcome, SendReceipt,
@@ -245,6 +247,7 @@ impl Store {
             tx.open_table(activity::SPEAKER_DAYS)?;
             tx.open_table(activity::GROUP_DAYS)?;
             tx.open_table(activity::LAST_POSTS)?;
+            tx.open_table(operators::OPERATORS)?;
         }
         robots::build_if_missing(&tx)?;
         tx.commit()?;

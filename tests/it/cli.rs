@@ -543,3 +543,103 @@ fn check_refuses_settings_that_would_silently_misbehave() {
         assert!(err.contains(file) && err.contains(expected), "{to}: {err}");
     }
 }
+
+/// `trumpet operator …` in `dir` with `stdin` as its input: exit code, stdout, stderr.
+fn operator(dir: &std::path::Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = trumpet()
+        .arg("operator")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Issue 18: operator accounts from the command line — the password from stdin, hashed
+/// (argon2id) in the store, never printed; refusals exit 2 with the reason; the last admin
+/// stays; while the service runs the command says so instead of waiting or failing obscurely.
+#[test]
+fn operator_accounts_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (code, _, err) = operator(dir, &["list"], "");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no store at"), "{err}");
+    assert!(!dir.join("data").exists(), "listing created a store");
+
+    let (code, out, err) = operator(dir, &["add", "boss", "--role", "admin"], "a long secret\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("operator boss added (admin)"), "{out}");
+    let (code, _, err) = operator(
+        dir,
+        &["add", "boss", "--role", "viewer"],
+        "another secret\n",
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("exists already"), "{err}");
+    let (code, _, err) = operator(dir, &["add", "li", "--role", "viewer"], "short\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("too short"), "{err}");
+    let (code, _, err) = operator(dir, &["add", "li", "--role", "boss"], "a long secret\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a role"), "{err}");
+    let (code, _, err) = operator(
+        dir,
+        &["add", "li wang", "--role", "viewer"],
+        "a long secret\n",
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not allowed"), "{err}");
+    assert_eq!(
+        operator(dir, &["add", "li", "--role", "viewer"], "viewer secret\r\n").0,
+        Some(0)
+    );
+
+    let (code, out, _) = operator(dir, &["list"], "");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("boss") && out.contains("admin"), "{out}");
+    assert!(out.contains("li") && out.contains("viewer"), "{out}");
+    assert!(!out.contains("secret") && !out.contains("argon2"), "{out}");
+
+    assert_eq!(
+        operator(dir, &["reset-password", "boss"], "a new long secret\n").0,
+        Some(0)
+    );
+    let (code, _, err) = operator(dir, &["reset-password", "nobody"], "a new long secret\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no operator"), "{err}");
+    let (code, _, err) = operator(dir, &["remove", "boss"], "");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("last admin"), "{err}");
+    assert_eq!(operator(dir, &["remove", "li"], "").0, Some(0));
+
+    // The store holds the hash, not the password.
+    let store = std::fs::read(dir.join("data/trumpet.redb")).unwrap();
+    let text = String::from_utf8_lossy(&store);
+    assert!(text.contains("$argon2id$"), "no argon2id hash stored");
+    assert!(
+        !text.contains("a new long secret"),
+        "the password is in the store"
+    );
+
+    let running = start(dir);
+    let (code, _, err) = operator(dir, &["list"], "");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the service is running"), "{err}");
+    stop(running);
+}
