@@ -76,7 +76,10 @@ pub fn run(config: &Config, action: &Action) -> ExitCode {
         }),
     };
     match done {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            audit(&store, action, now);
+            ExitCode::SUCCESS
+        }
         Err(AccountError::Store(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -85,6 +88,29 @@ pub fn run(config: &Config, action: &Action) -> ExitCode {
             eprintln!("error: {refused}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Records a change in the audit trail (actor `cli`); a failure is reported, the change stands.
+fn audit(store: &Store, action: &Action, now: chrono::DateTime<chrono::Utc>) {
+    let action = match action {
+        Action::Add { name, role } => format!("operator add {name} ({role})"),
+        Action::Remove { name } => format!("operator remove {name}"),
+        Action::ResetPassword { name } => format!("operator reset-password {name}"),
+        Action::List => return,
+    };
+    let entry = crate::store::AuditEntry {
+        id: 0,
+        at: now,
+        actor: "cli".into(),
+        action,
+        status: 0,
+        request: None,
+        before: None,
+        after: None,
+    };
+    if let Err(e) = store.audit(&entry) {
+        eprintln!("warning: done, but not recorded in the audit trail: {e}");
     }
 }
 

@@ -50,7 +50,12 @@ pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
     let callbacks = crate::channels::robot::router(Arc::clone(&state.robot))
         .merge(crate::channels::onebot::router(Arc::clone(&state.onebot)))
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
+    // Route layers run outermost last: authentication first, then the audit of changes.
     let admin = api::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            api::audit_changes,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             api::require_admin,

@@ -5,6 +5,7 @@
 //! one call so that the disk is flushed once per batch, not once per message.
 
 mod activity;
+mod audit;
 mod content;
 mod moderation;
 mod operators;
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 
 pub use activity::{RecentActivity, SharedTally, SpeakerTally};
+pub use audit::{AuditEntry, AuditFilter};
 
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 
@@ -248,6 +250,7 @@ impl Store {
             tx.open_table(activity::GROUP_DAYS)?;
             tx.open_table(activity::LAST_POSTS)?;
             tx.open_table(operators::OPERATORS)?;
+            tx.open_table(audit::AUDIT)?;
         }
         robots::build_if_missing(&tx)?;
         tx.commit()?;

@@ -92,6 +92,7 @@ async fn without_an_admin_token_everyone_is_refused() {
 async fn every_admin_route_needs_the_token() {
     let app = spawn_app().await;
     let routes = [
+        ("GET", "/api/v1/audit"),
         ("GET", "/api/v1/groups"),
         ("POST", "/api/v1/groups"),
         ("GET", "/api/v1/groups/g1"),
@@ -245,4 +246,75 @@ async fn the_group_list_filters_and_pages() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(body["error"].is_string(), "{bad}: {body}");
     }
+}
+
+/// Issue 18: every change made through the admin API is an audit entry — who (the admin token),
+/// what (the method and path, the request with secrets replaced), the answer, and the group's
+/// settings before and after; reads and refused callers leave none.
+#[tokio::test]
+async fn changes_through_the_api_are_audited_with_before_and_after() {
+    let app = spawn_app().await;
+    let (status, group) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            Some(serde_json::json!({
+                "webhook_url": app.fake.webhook_url("audit-secret-key"),
+                "name": "审计群",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let chat = group["chat_id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .api_put(
+            &format!("/api/v1/groups/{chat}/tags"),
+            serde_json::json!({"tags": ["province:广东"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Reads, and a change without the token, are not entries.
+    app.api("/api/v1/groups").await;
+    let refused = app
+        .http
+        .put(app.url(&format!("/api/v1/groups/{chat}/tags")))
+        .json(&serde_json::json!({"tags": ["x"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    let audit = app.api("/api/v1/audit").await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{audit}");
+    let tags = &entries[0];
+    assert_eq!(tags["actor"], "admin-token", "{tags}");
+    assert_eq!(tags["action"], format!("PUT /api/v1/groups/{chat}/tags"));
+    assert_eq!(tags["status"], 200);
+    assert_eq!(tags["before"]["tags"], serde_json::json!([]), "{tags}");
+    assert_eq!(
+        tags["after"]["tags"],
+        serde_json::json!(["province:广东"]),
+        "{tags}"
+    );
+    let adoption = &entries[1];
+    assert_eq!(adoption["action"], "POST /api/v1/groups");
+    assert_eq!(adoption["status"], 201);
+    assert_eq!(adoption["request"]["webhook_url"], "***", "{adoption}");
+    assert_eq!(adoption["request"]["name"], "审计群");
+    assert!(
+        !audit.to_string().contains("audit-secret-key"),
+        "a webhook key reached the audit trail: {audit}"
+    );
+    // Paged newest first, filtered by who.
+    let page = app.api("/api/v1/audit?limit=1").await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1);
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app
+        .api(&format!("/api/v1/audit?limit=1&cursor={next}"))
+        .await;
+    assert_eq!(rest["entries"][0]["action"], "POST /api/v1/groups");
+    assert_eq!(rest["next_cursor"], serde_json::Value::Null);
+    let nobody = app.api("/api/v1/audit?actor=operator:wang").await;
+    assert_eq!(nobody["entries"], serde_json::json!([]));
 }

@@ -637,6 +637,27 @@ fn operator_accounts_are_managed_from_the_command_line() {
         "the password is in the store"
     );
 
+    // Each change is in the audit trail, by the command line, never with a password.
+    let store = trumpet::store::Store::open(&dir.join("data/trumpet.redb")).unwrap();
+    let audit = store
+        .audit_log(&trumpet::store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "operator remove li",
+            "operator reset-password boss",
+            "operator add li (viewer)",
+            "operator add boss (admin)"
+        ]
+    );
+    assert!(audit.iter().all(|e| e.actor == "cli"));
+    drop(store);
+
     let running = start(dir);
     let (code, _, err) = operator(dir, &["list"], "");
     assert_eq!(code, Some(2), "{err}");

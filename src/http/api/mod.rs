@@ -1,6 +1,7 @@
 //! The admin API (`/api/v1`, bearer token) and the unauthenticated health check: one router per
 //! resource, each in its own module, behind one authentication layer ([`require_admin`]).
 
+mod audit;
 mod envelopes;
 mod feeds;
 mod group_changes;
@@ -170,6 +171,8 @@ pub(super) fn bad_request(reason: impl Into<String>) -> Response {
     ApiError::bad_request(reason).into_response()
 }
 
+pub(super) use audit::record as audit_changes;
+
 /// The JSON body, or the answer refusing the request (the token was checked by the layer).
 pub(super) fn admit<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(b)| b)
@@ -189,4 +192,5 @@ pub(super) fn routes() -> axum::Router<Arc<AppState>> {
         .merge(jobs::routes())
         .merge(feeds::routes())
         .merge(simulate::routes())
+        .merge(audit::routes())
 }

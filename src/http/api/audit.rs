@@ -1,0 +1,217 @@
+//! The audit trail of the admin API: every change (any method but GET) that passed the
+//! authentication layer is recorded with its caller, the request (secrets replaced by `***`), the
+//! answer's status, and — for a group's routes — the group's settings before and after. Listed at
+//! `GET /api/v1/audit`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde::Deserialize;
+use tracing::error;
+
+use super::groups::SettingsView;
+use super::paging::PageQuery;
+use super::{ApiError, AppState, Caller, blocking};
+use crate::domain::ChatId;
+use crate::store::{AuditEntry, AuditFilter};
+
+/// Request fields whose values are credentials: never written to the audit trail.
+const SECRET_FIELDS: [&str; 6] = [
+    "webhook_url",
+    "password",
+    "token",
+    "access_token",
+    "encoding_aes_key",
+    "admin_token",
+];
+/// The longest request kept in an entry, in bytes; longer ones are noted by size.
+const MAX_KEPT_REQUEST: usize = 16 * 1024;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/api/v1/audit", get(list))
+}
+
+/// The layer behind authentication that records every change.
+pub(in crate::http) async fn record(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let actor = match request.extensions().get::<Caller>() {
+        Some(Caller::AdminToken) => "admin-token".to_owned(),
+        None => "unknown".to_owned(),
+    };
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let chat = group_of(request.uri().path());
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::http::MAX_ADMIN_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body could not be read: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let settings =
+        |chat: &ChatId| serde_json::to_value(SettingsView::from(&*state.directory.get(chat))).ok();
+    let before = chat.as_ref().and_then(settings);
+    let kept = kept_request(&bytes);
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await;
+    let after = chat.as_ref().and_then(settings);
+    let (before, after) = match before == after {
+        true => (None, None),
+        false => (before, after),
+    };
+    let entry = AuditEntry {
+        id: 0,
+        at: Utc::now(),
+        actor,
+        action,
+        status: response.status().as_u16(),
+        request: kept,
+        before,
+        after,
+    };
+    let store = state.store.clone();
+    if let Err(e) = blocking(move || store.audit(&entry)).await {
+        // The change stands; its record is what failed, and the log says so loudly.
+        error!(error = ?e, "an admin change was made but its audit entry was not written");
+    }
+    response
+}
+
+/// The group a route is about: `/api/v1/groups/{chat_id}…`.
+fn group_of(path: &str) -> Option<ChatId> {
+    let rest = path.strip_prefix("/api/v1/groups/")?;
+    let id = rest.split('/').next().filter(|id| !id.is_empty())?;
+    Some(ChatId::new(
+        percent_decode(id).unwrap_or_else(|| id.to_owned()),
+    ))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The request as kept: its JSON with secrets replaced, or a note of its size.
+fn kept_request(bytes: &[u8]) -> Option<serde_json::Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    if bytes.len() > MAX_KEPT_REQUEST {
+        return Some(serde_json::json!({ "bytes": bytes.len() }));
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(mut value) => {
+            redact(&mut value);
+            Some(value)
+        }
+        Err(_) => Some(serde_json::json!({ "bytes": bytes.len(), "json": false })),
+    }
+}
+
+/// Replaces the values of [`SECRET_FIELDS`] wherever they are.
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if SECRET_FIELDS.contains(&key.as_str()) {
+                    *field = serde_json::Value::String("***".into());
+                } else {
+                    redact(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    actor: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/audit?actor=&limit=&cursor=`: the changes, newest first, a page at a time
+/// (`{"entries", "next_cursor"}`; `limit` 1–500, default 100).
+async fn list(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = PageQuery {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let before =
+        match query.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
+            })?),
+        };
+    let filter = AuditFilter {
+        actor: query.actor,
+        before,
+        // One more than the page: whether another page follows.
+        limit: limit + 1,
+    };
+    let store = state.store.clone();
+    let mut entries = blocking(move || store.audit_log(&filter)).await?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next_cursor = more
+        .then(|| entries.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(serde_json::json!({"entries": entries, "next_cursor": next_cursor})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_wherever_they_are_and_groups_are_found_in_paths() {
+        let kept = kept_request(
+            br#"{"webhook_url": "https://x/send?key=SECRET", "name": "g", "bots": [{"token": "t0ken"}]}"#,
+        )
+        .unwrap();
+        let text = kept.to_string();
+        assert!(
+            !text.contains("SECRET") && !text.contains("t0ken"),
+            "{text}"
+        );
+        assert_eq!(kept["name"], "g");
+        assert_eq!(kept["webhook_url"], "***");
+        assert_eq!(kept_request(b"not json").unwrap()["json"], false);
+        assert!(kept_request(b"").is_none());
+        assert_eq!(
+            group_of("/api/v1/groups/wr%40chat/tags"),
+            Some(ChatId::new("wr@chat"))
+        );
+        assert_eq!(group_of("/api/v1/groups"), None);
+        assert_eq!(group_of("/api/v1/runs/x/resend"), None);
+    }
+}
