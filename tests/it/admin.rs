@@ -273,8 +273,16 @@ async fn changes_through_the_api_are_audited_with_before_and_after() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    // Reads, and a change without the token, are not entries.
+    // Reads, a simulation, and a change without the token are not entries.
     app.api("/api/v1/groups").await;
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/simulate",
+            Some(serde_json::json!({"group": chat, "from": "u1", "text": "开票"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let refused = app
         .http
         .put(app.url(&format!("/api/v1/groups/{chat}/tags")))

@@ -1,4 +1,5 @@
-//! The audit trail of the admin API: every change (any method but GET) that passed the
+//! The audit trail of the admin API: every change (any method but GET; a simulation is no
+//! change) that passed the
 //! authentication layer is recorded with its caller, the request (secrets replaced by `***`), the
 //! answer's status, and — for a group's routes — the group's settings before and after. Listed at
 //! `GET /api/v1/audit`.
@@ -43,10 +44,12 @@ pub(in crate::http) async fn record(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Reads change nothing; nor does a simulation, which is a POST only to carry its message.
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
+    ) || request.uri().path() == "/api/v1/simulate"
+    {
         return next.run(request).await;
     }
     let actor = match request.extensions().get::<Caller>() {
