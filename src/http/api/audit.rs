@@ -108,7 +108,9 @@ fn group_of(path: &str) -> Option<ChatId> {
     ))
 }
 
+/// A path segment percent-decoded as the router decodes it (a `+` stays a `+`).
 fn percent_decode(s: &str) -> Option<String> {
+    let s = s.replace('+', "%2B");
     url::form_urlencoded::parse(format!("x={s}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -214,6 +216,7 @@ mod tests {
             group_of("/api/v1/groups/wr%40chat/tags"),
             Some(ChatId::new("wr@chat"))
         );
+        assert_eq!(group_of("/api/v1/groups/a+b"), Some(ChatId::new("a+b")));
         assert_eq!(group_of("/api/v1/groups"), None);
         assert_eq!(group_of("/api/v1/runs/x/resend"), None);
     }
