@@ -34,6 +34,11 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// The first configured bot: a simulation of a group the store does not know runs as it.
     pub default_bot: crate::domain::BotId,
+    /// Operators signed in to the console.
+    pub sessions: Arc<crate::runtime::sessions::Sessions>,
+    /// Session cookies are marked `Secure` (the service is reached over TLS: `server.public_url`
+    /// is https).
+    pub secure_cookies: bool,
 }
 
 /// Handlers reach the services as if they were the state's own fields (`state.store`).
@@ -67,6 +72,7 @@ pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY));
     Router::new()
         .route("/healthz", get(api::healthz))
+        .merge(api::session::routes().layer(DefaultBodyLimit::max(MAX_ADMIN_BODY)))
         .merge(admin)
         .with_state(state)
         .merge(callbacks)

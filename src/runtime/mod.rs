@@ -20,6 +20,7 @@ pub mod operators;
 pub mod pipeline;
 pub mod red_envelope;
 pub mod scheduler;
+pub mod sessions;
 pub mod simulate;
 pub mod welcome;
 

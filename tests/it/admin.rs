@@ -326,3 +326,177 @@ async fn changes_through_the_api_are_audited_with_before_and_after() {
     let nobody = app.api("/api/v1/audit?actor=operator:wang").await;
     assert_eq!(nobody["entries"], serde_json::json!([]));
 }
+
+/// `POST /api/v1/session` as the console's sign-in form sends it.
+async fn sign_in(app: &TestApp, name: &str, password: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/session"))
+        .json(&serde_json::json!({"username": name, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A request carrying a session `cookie` (`name=value`).
+fn with_cookie(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    cookie: &str,
+) -> reqwest::RequestBuilder {
+    app.http
+        .request(method, app.url(path))
+        .header("cookie", cookie.to_owned())
+}
+
+/// Issue 18: operators sign in with their name and password and use the admin API with the
+/// session cookie (HttpOnly, SameSite=Strict): a viewer reads only, a change needs the session's
+/// CSRF token, the audit names the operator, five wrong passwords lock the name out, signing out
+/// ends the session, and after a restart the old cookie is refused cleanly.
+#[tokio::test]
+async fn operators_sign_in_and_their_session_is_role_and_csrf_checked() {
+    let mut app = spawn_app().await;
+    app.stop().await;
+    {
+        let store = trumpet::store::Store::open(&app.dir.path().join("trumpet.redb")).unwrap();
+        let now = chrono::Utc::now();
+        use trumpet::domain::OperatorRole;
+        use trumpet::runtime::operators::add;
+        add(
+            &store,
+            "wang",
+            OperatorRole::Operator,
+            "wang's long password",
+            now,
+        )
+        .unwrap();
+        add(
+            &store,
+            "li",
+            OperatorRole::Viewer,
+            "li's long password",
+            now,
+        )
+        .unwrap();
+    }
+    app.restart().await;
+    let answer = sign_in(&app, "wang", "wang's long password").await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let set_cookie = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["role"], "operator");
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+
+    let groups = with_cookie(&app, reqwest::Method::GET, "/api/v1/groups", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.status(), StatusCode::OK);
+    let tags = serde_json::json!({"tags": ["type:新手群"]});
+    let no_csrf = with_cookie(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/groups/g1/tags",
+        &cookie,
+    )
+    .json(&tags)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(no_csrf.status(), StatusCode::FORBIDDEN);
+    let changed = with_cookie(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/groups/g1/tags",
+        &cookie,
+    )
+    .header("x-csrf-token", &csrf)
+    .json(&tags)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let audit = app.api("/api/v1/audit").await;
+    assert_eq!(audit["entries"][0]["actor"], "operator:wang", "{audit}");
+    assert_eq!(
+        audit["entries"].as_array().unwrap().len(),
+        1,
+        "refusals are not changes"
+    );
+
+    // A viewer reads, and is refused a change even with its CSRF token.
+    let viewer = sign_in(&app, "li", "li's long password").await;
+    let viewer_cookie = viewer.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let viewer_csrf = viewer.json::<serde_json::Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = with_cookie(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/groups/g1/tags",
+        &viewer_cookie,
+    )
+    .header("x-csrf-token", &viewer_csrf)
+    .json(&tags)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    // Wrong passwords: refused, then locked out — the right one too.
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&app, "li", "not the password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        sign_in(&app, "li", "li's long password").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        sign_in(&app, "nobody", "whatever it is").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Signing out ends the session.
+    let out = with_cookie(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/v1/session",
+        &viewer_cookie,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let gone = with_cookie(&app, reqwest::Method::GET, "/api/v1/groups", &viewer_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
+
+    // A restart forgets sessions: the cookie is refused cleanly and signing in works again.
+    app.restart().await;
+    let stale = with_cookie(&app, reqwest::Method::GET, "/api/v1/session", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sign_in(&app, "wang", "wang's long password").await.status(),
+        StatusCode::OK
+    );
+}

@@ -52,10 +52,10 @@ pub(in crate::http) async fn record(
     {
         return next.run(request).await;
     }
-    let actor = match request.extensions().get::<Caller>() {
-        Some(Caller::AdminToken) => "admin-token".to_owned(),
-        None => "unknown".to_owned(),
-    };
+    let actor = request
+        .extensions()
+        .get::<Caller>()
+        .map_or_else(|| "unknown".to_owned(), Caller::actor);
     let action = format!("{} {}", request.method(), request.uri().path());
     let chat = group_of(request.uri().path());
     let (parts, body) = request.into_parts();

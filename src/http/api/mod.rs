@@ -11,6 +11,7 @@ mod health;
 mod jobs;
 mod moderation;
 mod paging;
+pub(super) mod session;
 mod simulate;
 mod status;
 
@@ -111,18 +112,66 @@ impl From<tokio::task::JoinError> for ApiError {
 pub enum Caller {
     /// The bearer `admin.token` (automation).
     AdminToken,
+    /// An operator signed in to the console (a session cookie).
+    Operator {
+        name: String,
+        role: crate::domain::OperatorRole,
+    },
 }
 
-/// The layer in front of every admin route: `Authorization: Bearer <admin.token>` or 401.
+impl Caller {
+    /// As the audit trail names the caller: `admin-token`, `operator:NAME`.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::AdminToken => "admin-token".into(),
+            Caller::Operator { name, .. } => format!("operator:{name}"),
+        }
+    }
+}
+
+/// The layer in front of every admin route: `Authorization: Bearer <admin.token>`, or a console
+/// session cookie — whose changes (any method but GET) also need the session's `X-CSRF-Token`
+/// and a role that may change things (a viewer reads only) — or 401.
 pub(super) async fn require_admin(
     State(state): State<Arc<AppState>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if !authorized(&state, request.headers()) {
-        return unauthorized();
-    }
-    request.extensions_mut().insert(Caller::AdminToken);
+    let caller = if authorized(&state, request.headers()) {
+        Caller::AdminToken
+    } else {
+        let Some(session) = session::of(&state, request.headers()) else {
+            warn!("admin API: no valid bearer token or console session");
+            return unauthorized();
+        };
+        let reading = matches!(
+            *request.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !reading {
+            let csrf = request
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !bool::from(csrf.as_bytes().ct_eq(session.csrf.as_bytes())) {
+                return ApiError::new(StatusCode::FORBIDDEN, "missing or wrong X-CSRF-Token")
+                    .into_response();
+            }
+            if !session.role.can_change() {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("a {} reads only", session.role),
+                )
+                .into_response();
+            }
+        }
+        Caller::Operator {
+            name: session.name,
+            role: session.role,
+        }
+    };
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
@@ -136,13 +185,7 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::channels::bearer_token);
-    match given {
-        Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => true,
-        _ => {
-            warn!("admin API: missing or wrong bearer token");
-            false
-        }
-    }
+    given.is_some_and(|token| bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())))
 }
 
 /// Runs `read` (blocking store work) off the async threads.
