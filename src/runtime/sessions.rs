@@ -22,6 +22,8 @@ pub const MAX_FAILURES: usize = 5;
 pub const LOCKOUT_WINDOW: TimeDelta = TimeDelta::minutes(15);
 /// Sessions kept at once (a bound: expired ones go first).
 const MAX_SESSIONS: usize = 10_000;
+/// Names whose failed sign-ins are counted at once (a bound against names tried at random).
+const MAX_TRACKED_NAMES: usize = 10_000;
 
 /// A signed-in operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +150,16 @@ impl Sessions {
     /// Counts a failure; returns the failures within the window.
     fn fail(&self, name: &str, now: DateTime<Utc>) -> usize {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Names tried at random must not grow the map without end: past the bound, only names
+        // with recent failures are kept.
+        if state.failures.len() >= MAX_TRACKED_NAMES {
+            state
+                .failures
+                .retain(|_, at| at.iter().any(|&t| now - t < LOCKOUT_WINDOW));
+            if state.failures.len() >= MAX_TRACKED_NAMES {
+                state.failures.clear();
+            }
+        }
         let failures = state.failures.entry(name.to_owned()).or_default();
         failures.retain(|&at| now - at < LOCKOUT_WINDOW);
         failures.push(now);
@@ -213,6 +225,19 @@ mod tests {
         );
         assert!(sessions.sign_out(&session.token));
         assert!(sessions.get(&session.token, now).is_none());
+    }
+
+    #[test]
+    fn names_tried_at_random_do_not_grow_the_failure_count_without_end() {
+        let sessions = Sessions::default();
+        let then = Utc::now();
+        for i in 0..MAX_TRACKED_NAMES {
+            sessions.fail(&format!("name{i}"), then);
+        }
+        let later = then + LOCKOUT_WINDOW + TimeDelta::seconds(1);
+        sessions.fail("one more", later);
+        let state = sessions.state.lock().unwrap();
+        assert_eq!(state.failures.len(), 1, "stale names dropped");
     }
 
     #[test]
