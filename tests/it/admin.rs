@@ -93,6 +93,10 @@ async fn every_admin_route_needs_the_token() {
     let app = spawn_app().await;
     let routes = [
         ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/operators"),
+        ("POST", "/api/v1/operators"),
+        ("DELETE", "/api/v1/operators/x"),
+        ("PUT", "/api/v1/operators/x/password"),
         ("GET", "/api/v1/groups"),
         ("POST", "/api/v1/groups"),
         ("GET", "/api/v1/groups/g1"),
@@ -498,5 +502,115 @@ async fn operators_sign_in_and_their_session_is_role_and_csrf_checked() {
     assert_eq!(
         sign_in(&app, "wang", "wang's long password").await.status(),
         StatusCode::OK
+    );
+}
+
+/// Issue 18: accounts through the admin API (the console's 账号 page stands on it) — only the
+/// admin token or a signed-in admin; passwords never in answers or the audit trail; a new
+/// password signs the account out everywhere; the last admin stays.
+#[tokio::test]
+async fn admins_manage_accounts_through_the_api() {
+    let app = spawn_app().await;
+    let post = |body: serde_json::Value| {
+        app.api_call(reqwest::Method::POST, "/api/v1/operators", Some(body))
+    };
+    let (status, _) = post(
+        serde_json::json!({"name": "boss", "role": "admin", "password": "boss long password"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) =
+        post(serde_json::json!({"name": "boss", "role": "viewer", "password": "another password"}))
+            .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) =
+        post(serde_json::json!({"name": "li", "role": "viewer", "password": "short"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // The admin, signed in, adds a viewer; the viewer may not see the accounts.
+    let boss = sign_in(&app, "boss", "boss long password").await;
+    let boss_cookie = boss.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let boss_csrf = boss.json::<serde_json::Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let added = with_cookie(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/operators",
+        &boss_cookie,
+    )
+    .header("x-csrf-token", &boss_csrf)
+    .json(&serde_json::json!({"name": "li", "role": "viewer", "password": "li's long password"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let li = sign_in(&app, "li", "li's long password").await;
+    let li_cookie = li.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let listed = with_cookie(&app, reqwest::Method::GET, "/api/v1/operators", &li_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::FORBIDDEN);
+    let listed = app.api("/api/v1/operators").await;
+    let names: Vec<&str> = listed["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["boss", "li"]);
+    assert!(!listed.to_string().contains("argon2"), "{listed}");
+
+    // A new password signs li out; the old one no longer works.
+    let reset = with_cookie(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/operators/li/password",
+        &boss_cookie,
+    )
+    .header("x-csrf-token", &boss_csrf)
+    .json(&serde_json::json!({"password": "li's new long password"}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    let after = with_cookie(&app, reqwest::Method::GET, "/api/v1/session", &li_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sign_in(&app, "li", "li's long password").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, _) = app
+        .api_call(reqwest::Method::DELETE, "/api/v1/operators/boss", None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the last admin stays");
+    let (status, _) = app
+        .api_call(reqwest::Method::DELETE, "/api/v1/operators/li", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let audit = app.api("/api/v1/audit").await.to_string();
+    assert!(audit.contains("operator:boss"), "{audit}");
+    assert!(
+        !audit.contains("long password"),
+        "a password reached the audit trail: {audit}"
     );
 }

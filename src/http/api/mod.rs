@@ -10,6 +10,7 @@ mod groups;
 mod health;
 mod jobs;
 mod moderation;
+mod operators;
 mod paging;
 pub(super) mod session;
 mod simulate;
@@ -236,4 +237,5 @@ pub(super) fn routes() -> axum::Router<Arc<AppState>> {
         .merge(feeds::routes())
         .merge(simulate::routes())
         .merge(audit::routes())
+        .merge(operators::routes())
 }
