@@ -54,10 +54,25 @@ struct State {
     failures: HashMap<String, Vec<DateTime<Utc>>>,
 }
 
+/// Password checks at once. Each argon2id check takes 19 MiB for its moment: without a bound, a
+/// flood of sign-ins (right names or not) would fill the blocking pool's 512 threads — about
+/// 10 GB — instead of queueing.
+const CONCURRENT_CHECKS: usize = 2;
+
 /// The sessions of the running service.
-#[derive(Default)]
 pub struct Sessions {
     state: Mutex<State>,
+    /// A permit per password check in progress (see [`CONCURRENT_CHECKS`]).
+    pub checks: tokio::sync::Semaphore,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            state: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+        }
+    }
 }
 
 fn random_token() -> String {

@@ -341,6 +341,20 @@ async fn sign_in(app: &TestApp, name: &str, password: &str) -> reqwest::Response
         .unwrap()
 }
 
+/// The session a successful sign-in answered: its cookie (`name=value`) and its CSRF token.
+async fn session_of(signed_in: reqwest::Response) -> (String, String) {
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = signed_in.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
 /// A request carrying a session `cookie` (`name=value`).
 fn with_cookie(
     app: &TestApp,
@@ -434,18 +448,8 @@ async fn operators_sign_in_and_their_session_is_role_and_csrf_checked() {
     );
 
     // A viewer reads, and is refused a change even with its CSRF token.
-    let viewer = sign_in(&app, "li", "li's long password").await;
-    let viewer_cookie = viewer.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let viewer_csrf = viewer.json::<serde_json::Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (viewer_cookie, viewer_csrf) =
+        session_of(sign_in(&app, "li", "li's long password").await).await;
     let refused = with_cookie(
         &app,
         reqwest::Method::PUT,
@@ -528,18 +532,8 @@ async fn admins_manage_accounts_through_the_api() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // The admin, signed in, adds a viewer; the viewer may not see the accounts.
-    let boss = sign_in(&app, "boss", "boss long password").await;
-    let boss_cookie = boss.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let boss_csrf = boss.json::<serde_json::Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (boss_cookie, boss_csrf) =
+        session_of(sign_in(&app, "boss", "boss long password").await).await;
     let added = with_cookie(
         &app,
         reqwest::Method::POST,
@@ -552,14 +546,7 @@ async fn admins_manage_accounts_through_the_api() {
     .await
     .unwrap();
     assert_eq!(added.status(), StatusCode::CREATED);
-    let li = sign_in(&app, "li", "li's long password").await;
-    let li_cookie = li.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (li_cookie, _) = session_of(sign_in(&app, "li", "li's long password").await).await;
     let listed = with_cookie(&app, reqwest::Method::GET, "/api/v1/operators", &li_cookie)
         .send()
         .await

@@ -165,18 +165,12 @@ async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = PageQuery {
+    let page = PageQuery {
         limit: query.limit,
-        cursor: None,
-    }
-    .limit()?;
-    let before =
-        match query.cursor.as_deref() {
-            None => None,
-            Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
-            })?),
-        };
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let before = page.before_id()?;
     let filter = AuditFilter {
         actor: query.actor,
         before,

@@ -306,13 +306,7 @@ pub async fn list_sends(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let page = query.page();
     let limit = page.limit()?;
-    let before =
-        match page.cursor.as_deref() {
-            None => None,
-            Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
-            })?),
-        };
+    let before = page.before_id()?;
     let chat = ChatId::new(chat_id);
     // An unknown group is a 404, not an empty list that looks like "nothing was sent".
     if let Err(refusal) = super::group_changes::load_group(&state, &chat).await {

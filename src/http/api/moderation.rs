@@ -71,18 +71,12 @@ pub async fn list_log(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let since = time("since", query.since.as_deref()).map_err(ApiError::bad_request)?;
     let until = time("until", query.until.as_deref()).map_err(ApiError::bad_request)?;
-    let limit = PageQuery {
+    let page = PageQuery {
         limit: query.limit,
-        cursor: None,
-    }
-    .limit()?;
-    let before =
-        match query.cursor.as_deref() {
-            None => None,
-            Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
-            })?),
-        };
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let before = page.before_id()?;
     let filter = LogFilter {
         chat_id: query.chat_id.map(ChatId::new),
         user_id: query.user_id,

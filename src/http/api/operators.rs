@@ -51,6 +51,13 @@ impl From<AccountError> for ApiError {
     }
 }
 
+/// Runs an account change (store work, password hashing) on the blocking pool.
+async fn off_the_async_threads<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(work).await??)
+}
+
 /// `GET /api/v1/operators`: every account (`name`, `role`, `created_at`, `updated_at`), never a
 /// hash.
 async fn list(
@@ -95,10 +102,10 @@ async fn add(
         Err(refusal) => return Ok(*refusal),
     };
     let store = state.store.clone();
-    let added = tokio::task::spawn_blocking(move || {
+    let added = off_the_async_threads(move || {
         operators::add(&store, &body.name, body.role, &body.password, Utc::now())
     })
-    .await??;
+    .await?;
     let answer = serde_json::json!({"name": added.name, "role": added.role});
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
@@ -112,7 +119,7 @@ async fn remove(
     require_administrator(&caller)?;
     let store = state.store.clone();
     let who = name.clone();
-    tokio::task::spawn_blocking(move || operators::remove(&store, &who)).await??;
+    off_the_async_threads(move || operators::remove(&store, &who)).await?;
     state.sessions.sign_out_everywhere(&name);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -137,10 +144,10 @@ async fn set_password(
     };
     let store = state.store.clone();
     let who = name.clone();
-    tokio::task::spawn_blocking(move || {
+    off_the_async_threads(move || {
         operators::reset_password(&store, &who, &body.password, Utc::now())
     })
-    .await??;
+    .await?;
     state.sessions.sign_out_everywhere(&name);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

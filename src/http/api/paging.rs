@@ -29,6 +29,19 @@ impl PageQuery {
             ))),
         }
     }
+
+    /// The cursor of a newest-first list keyed by id: the last id of the page before (the page
+    /// holds older ones), or 400 for a cursor that is not one.
+    pub(super) fn before_id(&self) -> Result<Option<u64>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|cursor| {
+                cursor.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
+                })
+            })
+            .transpose()
+    }
 }
 
 /// One page of a list, and how many items matched in all.

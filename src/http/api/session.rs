@@ -65,10 +65,18 @@ async fn sign_in(
     };
     let (store, sessions) = (state.store.clone(), Arc::clone(&state.sessions));
     let name = body.username.clone();
+    // Checks queue for a permit rather than each taking a thread and 19 MiB at once.
+    let permit = state
+        .sessions
+        .checks
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let signed = tokio::task::spawn_blocking(move || {
         sessions.sign_in(&store, &body.username, &body.password, Utc::now())
     })
     .await?;
+    drop(permit);
     let session = match signed {
         Ok(session) => session,
         Err(SignInError::Refused) => {

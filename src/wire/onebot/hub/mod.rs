@@ -455,16 +455,6 @@ impl Hub {
         result
     }
 
-    /// Sends `message` to `group_id` through `key`; see [`Self::send_message`].
-    pub async fn send_group_message(
-        &self,
-        key: &AccountKey,
-        group_id: &str,
-        message: &OutMessage,
-    ) -> Result<String, CallError> {
-        self.send_message(key, To::Group(group_id), message).await
-    }
-
     /// Sends `message` to a group or a person through `key` (OneBot 12's `send_message`, whose
     /// `detail_type` is `group` or `private`), uploading an image first; returns the new
     /// message's id.

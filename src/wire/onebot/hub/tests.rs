@@ -46,9 +46,9 @@ async fn an_image_is_uploaded_then_sent_by_its_file_id() {
         _ => None,
     });
     let sent = hub
-        .send_group_message(
+        .send_message(
             &key("wxid_bot"),
-            "g1",
+            To::Group("g1"),
             &OutMessage::Image {
                 bytes: vec![1, 2, 3],
             },
@@ -125,9 +125,9 @@ async fn an_upload_without_a_file_id_fails_instead_of_sending_an_empty_image() {
         _ => Some(Value::Null),
     });
     let failed = hub
-        .send_group_message(
+        .send_message(
             &key("wxid_bot"),
-            "g1",
+            To::Group("g1"),
             &OutMessage::Image { bytes: vec![0] },
         )
         .await
