@@ -371,6 +371,7 @@ impl App {
             hub,
             admin_token: config.admin.token.clone(),
             sessions: Arc::default(),
+            health: Arc::default(),
             secure_cookies: config.server.public_url.starts_with("https://"),
             default_bot: config.bots.first().map_or_else(
                 || crate::domain::BotId::parse("trumpet").expect("a valid bot id"),

@@ -3,6 +3,7 @@
 //! clients get a status and an opaque body, the log gets the cause.
 
 mod api;
+pub mod console;
 pub mod serve;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub default_bot: crate::domain::BotId,
     /// Operators signed in to the console.
     pub sessions: Arc<crate::runtime::sessions::Sessions>,
+    /// The health ranking the console's lists read (kept for a minute).
+    pub health: Arc<crate::runtime::health::cache::RankingCache>,
     /// Session cookies are marked `Secure` (the service is reached over TLS: `server.public_url`
     /// is https).
     pub secure_cookies: bool,
@@ -72,6 +75,7 @@ pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY));
     Router::new()
         .route("/healthz", get(api::healthz))
+        .merge(console::routes())
         .merge(api::session::routes().layer(DefaultBodyLimit::max(MAX_ADMIN_BODY)))
         .merge(admin)
         .with_state(state)

@@ -58,29 +58,42 @@ impl Directory {
         chat: &ChatId,
         changes: Vec<SettingsChange>,
     ) -> Result<Arc<GroupSettings>, StoreError> {
+        let mut changed = self.change_many(vec![chat.clone()], changes).await?;
+        Ok(changed.pop().map_or_else(|| self.get(chat), |(_, s)| s))
+    }
+
+    /// Applies the same `changes` to each of `chats` in one transaction (bulk tagging): durably
+    /// first, then in memory. Returns each group's new settings, in the order given.
+    pub async fn change_many(
+        &self,
+        chats: Vec<ChatId>,
+        changes: Vec<SettingsChange>,
+    ) -> Result<Vec<(ChatId, Arc<GroupSettings>)>, StoreError> {
         let _one_at_a_time = self.writer.lock().await;
         let store = self.store.clone();
-        let key = chat.clone();
         let updated = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
-                let mut settings = tx.settings(&key)?;
-                let mut changed = false;
-                for change in &changes {
-                    changed |= settings.apply(change);
+                let mut out = Vec::with_capacity(chats.len());
+                for chat in chats {
+                    let mut settings = tx.settings(&chat)?;
+                    let mut changed = false;
+                    for change in &changes {
+                        changed |= settings.apply(change);
+                    }
+                    if changed {
+                        tx.put_settings(&chat, &settings)?;
+                    }
+                    out.push((chat, Arc::new(settings)));
                 }
-                if changed {
-                    tx.put_settings(&key, &settings)?;
-                }
-                Ok(settings)
+                Ok(out)
             })
         })
         .await
         .map_err(|e| StoreError::Db(format!("settings task failed: {e}")))??;
-        let updated = Arc::new(updated);
-        self.settings
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(chat.clone(), updated.clone());
+        let mut map = self.settings.write().unwrap_or_else(|p| p.into_inner());
+        for (chat, settings) in &updated {
+            map.insert(chat.clone(), Arc::clone(settings));
+        }
         Ok(updated)
     }
 }

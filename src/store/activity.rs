@@ -266,6 +266,49 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// `chat`'s counters on each of the `days` local days up to `now`, oldest first (written
+    /// counters: speakers tallied in the last minute are not in them yet).
+    pub fn daily_series(
+        &self,
+        chat: &ChatId,
+        now: DateTime<Utc>,
+        days: u32,
+    ) -> Result<Vec<DayCounters>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let daily = tx.open_table(DAILY)?;
+        let group_days = tx.open_table(GROUP_DAYS)?;
+        let chat = chat.as_str();
+        (0..i64::from(days))
+            .rev()
+            .map(|back| {
+                let day = local_day(now - chrono::Duration::days(back));
+                let (messages, speakers) = daily
+                    .get((chat, day.as_str()))?
+                    .map_or((0, 0), |v| v.value());
+                let (joins, leaves, _, _) = group_days
+                    .get((chat, day.as_str()))?
+                    .map_or((0, 0, 0, 0), |v| v.value());
+                Ok(DayCounters {
+                    day,
+                    messages,
+                    speakers,
+                    joins,
+                    leaves,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One group's local day: messages, members who spoke, joins and leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCounters {
+    pub day: String,
+    pub messages: u64,
+    pub speakers: u64,
+    pub joins: u64,
+    pub leaves: u64,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod content;
 mod moderation;
 mod operators;
 mod outbox;
+mod overview;
 mod records;
 mod red_envelope;
 mod robots;
@@ -26,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{BotId, ChatId, GroupSettings, Sender};
 
-pub use activity::{RecentActivity, SharedTally, SpeakerTally};
+pub use activity::{DayCounters, RecentActivity, SharedTally, SpeakerTally};
 pub use audit::{AuditEntry, AuditFilter};
 
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
@@ -36,6 +37,7 @@ pub use outbox::{
     Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, ResendTargets, RunCounts,
     RunRecord, RunReport, SendOutcome, SendReceipt,
 };
+pub use overview::{PendingSends, RecentSends, SendSummary};
 
 pub use records::{
     AdoptedVia, Adopter, DailyCounters, DedupeRecord, GroupRecord, GroupStatus, HeldPost,
@@ -251,8 +253,10 @@ impl Store {
             tx.open_table(activity::LAST_POSTS)?;
             tx.open_table(operators::OPERATORS)?;
             tx.open_table(audit::AUDIT)?;
+            tx.open_table(overview::DAY_TOTALS)?;
         }
         robots::build_if_missing(&tx)?;
+        overview::build_totals_if_missing(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -268,6 +272,7 @@ impl Store {
                 groups: tx.open_table(GROUPS)?,
                 members: tx.open_table(MEMBERS)?,
                 daily: tx.open_table(DAILY)?,
+                day_totals: tx.open_table(overview::DAY_TOTALS)?,
                 dedupe: tx.open_table(DEDUPE)?,
                 meta: tx.open_table(META)?,
                 settings: tx.open_table(SETTINGS)?,

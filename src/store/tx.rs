@@ -9,6 +9,8 @@ pub struct WriteTx<'t> {
     pub(super) groups: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) members: redb::Table<'t, (&'static str, &'static str), MemberRow<'static>>,
     pub(super) daily: redb::Table<'t, (&'static str, &'static str), (u64, u64)>,
+    /// Messages of all groups by day (the overview's figures).
+    pub(super) day_totals: redb::Table<'t, &'static str, u64>,
     pub(super) dedupe: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) meta: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) settings: redb::Table<'t, &'static str, &'static [u8]>,
@@ -173,6 +175,8 @@ impl WriteTx<'_> {
             (chat, day.as_str()),
             (messages + 1, speakers + u64::from(!spoke_today)),
         )?;
+        let total = self.day_totals.get(day.as_str())?.map_or(0, |v| v.value());
+        self.day_totals.insert(day.as_str(), total + 1)?;
         self.note_reply(chat, &day, secs)?;
 
         if first_time {

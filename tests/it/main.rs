@@ -9,6 +9,7 @@ mod broadcast;
 mod callbacks;
 mod cli;
 mod commands;
+mod console;
 mod crash;
 mod health;
 mod hostile;

@@ -23,6 +23,7 @@ use crate::store::GroupStatus;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/groups/{chat_id}/tags", put(put_tags))
+        .route("/api/v1/bulk/tags", post(bulk_tags))
         .route("/api/v1/groups/{chat_id}/joins", post(post_joins))
         .route("/api/v1/groups/{chat_id}/roles/{user_id}", put(put_role))
         .route(
@@ -71,6 +72,83 @@ pub async fn put_tags(
         vec![SettingsChange::ReplaceTags(tags)],
     )
     .await
+}
+
+/// Groups one bulk change may name.
+const MAX_BULK_GROUPS: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkTagsBody {
+    chat_ids: Vec<String>,
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// Each tag checked and folded as tags are stored, or the reason one is refused.
+fn valid_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
+    tags.iter()
+        .map(|t| validate_tag(t).map_err(ApiError::bad_request))
+        .collect()
+}
+
+/// `POST /api/v1/bulk/tags` with `{"chat_ids": [...], "add": [...], "remove": [...]}`: adds and
+/// removes tags on up to 500 groups in one transaction; answers each group's tags. 404 (naming
+/// them) when a group is unknown, and then nothing changes.
+pub async fn bulk_tags(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<BulkTagsBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = match admit(body) {
+        Ok(body) => body,
+        Err(refused) => return Ok(*refused),
+    };
+    if body.chat_ids.is_empty() || body.chat_ids.len() > MAX_BULK_GROUPS {
+        return Err(ApiError::bad_request(format!(
+            "chat_ids must name 1 to {MAX_BULK_GROUPS} groups"
+        )));
+    }
+    let (add, remove) = (valid_tags(&body.add)?, valid_tags(&body.remove)?);
+    if add.is_empty() && remove.is_empty() {
+        return Err(ApiError::bad_request("add or remove at least one tag"));
+    }
+    let chats: Vec<ChatId> = body.chat_ids.into_iter().map(ChatId::new).collect();
+    let store = state.store.clone();
+    let asked = chats.clone();
+    let unknown: Vec<String> = blocking(move || {
+        let mut unknown = Vec::new();
+        for chat in &asked {
+            if store.group(chat)?.is_none() {
+                unknown.push(chat.to_string());
+            }
+        }
+        Ok(unknown)
+    })
+    .await?;
+    if !unknown.is_empty() {
+        return Err(ApiError::not_found("no such groups").with("unknown", unknown));
+    }
+    let changed = state
+        .directory
+        .change_many(
+            chats,
+            vec![
+                SettingsChange::AddTags(add),
+                SettingsChange::RemoveTags(remove),
+            ],
+        )
+        .await?;
+    tracing::info!(
+        groups = changed.len(),
+        "tags changed in bulk through the admin API"
+    );
+    let groups: Vec<serde_json::Value> = changed
+        .iter()
+        .map(|(chat, s)| serde_json::json!({"chat_id": chat, "tags": s.tags}))
+        .collect();
+    Ok(Json(serde_json::json!({ "groups": groups })).into_response())
 }
 
 #[derive(Deserialize)]

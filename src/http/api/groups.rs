@@ -45,8 +45,35 @@ pub(super) struct GroupView {
     /// `wecom-robot`, `onebot12` or `push-only`.
     channel: &'static str,
     can_push: bool,
+    /// Its health from the ranking the lists share (adopted groups; absent on a released one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<HealthBrief>,
     #[serde(flatten)]
     settings: SettingsView,
+}
+
+/// A group's health as a list shows it.
+#[derive(Serialize)]
+pub(super) struct HealthBrief {
+    score: u32,
+    stage: crate::engine::health::Stage,
+    stage_text: &'static str,
+    /// False for a push-only group (nothing to measure).
+    measured: bool,
+    /// Members now where a bot account lists them.
+    members: Option<u64>,
+}
+
+impl From<&crate::runtime::health::GroupHealth> for HealthBrief {
+    fn from(h: &crate::runtime::health::GroupHealth) -> Self {
+        Self {
+            score: h.score,
+            stage: h.stage,
+            stage_text: h.stage_text,
+            measured: h.measured,
+            members: h.members,
+        }
+    }
 }
 
 /// A group's settings as the API shows them.
@@ -108,8 +135,58 @@ impl GroupView {
             can_push: (g.webhook_url.is_some() || g.account.is_some())
                 && g.status == GroupStatus::Adopted,
             account: g.account,
+            health: None,
         }
     }
+
+    fn with_health(mut self, health: Option<&crate::runtime::health::GroupHealth>) -> Self {
+        self.health = health.map(HealthBrief::from);
+        self
+    }
+
+    /// The key a list sorted by `sort` orders by, ascending (the cursor of its pages).
+    fn sort_key(&self, sort: Sort) -> String {
+        // Numbers padded to one width, then the chat id after a separator that sorts first.
+        let tail = |n: u64| format!("{n:020}\u{1}{}", self.chat_id);
+        match sort {
+            Sort::ChatId => self.chat_id.clone(),
+            Sort::Name => format!("{}\u{1}{}", self.settings.name.to_lowercase(), self.chat_id),
+            Sort::Health => tail(self.health.as_ref().map_or(u64::MAX, |h| match h.measured {
+                true => u64::from(h.score),
+                false => u64::MAX - 1,
+            })),
+            Sort::Members => tail(u64::MAX - self.members()),
+            Sort::Messages => tail(u64::MAX - self.messages),
+            Sort::LastMessage => tail(
+                u64::MAX
+                    - self
+                        .last_message_at
+                        .map_or(0, |t| u64::try_from(t.timestamp()).unwrap_or(0)),
+            ),
+        }
+    }
+
+    /// Members now where a bot account lists them, else the members seen speaking.
+    fn members(&self) -> u64 {
+        self.health
+            .as_ref()
+            .and_then(|h| h.members)
+            .unwrap_or(self.members_seen)
+    }
+}
+
+/// How the group list is ordered: `chat_id` (the default), `name`, `health` (lowest score
+/// first), `members`, `messages`, `last_message` (most, or latest, first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    #[default]
+    ChatId,
+    Name,
+    Health,
+    Members,
+    Messages,
+    LastMessage,
 }
 
 /// `?status=&tag=&channel=&stage=&q=` of the group list, with its page.
@@ -120,6 +197,8 @@ pub struct GroupsQuery {
     channel: Option<String>,
     stage: Option<String>,
     q: Option<String>,
+    #[serde(default)]
+    sort: Sort,
     // Not a flattened `PageQuery`: a flattened struct reads numbers from a query string as
     // strings and refuses them.
     limit: Option<usize>,
@@ -211,10 +290,12 @@ impl GroupFilter {
     }
 }
 
-/// `GET /api/v1/groups?status=&tag=&channel=&stage=&q=&limit=&cursor=`: the groups the bot has
-/// been in, in the order of their chat ids, a page at a time: `{"groups", "next_cursor",
-/// "total"}`. `q` matches the name or the id; `stage` (a health stage) keeps adopted groups of
-/// that stage.
+/// `GET /api/v1/groups?status=&tag=&channel=&stage=&q=&sort=&limit=&cursor=`: the groups the
+/// bot has been in, a page at a time: `{"groups", "next_cursor", "total", "health_computed_at"}`.
+/// `q` matches the name or the id; `stage` (a health stage) keeps adopted groups of that stage;
+/// `sort` orders by `chat_id` (the default), `name`, `health`, `members`, `messages` or
+/// `last_message`. Each adopted group carries its `health` from the ranking the console shares
+/// (at most a minute old; `health_computed_at` says when).
 pub async fn list_groups(
     State(state): State<Arc<AppState>>,
     query: Result<Query<GroupsQuery>, QueryRejection>,
@@ -222,39 +303,76 @@ pub async fn list_groups(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = GroupFilter::new(&query)?;
     let store = state.store.clone();
-    let (groups, stages) = match filter.stage {
-        None => (blocking(move || store.groups()).await?, None),
-        Some(_) => {
-            let (directory, speakers) = (Arc::clone(&state.directory), Arc::clone(&state.speakers));
-            blocking(move || {
-                let ranked =
-                    crate::runtime::health::ranking(&store, &directory, &speakers, Utc::now())?;
-                let stages: std::collections::HashMap<ChatId, crate::engine::health::Stage> =
-                    ranked.into_iter().map(|h| (h.chat_id, h.stage)).collect();
-                Ok((store.groups()?, Some(stages)))
-            })
-            .await?
+    let groups = blocking(move || store.groups()).await?;
+    let ranked = health_ranking(&state, &groups).await?;
+    let mut kept: Vec<GroupView> = groups
+        .into_iter()
+        .filter_map(|g| {
+            let settings = state.directory.get(&g.chat_id);
+            let health = ranked.of(&g.chat_id);
+            let stage_ok = filter
+                .stage
+                .is_none_or(|stage| health.is_some_and(|h| h.stage == stage));
+            (stage_ok && filter.keeps(&g, &settings))
+                .then(|| GroupView::new(g, &settings).with_health(health))
+        })
+        .collect();
+    let mut keyed: Vec<(String, GroupView)> = match query.sort {
+        // The store's order already.
+        Sort::ChatId => kept.drain(..).map(|v| (v.chat_id.clone(), v)).collect(),
+        sort => {
+            let mut keyed: Vec<_> = kept.drain(..).map(|v| (v.sort_key(sort), v)).collect();
+            keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            keyed
         }
     };
-    let kept = groups.into_iter().filter_map(|g| {
-        let settings = state.directory.get(&g.chat_id);
-        let stage_ok = match (&stages, filter.stage) {
-            (Some(stages), Some(stage)) => stages.get(&g.chat_id) == Some(&stage),
-            _ => true,
-        };
-        (stage_ok && filter.keeps(&g, &settings)).then(|| GroupView::new(g, &settings))
-    });
     let page_query = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
     };
-    let page = page(kept, |v| v.chat_id.clone(), &page_query)?;
+    let page = page(keyed.drain(..), |(key, _)| key.clone(), &page_query)?;
+    let groups: Vec<GroupView> = page.items.into_iter().map(|(_, v)| v).collect();
     Ok(Json(serde_json::json!({
-        "groups": page.items,
+        "groups": groups,
         "next_cursor": page.next_cursor,
         "total": page.total,
+        "health_computed_at": ranked.computed_at,
     }))
     .into_response())
+}
+
+/// The health ranking the lists share: the cached one, or a new one when an adopted group is
+/// missing from it (adopted since it was made).
+pub(super) async fn health_ranking(
+    state: &Arc<AppState>,
+    groups: &[GroupRecord],
+) -> Result<Arc<crate::runtime::health::cache::Ranked>, ApiError> {
+    let compute = {
+        let (store, directory, speakers) = (
+            state.store.clone(),
+            Arc::clone(&state.directory),
+            Arc::clone(&state.speakers),
+        );
+        move || {
+            let now = Utc::now();
+            let groups = crate::runtime::health::ranking(&store, &directory, &speakers, now)?;
+            Ok(crate::runtime::health::cache::Ranked::new(groups, now))
+        }
+    };
+    let cache = Arc::clone(&state.health);
+    let ranked = blocking({
+        let (cache, compute) = (Arc::clone(&cache), compute.clone());
+        move || cache.get(compute)
+    })
+    .await?;
+    let missing = groups
+        .iter()
+        .any(|g| g.status == GroupStatus::Adopted && ranked.of(&g.chat_id).is_none());
+    if !missing {
+        return Ok(ranked);
+    }
+    cache.invalidate();
+    blocking(move || cache.get(compute)).await
 }
 
 /// `GET /api/v1/groups/{chat_id}`: one group with its settings.

@@ -22,6 +22,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/health", get(ranking))
         .route("/api/v1/groups/{chat_id}/health", get(of_group))
+        .route("/api/v1/groups/{chat_id}/activity", get(activity))
 }
 
 #[derive(Deserialize)]
@@ -92,6 +93,42 @@ pub async fn of_group(State(state): State<Arc<AppState>>, Path(chat_id): Path<St
         .of_chat(chat.as_str());
     blocking_json(move || {
         crate::runtime::health::group_health(&store, &group, &name, &pending, Utc::now())
+    })
+    .await
+}
+
+/// The most days an activity series covers.
+const MAX_ACTIVITY_DAYS: u32 = 90;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    days: Option<u32>,
+}
+
+/// `GET /api/v1/groups/{chat_id}/activity?days=30`: the group's local days, oldest first, each
+/// with its messages, the members who spoke, joins and leaves (`days` 1–90, default 30; speakers
+/// counted in the last minute are written a little later).
+pub async fn activity(
+    State(state): State<Arc<AppState>>,
+    Path(chat_id): Path<String>,
+    query: Result<Query<ActivityQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let days = query.days.unwrap_or(30);
+    if !(1..=MAX_ACTIVITY_DAYS).contains(&days) {
+        return bad_request(format!("days {days} must be 1 to {MAX_ACTIVITY_DAYS}"));
+    }
+    let chat = ChatId::new(chat_id);
+    if let Err(refusal) = load_group(&state, &chat).await {
+        return *refusal;
+    }
+    let store = state.store.clone();
+    blocking_json(move || {
+        Ok(serde_json::json!({ "days": store.daily_series(&chat, Utc::now(), days)? }))
     })
     .await
 }

@@ -11,6 +11,7 @@ mod health;
 mod jobs;
 mod moderation;
 mod operators;
+mod overview;
 mod paging;
 pub(super) mod session;
 mod simulate;
@@ -238,4 +239,5 @@ pub(super) fn routes() -> axum::Router<Arc<AppState>> {
         .merge(simulate::routes())
         .merge(audit::routes())
         .merge(operators::routes())
+        .merge(overview::routes())
 }

@@ -5,6 +5,8 @@
 //! schedule of `health.toml`, once per slot (the send's key is the slot), a slot missed while the
 //! service was down still within [`DIGEST_CATCH_UP`].
 
+pub mod cache;
+
 use std::sync::Arc;
 use std::time::Duration;
 

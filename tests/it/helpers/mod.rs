@@ -1,6 +1,7 @@
 //! Test harness: `spawn_app()` starts the real service on port 0 with a temporary store, the
 //! repository's bot-scripts and a fake WeCom, and talks to it over HTTP as WeCom does.
 
+pub mod browser;
 pub mod fake_onebot;
 pub mod fake_wecom;
 

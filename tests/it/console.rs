@@ -1,0 +1,308 @@
+//! Issue 18: the operator console in a real browser (headless Chromium through ChromeDriver)
+//! against the real service: signing in, the overview's figures against the API's, the group
+//! list's filters and bulk tagging, a viewer who can change nothing, accounts, and the audit.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::browser::Browser;
+use crate::helpers::{TestApp, spawn_app};
+
+const ADMIN: (&str, &str) = ("boss", "boss's long password");
+const VIEWER: (&str, &str) = ("kan", "kan's long password");
+
+/// An account made through the admin API (as the 账号 page or `trumpet operator add` would).
+async fn add_operator(app: &TestApp, (name, password): (&str, &str), role: &str) {
+    let (status, body) = app
+        .api_call(
+            Method::POST,
+            "/api/v1/operators",
+            Some(json!({"name": name, "role": role, "password": password})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Push-only groups adopted through the API, each with a name and tags.
+async fn adopt_groups(app: &TestApp, groups: &[(&str, &[&str])]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, (name, tags)) in groups.iter().enumerate() {
+        let (status, body) = app
+            .api_call(
+                Method::POST,
+                "/api/v1/groups",
+                Some(json!({
+                    "webhook_url": app.fake.webhook_url(&format!("console-{i}")),
+                    "name": name,
+                    "tags": tags,
+                })),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        ids.push(body["chat_id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// The figure the overview shows under `data-figure=name`, as a number.
+async fn figure(browser: &Browser, name: &str) -> u64 {
+    let text = browser
+        .wait_text(&format!("[data-figure={name}] .value"), |t| !t.is_empty())
+        .await;
+    text.replace(',', "").parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_and_the_overview_shows_the_apis_figures() {
+    let app = spawn_app().await;
+    add_operator(&app, ADMIN, "admin").await;
+    adopt_groups(
+        &app,
+        &[("初级会计一群", &["会计"]), ("税务答疑群", &["税务"])],
+    )
+    .await;
+    let browser = Browser::start().await;
+    let console = app.url("/console/");
+
+    // A wrong password is refused with a message, and the form stays.
+    browser.sign_in(&console, ADMIN.0, "not the password").await;
+    browser
+        .wait_text("#sign-in-error", |t| t.contains("用户名或密码错误"))
+        .await;
+    browser.keep_screenshot("sign-in").await;
+
+    browser.sign_in(&console, ADMIN.0, ADMIN.1).await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let overview = app.api("/api/v1/overview").await;
+    assert_eq!(overview["groups"]["adopted"], 2);
+    assert_eq!(figure(&browser, "adopted").await, 2);
+    assert_eq!(
+        figure(&browser, "members").await,
+        overview["members"].as_u64().unwrap()
+    );
+    assert_eq!(
+        figure(&browser, "messages_today").await,
+        overview["messages_today"].as_u64().unwrap()
+    );
+    assert_eq!(
+        figure(&browser, "pending").await,
+        overview["pending"]["count"].as_u64().unwrap()
+    );
+    // Two charts, each an image with a name.
+    let charts = browser
+        .run(
+            "return [...document.querySelectorAll('svg.chart')].map(c => c.getAttribute('aria-label'));",
+            vec![],
+        )
+        .await;
+    assert_eq!(charts.as_array().unwrap().len(), 2, "{charts}");
+    browser.keep_screenshot("overview").await;
+
+    // Nothing came from another origin.
+    let origin = app.url("");
+    for address in browser.loaded_from().await {
+        assert!(address.starts_with(&origin), "{address} is not {origin}");
+    }
+
+    // Signing out leaves the form, and the session is gone for the API too.
+    browser.click("#sign-out").await;
+    browser
+        .wait_text("#sign-in-error", |t| t.contains("已退出登录"))
+        .await;
+    let status = browser
+        .run_async(
+            "fetch('/api/v1/overview').then(r => arguments[0](r.status));",
+            vec![],
+        )
+        .await;
+    assert_eq!(status, 401);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_group_list_filters_and_tags_in_bulk_and_the_audit_names_who() {
+    let app = spawn_app().await;
+    add_operator(&app, ADMIN, "admin").await;
+    let ids = adopt_groups(
+        &app,
+        &[
+            ("初级会计一群", &["会计"]),
+            ("初级会计二群", &["会计"]),
+            ("税务答疑群", &["税务"]),
+            ("中级会计群", &[]),
+        ],
+    )
+    .await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    browser.goto(&app.url("/console/#/groups")).await;
+    browser
+        .wait_text("[data-total]", |t| t.contains("共 4 个群"))
+        .await;
+
+    // Search by name: the rows are the API's answer to the same query.
+    browser.type_into("input[name=q]", "初级").await;
+    browser.click("form.filters button[type=submit]").await;
+    browser
+        .wait_text("[data-total]", |t| t.contains("共 2 个群"))
+        .await;
+    let api = app.api("/api/v1/groups?q=%E5%88%9D%E7%BA%A7").await;
+    let mut expected: Vec<String> = api["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["chat_id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut shown: Vec<String> = serde_json::from_value(
+        browser
+            .run(
+                "return [...document.querySelectorAll('tr[data-chat]')].map(r => r.dataset.chat);",
+                vec![],
+            )
+            .await,
+    )
+    .unwrap();
+    expected.sort();
+    shown.sort();
+    assert_eq!(shown, expected);
+
+    // Tag both in one go.
+    browser.click("input[aria-label='全选本页']").await;
+    browser.type_into("input[name=bulk-tag]", "2026届").await;
+    browser.click(".bar-actions button").await;
+    browser
+        .wait_text(".notice.ok", |t| t.contains("已为 2 个群添加标签"))
+        .await;
+    browser.keep_screenshot("groups").await;
+    for id in &ids[..2] {
+        let group = app.api(&format!("/api/v1/groups/{id}")).await;
+        assert!(
+            group["tags"].as_array().unwrap().contains(&json!("2026届")),
+            "{group}"
+        );
+    }
+    let untouched = app.api(&format!("/api/v1/groups/{}", ids[2])).await;
+    assert_eq!(untouched["tags"], json!(["税务"]));
+
+    // The filter by tag finds them; the audit page names who did it.
+    browser
+        .goto(&app.url("/console/#/groups?tag=2026%E5%B1%8A"))
+        .await;
+    browser
+        .wait_text("[data-total]", |t| t.contains("共 2 个群"))
+        .await;
+    browser.goto(&app.url("/console/#/audit")).await;
+    let audit = browser
+        .wait_text("table", |t| t.contains("/api/v1/bulk/tags"))
+        .await;
+    assert!(audit.contains("boss"), "{audit}");
+    browser.keep_screenshot("audit").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_viewer_sees_everything_and_can_change_nothing() {
+    let app = spawn_app().await;
+    add_operator(&app, VIEWER, "viewer").await;
+    let ids = adopt_groups(&app, &[("初级会计一群", &["会计"])]).await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), VIEWER.0, VIEWER.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("只读")).await;
+
+    // No account management in the menu, no bulk tagging, no save button, inputs disabled.
+    let menu = browser.wait_text("#nav", |t| t.contains("群组")).await;
+    assert!(!menu.contains("账号"), "{menu}");
+    browser.goto(&app.url("/console/#/groups")).await;
+    browser
+        .wait_text("[data-total]", |t| t.contains("共 1 个群"))
+        .await;
+    let controls = browser
+        .run(
+            "return document.querySelectorAll('input.pick, input[name=bulk-tag]').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(controls, 0);
+    browser
+        .goto(&app.url(&format!("/console/#/groups/{}", ids[0])))
+        .await;
+    browser
+        .wait_text("#content h1", |t| t.contains("初级会计一群"))
+        .await;
+    browser.keep_screenshot("group").await;
+    let editable = browser
+        .run(
+            "return [...document.querySelectorAll('#content input, #content button[type=submit]')]\
+               .filter(e => !e.disabled && e.name !== 'member' && e.type !== 'submit').map(e => e.outerHTML);",
+            vec![],
+        )
+        .await;
+    assert_eq!(editable, json!([]));
+
+    // And the API refuses a change from this session even with its CSRF token.
+    let status = browser
+        .run_async(
+            "const chat = arguments[0], done = arguments[arguments.length - 1];
+             fetch('/api/v1/session').then(r => r.json()).then(s =>
+               fetch('/api/v1/bulk/tags', {method: 'POST',
+                 headers: {'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf_token},
+                 body: JSON.stringify({chat_ids: [chat], add: ['x']})}))
+             .then(r => done(r.status));",
+            vec![json!(ids[0])],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let group = app.api(&format!("/api/v1/groups/{}", ids[0])).await;
+    assert_eq!(group["tags"], json!(["会计"]));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_admin_adds_an_account_in_the_console_and_it_can_sign_in() {
+    let app = spawn_app().await;
+    add_operator(&app, ADMIN, "admin").await;
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    browser.goto(&app.url("/console/#/accounts")).await;
+    browser.type_into("input[name=new-name]", "xiaoli").await;
+    browser
+        .find("select[name=new-role]")
+        .await
+        .select_by_value("operator")
+        .await
+        .unwrap();
+    browser
+        .type_into("input[name=new-password]", "xiaoli's long password")
+        .await;
+    browser.click("form[aria-label='添加账号'] button").await;
+    browser
+        .wait_text(".notice.ok", |t| t.contains("已添加账号 xiaoli"))
+        .await;
+    browser.keep_screenshot("accounts").await;
+    let accounts: Value = app.api("/api/v1/operators").await;
+    assert!(
+        accounts["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "xiaoli" && a["role"] == "operator"),
+        "{accounts}"
+    );
+    let signed_in = app
+        .http
+        .post(app.url("/api/v1/session"))
+        .json(&json!({"username": "xiaoli", "password": "xiaoli's long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    browser.close().await;
+}
