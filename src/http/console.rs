@@ -44,6 +44,7 @@ static ASSETS: &[Asset] = &[
     asset!("assets/pages/overview.js", JS),
     asset!("assets/pages/groups.js", JS),
     asset!("assets/pages/group.js", JS),
+    asset!("assets/pages/broadcasts.js", JS),
     asset!("assets/pages/accounts.js", JS),
     asset!("assets/pages/audit.js", JS),
 ];

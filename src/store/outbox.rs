@@ -321,6 +321,26 @@ impl WriteTx<'_> {
 }
 
 impl Store {
+    /// Every broadcast run planned here (of `job`, or of all jobs), newest planning first.
+    pub fn runs(&self, job: Option<&str>) -> Result<Vec<RunRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(RUNS)?;
+        let mut runs = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            let run: RunRecord = decode(value.value())?;
+            if job.is_none_or(|job| run.job == job) {
+                runs.push(run);
+            }
+        }
+        runs.sort_by(|a, b| {
+            b.planned_at
+                .cmp(&a.planned_at)
+                .then_with(|| b.run_id.cmp(&a.run_id))
+        });
+        Ok(runs)
+    }
+
     /// The last slot of `job` that was planned, if the job ever ran here.
     pub fn schedule_mark(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let tx = self.db.begin_read()?;

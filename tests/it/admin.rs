@@ -601,3 +601,47 @@ async fn admins_manage_accounts_through_the_api() {
         "a password reached the audit trail: {audit}"
     );
 }
+
+/// Issue 18: a sign-in always starts a new session — the session cookie a browser brought to it
+/// (planted by someone else, or the operator's own earlier one) ends, and the new cookie differs.
+#[tokio::test]
+async fn signing_in_ends_the_session_the_browser_brought() {
+    let app = spawn_app().await;
+    for (name, role) in [("wang", "operator"), ("li", "viewer")] {
+        let (status, body) = app
+            .api_call(
+                reqwest::Method::POST,
+                "/api/v1/operators",
+                Some(serde_json::json!({
+                    "name": name, "role": role, "password": format!("{name}'s long password"),
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Someone signs in as the viewer and leaves that cookie in the operator's browser.
+    let (planted, _) = session_of(sign_in(&app, "li", "li's long password").await).await;
+    let signed_in = app
+        .http
+        .post(app.url("/api/v1/session"))
+        .header("cookie", planted.clone())
+        .json(&serde_json::json!({"username": "wang", "password": "wang's long password"}))
+        .send()
+        .await
+        .unwrap();
+    let (fresh, _) = session_of(signed_in).await;
+    assert_ne!(fresh, planted);
+    let old = with_cookie(&app, reqwest::Method::GET, "/api/v1/session", &planted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let who: serde_json::Value = with_cookie(&app, reqwest::Method::GET, "/api/v1/session", &fresh)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["name"], "wang");
+}

@@ -306,3 +306,116 @@ async fn an_admin_adds_an_account_in_the_console_and_it_can_sign_in() {
     assert_eq!(signed_in.status(), StatusCode::OK);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_broadcast_is_previewed_run_and_resent_from_the_console() {
+    let scripts = crate::helpers::scripts_copy();
+    crate::helpers::jobs_send_at_once(scripts.path());
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        more: "[feeds]\nallow_private = true\n".into(),
+        ..Default::default()
+    })
+    .await;
+    add_operator(&app, ADMIN, "admin").await;
+    let ids = adopt_groups(
+        &app,
+        &[
+            ("初级会计一群", &[]),
+            ("初级会计二群", &[]),
+            ("税务答疑群", &[]),
+        ],
+    )
+    .await;
+    // The third group's robot fails every attempt of the first run.
+    use crate::helpers::fake_wecom::Answer;
+    app.fake.script("console-2", &[Answer::Status(500); 5]);
+
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    browser.goto(&app.url("/console/#/broadcasts")).await;
+    browser
+        .wait_text("table[aria-label='计划任务']", |t| {
+            t.contains("morning-report")
+        })
+        .await;
+
+    // The preview shows the message the groups would get, and sends nothing.
+    browser
+        .click("table[aria-label='计划任务'] tbody tr:first-child button.secondary")
+        .await;
+    let shown = browser
+        .wait_text("[data-preview]", |t| t.contains("3 个群将收到"))
+        .await;
+    let dry = app
+        .api_call(
+            Method::POST,
+            "/api/v1/jobs/morning-report/run?dry_run=true",
+            None,
+        )
+        .await
+        .1;
+    let first_line = dry["targets"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(shown.contains(&first_line), "{first_line:?} not in {shown}");
+    assert!(
+        app.fake.all_received().is_empty(),
+        "a preview sent something"
+    );
+
+    // Run it: confirm, follow the progress, read the receipts.
+    browser
+        .click("table[aria-label='计划任务'] tbody tr:first-child button:not(.secondary)")
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_text("[data-run]", |t| t.contains("查看回执"))
+        .await;
+    browser.keep_screenshot("broadcasts").await;
+    browser.click("[data-run] a").await;
+    let counts = browser
+        .wait_text("[data-run-counts]", |t| t.contains("计划 3"))
+        .await;
+    let run_id = browser
+        .wait_text("#content h1", |t| t.starts_with("批次"))
+        .await
+        .trim_start_matches("批次 ")
+        .to_owned();
+    let run = app
+        .api(&format!(
+            "/api/v1/runs/{}",
+            run_id.replace('@', "%40").replace(':', "%3A")
+        ))
+        .await;
+    assert_eq!(run["delivered"], 2, "{run}");
+    assert_eq!(run["failed"], 1, "{run}");
+    assert!(
+        counts.contains("送达 2") && counts.contains("失败 1"),
+        "{counts}"
+    );
+    let receipts = browser
+        .wait_text("table[aria-label='回执']", |t| t.contains(&ids[2]))
+        .await;
+    assert!(receipts.contains("失败"), "{receipts}");
+
+    // Resend the failed group: it gets the report now, the others nothing more.
+    browser.click("#content > button").await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_text(".notice.ok", |t| t.contains("已重新安排 1 个群"))
+        .await;
+    let delivered = app.fake.wait_delivered("console-2", 1).await;
+    assert_eq!(delivered.len(), 1);
+    for key in ["console-0", "console-1"] {
+        assert_eq!(app.fake.received(key).len(), 1, "{key} got more than one");
+    }
+    browser.close().await;
+}

@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/jobs/{name}/run", post(run_job))
+        .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{run_id}", get(get_run))
         .route("/api/v1/runs/{run_id}/resend", post(resend))
 }
@@ -221,6 +222,47 @@ async fn dry_run(
         "targets": targets,
     }))
     .into_response()
+}
+
+/// `?job=&limit=&cursor=` of the run history.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    job: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/runs?job=&limit=&cursor=`: the broadcast runs planned here, newest first, a page
+/// at a time (`{"runs": [{"run_id", "job", "slot", "trigger", "planned_at"}], "next_cursor",
+/// "total"}`; `limit` 1–500, default 100). Each run's counts and receipts are at
+/// `GET /api/v1/runs/{run_id}`.
+pub async fn list_runs(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let store = state.store.clone();
+    let job = query.job.clone().filter(|j| !j.is_empty());
+    let runs = blocking(move || store.runs(job.as_deref())).await?;
+    let page_query = super::paging::PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let key = |r: &crate::store::RunRecord| {
+        format!(
+            "{:020}|{}",
+            r.planned_at.timestamp_micros().max(0),
+            r.run_id
+        )
+    };
+    let page = super::paging::page_descending(runs, key, &page_query)?;
+    Ok(Json(serde_json::json!({
+        "runs": page.items,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+    }))
+    .into_response())
 }
 
 /// Which receipts `GET /api/v1/runs/{run_id}` returns.

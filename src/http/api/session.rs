@@ -57,6 +57,7 @@ struct SignIn {
 
 async fn sign_in(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = match admit(body) {
@@ -90,6 +91,11 @@ async fn sign_in(
         }
         Err(SignInError::Store(e)) => return Err(e.into()),
     };
+    // A sign-in always begins a new session: one the browser held before (whoever made it)
+    // ends here, so a session planted in a browser cannot become the operator's.
+    if let Some(old) = cookie(&headers) {
+        state.sessions.sign_out(&old);
+    }
     info!(name = %name, role = %session.role, "console sign-in");
     let mut cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
