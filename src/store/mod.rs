@@ -248,6 +248,7 @@ impl Store {
             tx.open_table(red_envelope::ENVELOPE_TESTS)?;
             tx.open_table(red_envelope::ENVELOPE_CLAIMS)?;
             tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?;
+            tx.open_table(red_envelope::ENVELOPE_BY_START)?;
             tx.open_table(activity::SPEAKER_DAYS)?;
             tx.open_table(activity::GROUP_DAYS)?;
             tx.open_table(activity::LAST_POSTS)?;
@@ -257,6 +258,7 @@ impl Store {
         }
         robots::build_if_missing(&tx)?;
         overview::build_totals_if_missing(&tx)?;
+        red_envelope::build_by_start_if_missing(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -294,6 +296,7 @@ impl Store {
                 envelope_tests: tx.open_table(red_envelope::ENVELOPE_TESTS)?,
                 envelope_claims: tx.open_table(red_envelope::ENVELOPE_CLAIMS)?,
                 envelope_by_chat: tx.open_table(red_envelope::ENVELOPE_BY_CHAT)?,
+                envelope_by_start: tx.open_table(red_envelope::ENVELOPE_BY_START)?,
                 speaker_days: tx.open_table(activity::SPEAKER_DAYS)?,
                 group_days: tx.open_table(activity::GROUP_DAYS)?,
                 last_posts: tx.open_table(activity::LAST_POSTS)?,

@@ -19,6 +19,28 @@ pub(super) const ENVELOPE_CLAIMS: TableDefinition<(&str, u32), &[u8]> =
 /// (chat, test id): the tests of a group.
 pub(super) const ENVELOPE_BY_CHAT: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("envelope_by_chat");
+/// (start in unix microseconds, test id): every test in the order they started.
+pub(super) const ENVELOPE_BY_START: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("envelope_by_start");
+
+/// Set once [`ENVELOPE_BY_START`] was filled from the tests (stores made before it).
+const BY_START_BUILT: &str = "envelope_by_start_built";
+
+/// Fills [`ENVELOPE_BY_START`] from the tests, once.
+pub(super) fn build_by_start_if_missing(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(super::META)?;
+    if meta.get(BY_START_BUILT)?.is_some() {
+        return Ok(());
+    }
+    let tests = tx.open_table(ENVELOPE_TESTS)?;
+    let mut by_start = tx.open_table(ENVELOPE_BY_START)?;
+    for entry in tests.iter()? {
+        let test: TestRecord = decode(entry?.1.value())?;
+        by_start.insert((test.started_at.timestamp_micros(), test.id.as_str()), ())?;
+    }
+    meta.insert(BY_START_BUILT, [1u8].as_slice())?;
+    Ok(())
+}
 
 /// Where a test is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +77,8 @@ pub struct TestRecord {
     pub claim_phrase: String,
     pub started_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
-    /// Who started it (a user id, `admin-api`, or a schedule's name).
+    /// Who started it (a user id, `admin-api` for the token, `operator:NAME` from the console,
+    /// or a schedule's name).
     pub started_by: String,
     pub state: TestState,
     #[serde(default)]
@@ -117,6 +140,8 @@ impl WriteTx<'_> {
             .insert(test.id.as_str(), encode(test)?.as_slice())?;
         self.envelope_by_chat
             .insert((test.chat_id.as_str(), test.id.as_str()), ())?;
+        self.envelope_by_start
+            .insert((test.started_at.timestamp_micros(), test.id.as_str()), ())?;
         Ok(())
     }
 
@@ -185,6 +210,31 @@ impl Store {
                 || test.finished_at.is_some_and(|t| t >= finished_since)
             {
                 out.push(test);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every group's tests, newest start first: at most `limit` of those that started before
+    /// `before` (the start, in unix microseconds, and id of the last test of the page before).
+    pub fn recent_envelope_tests(
+        &self,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<TestRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let index = tx.open_table(ENVELOPE_BY_START)?;
+        let tests = tx.open_table(ENVELOPE_TESTS)?;
+        let mut out = Vec::new();
+        let range = match before {
+            Some(key) => index.range(..key)?,
+            None => index.range::<(i64, &str)>(..)?,
+        };
+        for entry in range.rev().take(limit) {
+            let (key, _) = entry?;
+            let (_, id) = key.value();
+            if let Some(value) = tests.get(id)? {
+                out.push(decode(value.value())?);
             }
         }
         Ok(out)

@@ -32,6 +32,7 @@ pub struct WriteTx<'t> {
     pub(super) envelope_tests: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) envelope_claims: redb::Table<'t, (&'static str, u32), &'static [u8]>,
     pub(super) envelope_by_chat: redb::Table<'t, (&'static str, &'static str), ()>,
+    pub(super) envelope_by_start: redb::Table<'t, (i64, &'static str), ()>,
     pub(super) speaker_days: redb::Table<'t, (&'static str, &'static str, &'static str), u32>,
     pub(super) group_days: redb::Table<'t, (&'static str, &'static str), (u64, u64, u64, u64)>,
     pub(super) last_posts: redb::Table<'t, &'static str, i64>,

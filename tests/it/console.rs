@@ -419,3 +419,88 @@ async fn a_broadcast_is_previewed_run_and_resent_from_the_console() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_red_envelope_test_is_started_watched_and_cancelled_from_the_console() {
+    use crate::helpers::{adopt_by, robot_message, text_body};
+    let app = spawn_app().await;
+    add_operator(&app, ADMIN, "admin").await;
+    let hook = app.fake.webhook_url("console-env");
+    adopt_by(&app, "g-console-env", "boss", &hook).await;
+    app.api_call(
+        Method::PATCH,
+        "/api/v1/groups/g-console-env",
+        Some(json!({"name": "红包测试群"})),
+    )
+    .await;
+
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    browser.goto(&app.url("/console/#/envelopes")).await;
+    browser.type_into("input[name=group-search]", "红包").await;
+    browser
+        .click("form[aria-label='发起红包测试'] button.secondary")
+        .await;
+    browser
+        .wait_text("select[name=group]", |t| t.contains("红包测试群"))
+        .await;
+    browser.type_into("input[name=shares]", "3").await;
+    browser.type_into("input[name=window-minutes]", "30").await;
+    browser
+        .click("form[aria-label='发起红包测试'] button[type=submit]")
+        .await;
+    browser
+        .wait_text("[data-test-state]", |t| t.contains("进行中"))
+        .await;
+    let test = &app
+        .api("/api/v1/groups/g-console-env/red-envelope-tests")
+        .await["tests"][0];
+    assert_eq!(
+        (&test["shares"], &test["window_secs"]),
+        (&json!(3), &json!(1800))
+    );
+    let (id, phrase) = (
+        test["id"].as_str().unwrap().to_owned(),
+        test["claim_phrase"].as_str().unwrap().to_owned(),
+    );
+
+    // A member claims in the group: the page shows it without being reloaded.
+    let claim = robot_message(
+        "g-console-env",
+        "m1",
+        "console-claim-1",
+        &hook,
+        &text_body(&format!("@会计小喇叭 {phrase}")),
+    );
+    assert!(app.reply_to(&claim).await.unwrap().contains("还剩 2 份"));
+    browser
+        .wait_text("table[aria-label='领取记录']", |t| t.contains("m1"))
+        .await;
+    browser.keep_screenshot("envelope").await;
+
+    // The ledger downloads with the session (same origin), one row per claim.
+    let csv = browser
+        .run_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('a[download]').href).then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await;
+    let csv = csv.as_str().unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains(&id), "{csv}");
+
+    browser.click("button.danger").await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_text("[data-test-state]", |t| t.contains("已取消"))
+        .await;
+    let cancelled = app.api(&format!("/api/v1/red-envelope-tests/{id}")).await;
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["cancelled_by"], "operator:boss");
+    assert_eq!(cancelled["started_by"], "operator:boss");
+    browser.close().await;
+}

@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             get(list_of_group).post(start),
         )
         .route("/api/v1/red-envelope-schedules", get(list_schedules))
+        .route("/api/v1/red-envelope-tests", get(list_recent))
         .route("/api/v1/red-envelope-tests/{id}", get(get_test))
         .route(
             "/api/v1/red-envelope-tests/{id}/claims.csv",
@@ -39,8 +40,16 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/red-envelope-tests/{id}/cancel", post(cancel))
 }
 
-/// Who the API says started a test.
+/// Who the API says started or cancelled a test: `admin-api` for the token, the operator
+/// (`operator:NAME`) for a console session.
 const BY_API: &str = "admin-api";
+
+fn by(caller: &super::Caller) -> String {
+    match caller {
+        super::Caller::AdminToken => BY_API.to_owned(),
+        operator => operator.actor(),
+    }
+}
 
 fn refuse(status: StatusCode, reason: String) -> Response {
     ApiError::new(status, reason).into_response()
@@ -53,6 +62,7 @@ fn refuse(status: StatusCode, reason: String) -> Response {
 /// (`running_id`).
 pub async fn start(
     State(state): State<Arc<AppState>>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
     Path(chat_id): Path<String>,
     body: Result<Json<EnvelopeParams>, JsonRejection>,
 ) -> Response {
@@ -61,7 +71,7 @@ pub async fn start(
         Err(refusal) => return *refusal,
     };
     let chat = ChatId::new(chat_id);
-    match state.envelopes.start(&chat, params, BY_API).await {
+    match state.envelopes.start(&chat, params, &by(&caller)).await {
         Ok(test) => (StatusCode::CREATED, Json(test)).into_response(),
         Err(StartError::Invalid(reason)) => bad_request(reason),
         Err(StartError::UnknownGroup) => refuse(StatusCode::NOT_FOUND, format!("no group {chat}")),
@@ -193,10 +203,14 @@ pub async fn get_test(State(state): State<Arc<AppState>>, Path(id): Path<String>
 /// `POST /api/v1/red-envelope-tests/{id}/cancel`: stops a running test — stored as `cancelled`
 /// (with `cancelled_by`), no results, the group told with `[messages.cancelled]`, later claims
 /// answered that way. 200 with the test; 404 for an unknown test; 409 when it is not running.
-pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
+    Path(id): Path<String>,
+) -> Response {
     match state
         .envelopes
-        .cancel(&TestRef::Id(id.clone()), BY_API, true)
+        .cancel(&TestRef::Id(id.clone()), &by(&caller), true)
         .await
     {
         Ok(test) => Json(test).into_response(),
@@ -209,6 +223,53 @@ pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) 
         ),
         Err(CancelError::Store(e)) => internal_error(e),
     }
+}
+
+/// `GET /api/v1/red-envelope-tests?limit=&cursor=`: every group's tests, newest start first, a
+/// page at a time (without their claims; each with its group's `group_name`):
+/// `{"tests", "next_cursor"}`.
+pub async fn list_recent(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit()?;
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(
+            cursor
+                .split_once('|')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("cursor {cursor:?} is not one of ours"))
+                })?,
+        ),
+    };
+    let store = state.store.clone();
+    let mut tests = blocking(move || {
+        let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
+        store.recent_envelope_tests(before, limit + 1)
+    })
+    .await?;
+    let more = tests.len() > limit;
+    tests.truncate(limit);
+    let next_cursor = more
+        .then(|| {
+            tests
+                .last()
+                .map(|t| format!("{}|{}", t.started_at.timestamp_micros(), t.id))
+        })
+        .flatten();
+    let tests: Vec<serde_json::Value> = tests
+        .into_iter()
+        .map(|test| {
+            let name = state.directory.get(&test.chat_id).name.clone();
+            let mut value = serde_json::to_value(&test).unwrap_or_default();
+            value["group_name"] = name.into();
+            value
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"tests": tests, "next_cursor": next_cursor})).into_response())
 }
 
 /// `GET /api/v1/groups/{chat_id}/red-envelope-tests`: the group's tests, newest first (without
