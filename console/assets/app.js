@@ -10,6 +10,7 @@ import * as groups from "./pages/groups.js";
 import * as group from "./pages/group.js";
 import * as broadcasts from "./pages/broadcasts.js";
 import * as envelopes from "./pages/envelopes.js";
+import * as moderation from "./pages/moderation.js";
 import * as accounts from "./pages/accounts.js";
 import * as audit from "./pages/audit.js";
 
@@ -19,6 +20,7 @@ const PAGES = [
   { path: "groups", title: "群组", page: groups },
   { path: "groups/", title: "群组详情", page: group, hidden: true },
   { path: "broadcasts", title: "推送", page: broadcasts },
+  { path: "moderation", title: "审核", page: moderation },
   { path: "envelopes", title: "红包测试", page: envelopes },
   { path: "accounts", title: "账号", page: accounts, adminOnly: true },
   { path: "audit", title: "审计", page: audit },

@@ -46,6 +46,7 @@ static ASSETS: &[Asset] = &[
     asset!("assets/pages/group.js", JS),
     asset!("assets/pages/broadcasts.js", JS),
     asset!("assets/pages/envelopes.js", JS),
+    asset!("assets/pages/moderation.js", JS),
     asset!("assets/pages/accounts.js", JS),
     asset!("assets/pages/audit.js", JS),
 ];

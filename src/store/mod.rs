@@ -7,6 +7,7 @@
 mod activity;
 mod audit;
 mod content;
+mod labels;
 mod moderation;
 mod operators;
 mod outbox;
@@ -32,6 +33,7 @@ pub use audit::{AuditEntry, AuditFilter};
 
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 
+pub use labels::{Label, Review, ReviewError, Verdict as ReviewVerdict};
 pub use operators::OperatorRecord;
 pub use outbox::{
     Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, ResendTargets, RunCounts,
@@ -255,6 +257,7 @@ impl Store {
             tx.open_table(operators::OPERATORS)?;
             tx.open_table(audit::AUDIT)?;
             tx.open_table(overview::DAY_TOTALS)?;
+            tx.open_table(labels::MOD_LABELS)?;
         }
         robots::build_if_missing(&tx)?;
         overview::build_totals_if_missing(&tx)?;

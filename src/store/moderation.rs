@@ -121,6 +121,9 @@ pub struct LogEntry {
     /// When the last folded finding happened.
     #[serde(default)]
     pub last_at: Option<DateTime<Utc>>,
+    /// An admin's judgement of this finding (误判 or right), once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<super::labels::Review>,
 }
 
 /// Which log entries to read.
@@ -284,6 +287,22 @@ impl Store {
             .map(Option::unwrap_or_default)
     }
 
+    /// Every member trusted in a group (approved: content checks skip them), by group.
+    pub fn approved_members(&self) -> Result<Vec<(ChatId, String)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MOD_STANDING)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let standing: StandingRecord = decode(value.value())?;
+            if standing.approved {
+                let (chat, user) = key.value();
+                out.push((ChatId::new(chat), user.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
     /// The whole blacklist, by user id.
     pub fn blacklist(&self) -> Result<Vec<BlacklistEntry>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -368,6 +387,7 @@ mod tests {
             by: String::new(),
             repeats: 0,
             last_at: None,
+            review: None,
         }
     }
 

@@ -504,3 +504,77 @@ async fn a_red_envelope_test_is_started_watched_and_cancelled_from_the_console()
     assert_eq!(cancelled["started_by"], "operator:boss");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_finding_is_judged_wrong_in_the_console_and_the_member_is_pardoned() {
+    use crate::helpers::{adopt_by, robot_message, text_body};
+    let app = spawn_app().await;
+    add_operator(&app, ADMIN, "operator").await;
+    let hook = app.fake.webhook_url("console-mod");
+    adopt_by(&app, "g-console-mod", "boss", &hook).await;
+    let spam = robot_message(
+        "g-console-mod",
+        "member-7",
+        "console-spam-1",
+        &hook,
+        &text_body("@会计小喇叭 发票问题加我薇信 kj12345 详聊"),
+    );
+    assert_eq!(app.reply_to(&spam).await, None);
+    let entry = loop {
+        let log = app.api("/api/v1/moderation?chat_id=g-console-mod").await;
+        if let Some(entry) = log["entries"].as_array().unwrap().first() {
+            break entry.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let id = entry["id"].as_u64().unwrap();
+
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    browser.goto(&app.url("/console/#/moderation")).await;
+    let row = format!("tr[data-entry='{id}']");
+    // The finding shows its text, its normalised form and its evidence.
+    let shown = browser.wait_text(&row, |t| t.contains("kj12345")).await;
+    assert!(
+        shown.contains(entry["evidence"].as_str().unwrap()),
+        "{shown}"
+    );
+    browser.keep_screenshot("moderation").await;
+    browser.click(&format!("{row} button.secondary")).await;
+    browser
+        .wait_text(".notice.ok", |t| t.contains("已标记为「误判」"))
+        .await;
+    browser
+        .wait_text(&format!("{row} [data-review]"), |t| t.contains("误判"))
+        .await;
+
+    let judged = app.api("/api/v1/moderation?chat_id=g-console-mod").await;
+    let judged = judged["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(judged["review"]["verdict"], "wrong");
+    assert_eq!(judged["review"]["by"], "operator:boss");
+    let labels = app.api("/api/v1/moderation/labels").await;
+    assert_eq!(labels["labels"][0]["label"], "ham");
+    assert_eq!(labels["labels"][0]["entry_id"], id);
+    let standing = app.api("/api/v1/moderation?check=pardon").await;
+    assert_eq!(standing["entries"][0]["user_id"], "member-7", "{standing}");
+    // A report or a pardon is not a finding: it cannot be judged.
+    let pardon_id = standing["entries"][0]["id"].as_u64().unwrap();
+    let (status, _) = app
+        .api_call(
+            Method::POST,
+            &format!("/api/v1/moderation/{pardon_id}/review"),
+            Some(json!({"verdict": "right"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    browser.close().await;
+}

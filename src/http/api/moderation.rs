@@ -3,7 +3,7 @@
 //! trusting a member in a group (`PUT /api/v1/groups/{chat_id}/approved/{user_id}`).
 
 use axum::Router;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use std::sync::Arc;
 
 use axum::Json;
@@ -26,6 +26,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/moderation", get(list_log))
         .route("/api/v1/moderation/blacklist", get(list_blacklist))
         .route("/api/v1/moderation/blacklist/{user_id}", delete(pardon))
+        .route("/api/v1/moderation/approved", get(list_approved))
+        .route("/api/v1/moderation/labels", get(list_labels))
+        .route("/api/v1/moderation/{id}/review", post(review))
         .route(
             "/api/v1/groups/{chat_id}/approved/{user_id}",
             put(put_approved),
@@ -146,4 +149,80 @@ pub async fn put_approved(
         .into_response(),
         Err(e) => internal_error(e),
     }
+}
+
+/// `GET /api/v1/moderation/approved`: every member trusted in a group
+/// (`[{"chat_id", "user_id"}]`).
+pub async fn list_approved(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.store.clone();
+    blocking_json(move || {
+        Ok(store
+            .approved_members()?
+            .into_iter()
+            .map(|(chat, user)| serde_json::json!({"chat_id": chat, "user_id": user}))
+            .collect::<Vec<_>>())
+    })
+    .await
+}
+
+/// `GET /api/v1/moderation/labels`: the messages admins labelled by judging findings
+/// (`{"labels": [{"entry_id", "label": "spam"|"ham", "text", "normalized", "chat_id", "check",
+/// "by", "at"}]}`).
+pub async fn list_labels(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.store.clone();
+    blocking_json(move || Ok(serde_json::json!({ "labels": store.labels()? }))).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    verdict: crate::store::ReviewVerdict,
+}
+
+/// `POST /api/v1/moderation/{id}/review` with `{"verdict": "wrong"|"right"}`: an admin's
+/// judgement of a finding. `wrong` (误判) keeps the message as an ordinary one for the learned
+/// layer and pardons the member (warnings cleared, off the blacklist); `right` keeps it as spam.
+/// Answers `{"entry", "pardon"}`; 404 for an unknown entry, 409 for one that is not a finding.
+pub async fn review(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
+    Path(id): Path<u64>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = match admit(body) {
+        Ok(b) => b,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let by = match &caller {
+        super::Caller::AdminToken => BY_API.to_owned(),
+        operator => operator.actor(),
+    };
+    let review = crate::store::Review {
+        verdict: body.verdict,
+        by: by.clone(),
+        at: Utc::now(),
+    };
+    let store = state.store.clone();
+    let entry = tokio::task::spawn_blocking(move || store.review_finding(id, &review))
+        .await?
+        .map_err(|e| match e {
+            crate::store::ReviewError::NoSuchEntry(_) => ApiError::not_found(e.to_string()),
+            crate::store::ReviewError::NotAFinding(..) => ApiError::conflict(e.to_string()),
+            crate::store::ReviewError::Store(e) => ApiError::internal(e),
+        })?;
+    let pardon = match body.verdict {
+        crate::store::ReviewVerdict::Wrong => Some(
+            requests::pardon(
+                &state,
+                &entry.user_id,
+                Some(&entry.chat_id),
+                &by,
+                Utc::now(),
+            )
+            .await?,
+        ),
+        crate::store::ReviewVerdict::Right => None,
+    };
+    tracing::info!(entry = id, verdict = ?body.verdict, by = %by, "a moderation finding was judged");
+    Ok(Json(serde_json::json!({"entry": entry, "pardon": pardon})).into_response())
 }

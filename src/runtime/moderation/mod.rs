@@ -371,6 +371,7 @@ fn log_entry(
         by: String::new(),
         repeats: 0,
         last_at: None,
+        review: None,
     }
 }
 
@@ -506,5 +507,6 @@ pub(super) fn system_entry(
         by: String::new(),
         repeats: 0,
         last_at: None,
+        review: None,
     }
 }
