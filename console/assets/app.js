@@ -11,6 +11,7 @@ import * as group from "./pages/group.js";
 import * as broadcasts from "./pages/broadcasts.js";
 import * as envelopes from "./pages/envelopes.js";
 import * as moderation from "./pages/moderation.js";
+import * as scripts from "./pages/scripts.js";
 import * as accounts from "./pages/accounts.js";
 import * as audit from "./pages/audit.js";
 
@@ -22,6 +23,7 @@ const PAGES = [
   { path: "broadcasts", title: "推送", page: broadcasts },
   { path: "moderation", title: "审核", page: moderation },
   { path: "envelopes", title: "红包测试", page: envelopes },
+  { path: "scripts", title: "话术", page: scripts },
   { path: "accounts", title: "账号", page: accounts, adminOnly: true },
   { path: "audit", title: "审计", page: audit },
 ];

@@ -66,8 +66,8 @@ pub fn run(config: &Config, action: &Action) -> ExitCode {
             println!("operator {name} added ({role})");
             Ok(())
         }),
-        Action::Remove { name } => operators::remove(&store, name).map(|()| {
-            println!("operator {name} removed");
+        Action::Remove { name } => operators::remove(&store, name).map(|role| {
+            println!("operator {name} removed (was {role})");
         }),
         Action::ResetPassword { name } => read_password().and_then(|password| {
             operators::reset_password(&store, name, &password, now)?;

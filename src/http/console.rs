@@ -47,6 +47,7 @@ static ASSETS: &[Asset] = &[
     asset!("assets/pages/broadcasts.js", JS),
     asset!("assets/pages/envelopes.js", JS),
     asset!("assets/pages/moderation.js", JS),
+    asset!("assets/pages/scripts.js", JS),
     asset!("assets/pages/accounts.js", JS),
     asset!("assets/pages/audit.js", JS),
 ];

@@ -124,7 +124,8 @@ pub fn reset_password(
 }
 
 /// Removes `name`'s account, unless it is the last admin (nobody could manage accounts then).
-pub fn remove(store: &Store, name: &str) -> Result<(), AccountError> {
+/// Removes the account `name`; answers the role it had.
+pub fn remove(store: &Store, name: &str) -> Result<OperatorRole, AccountError> {
     let accounts = store.operators()?;
     let Some(account) = accounts.iter().find(|a| a.name == name) else {
         return Err(AccountError::NoSuch(name.to_owned()));
@@ -137,7 +138,7 @@ pub fn remove(store: &Store, name: &str) -> Result<(), AccountError> {
         return Err(AccountError::LastAdmin(name.to_owned()));
     }
     match store.remove_operator(name)? {
-        true => Ok(()),
+        true => Ok(account.role),
         false => Err(AccountError::NoSuch(name.to_owned())),
     }
 }

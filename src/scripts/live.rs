@@ -67,6 +67,8 @@ pub struct LiveScripts {
     current: RwLock<Arc<Scripts>>,
     history: RwLock<History>,
     dir: PathBuf,
+    /// Edits through the API, one at a time (each reads, checks and writes a file).
+    pub(super) edits: std::sync::Mutex<()>,
 }
 
 /// The `*.toml` files of a directory and its `content/` with their sizes and modification
@@ -98,7 +100,13 @@ impl LiveScripts {
                 error: None,
             }),
             dir: dir.to_owned(),
+            edits: std::sync::Mutex::new(()),
         }
+    }
+
+    /// The directory the scripts are loaded from (and edits are written to).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The version in force.

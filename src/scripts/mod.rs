@@ -8,6 +8,7 @@
 
 pub mod commands;
 pub mod content;
+pub mod edit;
 pub mod feeds;
 pub mod health;
 pub mod keywords;
@@ -216,11 +217,48 @@ struct Files {
     feeds: Option<(PathBuf, String)>,
 }
 
+/// A file of a version, by its name in [`DEFAULT_FILES`]: its path and text, or `None` when an
+/// optional file is absent.
+type FileSource = Result<Option<(PathBuf, String)>, ScriptError>;
+
+impl Files {
+    /// Each file as `read` gives it, by name; `messages.toml` must be there.
+    fn from_each(read: impl Fn(&str) -> FileSource) -> Result<Files, ScriptError> {
+        let content = |name: &str| read(&format!("{}/{name}", content::CONTENT_DIR));
+        let messages = read(MESSAGES_FILE)?.ok_or_else(|| ScriptError {
+            file: PathBuf::from(MESSAGES_FILE),
+            line: 0,
+            column: 0,
+            reason: "missing: every scripts folder needs messages.toml".into(),
+        })?;
+        Ok(Files {
+            messages,
+            keywords: read(keywords::KEYWORDS_FILE)?,
+            commands: read(commands::COMMANDS_FILE)?,
+            welcome: read(welcome::WELCOME_FILE)?,
+            moderation: read(moderation::MODERATION_FILE)?,
+            red_envelope: read(red_envelope::RED_ENVELOPE_FILE)?,
+            health: read(health::HEALTH_FILE)?,
+            schedules: read(schedules::SCHEDULES_FILE)?,
+            calendar: content(content::CALENDAR_FILE)?,
+            queue: content(content::QUEUE_FILE)?,
+            feeds: content(feeds::FEEDS_FILE)?,
+        })
+    }
+}
+
 impl Scripts {
     /// Loads every file of `dir` (`messages.toml` required, the others optional), or the
     /// embedded copies when `dir` holds no scripts (no `messages.toml`: the directory does not
     /// exist, or `trumpet init` has not written the defaults there yet).
     pub fn load(dir: &Path) -> Result<Scripts, ScriptError> {
+        Self::load_with(dir, None)
+    }
+
+    /// [`Scripts::load`] with one file's text given in place of what the directory holds
+    /// (`(name, text)`, `name` as in [`DEFAULT_FILES`]): how an edit is checked before it is
+    /// written. A directory that holds no scripts yet gives the built-in copies of the others.
+    pub fn load_with(dir: &Path, replaced: Option<(&str, &str)>) -> Result<Scripts, ScriptError> {
         if !holds_scripts(dir) {
             // Script files without `messages.toml` are an operator's folder missing its one
             // required file, not an empty one: running the built-in copy would ignore them.
@@ -237,10 +275,25 @@ impl Scripts {
                     ),
                 });
             }
-            return Self::embedded();
+            let Some((name, text)) = replaced else {
+                return Self::embedded();
+            };
+            let at = |file: &str, embedded: &str| {
+                let text = if file == name { text } else { embedded };
+                (dir.join(file), text.to_owned())
+            };
+            let mut scripts = Self::from_files(&Files::from_each(|file| {
+                let embedded = DEFAULT_FILES.iter().find(|(f, _)| *f == file);
+                Ok(embedded.map(|(f, t)| at(f, t)))
+            })?)?;
+            scripts.source = Some(dir.to_owned());
+            return Ok(scripts);
         }
         let read = |name: &str| -> Result<Option<(PathBuf, String)>, ScriptError> {
             let file = dir.join(name);
+            if let Some((_, text)) = replaced.filter(|(replaced, _)| *replaced == name) {
+                return Ok(Some((file, text.to_owned())));
+            }
             if name != MESSAGES_FILE && !file.exists() {
                 return Ok(None);
             }
@@ -253,31 +306,10 @@ impl Scripts {
                     reason: format!("cannot read: {e}"),
                 })
         };
-        let Some(messages) = read(MESSAGES_FILE)? else {
-            unreachable!("read() returns the required file or an error")
-        };
-        let files = Files {
-            messages,
-            keywords: read(keywords::KEYWORDS_FILE)?,
-            commands: read(commands::COMMANDS_FILE)?,
-            welcome: read(welcome::WELCOME_FILE)?,
-            moderation: read(moderation::MODERATION_FILE)?,
-            red_envelope: read(red_envelope::RED_ENVELOPE_FILE)?,
-            health: read(health::HEALTH_FILE)?,
-            schedules: read(schedules::SCHEDULES_FILE)?,
-            calendar: read(&format!(
-                "{}/{}",
-                content::CONTENT_DIR,
-                content::CALENDAR_FILE
-            ))?,
-            queue: read(&format!("{}/{}", content::CONTENT_DIR, content::QUEUE_FILE))?,
-            feeds: read(&format!("{}/{}", content::CONTENT_DIR, feeds::FEEDS_FILE))?,
-        };
-        let mut scripts = Self::from_files(&files)?;
+        let mut scripts = Self::from_files(&Files::from_each(read)?)?;
         scripts.source = Some(dir.to_owned());
         Ok(scripts)
     }
-
     /// The copies built into the binary.
     pub fn embedded() -> Result<Scripts, ScriptError> {
         let at =

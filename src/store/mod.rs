@@ -16,6 +16,7 @@ mod records;
 mod red_envelope;
 mod robots;
 mod roster;
+mod script_edits;
 mod tx;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ pub use red_envelope::{ClaimRecord, ClaimVia, TestRecord, TestState, envelope_po
 pub use robots::robot_digest;
 
 pub use roster::RosterDiff;
+pub use script_edits::ScriptEdit;
 pub use tx::WriteTx;
 
 /// Bumped whenever a table's key or value layout changes incompatibly.
@@ -258,6 +260,7 @@ impl Store {
             tx.open_table(audit::AUDIT)?;
             tx.open_table(overview::DAY_TOTALS)?;
             tx.open_table(labels::MOD_LABELS)?;
+            tx.open_table(script_edits::SCRIPT_EDITS)?;
         }
         robots::build_if_missing(&tx)?;
         overview::build_totals_if_missing(&tx)?;

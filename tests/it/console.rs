@@ -578,3 +578,115 @@ async fn a_finding_is_judged_wrong_in_the_console_and_the_member_is_pardoned() {
     assert_eq!(status, StatusCode::CONFLICT);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_script_edit_is_checked_refused_with_its_line_then_saved_and_in_force() {
+    use crate::helpers::{adopt_by, robot_message, text_body};
+    let scripts = crate::helpers::scripts_copy();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        scripts_dir: Some(scripts.path().to_owned()),
+        ..Default::default()
+    })
+    .await;
+    add_operator(&app, ADMIN, "admin").await;
+    add_operator(&app, VIEWER, "viewer").await;
+    let hook = app.fake.webhook_url("console-scripts");
+    adopt_by(&app, "g-console-scripts", "boss", &hook).await;
+    let file = scripts.path().join("keywords.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+
+    let browser = Browser::start().await;
+    browser
+        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("boss")).await;
+    browser
+        .goto(&app.url("/console/#/scripts?file=keywords.toml"))
+        .await;
+    browser.find("textarea[name=script]").await;
+    let set_text = "document.querySelector('textarea[name=script]').value = arguments[0];";
+
+    // A rule with a misspelt key: refused, the line shown, the file untouched.
+    let broken = original.replacen("cooldown_secs = 60", "cooldown_sec = 60", 1);
+    let bad_line = broken
+        .lines()
+        .position(|l| l.starts_with("cooldown_sec ="))
+        .unwrap()
+        + 1;
+    browser.run(set_text, vec![json!(broken)]).await;
+    browser.click(".bar-actions button").await;
+    let refusal = browser
+        .wait_text("[data-script-error]", |t| t.contains("没有保存"))
+        .await;
+    assert!(refusal.contains(&format!("第 {bad_line} 行")), "{refusal}");
+    assert!(refusal.contains("cooldown_sec"), "{refusal}");
+    browser.keep_screenshot("scripts").await;
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    let version = app.api("/api/v1/scripts/status").await["version"].clone();
+
+    // A valid edit: saved, in force at once, in the history with its diff.
+    let edited = original.replacen(
+        "按月申报的税种，一般在每月1日至15日申报上月税款",
+        "按月申报的税种，每月1日至15日申报上月税款（控制台改过）",
+        1,
+    );
+    browser.run(set_text, vec![json!(edited)]).await;
+    browser.click(".bar-actions button").await;
+    browser
+        .wait_text(".notice.ok", |t| t.contains("已保存并生效"))
+        .await;
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), edited);
+    let status = app.api("/api/v1/scripts/status").await;
+    assert!(
+        status["version"].as_u64() > version.as_u64(),
+        "{status} after {version}"
+    );
+    let question = robot_message(
+        "g-console-scripts",
+        "m1",
+        "console-script-q",
+        &hook,
+        &text_body("@会计小喇叭 每月几号申报？"),
+    );
+    let reply = app.reply_to(&question).await.unwrap();
+    assert!(reply.contains("控制台改过"), "{reply}");
+    let history = browser
+        .wait_text("table[aria-label='修改记录']", |t| t.contains("+1"))
+        .await;
+    assert!(history.contains("boss"), "{history}");
+    let audit = app.api("/api/v1/audit").await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["action"], "PUT /api/v1/scripts/files/keywords.toml");
+    assert!(
+        entry["after"]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("控制台改过"),
+        "{entry}"
+    );
+
+    // A viewer reads the scripts but cannot save.
+    browser.click("#sign-out").await;
+    browser
+        .sign_in(&app.url("/console/"), VIEWER.0, VIEWER.1)
+        .await;
+    browser.wait_text("#who", |t| t.contains("只读")).await;
+    browser
+        .goto(&app.url("/console/#/scripts?file=keywords.toml"))
+        .await;
+    let readonly = browser
+        .find("textarea[name=script]")
+        .await
+        .attr("readonly")
+        .await
+        .unwrap();
+    assert!(readonly.is_some());
+    let buttons = browser
+        .run(
+            "return document.querySelectorAll('.bar-actions button').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(buttons, 0);
+    browser.close().await;
+}

@@ -14,6 +14,12 @@ function actorText(actor) {
   return actor.replace(/^operator:/, "");
 }
 
+/** A value as the audit shows it: text as it is (a diff keeps its lines), the rest as JSON. */
+function show(value) {
+  if (value === undefined) return "—";
+  return typeof value === "string" && value.includes("\n") ? "\n" + value : JSON.stringify(value);
+}
+
 /** Lines of a settings change: each field whose value differs, before → after. */
 function changes(entry) {
   if (!entry.before && !entry.after) return null;
@@ -22,7 +28,7 @@ function changes(entry) {
   const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
   const lines = keys
     .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
-    .map((k) => `${k}: ${JSON.stringify(before[k])} → ${JSON.stringify(after[k])}`);
+    .map((k) => `${k}: ${show(before[k])} → ${show(after[k])}`);
   return h("pre", { class: "diff" }, lines.join("\n"));
 }
 

@@ -1,8 +1,9 @@
 //! The audit trail of the admin API: every change (any method but GET; a simulation is no
 //! change) that passed the
 //! authentication layer is recorded with its caller, the request (secrets replaced by `***`), the
-//! answer's status, and — for a group's routes — the group's settings before and after. Listed at
-//! `GET /api/v1/audit`.
+//! answer's status, and what changed: for a group's routes the group's settings before and after;
+//! for others what the handler reports ([`Changed`]: a script's diff, an account's role). Listed
+//! at `GET /api/v1/audit`.
 
 use std::sync::Arc;
 
@@ -36,6 +37,27 @@ const MAX_KEPT_REQUEST: usize = 16 * 1024;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/v1/audit", get(list))
+}
+
+/// What a change did, as its handler tells the audit (put in the answer's extensions): the
+/// state before and after, for routes that are not a group's (whose settings are compared by the
+/// layer itself).
+#[derive(Debug, Clone)]
+pub(in crate::http) struct Changed {
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+impl Changed {
+    /// `response` with `before` → `after` for the audit.
+    pub(in crate::http) fn attach(
+        mut response: Response,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Response {
+        response.extensions_mut().insert(Changed { before, after });
+        response
+    }
 }
 
 /// The layer behind authentication that records every change.
@@ -73,13 +95,17 @@ pub(in crate::http) async fn record(
         |chat: &ChatId| serde_json::to_value(SettingsView::from(&*state.directory.get(chat))).ok();
     let before = chat.as_ref().and_then(settings);
     let kept = kept_request(&bytes);
-    let response = next
+    let mut response = next
         .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await;
     let after = chat.as_ref().and_then(settings);
-    let (before, after) = match before == after {
-        true => (None, None),
-        false => (before, after),
+    let (before, after) = match (
+        response.extensions_mut().remove::<Changed>(),
+        before == after,
+    ) {
+        (Some(changed), _) => (changed.before, changed.after),
+        (None, true) => (None, None),
+        (None, false) => (before, after),
     };
     let entry = AuditEntry {
         id: 0,

@@ -13,6 +13,7 @@ mod moderation;
 mod operators;
 mod overview;
 mod paging;
+mod scripts;
 pub(super) mod session;
 mod simulate;
 mod status;
@@ -240,4 +241,5 @@ pub(super) fn routes() -> axum::Router<Arc<AppState>> {
         .merge(audit::routes())
         .merge(operators::routes())
         .merge(overview::routes())
+        .merge(scripts::routes())
 }

@@ -107,7 +107,11 @@ async fn add(
     })
     .await?;
     let answer = serde_json::json!({"name": added.name, "role": added.role});
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    Ok(super::audit::Changed::attach(
+        (StatusCode::CREATED, Json(answer.clone())).into_response(),
+        None,
+        Some(answer),
+    ))
 }
 
 /// `DELETE /api/v1/operators/{name}`: 204; 409 for the last admin, 404 for no such account.
@@ -119,9 +123,13 @@ async fn remove(
     require_administrator(&caller)?;
     let store = state.store.clone();
     let who = name.clone();
-    off_the_async_threads(move || operators::remove(&store, &who)).await?;
+    let role = off_the_async_threads(move || operators::remove(&store, &who)).await?;
     state.sessions.sign_out_everywhere(&name);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(super::audit::Changed::attach(
+        StatusCode::NO_CONTENT.into_response(),
+        Some(serde_json::json!({"name": name, "role": role})),
+        None,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -149,5 +157,9 @@ async fn set_password(
     })
     .await?;
     state.sessions.sign_out_everywhere(&name);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(super::audit::Changed::attach(
+        StatusCode::NO_CONTENT.into_response(),
+        None,
+        Some(serde_json::json!({"name": name, "password": "changed; sessions ended"})),
+    ))
 }
