@@ -292,6 +292,7 @@ impl App {
         )?);
         tasks.spawn(Arc::clone(&envelopes).run(stop.clone()));
         let digest_dispatcher = core.outbox.clone();
+        let health = Arc::<crate::runtime::health::cache::RankingCache>::default();
         tasks.spawn(
             crate::runtime::health::DigestTask {
                 store: self.store.clone(),
@@ -300,6 +301,7 @@ impl App {
                 webhook_hosts: config.wecom.webhook_hosts.clone(),
                 dispatch: Arc::new(move |entry| digest_dispatcher.dispatch(entry)),
                 speakers: Arc::clone(&core.speakers),
+                ranking_cache: Arc::clone(&health),
             }
             .run(stop.clone()),
         );
@@ -326,6 +328,7 @@ impl App {
             speakers: core.speakers,
             alerts,
             tasks: tasks.clone(),
+            health,
         };
         Ok((Arc::new(services), welcomer_task))
     }
@@ -371,7 +374,6 @@ impl App {
             hub,
             admin_token: config.admin.token.clone(),
             sessions: Arc::default(),
-            health: Arc::default(),
             secure_cookies: config.server.public_url.starts_with("https://"),
             default_bot: config.bots.first().map_or_else(
                 || crate::domain::BotId::parse("trumpet").expect("a valid bot id"),

@@ -7,7 +7,7 @@ import { svg } from "./dom.js";
 const WIDTH = 600;
 
 /**
- * Bars, one per `[label, value]`: `title` is what the chart shows (its accessible name),
+ * Bars, one per `[label, value]` (a `null` value: nothing recorded that day, no bar): `title` is what the chart shows (its accessible name),
  * `every` labels every n-th bar on the axis.
  */
 export function bars(points, { title, height = 180, every = 1, unit = "" }) {
@@ -15,7 +15,7 @@ export function bars(points, { title, height = 180, every = 1, unit = "" }) {
   const bottom = 22;
   const left = 36;
   const plot = height - top - bottom;
-  const max = Math.max(1, ...points.map(([, v]) => v));
+  const max = Math.max(1, ...points.map(([, v]) => v ?? 0));
   const step = (WIDTH - left) / Math.max(1, points.length);
   const barWidth = Math.max(2, step * 0.7);
   const y = (v) => top + plot - (v / max) * plot;
@@ -35,11 +35,13 @@ export function bars(points, { title, height = 180, every = 1, unit = "" }) {
     points.map(([label, value], i) => {
       const x = left + i * step + (step - barWidth) / 2;
       return [
-        svg(
+        value === null || value === undefined
+          ? null
+          : svg(
           "rect",
           { x, y: y(value), width: barWidth, height: Math.max(0, top + plot - y(value)), class: "bar" },
           svg("title", {}, `${label}：${value}${unit}`),
-        ),
+            ),
         i % every === 0
           ? svg("text", { x: x + barWidth / 2, y: height - 6, class: "tick", "text-anchor": "middle" }, label)
           : null,

@@ -37,8 +37,6 @@ pub struct AppState {
     pub default_bot: crate::domain::BotId,
     /// Operators signed in to the console.
     pub sessions: Arc<crate::runtime::sessions::Sessions>,
-    /// The health ranking the console's lists read (kept for a minute).
-    pub health: Arc<crate::runtime::health::cache::RankingCache>,
     /// Session cookies are marked `Secure` (the service is reached over TLS: `server.public_url`
     /// is https).
     pub secure_cookies: bool,

@@ -56,4 +56,7 @@ pub struct Services {
     /// The service's background tasks (loops, roster syncs, group-name reads): shutdown waits
     /// for each of them before the pipeline drains.
     pub tasks: tokio_util::task::TaskTracker,
+    /// The health ranking the console's lists read (kept for a minute; the health task puts
+    /// its daily ranking there too).
+    pub health: Arc<health::cache::RankingCache>,
 }

@@ -25,6 +25,10 @@ pub(super) const GROUP_DAYS: TableDefinition<(&str, &str), (u64, u64, u64, u64)>
     TableDefinition::new("group_days");
 /// chat → unix seconds of the bot's last post delivered there.
 pub(super) const LAST_POSTS: TableDefinition<&str, i64> = TableDefinition::new("last_posts");
+/// (chat, local day) → the group's health score that day (written once a day for every
+/// adopted group: the history the console charts).
+pub(super) const HEALTH_DAYS: TableDefinition<(&str, &str), u32> =
+    TableDefinition::new("health_days");
 
 /// A member message this soon after one of the bot's posts counts as a reply to it.
 pub const REPLY_WINDOW_SECS: i64 = 30 * 60;
@@ -278,6 +282,7 @@ impl Store {
         let tx = self.db.begin_read()?;
         let daily = tx.open_table(DAILY)?;
         let group_days = tx.open_table(GROUP_DAYS)?;
+        let health_days = tx.open_table(HEALTH_DAYS)?;
         let chat = chat.as_str();
         (0..i64::from(days))
             .rev()
@@ -289,15 +294,36 @@ impl Store {
                 let (joins, leaves, _, _) = group_days
                     .get((chat, day.as_str()))?
                     .map_or((0, 0, 0, 0), |v| v.value());
+                let health_score = health_days.get((chat, day.as_str()))?.map(|v| v.value());
                 Ok(DayCounters {
                     day,
                     messages,
                     speakers,
                     joins,
                     leaves,
+                    health_score,
                 })
             })
             .collect()
+    }
+
+    /// Records each group's health score for the local day of `at` (a later call the same day
+    /// replaces it).
+    pub fn put_health_scores(
+        &self,
+        at: DateTime<Utc>,
+        scores: &[(ChatId, u32)],
+    ) -> Result<(), StoreError> {
+        let day = local_day(at);
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(HEALTH_DAYS)?;
+            for (chat, score) in scores {
+                table.insert((chat.as_str(), day.as_str()), *score)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -309,6 +335,8 @@ pub struct DayCounters {
     pub speakers: u64,
     pub joins: u64,
     pub leaves: u64,
+    /// The group's health score that day, where one was recorded.
+    pub health_score: Option<u32>,
 }
 
 #[cfg(test)]
@@ -390,5 +418,42 @@ mod tests {
         let pending = [(today, "z".to_owned(), 4), (today - 9, "y".to_owned(), 1)];
         let week = store.recent_activity(&chat, now, &pending).unwrap();
         assert_eq!((week.speakers_7d, week.top3_share), (1, 1.0));
+    }
+
+    #[test]
+    fn a_day_series_holds_the_counters_and_the_recorded_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let chat = ChatId::new("g");
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let yesterday = now - chrono::Duration::days(1);
+        store
+            .write(|tx| {
+                let mut group = GroupRecord::new(chat.clone(), BotId::parse("b").unwrap());
+                for (user, at) in [("a", yesterday), ("a", now), ("b", now)] {
+                    let sender = Sender {
+                        user_id: user.into(),
+                        ..Sender::default()
+                    };
+                    tx.record_message(&mut group, &sender, at)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        store
+            .put_health_scores(yesterday, &[(chat.clone(), 61)])
+            .unwrap();
+        store.put_health_scores(now, &[(chat.clone(), 40)]).unwrap();
+        // The same day again replaces its score.
+        store.put_health_scores(now, &[(chat.clone(), 42)]).unwrap();
+        let days = store.daily_series(&chat, now, 3).unwrap();
+        let seen: Vec<(u64, u64, Option<u32>)> = days
+            .iter()
+            .map(|d| (d.messages, d.speakers, d.health_score))
+            .collect();
+        assert_eq!(seen, [(0, 0, None), (1, 1, Some(61)), (2, 2, Some(42))]);
+        assert_eq!(days[2].day, local_day(now));
+        let totals = store.message_totals(now, 2).unwrap();
+        assert_eq!(totals, [(local_day(yesterday), 1), (local_day(now), 2)]);
     }
 }

@@ -38,6 +38,8 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
+    /// Part of the action (`tags`, `PUT /api/v1/scripts`), any case.
+    pub action: Option<String>,
     /// Only entries older than this id (the last of the page before).
     pub before: Option<u64>,
     /// At most this many, newest first.
@@ -77,7 +79,12 @@ impl Store {
         for row in table.range(..upper)?.rev() {
             let (_, value) = row?;
             let entry: AuditEntry = decode(value.value())?;
-            if filter.actor.as_ref().is_none_or(|a| *a == entry.actor) {
+            let action = filter.action.as_ref().map(|a| a.to_lowercase());
+            if filter.actor.as_ref().is_none_or(|a| *a == entry.actor)
+                && action
+                    .as_ref()
+                    .is_none_or(|a| entry.action.to_lowercase().contains(a.as_str()))
+            {
                 out.push(entry);
                 if out.len() >= filter.limit {
                     break;
@@ -125,9 +132,19 @@ mod tests {
                 actor: Some("admin-token".into()),
                 before: Some(c),
                 limit: 10,
+                ..AuditFilter::default()
             })
             .unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].action, "PUT a");
+        let by_action = store
+            .audit_log(&AuditFilter {
+                action: Some("OPERATOR".into()),
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(by_action.len(), 1);
+        assert_eq!(by_action[0].action, "operator add wang");
     }
 }

@@ -85,7 +85,7 @@ const SCHEMA_KEY: &str = "schema_version";
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
 /// Counters are kept per local day in China Standard Time (UTC+8, no DST).
-const CST_OFFSET_SECS: i64 = 8 * 3600;
+pub const CST_OFFSET_SECS: i64 = 8 * 3600;
 
 /// The local day as a key, `YYYY-MM-DD`.
 fn local_day(at: DateTime<Utc>) -> String {
@@ -256,6 +256,7 @@ impl Store {
             tx.open_table(activity::SPEAKER_DAYS)?;
             tx.open_table(activity::GROUP_DAYS)?;
             tx.open_table(activity::LAST_POSTS)?;
+            tx.open_table(activity::HEALTH_DAYS)?;
             tx.open_table(operators::OPERATORS)?;
             tx.open_table(audit::AUDIT)?;
             tx.open_table(overview::DAY_TOTALS)?;

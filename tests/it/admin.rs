@@ -131,6 +131,18 @@ async fn every_admin_route_needs_the_token() {
         ("GET", "/api/v1/scripts/status"),
         ("GET", "/api/v1/feeds"),
         ("POST", "/api/v1/feeds/refresh"),
+        ("GET", "/api/v1/overview"),
+        ("POST", "/api/v1/bulk/tags"),
+        ("GET", "/api/v1/groups/g1/activity"),
+        ("GET", "/api/v1/runs"),
+        ("GET", "/api/v1/red-envelope-tests"),
+        ("GET", "/api/v1/moderation/approved"),
+        ("GET", "/api/v1/moderation/labels"),
+        ("POST", "/api/v1/moderation/1/review"),
+        ("GET", "/api/v1/scripts/files"),
+        ("GET", "/api/v1/scripts/files/keywords.toml"),
+        ("PUT", "/api/v1/scripts/files/keywords.toml"),
+        ("GET", "/api/v1/scripts/history"),
     ];
     for (method, path) in routes {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

@@ -54,6 +54,7 @@ async fn figure(browser: &Browser, name: &str) -> u64 {
 
 #[tokio::test]
 async fn an_operator_signs_in_and_the_overview_shows_the_apis_figures() {
+    use crate::helpers::{adopt_by, robot_message, text_body};
     let app = spawn_app().await;
     add_operator(&app, ADMIN, "admin").await;
     adopt_groups(
@@ -61,6 +62,22 @@ async fn an_operator_signs_in_and_the_overview_shows_the_apis_figures() {
         &[("初级会计一群", &["会计"]), ("税务答疑群", &["税务"])],
     )
     .await;
+    // A robot group where three members ask the bot things today.
+    let hook = app.fake.webhook_url("console-talk");
+    adopt_by(&app, "g-console-talk", "boss", &hook).await;
+    for (i, member) in ["m1", "m2", "m3"].iter().enumerate() {
+        let asked = robot_message(
+            "g-console-talk",
+            member,
+            &format!("console-talk-{i}"),
+            &hook,
+            &text_body("@会计小喇叭 个税汇算什么时候开始？"),
+        );
+        // (A keyword answers once a minute per group: the later ones are heard, not answered.)
+        assert!(app.post_callback(&asked).await.status().is_success());
+    }
+    app.wait_group("g-console-talk", |g| g["messages"] == 3)
+        .await;
     let browser = Browser::start().await;
     let console = app.url("/console/");
 
@@ -74,8 +91,9 @@ async fn an_operator_signs_in_and_the_overview_shows_the_apis_figures() {
     browser.sign_in(&console, ADMIN.0, ADMIN.1).await;
     browser.wait_text("#who", |t| t.contains("boss")).await;
     let overview = app.api("/api/v1/overview").await;
-    assert_eq!(overview["groups"]["adopted"], 2);
-    assert_eq!(figure(&browser, "adopted").await, 2);
+    assert_eq!(overview["groups"]["adopted"], 3);
+    assert_eq!(overview["messages_today"], 3);
+    assert_eq!(figure(&browser, "adopted").await, 3);
     assert_eq!(
         figure(&browser, "members").await,
         overview["members"].as_u64().unwrap()
@@ -688,5 +706,72 @@ async fn a_script_edit_is_checked_refused_with_its_line_then_saved_and_in_force(
         )
         .await;
     assert_eq!(buttons, 0);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_menu_folds_away_and_the_keyboard_signs_in() {
+    let app = spawn_app().await;
+    add_operator(&app, ADMIN, "admin").await;
+    adopt_groups(&app, &[("初级会计一群", &["会计"])]).await;
+    let browser = Browser::start().await;
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.goto(&app.url("/console/")).await;
+    // Keyboard only: the name, Tab to the password, Enter to sign in.
+    browser.find("input[name=username]").await;
+    browser
+        .run("document.getElementById('username').focus();", vec![])
+        .await;
+    let focused = browser.client.active_element().await.unwrap();
+    focused
+        .send_keys(&format!("{}\u{E004}{}\u{E007}", ADMIN.0, ADMIN.1))
+        .await
+        .unwrap();
+    browser
+        .wait_text("[data-figure=adopted] .value", |t| t == "1")
+        .await;
+    browser.keep_screenshot("phone-overview").await;
+
+    // The menu is folded behind its button, which opens it; a link in it navigates.
+    let nav_shown = |browser: &Browser| {
+        let browser = browser.client.clone();
+        async move {
+            browser
+                .execute(
+                    "return getComputedStyle(document.getElementById('nav')).display !== 'none';",
+                    vec![],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(nav_shown(&browser).await, json!(false));
+    browser.click("#menu-toggle").await;
+    assert_eq!(nav_shown(&browser).await, json!(true));
+    let expanded = browser
+        .find("#menu-toggle")
+        .await
+        .attr("aria-expanded")
+        .await
+        .unwrap();
+    assert_eq!(expanded.as_deref(), Some("true"));
+    browser.click("#nav a[href='#/groups']").await;
+    browser
+        .wait_text("[data-total]", |t| t.contains("共 1 个群"))
+        .await;
+    assert_eq!(
+        nav_shown(&browser).await,
+        json!(false),
+        "the menu closes after a choice"
+    );
+    // The table scrolls inside its frame instead of widening the page.
+    let page_wider = browser
+        .run(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+            vec![],
+        )
+        .await;
+    assert_eq!(page_wider, json!(false));
+    browser.keep_screenshot("phone-groups").await;
     browser.close().await;
 }

@@ -34,13 +34,21 @@ function changes(entry) {
 
 export async function render(container, ctx) {
   const actor = ctx.params.get("actor") || "";
+  const action = ctx.params.get("action") || "";
   const cursor = ctx.params.get("cursor") || "";
-  const page = await api("/audit" + query({ actor, cursor, limit: 50 }));
+  const page = await api("/audit" + query({ actor, action, cursor, limit: 50 }));
   const input = h("input", { name: "actor", type: "search", value: actor, placeholder: ACTOR_HINT });
-  const form = h("form", { class: "filters", role: "search", "aria-label": "筛选审计记录" }, field("操作人", input), h("button", { type: "submit" }, "筛选"));
+  const what = h("input", { name: "action", type: "search", value: action, placeholder: "如 tags、scripts、operators" });
+  const form = h(
+    "form",
+    { class: "filters", role: "search", "aria-label": "筛选审计记录" },
+    field("操作人", input),
+    field("操作包含", what),
+    h("button", { type: "submit" }, "筛选"),
+  );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    location.hash = "#/audit" + query({ actor: input.value.trim() });
+    location.hash = "#/audit" + query({ actor: input.value.trim(), action: what.value.trim() });
   });
   fill(
     container,
@@ -65,7 +73,7 @@ export async function render(container, ctx) {
       { class: "pager" },
       cursor ? h("button", { type: "button", class: "secondary", onclick: () => history.back() }, "上一页") : null,
       page.next_cursor
-        ? h("button", { type: "button", onclick: () => (location.hash = "#/audit" + query({ actor, cursor: page.next_cursor })) }, "下一页")
+        ? h("button", { type: "button", onclick: () => (location.hash = "#/audit" + query({ actor, action, cursor: page.next_cursor })) }, "下一页")
         : null,
     ),
   );

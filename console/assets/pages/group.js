@@ -42,6 +42,29 @@ function settingsForm(g, path, ctx, done) {
   return form;
 }
 
+/** Gives a member a role in the group (群主, 大当家, 小当家) or takes it away. */
+function roleForm(path, ctx, done) {
+  if (!ctx.canChange) return null;
+  const user = h("input", { name: "role-user", required: true, placeholder: "成员 ID" });
+  const name = h("input", { name: "role-name", placeholder: "昵称（可不填）" });
+  const role = h(
+    "select",
+    { name: "role" },
+    Object.entries(ROLE_NAMES).map(([value, text]) => h("option", { value }, value === "member" ? "成员（取消角色）" : text)),
+  );
+  const form = h("form", { class: "filters", "aria-label": "设置角色" }, field("成员 ID", user), field("昵称", name), field("角色", role), h("button", { type: "submit" }, "设置角色"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api(`${path}/roles/${segment(user.value.trim())}`, { method: "PUT", body: { role: role.value, name: name.value.trim() } });
+      done(`已将 ${name.value.trim() || user.value.trim()} 设为${ROLE_NAMES[role.value]}。`);
+    } catch (e) {
+      done(null, "设置失败：" + e.message);
+    }
+  });
+  return form;
+}
+
 async function ruleSwitches(g, path, ctx, done) {
   const rules = (await api("/rules")).filter((r) => r.kind === "keyword" || r.kind === "welcome");
   if (rules.length === 0) return h("p", { class: "muted" }, "没有可按群开关的规则。");
@@ -86,6 +109,12 @@ async function healthSection(path) {
       h("dt", {}, "原因"),
       h("dd", {}, health.reasons.join("；") || "—"),
     ),
+    h("h3", {}, "健康分（每天记录一次）"),
+    bars(
+      days.map((d) => [d.day.slice(5), d.health_score]),
+      { title: "近 30 天每天的健康分", every: 5, unit: " 分" },
+    ),
+    h("h3", {}, "消息"),
     bars(
       days.map((d) => [d.day.slice(5), d.messages]),
       { title: "近 30 天每天的消息数", every: 5, unit: " 条" },
@@ -210,7 +239,7 @@ export async function render(container, ctx) {
         h("dt", {}, "群主与管理"),
         h("dd", {}, g.roles.length ? g.roles.map((r) => `${r.name || r.user_id}（${ROLE_NAMES[r.role] || r.role}）`).join("、") : "—"),
       ),
-      section("设置", settingsForm(g, path, ctx, done)),
+      section("设置", [settingsForm(g, path, ctx, done), roleForm(path, ctx, done)]),
       section("健康", health),
       section("成员", members),
       section("规则开关", rules),

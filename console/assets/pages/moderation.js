@@ -114,10 +114,27 @@ async function blacklist(ctx, done) {
   );
 }
 
+function trustForm(ctx, done) {
+  if (!ctx.canChange) return null;
+  const chat = h("input", { name: "trust-chat", required: true, placeholder: "群 ID" });
+  const user = h("input", { name: "trust-user", required: true, placeholder: "成员 ID" });
+  const form = h("form", { class: "filters", "aria-label": "信任成员" }, field("群", chat), field("成员", user), h("button", { type: "submit" }, "信任"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api(`/groups/${segment(chat.value.trim())}/approved/${segment(user.value.trim())}`, { method: "PUT", body: { approved: true } });
+      done(`已信任 ${user.value.trim()}：在该群不再做内容审核。`);
+    } catch (err) {
+      done(null, "操作失败：" + err.message);
+    }
+  });
+  return form;
+}
+
 async function approved(ctx, done) {
   const members = await api("/moderation/approved");
-  if (members.length === 0) return h("p", { class: "muted" }, "还没有受信任的成员（受信任的成员不做内容审核，仍检查刷屏）。");
-  return table(
+  if (members.length === 0) return [h("p", { class: "muted" }, "还没有受信任的成员（受信任的成员不做内容审核，仍检查刷屏）。"), trustForm(ctx, done)];
+  return [trustForm(ctx, done), table(
     ["群", "成员", ""],
     members.map((m) => [
       m.chat_id,
@@ -142,7 +159,7 @@ async function approved(ctx, done) {
         : "",
     ]),
     { "aria-label": "受信任的成员" },
-  );
+  )];
 }
 
 export async function render(container, ctx) {

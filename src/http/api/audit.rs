@@ -180,12 +180,14 @@ fn redact(value: &mut serde_json::Value) {
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditQuery {
     actor: Option<String>,
+    action: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/audit?actor=&limit=&cursor=`: the changes, newest first, a page at a time
-/// (`{"entries", "next_cursor"}`; `limit` 1–500, default 100).
+/// `GET /api/v1/audit?actor=&action=&limit=&cursor=`: the changes, newest first, a page at a
+/// time (`{"entries", "next_cursor"}`; `limit` 1–500, default 100); `action` keeps those whose
+/// action contains it, any case.
 async fn list(
     State(state): State<Arc<AppState>>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
@@ -198,7 +200,8 @@ async fn list(
     let limit = page.limit()?;
     let before = page.before_id()?;
     let filter = AuditFilter {
-        actor: query.actor,
+        actor: query.actor.filter(|a| !a.is_empty()),
+        action: query.action.filter(|a| !a.trim().is_empty()),
         before,
         // One more than the page: whether another page follows.
         limit: limit + 1,

@@ -2,8 +2,9 @@
 //! 40 µs a group (0.4 s for 10,000), too slow to repeat for each page of the group list or each
 //! look at the overview. The last ranking is kept for [`FRESH_FOR`]; an older one is still
 //! answered at once while one refresh runs in the background, so a reader waits only for the very
-//! first ranking. Answers say when their ranking was computed. `GET /api/v1/health` itself always
-//! computes afresh.
+//! first ranking — and not even then after a start, since the health task offers the ranking it
+//! computes to record the day's scores. Answers say when their ranking was computed.
+//! `GET /api/v1/health` itself always computes afresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +91,12 @@ impl RankingCache {
             }
         }
         Ok(held)
+    }
+
+    /// Keeps a ranking computed elsewhere (the health task's daily one), unless a newer one is
+    /// held.
+    pub fn offer(&self, ranked: Ranked) {
+        self.put(&Arc::new(ranked));
     }
 
     fn put(&self, ranked: &Arc<Ranked>) {

@@ -199,6 +199,8 @@ pub struct DigestTask {
     pub webhook_hosts: Vec<String>,
     pub dispatch: Dispatch,
     pub speakers: SharedTally,
+    /// Where the ranking the task computes is offered to the console's lists.
+    pub ranking_cache: Arc<cache::RankingCache>,
 }
 
 impl DigestTask {
@@ -207,9 +209,11 @@ impl DigestTask {
     pub async fn run(self, stop: CancellationToken) {
         let mut reported: Option<DateTime<Utc>> = None;
         let mut since = EnabledSince::default();
+        let mut recorded_day = None;
         loop {
             let scripts = self.scripts.current();
             let now = Utc::now();
+            recorded_day = self.record_scores(now, recorded_day).await;
             let enabled = scripts.health.digest.as_ref().filter(|d| d.enabled);
             let starts_after = since.observe(enabled, now);
             if let Some(digest) = enabled
@@ -223,6 +227,53 @@ impl DigestTask {
             tokio::select! {
                 () = tokio::time::sleep(MAX_SLEEP) => {}
                 () = stop.cancelled() => break,
+            }
+        }
+    }
+
+    /// Records every adopted group's score once per local day (the first look on a new day, and
+    /// once after a start): the history behind the console's health chart. Answers the day
+    /// recorded (`recorded`, unchanged, when it was not time or the store failed).
+    async fn record_scores(
+        &self,
+        now: DateTime<Utc>,
+        recorded: Option<chrono::NaiveDate>,
+    ) -> Option<chrono::NaiveDate> {
+        let today = (now + chrono::Duration::seconds(crate::store::CST_OFFSET_SECS)).date_naive();
+        if recorded == Some(today) {
+            return recorded;
+        }
+        let (store, directory, speakers) = (
+            self.store.clone(),
+            Arc::clone(&self.directory),
+            Arc::clone(&self.speakers),
+        );
+        let cache = Arc::clone(&self.ranking_cache);
+        let written = tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+            let ranked = ranking(&store, &directory, &speakers, now)?;
+            let scores: Vec<(ChatId, u32)> = ranked
+                .iter()
+                .filter(|g| g.measured)
+                .map(|g| (g.chat_id.clone(), g.score))
+                .collect();
+            store.put_health_scores(now, &scores)?;
+            // The first look at the console after a start finds it ready.
+            cache.offer(cache::Ranked::new(ranked, now));
+            Ok(scores.len())
+        })
+        .await;
+        match written {
+            Ok(Ok(groups)) => {
+                info!(groups, day = %today, "health scores recorded for the day");
+                Some(today)
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "the day's health scores were not recorded");
+                recorded
+            }
+            Err(e) => {
+                warn!(error = %e, "the day's health scores were not recorded");
+                recorded
             }
         }
     }

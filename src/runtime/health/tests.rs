@@ -228,6 +228,7 @@ async fn the_digest_is_pushed_once_per_slot_to_the_chosen_group() {
         webhook_hosts: vec![HOST.into()],
         dispatch: Arc::new(move |entry| sink.lock().unwrap().push(entry)),
         speakers: SharedTally::default(),
+        ranking_cache: Arc::default(),
     };
     // Sunday evening: the last Monday 09:00 slot is a week old, past the catch-up window.
     let sunday = now() - chrono::Duration::hours(14);
