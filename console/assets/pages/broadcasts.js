@@ -112,7 +112,7 @@ function jobsTable(jobs, ctx, out) {
       h("strong", {}, job.name),
       `${job.cron}（${job.timezone}）`,
       job.targets.join("、"),
-      job.next.map((t) => time(t)).join("\n"),
+      job.next.map((t) => h("div", {}, time(t))),
       job.enabled ? "启用" : "停用",
       h(
         "span",

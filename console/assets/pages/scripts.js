@@ -22,13 +22,13 @@ const DESCRIPTIONS = {
 };
 
 /** The refused edit's place in the text: the line, with a caret under the column. */
-function errorBeside(text, error) {
+function errorBeside(name, text, error) {
   const lines = text.split("\n");
   const line = error.line > 0 ? lines[error.line - 1] : null;
   return h(
     "div",
     { class: "notice error", role: "alert", "data-script-error": `${error.line}:${error.column}` },
-    h("strong", {}, `没有保存：${error.file.split("/").slice(-2).join("/")} 第 ${error.line} 行第 ${error.column} 列`),
+    h("strong", {}, `没有保存：${error.file.endsWith(name) ? name : error.file} 第 ${error.line} 行第 ${error.column} 列`),
     h("div", {}, error.reason),
     line === null
       ? null
@@ -86,8 +86,9 @@ async function editor(container, ctx, name) {
       fill(history, await historyOf(name));
     } catch (e) {
       if (e instanceof ApiError && e.status === 422 && e.body) {
-        fill(message, errorBeside(text.value, e.body));
+        fill(message, errorBeside(name, text.value, e.body));
         if (e.body.line > 0) jumpTo(text, e.body.line);
+        message.scrollIntoView({ block: "nearest" });
       } else if (e instanceof ApiError && e.status === 409) {
         fill(message, notice("error", "文件在你编辑期间被别人改过了：请复制你的修改，刷新页面后重新编辑。"));
       } else {
@@ -102,8 +103,8 @@ async function editor(container, ctx, name) {
     h("h1", {}, `${name}（${DESCRIPTIONS[name] || ""}）`),
     h("p", { class: "muted" }, file.from_dir ? `来自 ${status.dir}` : "内置版本：保存后会写入话术目录，并从此以目录中的为准。", ` 当前生效：第 ${status.version} 版，${time(status.loaded_at)} 载入。`),
     status.error ? notice("error", `最近一次直接修改文件未生效：${status.error.file}:${status.error.line}:${status.error.column} ${status.error.reason}`) : null,
-    message,
     text,
+    message,
     ctx.isAdmin ? h("div", { class: "bar-actions" }, h("button", { type: "button", onclick: save }, "保存并生效")) : h("p", { class: "muted" }, "只有管理员可以修改话术。"),
     h("h2", {}, "修改记录"),
     history,
