@@ -44,6 +44,14 @@ async fn adopt_groups(app: &TestApp, groups: &[(&str, &[&str])]) -> Vec<String> 
     ids
 }
 
+/// A browser signed in to the console as `account` (its name shown in the header).
+async fn signed_in(app: &TestApp, (name, password): (&str, &str)) -> Browser {
+    let browser = Browser::start().await;
+    browser.sign_in(&app.url("/console/"), name, password).await;
+    browser.wait_text("#who", |t| t.contains(name)).await;
+    browser
+}
+
 /// The figure the overview shows under `data-figure=name`, as a number.
 async fn figure(browser: &Browser, name: &str) -> u64 {
     let text = browser
@@ -151,11 +159,7 @@ async fn the_group_list_filters_and_tags_in_bulk_and_the_audit_names_who() {
         ],
     )
     .await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
-        .await;
-    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let browser = signed_in(&app, ADMIN).await;
     browser.goto(&app.url("/console/#/groups")).await;
     browser
         .wait_text("[data-total]", |t| t.contains("共 4 个群"))
@@ -226,10 +230,7 @@ async fn a_viewer_sees_everything_and_can_change_nothing() {
     let app = spawn_app().await;
     add_operator(&app, VIEWER, "viewer").await;
     let ids = adopt_groups(&app, &[("初级会计一群", &["会计"])]).await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), VIEWER.0, VIEWER.1)
-        .await;
+    let browser = signed_in(&app, VIEWER).await;
     browser.wait_text("#who", |t| t.contains("只读")).await;
 
     // No account management in the menu, no bulk tagging, no save button, inputs disabled.
@@ -284,11 +285,7 @@ async fn a_viewer_sees_everything_and_can_change_nothing() {
 async fn an_admin_adds_an_account_in_the_console_and_it_can_sign_in() {
     let app = spawn_app().await;
     add_operator(&app, ADMIN, "admin").await;
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
-        .await;
-    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let browser = signed_in(&app, ADMIN).await;
     browser.goto(&app.url("/console/#/accounts")).await;
     browser.type_into("input[name=new-name]", "xiaoli").await;
     browser
@@ -349,11 +346,7 @@ async fn a_broadcast_is_previewed_run_and_resent_from_the_console() {
     use crate::helpers::fake_wecom::Answer;
     app.fake.script("console-2", &[Answer::Status(500); 5]);
 
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
-        .await;
-    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let browser = signed_in(&app, ADMIN).await;
     browser.goto(&app.url("/console/#/broadcasts")).await;
     browser
         .wait_text("table[aria-label='计划任务']", |t| {
@@ -452,11 +445,7 @@ async fn a_red_envelope_test_is_started_watched_and_cancelled_from_the_console()
     )
     .await;
 
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
-        .await;
-    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let browser = signed_in(&app, ADMIN).await;
     browser.goto(&app.url("/console/#/envelopes")).await;
     browser.type_into("input[name=group-search]", "红包").await;
     browser
@@ -547,11 +536,7 @@ async fn a_finding_is_judged_wrong_in_the_console_and_the_member_is_pardoned() {
     };
     let id = entry["id"].as_u64().unwrap();
 
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
-        .await;
-    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let browser = signed_in(&app, ADMIN).await;
     browser.goto(&app.url("/console/#/moderation")).await;
     let row = format!("tr[data-entry='{id}']");
     // The finding shows its text, its normalised form and its evidence.
@@ -613,11 +598,7 @@ async fn a_script_edit_is_checked_refused_with_its_line_then_saved_and_in_force(
     let file = scripts.path().join("keywords.toml");
     let original = std::fs::read_to_string(&file).unwrap();
 
-    let browser = Browser::start().await;
-    browser
-        .sign_in(&app.url("/console/"), ADMIN.0, ADMIN.1)
-        .await;
-    browser.wait_text("#who", |t| t.contains("boss")).await;
+    let browser = signed_in(&app, ADMIN).await;
     browser
         .goto(&app.url("/console/#/scripts?file=keywords.toml"))
         .await;

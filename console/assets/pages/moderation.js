@@ -81,6 +81,18 @@ function entryRow(entry, ctx, done) {
   );
 }
 
+/** A button that runs `act` and reports what it answers, or why it failed, through `done`. */
+function acting(label, done, act) {
+  const run = async () => {
+    try {
+      done(await act());
+    } catch (err) {
+      done(null, `${label}失败：${err.message}`);
+    }
+  };
+  return h("button", { type: "button", class: "secondary", onclick: run }, label);
+}
+
 async function blacklist(ctx, done) {
   const entries = await api("/moderation/blacklist");
   if (entries.length === 0) return h("p", { class: "muted" }, "黑名单是空的。");
@@ -92,22 +104,10 @@ async function blacklist(ctx, done) {
       e.reason || e.check,
       time(e.at),
       ctx.canChange
-        ? h(
-            "button",
-            {
-              type: "button",
-              class: "secondary",
-              onclick: async () => {
-                try {
-                  await api(`/moderation/blacklist/${segment(e.user_id)}`, { method: "DELETE" });
-                  done(`已解除 ${e.name || e.user_id} 的黑名单。`);
-                } catch (err) {
-                  done(null, "解除失败：" + err.message);
-                }
-              },
-            },
-            "解除",
-          )
+        ? acting("解除", done, async () => {
+            await api(`/moderation/blacklist/${segment(e.user_id)}`, { method: "DELETE" });
+            return `已解除 ${e.name || e.user_id} 的黑名单。`;
+          })
         : "",
     ]),
     { "aria-label": "黑名单" },
@@ -140,22 +140,10 @@ async function approved(ctx, done) {
       m.chat_id,
       m.user_id,
       ctx.canChange
-        ? h(
-            "button",
-            {
-              type: "button",
-              class: "secondary",
-              onclick: async () => {
-                try {
-                  await api(`/groups/${segment(m.chat_id)}/approved/${segment(m.user_id)}`, { method: "PUT", body: { approved: false } });
-                  done(`已取消对 ${m.user_id} 的信任。`);
-                } catch (err) {
-                  done(null, "操作失败：" + err.message);
-                }
-              },
-            },
-            "取消信任",
-          )
+        ? acting("取消信任", done, async () => {
+            await api(`/groups/${segment(m.chat_id)}/approved/${segment(m.user_id)}`, { method: "PUT", body: { approved: false } });
+            return `已取消对 ${m.user_id} 的信任。`;
+          })
         : "",
     ]),
     { "aria-label": "受信任的成员" },
