@@ -657,3 +657,58 @@ async fn signing_in_ends_the_session_the_browser_brought() {
         .unwrap();
     assert_eq!(who["name"], "wang");
 }
+
+/// A group's members can be listed the most talkative first (the console's default), a page at
+/// a time in that order; an unknown order is refused.
+#[tokio::test]
+async fn members_are_listed_by_how_much_they_talk() {
+    let app = spawn_app().await;
+    let hook = app.fake.webhook_url("talkers");
+    adopt_by(&app, "g-talkers", "boss", &hook).await;
+    for (i, member) in ["a", "b", "b", "c", "b", "c"].iter().enumerate() {
+        let said = robot_message(
+            "g-talkers",
+            member,
+            &format!("talk-{i}"),
+            &hook,
+            &text_body("@会计小喇叭 你好"),
+        );
+        assert!(app.post_callback(&said).await.status().is_success());
+    }
+    app.wait_group("g-talkers", |g| g["messages"] == 6).await;
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["user_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let by_id = app.api("/api/v1/groups/g-talkers/members").await;
+    assert_eq!(ids(&by_id), ["a", "b", "c"]);
+    let first = app
+        .api("/api/v1/groups/g-talkers/members?sort=messages&limit=2")
+        .await;
+    assert_eq!(ids(&first), ["b", "c"]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let rest = app
+        .api(&format!(
+            "/api/v1/groups/g-talkers/members?sort=messages&limit=2&cursor={}",
+            url_escape(&cursor)
+        ))
+        .await;
+    assert_eq!(ids(&rest), ["a"]);
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::GET,
+            "/api/v1/groups/g-talkers/members?sort=loudest",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A cursor as a query value.
+fn url_escape(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}

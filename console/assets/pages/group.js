@@ -3,7 +3,7 @@
 // red-envelope tests. Each section reads its own endpoint of the admin API.
 
 import { api, query, segment, ApiError } from "../api.js";
-import { h, fill, field, table, notice } from "../dom.js";
+import { h, fill, field, select, table, notice } from "../dom.js";
 import { bars } from "../chart.js";
 import { number, time, ago, label, STATUSES, CHANNELS, SEND_STATES } from "../format.js";
 
@@ -130,20 +130,37 @@ async function healthSection(path) {
 
 async function membersSection(path, params) {
   const q = params.get("member") || "";
-  const list = await api(path + "/members" + query({ q, limit: 100 }));
+  const cursor = params.get("members_from") || "";
+  const order = params.get("member_sort") || "messages";
+  const list = await api(path + "/members" + query({ q, limit: 100, cursor, sort: order }));
+  const pageTo = (from) => {
+    const next = new URLSearchParams(params);
+    if (from) next.set("members_from", from);
+    else next.delete("members_from");
+    location.hash = location.hash.split("?")[0] + "?" + next.toString();
+  };
   const search = h("input", { type: "search", name: "member", value: q, placeholder: "昵称或 ID" });
-  const form = h("form", { class: "filters", role: "search", "aria-label": "搜索成员" }, field("搜索成员", search), h("button", { type: "submit" }, "搜索"));
+  const sort = select({ name: "member_sort" }, [["messages", "发言最多的在前"], ["user_id", "按 ID"]], order);
+  const form = h(
+    "form",
+    { class: "filters", role: "search", "aria-label": "搜索成员" },
+    field("搜索成员", search),
+    field("排序", sort),
+    h("button", { type: "submit" }, "搜索"),
+  );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const next = new URLSearchParams(params);
     if (search.value.trim()) next.set("member", search.value.trim());
     else next.delete("member");
+    next.set("member_sort", sort.value);
+    next.delete("members_from");
     location.hash = location.hash.split("?")[0] + "?" + next.toString();
   });
   const silent = list.members.filter((m) => m.messages === 0).length;
   return [
     form,
-    h("p", {}, `共 ${number(list.total)} 人${list.members.length < list.total ? `（显示前 ${list.members.length} 人）` : ""}，本页 ${silent} 人从未发言`),
+    h("p", {}, `共 ${number(list.total)} 人，本页 ${list.members.length} 人中 ${silent} 人从未发言`),
     table(
       ["成员", "消息", "最近发言", "在群"],
       list.members.map((m) => [
@@ -153,6 +170,12 @@ async function membersSection(path, params) {
         m.in_group === null ? "—" : m.in_group ? "是" : "已离开",
       ]),
       { "aria-label": "成员列表" },
+    ),
+    h(
+      "div",
+      { class: "pager" },
+      cursor ? h("button", { type: "button", class: "secondary", onclick: () => pageTo("") }, "第一页") : null,
+      list.next_cursor ? h("button", { type: "button", onclick: () => pageTo(list.next_cursor) }, "下一页") : null,
     ),
   ];
 }

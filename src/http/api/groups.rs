@@ -402,6 +402,8 @@ pub struct ListQuery {
     cursor: Option<String>,
     /// Members only: part of the name or user id, any case.
     q: Option<String>,
+    /// Members only: `messages` lists the most talkative first (default: by user id).
+    sort: Option<String>,
 }
 
 impl ListQuery {
@@ -466,9 +468,10 @@ pub async fn list_sends(
     Ok(Json(serde_json::json!({"sends": sends, "next_cursor": next_cursor})).into_response())
 }
 
-/// `GET /api/v1/groups/{chat_id}/members?q=&limit=&cursor=`: the group's member list as its bot
-/// account last reported it (`in_group`), merged with the members seen speaking (`messages`,
-/// `last_seen`), in user-id order, a page at a time (`{"members", "next_cursor", "total"}`).
+/// `GET /api/v1/groups/{chat_id}/members?q=&sort=&limit=&cursor=`: the group's member list as
+/// its bot account last reported it (`in_group`), merged with the members seen speaking
+/// (`messages`, `last_seen`), in user-id order (`sort=messages`: the most talkative first, the
+/// silent last), a page at a time (`{"members", "next_cursor", "total"}`).
 /// Robot groups have no member list: only those who spoke appear, with `in_group: null`.
 pub async fn list_members(
     State(state): State<Arc<AppState>>,
@@ -511,8 +514,27 @@ pub async fn list_members(
             "last_seen": member.last_seen,
         }));
     }
-    let user_id = |m: &serde_json::Value| m["user_id"].as_str().unwrap_or_default().to_owned();
-    members.sort_by_key(user_id);
+    let by_messages = match query.sort.as_deref() {
+        None | Some("" | "user_id") => false,
+        Some("messages") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "sort {other:?} must be user_id or messages"
+            )));
+        }
+    };
+    // The order's key, also the cursor: most messages first pads the count's complement.
+    let key = |m: &serde_json::Value| {
+        let user = m["user_id"].as_str().unwrap_or_default();
+        match by_messages {
+            false => user.to_owned(),
+            true => format!(
+                "{:020}\u{1}{user}",
+                u64::MAX - m["messages"].as_u64().unwrap_or(0)
+            ),
+        }
+    };
+    members.sort_by_key(key);
     let q = query
         .q
         .as_deref()
@@ -525,7 +547,7 @@ pub async fn list_members(
                 .any(|k| m[*k].as_str().is_some_and(|v| v.to_lowercase().contains(q)))
         })
     });
-    let page = page(kept, user_id, &query.page())?;
+    let page = page(kept, key, &query.page())?;
     Ok(Json(serde_json::json!({
         "members": page.items,
         "next_cursor": page.next_cursor,
