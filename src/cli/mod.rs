@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod broadcast;
+mod moderation_eval;
 mod operator;
 mod service;
 mod simulate;
@@ -65,6 +66,16 @@ pub enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// How the bot-scripts' moderation does on labelled messages (a file of `spam<TAB>text` /
+    /// `ham<TAB>text` lines, or a TOML corpus): recall, precision, false positives, and the
+    /// misses. Nothing is sent or stored.
+    ModerationEval {
+        /// The labelled file.
+        file: PathBuf,
+        /// How many misses and false positives to list.
+        #[arg(long, default_value_t = 20)]
+        show: usize,
+    },
     /// Operator accounts for the console and the admin API: add, list, remove, reset a
     /// password (read from stdin). While the service runs it holds the store: stop it first.
     Operator {
@@ -120,6 +131,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ref server,
         } => simulate::run(&cli, group, from, mention, text, server.as_deref()),
         Command::Init { ref dir } => init(&cli, dir.as_deref()),
+        Command::ModerationEval { ref file, show } => moderation_eval::run(&cli, file, show),
         Command::Operator { ref action } => match load_config(&cli) {
             Ok(config) => operator::run(&config, action),
             Err(code) => code,

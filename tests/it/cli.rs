@@ -664,3 +664,39 @@ fn operator_accounts_are_managed_from_the_command_line() {
     assert!(err.contains("the service is running"), "{err}");
     stop(running);
 }
+
+/// `trumpet moderation-eval FILE`: the shipped moderation measured on an operator's labelled
+/// file — the figures, the misses and the false positives with what fired; a bad line is named.
+#[test]
+fn moderation_eval_measures_a_labelled_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("labelled.tsv");
+    std::fs::write(
+        &file,
+        "spam\t加我微信领取免费会计资料\nspam\t今晚八点直播间见\nham\t请问个税汇算几号截止？\n",
+    )
+    .unwrap();
+    let out = trumpet()
+        .current_dir(dir.path())
+        .args(["moderation-eval", "labelled.tsv", "--show", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("spam          2  caught     1  recall     50.0 %"),
+        "{text}"
+    );
+    assert!(text.contains("ordinary      1  acted on   0"), "{text}");
+    assert!(text.contains("  今晚八点直播间见"), "{text}");
+
+    std::fs::write(&file, "spam\tx\nperhaps\ty\n").unwrap();
+    let out = trumpet()
+        .current_dir(dir.path())
+        .args(["moderation-eval", "labelled.tsv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 2"), "{err}");
+}

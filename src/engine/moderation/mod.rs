@@ -13,6 +13,7 @@
 //! them only.
 
 pub mod content;
+pub mod eval;
 pub mod response;
 pub mod text;
 
