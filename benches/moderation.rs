@@ -98,6 +98,30 @@ fn benches(c: &mut Criterion) {
             ))
         })
     });
+    // The same with the learned layer as one more check (a model of the shipped corpus).
+    let learned = parse_file(
+        &format!(
+            "{}\n[[check]]\nid = \"model\"\nkind = \"learned\"\nthreshold = 6.0\naction = \"delete\"\nreason = \"疑似广告\"\n",
+            rules_toml(5_000)
+        ),
+        Path::new("bench.toml"),
+    )
+    .unwrap();
+    group.bench_function("judge/5000_words_and_learned", |b| {
+        b.iter(|| {
+            let text = &messages[next % messages.len()];
+            next += 1;
+            let prepared = Prepared::new(black_box(text), &learned.variants);
+            let content = Content {
+                prepared: &prepared,
+                parts: &[],
+                qr_codes: &[],
+            };
+            black_box(judge(
+                &learned, place, &content, &standing, &activity, "u1", now,
+            ))
+        })
+    });
     group.bench_function("prepare", |b| {
         b.iter(|| {
             let text = &messages[next % messages.len()];

@@ -73,6 +73,8 @@ struct RawCheck {
     within_secs: Option<u64>,
     within_minutes: Option<u64>,
     min_chars: Option<usize>,
+    // learned
+    threshold: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,7 +166,8 @@ fn severity(text: &str) -> Result<Severity, String> {
 /// Keys that belong to some kinds only: a key given for another kind is a mistake worth
 /// reporting (a `words` list on a links check would otherwise be ignored silently).
 fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
-    let given: [(&str, bool, &[&str]); 10] = [
+    let given: [(&str, bool, &[&str]); 11] = [
+        ("threshold", raw.threshold.is_some(), &["learned"]),
         ("match", raw.match_.is_some(), &["words"]),
         ("words", raw.words.is_some(), &["words"]),
         ("allow", raw.allow.is_some(), &["links", "qr_codes"]),
@@ -227,9 +230,13 @@ fn required<T>(value: Option<T>, key: &str, kind: &str) -> Result<T, String> {
 }
 
 /// The kinds of check there are.
-const CHECK_KINDS: [&str; 8] = [
-    "words", "links", "contacts", "cards", "qr_codes", "flood", "repeat", "campaign",
+const CHECK_KINDS: [&str; 9] = [
+    "words", "links", "contacts", "cards", "qr_codes", "flood", "repeat", "campaign", "learned",
 ];
+
+/// The learned layer's threshold when a check names none: a score (log-odds) the ordinary
+/// messages of the project's corpus almost never reach.
+pub const DEFAULT_LEARNED_THRESHOLD: f64 = 6.0;
 
 fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
     // The kind first: with a mistyped kind every other key would look foreign to it.
@@ -263,6 +270,16 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
             allow: domains(raw.allow.as_deref())?,
         },
         "contacts" => CheckKind::Contacts,
+        "learned" => {
+            let threshold = raw.threshold.unwrap_or(DEFAULT_LEARNED_THRESHOLD);
+            if !threshold.is_finite() || !(-50.0..=50.0).contains(&threshold) {
+                return Err(format!("threshold {threshold} must be between -50 and 50"));
+            }
+            CheckKind::Learned {
+                threshold: threshold as f32,
+                classifier: std::sync::Arc::clone(&crate::engine::moderation::learned::SHIPPED),
+            }
+        }
         "qr_codes" => CheckKind::QrCodes {
             allow: domains(raw.allow.as_deref())?,
         },
@@ -297,7 +314,7 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
         },
         other => {
             return Err(format!(
-                "kind {other:?} must be words, links, contacts, cards, qr_codes, flood, repeat or campaign"
+                "kind {other:?} must be words, links, contacts, cards, qr_codes, flood, repeat, campaign or learned"
             ));
         }
     })
@@ -474,6 +491,11 @@ mod tests {
             ),
             ("kind = \"spam\"", "kind \"spam\""),
             ("kind = \"contacts\"\nmembers = \"new\"", "members \"new\""),
+            ("kind = \"learned\"\nthreshold = 99.0", "between -50 and 50"),
+            (
+                "kind = \"contacts\"\nthreshold = 6.0",
+                "threshold is not a setting of a contacts check",
+            ),
         ] {
             let err = parse_text(&format!("{base}{extra}\n")).unwrap_err();
             assert!(err.reason.contains(expected), "{extra}: {err}");

@@ -14,6 +14,7 @@
 
 pub mod content;
 pub mod eval;
+pub mod learned;
 pub mod response;
 pub mod text;
 
@@ -77,6 +78,11 @@ pub enum CheckKind {
     },
     /// Phone numbers, WeChat and QQ ids offered as contacts.
     Contacts,
+    /// The learned layer's score (log-odds of spam) above `threshold`.
+    Learned {
+        threshold: f32,
+        classifier: std::sync::Arc<learned::Classifier>,
+    },
     /// Message parts of these channel types (`wx.link`, `wx.app`, …).
     Cards {
         kinds: Vec<String>,
@@ -110,6 +116,7 @@ impl CheckKind {
             CheckKind::Words(_) => "words",
             CheckKind::Links { .. } => "links",
             CheckKind::Contacts => "contacts",
+            CheckKind::Learned { .. } => "learned",
             CheckKind::Cards { .. } => "cards",
             CheckKind::QrCodes { .. } => "qr_codes",
             CheckKind::Flood { .. } => "flood",
@@ -519,6 +526,13 @@ fn examine(
         CheckKind::Words(list) => list.find(message),
         CheckKind::Links { allow } => content::find_link(message, allow),
         CheckKind::Contacts => content::find_contact(message),
+        CheckKind::Learned {
+            threshold,
+            classifier,
+        } => {
+            let score = classifier.score(&message.normalized);
+            (score >= *threshold).then(|| format!("learned score {score:.1} ≥ {threshold}"))
+        }
         CheckKind::Cards { kinds } => content::find_card(content.parts, kinds).map(str::to_owned),
         CheckKind::QrCodes { allow } => content::find_qr_code(content.qr_codes, allow),
         CheckKind::Flood {
