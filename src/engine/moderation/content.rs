@@ -175,17 +175,83 @@ static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:^|[^0-9])(1[3-9][0-9]{9})(?:[^0-9]|$)",
         r"|微信号?(?:是|为|号码)?([a-z][a-z0-9]{5,19}|[0-9]{6,20})",
         r"|(wxid[a-z0-9]{4,})",
-        r"|qq号?(?:是|为|号码)?([0-9]{5,11})(?:[^0-9]|$)",
+        r"|(?:qq|q群)(?:群号?|号)?(?:是|为|号码)?([0-9]{5,11})(?:[^0-9]|$)",
     ))
     .expect("the contact pattern is valid")
 });
 
-/// The first contact offered in `message`: a phone number, a WeChat or QQ id.
+/// The first contact offered in `message`: a phone number, a WeChat or QQ id, or an "add me"
+/// in one of its disguises ([`find_bait`]).
 pub fn find_contact(message: &Prepared) -> Option<String> {
-    let found = CONTACT.captures(&message.canonical)?;
-    (1..=4)
-        .find_map(|i| found.get(i))
+    let found = CONTACT.captures(&message.canonical);
+    found
+        .and_then(|found| (1..=4).find_map(|i| found.get(i)))
         .map(|m| m.as_str().to_owned())
+        .or_else(|| find_bait(&message.normalized))
+}
+
+/// The ways a contact channel is written in an "add me": WeChat and its homophones and
+/// look-alikes (微/威/薇/徽/卫星/围, v, vx, wx, 绿泡泡), QQ (扣扣, 扣, q, 企鹅).
+const CHANNEL: &str = r"(?:微信|威信|薇信|徽信|卫信|围信|卫星|v信|微xin|wei信|weixin|wechat|绿泡泡|vx|wx|微|威|薇|徽|围|v|扣扣|企鹅|qq|扣|q)";
+
+/// "Add me" bait in the bait form of a message (see [`bait_form`]): an add cue and a channel
+/// followed by a handle (`加威:lsbb123`, `+v了解dz1688`); a channel, a colon and a handle
+/// (`wx:ab12345`); a channel "同号" (the same as the phone); or a message that is nothing but
+/// the add (`加v`). Whether what follows is a handle is checked apart ([`is_handle`]).
+static BAIT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        concat!(
+            r"(?:加|\+|联系|找|私|滴滴)我?(?:的)?(?:小号)?{c}(?:号码|号|id)?:?(?:了解|详聊|咨询|领取?)?(?P<a>[a-z0-9_]{{4,20}})",
+            r"|(?:^|[^a-z]){c}(?:号码|号|id)?:(?P<b>[a-z0-9_]{{4,20}})",
+            r"|(?P<same>{c}同号|同号{c})",
+            r"|^(?:我|请)?(?P<bare>(?:加|\+)我?{c})$",
+        ),
+        c = CHANNEL
+    ))
+    .expect("the bait pattern is valid")
+});
+
+/// The message as bait is looked for in: the normalised text with spaces and decoration
+/// (hearts, dots, dashes, emoji) dropped, keeping letters, digits, ideographs, `+` (also `➕`)
+/// and `:`.
+fn bait_form(normalized: &str) -> String {
+    normalized
+        .chars()
+        .filter_map(|c| match c {
+            '➕' | '+' => Some('+'),
+            ':' => Some(':'),
+            '_' => Some('_'),
+            c if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
+            c if c.is_alphanumeric() => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A handle a spammer gives: letters and digits with at least one digit, and either a letter
+/// too (`kj2024pass`, `zz1234`) or five digits and more (a QQ number); or letters joined by an
+/// underscore (`study_kj`), which words never are.
+fn is_handle(text: &str) -> bool {
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let letters = text.chars().filter(char::is_ascii_alphabetic).count();
+    let joined = text.contains('_') && letters >= 4;
+    (digits > 0 && (letters > 0 || digits >= 5)) || joined
+}
+
+/// The "add me" bait in a message, if any, as evidence (`加v:dz1688`).
+pub fn find_bait(normalized: &str) -> Option<String> {
+    let form = bait_form(normalized);
+    BAIT.captures_iter(&form).find_map(|found| {
+        let handle = found.name("a").or_else(|| found.name("b"));
+        match handle {
+            Some(handle) if is_handle(handle.as_str()) => Some(found[0].to_owned()),
+            Some(_) => None,
+            None => found
+                .name("same")
+                .or_else(|| found.name("bare"))
+                .map(|m| m.as_str().to_owned()),
+        }
+    })
 }
 
 /// The first QR code whose content is not an address on an `allowed` domain, shortened.
@@ -228,6 +294,48 @@ mod tests {
 
     fn prepared(text: &str) -> Prepared {
         Prepared::new(text, &variants())
+    }
+
+    /// Issue 19: an "add me" in the disguises spammers use is a contact offered; asking for, or
+    /// telling of, a contact without one is not.
+    #[test]
+    fn add_me_bait_is_found_in_its_disguises() {
+        let shipped = crate::engine::Scripts::embedded()
+            .unwrap()
+            .moderation
+            .variants;
+        let found = |text: &str| find_contact(&Prepared::new(text, &shipped));
+        for bait in [
+            "➕V了解 dz1688",
+            "联系微：zhengshu99",
+            "加威：lsbb123",
+            "加V:yangmao_1",
+            "加卫星：zj_2025",
+            "加扣扣 2345678901",
+            "₊ᵛ：gupiao99",
+            "微xin：daizhang01",
+            "加薇 zz1234",
+            "V信同号",
+            "加v",
+            "想进学习群的加绿泡泡 study_kj",
+            "扣扣群 7 8 9 1 2 3 4 5 6 速进",
+        ] {
+            assert!(found(bait).is_some(), "{bait} passed");
+        }
+        for ordinary in [
+            "我加您微信了，麻烦通过一下",
+            "刚加了你微信，资料发我一下谢谢",
+            "请问老师的微信是多少，想请教问题",
+            "微信支付的手续费怎么入账？",
+            "QQ邮箱收不到税务局的邮件",
+            "我的工号是 kj2024，系统登录不上",
+            "加班费要不要交个税",
+            "VLOOKUP老是报错，求助",
+            "腾讯会议号 826 331 209，密码 1234",
+            "加v领2025新版题库的是骗子吗",
+        ] {
+            assert_eq!(found(ordinary), None, "{ordinary}");
+        }
     }
 
     #[test]
