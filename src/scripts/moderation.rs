@@ -47,6 +47,20 @@ struct RawRaid {
     lasts_minutes: u64,
 }
 
+/// One `[[check.cue]]` of an intent check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCue {
+    name: String,
+    weight: f64,
+    #[serde(rename = "match", default)]
+    match_: Option<String>,
+    words: Vec<String>,
+    /// `canonical` (the default: squeezed, variants replaced) or `normalized` (punctuation kept).
+    #[serde(default)]
+    form: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCheck {
@@ -73,8 +87,12 @@ struct RawCheck {
     within_secs: Option<u64>,
     within_minutes: Option<u64>,
     min_chars: Option<usize>,
-    // learned
+    // learned, intent
     threshold: Option<f64>,
+    // intent
+    learned_weight: Option<f64>,
+    #[serde(default)]
+    cue: Vec<RawCue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,8 +184,10 @@ fn severity(text: &str) -> Result<Severity, String> {
 /// Keys that belong to some kinds only: a key given for another kind is a mistake worth
 /// reporting (a `words` list on a links check would otherwise be ignored silently).
 fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
-    let given: [(&str, bool, &[&str]); 11] = [
-        ("threshold", raw.threshold.is_some(), &["learned"]),
+    let given: [(&str, bool, &[&str]); 13] = [
+        ("threshold", raw.threshold.is_some(), &["learned", "intent"]),
+        ("learned_weight", raw.learned_weight.is_some(), &["intent"]),
+        ("cue", !raw.cue.is_empty(), &["intent"]),
         ("match", raw.match_.is_some(), &["words"]),
         ("words", raw.words.is_some(), &["words"]),
         ("allow", raw.allow.is_some(), &["links", "qr_codes"]),
@@ -230,8 +250,9 @@ fn required<T>(value: Option<T>, key: &str, kind: &str) -> Result<T, String> {
 }
 
 /// The kinds of check there are.
-const CHECK_KINDS: [&str; 9] = [
+const CHECK_KINDS: [&str; 10] = [
     "words", "links", "contacts", "cards", "qr_codes", "flood", "repeat", "campaign", "learned",
+    "intent",
 ];
 
 /// The learned layer's threshold when a check names none: a score (log-odds) the ordinary
@@ -254,15 +275,9 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
         Ok(Duration::from_secs(v))
     };
     Ok(match kind {
+        "intent" => intent(raw, variants)?,
         "words" => {
-            let mode = match raw.match_.as_deref().unwrap_or("substring") {
-                "substring" => WordMatch::Substring,
-                "exact" => WordMatch::Exact,
-                "regex" => WordMatch::Regex,
-                other => {
-                    return Err(format!("match {other:?} must be substring, exact or regex"));
-                }
-            };
+            let mode = word_match(raw.match_.as_deref())?;
             let list = words(raw.words.as_deref().unwrap_or_default());
             CheckKind::Words(Box::new(WordList::build(mode, list, variants)?))
         }
@@ -314,9 +329,74 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
         },
         other => {
             return Err(format!(
-                "kind {other:?} must be words, links, contacts, cards, qr_codes, flood, repeat, campaign or learned"
+                "kind {other:?} must be words, links, contacts, cards, qr_codes, flood, repeat, campaign, learned or intent"
             ));
         }
+    })
+}
+
+/// How a word list is matched: `substring` (the default), `exact` or `regex`.
+fn word_match(value: Option<&str>) -> Result<WordMatch, String> {
+    match value.unwrap_or("substring") {
+        "substring" => Ok(WordMatch::Substring),
+        "exact" => Ok(WordMatch::Exact),
+        "regex" => Ok(WordMatch::Regex),
+        other => Err(format!("match {other:?} must be substring, exact or regex")),
+    }
+}
+
+/// An intent check: its cues (at least one), its threshold and the learned part's weight.
+fn intent(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
+    if raw.cue.is_empty() {
+        return Err("an intent check needs at least one [[check.cue]]".into());
+    }
+    let threshold = raw.threshold.unwrap_or(4.0);
+    let learned_weight = raw.learned_weight.unwrap_or(0.0);
+    for (key, value) in [("threshold", threshold), ("learned_weight", learned_weight)] {
+        if !value.is_finite() || !(-50.0..=50.0).contains(&value) {
+            return Err(format!("{key} {value} must be between -50 and 50"));
+        }
+    }
+    let cues = raw
+        .cue
+        .iter()
+        .map(|cue| {
+            if cue.name.trim().is_empty() {
+                return Err("a cue needs a name (the evidence shows it)".to_owned());
+            }
+            if !cue.weight.is_finite() || !(-20.0..=20.0).contains(&cue.weight) {
+                return Err(format!(
+                    "cue {:?}: weight {} must be between -20 and 20",
+                    cue.name, cue.weight
+                ));
+            }
+            let mode = word_match(cue.match_.as_deref())
+                .map_err(|e| format!("cue {:?}: {e}", cue.name))?;
+            let words = WordList::build(mode, words(&cue.words), variants)
+                .map_err(|e| format!("cue {:?}: {e}", cue.name))?;
+            let on_normalized = match cue.form.as_deref().unwrap_or("canonical") {
+                "canonical" => false,
+                "normalized" => true,
+                other => {
+                    return Err(format!(
+                        "cue {:?}: form {other:?} must be canonical or normalized",
+                        cue.name
+                    ));
+                }
+            };
+            Ok(crate::engine::moderation::Cue {
+                name: cue.name.trim().to_owned(),
+                weight: cue.weight as f32,
+                words,
+                on_normalized,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(CheckKind::Intent {
+        threshold: threshold as f32,
+        cues,
+        learned_weight: learned_weight as f32,
+        classifier: std::sync::Arc::clone(&crate::engine::moderation::learned::SHIPPED),
     })
 }
 
@@ -492,6 +572,15 @@ mod tests {
             ("kind = \"spam\"", "kind \"spam\""),
             ("kind = \"contacts\"\nmembers = \"new\"", "members \"new\""),
             ("kind = \"learned\"\nthreshold = 99.0", "between -50 and 50"),
+            ("kind = \"intent\"", "needs at least one [[check.cue]]"),
+            (
+                "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 30.0\nwords = [\"a\"]",
+                "weight 30 must be between -20 and 20",
+            ),
+            (
+                "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 1.0\nwords = [\"a\"]\nform = \"raw\"",
+                "form \"raw\" must be canonical or normalized",
+            ),
             (
                 "kind = \"contacts\"\nthreshold = 6.0",
                 "threshold is not a setting of a contacts check",

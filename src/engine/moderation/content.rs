@@ -111,7 +111,12 @@ impl WordList {
     /// What the message contains: the word as written, or the text a regular expression
     /// matched (in canonical form).
     pub fn find(&self, message: &Prepared) -> Option<String> {
-        let text = message.canonical.as_str();
+        self.find_in(message.canonical.as_str())
+    }
+
+    /// What the list finds in `text` (the canonical form for [`WordList::find`]; an intent cue
+    /// may ask for the normalised one, which keeps punctuation).
+    pub fn find_in(&self, text: &str) -> Option<String> {
         let index = match self.mode {
             WordMatch::Substring => self
                 .automaton

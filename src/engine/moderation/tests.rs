@@ -450,3 +450,32 @@ fn longest_window_covers_every_behaviour_check() {
 }
 
 mod respond;
+
+/// Issue 19: the shipped ad-intent check weighs cues — an offer with a call to contact is an ad;
+/// the same trade named in a question, or in a warning, is ordinary — and names every cue that
+/// fired.
+#[test]
+fn intent_weighs_cues_and_a_trade_word_alone_never_convicts() {
+    let rules = shipped();
+    let intent = |text: &str| {
+        judge_text(&rules, text, &[], &ordinary(&[]), &quiet())
+            .verdict
+            .findings
+            .into_iter()
+            .find(|f| f.check == "ad-intent")
+    };
+    let ad = intent("专业代开增值税专用发票，税点低，详询").expect("an offer is an ad");
+    assert!(
+        ad.evidence.contains("发票买卖(+4): 代开") && ad.evidence.contains("诱导联系(+2): 详询"),
+        "{}",
+        ad.evidence
+    );
+    for ordinary in [
+        "个人去税务局代开发票要带什么资料",
+        "代开发票需要交几个点的税？",
+        "有人在群里说能刷流水，这个违法的吧？大家别信",
+        "贷款利息能税前扣除吗",
+    ] {
+        assert_eq!(intent(ordinary), None, "{ordinary}");
+    }
+}
