@@ -164,10 +164,11 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
         outcome.contains("deleted") && outcome.contains("removal confirmed"),
         "{outcome}"
     );
-    assert_eq!(entries[2]["check"], "ad-words");
+    assert_eq!(entries[2]["check"], "ad-intent");
+    // Each cue that fired, with its weight.
     assert_eq!(
         entries[2]["evidence"],
-        "ad-words: 加我微信; ad-patterns: 加我微信领取免费"
+        "ad-intent: intent 9.5 ≥ 4: 拉人私加(+4): 加我微信; 广告句式(+4): 加我微信领取免费; 领取福利(+1.5): 领取"
     );
     assert_eq!(entries[2]["outcome"], json!(["deleted", "warned 1/3"]));
     assert_eq!(entries[2]["text"], "加我薇 信领取免费资料：kj12345");

@@ -159,7 +159,12 @@ pub fn find_link(message: &Prepared, allowed: &[String]) -> Option<String> {
     // ASCII spaces only).
     let compact = message.normalized.replace(' ', "");
     LINK.captures_iter(&compact).find_map(|found| {
-        let host = found.get(1).or_else(|| found.get(2))?.as_str();
+        let whole = found.get(1).or_else(|| found.get(2))?;
+        // The domain of an e-mail address (`zhang@company.com`) is not a link to follow.
+        if found.get(2).is_some() && compact[..whole.start()].ends_with(['@', '.']) {
+            return None;
+        }
+        let host = whole.as_str();
         let host = host.replace(['。', '点'], ".");
         let host = host
             .split(':')
