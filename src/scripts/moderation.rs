@@ -384,7 +384,7 @@ fn intent(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
                     ));
                 }
             };
-            Ok(crate::engine::moderation::Cue {
+            Ok(crate::engine::moderation::intent::Cue {
                 name: cue.name.trim().to_owned(),
                 weight: cue.weight as f32,
                 words,

@@ -14,6 +14,7 @@
 
 pub mod content;
 pub mod eval;
+pub mod intent;
 pub mod learned;
 pub mod response;
 pub mod text;
@@ -82,7 +83,7 @@ pub enum CheckKind {
     /// learned score times `learned_weight`, at or above `threshold`.
     Intent {
         threshold: f32,
-        cues: Vec<Cue>,
+        cues: Vec<intent::Cue>,
         learned_weight: f32,
         classifier: std::sync::Arc<learned::Classifier>,
     },
@@ -518,45 +519,6 @@ fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or_default()
 }
 
-/// One cue of an `intent` check: a name the evidence shows, its weight, and what finds it.
-#[derive(Debug)]
-pub struct Cue {
-    pub name: String,
-    pub weight: f32,
-    pub words: content::WordList,
-    /// Matched against the normalised text (punctuation kept: `？`) rather than the canonical.
-    pub on_normalized: bool,
-}
-
-/// The `intent` score of `message` as evidence, when it reaches `threshold`: each cue that fired
-/// with its weight and the word found, and the learned part.
-fn intent(
-    message: &Prepared,
-    threshold: f32,
-    cues: &[Cue],
-    learned_weight: f32,
-    classifier: &learned::Classifier,
-) -> Option<String> {
-    let mut score = 0.0;
-    let mut fired = Vec::new();
-    for cue in cues {
-        let text = match cue.on_normalized {
-            true => message.normalized.as_str(),
-            false => message.canonical.as_str(),
-        };
-        if let Some(found) = cue.words.find_in(text) {
-            score += cue.weight;
-            fired.push(format!("{}({:+}): {found}", cue.name, cue.weight));
-        }
-    }
-    if learned_weight != 0.0 {
-        let learned = classifier.score(&message.normalized) * learned_weight;
-        score += learned;
-        fired.push(format!("learned({learned:+.1})"));
-    }
-    (score >= threshold).then(|| format!("intent {score:.1} ≥ {threshold}: {}", fired.join("; ")))
-}
-
 /// How many of `times` are within `window` of `now`.
 fn within(times: &[DateTime<Utc>], window: Duration, now: DateTime<Utc>) -> usize {
     times.iter().filter(|&&t| elapsed(t, now) <= window).count()
@@ -579,7 +541,7 @@ fn examine(
             cues,
             learned_weight,
             classifier,
-        } => intent(message, *threshold, cues, *learned_weight, classifier),
+        } => intent::score(message, *threshold, cues, *learned_weight, classifier),
         CheckKind::Learned {
             threshold,
             classifier,

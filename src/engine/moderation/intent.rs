@@ -1,0 +1,47 @@
+//! The `intent` check: weighted cues of an ad — and of an ordinary message, with negative
+//! weights — added up with the learned score times its weight, and compared with a threshold.
+//! A trade word alone does not convict; the evidence lists every cue that fired with its weight,
+//! so an admin can see why a message was taken for an ad.
+
+use super::Prepared;
+use super::content::WordList;
+use super::learned::Classifier;
+
+/// One cue of an `intent` check: a name the evidence shows, its weight, and what finds it.
+#[derive(Debug)]
+pub struct Cue {
+    pub name: String,
+    pub weight: f32,
+    pub words: WordList,
+    /// Matched against the normalised text (punctuation kept: `？`) rather than the canonical.
+    pub on_normalized: bool,
+}
+
+/// The `intent` score of `message` as evidence, when it reaches `threshold`: each cue that fired
+/// with its weight and the word found, and the learned part.
+pub(super) fn score(
+    message: &Prepared,
+    threshold: f32,
+    cues: &[Cue],
+    learned_weight: f32,
+    classifier: &Classifier,
+) -> Option<String> {
+    let mut score = 0.0;
+    let mut fired = Vec::new();
+    for cue in cues {
+        let text = match cue.on_normalized {
+            true => message.normalized.as_str(),
+            false => message.canonical.as_str(),
+        };
+        if let Some(found) = cue.words.find_in(text) {
+            score += cue.weight;
+            fired.push(format!("{}({:+}): {found}", cue.name, cue.weight));
+        }
+    }
+    if learned_weight != 0.0 {
+        let learned = classifier.score(&message.normalized) * learned_weight;
+        score += learned;
+        fired.push(format!("learned({learned:+.1})"));
+    }
+    (score >= threshold).then(|| format!("intent {score:.1} ≥ {threshold}: {}", fired.join("; ")))
+}
