@@ -1,0 +1,81 @@
+use super::*;
+use std::path::Path;
+
+fn parse_text(text: &str) -> Result<ModerationRules, ScriptError> {
+    let mut templates = Templates::new();
+    parse(
+        &Source::new(text, Path::new("moderation.toml")),
+        &mut templates,
+    )
+}
+
+#[test]
+fn the_shipped_file_parses() {
+    let rules = parse_text(crate::scripts::EMBEDDED_MODERATION).unwrap();
+    assert!(rules.checks.len() >= 6, "{}", rules.checks.len());
+    assert!(rules.warning.is_some() && rules.admin_notice.is_some());
+    assert!(rules.raid.is_some());
+}
+
+#[test]
+fn mistakes_are_reported_with_their_line() {
+    let base = "[[check]]\nid = \"x\"\naction = \"warn\"\nreason = \"广告\"\n";
+    for (extra, expected) in [
+        ("kind = \"words\"\nwords = []", "at least one word"),
+        (
+            "kind = \"words\"\nwords = [\"a\"]\nallow = [\"x.com\"]",
+            "allow is not a setting of a words check",
+        ),
+        ("kind = \"flood\"\nwithin_secs = 10", "needs messages"),
+        // Issue 27 §12: a URL where a domain is wanted, and a mistyped kind blamed as such.
+        (
+            "kind = \"links\"\nallow = [\"https://etax.chinatax.gov.cn/x\"]",
+            "write the host alone, e.g. \"etax.chinatax.gov.cn\"",
+        ),
+        (
+            "kind = \"word\"\nmatch = \"exact\"\nwords = [\"a\"]",
+            "kind \"word\" must be words, links",
+        ),
+        (
+            "kind = \"flood\"\nmessages = 5\nwithin_secs = 0",
+            "within_secs must be 1",
+        ),
+        (
+            "kind = \"words\"\nmatch = \"regex\"\nwords = [\"(\"]",
+            "regex",
+        ),
+        ("kind = \"spam\"", "kind \"spam\""),
+        ("kind = \"contacts\"\nmembers = \"new\"", "members \"new\""),
+        ("kind = \"learned\"\nthreshold = 99.0", "between -50 and 50"),
+        ("kind = \"intent\"", "needs at least one [[check.cue]]"),
+        (
+            "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 30.0\nwords = [\"a\"]",
+            "weight 30 must be between -20 and 20",
+        ),
+        (
+            "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 1.0\nwords = [\"a\"]\nform = \"raw\"",
+            "form \"raw\" must be canonical or normalized",
+        ),
+        (
+            "kind = \"contacts\"\nthreshold = 6.0",
+            "threshold is not a setting of a contacts check",
+        ),
+    ] {
+        let err = parse_text(&format!("{base}{extra}\n")).unwrap_err();
+        assert!(err.reason.contains(expected), "{extra}: {err}");
+        assert_eq!(err.line, 1, "{err}");
+    }
+    let err = parse_text(
+        "[[check]]\nid = \"x\"\nkind = \"contacts\"\naction = \"ban\"\nreason = \"r\"\n",
+    )
+    .unwrap_err();
+    assert!(err.reason.contains("action \"ban\""), "{err}");
+    let twice = "[[check]]\nid = \"x\"\nkind = \"contacts\"\naction = \"warn\"\nreason = \"r\"\n";
+    let err = parse_text(&format!("{twice}{twice}")).unwrap_err();
+    assert!(err.reason.contains("already written at line 1"), "{err}");
+    assert_eq!(err.line, 6);
+    let err = parse_text("[variants]\n\"微信\" = [\"vx\"]\n\"qq\" = [\"vx\"]\n").unwrap_err();
+    assert!(err.reason.contains("listed for both"), "{err}");
+    let err = parse_text("[[settings]]\nwarn_limit = 0\n").unwrap_err();
+    assert!(err.reason.contains("warn_limit must be 1 to 100"), "{err}");
+}
