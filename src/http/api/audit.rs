@@ -207,12 +207,8 @@ async fn list(
         limit: limit + 1,
     };
     let store = state.store.clone();
-    let mut entries = blocking(move || store.audit_log(&filter)).await?;
-    let more = entries.len() > limit;
-    entries.truncate(limit);
-    let next_cursor = more
-        .then(|| entries.last().map(|e| e.id.to_string()))
-        .flatten();
+    let entries = blocking(move || store.audit_log(&filter)).await?;
+    let (entries, next_cursor) = super::paging::trim_page(entries, limit, |e| e.id.to_string());
     Ok(Json(serde_json::json!({"entries": entries, "next_cursor": next_cursor})).into_response())
 }
 

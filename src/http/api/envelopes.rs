@@ -40,17 +40,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/red-envelope-tests/{id}/cancel", post(cancel))
 }
 
-/// Who the API says started or cancelled a test: `admin-api` for the token, the operator
-/// (`operator:NAME`) for a console session.
-const BY_API: &str = "admin-api";
-
-fn by(caller: &super::Caller) -> String {
-    match caller {
-        super::Caller::AdminToken => BY_API.to_owned(),
-        operator => operator.actor(),
-    }
-}
-
 fn refuse(status: StatusCode, reason: String) -> Response {
     ApiError::new(status, reason).into_response()
 }
@@ -71,7 +60,7 @@ pub async fn start(
         Err(refusal) => return *refusal,
     };
     let chat = ChatId::new(chat_id);
-    match state.envelopes.start(&chat, params, &by(&caller)).await {
+    match state.envelopes.start(&chat, params, &caller.by()).await {
         Ok(test) => (StatusCode::CREATED, Json(test)).into_response(),
         Err(StartError::Invalid(reason)) => bad_request(reason),
         Err(StartError::UnknownGroup) => refuse(StatusCode::NOT_FOUND, format!("no group {chat}")),
@@ -210,7 +199,7 @@ pub async fn cancel(
 ) -> Response {
     match state
         .envelopes
-        .cancel(&TestRef::Id(id.clone()), &by(&caller), true)
+        .cancel(&TestRef::Id(id.clone()), &caller.by(), true)
         .await
     {
         Ok(test) => Json(test).into_response(),
@@ -246,20 +235,14 @@ pub async fn list_recent(
         ),
     };
     let store = state.store.clone();
-    let mut tests = blocking(move || {
+    let tests = blocking(move || {
         let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
         store.recent_envelope_tests(before, limit + 1)
     })
     .await?;
-    let more = tests.len() > limit;
-    tests.truncate(limit);
-    let next_cursor = more
-        .then(|| {
-            tests
-                .last()
-                .map(|t| format!("{}|{}", t.started_at.timestamp_micros(), t.id))
-        })
-        .flatten();
+    let (tests, next_cursor) = super::paging::trim_page(tests, limit, |t| {
+        format!("{}|{}", t.started_at.timestamp_micros(), t.id)
+    });
     let tests: Vec<serde_json::Value> = tests
         .into_iter()
         .map(|test| {

@@ -434,12 +434,8 @@ pub async fn list_sends(
     }
     let store = state.store.clone();
     // One more than the page: whether another page follows.
-    let mut sends = blocking(move || store.sends_to(&chat, limit + 1, before)).await?;
-    let more = sends.len() > limit;
-    sends.truncate(limit);
-    let next_cursor = more
-        .then(|| sends.last().map(|e| e.id.to_string()))
-        .flatten();
+    let sends = blocking(move || store.sends_to(&chat, limit + 1, before)).await?;
+    let (sends, next_cursor) = super::paging::trim_page(sends, limit, |e| e.id.to_string());
     let sends: Vec<serde_json::Value> = sends
         .into_iter()
         .map(|e| {

@@ -130,6 +130,15 @@ impl Caller {
             Caller::Operator { name, .. } => format!("operator:{name}"),
         }
     }
+
+    /// As the moderation log and red-envelope tests record who did something: `admin-api` for
+    /// the token (as they always have), `operator:NAME` for a signed-in operator.
+    pub fn by(&self) -> String {
+        match self {
+            Caller::AdminToken => "admin-api".into(),
+            operator => operator.actor(),
+        }
+    }
 }
 
 /// The layer in front of every admin route: `Authorization: Bearer <admin.token>`, or a console

@@ -35,8 +35,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         )
 }
 
-/// Who the API says did something, in the log.
-const BY_API: &str = "admin-api";
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
@@ -91,12 +89,8 @@ pub async fn list_log(
         limit: limit + 1,
     };
     let store = state.store.clone();
-    let mut entries = blocking(move || store.moderation_log(&filter)).await?;
-    let more = entries.len() > limit;
-    entries.truncate(limit);
-    let next_cursor = more
-        .then(|| entries.last().map(|e| e.id.to_string()))
-        .flatten();
+    let entries = blocking(move || store.moderation_log(&filter)).await?;
+    let (entries, next_cursor) = super::paging::trim_page(entries, limit, |e| e.id.to_string());
     Ok(Json(serde_json::json!({"entries": entries, "next_cursor": next_cursor})).into_response())
 }
 
@@ -108,8 +102,12 @@ pub async fn list_blacklist(State(state): State<Arc<AppState>>) -> Response {
 
 /// `DELETE /api/v1/moderation/blacklist/{user_id}`: pardons a member — off the blacklist, their
 /// warnings cleared in every group. 404 when there was nothing to pardon.
-pub async fn pardon(State(state): State<Arc<AppState>>, Path(user_id): Path<String>) -> Response {
-    match requests::pardon(&state, &user_id, None, BY_API, Utc::now()).await {
+pub async fn pardon(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
+    Path(user_id): Path<String>,
+) -> Response {
+    match requests::pardon(&state, &user_id, None, &caller.by(), Utc::now()).await {
         Ok(p) if !p.was_blacklisted && p.warnings_cleared_in.is_empty() => {
             ApiError::not_found(format!("{user_id} is not blacklisted and has no warnings"))
                 .into_response()
@@ -129,6 +127,7 @@ pub struct ApprovedBody {
 /// member in a group (content checks skip them) or stops trusting them.
 pub async fn put_approved(
     State(state): State<Arc<AppState>>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
     Path((chat_id, user_id)): Path<(String, String)>,
     body: Result<Json<ApprovedBody>, JsonRejection>,
 ) -> Response {
@@ -140,7 +139,16 @@ pub async fn put_approved(
     if let Err(refusal) = super::group_changes::load_group(&state, &chat).await {
         return *refusal;
     }
-    match requests::approve(&state, &chat, &user_id, body.approved, BY_API, Utc::now()).await {
+    match requests::approve(
+        &state,
+        &chat,
+        &user_id,
+        body.approved,
+        &caller.by(),
+        Utc::now(),
+    )
+    .await
+    {
         Ok(()) => Json(serde_json::json!({
             "chat_id": chat,
             "user_id": user_id,
@@ -193,10 +201,7 @@ pub async fn review(
         Ok(b) => b,
         Err(refusal) => return Ok(*refusal),
     };
-    let by = match &caller {
-        super::Caller::AdminToken => BY_API.to_owned(),
-        operator => operator.actor(),
-    };
+    let by = caller.by();
     let review = crate::store::Review {
         verdict: body.verdict,
         by: by.clone(),

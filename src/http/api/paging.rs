@@ -44,6 +44,19 @@ impl PageQuery {
     }
 }
 
+/// A newest-first page read with one item more than `limit` (so that the read tells whether
+/// another page follows): the page, and its `next_cursor` — the last item's `key` — when one does.
+pub(super) fn trim_page<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = more.then(|| items.last().map(key)).flatten();
+    (items, next_cursor)
+}
+
 /// One page of a list, and how many items matched in all.
 #[derive(Debug)]
 pub(super) struct Page<T> {

@@ -166,12 +166,7 @@ async fn history(
     let (limit, before) = (page.limit()?, page.before_id()?);
     let store = state.store.clone();
     let file = query.file.filter(|f| !f.is_empty());
-    let mut edits =
-        blocking(move || store.script_edits(file.as_deref(), before, limit + 1)).await?;
-    let more = edits.len() > limit;
-    edits.truncate(limit);
-    let next_cursor = more
-        .then(|| edits.last().map(|e| e.id.to_string()))
-        .flatten();
+    let edits = blocking(move || store.script_edits(file.as_deref(), before, limit + 1)).await?;
+    let (edits, next_cursor) = super::paging::trim_page(edits, limit, |e| e.id.to_string());
     Ok(Json(serde_json::json!({"edits": edits, "next_cursor": next_cursor})).into_response())
 }
