@@ -50,6 +50,24 @@ export function field(label, control) {
   return h("div", { class: "field" }, h("label", { for: control.id }, label), control);
 }
 
+/**
+ * A search form of `[label, control]` pairs (each control has a `name`) and a 筛选 button; on
+ * submit `go` gets every control's trimmed value by its name.
+ */
+export function filterForm(label, fields, go) {
+  const form = h(
+    "form",
+    { class: "filters", role: "search", "aria-label": label },
+    fields.map(([text, control]) => field(text, control)),
+    h("button", { type: "submit" }, "筛选"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    go(Object.fromEntries(fields.map(([, control]) => [control.name, control.value.trim()])));
+  });
+  return form;
+}
+
 /** A `<select>` of `[value, text]` pairs with `selected` chosen. */
 export function select(attrs, options, selected) {
   return h(

@@ -2,7 +2,7 @@
 // group's settings before → after — newest first, filtered by who made it.
 
 import { api, query } from "../api.js";
-import { h, fill, field, table, notice } from "../dom.js";
+import { h, fill, filterForm, table, notice } from "../dom.js";
 import { time } from "../format.js";
 
 const ACTOR_HINT = "如 operator:zhang 或 admin-token";
@@ -39,17 +39,14 @@ export async function render(container, ctx) {
   const page = await api("/audit" + query({ actor, action, cursor, limit: 50 }));
   const input = h("input", { name: "actor", type: "search", value: actor, placeholder: ACTOR_HINT });
   const what = h("input", { name: "action", type: "search", value: action, placeholder: "如 tags、scripts、operators" });
-  const form = h(
-    "form",
-    { class: "filters", role: "search", "aria-label": "筛选审计记录" },
-    field("操作人", input),
-    field("操作包含", what),
-    h("button", { type: "submit" }, "筛选"),
+  const form = filterForm(
+    "筛选审计记录",
+    [
+      ["操作人", input],
+      ["操作包含", what],
+    ],
+    (next) => (location.hash = "#/audit" + query(next)),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    location.hash = "#/audit" + query({ actor: input.value.trim(), action: what.value.trim() });
-  });
   fill(
     container,
     h("h1", {}, "审计"),

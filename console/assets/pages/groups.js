@@ -3,7 +3,7 @@
 // can be bookmarked and the back button works).
 
 import { api, query, segment } from "../api.js";
-import { h, fill, field, select, table, notice } from "../dom.js";
+import { h, fill, field, filterForm, select, table, notice } from "../dom.js";
 import { number, ago, label, STAGES, STATUSES, CHANNELS } from "../format.js";
 
 const FILTERS = ["q", "status", "tag", "channel", "stage", "sort"];
@@ -25,7 +25,7 @@ function go(params) {
   location.hash = "#/groups" + (text ? "?" + text : "");
 }
 
-function filterForm(params) {
+function filtersOf(params) {
   const value = (name) => params.get(name) || "";
   const controls = {
     q: h("input", { name: "q", type: "search", value: value("q"), placeholder: "群名称或群 ID" }),
@@ -35,25 +35,15 @@ function filterForm(params) {
     stage: select({ name: "stage" }, [["", "全部"], ...Object.entries(STAGES)], value("stage")),
     sort: select({ name: "sort" }, SORTS, value("sort") || "chat_id"),
   };
-  const form = h(
-    "form",
-    { class: "filters", role: "search", "aria-label": "筛选群组" },
-    field("搜索", controls.q),
-    field("状态", controls.status),
-    field("标签", controls.tag),
-    field("渠道", controls.channel),
-    field("健康阶段", controls.stage),
-    field("排序", controls.sort),
-    h("button", { type: "submit" }, "筛选"),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const next = {};
-    for (const name of FILTERS) next[name] = controls[name].value.trim();
-    if (next.sort === "chat_id") next.sort = "";
-    go(next);
-  });
-  return form;
+  const fields = [
+    ["搜索", controls.q],
+    ["状态", controls.status],
+    ["标签", controls.tag],
+    ["渠道", controls.channel],
+    ["健康阶段", controls.stage],
+    ["排序", controls.sort],
+  ];
+  return filterForm("筛选群组", fields, (next) => go({ ...next, sort: next.sort === "chat_id" ? "" : next.sort }));
 }
 
 function healthCell(g) {
@@ -126,7 +116,7 @@ export async function render(container, ctx) {
     fill(
       container,
       h("h1", {}, "群组"),
-      filterForm(params),
+      filtersOf(params),
       message ? notice("ok", message) : null,
       h("p", { "data-total": list.total }, `共 ${number(list.total)} 个群`),
       ctx.canChange ? bulkBar(container, reload) : null,

@@ -3,37 +3,27 @@
 // ordinary), the blacklist with pardons, and the members trusted in their groups.
 
 import { api, query, segment } from "../api.js";
-import { h, fill, field, table, notice } from "../dom.js";
+import { h, fill, field, filterForm, table, notice } from "../dom.js";
 import { time } from "../format.js";
 
 const ACTIONS = { log: "记录", notify: "通知管理员", delete: "撤回", warn: "警告", remove: "移出" };
 const VERDICTS = { wrong: "误判", right: "确认违规" };
 const NOT_FINDINGS = new Set(["report", "appeal", "pardon", "approve", "unapprove", "blacklist", "raid"]);
-const FILTERS = ["chat_id", "user_id", "check", "since"];
 
-function filterForm(params) {
+function filtersOf(params) {
   const controls = {
     chat_id: h("input", { name: "chat_id", value: params.get("chat_id") || "", placeholder: "群 ID" }),
     user_id: h("input", { name: "user_id", value: params.get("user_id") || "", placeholder: "成员 ID" }),
     check: h("input", { name: "check", value: params.get("check") || "", placeholder: "如 ads、report" }),
     since: h("input", { name: "since", type: "date", value: params.get("since") || "" }),
   };
-  const form = h(
-    "form",
-    { class: "filters", role: "search", "aria-label": "筛选审核记录" },
-    field("群", controls.chat_id),
-    field("成员", controls.user_id),
-    field("规则", controls.check),
-    field("起始日期", controls.since),
-    h("button", { type: "submit" }, "筛选"),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const next = {};
-    for (const name of FILTERS) next[name] = controls[name].value.trim();
-    location.hash = "#/moderation" + query(next);
-  });
-  return form;
+  const fields = [
+    ["群", controls.chat_id],
+    ["成员", controls.user_id],
+    ["规则", controls.check],
+    ["起始日期", controls.since],
+  ];
+  return filterForm("筛选审核记录", fields, (next) => (location.hash = "#/moderation" + query(next)));
 }
 
 function entryRow(entry, ctx, done) {
@@ -166,7 +156,7 @@ export async function render(container, ctx) {
         "section",
         { class: "card" },
         h("h2", {}, "审核记录"),
-        filterForm(params),
+        filtersOf(params),
         log.entries.length
           ? table(["时间", "群", "成员", "规则", "消息", "处理", "判定"], log.entries.map((e) => entryRow(e, ctx, draw)), { "aria-label": "审核记录" })
           : notice("info", "没有符合条件的记录。"),
