@@ -330,7 +330,20 @@ impl App {
             tasks: tasks.clone(),
             health,
         };
-        Ok((Arc::new(services), welcomer_task))
+        let services = Arc::new(services);
+        // The learned layer with the operator's labels: the shipped one judges until it is in.
+        let teaching = Arc::clone(&services);
+        tasks.spawn(async move {
+            if let Err(e) = teaching
+                .moderator
+                .teacher
+                .retrain(&teaching.store, &teaching.scripts)
+                .await
+            {
+                error!(error = %e, "the learned layer could not be trained with the operator's labels; the shipped one stays");
+            }
+        });
+        Ok((services, welcomer_task))
     }
 
     /// What the HTTP routes share: the channels on `services`, the hub and the admin token.

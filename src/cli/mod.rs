@@ -68,13 +68,19 @@ pub enum Command {
     },
     /// How the bot-scripts' moderation does on labelled messages (a file of `spam<TAB>text` /
     /// `ham<TAB>text` lines, or a TOML corpus): recall, precision, false positives, and the
-    /// misses. Nothing is sent or stored.
+    /// misses. Nothing is sent or stored. With `--cv K`: K-fold cross-validation over the
+    /// project's corpus (and FILE's messages, when given), the learned layer of each fold
+    /// trained on the other folds only.
     ModerationEval {
         /// The labelled file.
-        file: PathBuf,
+        #[arg(required_unless_present = "cv")]
+        file: Option<PathBuf>,
         /// How many misses and false positives to list.
         #[arg(long, default_value_t = 20)]
         show: usize,
+        /// Cross-validate with this many folds (2 or more).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(2..))]
+        cv: Option<u16>,
     },
     /// Operator accounts for the console and the admin API: add, list, remove, reset a
     /// password (read from stdin). While the service runs it holds the store: stop it first.
@@ -131,7 +137,9 @@ pub fn run(cli: Cli) -> ExitCode {
             ref server,
         } => simulate::run(&cli, group, from, mention, text, server.as_deref()),
         Command::Init { ref dir } => init(&cli, dir.as_deref()),
-        Command::ModerationEval { ref file, show } => moderation_eval::run(&cli, file, show),
+        Command::ModerationEval { ref file, show, cv } => {
+            moderation_eval::run(&cli, file.as_deref(), show, cv.map(usize::from))
+        }
         Command::Operator { ref action } => match load_config(&cli) {
             Ok(config) => operator::run(&config, action),
             Err(code) => code,

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::ScriptError;
 use crate::engine::Scripts;
+use crate::engine::moderation::learned::Classifier;
 
 /// What `GET /api/v1/scripts/status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +70,8 @@ pub struct LiveScripts {
     dir: PathBuf,
     /// Edits through the API, one at a time (each reads, checks and writes a file).
     pub(super) edits: std::sync::Mutex<()>,
+    /// The learned layer trained with the operator's labels: every version loaded uses it.
+    learned: RwLock<Arc<Classifier>>,
 }
 
 /// The `*.toml` files of a directory and its `content/` with their sizes and modification
@@ -92,6 +95,7 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 impl LiveScripts {
     /// Starts with `scripts`, loaded from `dir` (or the built-in copy).
     pub fn new(scripts: Scripts, dir: &Path) -> Self {
+        let learned = scripts.moderation.learned.current();
         Self {
             current: RwLock::new(Arc::new(scripts)),
             history: RwLock::new(History {
@@ -101,7 +105,18 @@ impl LiveScripts {
             }),
             dir: dir.to_owned(),
             edits: std::sync::Mutex::new(()),
+            learned: RwLock::new(learned),
         }
+    }
+
+    /// Puts `classifier` (trained with the operator's labels) in force, now and in every
+    /// version loaded later.
+    pub fn set_learned(&self, classifier: Arc<Classifier>) {
+        // Under the write lock, so that a reload swapping in a new version at the same moment
+        // picks up either this classifier or the one before and is then corrected here.
+        let mut learned = self.learned.write().unwrap_or_else(|p| p.into_inner());
+        *learned = Arc::clone(&classifier);
+        self.current().moderation.learned.set(classifier);
     }
 
     /// The directory the scripts are loaded from (and edits are written to).
@@ -156,12 +171,15 @@ impl LiveScripts {
         match Scripts::load(&self.dir) {
             Ok(scripts) => {
                 let keyword_rules = scripts.keywords.rules().len();
+                let learned = self.learned.read().unwrap_or_else(|p| p.into_inner());
+                scripts.moderation.learned.set(Arc::clone(&learned));
                 // Swap under the history lock, so the version and the scripts change together.
                 let mut history = self.history.write().unwrap_or_else(|p| p.into_inner());
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(scripts);
                 history.version += 1;
                 history.loaded_at = now;
                 history.error = None;
+                drop(learned);
                 info!(dir = %self.dir.display(), version = history.version, keyword_rules,
                     "bot-scripts reloaded");
                 Ok(())

@@ -85,12 +85,10 @@ pub enum CheckKind {
         threshold: f32,
         cues: Vec<intent::Cue>,
         learned_weight: f32,
-        classifier: std::sync::Arc<learned::Classifier>,
     },
     /// The learned layer's score (log-odds of spam) above `threshold`.
     Learned {
         threshold: f32,
-        classifier: std::sync::Arc<learned::Classifier>,
     },
     /// Message parts of these channel types (`wx.link`, `wx.app`, …).
     Cards {
@@ -243,6 +241,9 @@ pub struct ModerationRules {
     pub warning: Option<Message>,
     /// The notice to the admins (`member`, `reason`, `rule`, `action`, `evidence`, `text`).
     pub admin_notice: Option<Message>,
+    /// The learned layer the `learned` and `intent` checks weigh: the shipped corpus' until the
+    /// service trains one with the operator's labels too.
+    pub learned: learned::Model,
 }
 
 impl ModerationRules {
@@ -421,6 +422,7 @@ pub fn judge(
         .iter()
         .filter(|&&at| at > warn_window_start)
         .count() as u32;
+    let learned = rules.learned.current();
     let mut verdict = Verdict {
         findings: Vec::new(),
         settings: settings.clone(),
@@ -439,7 +441,7 @@ pub fn judge(
         if check.members == Members::Probation && !probation {
             continue;
         }
-        if let Some(evidence) = examine(&check.kind, content, activity, now) {
+        if let Some(evidence) = examine(&check.kind, content, activity, &learned, now) {
             verdict.findings.push(Finding {
                 check: check.id.clone(),
                 kind: check.kind.name(),
@@ -529,6 +531,7 @@ fn examine(
     kind: &CheckKind,
     content: &Content<'_>,
     activity: &Activity<'_>,
+    learned: &learned::Classifier,
     now: DateTime<Utc>,
 ) -> Option<String> {
     let message = content.prepared;
@@ -540,13 +543,9 @@ fn examine(
             threshold,
             cues,
             learned_weight,
-            classifier,
-        } => intent::score(message, *threshold, cues, *learned_weight, classifier),
-        CheckKind::Learned {
-            threshold,
-            classifier,
-        } => {
-            let score = classifier.score(&message.normalized);
+        } => intent::score(message, *threshold, cues, *learned_weight, learned),
+        CheckKind::Learned { threshold } => {
+            let score = learned.score(&message.normalized);
             (score >= *threshold).then(|| format!("learned score {score:.1} ≥ {threshold}"))
         }
         CheckKind::Cards { kinds } => content::find_card(content.parts, kinds).map(str::to_owned),

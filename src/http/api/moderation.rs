@@ -229,5 +229,16 @@ pub async fn review(
         crate::store::ReviewVerdict::Right => None,
     };
     tracing::info!(entry = id, verdict = ?body.verdict, by = %by, "a moderation finding was judged");
+    // The label is kept whatever happens here; a training that fails is retried by the next
+    // judgement and at the next start.
+    if let Err(e) = state
+        .services
+        .moderator
+        .teacher
+        .retrain(&state.services.store, &state.services.scripts)
+        .await
+    {
+        tracing::error!(error = %e, "the learned layer could not be trained with the new label");
+    }
     Ok(Json(serde_json::json!({"entry": entry, "pardon": pardon})).into_response())
 }

@@ -8,6 +8,7 @@
 
 pub mod activity;
 mod joins;
+pub mod learning;
 pub mod notices;
 pub mod qr;
 pub mod requests;

@@ -54,6 +54,8 @@ pub struct Moderator {
     pub(super) blacklist: RwLock<HashMap<String, BlacklistEntry>>,
     /// One warning and one admin notice per member, check and outcome in a window.
     pub(super) notices: notices::Coalescer,
+    /// Trains the learned layer with the operator's labels.
+    pub teacher: super::learning::Teacher,
 }
 
 impl Moderator {
@@ -78,6 +80,7 @@ impl Moderator {
             members: Mutex::default(),
             blacklist: RwLock::new(blacklist),
             notices: notices::Coalescer::default(),
+            teacher: super::learning::Teacher::default(),
         })
     }
 
