@@ -101,7 +101,7 @@ fn benches(c: &mut Criterion) {
     // The same with the learned layer as one more check (a model of the shipped corpus).
     let learned = parse_file(
         &format!(
-            "{}\n[[check]]\nid = \"model\"\nkind = \"learned\"\nthreshold = 6.0\naction = \"delete\"\nreason = \"疑似广告\"\n",
+            "{}\n[[check]]\nid = \"model\"\nkind = \"learned\"\nthreshold = 1.0\naction = \"delete\"\nreason = \"疑似广告\"\n",
             rules_toml(5_000)
         ),
         Path::new("bench.toml"),

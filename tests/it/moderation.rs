@@ -906,3 +906,54 @@ async fn group_stats_on_a_bot_account_count_the_member_list() {
     assert!(text.contains("群成员：2 人"), "{text}");
     assert!(!text.contains("只能看到"), "{text}");
 }
+
+/// An admin's 误判 teaches the learned layer: the message it flagged, sent again by another
+/// member, passes — the classifier is trained again with the label and put in force at once.
+#[tokio::test]
+async fn a_finding_judged_wrong_teaches_the_learned_layer() {
+    let text = "本周六下午两点财税沙龙在三楼会议室，欢迎各位会员参加，到场有茶歇";
+    let shipped = trumpet::engine::moderation::learned::SHIPPED.score(text);
+    // A learned check that just flags this message with the shipped classifier.
+    let threshold = shipped - 0.05;
+    let scripts = scripts_with(|_| {
+        format!(
+            "[[check]]\nid = \"model\"\nkind = \"learned\"\nthreshold = {threshold:.3}\naction = \"delete\"\nreason = \"疑似广告\"\n"
+        )
+    });
+    let Setup { app, fake, .. } = group_of_three(scripts, &[], |_| {}).await;
+
+    fake.text(GROUP, "wxid_spam", text);
+    let entries = wait_log(&app, "user_id=wxid_spam", 1).await;
+    assert!(
+        entries[0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("learned score"),
+        "{}",
+        entries[0]
+    );
+    let id = entries[0]["id"].as_u64().unwrap();
+    let (status, judged) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/moderation/{id}/review"),
+            Some(json!({"verdict": "wrong"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{judged}");
+
+    // The same words from another member now pass. An ad after them, which the learned check
+    // still flags, shows the service has judged both (one member's messages go in order).
+    fake.text(GROUP, "wxid_a", text);
+    fake.text(
+        GROUP,
+        "wxid_a",
+        "全场五折，名额有限，先到先得，详询客服，回T退订",
+    );
+    let entries = wait_log(&app, "user_id=wxid_a", 1).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        entries[0]["text"].as_str().unwrap().contains("全场五折"),
+        "{entries:?}"
+    );
+}
