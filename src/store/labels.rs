@@ -70,6 +70,14 @@ pub enum ReviewError {
     Store(#[from] StoreError),
 }
 
+impl LogEntry {
+    /// Whether the entry is a check's finding (not a report, an appeal, a pardon, …): only
+    /// findings are judged right or wrong.
+    pub fn is_finding(&self) -> bool {
+        !NOT_FINDINGS.contains(&self.check.as_str())
+    }
+}
+
 impl Store {
     /// Records `review` on log entry `id` and keeps its message as a label (`ham` for a wrong
     /// finding, `spam` for a right one), in one transaction; answers the entry as it is now.
@@ -81,7 +89,7 @@ impl Store {
                 Some(value) => decode(value.value())?,
                 None => return Err(ReviewError::NoSuchEntry(id)),
             };
-            if NOT_FINDINGS.contains(&entry.check.as_str()) {
+            if !entry.is_finding() {
                 return Err(ReviewError::NotAFinding(id, entry.check));
             }
             entry.review = Some(review.clone());

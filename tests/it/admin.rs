@@ -139,6 +139,7 @@ async fn every_admin_route_needs_the_token() {
         ("GET", "/api/v1/moderation/approved"),
         ("GET", "/api/v1/moderation/labels"),
         ("POST", "/api/v1/moderation/1/review"),
+        ("POST", "/api/v1/moderation/rejudge"),
         ("GET", "/api/v1/scripts/files"),
         ("GET", "/api/v1/scripts/files/keywords.toml"),
         ("PUT", "/api/v1/scripts/files/keywords.toml"),

@@ -957,3 +957,78 @@ async fn a_finding_judged_wrong_teaches_the_learned_layer() {
         "{entries:?}"
     );
 }
+
+/// A moderation file tried on the log before it is switched on: the findings it would let pass,
+/// the admins' labels it would still get wrong; a file that does not load is refused with where.
+#[tokio::test]
+async fn a_moderation_file_is_tried_on_the_log_before_it_is_switched_on() {
+    let Setup { app, fake, .. } = group_of_three(scripts(), &[], |_| {}).await;
+    fake.text(GROUP, "wxid_a", "我的电话 13912345678");
+    fake.text(GROUP, "wxid_a", "专业代开各类发票，详询");
+    let entries = wait_log(&app, "user_id=wxid_a", 2).await;
+    let invoice = entries
+        .iter()
+        .find(|e| e["check"] == "ad-intent")
+        .unwrap_or_else(|| panic!("{entries:?}"));
+    // An admin says the invoice finding was wrong (误判).
+    let (status, _) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/moderation/{}/review", invoice["id"]),
+            Some(json!({"verdict": "wrong"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    // The pardon that goes with a 误判 is logged too.
+    let logged = wait_log(&app, "user_id=wxid_a", 3).await.len();
+
+    let rejudge = |body: Value| {
+        let app = &app;
+        async move {
+            app.api_call(
+                reqwest::Method::POST,
+                "/api/v1/moderation/rejudge",
+                Some(body),
+            )
+            .await
+        }
+    };
+    // The rules in force: both findings stand, and the 误判 is one they still get wrong.
+    let (status, now) = rejudge(json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{now}");
+    assert_eq!(
+        (now["findings"].as_u64(), now["still_acted_on"].as_u64()),
+        (Some(2), Some(2)),
+        "{now}"
+    );
+    assert_eq!(now["labels"]["ordinary"], 1);
+    assert_eq!(now["labels"]["flagged"], 1, "{now}");
+
+    // The same file without the ad-intent check: the invoice ad would pass, the phone number
+    // would not (the contacts check), and the 误判 is no longer flagged.
+    let shipped = trumpet::scripts::EMBEDDED_MODERATION;
+    let cut = shipped.find("[[check]]\nid = \"ad-intent\"").unwrap();
+    let end = shipped.find("# ---- 新成员从严 ----").unwrap();
+    let without = format!("{}{}", &shipped[..cut], &shipped[end..]);
+    let (status, tried) = rejudge(json!({ "moderation": without })).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{tried}");
+    assert_eq!(tried["still_acted_on"], 1, "{tried}");
+    assert_eq!(tried["would_pass"][0]["check"], "ad-intent", "{tried}");
+    assert_eq!(tried["would_pass"][0]["text"], "专业代开各类发票，详询");
+    assert_eq!(tried["labels"]["flagged"], 0, "{tried}");
+
+    // A file that does not load.
+    let (status, refused) =
+        rejudge(json!({ "moderation": "[[check]]\nid = \"x\"\nkind = \"nope\"\n" })).await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("moderation.toml:"),
+        "{refused}"
+    );
+    // Nothing changed: the log is as it was.
+    assert_eq!(log(&app, "user_id=wxid_a").await.len(), logged);
+}

@@ -60,6 +60,29 @@ fn ratio(part: usize, whole: usize) -> f64 {
 
 /// Judges every message as a long-standing member's in a quiet group at `now`.
 pub fn evaluate(rules: &ModerationRules, messages: &[Labelled], now: DateTime<Utc>) -> Score {
+    let mut score = Score::default();
+    for message in messages {
+        match (message.spam, acts_on(rules, &message.text, now)) {
+            (true, Some(_)) => score.caught += 1,
+            (true, None) => score.missed.push(message.text.clone()),
+            (false, Some(evidence)) => {
+                score.false_positives.push((message.text.clone(), evidence));
+            }
+            (false, None) => {}
+        }
+        if message.spam {
+            score.spam += 1;
+        } else {
+            score.ordinary += 1;
+        }
+    }
+    score.flagged = score.false_positives.len();
+    score
+}
+
+/// Whether `rules` act on `text` (delete, warn or remove) from a long-standing member who is not
+/// trusted yet, in a quiet group at `now`: the evidence of every check that fired when they do.
+pub fn acts_on(rules: &ModerationRules, text: &str, now: DateTime<Utc>) -> Option<String> {
     let settings = GroupSettings::default();
     let chat = ChatId::new("evaluation");
     let place = Place {
@@ -74,39 +97,32 @@ pub fn evaluate(rules: &ModerationRules, messages: &[Labelled], now: DateTime<Ut
         first_seen: Some(now - chrono::Duration::days(30)),
         warnings: &[],
     };
-    let activity = Activity::default();
-    let mut score = Score::default();
-    for message in messages {
-        let prepared = Prepared::new(&message.text, &rules.variants);
-        let content = Content {
-            prepared: &prepared,
-            parts: &[],
-            qr_codes: &[],
-        };
-        let verdict = judge(rules, place, &content, &standing, &activity, "member", now);
-        let acted = verdict.outcome().is_some_and(|s| s >= Severity::Delete);
-        match (message.spam, acted) {
-            (true, true) => score.caught += 1,
-            (true, false) => score.missed.push(message.text.clone()),
-            (false, true) => {
-                let evidence = verdict
-                    .findings
-                    .iter()
-                    .map(|f| format!("{}: {}", f.check, f.evidence))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                score.false_positives.push((message.text.clone(), evidence));
-            }
-            (false, false) => {}
-        }
-        if message.spam {
-            score.spam += 1;
-        } else {
-            score.ordinary += 1;
-        }
-    }
-    score.flagged = score.false_positives.len();
-    score
+    let prepared = Prepared::new(text, &rules.variants);
+    let content = Content {
+        prepared: &prepared,
+        parts: &[],
+        qr_codes: &[],
+    };
+    let verdict = judge(
+        rules,
+        place,
+        &content,
+        &standing,
+        &Activity::default(),
+        "member",
+        now,
+    );
+    verdict
+        .outcome()
+        .is_some_and(|s| s >= Severity::Delete)
+        .then(|| {
+            verdict
+                .findings
+                .iter()
+                .map(|f| format!("{}: {}", f.check, f.evidence))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
 }
 
 /// Cross-validation: `messages` split into `folds` (every `folds`-th message in one), each fold

@@ -1,6 +1,8 @@
 //! Moderation through the admin API: the log (`GET /api/v1/moderation` with filters), the
 //! operator-wide blacklist and pardons (`GET` / `DELETE /api/v1/moderation/blacklist/…`), and
-//! trusting a member in a group (`PUT /api/v1/groups/{chat_id}/approved/{user_id}`).
+//! trusting a member in a group (`PUT /api/v1/groups/{chat_id}/approved/{user_id}`), admins'
+//! judgements of findings, and a moderation file tried on the log before it is switched on
+//! (`POST /api/v1/moderation/rejudge`).
 
 use axum::Router;
 use axum::routing::{delete, get, post, put};
@@ -29,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/moderation/approved", get(list_approved))
         .route("/api/v1/moderation/labels", get(list_labels))
         .route("/api/v1/moderation/{id}/review", post(review))
+        .route("/api/v1/moderation/rejudge", post(rejudge))
         .route(
             "/api/v1/groups/{chat_id}/approved/{user_id}",
             put(put_approved),
@@ -241,4 +244,47 @@ pub async fn review(
         tracing::error!(error = %e, "the learned layer could not be trained with the new label");
     }
     Ok(Json(serde_json::json!({"entry": entry, "pardon": pardon})).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RejudgeBody {
+    /// A whole `moderation.toml` to try; absent: the file in force.
+    moderation: Option<String>,
+}
+
+/// `POST /api/v1/moderation/rejudge` with `{"moderation": "<a moderation.toml>"}` (or `{}` for
+/// the file in force): what those rules would have done with the findings and reports logged so
+/// far and with the admins' labels (`runtime::moderation::rejudge::Report`). A file that does
+/// not load is refused (422) with `file:line:column` and the reason. Changes nothing.
+pub async fn rejudge(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<RejudgeBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = match admit(body) {
+        Ok(b) => b,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let live = state.services.scripts.current();
+    let candidate = match &body.moderation {
+        Some(text) => {
+            let rules = crate::scripts::moderation::parse_file(
+                text,
+                std::path::Path::new("moderation.toml"),
+            )
+            .map_err(|e| {
+                ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            })?;
+            // The candidate weighs the learned layer the service uses (with the labels).
+            rules.learned.set(live.moderation.learned.current());
+            Some(rules)
+        }
+        None => None,
+    };
+    let store = state.store.clone();
+    Ok(blocking_json(move || {
+        let rules = candidate.as_ref().unwrap_or(&live.moderation);
+        crate::runtime::moderation::rejudge::report(&store, rules, Utc::now())
+    })
+    .await)
 }

@@ -11,6 +11,7 @@ mod joins;
 pub mod learning;
 pub mod notices;
 pub mod qr;
+pub mod rejudge;
 pub mod requests;
 mod state;
 
