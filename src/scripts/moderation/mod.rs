@@ -357,6 +357,18 @@ fn intent(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
             return Err(format!("{key} {value} must be between -50 and 50"));
         }
     }
+    // A word in two cues (or twice in one) would count twice: a mistake, refused with both names.
+    let mut listed: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for cue in &raw.cue {
+        for word in &cue.words {
+            if let Some(first) = listed.insert(word.trim(), cue.name.as_str()) {
+                return Err(format!(
+                    "{word:?} is listed in cue {first:?} and again in cue {:?}: it would count twice",
+                    cue.name
+                ));
+            }
+        }
+    }
     let cues = raw
         .cue
         .iter()

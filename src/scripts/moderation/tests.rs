@@ -79,3 +79,16 @@ fn mistakes_are_reported_with_their_line() {
     let err = parse_text("[[settings]]\nwarn_limit = 0\n").unwrap_err();
     assert!(err.reason.contains("warn_limit must be 1 to 100"), "{err}");
 }
+
+/// A word listed in two cues of one intent check would count twice: refused, naming both.
+#[test]
+fn a_word_in_two_cues_is_refused() {
+    let text = "[[check]]\nid = \"ads\"\nkind = \"intent\"\naction = \"warn\"\nreason = \"广告\"\n\
+        [[check.cue]]\nname = \"甲\"\nweight = 4.0\nwords = [\"刷单\"]\n\
+        [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"日结\", \"刷单\"]\n";
+    let error = parse_file(text, std::path::Path::new("moderation.toml")).unwrap_err();
+    assert!(
+        error.reason.contains("\"刷单\" is listed in cue \"甲\" and again in cue \"乙\""),
+        "{error}"
+    );
+}
