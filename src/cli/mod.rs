@@ -81,6 +81,10 @@ pub enum Command {
         /// Cross-validate with this many folds (2 or more).
         #[arg(long, value_parser = clap::value_parser!(u16).range(2..))]
         cv: Option<u16>,
+        /// Judge the messages as a newcomer's (on probation: the stricter checks apply) rather
+        /// than a long-standing member's.
+        #[arg(long)]
+        newcomer: bool,
     },
     /// Operator accounts for the console and the admin API: add, list, remove, reset a
     /// password (read from stdin). While the service runs it holds the store: stop it first.
@@ -137,8 +141,17 @@ pub fn run(cli: Cli) -> ExitCode {
             ref server,
         } => simulate::run(&cli, group, from, mention, text, server.as_deref()),
         Command::Init { ref dir } => init(&cli, dir.as_deref()),
-        Command::ModerationEval { ref file, show, cv } => {
-            moderation_eval::run(&cli, file.as_deref(), show, cv.map(usize::from))
+        Command::ModerationEval {
+            ref file,
+            show,
+            cv,
+            newcomer,
+        } => {
+            let sender = match newcomer {
+                true => crate::engine::moderation::eval::Sender::Newcomer,
+                false => crate::engine::moderation::eval::Sender::LongStanding,
+            };
+            moderation_eval::run(&cli, file.as_deref(), show, cv.map(usize::from), sender)
         }
         Command::Operator { ref action } => match load_config(&cli) {
             Ok(config) => operator::run(&config, action),

@@ -9,10 +9,18 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{Cli, load_config, load_scripts};
-use crate::engine::moderation::eval::{Labelled, cross_validate, evaluate, parse_labelled};
+use crate::engine::moderation::eval::{
+    Labelled, Sender, cross_validate, evaluate_as, parse_labelled,
+};
 
 /// Runs the command: exit 0 with the figures printed, 2 when the file or scripts are unusable.
-pub fn run(cli: &Cli, file: Option<&Path>, show: usize, cv: Option<usize>) -> ExitCode {
+pub fn run(
+    cli: &Cli,
+    file: Option<&Path>,
+    show: usize,
+    cv: Option<usize>,
+    sender: Sender,
+) -> ExitCode {
     let config = match load_config(cli) {
         Ok(c) => c,
         Err(code) => return code,
@@ -33,7 +41,7 @@ pub fn run(cli: &Cli, file: Option<&Path>, show: usize, cv: Option<usize>) -> Ex
         Some(folds) => {
             let own = messages.len();
             messages.splice(0..0, crate::engine::moderation::learned::shipped_samples());
-            let score = cross_validate(&scripts.moderation, &messages, folds, now);
+            let score = cross_validate(&scripts.moderation, &messages, folds, sender, now);
             let what = format!(
                 "{folds}-fold cross-validation over the project's corpus{}",
                 match file {
@@ -44,11 +52,18 @@ pub fn run(cli: &Cli, file: Option<&Path>, show: usize, cv: Option<usize>) -> Ex
             (score, what)
         }
         None => (
-            evaluate(&scripts.moderation, &messages, now),
+            evaluate_as(&scripts.moderation, &messages, sender, now),
             file.map(|f| f.display().to_string()).unwrap_or_default(),
         ),
     };
-    println!("{what}: {} messages", messages.len());
+    println!(
+        "{what}: {} messages, judged as {}",
+        messages.len(),
+        match sender {
+            Sender::LongStanding => "a long-standing member's",
+            Sender::Newcomer => "a newcomer's",
+        }
+    );
     println!(
         "spam      {:>5}  caught {:>5}  recall    {:5.1} %",
         score.spam,

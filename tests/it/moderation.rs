@@ -166,9 +166,13 @@ async fn spam_is_deleted_and_warned_and_the_third_warning_removes_the_member() {
     );
     assert_eq!(entries[2]["check"], "ad-intent");
     // Each cue that fired, with its weight.
-    assert_eq!(
-        entries[2]["evidence"],
-        "ad-intent: intent 9.5 ≥ 4: 拉人私加(+4): 加我微信; 广告句式(+4): 加我微信领取免费; 领取福利(+1.5): 领取"
+    // (The sender is new here, so newcomer-ads fires as well, with the learned score added.)
+    let evidence = entries[2]["evidence"].as_str().unwrap();
+    assert!(
+        evidence.starts_with(
+            "ad-intent: intent 9.5 ≥ 4: 拉人私加(+4): 加我微信; 广告句式(+4): 加我微信领取免费; 领取福利(+1.5): 领取; newcomer-ads: intent "
+        ) && evidence.contains("learned(+"),
+        "{evidence}"
     );
     assert_eq!(entries[2]["outcome"], json!(["deleted", "warned 1/3"]));
     assert_eq!(entries[2]["text"], "加我薇 信领取免费资料：kj12345");
@@ -490,7 +494,7 @@ async fn the_same_ad_in_several_groups_is_a_campaign_and_its_sender_is_kept_out_
     }
     // A message no content check finds (no word, no cue of an ad), posted into three groups by
     // two senders.
-    let ad = "本周六线下沙龙报名从速地点见群公告";
+    let ad = "大家好，我是新来的，请多多关照呀";
     let first = fake.text(GROUPS[0], "wxid_y", ad);
     let second = fake.text(GROUPS[1], "wxid_z", ad);
     // Groups are handled side by side: wait until both copies were seen.
@@ -1004,11 +1008,12 @@ async fn a_moderation_file_is_tried_on_the_log_before_it_is_switched_on() {
     assert_eq!(now["labels"]["ordinary"], 1);
     assert_eq!(now["labels"]["flagged"], 1, "{now}");
 
-    // The same file without the ad-intent check: the invoice ad would pass, the phone number
-    // would not (the contacts check), and the 误判 is no longer flagged.
+    // The same file without the ad-intent checks (and newcomer-ads, which uses its cues): the
+    // invoice ad would pass, the phone number would not (the contacts check), and the 误判 is
+    // no longer flagged.
     let shipped = trumpet::scripts::EMBEDDED_MODERATION;
     let cut = shipped.find("[[check]]\nid = \"ad-intent\"").unwrap();
-    let end = shipped.find("# ---- 新成员从严 ----").unwrap();
+    let end = shipped.find("[[check]]\nid = \"newcomer-links\"").unwrap();
     let without = format!("{}{}", &shipped[..cut], &shipped[end..]);
     let (status, tried) = rejudge(json!({ "moderation": without })).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{tried}");

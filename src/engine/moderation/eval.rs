@@ -58,11 +58,31 @@ fn ratio(part: usize, whole: usize) -> f64 {
     }
 }
 
+/// Whose messages are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sender {
+    /// A member of a month, past probation, ten clean messages, not trusted yet.
+    #[default]
+    LongStanding,
+    /// A member who joined a moment ago: on probation, so `members = "probation"` checks apply.
+    Newcomer,
+}
+
 /// Judges every message as a long-standing member's in a quiet group at `now`.
 pub fn evaluate(rules: &ModerationRules, messages: &[Labelled], now: DateTime<Utc>) -> Score {
+    evaluate_as(rules, messages, Sender::LongStanding, now)
+}
+
+/// Judges every message as `sender`'s in a quiet group at `now`.
+pub fn evaluate_as(
+    rules: &ModerationRules,
+    messages: &[Labelled],
+    sender: Sender,
+    now: DateTime<Utc>,
+) -> Score {
     let mut score = Score::default();
     for message in messages {
-        match (message.spam, acts_on(rules, &message.text, now)) {
+        match (message.spam, acts_on_as(rules, &message.text, sender, now)) {
             (true, Some(_)) => score.caught += 1,
             (true, None) => score.missed.push(message.text.clone()),
             (false, Some(evidence)) => {
@@ -83,6 +103,16 @@ pub fn evaluate(rules: &ModerationRules, messages: &[Labelled], now: DateTime<Ut
 /// Whether `rules` act on `text` (delete, warn or remove) from a long-standing member who is not
 /// trusted yet, in a quiet group at `now`: the evidence of every check that fired when they do.
 pub fn acts_on(rules: &ModerationRules, text: &str, now: DateTime<Utc>) -> Option<String> {
+    acts_on_as(rules, text, Sender::LongStanding, now)
+}
+
+/// [`acts_on`] for `sender`'s message.
+pub fn acts_on_as(
+    rules: &ModerationRules,
+    text: &str,
+    sender: Sender,
+    now: DateTime<Utc>,
+) -> Option<String> {
     let settings = GroupSettings::default();
     let chat = ChatId::new("evaluation");
     let place = Place {
@@ -96,6 +126,15 @@ pub fn acts_on(rules: &ModerationRules, text: &str, now: DateTime<Utc>) -> Optio
         clean: 10,
         first_seen: Some(now - chrono::Duration::days(30)),
         warnings: &[],
+    };
+    let standing = match sender {
+        Sender::LongStanding => standing,
+        Sender::Newcomer => Standing {
+            messages: 0,
+            clean: 0,
+            first_seen: Some(now),
+            ..standing
+        },
     };
     let prepared = Prepared::new(text, &rules.variants);
     let content = Content {
@@ -132,6 +171,7 @@ pub fn cross_validate(
     rules: &ModerationRules,
     messages: &[Labelled],
     folds: usize,
+    sender: Sender,
     now: DateTime<Utc>,
 ) -> Score {
     let folds = folds.max(2);
@@ -147,7 +187,7 @@ pub fn cross_validate(
         );
         rules.learned.set(std::sync::Arc::new(classifier));
         let held: Vec<Labelled> = held.into_iter().map(|(_, m)| m.clone()).collect();
-        total.add(evaluate(rules, &held, now));
+        total.add(evaluate_as(rules, &held, sender, now));
     }
     rules.learned.set(before);
     total
@@ -258,7 +298,7 @@ mod tests {
             });
         }
         let shipped = rules.learned.current();
-        let score = cross_validate(&rules, &messages, 5, Utc::now());
+        let score = cross_validate(&rules, &messages, 5, Sender::LongStanding, Utc::now());
         assert_eq!((score.spam, score.ordinary), (10, 10));
         assert_eq!((score.caught, score.flagged), (10, 0), "{score:?}");
         assert!(std::sync::Arc::ptr_eq(&shipped, &rules.learned.current()));
@@ -268,7 +308,7 @@ mod tests {
             text: "🎁🎁🎁".into(),
             spam: true,
         });
-        let score = cross_validate(&rules, &messages, 5, Utc::now());
+        let score = cross_validate(&rules, &messages, 5, Sender::Newcomer, Utc::now());
         assert_eq!(score.missed, ["🎁🎁🎁"]);
         rules.learned.set(std::sync::Arc::new(
             super::super::learned::Classifier::train(

@@ -8,11 +8,12 @@
 //! `名额有限`, `详询`) against the shape of a question (`吗`, `？`, `怎么`).
 //!
 //! Features are taken from the normalised text (full-width folded, lower case, simplified) with
-//! spaces dropped and every run of Latin letters and digits read as one symbol: what a handle,
-//! a number or a link says is the contacts and links checks' business, and counting its
-//! characters would make every message with an invoice number look like a handle. Each feature
-//! present counts once, scaled by the square root of how many the message has, so a long post
-//! is not an ad for being long. Training is plain stochastic gradient descent with L2 decay in a
+//! spaces dropped, and Latin letters and digits are not read at all: what a handle, a number or
+//! a link says is the contacts and links checks' business, and reading them made every short
+//! message with a Latin word (`CPA报名`, `help`) look like a handle. Each feature present counts
+//! once, scaled by the square root of how many the message has (plus a few, so that a message
+//! of two characters is not judged as surely as a sentence), so a long post is not an ad for
+//! being long. Training is plain stochastic gradient descent with L2 decay in a
 //! fixed order (a seeded shuffle), so the same samples always give the same weights.
 
 use std::collections::HashMap;
@@ -104,38 +105,41 @@ impl std::fmt::Debug for Classifier {
 /// The distinct features of `text` (hashed): its characters and adjacent pairs, in the folded
 /// form described above.
 fn features(text: &str) -> Vec<u64> {
-    let mut folded: Vec<char> = Vec::with_capacity(text.len());
-    for c in crate::engine::normalize::normalize(text).chars() {
-        if c.is_whitespace() {
-            continue;
-        }
-        if c.is_ascii_alphanumeric() {
-            if folded.last() == Some(&'0') {
-                continue;
-            }
-            folded.push('0');
-        } else {
-            folded.push(c);
-        }
-    }
     let hash = |parts: &[char]| {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         parts.hash(&mut hasher);
         hasher.finish()
     };
-    let mut out: Vec<u64> = folded
-        .iter()
-        .map(|c| hash(std::slice::from_ref(c)))
-        .chain(folded.windows(2).map(hash))
-        .collect();
+    let mut out = Vec::new();
+    let mut previous: Option<char> = None;
+    for c in crate::engine::normalize::normalize(text).chars() {
+        if c.is_whitespace() {
+            // `代 开 发 票` reads as `代开发票`.
+            continue;
+        }
+        if c.is_ascii_alphanumeric() {
+            // Letters and digits are not read, and no pair spans them.
+            previous = None;
+            continue;
+        }
+        out.push(hash(&[c]));
+        if let Some(p) = previous {
+            out.push(hash(&[p, c]));
+        }
+        previous = Some(c);
+    }
     out.sort_unstable();
     out.dedup();
     out
 }
 
+/// Features a message is taken to have beyond its own when its weights are scaled: a message of
+/// a few characters says too little to be judged as surely as a sentence.
+const SHORT_MESSAGE_PRIOR: f32 = 4.0;
+
 /// How much each feature of a message with `count` features weighs.
 fn scale(count: usize) -> f32 {
-    1.0 / (count.max(1) as f32).sqrt()
+    1.0 / (count as f32 + SHORT_MESSAGE_PRIOR).sqrt()
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -214,8 +218,10 @@ mod tests {
     }
 
     #[test]
-    fn digits_and_letters_count_by_shape() {
+    fn letters_and_digits_are_not_read() {
         assert_eq!(features("kj12345"), features("zz98760"));
+        assert!(features("help").is_empty());
+        assert_eq!(features("cpa报名"), features("报名"));
         assert_ne!(features("加我"), features("问我"));
         let trained = Classifier::train([("加v：ab123", true), ("几号截止？", false)]);
         assert!(trained.score("加v：xy999") > trained.score("几号截止？"));

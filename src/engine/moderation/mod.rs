@@ -83,7 +83,8 @@ pub enum CheckKind {
     /// learned score times `learned_weight`, at or above `threshold`.
     Intent {
         threshold: f32,
-        cues: Vec<intent::Cue>,
+        /// Shared with the checks that name this one in `cues_from`.
+        cues: std::sync::Arc<[intent::Cue]>,
         learned_weight: f32,
     },
     /// The learned layer's score (log-odds of spam) above `threshold`.

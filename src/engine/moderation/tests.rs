@@ -480,39 +480,26 @@ fn intent_weighs_cues_and_a_trade_word_alone_never_convicts() {
     }
 }
 
-/// The held-out split of the project's corpus, judged as `trumpet moderation-eval` judges it:
-/// the floors are the figures measured when they were set (BENCHMARKS.md), so a change that
-/// loses spam or flags ordinary talk fails here. Issue 19's target (95 % recall) is not reached
-/// yet; the floors rise with it.
+/// The held-out split of the project's corpus, judged as `trumpet moderation-eval` judges it, as
+/// a long-standing member's and as a newcomer's (the `newcomer-ads` check weighs the learned
+/// layer): the floors are the figures measured when they were set (BENCHMARKS.md), so a change
+/// that loses spam or flags ordinary talk fails here. Issue 19's target (95 % recall) is not
+/// reached yet; the floors rise with it. Only the counts are printed: this split is not to be
+/// tuned on.
 #[test]
 fn the_held_out_split_stays_above_its_floors() {
-    let holdout =
-        super::eval::parse_labelled(include_str!("../../../corpus/moderation/holdout.tsv"))
-            .unwrap();
+    use super::eval::{Sender, evaluate_as, parse_labelled};
+    let holdout = parse_labelled(include_str!("../../../corpus/moderation/holdout.tsv")).unwrap();
     assert!(holdout.len() >= 300);
-    let shipped_file = crate::scripts::EMBEDDED_MODERATION;
-    let with_learned = shipped_file.replacen(
-        "threshold = 4.0\n",
-        "threshold = 4.0\nlearned_weight = 4.0\n",
-        1,
-    );
-    assert_ne!(
-        with_learned, shipped_file,
-        "the ad-intent check's threshold line moved"
-    );
-    for (setup, file, recall_floor) in [
-        ("shipped", shipped_file.to_owned(), 0.60),
-        ("with learned_weight = 4", with_learned, 0.82),
-    ] {
-        let rules =
-            crate::scripts::moderation::parse_file(&file, std::path::Path::new("m.toml")).unwrap();
-        let score = super::eval::evaluate(&rules, &holdout, now());
-        println!(
-            "{setup}: recall {:.1} %, false positives {:.1} %",
-            score.recall() * 100.0,
-            score.false_positive_rate() * 100.0
+    let rules = shipped();
+    for (sender, recall_floor) in [(Sender::LongStanding, 0.55), (Sender::Newcomer, 0.80)] {
+        let score = evaluate_as(&rules, &holdout, sender, now());
+        let figures = format!(
+            "{sender:?}: {} of {} spam caught, {} of {} ordinary flagged",
+            score.caught, score.spam, score.flagged, score.ordinary
         );
-        assert!(score.recall() >= recall_floor, "{setup}: {score:?}");
-        assert!(score.false_positive_rate() <= 0.01, "{setup}: {score:?}");
+        println!("{figures}");
+        assert!(score.recall() >= recall_floor, "{figures}");
+        assert!(score.false_positive_rate() <= 0.01, "{figures}");
     }
 }

@@ -5,6 +5,7 @@
 //! warning and of the notice to the admins.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -93,6 +94,8 @@ struct RawCheck {
     learned_weight: Option<f64>,
     #[serde(default)]
     cue: Vec<RawCue>,
+    /// The id of an intent check written earlier whose cues this one uses.
+    cues_from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,8 +187,9 @@ fn severity(text: &str) -> Result<Severity, String> {
 /// Keys that belong to some kinds only: a key given for another kind is a mistake worth
 /// reporting (a `words` list on a links check would otherwise be ignored silently).
 fn refuse_foreign_keys(raw: &RawCheck) -> Result<(), String> {
-    let given: [(&str, bool, &[&str]); 13] = [
+    let given: [(&str, bool, &[&str]); 14] = [
         ("threshold", raw.threshold.is_some(), &["learned", "intent"]),
+        ("cues_from", raw.cues_from.is_some(), &["intent"]),
         ("learned_weight", raw.learned_weight.is_some(), &["intent"]),
         ("cue", !raw.cue.is_empty(), &["intent"]),
         ("match", raw.match_.is_some(), &["words"]),
@@ -257,10 +261,10 @@ const CHECK_KINDS: [&str; 10] = [
 
 /// The learned layer's threshold when a check names none: a score (log-odds) the ordinary
 /// messages of the project's corpus almost never reach (5-fold cross-validation over it: 1 of
-/// 711 ordinary messages at 1.0, 81 % of the spam; `trumpet moderation-eval --cv 5`).
+/// 1,055 ordinary messages at 1.0, 79 % of the spam; `trumpet moderation-eval --cv 5`).
 pub const DEFAULT_LEARNED_THRESHOLD: f64 = 1.0;
 
-fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
+fn kind(raw: &RawCheck, variants: &Variants, earlier: &[Check]) -> Result<CheckKind, String> {
     // The kind first: with a mistyped kind every other key would look foreign to it.
     if !CHECK_KINDS.contains(&raw.kind.as_str()) {
         return Err(format!(
@@ -276,7 +280,7 @@ fn kind(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
         Ok(Duration::from_secs(v))
     };
     Ok(match kind {
-        "intent" => intent(raw, variants)?,
+        "intent" => intent(raw, variants, earlier)?,
         "words" => {
             let mode = word_match(raw.match_.as_deref())?;
             let list = words(raw.words.as_deref().unwrap_or_default());
@@ -345,11 +349,31 @@ fn word_match(value: Option<&str>) -> Result<WordMatch, String> {
     }
 }
 
-/// An intent check: its cues (at least one), its threshold and the learned part's weight.
-fn intent(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
-    if raw.cue.is_empty() {
-        return Err("an intent check needs at least one [[check.cue]]".into());
-    }
+/// An intent check: its cues (at least one, or an earlier intent check's through `cues_from`),
+/// its threshold and the learned part's weight.
+fn intent(raw: &RawCheck, variants: &Variants, earlier: &[Check]) -> Result<CheckKind, String> {
+    let shared = match (&raw.cues_from, raw.cue.is_empty()) {
+        (Some(_), false) => {
+            return Err(
+                "cues_from and [[check.cue]] tables together: give one or the other".into(),
+            );
+        }
+        (None, true) => {
+            return Err("an intent check needs at least one [[check.cue]], or cues_from".into());
+        }
+        (Some(from), true) => Some(
+            earlier
+                .iter()
+                .find_map(|c| match &c.kind {
+                    CheckKind::Intent { cues, .. } if c.id == *from => Some(Arc::clone(cues)),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    format!("cues_from {from:?} must name an intent check written above this one")
+                })?,
+        ),
+        (None, false) => None,
+    };
     let threshold = raw.threshold.unwrap_or(4.0);
     let learned_weight = raw.learned_weight.unwrap_or(0.0);
     for (key, value) in [("threshold", threshold), ("learned_weight", learned_weight)] {
@@ -368,6 +392,13 @@ fn intent(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
                 ));
             }
         }
+    }
+    if let Some(cues) = shared {
+        return Ok(CheckKind::Intent {
+            threshold: threshold as f32,
+            cues,
+            learned_weight: learned_weight as f32,
+        });
     }
     let cues = raw
         .cue
@@ -406,12 +437,12 @@ fn intent(raw: &RawCheck, variants: &Variants) -> Result<CheckKind, String> {
         .collect::<Result<Vec<_>, String>>()?;
     Ok(CheckKind::Intent {
         threshold: threshold as f32,
-        cues,
+        cues: cues.into(),
         learned_weight: learned_weight as f32,
     })
 }
 
-fn check(raw: RawCheck, variants: &Variants) -> Result<Check, String> {
+fn check(raw: RawCheck, variants: &Variants, earlier: &[Check]) -> Result<Check, String> {
     check_identifier("id", &raw.id)?;
     let members = match raw.members.as_deref().unwrap_or("all") {
         "all" => Members::All,
@@ -427,7 +458,7 @@ fn check(raw: RawCheck, variants: &Variants) -> Result<Check, String> {
     }
     Ok(Check {
         scope: scope_of(&raw.scope)?,
-        kind: kind(&raw, variants)?,
+        kind: kind(&raw, variants, earlier)?,
         severity: severity(&raw.action)?,
         reason: raw.reason.trim().to_owned(),
         members,
@@ -495,7 +526,7 @@ pub(crate) fn parse(
         let start = spanned.span().start;
         let raw = spanned.into_inner();
         let id = raw.id.clone();
-        let c = check(raw, &variants)
+        let c = check(raw, &variants, &rules.checks)
             .map_err(|e| src.error(start, format!("[[check]] {id:?}: {e}")))?;
         let key = (c.id.clone(), c.scope.clone());
         if let Some(&earlier) = check_at.get(&key) {

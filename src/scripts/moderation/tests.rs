@@ -88,7 +88,9 @@ fn a_word_in_two_cues_is_refused() {
         [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"日结\", \"刷单\"]\n";
     let error = parse_file(text, std::path::Path::new("moderation.toml")).unwrap_err();
     assert!(
-        error.reason.contains("\"刷单\" is listed in cue \"甲\" and again in cue \"乙\""),
+        error
+            .reason
+            .contains("\"刷单\" is listed in cue \"甲\" and again in cue \"乙\""),
         "{error}"
     );
 }
