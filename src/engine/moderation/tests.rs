@@ -489,17 +489,26 @@ fn intent_weighs_cues_and_a_trade_word_alone_never_convicts() {
 #[test]
 fn the_held_out_split_stays_above_its_floors() {
     use super::eval::{Sender, evaluate_as, parse_labelled};
-    let holdout = parse_labelled(include_str!("../../../corpus/moderation/holdout.tsv")).unwrap();
-    assert!(holdout.len() >= 300);
+    let first = parse_labelled(include_str!("../../../corpus/moderation/holdout.tsv")).unwrap();
+    let second =
+        parse_labelled(include_str!("../../../corpus/moderation/holdout-2.tsv")).unwrap();
+    assert!(first.len() >= 300 && second.len() >= 250);
     let rules = shipped();
-    for (sender, recall_floor) in [(Sender::LongStanding, 0.55), (Sender::Newcomer, 0.80)] {
-        let score = evaluate_as(&rules, &holdout, sender, now());
+    // (split, sender, least spam caught, most ordinary messages flagged)
+    let floors = [
+        ("holdout", &first, Sender::LongStanding, 85, 1),
+        ("holdout", &first, Sender::Newcomer, 125, 1),
+        ("holdout-2", &second, Sender::LongStanding, 50, 2),
+        ("holdout-2", &second, Sender::Newcomer, 108, 3),
+    ];
+    for (split, messages, sender, least_caught, most_flagged) in floors {
+        let score = evaluate_as(&rules, messages, sender, now());
         let figures = format!(
-            "{sender:?}: {} of {} spam caught, {} of {} ordinary flagged",
+            "{split}, {sender:?}: {} of {} spam caught, {} of {} ordinary flagged",
             score.caught, score.spam, score.flagged, score.ordinary
         );
         println!("{figures}");
-        assert!(score.recall() >= recall_floor, "{figures}");
-        assert!(score.false_positive_rate() <= 0.01, "{figures}");
+        assert!(score.caught >= least_caught, "{figures}");
+        assert!(score.flagged <= most_flagged, "{figures}");
     }
 }
