@@ -107,6 +107,10 @@ pub struct LogEntry {
     /// Nothing was done: the scope is in dry-run.
     #[serde(default)]
     pub dry_run: bool,
+    /// The sender was on probation (new here, or anyone untrusted during a raid): the stricter
+    /// checks applied. A finding is judged again the same way.
+    #[serde(default)]
+    pub probation: bool,
     /// What happened (`deleted`, `warned 1/3`, `removed`, `removal unconfirmed`, `admins told`…).
     #[serde(default)]
     pub outcome: Vec<String>,
@@ -383,6 +387,7 @@ mod tests {
             evidence: "刷单".into(),
             action: "warn".into(),
             dry_run: false,
+            probation: false,
             outcome: vec!["deleted".into()],
             by: String::new(),
             repeats: 0,

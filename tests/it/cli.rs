@@ -299,8 +299,14 @@ fn simulate_shows_the_rule_and_the_reply_without_touching_anything() {
     );
 
     let (_, text) = simulate(dir.path(), true, "@会计小喇叭 加 V❤信 领资料：kj12345");
+    // Each cue with its weight, then the learned layer's part.
+    let finding = text
+        .lines()
+        .find(|l| l.starts_with("finding ad-intent (intent): intent "))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        text.contains("finding ad-intent (intent): intent 8.0 ≥ 4: 拉人私加(+4): 加微信; 广告句式(+4): 加微信领 → warn"),
+        finding.contains("≥ 4: 拉人私加(+4): 加微信; 广告句式(+4): 加微信领; learned(+")
+            && finding.ends_with(" → warn"),
         "{text}"
     );
     assert!(text.contains("moderation warn (warning 1/3)"), "{text}");

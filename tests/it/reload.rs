@@ -133,7 +133,7 @@ async fn the_rules_in_force_are_listed() {
             &contacts["action"],
             &contacts["members"]
         ),
-        (&"contacts".into(), &"warn".into(), &"all".into())
+        (&"contacts".into(), &"warn".into(), &"probation".into())
     );
     let links = rules.iter().find(|r| r["id"] == "newcomer-links").unwrap();
     assert_eq!(links["members"], "probation");

@@ -193,11 +193,15 @@ static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
 /// The first contact offered in `message`: a phone number, a WeChat or QQ id, or an "add me"
 /// in one of its disguises ([`find_bait`]).
 pub fn find_contact(message: &Prepared) -> Option<String> {
-    let found = CONTACT.captures(&message.canonical);
-    found
-        .and_then(|found| (1..=4).find_map(|i| found.get(i)))
+    find_contact_number(message).or_else(|| find_bait(&message.normalized))
+}
+
+/// The first phone number, WeChat id or QQ number written out in `message`.
+pub fn find_contact_number(message: &Prepared) -> Option<String> {
+    let found = CONTACT.captures(&message.canonical)?;
+    (1..=4)
+        .find_map(|i| found.get(i))
         .map(|m| m.as_str().to_owned())
-        .or_else(|| find_bait(&message.normalized))
 }
 
 /// The ways a contact channel is written in an "add me": WeChat and its homophones and

@@ -4,7 +4,7 @@
 //! so an admin can see why a message was taken for an ad.
 
 use super::Prepared;
-use super::content::WordList;
+use super::content::{self, WordList};
 use super::learned::Classifier;
 
 /// One cue of an `intent` check: a name the evidence shows, its weight, and what finds it.
@@ -12,9 +12,42 @@ use super::learned::Classifier;
 pub struct Cue {
     pub name: String,
     pub weight: f32,
-    pub words: WordList,
-    /// Matched against the normalised text (punctuation kept: `？`) rather than the canonical.
-    pub on_normalized: bool,
+    pub finds: Finder,
+}
+
+/// What makes a cue fire.
+#[derive(Debug)]
+pub enum Finder {
+    /// One of these words (or patterns).
+    Words {
+        words: Box<WordList>,
+        /// Matched against the normalised text (punctuation kept: `？`) rather than the canonical.
+        on_normalized: bool,
+    },
+    /// A phone number, WeChat id or QQ number written out (not "add me" bait: that is `Bait`).
+    Contacts,
+    /// "Add me" followed by a handle, in any disguise (`加威:lsbb123`, `V信同号`).
+    Bait,
+    /// A link whose host is not one of these domains (or under one).
+    Links { allow: Vec<String> },
+}
+
+impl Finder {
+    /// What this finder found in `message`, as written.
+    fn find(&self, message: &Prepared) -> Option<String> {
+        match self {
+            Finder::Words {
+                words,
+                on_normalized,
+            } => words.find_in(match on_normalized {
+                true => message.normalized.as_str(),
+                false => message.canonical.as_str(),
+            }),
+            Finder::Contacts => content::find_contact_number(message),
+            Finder::Bait => content::find_bait(&message.normalized),
+            Finder::Links { allow } => content::find_link(message, allow),
+        }
+    }
 }
 
 /// The `intent` score of `message` as evidence, when it reaches `threshold`: each cue that fired
@@ -29,11 +62,7 @@ pub(super) fn score(
     let mut score = 0.0;
     let mut fired = Vec::new();
     for cue in cues {
-        let text = match cue.on_normalized {
-            true => message.normalized.as_str(),
-            false => message.canonical.as_str(),
-        };
-        if let Some(found) = cue.words.find_in(text) {
+        if let Some(found) = cue.finds.find(message) {
             score += cue.weight;
             fired.push(format!("{}({:+}): {found}", cue.name, cue.weight));
         }

@@ -403,16 +403,22 @@ struct Corpus {
     legit: Vec<String>,
 }
 
-/// Precision and recall of the shipped rules on the labelled corpus, for an ordinary member
-/// and for a newcomer (stricter checks). Printed for BENCHMARKS.md
-/// (`cargo test --lib the_corpus -- --nocapture`).
+/// Precision and recall of the shipped rules on the first labelled corpus, for an ordinary
+/// member and for a newcomer (stricter checks). Printed for BENCHMARKS.md
+/// (`cargo test --lib the_corpus -- --nocapture`). This corpus was written when any link or
+/// phone number was a finding; a long-standing member's bare link (`更多资料关注 ziliao.cc`) or
+/// number now only counts towards ad-intent, so of its 124 ads about a dozen of that kind pass
+/// when a long-standing member posts them — a newcomer's are all still caught.
 #[test]
 fn the_corpus() {
     let corpus: Corpus =
         toml::from_str(include_str!("../../../tests/data/moderation-corpus.toml")).unwrap();
     assert!(corpus.spam.len() + corpus.legit.len() >= 200);
     let rules = shipped();
-    for (who, standing) in [("ordinary member", ordinary(&[])), ("newcomer", newcomer())] {
+    for (who, standing, least_recall) in [
+        ("ordinary member", ordinary(&[]), 0.85),
+        ("newcomer", newcomer(), 0.95),
+    ] {
         let flagged = |text: &str| {
             judge_text(&rules, text, &[], &standing, &quiet())
                 .verdict
@@ -438,7 +444,7 @@ fn the_corpus() {
             "{who}: false positives {false_positives:?}"
         );
         assert!(
-            recall >= 0.95,
+            recall >= least_recall,
             "{who}: recall {recall:.3}, missed {missed:?}"
         );
     }
@@ -496,10 +502,10 @@ fn the_held_out_split_stays_above_its_floors() {
     let rules = shipped();
     // (split, sender, least spam caught, most ordinary messages flagged)
     let floors = [
-        ("holdout", &first, Sender::LongStanding, 85, 1),
-        ("holdout", &first, Sender::Newcomer, 125, 1),
-        ("holdout-2", &second, Sender::LongStanding, 50, 2),
-        ("holdout-2", &second, Sender::Newcomer, 108, 3),
+        ("holdout", &first, Sender::LongStanding, 127, 1),
+        ("holdout", &first, Sender::Newcomer, 132, 1),
+        ("holdout-2", &second, Sender::LongStanding, 108, 2),
+        ("holdout-2", &second, Sender::Newcomer, 114, 2),
     ];
     for (split, messages, sender, least_caught, most_flagged) in floors {
         let score = evaluate_as(&rules, messages, sender, now());

@@ -182,7 +182,15 @@ pub async fn screen_message(
         _ => None,
     };
     log_line(event, &response, fold_into.is_some(), &done);
-    let entry = log_entry(event, chat, &sender.name, &message, &response, done, now);
+    let entry = log_entry(
+        event,
+        chat,
+        &sender.name,
+        &message,
+        (&response, verdict.probation),
+        done,
+        now,
+    );
     let record = member.record.clone();
     moderator.keep(chat, user, member);
     Screened {
@@ -350,7 +358,7 @@ fn log_entry(
     chat: &ChatId,
     name: &str,
     message: &Heard<'_>,
-    response: &Response,
+    (response, probation): (&Response, bool),
     done: Vec<String>,
     now: DateTime<Utc>,
 ) -> LogEntry {
@@ -369,6 +377,7 @@ fn log_entry(
         evidence: response.evidence.clone(),
         action: response.outcome.as_str().to_owned(),
         dry_run: response.dry_run,
+        probation,
         outcome: done,
         by: String::new(),
         repeats: 0,
@@ -505,6 +514,7 @@ pub(super) fn system_entry(
         evidence,
         action: Severity::Notify.as_str().into(),
         dry_run: false,
+        probation: false,
         outcome: Vec::new(),
         by: String::new(),
         repeats: 0,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::domain::ChatId;
 use crate::engine::moderation::ModerationRules;
-use crate::engine::moderation::eval::{Labelled, acts_on, evaluate};
+use crate::engine::moderation::eval::{Labelled, Sender, acts_on_as, evaluate};
 use crate::store::{LogEntry, LogFilter, Store, StoreError};
 
 /// Log entries read at most.
@@ -96,7 +96,12 @@ pub fn report(
         if !is_report && !is_finding {
             continue;
         }
-        let fired = acts_on(rules, &entry.text, now);
+        // Judged as the sender stood then: a newcomer's message meets the stricter checks.
+        let sender = match entry.probation {
+            true => Sender::Newcomer,
+            false => Sender::LongStanding,
+        };
+        let fired = acts_on_as(rules, &entry.text, sender, now);
         let caught = fired.is_some();
         let (count, hits, list) = match is_report {
             true => (

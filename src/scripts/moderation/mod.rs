@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{Format, RawMessage, ScriptError, Source, check_identifier, line_col, words};
 use crate::engine::moderation::content::{WordList, WordMatch};
+use crate::engine::moderation::intent::{Cue, Finder};
 use crate::engine::moderation::{
     Check, CheckKind, Members, ModerationRules, NotifyAdmins, Raid, SettingsOverride, Severity,
     Variants,
@@ -56,10 +57,18 @@ struct RawCue {
     weight: f64,
     #[serde(rename = "match", default)]
     match_: Option<String>,
+    #[serde(default)]
     words: Vec<String>,
     /// `canonical` (the default: squeezed, variants replaced) or `normalized` (punctuation kept).
     #[serde(default)]
     form: Option<String>,
+    /// Instead of words: `contacts` (a phone number, WeChat or QQ id), `bait` ("add me" and a
+    /// handle) or `links` (a link outside `allow`).
+    #[serde(default)]
+    finds: Option<String>,
+    /// With `finds = "links"`: the domains (and their subdomains) that do not count.
+    #[serde(default)]
+    allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,25 +422,10 @@ fn intent(raw: &RawCheck, variants: &Variants, earlier: &[Check]) -> Result<Chec
                     cue.name, cue.weight
                 ));
             }
-            let mode = word_match(cue.match_.as_deref())
-                .map_err(|e| format!("cue {:?}: {e}", cue.name))?;
-            let words = WordList::build(mode, words(&cue.words), variants)
-                .map_err(|e| format!("cue {:?}: {e}", cue.name))?;
-            let on_normalized = match cue.form.as_deref().unwrap_or("canonical") {
-                "canonical" => false,
-                "normalized" => true,
-                other => {
-                    return Err(format!(
-                        "cue {:?}: form {other:?} must be canonical or normalized",
-                        cue.name
-                    ));
-                }
-            };
-            Ok(crate::engine::moderation::intent::Cue {
+            Ok(Cue {
                 name: cue.name.trim().to_owned(),
                 weight: cue.weight as f32,
-                words,
-                on_normalized,
+                finds: cue_finder(cue, variants).map_err(|e| format!("cue {:?}: {e}", cue.name))?,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -439,6 +433,46 @@ fn intent(raw: &RawCheck, variants: &Variants, earlier: &[Check]) -> Result<Chec
         threshold: threshold as f32,
         cues: cues.into(),
         learned_weight: learned_weight as f32,
+    })
+}
+
+/// What makes `cue` fire: its words, or one of the content finders named by `finds`.
+fn cue_finder(cue: &RawCue, variants: &Variants) -> Result<Finder, String> {
+    let Some(finds) = cue.finds.as_deref() else {
+        if cue.allow.is_some() {
+            return Err("allow goes with finds = \"links\"".into());
+        }
+        if cue.words.is_empty() {
+            return Err("a cue needs words, or finds = \"contacts\" | \"bait\" | \"links\"".into());
+        }
+        let mode = word_match(cue.match_.as_deref())?;
+        let on_normalized = match cue.form.as_deref().unwrap_or("canonical") {
+            "canonical" => false,
+            "normalized" => true,
+            other => return Err(format!("form {other:?} must be canonical or normalized")),
+        };
+        return Ok(Finder::Words {
+            words: Box::new(WordList::build(mode, words(&cue.words), variants)?),
+            on_normalized,
+        });
+    };
+    if !cue.words.is_empty() || cue.match_.is_some() || cue.form.is_some() {
+        return Err(format!(
+            "finds = {finds:?} takes no words, match or form: give one kind of cue"
+        ));
+    }
+    if cue.allow.is_some() && finds != "links" {
+        return Err(format!("allow goes with finds = \"links\", not {finds:?}"));
+    }
+    Ok(match finds {
+        "contacts" => Finder::Contacts,
+        "bait" => Finder::Bait,
+        "links" => Finder::Links {
+            allow: domains(cue.allow.as_deref())?,
+        },
+        other => {
+            return Err(format!("finds {other:?} must be contacts, bait or links"));
+        }
     })
 }
 

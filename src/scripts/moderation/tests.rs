@@ -60,6 +60,22 @@ fn mistakes_are_reported_with_their_line() {
             "kind = \"contacts\"\nthreshold = 6.0",
             "threshold is not a setting of a contacts check",
         ),
+        (
+            "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 1.0",
+            "cue \"x\": a cue needs words, or finds",
+        ),
+        (
+            "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 1.0\nfinds = \"phones\"",
+            "finds \"phones\" must be contacts, bait or links",
+        ),
+        (
+            "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 1.0\nfinds = \"bait\"\nwords = [\"a\"]",
+            "takes no words, match or form",
+        ),
+        (
+            "kind = \"intent\"\n[[check.cue]]\nname = \"x\"\nweight = 1.0\nfinds = \"contacts\"\nallow = [\"a.com\"]",
+            "allow goes with finds = \"links\"",
+        ),
     ] {
         let err = parse_text(&format!("{base}{extra}\n")).unwrap_err();
         assert!(err.reason.contains(expected), "{extra}: {err}");
@@ -78,6 +94,51 @@ fn mistakes_are_reported_with_their_line() {
     assert!(err.reason.contains("listed for both"), "{err}");
     let err = parse_text("[[settings]]\nwarn_limit = 0\n").unwrap_err();
     assert!(err.reason.contains("warn_limit must be 1 to 100"), "{err}");
+}
+
+/// Cues that find content rather than words: a phone number, "add me" bait, a link outside the
+/// cue's allow list — each named in the evidence with what it found.
+#[test]
+fn cues_find_contacts_bait_and_links() {
+    use crate::engine::moderation::eval::{Labelled, evaluate};
+    let text = "[[check]]\nid = \"ads\"\nkind = \"intent\"\nthreshold = 4.0\naction = \"warn\"\nreason = \"广告\"\n\
+        [[check.cue]]\nname = \"加我\"\nweight = 4.0\nfinds = \"bait\"\n\
+        [[check.cue]]\nname = \"电话\"\nweight = 2.0\nfinds = \"contacts\"\n\
+        [[check.cue]]\nname = \"链接\"\nweight = 2.0\nfinds = \"links\"\nallow = [\"gov.cn\"]\n\
+        [[check.cue]]\nname = \"代办\"\nweight = 2.0\nwords = [\"代办\"]\n";
+    let rules = parse_file(text, std::path::Path::new("moderation.toml")).unwrap();
+    let judge = |text: &str, spam: bool| {
+        evaluate(
+            &rules,
+            &[Labelled {
+                text: text.into(),
+                spam,
+            }],
+            chrono::Utc::now(),
+        )
+    };
+    // Bait convicts alone; a phone number or a link only with another cue.
+    for (text, acted, evidence) in [
+        ("加威：lsbb123", true, "加我(+4): 加威:lsbb123"),
+        (
+            "代办执照，电话13912345678",
+            true,
+            "电话(+2): 13912345678; 代办(+2): 代办",
+        ),
+        (
+            "代办执照 kuaiji.club",
+            true,
+            "链接(+2): kuaiji.club; 代办(+2): 代办",
+        ),
+        ("我换号了，新号码13912345678", false, ""),
+        ("代办执照看 etax.chinatax.gov.cn", false, ""),
+    ] {
+        let score = judge(text, false);
+        assert_eq!(score.flagged == 1, acted, "{text}: {score:?}");
+        if acted {
+            assert!(score.false_positives[0].1.contains(evidence), "{score:?}");
+        }
+    }
 }
 
 /// A word listed in two cues of one intent check would count twice: refused, naming both.
