@@ -5,7 +5,7 @@
 
 use super::Prepared;
 use super::content::{self, WordList};
-use super::learned::Classifier;
+use super::learned::LazyScore;
 
 /// One cue of an `intent` check: a name the evidence shows, its weight, and what finds it.
 #[derive(Debug)]
@@ -57,7 +57,7 @@ pub(super) fn score(
     threshold: f32,
     cues: &[Cue],
     learned_weight: f32,
-    classifier: &Classifier,
+    learned: &LazyScore<'_>,
 ) -> Option<String> {
     let mut score = 0.0;
     let mut fired = Vec::new();
@@ -68,7 +68,7 @@ pub(super) fn score(
         }
     }
     if learned_weight != 0.0 {
-        let learned = classifier.score(&message.normalized) * learned_weight;
+        let learned = learned.get() * learned_weight;
         score += learned;
         fired.push(format!("learned({learned:+.1})"));
     }

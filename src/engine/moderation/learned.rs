@@ -16,12 +16,11 @@
 //! being long. Training is plain stochastic gradient descent with L2 decay in a
 //! fixed order (a seeded shuffle), so the same samples always give the same weights.
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rustc_hash::FxHashMap;
 
 /// The project's corpus the shipped classifier trains on (`label<TAB>text`): the accounting-group
 /// split and the general one. The held-out split is never among them.
@@ -86,9 +85,33 @@ impl Model {
     }
 }
 
+/// A message's learned score, worked out the first time a check asks for it: the intent checks
+/// and a `learned` check judging one message share it.
+pub struct LazyScore<'a> {
+    classifier: &'a Classifier,
+    normalized: &'a str,
+    score: std::cell::OnceCell<f32>,
+}
+
+impl<'a> LazyScore<'a> {
+    pub fn new(classifier: &'a Classifier, normalized: &'a str) -> Self {
+        Self {
+            classifier,
+            normalized,
+            score: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn get(&self) -> f32 {
+        *self
+            .score
+            .get_or_init(|| self.classifier.score_normalized(self.normalized))
+    }
+}
+
 /// Per-feature weights learned from labelled messages.
 pub struct Classifier {
-    weights: HashMap<u64, f32>,
+    weights: FxHashMap<u64, f32>,
     bias: f32,
     samples: usize,
 }
@@ -102,17 +125,26 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
-/// The distinct features of `text` (hashed): its characters and adjacent pairs, in the folded
-/// form described above.
+/// A feature's key: a character's code point, or an adjacent pair's two code points side by side
+/// (21 bits each) with a marker bit — exact, so no two features ever share a weight.
+fn key(previous: Option<char>, c: char) -> u64 {
+    match previous {
+        None => u64::from(c),
+        Some(p) => 1 << 63 | u64::from(p) << 21 | u64::from(c),
+    }
+}
+
+/// The distinct features of `text`: its characters and adjacent pairs, in the folded form
+/// described above.
 fn features(text: &str) -> Vec<u64> {
-    let hash = |parts: &[char]| {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        parts.hash(&mut hasher);
-        hasher.finish()
-    };
+    features_of_normalized(&crate::engine::normalize::normalize(text))
+}
+
+/// [`features`] of a text already normalised (a [`Prepared`](super::Prepared) message's).
+fn features_of_normalized(normalized: &str) -> Vec<u64> {
     let mut out = Vec::new();
     let mut previous: Option<char> = None;
-    for c in crate::engine::normalize::normalize(text).chars() {
+    for c in normalized.chars() {
         if c.is_whitespace() {
             // `代 开 发 票` reads as `代开发票`.
             continue;
@@ -122,9 +154,9 @@ fn features(text: &str) -> Vec<u64> {
             previous = None;
             continue;
         }
-        out.push(hash(&[c]));
-        if let Some(p) = previous {
-            out.push(hash(&[p, c]));
+        out.push(key(None, c));
+        if previous.is_some() {
+            out.push(key(previous, c));
         }
         previous = Some(c);
     }
@@ -150,7 +182,7 @@ impl Classifier {
     /// Trains on `(text, is_spam)` pairs.
     pub fn train<'a>(samples: impl IntoIterator<Item = (&'a str, bool)>) -> Self {
         // Features numbered densely, so that training updates a vector, not a map.
-        let mut numbers: HashMap<u64, usize> = HashMap::new();
+        let mut numbers: FxHashMap<u64, usize> = FxHashMap::default();
         let rows: Vec<(Vec<usize>, f32)> = samples
             .into_iter()
             .map(|(text, spam)| {
@@ -208,7 +240,15 @@ impl Classifier {
     /// The log-odds that `text` is spam: above 0 it leans spam; the shipped checks act above a
     /// higher bar, where the corpus' ordinary messages almost never reach.
     pub fn score(&self, text: &str) -> f32 {
-        let features = features(text);
+        self.score_features(&features(text))
+    }
+
+    /// [`Classifier::score`] of a text already normalised.
+    pub fn score_normalized(&self, normalized: &str) -> f32 {
+        self.score_features(&features_of_normalized(normalized))
+    }
+
+    fn score_features(&self, features: &[u64]) -> f32 {
         let sum: f32 = features.iter().filter_map(|f| self.weights.get(f)).sum();
         self.bias + scale(features.len()) * sum
     }
@@ -231,6 +271,25 @@ mod tests {
         let question = classifier.score("请问小规模纳税人季度申报几号截止？");
         assert!(ad > 0.0, "an ad scores {ad}");
         assert!(question < 0.0, "a question scores {question}");
+    }
+
+    /// A message is scored from its prepared form in the service and from its raw text in
+    /// training: both must read the same features, so score the same.
+    #[test]
+    fn a_prepared_message_scores_as_its_raw_text() {
+        let variants = crate::engine::moderation::text::Variants::default();
+        let classifier = &*SHIPPED;
+        for sample in shipped_samples().iter().step_by(7) {
+            let prepared = crate::engine::moderation::Prepared::new(&sample.text, &variants);
+            assert_eq!(
+                classifier.score(&sample.text),
+                LazyScore::new(classifier, &prepared.normalized).get(),
+                "{}",
+                sample.text
+            );
+        }
+        assert_ne!(key(None, '代'), key(Some('代'), '开'));
+        assert_ne!(key(Some('代'), '开'), key(Some('开'), '代'));
     }
 
     #[test]

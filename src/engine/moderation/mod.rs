@@ -423,7 +423,8 @@ pub fn judge(
         .iter()
         .filter(|&&at| at > warn_window_start)
         .count() as u32;
-    let learned = rules.learned.current();
+    let classifier = rules.learned.current();
+    let learned = learned::LazyScore::new(&classifier, &content.prepared.normalized);
     let mut verdict = Verdict {
         findings: Vec::new(),
         settings: settings.clone(),
@@ -532,7 +533,7 @@ fn examine(
     kind: &CheckKind,
     content: &Content<'_>,
     activity: &Activity<'_>,
-    learned: &learned::Classifier,
+    learned: &learned::LazyScore<'_>,
     now: DateTime<Utc>,
 ) -> Option<String> {
     let message = content.prepared;
@@ -546,7 +547,7 @@ fn examine(
             learned_weight,
         } => intent::score(message, *threshold, cues, *learned_weight, learned),
         CheckKind::Learned { threshold } => {
-            let score = learned.score(&message.normalized);
+            let score = learned.get();
             (score >= *threshold).then(|| format!("learned score {score:.1} ≥ {threshold}"))
         }
         CheckKind::Cards { kinds } => content::find_card(content.parts, kinds).map(str::to_owned),
