@@ -29,6 +29,8 @@ pub struct WordList {
     mode: WordMatch,
     /// The words as the operator wrote them (the evidence shows which one matched).
     words: Vec<String>,
+    /// Their canonical forms, for substring and exact lists (what is matched).
+    forms: Vec<String>,
     automaton: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
     exact: HashMap<String, u32>,
     regexes: Option<RegexSet>,
@@ -56,6 +58,7 @@ impl WordList {
         let mut list = Self {
             mode,
             words: Vec::new(),
+            forms: Vec::new(),
             automaton: None,
             exact: HashMap::new(),
             regexes: None,
@@ -90,7 +93,8 @@ impl WordList {
                     if forms.iter().any(|(f, _)| *f == form) {
                         continue;
                     }
-                    forms.push((form, list.words.len() as u32));
+                    forms.push((form.clone(), list.words.len() as u32));
+                    list.forms.push(form);
                     list.words.push(word);
                 }
                 if mode == WordMatch::Exact {
@@ -136,6 +140,17 @@ impl WordList {
     /// The words (or expressions) as written, without repeats.
     pub fn words(&self) -> &[String] {
         &self.words
+    }
+
+    /// Each word as written with the canonical form it is matched in, when the list matches
+    /// substrings (an intent check reads all its cues' words in one pass).
+    pub fn substrings(&self) -> Option<impl Iterator<Item = (&str, &str)>> {
+        (self.mode == WordMatch::Substring).then(|| {
+            self.words
+                .iter()
+                .zip(&self.forms)
+                .map(|(word, form)| (word.as_str(), form.as_str()))
+        })
     }
 }
 

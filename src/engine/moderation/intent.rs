@@ -3,6 +3,10 @@
 //! A trade word alone does not convict; the evidence lists every cue that fired with its weight,
 //! so an admin can see why a message was taken for an ad.
 
+use std::collections::HashMap;
+
+use daachorse::{CharwiseDoubleArrayAhoCorasick, CharwiseDoubleArrayAhoCorasickBuilder, MatchKind};
+
 use super::Prepared;
 use super::content::{self, WordList};
 use super::learned::LazyScore;
@@ -50,27 +54,148 @@ impl Finder {
     }
 }
 
+/// The cues of an intent check. Every plain word of every cue goes into one automaton for the
+/// form it is read in, so a message is read once for all of them rather than once per cue; the
+/// cues that find contacts, bait, links or patterns look for themselves.
+pub struct Cues {
+    cues: Vec<Cue>,
+    /// On the canonical and on the normalised form: each pattern's number in `patterns`.
+    canonical: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    normalized: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
+    /// Each pattern's cue and the word as written (what the evidence shows).
+    patterns: Vec<(usize, String)>,
+    /// The cues whose words are all in an automaton.
+    in_automaton: Vec<bool>,
+}
+
+impl std::fmt::Debug for Cues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cues")
+            .field("cues", &self.cues)
+            .field("patterns", &self.patterns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cues {
+    /// Gathers `cues`; a word that two cues read the same way (`vx` in one, `微信` in another,
+    /// once variants are replaced) is refused, as it would count twice.
+    pub fn new(cues: Vec<Cue>) -> Result<Self, String> {
+        let mut patterns = Vec::new();
+        let mut forms: [Vec<(String, u32)>; 2] = [Vec::new(), Vec::new()];
+        let mut seen: [HashMap<String, usize>; 2] = [HashMap::new(), HashMap::new()];
+        let mut in_automaton = vec![false; cues.len()];
+        for (index, cue) in cues.iter().enumerate() {
+            let Finder::Words {
+                words,
+                on_normalized,
+            } = &cue.finds
+            else {
+                continue;
+            };
+            let Some(substrings) = words.substrings() else {
+                continue;
+            };
+            let side = usize::from(*on_normalized);
+            for (word, form) in substrings {
+                if let Some(&first) = seen[side].get(form) {
+                    let (other, written): &(usize, String) = &patterns[first];
+                    return Err(format!(
+                        "{word:?} in cue {:?} reads the same as {written:?} in cue {:?}: it would count twice",
+                        cue.name, cues[*other].name
+                    ));
+                }
+                seen[side].insert(form.to_owned(), patterns.len());
+                forms[side].push((form.to_owned(), patterns.len() as u32));
+                patterns.push((index, word.to_owned()));
+            }
+            in_automaton[index] = true;
+        }
+        let build = |forms: Vec<(String, u32)>| {
+            (!forms.is_empty())
+                .then(|| {
+                    CharwiseDoubleArrayAhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .build_with_values(forms)
+                        .map_err(|e| format!("cue words: {e}"))
+                })
+                .transpose()
+        };
+        let [canonical, normalized] = forms;
+        Ok(Self {
+            canonical: build(canonical)?,
+            normalized: build(normalized)?,
+            cues,
+            patterns,
+            in_automaton,
+        })
+    }
+
+    /// For each cue, what it found in `message` (the leftmost word, the longest there).
+    fn find(&self, message: &Prepared) -> Vec<Option<String>> {
+        // (start, length, pattern) of each automaton cue's best match so far.
+        let mut best: Vec<Option<(usize, usize, usize)>> = vec![None; self.cues.len()];
+        for (automaton, text) in [
+            (&self.canonical, message.canonical.as_str()),
+            (&self.normalized, message.normalized.as_str()),
+        ] {
+            let Some(automaton) = automaton else { continue };
+            for found in automaton.find_overlapping_iter(text) {
+                let pattern = found.value() as usize;
+                let cue = self.patterns[pattern].0;
+                let candidate = (found.start(), found.end() - found.start(), pattern);
+                let better = best[cue].is_none_or(|(start, length, _)| {
+                    candidate.0 < start || (candidate.0 == start && candidate.1 > length)
+                });
+                if better {
+                    best[cue] = Some(candidate);
+                }
+            }
+        }
+        self.cues
+            .iter()
+            .zip(best)
+            .zip(&self.in_automaton)
+            .map(|((cue, best), &in_automaton)| match in_automaton {
+                true => best.map(|(_, _, pattern)| self.patterns[pattern].1.clone()),
+                false => cue.finds.find(message),
+            })
+            .collect()
+    }
+}
+
 /// The `intent` score of `message` as evidence, when it reaches `threshold`: each cue that fired
 /// with its weight and the word found, and the learned part.
 pub(super) fn score(
     message: &Prepared,
     threshold: f32,
-    cues: &[Cue],
+    cues: &Cues,
     learned_weight: f32,
     learned: &LazyScore<'_>,
 ) -> Option<String> {
-    let mut score = 0.0;
-    let mut fired = Vec::new();
-    for cue in cues {
-        if let Some(found) = cue.finds.find(message) {
-            score += cue.weight;
-            fired.push(format!("{}({:+}): {found}", cue.name, cue.weight));
-        }
+    let found = cues.find(message);
+    let fired = || {
+        cues.cues
+            .iter()
+            .zip(&found)
+            .filter_map(|(cue, f)| Some((cue, f.as_ref()?)))
+    };
+    let learned = match learned_weight {
+        0.0 => None,
+        weight => Some(learned.get() * weight),
+    };
+    let score = fired().map(|(cue, _)| cue.weight).sum::<f32>() + learned.unwrap_or(0.0);
+    if score < threshold {
+        return None;
     }
-    if learned_weight != 0.0 {
-        let learned = learned.get() * learned_weight;
-        score += learned;
-        fired.push(format!("learned({learned:+.1})"));
+    let mut evidence: Vec<String> = fired()
+        .map(|(cue, word)| format!("{}({:+}): {word}", cue.name, cue.weight))
+        .collect();
+    if let Some(learned) = learned {
+        evidence.push(format!("learned({learned:+.1})"));
     }
-    (score >= threshold).then(|| format!("intent {score:.1} ≥ {threshold}: {}", fired.join("; ")))
+    Some(format!(
+        "intent {score:.1} ≥ {threshold}: {}",
+        evidence.join("; ")
+    ))
 }

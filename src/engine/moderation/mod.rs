@@ -84,7 +84,7 @@ pub enum CheckKind {
     Intent {
         threshold: f32,
         /// Shared with the checks that name this one in `cues_from`.
-        cues: std::sync::Arc<[intent::Cue]>,
+        cues: std::sync::Arc<intent::Cues>,
         learned_weight: f32,
     },
     /// The learned layer's score (log-odds of spam) above `threshold`.

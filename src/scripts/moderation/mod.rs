@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{Format, RawMessage, ScriptError, Source, check_identifier, line_col, words};
 use crate::engine::moderation::content::{WordList, WordMatch};
-use crate::engine::moderation::intent::{Cue, Finder};
+use crate::engine::moderation::intent::{Cue, Cues, Finder};
 use crate::engine::moderation::{
     Check, CheckKind, Members, ModerationRules, NotifyAdmins, Raid, SettingsOverride, Severity,
     Variants,
@@ -431,7 +431,7 @@ fn intent(raw: &RawCheck, variants: &Variants, earlier: &[Check]) -> Result<Chec
         .collect::<Result<Vec<_>, String>>()?;
     Ok(CheckKind::Intent {
         threshold: threshold as f32,
-        cues: cues.into(),
+        cues: Arc::new(Cues::new(cues)?),
         learned_weight: learned_weight as f32,
     })
 }

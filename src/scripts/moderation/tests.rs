@@ -154,4 +154,40 @@ fn a_word_in_two_cues_is_refused() {
             .contains("\"刷单\" is listed in cue \"甲\" and again in cue \"乙\""),
         "{error}"
     );
+    // Two spellings that read the same once variants are replaced count twice as well.
+    let text = "[variants]\n\"微信\" = [\"vx\"]\n\
+        [[check]]\nid = \"ads\"\nkind = \"intent\"\naction = \"warn\"\nreason = \"广告\"\n\
+        [[check.cue]]\nname = \"甲\"\nweight = 4.0\nwords = [\"加微信\"]\n\
+        [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"加vx\"]\n";
+    let error = parse_file(text, std::path::Path::new("moderation.toml")).unwrap_err();
+    assert!(
+        error
+            .reason
+            .contains("\"加vx\" in cue \"乙\" reads the same as \"加微信\" in cue \"甲\""),
+        "{error}"
+    );
+}
+
+/// All of an intent check's words are read in one pass; each cue still shows its leftmost word,
+/// the longest one there, and cues fire in the order they are written.
+#[test]
+fn each_cue_shows_its_leftmost_longest_word() {
+    use crate::engine::moderation::eval::{Labelled, evaluate};
+    let text = "[[check]]\nid = \"ads\"\nkind = \"intent\"\nthreshold = 1.0\naction = \"warn\"\nreason = \"广告\"\n\
+        [[check.cue]]\nname = \"甲\"\nweight = 1.0\nwords = [\"发票\", \"代开\", \"代开发票\"]\n\
+        [[check.cue]]\nname = \"乙\"\nweight = 1.0\nwords = [\"详询\"]\n\
+        [[check.cue]]\nname = \"丙\"\nweight = 1.0\nform = \"normalized\"\nwords = [\"吗\"]\n";
+    let rules = parse_file(text, std::path::Path::new("moderation.toml")).unwrap();
+    let score = evaluate(
+        &rules,
+        &[Labelled {
+            text: "详询：专业代开发票，要发票吗？".into(),
+            spam: false,
+        }],
+        chrono::Utc::now(),
+    );
+    assert_eq!(
+        score.false_positives[0].1,
+        "ads: intent 3.0 ≥ 1: 甲(+1): 代开发票; 乙(+1): 详询; 丙(+1): 吗"
+    );
 }
