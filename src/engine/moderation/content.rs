@@ -130,8 +130,16 @@ impl WordList {
                 .map(|m| m.value() as usize),
             WordMatch::Exact => self.exact.get(text).map(|&i| i as usize),
             WordMatch::Regex => {
-                let index = self.regexes.as_ref()?.matches(text).iter().next()?;
-                return self.each[index].find(text).map(|m| m.as_str().to_owned());
+                // Most messages match none: one pass of the set says so, stopping early when
+                // one does; only then is each expression tried, in the order written.
+                if !self.regexes.as_ref()?.is_match(text) {
+                    return None;
+                }
+                return self
+                    .each
+                    .iter()
+                    .find_map(|regex| regex.find(text))
+                    .map(|m| m.as_str().to_owned());
             }
         }?;
         self.words.get(index).cloned()
@@ -170,6 +178,11 @@ static LINK: LazyLock<Regex> = LazyLock::new(|| {
 /// The first link in `message` whose host is not `allowed` (a host is allowed when it is an
 /// allowed domain or under one), as written.
 pub fn find_link(message: &Prepared, allowed: &[String]) -> Option<String> {
+    // Every link has a scheme or a dot between its host's labels (also written `。` or `点`).
+    let text = &message.normalized;
+    if !text.contains(['.', '。', '点', ':']) {
+        return None;
+    }
     // Spaces inside a link (`www . xx . com`) are removed first (normalised text has single
     // ASCII spaces only).
     let compact = message.normalized.replace(' ', "");
@@ -244,17 +257,29 @@ static BAIT: LazyLock<Regex> = LazyLock::new(|| {
 /// (hearts, dots, dashes, emoji) dropped, keeping letters, digits, ideographs, `+` (also `➕`)
 /// and `:`.
 fn bait_form(normalized: &str) -> String {
-    normalized
-        .chars()
-        .filter_map(|c| match c {
-            '➕' | '+' => Some('+'),
-            ':' => Some(':'),
-            '_' => Some('_'),
-            c if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
-            c if c.is_alphanumeric() => Some(c),
-            _ => None,
-        })
-        .collect()
+    let mut form = String::with_capacity(normalized.len());
+    form.extend(normalized.chars().filter_map(|c| match c {
+        '➕' | '+' => Some('+'),
+        ':' => Some(':'),
+        '_' => Some('_'),
+        c if c.is_ascii_alphanumeric() => Some(c.to_ascii_lowercase()),
+        // Most of a message: common ideographs, kept without the slower Unicode lookup.
+        '\u{4E00}'..='\u{9FFF}' => Some(c),
+        c if c.is_alphanumeric() => Some(c),
+        _ => None,
+    }));
+    form
+}
+
+/// Whether `normalized` holds a character every contact channel in [`CHANNEL`] is written with
+/// (微, 威, v, q, 扣, 绿 …): most messages do not, and need no search for bait.
+fn may_name_a_channel(normalized: &str) -> bool {
+    normalized.chars().any(|c| {
+        matches!(
+            c.to_ascii_lowercase(),
+            'v' | 'q' | 'w' | '微' | '威' | '薇' | '徽' | '卫' | '围' | '扣' | '企' | '绿'
+        )
+    })
 }
 
 /// A handle a spammer gives: letters and digits with at least one digit, and either a letter
@@ -269,6 +294,9 @@ fn is_handle(text: &str) -> bool {
 
 /// The "add me" bait in a message, if any, as evidence (`加v:dz1688`).
 pub fn find_bait(normalized: &str) -> Option<String> {
+    if !may_name_a_channel(normalized) {
+        return None;
+    }
     let form = bait_form(normalized);
     BAIT.captures_iter(&form).find_map(|found| {
         let handle = found.name("a").or_else(|| found.name("b"));

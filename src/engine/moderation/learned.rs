@@ -142,7 +142,8 @@ fn features(text: &str) -> Vec<u64> {
 
 /// [`features`] of a text already normalised (a [`Prepared`](super::Prepared) message's).
 fn features_of_normalized(normalized: &str) -> Vec<u64> {
-    let mut out = Vec::new();
+    // At most a character and a pair per character (a CJK character is three bytes).
+    let mut out = Vec::with_capacity(normalized.len());
     let mut previous: Option<char> = None;
     for c in normalized.chars() {
         if c.is_whitespace() {
