@@ -55,6 +55,9 @@ pub struct Label {
     pub chat_id: ChatId,
     /// The check that fired.
     pub check: String,
+    /// The sender was on probation when the finding was made (the newcomers' checks applied).
+    #[serde(default)]
+    pub probation: bool,
     pub by: String,
     pub at: DateTime<Utc>,
 }
@@ -106,6 +109,7 @@ impl Store {
                 normalized: entry.normalized.clone(),
                 chat_id: entry.chat_id.clone(),
                 check: entry.check.clone(),
+                probation: entry.probation,
                 by: review.by.clone(),
                 at: review.at,
             };

@@ -988,6 +988,11 @@ async fn a_moderation_file_is_tried_on_the_log_before_it_is_switched_on() {
     assert_eq!(status, reqwest::StatusCode::OK);
     // The pardon that goes with a 误判 is logged too.
     let logged = wait_log(&app, "user_id=wxid_a", 3).await.len();
+    // The sender had just joined: the finding and its label say so, and both are judged again
+    // with the newcomers' checks (the phone number is a finding for newcomers only).
+    assert_eq!(invoice["probation"], true, "{invoice}");
+    let labels = app.api("/api/v1/moderation/labels").await;
+    assert_eq!(labels["labels"][0]["probation"], true, "{labels}");
 
     let rejudge = |body: Value| {
         let app = &app;

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::domain::ChatId;
 use crate::engine::moderation::ModerationRules;
-use crate::engine::moderation::eval::{Labelled, Sender, acts_on_as, evaluate};
-use crate::store::{LogEntry, LogFilter, Store, StoreError};
+use crate::engine::moderation::eval::{Labelled, Sender, acts_on_as, evaluate_as};
+use crate::store::{Label, LogEntry, LogFilter, Store, StoreError};
 
 /// Log entries read at most.
 pub const MAX_ENTRIES: usize = 5_000;
@@ -141,15 +141,25 @@ fn labels(
     rules: &ModerationRules,
     now: DateTime<Utc>,
 ) -> Result<LabelScore, StoreError> {
-    let labelled: Vec<Labelled> = store
-        .labels()?
-        .into_iter()
-        .map(|l| Labelled {
-            spam: l.label == "spam",
-            text: l.text,
-        })
-        .collect();
-    let score = evaluate(rules, &labelled, now);
+    // Each label judged as its sender stood when the finding was made.
+    let (newcomers, others): (Vec<Label>, Vec<Label>) =
+        store.labels()?.into_iter().partition(|l| l.probation);
+    let labelled = |labels: Vec<Label>| -> Vec<Labelled> {
+        labels
+            .into_iter()
+            .map(|l| Labelled {
+                spam: l.label == "spam",
+                text: l.text,
+            })
+            .collect()
+    };
+    let mut score = evaluate_as(rules, &labelled(others), Sender::LongStanding, now);
+    let newcomers = evaluate_as(rules, &labelled(newcomers), Sender::Newcomer, now);
+    score.spam += newcomers.spam;
+    score.caught += newcomers.caught;
+    score.ordinary += newcomers.ordinary;
+    score.flagged += newcomers.flagged;
+    score.false_positives.extend(newcomers.false_positives);
     Ok(LabelScore {
         spam: score.spam,
         caught: score.caught,
