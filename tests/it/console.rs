@@ -545,6 +545,9 @@ async fn a_finding_is_judged_wrong_in_the_console_and_the_member_is_pardoned() {
         shown.contains(entry["evidence"].as_str().unwrap()),
         "{shown}"
     );
+    // The member had just spoken for the first time: the finding says they were a newcomer.
+    assert_eq!(entry["probation"], true, "{entry}");
+    assert!(shown.contains("新成员（从严检查）"), "{shown}");
     browser.keep_screenshot("moderation").await;
     browser.click(&format!("{row} button.secondary")).await;
     browser

@@ -45,7 +45,14 @@ function entryRow(entry, ctx, done) {
     { "data-entry": entry.id },
     h("td", {}, time(entry.at), entry.repeats ? h("div", { class: "muted" }, `另有 ${entry.repeats} 次`) : null),
     h("td", {}, h("a", { href: "#/groups/" + segment(entry.chat_id) }, entry.chat_id)),
-    h("td", {}, entry.name || entry.user_id, h("div", { class: "muted" }, entry.user_id)),
+    h(
+      "td",
+      {},
+      entry.name || entry.user_id,
+      h("div", { class: "muted" }, entry.user_id),
+      // Newcomers meet stricter checks: an admin judging the finding should know.
+      entry.probation ? h("div", { class: "muted", "data-probation": "" }, "新成员（从严检查）") : null,
+    ),
     h("td", {}, entry.check, entry.reason ? h("div", { class: "muted" }, entry.reason) : null),
     h(
       "td",
