@@ -37,6 +37,18 @@ pub enum Finder {
 }
 
 impl Finder {
+    /// A plain word list's words with their canonical forms, and whether they are read on the
+    /// normalised form: these go into the check's automaton ([`Cues`]).
+    fn substrings(&self) -> Option<(impl Iterator<Item = (&str, &str)>, bool)> {
+        match self {
+            Finder::Words {
+                words,
+                on_normalized,
+            } => Some((words.substrings()?, *on_normalized)),
+            _ => None,
+        }
+    }
+
     /// What this finder found in `message`, as written.
     fn find(&self, message: &Prepared) -> Option<String> {
         match self {
@@ -64,8 +76,6 @@ pub struct Cues {
     normalized: Option<CharwiseDoubleArrayAhoCorasick<u32>>,
     /// Each pattern's cue and the word as written (what the evidence shows).
     patterns: Vec<(usize, String)>,
-    /// The cues whose words are all in an automaton.
-    in_automaton: Vec<bool>,
 }
 
 impl std::fmt::Debug for Cues {
@@ -84,19 +94,11 @@ impl Cues {
         let mut patterns = Vec::new();
         let mut forms: [Vec<(String, u32)>; 2] = [Vec::new(), Vec::new()];
         let mut seen: [HashMap<String, usize>; 2] = [HashMap::new(), HashMap::new()];
-        let mut in_automaton = vec![false; cues.len()];
         for (index, cue) in cues.iter().enumerate() {
-            let Finder::Words {
-                words,
-                on_normalized,
-            } = &cue.finds
-            else {
+            let Some((substrings, on_normalized)) = cue.finds.substrings() else {
                 continue;
             };
-            let Some(substrings) = words.substrings() else {
-                continue;
-            };
-            let side = usize::from(*on_normalized);
+            let side = usize::from(on_normalized);
             for (word, form) in substrings {
                 if let Some(&first) = seen[side].get(form) {
                     let (other, written): &(usize, String) = &patterns[first];
@@ -109,7 +111,6 @@ impl Cues {
                 forms[side].push((form.to_owned(), patterns.len() as u32));
                 patterns.push((index, word.to_owned()));
             }
-            in_automaton[index] = true;
         }
         let build = |forms: Vec<(String, u32)>| {
             (!forms.is_empty())
@@ -127,7 +128,6 @@ impl Cues {
             normalized: build(normalized)?,
             cues,
             patterns,
-            in_automaton,
         })
     }
 
@@ -155,8 +155,7 @@ impl Cues {
         self.cues
             .iter()
             .zip(best)
-            .zip(&self.in_automaton)
-            .map(|((cue, best), &in_automaton)| match in_automaton {
+            .map(|(cue, best)| match cue.finds.substrings().is_some() {
                 true => best.map(|(_, _, pattern)| self.patterns[pattern].1.clone()),
                 false => cue.finds.find(message),
             })

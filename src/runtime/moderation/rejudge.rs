@@ -1,8 +1,9 @@
 //! Before an operator switches a moderation change on: what a moderation file would have done
 //! with what moderation already logged. Every finding logged (the newest first, up to a limit)
-//! and every message members reported (举报) is judged again with the candidate rules, as a
-//! long-standing member's who is not trusted yet; the findings admins judged (误判 / 确认) are
-//! scored as labelled messages. Nothing is changed, sent or stored.
+//! and every message members reported (举报) is judged again with the candidate rules, as its
+//! sender stood then (a newcomer's with the newcomers' checks, anyone else's as a long-standing
+//! member's who is not trusted yet); the findings admins judged (误判 / 确认) are scored the same
+//! way as labelled messages. Nothing is changed, sent or stored.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -17,7 +18,7 @@ pub const MAX_ENTRIES: usize = 5_000;
 /// Messages listed at most in each list of the report.
 const LISTED: usize = 100;
 
-/// A logged message and what the candidate rules make of it.
+/// A logged message the candidate rules would let pass.
 #[derive(Debug, Serialize)]
 pub struct Rejudged {
     pub id: u64,
@@ -26,8 +27,6 @@ pub struct Rejudged {
     /// The check that fired then (`report` for a member's report).
     pub check: String,
     pub text: String,
-    /// What fires now, when something does.
-    pub now: Option<String>,
 }
 
 /// The report.
@@ -101,8 +100,7 @@ pub fn report(
             true => Sender::Newcomer,
             false => Sender::LongStanding,
         };
-        let fired = acts_on_as(rules, &entry.text, sender, now);
-        let caught = fired.is_some();
+        let caught = acts_on_as(rules, &entry.text, sender, now).is_some();
         let (count, hits, list) = match is_report {
             true => (
                 &mut report.reports,
@@ -119,20 +117,19 @@ pub fn report(
         if caught {
             *hits += 1;
         } else if list.len() < LISTED {
-            list.push(rejudged(entry, fired));
+            list.push(rejudged(entry));
         }
     }
     Ok(report)
 }
 
-fn rejudged(entry: LogEntry, now: Option<String>) -> Rejudged {
+fn rejudged(entry: LogEntry) -> Rejudged {
     Rejudged {
         id: entry.id,
         at: entry.at,
         chat_id: entry.chat_id,
         check: entry.check,
         text: entry.text,
-        now,
     }
 }
 

@@ -100,23 +100,13 @@ fn mistakes_are_reported_with_their_line() {
 /// cue's allow list — each named in the evidence with what it found.
 #[test]
 fn cues_find_contacts_bait_and_links() {
-    use crate::engine::moderation::eval::{Labelled, evaluate};
+    use crate::engine::moderation::eval::acts_on;
     let text = "[[check]]\nid = \"ads\"\nkind = \"intent\"\nthreshold = 4.0\naction = \"warn\"\nreason = \"广告\"\n\
         [[check.cue]]\nname = \"加我\"\nweight = 4.0\nfinds = \"bait\"\n\
         [[check.cue]]\nname = \"电话\"\nweight = 2.0\nfinds = \"contacts\"\n\
         [[check.cue]]\nname = \"链接\"\nweight = 2.0\nfinds = \"links\"\nallow = [\"gov.cn\"]\n\
         [[check.cue]]\nname = \"代办\"\nweight = 2.0\nwords = [\"代办\"]\n";
     let rules = parse_file(text, std::path::Path::new("moderation.toml")).unwrap();
-    let judge = |text: &str, spam: bool| {
-        evaluate(
-            &rules,
-            &[Labelled {
-                text: text.into(),
-                spam,
-            }],
-            chrono::Utc::now(),
-        )
-    };
     // Bait convicts alone; a phone number or a link only with another cue.
     for (text, acted, evidence) in [
         ("加威：lsbb123", true, "加我(+4): 加威:lsbb123"),
@@ -133,10 +123,10 @@ fn cues_find_contacts_bait_and_links() {
         ("我换号了，新号码13912345678", false, ""),
         ("代办执照看 etax.chinatax.gov.cn", false, ""),
     ] {
-        let score = judge(text, false);
-        assert_eq!(score.flagged == 1, acted, "{text}: {score:?}");
+        let fired = acts_on(&rules, text, chrono::Utc::now());
+        assert_eq!(fired.is_some(), acted, "{text}: {fired:?}");
         if acted {
-            assert!(score.false_positives[0].1.contains(evidence), "{score:?}");
+            assert!(fired.unwrap().contains(evidence), "{text}");
         }
     }
 }
@@ -144,50 +134,43 @@ fn cues_find_contacts_bait_and_links() {
 /// A word listed in two cues of one intent check would count twice: refused, naming both.
 #[test]
 fn a_word_in_two_cues_is_refused() {
-    let text = "[[check]]\nid = \"ads\"\nkind = \"intent\"\naction = \"warn\"\nreason = \"广告\"\n\
-        [[check.cue]]\nname = \"甲\"\nweight = 4.0\nwords = [\"刷单\"]\n\
-        [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"日结\", \"刷单\"]\n";
-    let error = parse_file(text, std::path::Path::new("moderation.toml")).unwrap_err();
-    assert!(
-        error
-            .reason
-            .contains("\"刷单\" is listed in cue \"甲\" and again in cue \"乙\""),
-        "{error}"
-    );
-    // Two spellings that read the same once variants are replaced count twice as well.
-    let text = "[variants]\n\"微信\" = [\"vx\"]\n\
-        [[check]]\nid = \"ads\"\nkind = \"intent\"\naction = \"warn\"\nreason = \"广告\"\n\
-        [[check.cue]]\nname = \"甲\"\nweight = 4.0\nwords = [\"加微信\"]\n\
-        [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"加vx\"]\n";
-    let error = parse_file(text, std::path::Path::new("moderation.toml")).unwrap_err();
-    assert!(
-        error
-            .reason
-            .contains("\"加vx\" in cue \"乙\" reads the same as \"加微信\" in cue \"甲\""),
-        "{error}"
-    );
+    let check =
+        "[[check]]\nid = \"ads\"\nkind = \"intent\"\naction = \"warn\"\nreason = \"广告\"\n";
+    for (text, expected) in [
+        (
+            format!(
+                "{check}[[check.cue]]\nname = \"甲\"\nweight = 4.0\nwords = [\"刷单\"]\n\
+                 [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"日结\", \"刷单\"]\n"
+            ),
+            "\"刷单\" is listed in cue \"甲\" and again in cue \"乙\"",
+        ),
+        // Two spellings that read the same once variants are replaced count twice as well.
+        (
+            format!(
+                "[variants]\n\"微信\" = [\"vx\"]\n{check}\
+                 [[check.cue]]\nname = \"甲\"\nweight = 4.0\nwords = [\"加微信\"]\n\
+                 [[check.cue]]\nname = \"乙\"\nweight = 2.0\nwords = [\"加vx\"]\n"
+            ),
+            "\"加vx\" in cue \"乙\" reads the same as \"加微信\" in cue \"甲\"",
+        ),
+    ] {
+        let error = parse_file(&text, std::path::Path::new("moderation.toml")).unwrap_err();
+        assert!(error.reason.contains(expected), "{error}");
+    }
 }
 
 /// All of an intent check's words are read in one pass; each cue still shows its leftmost word,
 /// the longest one there, and cues fire in the order they are written.
 #[test]
 fn each_cue_shows_its_leftmost_longest_word() {
-    use crate::engine::moderation::eval::{Labelled, evaluate};
+    use crate::engine::moderation::eval::acts_on;
     let text = "[[check]]\nid = \"ads\"\nkind = \"intent\"\nthreshold = 1.0\naction = \"warn\"\nreason = \"广告\"\n\
         [[check.cue]]\nname = \"甲\"\nweight = 1.0\nwords = [\"发票\", \"代开\", \"代开发票\"]\n\
         [[check.cue]]\nname = \"乙\"\nweight = 1.0\nwords = [\"详询\"]\n\
         [[check.cue]]\nname = \"丙\"\nweight = 1.0\nform = \"normalized\"\nwords = [\"吗\"]\n";
     let rules = parse_file(text, std::path::Path::new("moderation.toml")).unwrap();
-    let score = evaluate(
-        &rules,
-        &[Labelled {
-            text: "详询：专业代开发票，要发票吗？".into(),
-            spam: false,
-        }],
-        chrono::Utc::now(),
-    );
     assert_eq!(
-        score.false_positives[0].1,
-        "ads: intent 3.0 ≥ 1: 甲(+1): 代开发票; 乙(+1): 详询; 丙(+1): 吗"
+        acts_on(&rules, "详询：专业代开发票，要发票吗？", chrono::Utc::now()).as_deref(),
+        Some("ads: intent 3.0 ≥ 1: 甲(+1): 代开发票; 乙(+1): 详询; 丙(+1): 吗")
     );
 }
