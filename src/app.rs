@@ -209,6 +209,7 @@ impl App {
             speakers,
         };
         let (services, welcomer_task) = self.start_services(core, &stop, &tasks)?;
+        self.dial_aibots(&services, &stop, &tasks);
         let state = Arc::new(self.app_state(services, hub)?);
         self.announce(listener.local_addr()?);
         let limits = crate::http::serve::Limits {
@@ -236,6 +237,28 @@ impl App {
         )
         .await;
         served.map_err(AppError::Server)
+    }
+
+    /// Dials every `wecom-aibot` bot's long connection; each link lives on `tasks` until `stop`.
+    fn dial_aibots(
+        &self,
+        services: &Arc<crate::runtime::Services>,
+        stop: &CancellationToken,
+        tasks: &TaskTracker,
+    ) {
+        for bot in &self.config.bots {
+            let Some(settings) = &bot.aibot else {
+                continue;
+            };
+            let link = Arc::new(crate::channels::aibot::AiBotLink {
+                bot: bot.id.clone(),
+                settings: settings.clone(),
+                timings: self.config.aibot.clone(),
+                services: Arc::clone(services),
+                subscribed: Arc::default(),
+            });
+            tasks.spawn(link.run(stop.clone()));
+        }
     }
 
     /// Starts the runtime's services on `core` — welcomes, feeds and the scheduler, red-envelope
@@ -306,6 +329,14 @@ impl App {
             .run(stop.clone()),
         );
         let services = crate::runtime::Services {
+            aibots: Arc::new(
+                config
+                    .bots
+                    .iter()
+                    .filter(|b| b.aibot.is_some())
+                    .map(|b| b.id.clone())
+                    .collect(),
+            ),
             accounts: core.hub as Arc<dyn crate::runtime::accounts::BotAccounts>,
             outbox: core.outbox,
             scheduler,

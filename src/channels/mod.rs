@@ -1,6 +1,7 @@
-//! Channels: the handlers each peer talks to — the WeCom group robot's callbacks ([`robot`]) and
+//! Channels: the handlers each peer talks to — the WeCom group robot's callbacks ([`robot`]),
 //! OneBot 12 implementations over a reverse WebSocket or webhook ([`onebot`], with its roster
-//! sync and the hub as the runtime's bot accounts). Each turns what a peer sends into domain
+//! sync and the hub as the runtime's bot accounts), and the WeCom AI bot's long connection, which
+//! the service dials itself ([`aibot`]). Each turns what a peer sends into domain
 //! events for the runtime and answers on the peer's own terms; the wire formats and clients they
 //! use are [`crate::wire`]. Each channel serves its routes with its own state; `http` merges
 //! them beside the admin API.
@@ -8,6 +9,7 @@
 //! Shared here: how a request that cannot be taken is answered, the bearer token of an
 //! `Authorization` header, and text from outside made safe for the log ([`untrusted`]).
 
+pub mod aibot;
 pub mod group_names;
 pub mod onebot;
 pub mod robot;

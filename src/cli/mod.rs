@@ -381,6 +381,13 @@ fn credentials(cli: &Cli) -> ExitCode {
             );
             continue;
         }
+        if let Some(aibot) = &bot.aibot {
+            println!(
+                "bot {}: a wecom-aibot bot; the service dials {} as BotID {} with the secret of the configuration",
+                bot.id, aibot.ws_url, aibot.bot_id
+            );
+            continue;
+        }
         if bot.credentials.is_some() {
             println!("bot {}: credentials are set in the configuration", bot.id);
             continue;

@@ -25,6 +25,7 @@ pub use crate::domain::Secret;
 pub use crate::outbox::OutboxConfig;
 
 pub use crate::wire::onebot::OneBotConfig;
+pub use crate::wire::wecom::aibot::{AiBotConfig, AiBotSettings, DEFAULT_AIBOT_WS_URL};
 
 use crate::wire::wecom::crypto::EncodingAesKey;
 
@@ -86,6 +87,7 @@ struct RawSettings {
     log: LogConfig,
     wecom: WecomConfig,
     onebot: OneBotConfig,
+    aibot: AiBotConfig,
     outbox: OutboxConfig,
     feeds: FeedsConfig,
     #[serde(default)]
@@ -144,6 +146,12 @@ struct RawBot {
     receive_id: String,
     #[serde(default)]
     per_minute: u32,
+    /// A `wecom-aibot` bot's id in WeCom (its BotID).
+    bot_id: Option<String>,
+    /// A `wecom-aibot` bot's Secret.
+    secret: Option<Secret>,
+    /// Where a `wecom-aibot` bot dials (tests point it at a local fake).
+    ws_url: Option<String>,
 }
 
 /// The validated configuration of one running service.
@@ -156,6 +164,7 @@ pub struct Config {
     pub log: LogConfig,
     pub wecom: WecomConfig,
     pub onebot: OneBotConfig,
+    pub aibot: AiBotConfig,
     pub outbox: OutboxConfig,
     pub feeds: FeedsConfig,
     pub alerts: AlertsConfig,
@@ -267,6 +276,8 @@ pub enum ChannelKind {
     WecomRobot,
     /// A bot account driven by a OneBot 12 implementation.
     OneBot12,
+    /// A WeCom AI bot (智能机器人) over its long connection: the service dials out.
+    WecomAiBot,
 }
 
 impl ChannelKind {
@@ -274,6 +285,7 @@ impl ChannelKind {
         match self {
             ChannelKind::WecomRobot => "wecom-robot",
             ChannelKind::OneBot12 => "onebot12",
+            ChannelKind::WecomAiBot => "wecom-aibot",
         }
     }
 }
@@ -292,6 +304,8 @@ pub struct BotConfig {
     /// Sends per minute across all of this bot's groups; 0: no limit beyond the per-key and
     /// global ones.
     pub per_minute: u32,
+    /// Where and as whom a `wecom-aibot` bot dials (AI bots only; always set for them).
+    pub aibot: Option<AiBotSettings>,
 }
 
 /// The pair an operator pastes into the WeCom console.
@@ -371,6 +385,11 @@ impl Config {
         match bot.channel {
             ChannelKind::WecomRobot => self.callback_url(&bot.id),
             ChannelKind::OneBot12 => self.onebot_url(&bot.id),
+            // The service dials out: what it dials is the bot's endpoint.
+            ChannelKind::WecomAiBot => bot
+                .aibot
+                .as_ref()
+                .map_or_else(String::new, |a| a.ws_url.clone()),
         }
     }
 }

@@ -364,3 +364,61 @@ fn an_unknown_send_purpose_is_refused_with_the_known_ones() {
         "{problem}"
     );
 }
+
+#[test]
+fn an_aibot_needs_its_bot_id_and_secret_and_dials_wecom_by_default() {
+    let c = Config::from_toml_str(
+        r#"
+        [[bots]]
+        id = "ai"
+        channel = "wecom-aibot"
+        bot_id = "aibk7Xn2"
+        secret = "the-secret"
+        "#,
+    )
+    .unwrap();
+    let bot = &c.bots[0];
+    assert_eq!(bot.channel, ChannelKind::WecomAiBot);
+    let aibot = bot.aibot.as_ref().unwrap();
+    assert_eq!(aibot.bot_id, "aibk7Xn2");
+    assert_eq!(aibot.ws_url, DEFAULT_AIBOT_WS_URL);
+    assert_eq!(c.endpoint_url(bot), DEFAULT_AIBOT_WS_URL);
+    assert!(
+        !format!("{bot:?}").contains("the-secret"),
+        "the secret is never printed"
+    );
+    assert_eq!(c.aibot.ping_interval_secs, 30);
+
+    let p = problems(
+        r#"
+        [aibot]
+        ping_interval_secs = 0
+        [[bots]]
+        id = "nothing"
+        channel = "wecom-aibot"
+        [[bots]]
+        id = "wrong"
+        channel = "wecom-aibot"
+        bot_id = "has space"
+        secret = ""
+        ws_url = "https://openws.work.weixin.qq.com"
+        token = "TestToken123"
+        [[bots]]
+        id = "robot"
+        channel = "wecom-robot"
+        secret = "for-an-aibot"
+        "#,
+    );
+    for key in [
+        "aibot.ping_interval_secs",
+        "bots[0].bot_id",
+        "bots[0].secret",
+        "bots[1].bot_id",
+        "bots[1].secret",
+        "bots[1].ws_url",
+        "bots[1].token",
+        "bots[2].secret",
+    ] {
+        assert!(p.iter().any(|p| p.key == key), "{key} not reported: {p:?}");
+    }
+}

@@ -18,6 +18,7 @@ impl RawSettings {
         self.validate_service(&public_url, &mut problem);
         validate_wecom(&self.wecom, &mut problem);
         validate_onebot(&self.onebot, &mut problem);
+        validate_aibot(&self.aibot, &mut problem);
         if let Some(url) = &self.alerts.webhook_url
             && let Err(e) = crate::wire::wecom::robot::webhook::WebhookUrl::parse(
                 url.expose(),
@@ -68,6 +69,7 @@ impl RawSettings {
             log: self.log,
             wecom: self.wecom,
             onebot: self.onebot,
+            aibot: self.aibot,
             outbox: self.outbox,
             feeds: self.feeds,
             alerts: self.alerts,
@@ -234,6 +236,22 @@ pub(super) fn validate_wecom(w: &WecomConfig, problem: &mut impl FnMut(&str, Str
     }
 }
 
+/// The AI bots' link timings: each within a range that keeps a link alive and a refusal slow.
+pub(super) fn validate_aibot(a: &super::AiBotConfig, problem: &mut impl FnMut(&str, String)) {
+    for (key, value, range) in [
+        ("aibot.ping_interval_secs", a.ping_interval_secs, 1..=300),
+        ("aibot.ack_timeout_secs", a.ack_timeout_secs, 1..=60),
+        ("aibot.reconnect_max_secs", a.reconnect_max_secs, 1..=600),
+    ] {
+        if !range.contains(&value) {
+            problem(
+                key,
+                format!("must be {} to {}, got {value}", range.start(), range.end()),
+            );
+        }
+    }
+}
+
 pub(super) fn validate_onebot(o: &OneBotConfig, problem: &mut impl FnMut(&str, String)) {
     validate_hosts("onebot.file_hosts", &o.file_hosts, problem);
     if !(1..=10_000).contains(&o.max_connections_per_bot) {
@@ -278,16 +296,31 @@ pub(super) fn validate_bot(
     let channel = match raw.channel.as_str() {
         "wecom-robot" => Some(ChannelKind::WecomRobot),
         "onebot12" => Some(ChannelKind::OneBot12),
+        "wecom-aibot" => Some(ChannelKind::WecomAiBot),
         other => {
             problem(
                 &key("channel"),
-                format!("unsupported channel {other:?}; supported: \"wecom-robot\", \"onebot12\""),
+                format!(
+                    "unsupported channel {other:?}; supported: \"wecom-robot\", \"onebot12\", \"wecom-aibot\""
+                ),
             );
             None
         }
     };
     if channel == Some(ChannelKind::OneBot12) {
         return onebot_bot(&key, id, raw, problem);
+    }
+    if channel == Some(ChannelKind::WecomAiBot) {
+        return aibot_bot(&key, id, raw, problem);
+    }
+    for (field, set) in [
+        ("bot_id", raw.bot_id.is_some()),
+        ("secret", raw.secret.is_some()),
+        ("ws_url", raw.ws_url.is_some()),
+    ] {
+        if set {
+            problem(&key(field), "is for wecom-aibot bots".into());
+        }
     }
     if raw.access_token.is_some() {
         problem(
@@ -303,6 +336,88 @@ pub(super) fn validate_bot(
         access_token: None,
         receive_id: raw.receive_id,
         per_minute: raw.per_minute,
+        aibot: None,
+    })
+}
+
+/// A `wecom-aibot` bot: its BotID, Secret and the URL it dials (no robot or OneBot secrets).
+fn aibot_bot(
+    key: &dyn Fn(&str) -> String,
+    id: Option<BotId>,
+    raw: RawBot,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<BotConfig> {
+    for (field, set) in [
+        ("token", raw.token.is_some()),
+        ("encoding_aes_key", raw.encoding_aes_key.is_some()),
+        ("access_token", raw.access_token.is_some()),
+    ] {
+        if set {
+            problem(
+                &key(field),
+                "is not for wecom-aibot bots, which use bot_id and secret".into(),
+            );
+        }
+    }
+    let bot_id = match raw.bot_id.map(|b| b.trim().to_owned()) {
+        Some(b) if !b.is_empty() && b.len() <= 128 && !b.contains(char::is_whitespace) => Some(b),
+        Some(_) => {
+            problem(
+                &key("bot_id"),
+                "must be the BotID from the WeCom admin console (1 to 128 characters, no spaces)"
+                    .into(),
+            );
+            None
+        }
+        None => {
+            problem(
+                &key("bot_id"),
+                "missing: a wecom-aibot bot needs its BotID (WeCom admin console → the AI bot → API mode: long connection)".into(),
+            );
+            None
+        }
+    };
+    let secret = match raw.secret {
+        Some(s) if !s.expose().trim().is_empty() && !s.expose().contains(char::is_whitespace) => {
+            Some(s)
+        }
+        Some(_) => {
+            problem(&key("secret"), "must not be empty or contain spaces".into());
+            None
+        }
+        None => {
+            problem(
+                &key("secret"),
+                "missing: a wecom-aibot bot needs the Secret shown beside its BotID".into(),
+            );
+            None
+        }
+    };
+    let ws_url = raw
+        .ws_url
+        .unwrap_or_else(|| super::DEFAULT_AIBOT_WS_URL.to_owned());
+    let ws_url = match url::Url::parse(&ws_url) {
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some() => Some(ws_url),
+        _ => {
+            problem(
+                &key("ws_url"),
+                format!("must be a ws:// or wss:// URL, got {ws_url:?}"),
+            );
+            None
+        }
+    };
+    Some(BotConfig {
+        id: id?,
+        channel: ChannelKind::WecomAiBot,
+        credentials: None,
+        access_token: None,
+        receive_id: raw.receive_id,
+        per_minute: raw.per_minute,
+        aibot: Some(super::AiBotSettings {
+            bot_id: bot_id?,
+            secret: secret?,
+            ws_url: ws_url?,
+        }),
     })
 }
 
@@ -385,6 +500,7 @@ fn onebot_bot(
         channel: ChannelKind::OneBot12,
         credentials: None,
         access_token: Some(access_token?),
+        aibot: None,
         receive_id: raw.receive_id,
         // A WeChat account that posts much faster than a person risks being limited or
         // banned by the platform: a modest default unless the operator says otherwise.

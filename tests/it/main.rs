@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod adoption;
+mod aibot;
 mod architecture;
 mod broadcast;
 mod callbacks;

@@ -1,5 +1,8 @@
 //! Reading groups: the list, one group with its settings, its last sends and its members.
 
+use std::collections::HashSet;
+
+use crate::domain::BotId;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
@@ -42,7 +45,7 @@ pub(super) struct GroupView {
     last_message_at: Option<DateTime<Utc>>,
     /// The bot account that serves the group (bot-account channels).
     account: Option<String>,
-    /// `wecom-robot`, `onebot12` or `push-only`.
+    /// `wecom-robot`, `wecom-aibot`, `onebot12` or `push-only`.
     channel: &'static str,
     can_push: bool,
     /// Its health from the ranking the lists share (adopted groups; absent on a released one).
@@ -116,10 +119,11 @@ impl From<&GroupSettings> for SettingsView {
 }
 
 impl GroupView {
-    pub(super) fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
+    /// `g` as the API shows it; `aibots` are the bots on the AI bot's long connection.
+    pub(super) fn new(g: GroupRecord, settings: &GroupSettings, aibots: &HashSet<BotId>) -> Self {
         Self {
             settings: settings.into(),
-            channel: channel_of(&g),
+            channel: channel_of(&g, aibots),
             chat_id: g.chat_id.to_string(),
             bot: g.bot.to_string(),
             status: g.status,
@@ -206,9 +210,11 @@ pub struct GroupsQuery {
 }
 
 /// The channel a group is served through, as the API names it.
-fn channel_of(g: &GroupRecord) -> &'static str {
+fn channel_of(g: &GroupRecord, aibots: &HashSet<BotId>) -> &'static str {
     if g.account.is_some() {
         "onebot12"
+    } else if aibots.contains(&g.bot) {
+        "wecom-aibot"
     } else if g.is_push_only() {
         "push-only"
     } else {
@@ -241,12 +247,12 @@ impl GroupFilter {
         let channel = match query.channel.as_deref() {
             None | Some("") => None,
             Some(name) => Some(
-                ["wecom-robot", "onebot12", "push-only"]
+                ["wecom-robot", "wecom-aibot", "onebot12", "push-only"]
                     .into_iter()
                     .find(|c| *c == name)
                     .ok_or_else(|| {
                         ApiError::bad_request(format!(
-                            "channel {name:?} must be wecom-robot, onebot12 or push-only"
+                            "channel {name:?} must be wecom-robot, wecom-aibot, onebot12 or push-only"
                         ))
                     })?,
             ),
@@ -279,9 +285,9 @@ impl GroupFilter {
         })
     }
 
-    fn keeps(&self, g: &GroupRecord, settings: &GroupSettings) -> bool {
+    fn keeps(&self, g: &GroupRecord, settings: &GroupSettings, aibots: &HashSet<BotId>) -> bool {
         self.status.is_none_or(|s| g.status == s)
-            && self.channel.is_none_or(|c| channel_of(g) == c)
+            && self.channel.is_none_or(|c| channel_of(g, aibots) == c)
             && self.tag.as_ref().is_none_or(|t| settings.tags.contains(t))
             && self.q.as_ref().is_none_or(|q| {
                 settings.name.to_lowercase().contains(q.as_str())
@@ -313,8 +319,8 @@ pub async fn list_groups(
             let stage_ok = filter
                 .stage
                 .is_none_or(|stage| health.is_some_and(|h| h.stage == stage));
-            (stage_ok && filter.keeps(&g, &settings))
-                .then(|| GroupView::new(g, &settings).with_health(health))
+            (stage_ok && filter.keeps(&g, &settings, &state.aibots))
+                .then(|| GroupView::new(g, &settings, &state.aibots).with_health(health))
         })
         .collect();
     let mut keyed: Vec<(String, GroupView)> = match query.sort {
@@ -386,7 +392,7 @@ pub async fn get_group(
     match blocking(move || store.group(&key)).await {
         Ok(Some(group)) => {
             let settings = state.directory.get(&chat);
-            Json(GroupView::new(group, &settings)).into_response()
+            Json(GroupView::new(group, &settings, &state.aibots)).into_response()
         }
         Ok(None) => ApiError::not_found("no such group")
             .with("settings", SettingsView::from(&*state.directory.get(&chat)))

@@ -2,6 +2,7 @@
 //! repository's bot-scripts and a fake WeCom, and talks to it over HTTP as WeCom does.
 
 pub mod browser;
+pub mod fake_aibot;
 pub mod fake_onebot;
 pub mod fake_wecom;
 

@@ -1,0 +1,435 @@
+//! The WeCom AI bot's long connection: the service dials WeCom (`wss://openws.work.weixin.qq.com`
+//! by default), subscribes as the bot, keeps the link alive with heartbeats, and hands every
+//! @-message to [`crate::runtime::inbound`]; the answer goes back as a finished stream on the
+//! callback's `req_id`, one message at a time, each waiting for WeCom's ack. Nothing has to be
+//! reachable from outside: the bot runs behind NAT on an operator's own machine.
+//!
+//! A dropped link (closed, broken, or two heartbeats unanswered) is dialled again after a
+//! back-off that starts at 1 s and doubles to `aibot.reconnect_max_secs`, jittered; a refused
+//! subscription (a wrong secret, WeCom's 45009 after a quick restart) backs off the same way,
+//! never in a tight loop. `disconnected_event` means a newer connection took the bot over —
+//! another instance runs with the same bot: it is logged as an error and this link is not dialled
+//! again, so that two instances do not keep kicking each other off. The same `msgid` heard twice
+//! (WeCom resends after a reconnect) is handled once and answered with the reply it got then.
+//! The wire format is [`crate::wire::wecom::aibot`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::domain::{BotId, EventKind, Reply};
+use crate::runtime::Services;
+use crate::runtime::inbound::{self, Handled};
+use crate::wire::wecom::aibot::{self, Callback, Inbound, cmd};
+use crate::wire::wecom::aibot::{AiBotConfig, AiBotSettings};
+
+/// Callbacks being handled at once on one link; past it the link stops reading until one ends,
+/// so a flood waits in WeCom's socket rather than in memory.
+const MAX_HANDLING: usize = 512;
+
+/// Frames waiting to be written to the socket.
+const OUTGOING_FRAMES: usize = 1024;
+
+/// How long dialling and the WebSocket handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One AI bot's link to WeCom.
+pub struct AiBotLink {
+    pub bot: BotId,
+    pub settings: AiBotSettings,
+    pub timings: AiBotConfig,
+    pub services: Arc<Services>,
+    /// Whether the link is up and subscribed.
+    pub subscribed: Arc<AtomicBool>,
+}
+
+/// How one connection ended.
+#[derive(Debug)]
+enum Ended {
+    /// The service is stopping.
+    Stopping,
+    /// WeCom refused the subscription.
+    Refused { errcode: i64, errmsg: String },
+    /// A newer connection took the bot over (`disconnected_event`).
+    Replaced,
+    /// The link broke or closed; `subscribed` says whether it had been working.
+    Dropped { reason: String, subscribed: bool },
+}
+
+/// Why a frame sent on the link got no good answer.
+#[derive(Debug, thiserror::Error)]
+enum AckError {
+    #[error("no ack within {0:?}")]
+    Timeout(Duration),
+    #[error("WeCom answered errcode {errcode}: {errmsg}")]
+    Refused { errcode: i64, errmsg: String },
+    #[error("the link closed before the ack came")]
+    Closed,
+}
+
+/// An ack as the reader hands it to whoever waits for it.
+type Ack = (i64, String);
+
+/// What the tasks of one connection share: the way to the socket and the acks awaited.
+struct Session {
+    out: mpsc::Sender<Message>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Ack>>>,
+    ack_timeout: Duration,
+}
+
+impl Session {
+    /// Sends `frame` and waits for the ack of `req_id`.
+    async fn send_and_wait(&self, req_id: &str, frame: String) -> Result<(), AckError> {
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(req_id.to_owned(), tx);
+        if self.out.send(Message::text(frame)).await.is_err() {
+            self.forget(req_id);
+            return Err(AckError::Closed);
+        }
+        match tokio::time::timeout(self.ack_timeout, rx).await {
+            Ok(Ok((0, _))) => Ok(()),
+            Ok(Ok((errcode, errmsg))) => Err(AckError::Refused { errcode, errmsg }),
+            Ok(Err(_)) => Err(AckError::Closed),
+            Err(_) => {
+                self.forget(req_id);
+                Err(AckError::Timeout(self.ack_timeout))
+            }
+        }
+    }
+
+    fn forget(&self, req_id: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(req_id);
+    }
+
+    /// Hands an ack to its waiter; false when nobody waits for it.
+    fn resolve(&self, req_id: &str, ack: Ack) -> bool {
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(req_id);
+        waiter.is_some_and(|w| w.send(ack).is_ok())
+    }
+}
+
+impl AiBotLink {
+    /// Keeps the link up until `stop`: dial, subscribe, serve, and dial again after a back-off
+    /// when it drops — except when another connection took the bot over.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let ended = tokio::select! {
+                ended = self.connect_and_serve(&stop) => ended,
+                () = stop.cancelled() => Ended::Stopping,
+            };
+            self.subscribed.store(false, Ordering::Release);
+            match ended {
+                Ended::Stopping => return,
+                Ended::Replaced => {
+                    error!(bot = %self.bot, bot_id = %self.settings.bot_id,
+                        "WeCom says a newer connection took this AI bot over (disconnected_event): another instance of the service (or another program) runs with the same bot id. This link is not dialled again; stop the other one and restart this service");
+                    return;
+                }
+                Ended::Refused { errcode, errmsg } => {
+                    failures += 1;
+                    error!(bot = %self.bot, bot_id = %self.settings.bot_id, errcode, errmsg = %errmsg,
+                        "WeCom refused the AI bot's subscription (check bot_id and secret; 45009 after a quick restart clears by itself)");
+                }
+                Ended::Dropped { reason, subscribed } => {
+                    if subscribed {
+                        failures = 0;
+                    }
+                    failures += 1;
+                    warn!(bot = %self.bot, reason = %reason, "the AI bot's link dropped; dialling again");
+                }
+            }
+            let wait = self.backoff(failures);
+            info!(bot = %self.bot, wait_ms = wait.as_millis() as u64, attempt = failures,
+                "the AI bot's link waits before dialling again");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// 1 s, 2 s, 4 s … up to `reconnect_max_secs`, each ±20 %.
+    fn backoff(&self, failures: u32) -> Duration {
+        let max = Duration::from_secs(self.timings.reconnect_max_secs);
+        let base = Duration::from_secs(1)
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(max);
+        base.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+
+    async fn connect_and_serve(&self, stop: &CancellationToken) -> Ended {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(aibot::MAX_FRAME_BYTES))
+            .max_frame_size(Some(aibot::MAX_FRAME_BYTES));
+        let dialled = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(
+                self.settings.ws_url.as_str(),
+                Some(config),
+                false,
+            ),
+        )
+        .await;
+        let socket = match dialled {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(e)) => {
+                return Ended::Dropped {
+                    reason: format!("could not connect to {}: {e}", self.settings.ws_url),
+                    subscribed: false,
+                };
+            }
+            Err(_) => {
+                return Ended::Dropped {
+                    reason: format!(
+                        "could not connect to {} within {CONNECT_TIMEOUT:?}",
+                        self.settings.ws_url
+                    ),
+                    subscribed: false,
+                };
+            }
+        };
+        info!(bot = %self.bot, url = %self.settings.ws_url, "AI bot link open; subscribing");
+        let (mut sink, mut stream) = socket.split();
+        let (out, mut outgoing) = mpsc::channel::<Message>(OUTGOING_FRAMES);
+        let writer = tokio::spawn(async move {
+            while let Some(frame) = outgoing.recv().await {
+                let closing = matches!(frame, Message::Close(_));
+                if sink.send(frame).await.is_err() || closing {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        let session = Arc::new(Session {
+            out,
+            pending: Mutex::default(),
+            ack_timeout: Duration::from_secs(self.timings.ack_timeout_secs),
+        });
+        let ended = self.serve(&session, &mut stream, stop).await;
+        // Everyone still waiting for an ack learns that the link closed.
+        session
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let _ = session.out.try_send(Message::Close(None));
+        drop(session);
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+        ended
+    }
+
+    /// Subscribes, then reads frames, pings and answers until the link ends.
+    async fn serve<S>(
+        &self,
+        session: &Arc<Session>,
+        stream: &mut S,
+        stop: &CancellationToken,
+    ) -> Ended
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        let subscribe_id = aibot::new_req_id(cmd::SUBSCRIBE);
+        let frame = aibot::subscribe(
+            &subscribe_id,
+            &self.settings.bot_id,
+            self.settings.secret.expose(),
+        );
+        if session.out.send(Message::text(frame)).await.is_err() {
+            return dropped("the link closed before the subscription went out", false);
+        }
+        let subscribe_deadline =
+            tokio::time::sleep(Duration::from_secs(self.timings.ack_timeout_secs.max(10)));
+        tokio::pin!(subscribe_deadline);
+        let mut subscribed = false;
+        let ping_every = Duration::from_secs(self.timings.ping_interval_secs);
+        let mut pings =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut unanswered_pings = 0u32;
+        let handling = Arc::new(Semaphore::new(MAX_HANDLING));
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                () = stop.cancelled() => return Ended::Stopping,
+                () = &mut subscribe_deadline, if !subscribed => {
+                    return dropped("no answer to the subscription", false);
+                }
+                _ = pings.tick(), if subscribed => {
+                    if unanswered_pings >= 2 {
+                        return dropped("two heartbeats unanswered", true);
+                    }
+                    unanswered_pings += 1;
+                    let ping = aibot::ping(&aibot::new_req_id(cmd::PING));
+                    if session.out.send(Message::text(ping)).await.is_err() {
+                        return dropped("the link closed", true);
+                    }
+                    continue;
+                }
+            };
+            let text = match frame {
+                None => return dropped("WeCom closed the link", subscribed),
+                Some(Err(e)) => return dropped(&format!("the link broke: {e}"), subscribed),
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(close))) => {
+                    let reason = close.map_or_else(
+                        || "WeCom closed the link".to_owned(),
+                        |c| format!("WeCom closed the link ({} {})", u16::from(c.code), c.reason),
+                    );
+                    return dropped(&reason, subscribed);
+                }
+                // Pings are answered by the library; binary frames are not part of the protocol.
+                Some(Ok(_)) => continue,
+            };
+            let inbound = match aibot::parse_frame(text.as_str()) {
+                Ok(inbound) => inbound,
+                Err(e) => {
+                    warn!(bot = %self.bot, error = %e, bytes = text.len(), "AI bot frame not understood; skipped");
+                    continue;
+                }
+            };
+            match inbound {
+                Inbound::Ack {
+                    req_id,
+                    errcode,
+                    errmsg,
+                } if req_id == subscribe_id => {
+                    if errcode != 0 {
+                        return Ended::Refused { errcode, errmsg };
+                    }
+                    subscribed = true;
+                    self.subscribed.store(true, Ordering::Release);
+                    info!(bot = %self.bot, bot_id = %self.settings.bot_id, "AI bot subscribed");
+                }
+                Inbound::Ack {
+                    req_id, errcode, ..
+                } if req_id.starts_with(cmd::PING) => {
+                    if errcode == 0 {
+                        unanswered_pings = 0;
+                    } else {
+                        warn!(bot = %self.bot, errcode, "heartbeat answered with an error");
+                    }
+                }
+                Inbound::Ack {
+                    req_id,
+                    errcode,
+                    errmsg,
+                } => {
+                    if !session.resolve(&req_id, (errcode, errmsg)) {
+                        debug!(bot = %self.bot, req_id = %req_id, errcode, "an ack nobody waits for (late)");
+                    }
+                }
+                Inbound::Event { body, .. } if body.event_type() == "disconnected_event" => {
+                    return Ended::Replaced;
+                }
+                Inbound::Message { req_id, body } | Inbound::Event { req_id, body } => {
+                    let Ok(permit) = Arc::clone(&handling).acquire_owned().await else {
+                        continue;
+                    };
+                    let services = Arc::clone(&self.services);
+                    let session = Arc::clone(session);
+                    let bot = self.bot.clone();
+                    self.services.tasks.spawn(async move {
+                        handle_callback(&services, &session, &bot, req_id, body).await;
+                        drop(permit);
+                    });
+                }
+                Inbound::Other { cmd } => {
+                    info!(bot = %self.bot, cmd = %cmd, "AI bot frame with a command this version does not know; skipped");
+                }
+            }
+        }
+    }
+}
+
+fn dropped(reason: &str, subscribed: bool) -> Ended {
+    Ended::Dropped {
+        reason: reason.to_owned(),
+        subscribed,
+    }
+}
+
+/// Handles one callback: the engine decides (and the event is committed) before anything is
+/// answered; the reply goes back on `req_id`.
+async fn handle_callback(
+    services: &Services,
+    session: &Session,
+    bot: &BotId,
+    req_id: String,
+    body: Callback,
+) {
+    let msg_id = body.msgid.clone();
+    let event = match body.into_event(bot, Utc::now()) {
+        Ok(event) => event,
+        Err(e) => {
+            warn!(bot = %bot, msg_id = %msg_id, error = %e, "AI bot callback refused");
+            return;
+        }
+    };
+    if let Some(field) = event.oversized_id() {
+        warn!(bot = %bot, msg_id = %msg_id, field, "AI bot callback refused: an id longer than a channel sends");
+        return;
+    }
+    if let EventKind::Unknown { msg_type } = &event.kind {
+        info!(bot = %bot, msg_id = %msg_id, msg_type = %msg_type, "AI bot message kind not handled");
+        return;
+    }
+    let welcome = event.kind == EventKind::EnterChat;
+    let reply = match inbound::handle(services, event, aibot::CAPABILITIES).await {
+        Ok(Handled::Duplicate(reply) | Handled::New(reply) | Handled::NotSaved(reply)) => reply,
+        Err(e) => {
+            error!(bot = %bot, msg_id = %msg_id, error = %e, "AI bot message not accepted; it is not answered");
+            return;
+        }
+    };
+    let Some(reply) = reply else {
+        return;
+    };
+    if let Err(e) = send_reply(session, &req_id, &reply, welcome, &msg_id).await {
+        warn!(bot = %bot, msg_id = %msg_id, error = %e, "AI bot reply not delivered");
+    }
+}
+
+/// Sends `reply` on `req_id`: a welcome as one text, an answer as finished streams, one after
+/// another, each after the previous one's ack.
+async fn send_reply(
+    session: &Session,
+    req_id: &str,
+    reply: &Reply,
+    welcome: bool,
+    msg_id: &str,
+) -> Result<(), AckError> {
+    let pieces = aibot::reply_contents(reply);
+    if welcome {
+        return session
+            .send_and_wait(req_id, aibot::respond_welcome(req_id, &pieces.concat()))
+            .await;
+    }
+    for (i, content) in pieces.iter().enumerate() {
+        let stream_id = format!("{msg_id}-{i}");
+        session
+            .send_and_wait(req_id, aibot::respond_stream(req_id, &stream_id, content))
+            .await?;
+    }
+    Ok(())
+}
