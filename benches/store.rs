@@ -86,6 +86,7 @@ fn benches(c: &mut Criterion) {
         webhook_hosts: vec!["qyapi.weixin.qq.com".into()],
         speakers: Default::default(),
         dedupe: Default::default(),
+        aibots: Default::default(),
     };
     let mut next = 0;
     let mut group = c.benchmark_group("store");

@@ -179,7 +179,8 @@ impl App {
             Duration::from_secs(config.onebot.action_timeout_secs),
             stop.clone(),
         ));
-        let outbox = self.start_outbox(&hub)?;
+        let aibot_links = Arc::new(crate::wire::wecom::aibot::AiBotLinks::default());
+        let outbox = self.start_outbox(&hub, &aibot_links)?;
         let speakers = crate::store::SharedTally::default();
         let (pipeline, pipeline_task) = Pipeline {
             store: self.store.clone(),
@@ -187,6 +188,14 @@ impl App {
             webhook_hosts: config.wecom.webhook_hosts.clone(),
             speakers: Arc::clone(&speakers),
             dedupe: Arc::clone(&dedupe),
+            aibots: Arc::new(
+                config
+                    .bots
+                    .iter()
+                    .filter(|b| b.aibot.is_some())
+                    .map(|b| b.id.clone())
+                    .collect(),
+            ),
         }
         .spawn();
         if config.scripts.watch_interval_ms > 0 {
@@ -209,7 +218,7 @@ impl App {
             speakers,
         };
         let (services, welcomer_task) = self.start_services(core, &stop, &tasks)?;
-        self.dial_aibots(&services, &stop, &tasks);
+        self.dial_aibots(&services, &aibot_links, &stop, &tasks);
         let state = Arc::new(self.app_state(services, hub)?);
         self.announce(listener.local_addr()?);
         let limits = crate::http::serve::Limits {
@@ -243,6 +252,7 @@ impl App {
     fn dial_aibots(
         &self,
         services: &Arc<crate::runtime::Services>,
+        links: &Arc<crate::wire::wecom::aibot::AiBotLinks>,
         stop: &CancellationToken,
         tasks: &TaskTracker,
     ) {
@@ -255,7 +265,7 @@ impl App {
                 settings: settings.clone(),
                 timings: self.config.aibot.clone(),
                 services: Arc::clone(services),
-                subscribed: Arc::default(),
+                links: Arc::clone(links),
             });
             tasks.spawn(link.run(stop.clone()));
         }
@@ -329,14 +339,6 @@ impl App {
             .run(stop.clone()),
         );
         let services = crate::runtime::Services {
-            aibots: Arc::new(
-                config
-                    .bots
-                    .iter()
-                    .filter(|b| b.aibot.is_some())
-                    .map(|b| b.id.clone())
-                    .collect(),
-            ),
             accounts: core.hub as Arc<dyn crate::runtime::accounts::BotAccounts>,
             outbox: core.outbox,
             scheduler,
@@ -464,7 +466,11 @@ impl App {
 
     /// The outbox, sending through robot webhooks and the bot accounts of `hub`, with the sends
     /// left unfinished by the last run queued again.
-    fn start_outbox(&self, hub: &Arc<Hub>) -> Result<Outbox, AppError> {
+    fn start_outbox(
+        &self,
+        hub: &Arc<Hub>,
+        aibots: &Arc<crate::wire::wecom::aibot::AiBotLinks>,
+    ) -> Result<Outbox, AppError> {
         let config = &self.config;
         let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
@@ -488,6 +494,7 @@ impl App {
             },
             OutboxOptions {
                 hub: Arc::clone(hub),
+                aibots: Arc::clone(aibots),
                 account_retry_base: Duration::from_millis(config.onebot.retry_base_ms),
                 account_max_attempts: config.onebot.max_attempts,
                 expiry: config.outbox.clone(),

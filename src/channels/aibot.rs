@@ -13,15 +13,13 @@
 //! (WeCom resends after a reconnect) is handled once and answered with the reply it got then.
 //! The wire format is [`crate::wire::wecom::aibot`].
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use crate::domain::{BotId, EventKind, Reply};
 use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
-use crate::wire::wecom::aibot::{self, Callback, Inbound, cmd};
+use crate::wire::wecom::aibot::{self, AckError, AiBotLinks, Callback, Inbound, Session, cmd};
 use crate::wire::wecom::aibot::{AiBotConfig, AiBotSettings};
 
 /// Callbacks being handled at once on one link; past it the link stops reading until one ends,
@@ -49,8 +47,9 @@ pub struct AiBotLink {
     pub settings: AiBotSettings,
     pub timings: AiBotConfig,
     pub services: Arc<Services>,
-    /// Whether the link is up and subscribed.
-    pub subscribed: Arc<AtomicBool>,
+    /// Where the link's session is put while it is up and subscribed (the outbox posts
+    /// through it).
+    pub links: Arc<AiBotLinks>,
 }
 
 /// How one connection ended.
@@ -66,68 +65,6 @@ enum Ended {
     Dropped { reason: String, subscribed: bool },
 }
 
-/// Why a frame sent on the link got no good answer.
-#[derive(Debug, thiserror::Error)]
-enum AckError {
-    #[error("no ack within {0:?}")]
-    Timeout(Duration),
-    #[error("WeCom answered errcode {errcode}: {errmsg}")]
-    Refused { errcode: i64, errmsg: String },
-    #[error("the link closed before the ack came")]
-    Closed,
-}
-
-/// An ack as the reader hands it to whoever waits for it.
-type Ack = (i64, String);
-
-/// What the tasks of one connection share: the way to the socket and the acks awaited.
-struct Session {
-    out: mpsc::Sender<Message>,
-    pending: Mutex<HashMap<String, oneshot::Sender<Ack>>>,
-    ack_timeout: Duration,
-}
-
-impl Session {
-    /// Sends `frame` and waits for the ack of `req_id`.
-    async fn send_and_wait(&self, req_id: &str, frame: String) -> Result<(), AckError> {
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(req_id.to_owned(), tx);
-        if self.out.send(Message::text(frame)).await.is_err() {
-            self.forget(req_id);
-            return Err(AckError::Closed);
-        }
-        match tokio::time::timeout(self.ack_timeout, rx).await {
-            Ok(Ok((0, _))) => Ok(()),
-            Ok(Ok((errcode, errmsg))) => Err(AckError::Refused { errcode, errmsg }),
-            Ok(Err(_)) => Err(AckError::Closed),
-            Err(_) => {
-                self.forget(req_id);
-                Err(AckError::Timeout(self.ack_timeout))
-            }
-        }
-    }
-
-    fn forget(&self, req_id: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(req_id);
-    }
-
-    /// Hands an ack to its waiter; false when nobody waits for it.
-    fn resolve(&self, req_id: &str, ack: Ack) -> bool {
-        let waiter = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(req_id);
-        waiter.is_some_and(|w| w.send(ack).is_ok())
-    }
-}
-
 impl AiBotLink {
     /// Keeps the link up until `stop`: dial, subscribe, serve, and dial again after a back-off
     /// when it drops — except when another connection took the bot over.
@@ -138,7 +75,7 @@ impl AiBotLink {
                 ended = self.connect_and_serve(&stop) => ended,
                 () = stop.cancelled() => Ended::Stopping,
             };
-            self.subscribed.store(false, Ordering::Release);
+            self.links.detach(&self.bot);
             match ended {
                 Ended::Stopping => return,
                 Ended::Replaced => {
@@ -221,19 +158,15 @@ impl AiBotLink {
             }
             let _ = sink.close().await;
         });
-        let session = Arc::new(Session {
+        let session = Arc::new(Session::new(
             out,
-            pending: Mutex::default(),
-            ack_timeout: Duration::from_secs(self.timings.ack_timeout_secs),
-        });
+            Duration::from_secs(self.timings.ack_timeout_secs),
+        ));
         let ended = self.serve(&session, &mut stream, stop).await;
+        self.links.detach(&self.bot);
         // Everyone still waiting for an ack learns that the link closed.
-        session
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        let _ = session.out.try_send(Message::Close(None));
+        session.close();
+        let _ = session.try_send(Message::Close(None));
         drop(session);
         let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
         ended
@@ -256,7 +189,7 @@ impl AiBotLink {
             &self.settings.bot_id,
             self.settings.secret.expose(),
         );
-        if session.out.send(Message::text(frame)).await.is_err() {
+        if session.send(Message::text(frame)).await.is_err() {
             return dropped("the link closed before the subscription went out", false);
         }
         let subscribe_deadline =
@@ -281,7 +214,7 @@ impl AiBotLink {
                     }
                     unanswered_pings += 1;
                     let ping = aibot::ping(&aibot::new_req_id(cmd::PING));
-                    if session.out.send(Message::text(ping)).await.is_err() {
+                    if session.send(Message::text(ping)).await.is_err() {
                         return dropped("the link closed", true);
                     }
                     continue;
@@ -318,7 +251,7 @@ impl AiBotLink {
                         return Ended::Refused { errcode, errmsg };
                     }
                     subscribed = true;
-                    self.subscribed.store(true, Ordering::Release);
+                    self.links.attach(&self.bot, Arc::clone(session));
                     info!(bot = %self.bot, bot_id = %self.settings.bot_id, "AI bot subscribed");
                 }
                 Inbound::Ack {

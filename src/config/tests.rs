@@ -388,6 +388,7 @@ fn an_aibot_needs_its_bot_id_and_secret_and_dials_wecom_by_default() {
         "the secret is never printed"
     );
     assert_eq!(c.aibot.ping_interval_secs, 30);
+    assert_eq!(bot.per_minute, super::validate::DEFAULT_AIBOT_PER_MINUTE);
 
     let p = problems(
         r#"

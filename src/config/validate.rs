@@ -340,6 +340,10 @@ pub(super) fn validate_bot(
     })
 }
 
+/// Unprompted posts a minute of an AI bot unless the operator says otherwise (the limit peers
+/// report; unconfirmed by WeCom's documents).
+pub const DEFAULT_AIBOT_PER_MINUTE: u32 = 30;
+
 /// A `wecom-aibot` bot: its BotID, Secret and the URL it dials (no robot or OneBot secrets).
 fn aibot_bot(
     key: &dyn Fn(&str) -> String,
@@ -412,7 +416,12 @@ fn aibot_bot(
         credentials: None,
         access_token: None,
         receive_id: raw.receive_id,
-        per_minute: raw.per_minute,
+        // WeCom is reported to take about 30 unprompted posts a minute from an AI bot.
+        per_minute: if raw.per_minute == 0 {
+            DEFAULT_AIBOT_PER_MINUTE
+        } else {
+            raw.per_minute
+        },
         aibot: Some(super::AiBotSettings {
             bot_id: bot_id?,
             secret: secret?,

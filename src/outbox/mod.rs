@@ -17,6 +17,7 @@ use crate::wire::wecom::robot::webhook::WebhookUrl;
 pub fn posting_capabilities(group: &GroupRecord) -> crate::domain::Capabilities {
     match group.account {
         Some(_) => crate::wire::onebot::capabilities(false, false),
+        None if group.aibot => crate::wire::wecom::aibot::CAPABILITIES,
         None => crate::wire::wecom::robot::CAPABILITIES,
     }
 }

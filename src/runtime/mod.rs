@@ -56,9 +56,6 @@ pub struct Services {
     /// The service's background tasks (loops, roster syncs, group-name reads): shutdown waits
     /// for each of them before the pipeline drains.
     pub tasks: tokio_util::task::TaskTracker,
-    /// The bots served over the WeCom AI bot's long connection: their groups have neither a
-    /// webhook nor a bot account, and are told apart by their bot.
-    pub aibots: Arc<std::collections::HashSet<crate::domain::BotId>>,
     /// The health ranking the console's lists read (kept for a minute; the health task puts
     /// its daily ranking there too).
     pub health: Arc<health::cache::RankingCache>,

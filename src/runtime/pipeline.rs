@@ -133,6 +133,9 @@ pub struct Pipeline {
     pub speakers: SharedTally,
     /// Handled ids: marked committed (or forgotten) with their batch.
     pub dedupe: Arc<Dedupe>,
+    /// The bots on a WeCom AI bot's long connection: the groups they hear are posted to
+    /// through it.
+    pub aibots: Arc<std::collections::HashSet<crate::domain::BotId>>,
 }
 
 impl Pipeline {
@@ -443,6 +446,9 @@ impl Pipeline {
         if let Some(account) = &event.account {
             // The account that hears the group is the one that speaks in it.
             group.account = Some(account.clone());
+        }
+        if self.aibots.contains(&event.bot) {
+            group.aibot = true;
         }
         match &event.kind {
             EventKind::BotAdded => {

@@ -53,11 +53,20 @@ pub enum Destination {
     Private { account: String, user_id: String },
     /// The entry's group, through this bot account of the entry's (OneBot) bot.
     Account { account: String },
+    /// The entry's group, through the long connection of the entry's bot, a WeCom AI bot
+    /// (`aibot_send_msg`); `aibot` is that bot's id, for the reader of a receipt.
+    AiBot { aibot: String },
 }
 
 impl Destination {
-    /// The destination of `group`: its bot account, else its robot's webhook URL (unchecked).
+    /// The destination of `group`: its AI bot's link, its bot account, else its robot's webhook
+    /// URL (unchecked).
     pub fn of_group(group: &super::GroupRecord) -> Option<Destination> {
+        if group.aibot {
+            return Some(Destination::AiBot {
+                aibot: group.bot.to_string(),
+            });
+        }
         match (&group.account, &group.webhook_url) {
             (Some(account), _) => Some(Destination::Account {
                 account: account.clone(),

@@ -34,6 +34,9 @@ pub struct GroupRecord {
     /// groups of a group robot.
     #[serde(default)]
     pub account: Option<String>,
+    /// Reached through its bot's long connection, a WeCom AI bot's (`aibot_send_msg`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aibot: bool,
     #[serde(default)]
     pub adopter: Option<Adopter>,
     #[serde(default)]
@@ -122,6 +125,7 @@ impl GroupRecord {
             status: GroupStatus::Released,
             webhook_url: None,
             account: None,
+            aibot: false,
             adopter: None,
             adopted_at: None,
             released_at: None,

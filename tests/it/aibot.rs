@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::helpers::fake_aibot::{Behaviour, FakeAiBot, WRONG_SECRET, replies_to};
 use crate::helpers::*;
 
@@ -14,7 +16,18 @@ const GROUP: &str = "wrkSFfCgAAaibot";
 /// The service with an AI bot dialling `fake` as `secret`: pings every second, acks awaited
 /// for a second, reconnections at most 2 s apart.
 async fn app_dialling(fake: &FakeAiBot, secret: &str) -> TestApp {
+    app_dialling_with(fake, secret, None, "").await
+}
+
+/// [`app_dialling`] with a scripts directory and more TOML (`[aibot]` keys go in `aibot`).
+async fn app_dialling_with(
+    fake: &FakeAiBot,
+    secret: &str,
+    scripts: Option<&tempfile::TempDir>,
+    aibot: &str,
+) -> TestApp {
     spawn_app_with(Options {
+        scripts_dir: scripts.map(|s| s.path().to_owned()),
         more: format!(
             r#"
 [[bots]]
@@ -25,10 +38,19 @@ secret = "{secret}"
 ws_url = "{url}"
 [aibot]
 ping_interval_secs = 1
-ack_timeout_secs = 1
 reconnect_max_secs = 2
+{aibot}
+[onebot]
+retry_base_ms = 50
+[feeds]
+allow_private = true
 "#,
-            url = fake.url
+            url = fake.url,
+            aibot = if aibot.contains("ack_timeout_secs") {
+                aibot.to_owned()
+            } else {
+                format!("ack_timeout_secs = 1\n{aibot}")
+            },
         ),
         ..Options::default()
     })
@@ -183,4 +205,186 @@ async fn refused_and_late_acks_lose_nothing_that_follows() {
         .await;
     assert_eq!(replies_to(&frames, &req_id).len(), 1);
     assert_eq!(fake.connections(), 1, "the link never dropped");
+}
+
+/// Runs the morning report now and waits until every send of the run is finished.
+async fn report_run(app: &TestApp) -> Value {
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    let run_id = body["run_id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        if run["state"] == "done" && run["pending"] == 0 {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never finished: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Adopts `chats` by a first @-message each and waits until they are recorded.
+async fn adopt(app: &TestApp, fake: &FakeAiBot, chats: &[&str]) {
+    for chat in chats {
+        fake.group_text(chat, "owner", &fake.id("hello-"), "你好");
+    }
+    for chat in chats {
+        app.wait_group(chat, |g| g["status"] == "adopted").await;
+    }
+}
+
+/// The `aibot_send_msg` posts into `chat` so far.
+fn posts_to(fake: &FakeAiBot, chat: &str) -> Vec<Value> {
+    fake.frames("aibot_send_msg")
+        .into_iter()
+        .filter(|f| f["body"]["chatid"] == chat)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_morning_report_reaches_every_aibot_group_by_send_msg() {
+    let scripts = scripts_copy();
+    jobs_send_at_once(scripts.path());
+    let fake = FakeAiBot::start(BOT_ID, SECRET).await;
+    let app = app_dialling_with(&fake, SECRET, Some(&scripts), "").await;
+    fake.wait_subscribed(1, Duration::from_secs(5)).await;
+    let chats = ["wrk-r1", "wrk-r2", "wrk-r3"];
+    adopt(&app, &fake, &chats).await;
+    let before: Vec<usize> = chats.iter().map(|c| posts_to(&fake, c).len()).collect();
+
+    let run = report_run(&app).await;
+    assert_eq!(run["planned"], 3, "{run}");
+    assert_eq!(run["delivered"], 3, "{run}");
+    for (chat, before) in chats.iter().zip(before) {
+        let posts = posts_to(&fake, chat);
+        assert_eq!(posts.len(), before + 1, "one report in {chat}: {posts:?}");
+        let post = posts.last().unwrap();
+        assert_eq!(post["body"]["msgtype"], "markdown");
+        assert!(
+            !post["body"]["markdown"]["content"]
+                .as_str()
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let sends = app.api("/api/v1/groups/wrk-r1/sends").await;
+    assert!(
+        sends["sends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["via"] == "aibot" && s["state"] == "delivered"),
+        "{sends}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_unanswered_when_the_link_drops_is_sent_again_after_the_reconnect() {
+    let scripts = scripts_copy();
+    jobs_send_at_once(scripts.path());
+    let fake = FakeAiBot::start(BOT_ID, SECRET).await;
+    let app = app_dialling_with(&fake, SECRET, Some(&scripts), "ack_timeout_secs = 10").await;
+    fake.wait_subscribed(1, Duration::from_secs(5)).await;
+    adopt(&app, &fake, &["wrk-drop"]).await;
+    let before = posts_to(&fake, "wrk-drop").len();
+    // WeCom takes the post but the link drops before its ack.
+    fake.set(Behaviour {
+        ack_delay: Duration::from_secs(30),
+        ..Behaviour::default()
+    });
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while posts_to(&fake, "wrk-drop").len() == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report never went out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.set(Behaviour::default());
+    fake.drop_link();
+    fake.wait_subscribed(2, Duration::from_secs(5)).await;
+    let run_id = body["run_id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let receipt = loop {
+        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        let receipt = run["receipts"][0].clone();
+        if receipt["state"] == "delivered" {
+            break receipt;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never delivered: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        receipt["attempts"], 2,
+        "sent again after the reconnect: {receipt}"
+    );
+    assert_eq!(posts_to(&fake, "wrk-drop").len(), before + 2);
+}
+
+#[tokio::test]
+async fn a_rate_limit_refusal_of_a_post_backs_off_and_is_retried() {
+    let scripts = scripts_copy();
+    jobs_send_at_once(scripts.path());
+    let fake = FakeAiBot::start(BOT_ID, SECRET).await;
+    let app = app_dialling_with(&fake, SECRET, Some(&scripts), "").await;
+    fake.wait_subscribed(1, Duration::from_secs(5)).await;
+    adopt(&app, &fake, &["wrk-limit"]).await;
+    // Let the adoption greeting (if any) be acked before WeCom starts refusing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = posts_to(&fake, "wrk-limit").len();
+    fake.set(Behaviour {
+        ack_errcode: Some(45009),
+        ..Behaviour::default()
+    });
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while posts_to(&fake, "wrk-limit").len() < before + 2 {
+        assert!(tokio::time::Instant::now() < deadline, "not retried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.set(Behaviour::default());
+    let run_id = body["run_id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        if run["delivered"] == 1 {
+            assert!(
+                run["receipts"][0]["attempts"].as_u64().unwrap() >= 3,
+                "{run}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never delivered: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

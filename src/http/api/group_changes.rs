@@ -240,7 +240,7 @@ pub async fn adopt_by_webhook(
                     differs.join(", ")
                 ));
             }
-            let view = GroupView::new(g, &settings, &state.aibots);
+            let view = GroupView::new(g, &settings);
             return (StatusCode::OK, Json(view)).into_response();
         }
         Ok(Adoption::Conflict(reason)) => return conflict(reason),
@@ -253,11 +253,7 @@ pub async fn adopt_by_webhook(
     if status == StatusCode::CREATED {
         info!(chat = %chat, key = %url.key_hint(), "push-only group adopted through the admin API");
     }
-    (
-        status,
-        Json(GroupView::new(group, &settings, &state.aibots)),
-    )
-        .into_response()
+    (status, Json(GroupView::new(group, &settings))).into_response()
 }
 
 /// `PATCH /api/v1/groups/{chat_id}` with `{"name"?, "timezone"?}`: the group's name (templates:
@@ -293,7 +289,7 @@ pub async fn patch_profile(
         Err(refusal) => return *refusal,
     };
     match state.directory.change(&chat, changes).await {
-        Ok(settings) => Json(GroupView::new(group, &settings, &state.aibots)).into_response(),
+        Ok(settings) => Json(GroupView::new(group, &settings)).into_response(),
         Err(e) => internal_error(e),
     }
 }
@@ -345,7 +341,7 @@ pub async fn release(State(state): State<Arc<AppState>>, Path(chat_id): Path<Str
             state.envelopes.group_released(&chat).await;
             info!(chat = %chat, "group released through the admin API");
             let settings = state.directory.get(&chat);
-            Json(GroupView::new(group, &settings, &state.aibots)).into_response()
+            Json(GroupView::new(group, &settings)).into_response()
         }
         Ok(None) => not_found(&chat),
         Err(e) => e.into_response(),

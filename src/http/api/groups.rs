@@ -1,8 +1,5 @@
 //! Reading groups: the list, one group with its settings, its last sends and its members.
 
-use std::collections::HashSet;
-
-use crate::domain::BotId;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
@@ -119,11 +116,10 @@ impl From<&GroupSettings> for SettingsView {
 }
 
 impl GroupView {
-    /// `g` as the API shows it; `aibots` are the bots on the AI bot's long connection.
-    pub(super) fn new(g: GroupRecord, settings: &GroupSettings, aibots: &HashSet<BotId>) -> Self {
+    pub(super) fn new(g: GroupRecord, settings: &GroupSettings) -> Self {
         Self {
             settings: settings.into(),
-            channel: channel_of(&g, aibots),
+            channel: channel_of(&g),
             chat_id: g.chat_id.to_string(),
             bot: g.bot.to_string(),
             status: g.status,
@@ -210,10 +206,10 @@ pub struct GroupsQuery {
 }
 
 /// The channel a group is served through, as the API names it.
-fn channel_of(g: &GroupRecord, aibots: &HashSet<BotId>) -> &'static str {
+fn channel_of(g: &GroupRecord) -> &'static str {
     if g.account.is_some() {
         "onebot12"
-    } else if aibots.contains(&g.bot) {
+    } else if g.aibot {
         "wecom-aibot"
     } else if g.is_push_only() {
         "push-only"
@@ -285,9 +281,9 @@ impl GroupFilter {
         })
     }
 
-    fn keeps(&self, g: &GroupRecord, settings: &GroupSettings, aibots: &HashSet<BotId>) -> bool {
+    fn keeps(&self, g: &GroupRecord, settings: &GroupSettings) -> bool {
         self.status.is_none_or(|s| g.status == s)
-            && self.channel.is_none_or(|c| channel_of(g, aibots) == c)
+            && self.channel.is_none_or(|c| channel_of(g) == c)
             && self.tag.as_ref().is_none_or(|t| settings.tags.contains(t))
             && self.q.as_ref().is_none_or(|q| {
                 settings.name.to_lowercase().contains(q.as_str())
@@ -319,8 +315,8 @@ pub async fn list_groups(
             let stage_ok = filter
                 .stage
                 .is_none_or(|stage| health.is_some_and(|h| h.stage == stage));
-            (stage_ok && filter.keeps(&g, &settings, &state.aibots))
-                .then(|| GroupView::new(g, &settings, &state.aibots).with_health(health))
+            (stage_ok && filter.keeps(&g, &settings))
+                .then(|| GroupView::new(g, &settings).with_health(health))
         })
         .collect();
     let mut keyed: Vec<(String, GroupView)> = match query.sort {
@@ -392,7 +388,7 @@ pub async fn get_group(
     match blocking(move || store.group(&key)).await {
         Ok(Some(group)) => {
             let settings = state.directory.get(&chat);
-            Json(GroupView::new(group, &settings, &state.aibots)).into_response()
+            Json(GroupView::new(group, &settings)).into_response()
         }
         Ok(None) => ApiError::not_found("no such group")
             .with("settings", SettingsView::from(&*state.directory.get(&chat)))
@@ -458,6 +454,7 @@ pub async fn list_sends(
                     crate::store::Destination::Webhook { .. } => "webhook",
                     crate::store::Destination::Account { .. } => "account",
                     crate::store::Destination::Private { .. } => "private",
+                    crate::store::Destination::AiBot { .. } => "aibot",
                 },
                 // A private message about the group (a report to an admin): to whom.
                 "recipient": match &e.to {

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::wire::onebot::hub::To;
+use crate::wire::wecom::aibot::{AckError, post_contents};
 
 /// Where a lane's sends go.
 #[derive(Clone)]
@@ -19,6 +20,12 @@ pub(super) enum Target {
     Private {
         key: AccountKey,
         user_id: String,
+        lane: String,
+    },
+    /// A group through a WeCom AI bot's long connection; `lane` is the lane's key.
+    AiBot {
+        bot: BotId,
+        chat: ChatId,
         lane: String,
     },
 }
@@ -55,13 +62,23 @@ impl Target {
                     user_id: user_id.clone(),
                 })
             }
+            Destination::AiBot { .. } => {
+                let (Some(bot), Some(chat)) = (&entry.bot, &entry.chat) else {
+                    return Err("a send through an AI bot needs its bot and group".into());
+                };
+                Ok(Target::AiBot {
+                    lane: format!("aibot\u{1f}{bot}\u{1f}{chat}"),
+                    bot: bot.clone(),
+                    chat: chat.clone(),
+                })
+            }
         }
     }
 
     /// The bot account this target sends through, if any.
     fn account(&self) -> Option<&AccountKey> {
         match self {
-            Target::Webhook(_) => None,
+            Target::Webhook(_) | Target::AiBot { .. } => None,
             Target::Account { key, .. } | Target::Private { key, .. } => Some(key),
         }
     }
@@ -69,7 +86,9 @@ impl Target {
     pub(super) fn lane_key(&self) -> &str {
         match self {
             Target::Webhook(url) => url.key(),
-            Target::Account { lane, .. } | Target::Private { lane, .. } => lane,
+            Target::Account { lane, .. }
+            | Target::Private { lane, .. }
+            | Target::AiBot { lane, .. } => lane,
         }
     }
 
@@ -79,6 +98,7 @@ impl Target {
             Target::Webhook(url) => url.key_hint(),
             Target::Account { key, .. } => format!("{}/{}", key.bot, key.user_id),
             Target::Private { key, .. } => format!("{}/{} (private)", key.bot, key.user_id),
+            Target::AiBot { bot, .. } => format!("{bot} (AI bot)"),
         }
     }
 
@@ -89,6 +109,7 @@ impl Target {
                 .map(|b| b.len())
                 .map_err(|e| e.to_string()),
             Target::Account { .. } | Target::Private { .. } => Ok(1),
+            Target::AiBot { .. } => post_contents(&entry.message).map(|c| c.len()),
         }
     }
 }
@@ -100,6 +121,8 @@ pub(super) enum SendError {
     Webhook(#[from] WebhookError),
     #[error(transparent)]
     Account(#[from] CallError),
+    #[error(transparent)]
+    AiBot(#[from] AckError),
     #[error("expired: the bot account was not connected within {0} min")]
     Expired(f64),
     /// The service is stopping: the send stays pending for the next start.
@@ -115,6 +138,7 @@ impl SendError {
         match self {
             SendError::Webhook(e) => e.class(),
             SendError::Account(e) => e.class(),
+            SendError::AiBot(e) => e.class(),
             SendError::Expired(_) => "expired",
             SendError::Closing => "closing",
             SendError::Park(_) => "park",
@@ -222,7 +246,8 @@ pub(super) async fn run_lane(running: RunningLane, key: String, memory: KeyMemor
                     }
                     let state = match e {
                         // It may have arrived: say so rather than "failed".
-                        SendError::Webhook(WebhookError::Timeout) => OutboxState::TimedOut,
+                        SendError::Webhook(WebhookError::Timeout)
+                        | SendError::AiBot(AckError::Timeout(_)) => OutboxState::TimedOut,
                         _ => OutboxState::Failed,
                     };
                     failure = Some((state, e.to_string()));
@@ -254,6 +279,9 @@ pub(super) async fn wait_for_account(
     target: &Target,
     entry: &OutboxEntry,
 ) -> Result<(), SendError> {
+    if let Target::AiBot { bot, .. } = target {
+        return wait_for_aibot(inner, target, bot, entry).await;
+    }
     let Some(key) = target.account() else {
         return Ok(());
     };
@@ -276,22 +304,50 @@ pub(super) async fn wait_for_account(
                 "the bot account is not connected; the send waits for it");
             told = true;
         }
-        let limit = match inner.expires_at(entry) {
-            Some(at) => match (at - Utc::now()).to_std() {
-                Ok(left) => left,
-                Err(_) => {
-                    let minutes = inner
-                        .options
-                        .expiry
-                        .expiry(&entry.purpose, entry.run.is_some())
-                        .map_or(0.0, |d| d.as_secs_f64() / 60.0);
-                    return Err(SendError::Expired(minutes));
-                }
-            },
-            None => Duration::from_secs(3600),
-        };
+        let limit = wait_limit(inner, entry)?;
         tokio::select! {
             _ = hub.wait_connected(key, limit) => {}
+            () = inner.closing.cancelled() => return Err(SendError::Closing),
+        }
+    }
+    Ok(())
+}
+
+/// How long a send may still wait for its link or account: until it expires (an error once it
+/// has), else an hour at a time.
+fn wait_limit(inner: &Arc<Inner>, entry: &OutboxEntry) -> Result<Duration, SendError> {
+    match inner.expires_at(entry) {
+        Some(at) => (at - Utc::now()).to_std().map_err(|_| {
+            let minutes = inner
+                .options
+                .expiry
+                .expiry(&entry.purpose, entry.run.is_some())
+                .map_or(0.0, |d| d.as_secs_f64() / 60.0);
+            SendError::Expired(minutes)
+        }),
+        None => Ok(Duration::from_secs(3600)),
+    }
+}
+
+/// Waits until the AI bot `bot`'s link is up; gives up when the entry expires or the service
+/// stops. While the link is down the lane gives up its place among the running lanes.
+async fn wait_for_aibot(
+    inner: &Arc<Inner>,
+    target: &Target,
+    bot: &BotId,
+    entry: &OutboxEntry,
+) -> Result<(), SendError> {
+    let links = &inner.options.aibots;
+    let mut away = None;
+    while !links.is_connected(bot) {
+        if away.is_none() {
+            info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
+                "the AI bot's link is down; the send waits for it");
+        }
+        away.get_or_insert_with(|| AwayFromRunning::new(inner));
+        let limit = wait_limit(inner, entry)?;
+        tokio::select! {
+            _ = links.wait_connected(bot, limit) => {}
             () = inner.closing.cancelled() => return Err(SendError::Closing),
         }
     }
@@ -311,7 +367,7 @@ pub(super) async fn send_with_retries(
     let settings = &inner.settings;
     let (retry_base, max_attempts) = match target {
         Target::Webhook(_) => (settings.retry_base, settings.max_attempts),
-        Target::Account { .. } | Target::Private { .. } => (
+        Target::Account { .. } | Target::Private { .. } | Target::AiBot { .. } => (
             inner.options.account_retry_base,
             inner.options.account_max_attempts,
         ),
@@ -375,6 +431,23 @@ pub(super) async fn send_with_retries(
             .await
             .map(|_| ())
             .map_err(SendError::from),
+            Target::AiBot { bot, chat, .. } => match post_contents(message) {
+                Ok(contents) => match contents.get(piece) {
+                    Some(content) => Box::pin(inner.options.aibots.post_markdown(
+                        bot,
+                        chat.as_str(),
+                        content,
+                    ))
+                    .await
+                    .map_err(SendError::from),
+                    None => Err(WebhookError::Invalid(format!(
+                        "the message has no piece {}",
+                        piece + 1
+                    ))
+                    .into()),
+                },
+                Err(e) => Err(WebhookError::Invalid(e).into()),
+            },
         };
         drop(permit);
         let retryable = match &result {
@@ -389,6 +462,15 @@ pub(super) async fn send_with_retries(
                 continue;
             }
             Err(SendError::Account(e)) => e.is_retryable(),
+            // The link went down with the post unanswered: sent again once it is back (within
+            // the send's expiry) — it may reach the group twice, which the receipt's attempts
+            // show.
+            Err(SendError::AiBot(AckError::NotConnected | AckError::Closed)) => {
+                attempt -= 1;
+                continue;
+            }
+            Err(SendError::AiBot(AckError::Timeout(_))) => inner.settings.retry_after_timeout,
+            Err(SendError::AiBot(e)) => e.is_retryable(),
             Err(_) => false,
         };
         let Err(e) = result else {

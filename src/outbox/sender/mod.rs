@@ -47,6 +47,7 @@ use crate::store::{
 };
 use crate::wire::onebot::hub::{CallError, Hub};
 use crate::wire::onebot::protocol::ActionError;
+use crate::wire::wecom::aibot::AiBotLinks;
 use crate::wire::wecom::robot::webhook::{WebhookClient, WebhookError, WebhookUrl, request_bodies};
 
 mod delivery;
@@ -93,6 +94,8 @@ pub struct SendSettings {
 pub struct OutboxOptions {
     /// The connected bot accounts.
     pub hub: Arc<Hub>,
+    /// The WeCom AI bots' open links.
+    pub aibots: Arc<AiBotLinks>,
     /// First back-off after a bot account's action was refused for now (34xxx, 36xxx, timeout).
     pub account_retry_base: Duration,
     pub account_max_attempts: u32,
@@ -106,6 +109,7 @@ impl Default for OutboxOptions {
     fn default() -> Self {
         OutboxOptions {
             hub: Arc::new(Hub::new(Duration::from_secs(10))),
+            aibots: Arc::default(),
             account_retry_base: Duration::from_secs(2),
             account_max_attempts: 6,
             expiry: OutboxConfig {

@@ -12,21 +12,26 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{BotId, ChatId, Conversation, Event, EventKind, MixedItem, Reply, Sender};
+use crate::domain::{
+    BotId, ChatId, Conversation, Event, EventKind, MixedItem, OutMessage, Reply, Sender,
+};
 use crate::wire::wecom::robot::xml::strip_robot_mention;
 
+pub mod link;
 #[cfg(test)]
 mod tests;
 
+pub use link::{AckError, AiBotLinks, Session};
+
 /// What the AI bot can do on its long connection: hears @-mentions only, answers on the
 /// callback's `req_id` (the channel's "passive" reply, sent as a finished stream), cannot see
-/// joins, remove members or delete messages. Posting unprompted (`aibot_send_msg`) exists on the
-/// wire but does not go through the outbox yet, so the engine is told it cannot post.
+/// joins, remove members or delete messages. Posts unprompted through the outbox
+/// (`aibot_send_msg`, markdown).
 pub const CAPABILITIES: crate::domain::Capabilities = crate::domain::Capabilities {
     sees_every_message: false,
     reports_joins: false,
     passive_reply: true,
-    can_post: false,
+    can_post: true,
     can_remove_members: false,
     can_delete_messages: false,
     can_message_privately: false,
@@ -336,17 +341,52 @@ pub fn send_markdown(req_id: &str, chat_id: &str, content: &str) -> String {
 /// mentions become `<@userid>` in front of it.
 pub fn reply_contents(reply: &Reply) -> Vec<String> {
     let whole = match reply {
-        Reply::Text { content, mentioned } if !mentioned.is_empty() => {
-            let mut out = String::new();
-            for user in mentioned {
-                out.push_str(&format!("<@{user}> "));
-            }
-            out.push_str(content);
-            out
-        }
-        Reply::Text { content, .. } | Reply::Markdown { content } => content.clone(),
+        Reply::Text { content, mentioned } => with_mentions(content, mentioned),
+        Reply::Markdown { content } => content.clone(),
     };
     split_at_most(&whole, MAX_STREAM_BYTES)
+}
+
+/// What an unprompted post says as `aibot_send_msg` markdown contents (WeCom takes no plain
+/// text there), each at most [`MAX_STREAM_BYTES`]: a text's mentions become `<@userid>`, a news
+/// message a list of links. An image cannot be posted this way yet: an error says so.
+pub fn post_contents(message: &OutMessage) -> Result<Vec<String>, String> {
+    let whole = match message {
+        OutMessage::Text {
+            content, mentioned, ..
+        } => with_mentions(content, mentioned),
+        OutMessage::Markdown { content } => content.clone(),
+        OutMessage::News { articles } => articles
+            .iter()
+            .map(|a| {
+                let mut line = format!("[{}]({})", a.title, a.url);
+                if !a.description.is_empty() {
+                    line.push('\n');
+                    line.push_str(&a.description);
+                }
+                line
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        OutMessage::Image { .. } => {
+            return Err("an image cannot be posted through a WeCom AI bot (only markdown)".into());
+        }
+    };
+    Ok(split_at_most(&whole, MAX_STREAM_BYTES))
+}
+
+/// `content` with `<@userid>` in front for each of `mentioned` (`@all` as it is).
+fn with_mentions(content: &str, mentioned: &[String]) -> String {
+    let mut out = String::new();
+    for user in mentioned {
+        if user == "@all" {
+            out.push_str("@all ");
+        } else {
+            out.push_str(&format!("<@{user}> "));
+        }
+    }
+    out.push_str(content);
+    out
 }
 
 /// `text` in pieces of at most `max` bytes, each ending at a line end where one falls in its

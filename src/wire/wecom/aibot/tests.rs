@@ -207,3 +207,34 @@ fn long_answers_are_split_within_the_stream_limit() {
     });
     assert_eq!(text, vec!["<@lisi> 欢迎".to_owned()]);
 }
+
+#[test]
+fn posts_are_markdown_and_an_image_is_refused_with_a_reason() {
+    let text = OutMessage::Text {
+        content: "早上好".into(),
+        mentioned: vec!["@all".into(), "wangwu".into()],
+        mentioned_mobiles: vec![],
+    };
+    assert_eq!(
+        post_contents(&text).unwrap(),
+        vec!["@all <@wangwu> 早上好".to_owned()]
+    );
+    let news = OutMessage::News {
+        articles: vec![crate::domain::Article {
+            title: "今日税讯".into(),
+            description: "三条新规".into(),
+            url: "https://example.com/a".into(),
+            picurl: String::new(),
+        }],
+    };
+    assert_eq!(
+        post_contents(&news).unwrap(),
+        vec!["[今日税讯](https://example.com/a)\n三条新规".to_owned()]
+    );
+    let long = OutMessage::Markdown {
+        content: "报".repeat(8_000),
+    };
+    assert_eq!(post_contents(&long).unwrap().len(), 2);
+    let image = OutMessage::Image { bytes: vec![1, 2] };
+    assert!(post_contents(&image).unwrap_err().contains("image"));
+}
