@@ -266,6 +266,7 @@ impl App {
                 timings: self.config.aibot.clone(),
                 services: Arc::clone(services),
                 links: Arc::clone(links),
+                adopted: Arc::default(),
             });
             tasks.spawn(link.run(stop.clone()));
         }

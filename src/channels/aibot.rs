@@ -25,9 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::domain::{BotId, EventKind, Reply};
+use crate::domain::{BotId, ChatId, Event, EventKind, Reply, Sender};
 use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
+use crate::store::GroupStatus;
 use crate::wire::wecom::aibot::{self, AckError, AiBotLinks, Callback, Inbound, Session, cmd};
 use crate::wire::wecom::aibot::{AiBotConfig, AiBotSettings};
 
@@ -50,6 +51,9 @@ pub struct AiBotLink {
     /// Where the link's session is put while it is up and subscribed (the outbox posts
     /// through it).
     pub links: Arc<AiBotLinks>,
+    /// Groups known to be adopted: a message from any other is checked against the store
+    /// first, and adopts (and greets) the group when it is new or was released.
+    pub adopted: Arc<std::sync::Mutex<std::collections::HashSet<ChatId>>>,
 }
 
 /// How one connection ended.
@@ -282,8 +286,9 @@ impl AiBotLink {
                     let services = Arc::clone(&self.services);
                     let session = Arc::clone(session);
                     let bot = self.bot.clone();
+                    let adopted = Arc::clone(&self.adopted);
                     self.services.tasks.spawn(async move {
-                        handle_callback(&services, &session, &bot, req_id, body).await;
+                        handle_callback(&services, &session, &bot, &adopted, req_id, body).await;
                         drop(permit);
                     });
                 }
@@ -308,6 +313,7 @@ async fn handle_callback(
     services: &Services,
     session: &Session,
     bot: &BotId,
+    adopted: &std::sync::Mutex<std::collections::HashSet<ChatId>>,
     req_id: String,
     body: Callback,
 ) {
@@ -327,6 +333,13 @@ async fn handle_callback(
         info!(bot = %bot, msg_id = %msg_id, msg_type = %msg_type, "AI bot message kind not handled");
         return;
     }
+    if let Some(chat) = event.chat_id()
+        && !adopt_first(services, &event, chat, adopted).await
+    {
+        // Not adopted: the message is not handled either, so that WeCom's retry (or the
+        // member's next message) adopts the group first.
+        return;
+    }
     let welcome = event.kind == EventKind::EnterChat;
     let reply = match inbound::handle(services, event, aibot::CAPABILITIES).await {
         Ok(Handled::Duplicate(reply) | Handled::New(reply) | Handled::NotSaved(reply)) => reply,
@@ -341,6 +354,55 @@ async fn handle_callback(
     if let Err(e) = send_reply(session, &req_id, &reply, welcome, &msg_id).await {
         warn!(bot = %bot, msg_id = %msg_id, error = %e, "AI bot reply not delivered");
     }
+}
+
+/// Makes sure `chat` is adopted before `event` from it is handled: a group not known to be
+/// adopted is looked up, and when it is new (or was released) it is adopted by a `BotAdded`
+/// from nobody — adopted as `first_message` and greeted with the adoption message, as a robot's
+/// group is when the robot is added. False when the store could not say or keep it.
+async fn adopt_first(
+    services: &Services,
+    event: &Event,
+    chat: &ChatId,
+    adopted: &std::sync::Mutex<std::collections::HashSet<ChatId>>,
+) -> bool {
+    let known = |set: &std::sync::Mutex<std::collections::HashSet<ChatId>>| {
+        set.lock().unwrap_or_else(|e| e.into_inner()).contains(chat)
+    };
+    if known(adopted) {
+        return true;
+    }
+    let store = services.store.clone();
+    let lookup = chat.clone();
+    let status = match tokio::task::spawn_blocking(move || store.group(&lookup)).await {
+        Ok(Ok(group)) => group.map(|g| g.status),
+        Ok(Err(e)) => {
+            error!(bot = %event.bot, chat = %chat, error = %e, "the group could not be read; the message waits for WeCom's retry");
+            return false;
+        }
+        Err(e) => {
+            error!(bot = %event.bot, chat = %chat, error = %e, "the group read failed");
+            return false;
+        }
+    };
+    if status != Some(GroupStatus::Adopted) {
+        let adoption = Event {
+            // Its own id, derived from the message's: a retry adopts once.
+            msg_id: format!("{}#adopted", event.msg_id),
+            from: Sender::default(),
+            kind: EventKind::BotAdded,
+            ..event.clone()
+        };
+        if let Err(e) = inbound::handle(services, adoption, aibot::CAPABILITIES).await {
+            error!(bot = %event.bot, chat = %chat, error = %e, "the group could not be adopted");
+            return false;
+        }
+    }
+    adopted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(chat.clone());
+    true
 }
 
 /// Sends `reply` on `req_id`: a welcome as one text, an answer as finished streams, one after

@@ -106,7 +106,10 @@ pub enum EventKind {
         callback_id: String,
         actions: Vec<AttachmentAction>,
     },
-    /// The bot was added to the group.
+    /// The bot was added to the group (`from` is who added it). With an empty `from`, nobody
+    /// is known to have: a channel that learns of a group only when it is first spoken to there
+    /// (the WeCom AI bot) reports this just before that message — the group is adopted as
+    /// `first_message`, greeted, and has no owner yet.
     BotAdded,
     /// The bot was removed from the group.
     BotRemoved,

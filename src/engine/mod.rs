@@ -295,10 +295,13 @@ pub fn decide(
                 .then(|| adopter.clone())
                 .into_iter()
                 .collect();
-            // The adopter is the owner from now on; the greeting's variables say so.
+            // The adopter is the owner from now on; the greeting's variables say so. Nobody
+            // (a group adopted on its first message): no owner yet.
             let mut settings = view.settings.clone();
-            settings.owner = Some(adopter.clone());
-            settings.owner_name = event.from.name.clone();
+            if !adopter.is_empty() {
+                settings.owner = Some(adopter.clone());
+                settings.owner_name = event.from.name.clone();
+            }
             let vars = || vars::base(&event.from, Role::Owner, event.chat_id(), &settings, now);
             return match scripts.adoption.push(&scripts.templates, vars, &mention) {
                 Ok(message) => {

@@ -451,6 +451,13 @@ impl Pipeline {
             group.aibot = true;
         }
         match &event.kind {
+            // Nobody added it: a channel that learns of a group only by hearing it (the AI
+            // bot) reports it so, just before the first message.
+            EventKind::BotAdded if event.from.user_id.is_empty() => {
+                group.bot = event.bot.clone();
+                group.adopt(AdoptedVia::FirstMessage, now, None);
+                info!(bot = %event.bot, chat = %chat, "group adopted on its first message");
+            }
             EventKind::BotAdded => {
                 group.bot = event.bot.clone();
                 let adopter = Adopter {

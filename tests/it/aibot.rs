@@ -81,11 +81,57 @@ async fn an_at_question_is_answered_by_stream_and_the_group_is_adopted() {
     let content = reply["body"]["stream"]["content"].as_str().unwrap();
     assert!(content.contains("汇算"), "{content}");
 
-    // Heard once: the group is adopted, by its first message.
+    // Heard once: the group is adopted, by its first message, without an owner (the asker
+    // need not be one), and greeted as a robot's group is when the robot is added.
     let group = app.wait_group(GROUP, |g| g["status"] == "adopted").await;
     assert_eq!(group["adopted_via"], "first_message", "{group}");
     assert_eq!(group["bot"], "ai", "{group}");
     assert_eq!(group["channel"], "wecom-aibot", "{group}");
+    assert_eq!(group["owner"], serde_json::Value::Null, "{group}");
+    let greeting = fake
+        .wait_frames("aibot_send_msg", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(greeting[0]["body"]["chatid"], GROUP);
+    assert!(
+        greeting[0]["body"]["markdown"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("会计小喇叭"),
+        "{greeting:?}"
+    );
+    // The next message adopts nothing again: one greeting.
+    fake.group_text(GROUP, "lisi", "msg-2", "帮助");
+    fake.wait_frames("aibot_respond_msg", 2, Duration::from_secs(5))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fake.frames("aibot_send_msg").len(), 1);
+}
+
+#[tokio::test]
+async fn a_one_to_one_chat_is_greeted_on_enter_chat_with_a_welcome_frame() {
+    let fake = FakeAiBot::start(BOT_ID, SECRET).await;
+    let _app = app_dialling(&fake, SECRET).await;
+    fake.wait_subscribed(1, Duration::from_secs(5)).await;
+    fake.push(serde_json::json!({
+        "cmd": "aibot_event_callback",
+        "headers": { "req_id": "enter-1" },
+        "body": {
+            "msgid": "enter-msg-1", "create_time": 1_700_000_000, "aibotid": "aibot-test",
+            "chattype": "single", "from": { "userid": "zhangsan" }, "msgtype": "event",
+            "event": { "eventtype": "enter_chat" },
+        },
+    }));
+    let frames = fake
+        .wait_frames("aibot_respond_welcome_msg", 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(frames[0]["headers"]["req_id"], "enter-1");
+    assert_eq!(frames[0]["body"]["msgtype"], "text");
+    assert!(
+        !frames[0]["body"]["text"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
