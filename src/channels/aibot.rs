@@ -32,8 +32,11 @@ use crate::store::GroupStatus;
 use crate::wire::wecom::aibot::{self, AckError, AiBotLinks, Callback, Inbound, Session, cmd};
 use crate::wire::wecom::aibot::{AiBotConfig, AiBotSettings};
 
-/// Callbacks being handled at once on one link; past it the link stops reading until one ends,
-/// so a flood waits in WeCom's socket rather than in memory.
+/// Callbacks being decided at once on one link; past it the link stops reading until one is
+/// decided, so a flood waits in WeCom's socket rather than in memory. A callback gives its place
+/// back before its reply waits for WeCom's ack: the acks come in on the very link that stopped
+/// reading, and a place held while waiting for one would never be given back (a slow peer would
+/// stop the link for good). The replies waiting for acks are bounded by the ack timeout.
 const MAX_HANDLING: usize = 512;
 
 /// Frames waiting to be written to the socket.
@@ -288,8 +291,8 @@ impl AiBotLink {
                     let bot = self.bot.clone();
                     let adopted = Arc::clone(&self.adopted);
                     self.services.tasks.spawn(async move {
-                        handle_callback(&services, &session, &bot, &adopted, req_id, body).await;
-                        drop(permit);
+                        handle_callback(&services, &session, &bot, &adopted, req_id, body, permit)
+                            .await;
                     });
                 }
                 Inbound::Other { cmd } => {
@@ -316,6 +319,7 @@ async fn handle_callback(
     adopted: &std::sync::Mutex<std::collections::HashSet<ChatId>>,
     req_id: String,
     body: Callback,
+    place: tokio::sync::OwnedSemaphorePermit,
 ) {
     let msg_id = body.msgid.clone();
     let event = match body.into_event(bot, Utc::now()) {
@@ -348,6 +352,7 @@ async fn handle_callback(
             return;
         }
     };
+    drop(place);
     let Some(reply) = reply else {
         return;
     };

@@ -434,3 +434,28 @@ async fn a_rate_limit_refusal_of_a_post_backs_off_and_is_retried() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_slow_peer_with_many_callbacks_in_flight_does_not_stop_the_link() {
+    let fake = FakeAiBot::start(BOT_ID, SECRET).await;
+    let _app = app_dialling_with(&fake, SECRET, None, "ack_timeout_secs = 5").await;
+    fake.wait_subscribed(1, Duration::from_secs(5)).await;
+    // More callbacks than the link decides at once (512), each reply acked a second late: the
+    // acks come in on the same link, which must keep reading them.
+    fake.set(Behaviour {
+        ack_delay: Duration::from_secs(1),
+        ..Behaviour::default()
+    });
+    let count = 700;
+    for i in 0..count {
+        fake.group_text(
+            &format!("wrk-slow{}", i % 10),
+            &format!("u{i}"),
+            &format!("slow-{i}"),
+            &format!("请问这张单据应该怎么处理 {i}"),
+        );
+    }
+    fake.wait_frames("aibot_respond_msg", count, Duration::from_secs(20))
+        .await;
+    assert_eq!(fake.connections(), 1);
+}
