@@ -98,6 +98,8 @@ pub struct App {
     store: Store,
     scripts: Arc<LiveScripts>,
     endpoints: HashMap<String, Arc<RobotEndpoint>>,
+    /// The AI bots in URL-callback mode.
+    aibot_endpoints: HashMap<String, Arc<crate::wire::wecom::aibot::callback::AiBotEndpoint>>,
     generated: Vec<GeneratedCredentials>,
 }
 
@@ -144,11 +146,34 @@ impl App {
                 )),
             );
         }
+        let aibot_endpoints = config
+            .bots
+            .iter()
+            .filter(|b| b.channel == ChannelKind::WecomAiBot)
+            .filter_map(|b| {
+                let credentials = b.credentials.as_ref()?;
+                let crypto = CallbackCrypto::new(
+                    credentials.token.expose(),
+                    credentials.encoding_aes_key.clone(),
+                    // The AI bot's plaintext ends with an empty receive id.
+                    &b.receive_id,
+                );
+                Some((
+                    b.id.to_string(),
+                    Arc::new(crate::wire::wecom::aibot::callback::AiBotEndpoint::new(
+                        b.id.clone(),
+                        crypto,
+                        config.wecom.timestamp_tolerance_secs,
+                    )),
+                ))
+            })
+            .collect();
         Ok(App {
             config,
             store,
             scripts,
             endpoints,
+            aibot_endpoints,
             generated,
         })
     }
@@ -180,6 +205,9 @@ impl App {
             stop.clone(),
         ));
         let aibot_links = Arc::new(crate::wire::wecom::aibot::AiBotLinks::default());
+        for bot in self.aibot_endpoints.values() {
+            aibot_links.callback_only(bot.bot());
+        }
         let outbox = self.start_outbox(&hub, &aibot_links)?;
         let speakers = crate::store::SharedTally::default();
         let (pipeline, pipeline_task) = Pipeline {
@@ -192,7 +220,7 @@ impl App {
                 config
                     .bots
                     .iter()
-                    .filter(|b| b.aibot.is_some())
+                    .filter(|b| b.channel == ChannelKind::WecomAiBot)
                     .map(|b| b.id.clone())
                     .collect(),
             ),
@@ -410,6 +438,10 @@ impl App {
                 services: Arc::clone(&services),
                 endpoints: self.endpoints.clone(),
                 names: Arc::new(names),
+            }),
+            aibot_callback: Arc::new(crate::channels::aibot_callback::AiBotCallbackChannel {
+                services: Arc::clone(&services),
+                endpoints: self.aibot_endpoints.clone(),
             }),
             onebot: Arc::new(OneBotChannel {
                 services: Arc::clone(&services),

@@ -295,7 +295,7 @@ pub struct BotConfig {
     pub id: BotId,
     pub channel: ChannelKind,
     /// Token and EncodingAESKey; `None` means "generate on first start and keep in the store".
-    /// Robot bots only.
+    /// Robot bots, and AI bots in URL-callback mode (always set for them).
     pub credentials: Option<BotCredentials>,
     /// The token a OneBot implementation must present (OneBot bots only; always set for them).
     pub access_token: Option<Secret>,
@@ -304,7 +304,8 @@ pub struct BotConfig {
     /// Sends per minute across all of this bot's groups; 0: no limit beyond the per-key and
     /// global ones.
     pub per_minute: u32,
-    /// Where and as whom a `wecom-aibot` bot dials (AI bots only; always set for them).
+    /// Where and as whom a `wecom-aibot` bot dials (AI bots on the long connection only; an AI
+    /// bot in URL-callback mode has `credentials` instead).
     pub aibot: Option<AiBotSettings>,
 }
 
@@ -369,6 +370,11 @@ impl Config {
         format!("{}/wecom/robot/{bot}", self.base_url())
     }
 
+    /// The URL to paste into the WeCom console for an AI bot in URL-callback mode.
+    pub fn aibot_callback_url(&self, bot: &BotId) -> String {
+        format!("{}/wecom/aibot/{bot}", self.base_url())
+    }
+
     /// The reverse-WebSocket URL a OneBot implementation connects to for `bot` (the same path
     /// takes webhook POSTs over http(s)).
     pub fn onebot_url(&self, bot: &BotId) -> String {
@@ -385,11 +391,11 @@ impl Config {
         match bot.channel {
             ChannelKind::WecomRobot => self.callback_url(&bot.id),
             ChannelKind::OneBot12 => self.onebot_url(&bot.id),
-            // The service dials out: what it dials is the bot's endpoint.
-            ChannelKind::WecomAiBot => bot
-                .aibot
-                .as_ref()
-                .map_or_else(String::new, |a| a.ws_url.clone()),
+            // On the long connection the service dials out: what it dials is the endpoint.
+            ChannelKind::WecomAiBot => match &bot.aibot {
+                Some(aibot) => aibot.ws_url.clone(),
+                None => self.aibot_callback_url(&bot.id),
+            },
         }
     }
 }

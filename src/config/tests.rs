@@ -417,9 +417,30 @@ fn an_aibot_needs_its_bot_id_and_secret_and_dials_wecom_by_default() {
         "bots[1].bot_id",
         "bots[1].secret",
         "bots[1].ws_url",
-        "bots[1].token",
+        "bots[1].encoding_aes_key",
         "bots[2].secret",
     ] {
         assert!(p.iter().any(|p| p.key == key), "{key} not reported: {p:?}");
     }
+}
+
+#[test]
+fn an_aibot_with_token_and_key_is_in_url_callback_mode() {
+    let c = Config::from_toml_str(
+        r#"
+        [[bots]]
+        id = "aiurl"
+        channel = "wecom-aibot"
+        token = "TestToken123"
+        encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+        "#,
+    )
+    .unwrap();
+    let bot = &c.bots[0];
+    assert!(bot.aibot.is_none());
+    assert!(bot.credentials.is_some());
+    assert_eq!(
+        c.endpoint_url(bot),
+        "http://127.0.0.1:8080/wecom/aibot/aiurl"
+    );
 }

@@ -344,24 +344,55 @@ pub(super) fn validate_bot(
 /// report; unconfirmed by WeCom's documents).
 pub const DEFAULT_AIBOT_PER_MINUTE: u32 = 30;
 
-/// A `wecom-aibot` bot: its BotID, Secret and the URL it dials (no robot or OneBot secrets).
-fn aibot_bot(
+/// A `wecom-aibot` bot in URL-callback mode: the Token and EncodingAESKey of its API
+/// configuration (both required: WeCom's console shows them), nothing for the long connection.
+fn aibot_callback_bot(
     key: &dyn Fn(&str) -> String,
     id: Option<BotId>,
     raw: RawBot,
     problem: &mut impl FnMut(&str, String),
 ) -> Option<BotConfig> {
     for (field, set) in [
-        ("token", raw.token.is_some()),
-        ("encoding_aes_key", raw.encoding_aes_key.is_some()),
+        ("bot_id", raw.bot_id.is_some()),
+        ("secret", raw.secret.is_some()),
+        ("ws_url", raw.ws_url.is_some()),
         ("access_token", raw.access_token.is_some()),
     ] {
         if set {
             problem(
                 &key(field),
-                "is not for wecom-aibot bots, which use bot_id and secret".into(),
+                "is not for a wecom-aibot bot in URL-callback mode (token and encoding_aes_key); a long-connection bot has bot_id and secret instead".into(),
             );
         }
+    }
+    let credentials = robot_credentials(key, raw.token, raw.encoding_aes_key, problem);
+    Some(BotConfig {
+        id: id?,
+        channel: ChannelKind::WecomAiBot,
+        credentials: credentials?,
+        access_token: None,
+        receive_id: raw.receive_id,
+        per_minute: raw.per_minute,
+        aibot: None,
+    })
+}
+
+/// A `wecom-aibot` bot: its BotID, Secret and the URL it dials (no robot or OneBot secrets) —
+/// or, given `token` and `encoding_aes_key`, one in URL-callback mode.
+fn aibot_bot(
+    key: &dyn Fn(&str) -> String,
+    id: Option<BotId>,
+    raw: RawBot,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<BotConfig> {
+    if raw.token.is_some() || raw.encoding_aes_key.is_some() {
+        return aibot_callback_bot(key, id, raw, problem);
+    }
+    if raw.access_token.is_some() {
+        problem(
+            &key("access_token"),
+            "is not for wecom-aibot bots, which use bot_id and secret".into(),
+        );
     }
     let bot_id = match raw.bot_id.map(|b| b.trim().to_owned()) {
         Some(b) if !b.is_empty() && b.len() <= 128 && !b.contains(char::is_whitespace) => Some(b),

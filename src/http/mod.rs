@@ -30,6 +30,8 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub robot: Arc<RobotChannel>,
     pub onebot: Arc<OneBotChannel>,
+    /// The AI bots in URL-callback mode.
+    pub aibot_callback: Arc<crate::channels::aibot_callback::AiBotCallbackChannel>,
     /// The connected bot accounts (the admin API lists them).
     pub hub: Arc<Hub>,
     pub admin_token: Option<Secret>,
@@ -55,6 +57,9 @@ impl std::ops::Deref for AppState {
 pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
     let callbacks = crate::channels::robot::router(Arc::clone(&state.robot))
         .merge(crate::channels::onebot::router(Arc::clone(&state.onebot)))
+        .merge(crate::channels::aibot_callback::router(Arc::clone(
+            &state.aibot_callback,
+        )))
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
     // Route layers run outermost last: authentication first, then the audit of changes.
     let admin = api::routes()

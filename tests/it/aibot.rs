@@ -459,3 +459,191 @@ async fn a_slow_peer_with_many_callbacks_in_flight_does_not_stop_the_link() {
         .await;
     assert_eq!(fake.connections(), 1);
 }
+
+/// The service with an AI bot in URL-callback mode (the test Token and EncodingAESKey).
+async fn app_with_url_mode() -> TestApp {
+    app_with_url_mode_and(None).await
+}
+
+/// [`app_with_url_mode`] with a scripts directory.
+async fn app_with_url_mode_and(scripts: Option<&tempfile::TempDir>) -> TestApp {
+    spawn_app_with(Options {
+        scripts_dir: scripts.map(|s| s.path().to_owned()),
+        more: format!(
+            r#"
+[[bots]]
+id = "aiurl"
+channel = "wecom-aibot"
+token = "{TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+"#
+        ),
+        ..Options::default()
+    })
+    .await
+}
+
+/// POSTs `plaintext` to the URL-mode bot sealed as WeCom does; returns the status and the
+/// decrypted answer (None for an empty one).
+async fn post_sealed(app: &TestApp, plaintext: &str) -> (reqwest::StatusCode, Option<Value>) {
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let nonce = "n0nce";
+    let encrypt = app.crypto.encrypt(rand::random(), plaintext).unwrap();
+    let signature = app.crypto.sign(&timestamp, nonce, &encrypt);
+    let response = app
+        .http
+        .post(app.url(&format!(
+            "/wecom/aibot/aiurl?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}"
+        )))
+        .body(serde_json::json!({ "encrypt": encrypt }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    if body.is_empty() {
+        return (status, None);
+    }
+    let sealed: Value = serde_json::from_str(&body).unwrap();
+    let encrypt = sealed["encrypt"].as_str().unwrap();
+    let timestamp = sealed["timestamp"].as_i64().unwrap().to_string();
+    app.crypto
+        .verify(
+            &timestamp,
+            sealed["nonce"].as_str().unwrap(),
+            encrypt,
+            sealed["msgsignature"].as_str().unwrap(),
+        )
+        .expect("the answer is signed");
+    let opened = app.crypto.decrypt(encrypt).unwrap();
+    (status, Some(serde_json::from_str(&opened.message).unwrap()))
+}
+
+#[tokio::test]
+async fn in_url_mode_a_sealed_question_is_answered_with_a_sealed_finished_stream() {
+    let app = app_with_url_mode().await;
+    let question = serde_json::json!({
+        "msgid": "url-1", "aibotid": "AIBOTID", "chatid": "wrk-url", "chattype": "group",
+        "from": { "userid": "zhangsan" }, "response_url": "https://example.invalid/r",
+        "msgtype": "text", "text": { "content": format!("@会计小喇叭 {QUESTION}") },
+    })
+    .to_string();
+    let (status, answer) = post_sealed(&app, &question).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let answer = answer.expect("an answer");
+    assert_eq!(answer["msgtype"], "stream");
+    assert_eq!(answer["stream"]["finish"], true);
+    assert_eq!(answer["stream"]["id"], "url-1");
+    let content = answer["stream"]["content"].as_str().unwrap().to_owned();
+    assert!(content.contains("汇算"), "{content}");
+    // WeCom's retry: the same answer, handled once.
+    let (_, again) = post_sealed(&app, &question).await;
+    assert_eq!(again.unwrap()["stream"]["content"], content.as_str());
+    let group = app
+        .wait_group("wrk-url", |g| g["status"] == "adopted")
+        .await;
+    assert_eq!(group["messages"], 1, "{group}");
+    assert_eq!(group["adopted_via"], "first_message", "{group}");
+    // A refresh of a stream that is finished already: finished, nothing more.
+    let refresh = serde_json::json!({
+        "msgid": "url-2", "aibotid": "AIBOTID", "chattype": "group", "chatid": "wrk-url",
+        "from": { "userid": "zhangsan" }, "msgtype": "stream", "stream": { "id": "url-1" },
+    })
+    .to_string();
+    let (_, finished) = post_sealed(&app, &refresh).await;
+    assert_eq!(
+        finished.unwrap(),
+        serde_json::json!({ "msgtype": "stream", "stream": { "id": "url-1", "finish": true } })
+    );
+}
+
+#[tokio::test]
+async fn in_url_mode_forged_and_malformed_callbacks_are_refused_and_the_url_verifies() {
+    let app = app_with_url_mode().await;
+    // URL verification, as for the robot.
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let echostr = app.crypto.encrypt(rand::random(), "echo-4711").unwrap();
+    let signature = app.crypto.sign(&timestamp, "n", &echostr);
+    let verified = app
+        .http
+        .get(app.url(&format!(
+            "/wecom/aibot/aiurl?msg_signature={signature}&timestamp={timestamp}&nonce=n&echostr={}",
+            urlencode(&echostr)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), reqwest::StatusCode::OK);
+    assert_eq!(verified.text().await.unwrap(), "echo-4711");
+    // A forged signature: 401, nothing handled.
+    let encrypt = app.crypto.encrypt(rand::random(), "{}").unwrap();
+    let forged = app
+        .http
+        .post(app.url(&format!(
+            "/wecom/aibot/aiurl?msg_signature={}&timestamp={timestamp}&nonce=n",
+            "0".repeat(40)
+        )))
+        .body(serde_json::json!({ "encrypt": encrypt }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // Not JSON around, or inside: 400.
+    let signature = app.crypto.sign(&timestamp, "n", "x");
+    let bad_envelope = app
+        .http
+        .post(app.url(&format!(
+            "/wecom/aibot/aiurl?msg_signature={signature}&timestamp={timestamp}&nonce=n"
+        )))
+        .body("<xml>not json</xml>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_envelope.status(), reqwest::StatusCode::BAD_REQUEST);
+    let (status, _) = post_sealed(&app, "{\"msgid\": 5").await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    // An unknown bot: 404.
+    let unknown = app
+        .http
+        .post(app.url("/wecom/aibot/nobody?msg_signature=x&timestamp=1&nonce=n"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn in_url_mode_a_broadcast_records_why_it_cannot_reach_the_group() {
+    let scripts = scripts_copy();
+    jobs_send_at_once(scripts.path());
+    let app = app_with_url_mode_and(Some(&scripts)).await;
+    let question = serde_json::json!({
+        "msgid": "url-b1", "aibotid": "AIBOTID", "chatid": "wrk-url-b", "chattype": "group",
+        "from": { "userid": "lisi" }, "msgtype": "text", "text": { "content": "@会计小喇叭 你好" },
+    })
+    .to_string();
+    post_sealed(&app, &question).await;
+    app.wait_group("wrk-url-b", |g| g["status"] == "adopted")
+        .await;
+    let run = report_run(&app).await;
+    let receipt = run["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "wrk-url-b")
+        .cloned()
+        .unwrap_or_else(|| panic!("the group is in the run: {run}"));
+    assert_eq!(receipt["state"], "failed", "{receipt}");
+    assert!(
+        receipt["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("URL-callback mode"),
+        "{receipt}"
+    );
+}

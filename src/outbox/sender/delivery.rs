@@ -339,7 +339,8 @@ async fn wait_for_aibot(
 ) -> Result<(), SendError> {
     let links = &inner.options.aibots;
     let mut away = None;
-    while !links.is_connected(bot) {
+    // URL-callback mode: the send fails with the reason rather than wait.
+    while !links.is_connected(bot) && !links.is_callback_only(bot) {
         if away.is_none() {
             info!(id = entry.id, purpose = %entry.purpose, chat = ?entry.chat, to = %target.hint(),
                 "the AI bot's link is down; the send waits for it");

@@ -21,6 +21,11 @@ pub enum AckError {
     /// The bot has no open, subscribed link.
     #[error("the AI bot's link is down")]
     NotConnected,
+    /// The bot is in URL-callback mode: there is no link to post on.
+    #[error(
+        "the AI bot is in URL-callback mode and cannot post unprompted (use the long connection: bot_id and secret)"
+    )]
+    CallbackOnly,
     /// The link closed before the ack came: it may or may not have arrived.
     #[error("the link closed before the ack came")]
     Closed,
@@ -38,7 +43,7 @@ impl AckError {
         match self {
             AckError::Refused { errcode, .. } => matches!(errcode, 6000 | 45009 | 45033 | -1),
             AckError::NotConnected | AckError::Closed => true,
-            AckError::Timeout(_) => false,
+            AckError::Timeout(_) | AckError::CallbackOnly => false,
         }
     }
 
@@ -46,6 +51,7 @@ impl AckError {
     pub fn class(&self) -> &'static str {
         match self {
             AckError::NotConnected => "not_connected",
+            AckError::CallbackOnly => "callback_only",
             AckError::Closed => "closed",
             AckError::Timeout(_) => "timeout",
             AckError::Refused { .. } => "refused",
@@ -122,6 +128,8 @@ impl Session {
 struct Slot {
     session: Mutex<Option<Arc<Session>>>,
     up: Notify,
+    /// The bot is in URL-callback mode: it never has a link.
+    callback_only: std::sync::atomic::AtomicBool,
 }
 
 /// Every AI bot's current link.
@@ -155,6 +163,21 @@ impl AiBotLinks {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// `bot` is in URL-callback mode: posts through it fail at once ([`AckError::CallbackOnly`])
+    /// instead of waiting for a link that never comes.
+    pub fn callback_only(&self, bot: &BotId) {
+        self.slot(bot)
+            .callback_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a send through `bot` can only fail (URL-callback mode).
+    pub fn is_callback_only(&self, bot: &BotId) -> bool {
+        self.slot(bot)
+            .callback_only
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `bot`'s link is up and subscribed: sends go through `session` from now on.
@@ -197,6 +220,9 @@ impl AiBotLinks {
         chat_id: &str,
         content: &str,
     ) -> Result<(), AckError> {
+        if self.is_callback_only(bot) {
+            return Err(AckError::CallbackOnly);
+        }
         let session = self.current(bot).ok_or(AckError::NotConnected)?;
         let req_id = new_req_id(cmd::SEND);
         session

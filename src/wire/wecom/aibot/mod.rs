@@ -17,6 +17,7 @@ use crate::domain::{
 };
 use crate::wire::wecom::robot::xml::strip_robot_mention;
 
+pub mod callback;
 pub mod link;
 #[cfg(test)]
 mod tests;
@@ -183,6 +184,14 @@ pub struct MixedPart {
 pub struct EventBody {
     pub eventtype: String,
 }
+
+/// What the AI bot can do in URL-callback mode: as on the long connection, except posting
+/// unprompted (there is no socket to post on; `response_url` allows one late answer per message,
+/// which Trumpet does not use).
+pub const CALLBACK_CAPABILITIES: crate::domain::Capabilities = crate::domain::Capabilities {
+    can_post: false,
+    ..CAPABILITIES
+};
 
 /// Reads one text frame from WeCom.
 pub fn parse_frame(text: &str) -> Result<Inbound, FrameError> {

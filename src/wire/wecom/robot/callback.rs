@@ -35,6 +35,9 @@ pub enum CallbackError {
     Crypto(CryptoError),
     #[error("message: {0}")]
     Message(XmlError),
+    /// A JSON body (the AI bot's URL mode) that could not be read.
+    #[error("JSON: {0}")]
+    Json(String),
 }
 
 impl CallbackError {
@@ -53,7 +56,9 @@ impl CallbackError {
     pub fn code(&self) -> Option<i32> {
         match self {
             CallbackError::Crypto(e) => Some(e.code()),
-            CallbackError::Envelope(_) | CallbackError::Message(_) => Some(-40002),
+            CallbackError::Envelope(_) | CallbackError::Message(_) | CallbackError::Json(_) => {
+                Some(-40002)
+            }
             CallbackError::BadQuery(_)
             | CallbackError::StaleTimestamp(_)
             | CallbackError::NotUtf8 => None,
@@ -69,6 +74,7 @@ impl CallbackError {
             CallbackError::Envelope(_) => "bad_envelope",
             CallbackError::Crypto(e) => e.class(),
             CallbackError::Message(_) => "bad_message",
+            CallbackError::Json(_) => "bad_json",
         }
     }
 }
@@ -128,7 +134,7 @@ pub struct Opened {
 #[derive(Debug, Clone)]
 pub struct RobotEndpoint {
     pub bot: BotId,
-    crypto: CallbackCrypto,
+    pub(crate) crypto: CallbackCrypto,
     tolerance_secs: i64,
 }
 
@@ -141,7 +147,11 @@ impl RobotEndpoint {
         }
     }
 
-    fn check_timestamp(&self, query: &CallbackQuery, now: i64) -> Result<(), CallbackError> {
+    pub(crate) fn check_timestamp(
+        &self,
+        query: &CallbackQuery,
+        now: i64,
+    ) -> Result<(), CallbackError> {
         // parse_query guarantees 1..=12 digits, which always fit an i64.
         let ts: i64 = query
             .timestamp
