@@ -647,3 +647,56 @@ async fn in_url_mode_a_broadcast_records_why_it_cannot_reach_the_group() {
         "{receipt}"
     );
 }
+
+#[tokio::test]
+async fn a_report_queued_while_the_link_is_down_goes_out_when_it_is_back() {
+    let scripts = scripts_copy();
+    jobs_send_at_once(scripts.path());
+    let fake = FakeAiBot::start(BOT_ID, SECRET).await;
+    let app = app_dialling_with(&fake, SECRET, Some(&scripts), "").await;
+    fake.wait_subscribed(1, Duration::from_secs(5)).await;
+    adopt(&app, &fake, &["wrk-down1", "wrk-down2"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The link drops and WeCom refuses it back for now (45009 after a quick restart).
+    fake.set(Behaviour {
+        refuse_subscribe: Some(45009),
+        ..Behaviour::default()
+    });
+    fake.drop_link();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = fake.frames("aibot_send_msg").len();
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        fake.frames("aibot_send_msg").len(),
+        before,
+        "nothing goes out while down"
+    );
+    let run_id = body["run_id"].as_str().unwrap();
+    let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(run["pending"], 2, "both wait: {run}");
+
+    fake.set(Behaviour::default());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        if run["delivered"] == 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never delivered: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for chat in ["wrk-down1", "wrk-down2"] {
+        assert!(!posts_to(&fake, chat).is_empty());
+    }
+}
