@@ -26,51 +26,9 @@ use trumpet::config::Config;
 const BOT_ID: &str = "aibench";
 const SECRET: &str = "bench-secret";
 
-struct Args {
-    rate: u64,
-    seconds: u64,
-    warmup_seconds: u64,
-    groups: usize,
-    /// The fake acks replies this late (a slow peer).
-    ack_delay_ms: u64,
-}
-
-fn args() -> Args {
-    let mut args = Args {
-        rate: 2000,
-        seconds: 10,
-        warmup_seconds: 2,
-        groups: 200,
-        ack_delay_ms: 0,
-    };
-    let raw: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < raw.len() {
-        let value = raw.get(i + 1).and_then(|v| v.parse::<u64>().ok());
-        match (raw[i].as_str(), value) {
-            ("--rate", Some(v)) => args.rate = v.max(1),
-            ("--seconds", Some(v)) => args.seconds = v.max(1),
-            ("--warmup-seconds", Some(v)) => args.warmup_seconds = v,
-            ("--groups", Some(v)) => args.groups = v.max(1) as usize,
-            ("--ack-delay-ms", Some(v)) => args.ack_delay_ms = v,
-            // `cargo bench` passes `--bench`; anything else unknown is ignored.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
-    args
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
-}
+#[path = "load/mod.rs"]
+mod load;
+use load::{Args, Run, args};
 
 fn main() {
     let args = args();
@@ -212,7 +170,6 @@ async fn load(listener: tokio::net::TcpListener, args: &Args) -> Result<(), Stri
 
     let total = args.rate * (args.warmup_seconds + args.seconds);
     let started = Instant::now();
-    let measure_from = started + Duration::from_secs(args.warmup_seconds);
     for i in 0..total {
         let due = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
         tokio::time::sleep_until(due.into()).await;
@@ -233,65 +190,18 @@ async fn load(listener: tokio::net::TcpListener, args: &Args) -> Result<(), Stri
         let _ = out.send(Message::Text(text.into()));
     }
     let sending_took = started.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if latencies.lock().unwrap().len() as u64 >= total {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let all = latencies.lock().unwrap().clone();
-    let mut measured: Vec<Duration> = all
-        .iter()
-        .filter(|(at, _)| *at >= measure_from)
-        .map(|(_, d)| *d)
-        .collect();
-    measured.sort();
-    let expected = args.rate * args.seconds;
-    println!(
-        "callbacks pushed: {total} in {:.2} s ({:.0}/s offered; {} measured after a {} s warm-up)",
-        sending_took.as_secs_f64(),
-        total as f64 / sending_took.as_secs_f64(),
-        expected,
-        args.warmup_seconds
-    );
-    println!(
-        "replies received: {} of {total} ({} unmatched)",
-        all.len(),
-        unmatched.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    println!(
-        "callback → aibot_respond_msg latency (ms): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        percentile(&measured, 50.0),
-        percentile(&measured, 90.0),
-        percentile(&measured, 99.0),
-        percentile(&measured, 99.9),
-        percentile(&measured, 100.0),
-    );
-    // Server and client share the process: the client's own bookkeeping is included.
-    println!(
-        "process RSS after {total} callbacks: {:.1} MiB now, {:.1} MiB peak (server and fake together)",
-        own_mib("VmRSS"),
-        own_mib("VmHWM")
-    );
-    if (measured.len() as u64) < expected {
-        return Err(format!(
-            "only {} of {expected} measured callbacks were answered",
-            measured.len()
-        ));
-    }
-    Ok(())
-}
-
-/// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in MiB; NaN where there is none.
-fn own_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(field)?.strip_prefix(':').map(str::trim))
-                .and_then(|kib| kib.trim_end_matches(" kB").parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    let unmatched = unmatched.load(std::sync::atomic::Ordering::Relaxed);
+    load::finish(
+        Run {
+            sent_what: "callbacks",
+            reply_what: "aibot_respond_msg",
+            total,
+            started,
+            sending_took,
+            latencies,
+            unmatched,
+        },
+        args,
+    )
+    .await
 }
