@@ -100,7 +100,11 @@ impl AiBotLink {
                         failures = 0;
                     }
                     failures += 1;
-                    warn!(bot = %self.bot, reason = %reason, "the AI bot's link dropped; dialling again");
+                    if subscribed {
+                        warn!(bot = %self.bot, reason = %reason, "the AI bot's link dropped; dialling again");
+                    } else {
+                        warn!(bot = %self.bot, reason = %reason, "the AI bot's link could not be set up; dialling again");
+                    }
                 }
             }
             let wait = self.backoff(failures);
