@@ -97,14 +97,13 @@ impl AiBotLink {
                 }
                 Ended::Dropped { reason, subscribed } => {
                     if subscribed {
+                        // It had been working: the back-off starts over.
                         failures = 0;
-                    }
-                    failures += 1;
-                    if subscribed {
                         warn!(bot = %self.bot, reason = %reason, "the AI bot's link dropped; dialling again");
                     } else {
                         warn!(bot = %self.bot, reason = %reason, "the AI bot's link could not be set up; dialling again");
                     }
+                    failures += 1;
                 }
             }
             let wait = self.backoff(failures);
@@ -132,10 +131,12 @@ impl AiBotLink {
             .max_frame_size(Some(aibot::MAX_FRAME_BYTES));
         let dialled = tokio::time::timeout(
             CONNECT_TIMEOUT,
+            // Without Nagle's algorithm: replies are small frames that must go out at once,
+            // not wait for the ack of the previous one.
             tokio_tungstenite::connect_async_with_config(
                 self.settings.ws_url.as_str(),
                 Some(config),
-                false,
+                true,
             ),
         )
         .await;
