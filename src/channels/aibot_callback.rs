@@ -25,7 +25,7 @@ use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
 use crate::wire::wecom::aibot::CALLBACK_CAPABILITIES;
 use crate::wire::wecom::aibot::callback::{AiBotEndpoint, OpenedCallback};
-use crate::wire::wecom::robot::{CallbackError, parse_query};
+use crate::wire::wecom::robot::parse_query;
 
 /// The URL-mode AI bots' state.
 pub struct AiBotCallbackChannel {
@@ -48,13 +48,6 @@ fn endpoint<'a>(state: &'a AiBotCallbackChannel, bot_id: &str) -> Option<&'a Arc
     found
 }
 
-fn refuse(bot: &str, e: &CallbackError) -> Response {
-    warn!(bot = %bot, class = e.class(), code = ?e.code(), error = %e, "AI bot callback refused");
-    StatusCode::from_u16(e.status())
-        .unwrap_or(StatusCode::BAD_REQUEST)
-        .into_response()
-}
-
 /// `GET /wecom/aibot/{bot_id}`: the bare plaintext of `echostr`.
 async fn verify_url(
     State(state): State<Arc<AiBotCallbackChannel>>,
@@ -75,7 +68,7 @@ async fn verify_url(
             )
                 .into_response()
         }
-        Err(e) => refuse(&bot_id, &e),
+        Err(e) => super::refuse_callback(&bot_id, &e),
     }
 }
 
@@ -98,7 +91,7 @@ async fn callback(
     };
     let query = match parse_query(query.as_deref(), false) {
         Ok(q) => q,
-        Err(e) => return refuse(&bot_id, &e),
+        Err(e) => return super::refuse_callback(&bot_id, &e),
     };
     let event = match endpoint.open(&query, &body, Utc::now()) {
         Ok(OpenedCallback::Event(event)) => *event,
@@ -108,7 +101,7 @@ async fn callback(
                 &bot_id,
             );
         }
-        Err(e) => return refuse(&bot_id, &e),
+        Err(e) => return super::refuse_callback(&bot_id, &e),
     };
     if let Some(field) = event.oversized_id() {
         warn!(bot = %bot_id, field, "AI bot callback refused: an id longer than a channel sends");

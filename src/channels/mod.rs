@@ -71,6 +71,19 @@ pub(crate) fn not_accepted(e: &crate::runtime::inbound::NotAccepted) -> axum::re
     }
 }
 
+/// The answer to a WeCom callback that failed its checks (`e.status()`: 401 for what fails
+/// authentication, 400 for what cannot be read), logged with its class and WXBizMsgCrypt code.
+pub(crate) fn refuse_callback(
+    bot: &str,
+    e: &crate::wire::wecom::robot::CallbackError,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::warn!(bot = %bot, class = e.class(), code = ?e.code(), error = %e, "callback refused");
+    axum::http::StatusCode::from_u16(e.status())
+        .unwrap_or(axum::http::StatusCode::BAD_REQUEST)
+        .into_response()
+}
+
 /// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
 /// (RFC 7235: `bearer`, `BEARER`), the token is what follows it, trimmed.
 pub fn bearer_token(value: &str) -> Option<&str> {

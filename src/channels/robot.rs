@@ -20,7 +20,7 @@ use super::untrusted::Untrusted;
 use crate::domain::{EventKind, Reply};
 use crate::runtime::Services;
 use crate::runtime::inbound::{self, Handled};
-use crate::wire::wecom::robot::{CallbackError, Opened, RobotEndpoint, parse_query};
+use crate::wire::wecom::robot::{Opened, RobotEndpoint, parse_query};
 
 /// The robot channel's state: the runtime's services and each robot bot's endpoint.
 pub struct RobotChannel {
@@ -47,13 +47,6 @@ fn endpoint<'a>(state: &'a RobotChannel, bot_id: &str) -> Option<&'a Arc<RobotEn
     found
 }
 
-fn refuse(bot: &str, e: &CallbackError) -> Response {
-    warn!(bot = %bot, class = e.class(), code = ?e.code(), error = %e, "callback refused");
-    StatusCode::from_u16(e.status())
-        .unwrap_or(StatusCode::BAD_REQUEST)
-        .into_response()
-}
-
 /// `GET /wecom/robot/{bot_id}`: answers WeCom's URL verification with the bare plaintext.
 pub async fn verify_url(
     State(state): State<Arc<RobotChannel>>,
@@ -74,7 +67,7 @@ pub async fn verify_url(
             )
                 .into_response()
         }
-        Err(e) => refuse(&bot_id, &e),
+        Err(e) => super::refuse_callback(&bot_id, &e),
     }
 }
 
@@ -97,14 +90,14 @@ pub async fn callback(
     };
     let query = match parse_query(query.as_deref(), false) {
         Ok(q) => q,
-        Err(e) => return refuse(&bot_id, &e),
+        Err(e) => return super::refuse_callback(&bot_id, &e),
     };
     let Opened {
         event,
         chat_info_url,
     } = match endpoint.open(&query, &body, Utc::now()) {
         Ok(opened) => opened,
-        Err(e) => return refuse(&bot_id, &e),
+        Err(e) => return super::refuse_callback(&bot_id, &e),
     };
     if let Some(field) = event.oversized_id() {
         warn!(bot = %bot_id, field, "callback refused: an id longer than a channel sends");
