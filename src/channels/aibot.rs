@@ -226,8 +226,10 @@ impl AiBotLink {
                     }
                     unanswered_pings += 1;
                     let ping = aibot::ping(&aibot::new_req_id(cmd::PING));
-                    if session.send(Message::text(ping)).await.is_err() {
-                        return dropped("the link closed", true);
+                    // Never waited for: the reader must keep reading, and a socket whose queue
+                    // of frames is full has stopped taking them — the link is as good as dead.
+                    if !session.try_send(Message::text(ping)) {
+                        return dropped("the link stopped taking frames", true);
                     }
                     continue;
                 }
@@ -345,8 +347,8 @@ async fn handle_callback(
     if let Some(chat) = event.chat_id()
         && !adopt_first(services, &event, chat, adopted).await
     {
-        // Not adopted: the message is not handled either, so that WeCom's retry (or the
-        // member's next message) adopts the group first.
+        // Not adopted (the store failed; logged with the message id): the message is not
+        // handled either, so that the member's next message adopts the group first.
         return;
     }
     let welcome = event.kind == EventKind::EnterChat;
@@ -387,7 +389,8 @@ async fn adopt_first(
     let status = match tokio::task::spawn_blocking(move || store.group(&lookup)).await {
         Ok(Ok(group)) => group.map(|g| g.status),
         Ok(Err(e)) => {
-            error!(bot = %event.bot, chat = %chat, error = %e, "the group could not be read; the message waits for WeCom's retry");
+            error!(bot = %event.bot, chat = %chat, msg_id = %event.msg_id, error = %e,
+                "the group could not be read; this message is not handled");
             return false;
         }
         Err(e) => {

@@ -57,19 +57,9 @@ async fn verify_url(
     let Some(endpoint) = endpoint(&state, &bot_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match parse_query(query.as_deref(), true)
-        .and_then(|q| endpoint.verify_url(&q, Utc::now().timestamp()))
-    {
-        Ok(plaintext) => {
-            info!(bot = %bot_id, "AI bot callback URL verified");
-            (
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                plaintext,
-            )
-                .into_response()
-        }
-        Err(e) => super::refuse_callback(&bot_id, &e),
-    }
+    let verified = parse_query(query.as_deref(), true)
+        .and_then(|q| endpoint.verify_url(&q, Utc::now().timestamp()));
+    super::verification_answer(&bot_id, verified)
 }
 
 /// `POST /wecom/aibot/{bot_id}`: verify, decrypt, decide and commit, answer.

@@ -84,6 +84,29 @@ pub(crate) fn refuse_callback(
         .into_response()
 }
 
+/// The answer to WeCom's URL verification: the bare plaintext of `echostr` (no quotes, no
+/// newline), or the refusal.
+pub(crate) fn verification_answer(
+    bot: &str,
+    verified: Result<String, crate::wire::wecom::robot::CallbackError>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match verified {
+        Ok(plaintext) => {
+            tracing::info!(bot = %bot, "callback URL verified");
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                plaintext,
+            )
+                .into_response()
+        }
+        Err(e) => refuse_callback(bot, &e),
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
 /// (RFC 7235: `bearer`, `BEARER`), the token is what follows it, trimmed.
 pub fn bearer_token(value: &str) -> Option<&str> {

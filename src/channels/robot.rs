@@ -56,19 +56,9 @@ pub async fn verify_url(
     let Some(endpoint) = endpoint(&state, &bot_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let result = parse_query(query.as_deref(), true)
+    let verified = parse_query(query.as_deref(), true)
         .and_then(|q| endpoint.verify_url(&q, Utc::now().timestamp()));
-    match result {
-        Ok(plaintext) => {
-            info!(bot = %bot_id, "callback URL verified");
-            (
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                plaintext,
-            )
-                .into_response()
-        }
-        Err(e) => super::refuse_callback(&bot_id, &e),
-    }
+    super::verification_answer(&bot_id, verified)
 }
 
 /// `POST /wecom/robot/{bot_id}`: verify, decrypt, parse, de-duplicate, queue, answer.

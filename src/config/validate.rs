@@ -313,15 +313,16 @@ pub(super) fn validate_bot(
     if channel == Some(ChannelKind::WecomAiBot) {
         return aibot_bot(&key, id, raw, problem);
     }
-    for (field, set) in [
-        ("bot_id", raw.bot_id.is_some()),
-        ("secret", raw.secret.is_some()),
-        ("ws_url", raw.ws_url.is_some()),
-    ] {
-        if set {
-            problem(&key(field), "is for wecom-aibot bots".into());
-        }
-    }
+    refuse_set(
+        &key,
+        &[
+            ("bot_id", raw.bot_id.is_some()),
+            ("secret", raw.secret.is_some()),
+            ("ws_url", raw.ws_url.is_some()),
+        ],
+        "is for wecom-aibot bots",
+        problem,
+    );
     if raw.access_token.is_some() {
         problem(
             &key("access_token"),
@@ -352,19 +353,17 @@ fn aibot_callback_bot(
     raw: RawBot,
     problem: &mut impl FnMut(&str, String),
 ) -> Option<BotConfig> {
-    for (field, set) in [
-        ("bot_id", raw.bot_id.is_some()),
-        ("secret", raw.secret.is_some()),
-        ("ws_url", raw.ws_url.is_some()),
-        ("access_token", raw.access_token.is_some()),
-    ] {
-        if set {
-            problem(
-                &key(field),
-                "is not for a wecom-aibot bot in URL-callback mode (token and encoding_aes_key); a long-connection bot has bot_id and secret instead".into(),
-            );
-        }
-    }
+    refuse_set(
+        key,
+        &[
+            ("bot_id", raw.bot_id.is_some()),
+            ("secret", raw.secret.is_some()),
+            ("ws_url", raw.ws_url.is_some()),
+            ("access_token", raw.access_token.is_some()),
+        ],
+        "is not for a wecom-aibot bot in URL-callback mode (token and encoding_aes_key); a long-connection bot has bot_id and secret instead",
+        problem,
+    );
     let credentials = robot_credentials(key, raw.token, raw.encoding_aes_key, problem);
     Some(BotConfig {
         id: id?,
@@ -461,6 +460,21 @@ fn aibot_bot(
     })
 }
 
+/// Reports each of `fields` that is set (`true`) as not belonging to this kind of bot, for
+/// `reason`.
+fn refuse_set(
+    key: &dyn Fn(&str) -> String,
+    fields: &[(&str, bool)],
+    reason: &str,
+    problem: &mut impl FnMut(&str, String),
+) {
+    for (field, set) in fields {
+        if *set {
+            problem(&key(field), reason.to_owned());
+        }
+    }
+}
+
 /// WeCom accepts 3–32 letters and digits as a Token.
 pub fn validate_token(token: &str) -> Result<(), String> {
     let len = token.chars().count();
@@ -503,17 +517,15 @@ fn onebot_bot(
     raw: RawBot,
     problem: &mut impl FnMut(&str, String),
 ) -> Option<BotConfig> {
-    for (field, set) in [
-        ("token", raw.token.is_some()),
-        ("encoding_aes_key", raw.encoding_aes_key.is_some()),
-    ] {
-        if set {
-            problem(
-                &key(field),
-                "is for wecom-robot bots; a onebot12 bot uses access_token".into(),
-            );
-        }
-    }
+    refuse_set(
+        key,
+        &[
+            ("token", raw.token.is_some()),
+            ("encoding_aes_key", raw.encoding_aes_key.is_some()),
+        ],
+        "is for wecom-robot bots; a onebot12 bot uses access_token",
+        problem,
+    );
     let access_token = match raw.access_token {
         Some(t)
             if t.expose().chars().count() >= 16 && !t.expose().contains(char::is_whitespace) =>

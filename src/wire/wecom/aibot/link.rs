@@ -88,23 +88,29 @@ impl Session {
         self.out.try_send(frame).is_ok()
     }
 
-    /// Sends `frame` and waits for the ack of `req_id`.
+    /// Sends `frame` and waits for the ack of `req_id`. Queuing the frame counts against the
+    /// same timeout: a socket that stopped taking frames fails the send instead of holding it.
     pub async fn send_and_wait(&self, req_id: &str, frame: String) -> Result<(), AckError> {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(req_id.to_owned(), tx);
-        if self.out.send(Message::text(frame)).await.is_err() {
-            self.lock().remove(req_id);
-            return Err(AckError::Closed);
-        }
-        match tokio::time::timeout(self.ack_timeout, rx).await {
-            Ok(Ok((0, _))) => Ok(()),
-            Ok(Ok((errcode, errmsg))) => Err(AckError::Refused { errcode, errmsg }),
-            Ok(Err(_)) => Err(AckError::Closed),
-            Err(_) => {
-                self.lock().remove(req_id);
-                Err(AckError::Timeout(self.ack_timeout))
+        let sent_and_acked = async {
+            self.out
+                .send(Message::text(frame))
+                .await
+                .map_err(|_| AckError::Closed)?;
+            match rx.await {
+                Ok((0, _)) => Ok(()),
+                Ok((errcode, errmsg)) => Err(AckError::Refused { errcode, errmsg }),
+                Err(_) => Err(AckError::Closed),
             }
+        };
+        let result = tokio::time::timeout(self.ack_timeout, sent_and_acked)
+            .await
+            .unwrap_or(Err(AckError::Timeout(self.ack_timeout)));
+        if result.is_err() {
+            self.lock().remove(req_id);
         }
+        result
     }
 
     /// Hands an ack to its waiter; false when nobody waits for it (a late one).
