@@ -152,6 +152,18 @@ struct RawBot {
     secret: Option<Secret>,
     /// Where a `wecom-aibot` bot dials (tests point it at a local fake).
     ws_url: Option<String>,
+    /// A `wecom-app` bot's corp id (`ww…`).
+    corp_id: Option<String>,
+    /// Where a `wecom-app` bot's server API is (tests point it at a local fake).
+    api_base: Option<String>,
+    /// How often a `wecom-app` bot reads every customer group again, in minutes.
+    sync_interval_minutes: Option<u64>,
+    /// How often a `wecom-app` bot reads the results of unfinished mass-send tasks, in seconds.
+    result_poll_secs: Option<u64>,
+    /// After how many minutes an owner who has not confirmed a mass-send task is reminded.
+    remind_after_minutes: Option<u64>,
+    /// Calls per minute a `wecom-app` bot makes to any one API path.
+    api_per_minute: Option<u32>,
 }
 
 /// The validated configuration of one running service.
@@ -278,6 +290,8 @@ pub enum ChannelKind {
     OneBot12,
     /// A WeCom AI bot (智能机器人) over its long connection: the service dials out.
     WecomAiBot,
+    /// A WeCom self-built app (自建应用) with customer-contact rights: customer groups.
+    WecomApp,
 }
 
 impl ChannelKind {
@@ -286,6 +300,7 @@ impl ChannelKind {
             ChannelKind::WecomRobot => "wecom-robot",
             ChannelKind::OneBot12 => "onebot12",
             ChannelKind::WecomAiBot => "wecom-aibot",
+            ChannelKind::WecomApp => "wecom-app",
         }
     }
 }
@@ -307,6 +322,9 @@ pub struct BotConfig {
     /// Where and as whom a `wecom-aibot` bot dials (AI bots on the long connection only; an AI
     /// bot in URL-callback mode has `credentials` instead).
     pub aibot: Option<AiBotSettings>,
+    /// A `wecom-app` bot's corp, secret and API (its callbacks use `credentials`, with the corp
+    /// id as the receive id).
+    pub app: Option<crate::wire::wecom::app::AppSettings>,
 }
 
 /// The pair an operator pastes into the WeCom console.
@@ -375,6 +393,11 @@ impl Config {
         format!("{}/wecom/aibot/{bot}", self.base_url())
     }
 
+    /// The URL to paste into the WeCom console for a self-built app's customer-contact events.
+    pub fn app_callback_url(&self, bot: &BotId) -> String {
+        format!("{}/wecom/app/{bot}", self.base_url())
+    }
+
     /// The reverse-WebSocket URL a OneBot implementation connects to for `bot` (the same path
     /// takes webhook POSTs over http(s)).
     pub fn onebot_url(&self, bot: &BotId) -> String {
@@ -396,6 +419,7 @@ impl Config {
                 Some(aibot) => aibot.ws_url.clone(),
                 None => self.aibot_callback_url(&bot.id),
             },
+            ChannelKind::WecomApp => self.app_callback_url(&bot.id),
         }
     }
 }

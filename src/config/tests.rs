@@ -444,3 +444,62 @@ fn an_aibot_with_token_and_key_is_in_url_callback_mode() {
         "http://127.0.0.1:8080/wecom/aibot/aiurl"
     );
 }
+
+#[test]
+fn an_app_needs_its_corp_and_secret_and_seals_with_the_corp_id() {
+    let c = Config::from_toml_str(
+        r#"
+        [[bots]]
+        id = "kefu"
+        channel = "wecom-app"
+        corp_id = "ww0123456789abcdef"
+        secret = "app-secret-value"
+        token = "TestToken123"
+        encoding_aes_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+        "#,
+    )
+    .unwrap();
+    let bot = &c.bots[0];
+    assert_eq!(bot.channel, ChannelKind::WecomApp);
+    assert_eq!(bot.receive_id, "ww0123456789abcdef");
+    let app = bot.app.as_ref().unwrap();
+    assert_eq!(app.api_base, crate::wire::wecom::app::DEFAULT_API_BASE);
+    assert_eq!(app.result_poll_secs, 300);
+    assert_eq!(app.sync_interval_secs, 3600);
+    assert_eq!(app.remind_after_secs, 3600);
+    assert!(!format!("{bot:?}").contains("app-secret-value"));
+    assert_eq!(c.endpoint_url(bot), "http://127.0.0.1:8080/wecom/app/kefu");
+
+    let p = problems(
+        r#"
+        [[bots]]
+        id = "nothing"
+        channel = "wecom-app"
+        [[bots]]
+        id = "wrong"
+        channel = "wecom-app"
+        corp_id = "ww 1"
+        secret = "x"
+        api_base = "ftp://example.com"
+        result_poll_secs = 1
+        bot_id = "aibot-only"
+        receive_id = "ww1"
+        [[bots]]
+        id = "robot"
+        channel = "wecom-robot"
+        corp_id = "ww1"
+        "#,
+    );
+    for key in [
+        "bots[0].corp_id",
+        "bots[0].secret",
+        "bots[1].corp_id",
+        "bots[1].api_base",
+        "bots[1].result_poll_secs",
+        "bots[1].bot_id",
+        "bots[1].receive_id",
+        "bots[2].corp_id",
+    ] {
+        assert!(p.iter().any(|p| p.key == key), "{key} not reported: {p:?}");
+    }
+}

@@ -297,16 +297,35 @@ pub(super) fn validate_bot(
         "wecom-robot" => Some(ChannelKind::WecomRobot),
         "onebot12" => Some(ChannelKind::OneBot12),
         "wecom-aibot" => Some(ChannelKind::WecomAiBot),
+        "wecom-app" => Some(ChannelKind::WecomApp),
         other => {
             problem(
                 &key("channel"),
                 format!(
-                    "unsupported channel {other:?}; supported: \"wecom-robot\", \"onebot12\", \"wecom-aibot\""
+                    "unsupported channel {other:?}; supported: \"wecom-robot\", \"onebot12\", \"wecom-aibot\", \"wecom-app\""
                 ),
             );
             None
         }
     };
+    if channel != Some(ChannelKind::WecomApp) {
+        refuse_set(
+            &key,
+            &[
+                ("corp_id", raw.corp_id.is_some()),
+                ("api_base", raw.api_base.is_some()),
+                ("sync_interval_minutes", raw.sync_interval_minutes.is_some()),
+                ("result_poll_secs", raw.result_poll_secs.is_some()),
+                ("remind_after_minutes", raw.remind_after_minutes.is_some()),
+                ("api_per_minute", raw.api_per_minute.is_some()),
+            ],
+            "is for wecom-app bots",
+            problem,
+        );
+    }
+    if channel == Some(ChannelKind::WecomApp) {
+        return app_bot(&key, id, raw, problem);
+    }
     if channel == Some(ChannelKind::OneBot12) {
         return onebot_bot(&key, id, raw, problem);
     }
@@ -338,6 +357,7 @@ pub(super) fn validate_bot(
         receive_id: raw.receive_id,
         per_minute: raw.per_minute,
         aibot: None,
+        app: None,
     })
 }
 
@@ -373,6 +393,7 @@ fn aibot_callback_bot(
         receive_id: raw.receive_id,
         per_minute: raw.per_minute,
         aibot: None,
+        app: None,
     })
 }
 
@@ -457,8 +478,146 @@ fn aibot_bot(
             secret: secret?,
             ws_url: ws_url?,
         }),
+        app: None,
     })
 }
+
+/// A `wecom-app` bot: the corp id, the app's secret, its API, and the Token and EncodingAESKey
+/// of its customer-contact callback (both or neither: generated at first start).
+fn app_bot(
+    key: &dyn Fn(&str) -> String,
+    id: Option<BotId>,
+    raw: RawBot,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<BotConfig> {
+    use crate::wire::wecom::app;
+    refuse_set(
+        key,
+        &[
+            ("bot_id", raw.bot_id.is_some()),
+            ("ws_url", raw.ws_url.is_some()),
+            ("access_token", raw.access_token.is_some()),
+            ("receive_id", !raw.receive_id.is_empty()),
+        ],
+        "is not for wecom-app bots (corp_id, secret, token, encoding_aes_key; the corp id is the receive id)",
+        problem,
+    );
+    let corp_id = match raw.corp_id.map(|c| c.trim().to_owned()) {
+        Some(c) if !c.is_empty() && c.len() <= 64 && !c.contains(char::is_whitespace) => Some(c),
+        Some(_) => {
+            problem(
+                &key("corp_id"),
+                "must be the corp id from the WeCom admin console (我的企业 → 企业ID, no spaces)"
+                    .into(),
+            );
+            None
+        }
+        None => {
+            problem(
+                &key("corp_id"),
+                "missing: a wecom-app bot needs the corp id (WeCom admin console → 我的企业 → 企业ID)"
+                    .into(),
+            );
+            None
+        }
+    };
+    let secret = match raw.secret {
+        Some(s) if !s.expose().trim().is_empty() && !s.expose().contains(char::is_whitespace) => {
+            Some(s)
+        }
+        Some(_) => {
+            problem(&key("secret"), "must not be empty or contain spaces".into());
+            None
+        }
+        None => {
+            problem(
+                &key("secret"),
+                "missing: a wecom-app bot needs its app's Secret (应用管理 → the app → Secret)"
+                    .into(),
+            );
+            None
+        }
+    };
+    let api_base = raw
+        .api_base
+        .unwrap_or_else(|| app::DEFAULT_API_BASE.to_owned());
+    let api_base = match url::Url::parse(&api_base) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(api_base),
+        _ => {
+            problem(
+                &key("api_base"),
+                format!("must be an http:// or https:// URL, got {api_base:?}"),
+            );
+            None
+        }
+    };
+    let mut ranged = |field: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+        if !range.contains(&value) {
+            problem(
+                &key(field),
+                format!(
+                    "must be between {} and {}, got {value}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+        value
+    };
+    let sync_minutes = ranged(
+        "sync_interval_minutes",
+        raw.sync_interval_minutes
+            .unwrap_or(DEFAULT_APP_SYNC_MINUTES),
+        1..=10_080,
+    );
+    let poll_secs = ranged(
+        "result_poll_secs",
+        raw.result_poll_secs.unwrap_or(DEFAULT_APP_RESULT_POLL_SECS),
+        10..=86_400,
+    );
+    let remind_minutes = ranged(
+        "remind_after_minutes",
+        raw.remind_after_minutes
+            .unwrap_or(DEFAULT_APP_REMIND_AFTER_MINUTES),
+        0..=10_080,
+    );
+    let per_minute = ranged(
+        "api_per_minute",
+        u64::from(raw.api_per_minute.unwrap_or(DEFAULT_APP_API_PER_MINUTE)),
+        1..=10_000,
+    );
+    let credentials = robot_credentials(key, raw.token, raw.encoding_aes_key, problem);
+    let corp_id = corp_id?;
+    Some(BotConfig {
+        id: id?,
+        channel: ChannelKind::WecomApp,
+        credentials: credentials?,
+        access_token: None,
+        // WeCom seals an app's callbacks with the corp id.
+        receive_id: corp_id.clone(),
+        per_minute: raw.per_minute,
+        aibot: None,
+        app: Some(app::AppSettings {
+            corp_id,
+            secret: secret?,
+            api_base: api_base?,
+            sync_interval_secs: sync_minutes * 60,
+            result_poll_secs: poll_secs,
+            remind_after_secs: remind_minutes * 60,
+            api_per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
+        }),
+    })
+}
+
+/// How often a `wecom-app` bot reads every customer group again unless the operator says.
+pub const DEFAULT_APP_SYNC_MINUTES: u64 = 60;
+/// How often unfinished mass-send tasks' results are read.
+pub const DEFAULT_APP_RESULT_POLL_SECS: u64 = 300;
+/// When owners who have not confirmed a task are first reminded (0: never).
+pub const DEFAULT_APP_REMIND_AFTER_MINUTES: u64 = 60;
+/// WeCom's documented base limit is 2,000 calls a minute per corp and API (and 30,000 an
+/// hour); the default stays under it so that other apps of the corp keep room.
+pub const DEFAULT_APP_API_PER_MINUTE: u32 = 1000;
 
 /// Reports each of `fields` that is set (`true`) as not belonging to this kind of bot, for
 /// `reason`.
@@ -553,6 +712,7 @@ fn onebot_bot(
         credentials: None,
         access_token: Some(access_token?),
         aibot: None,
+        app: None,
         receive_id: raw.receive_id,
         // A WeChat account that posts much faster than a person risks being limited or
         // banned by the platform: a modest default unless the operator says otherwise.
