@@ -87,6 +87,7 @@ fn benches(c: &mut Criterion) {
         speakers: Default::default(),
         dedupe: Default::default(),
         aibots: Default::default(),
+        apps: Default::default(),
     };
     let mut next = 0;
     let mut group = c.benchmark_group("store");

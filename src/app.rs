@@ -100,7 +100,17 @@ pub struct App {
     endpoints: HashMap<String, Arc<RobotEndpoint>>,
     /// The AI bots in URL-callback mode.
     aibot_endpoints: HashMap<String, Arc<crate::wire::wecom::aibot::callback::AiBotEndpoint>>,
+    /// The self-built apps: each one's event endpoint (receive id = the corp id) and API client.
+    apps: Vec<AppParts>,
     generated: Vec<GeneratedCredentials>,
+}
+
+/// What a `wecom-app` bot is built from before the runtime starts.
+struct AppParts {
+    bot: crate::domain::BotId,
+    endpoint: RobotEndpoint,
+    client: Arc<crate::wire::wecom::app::AppClient>,
+    settings: crate::wire::wecom::app::AppSettings,
 }
 
 impl App {
@@ -168,12 +178,36 @@ impl App {
                 ))
             })
             .collect();
+        let mut apps = Vec::new();
+        for bot in &config.bots {
+            let (Some(settings), Some(credentials)) = (&bot.app, &bot.credentials) else {
+                continue;
+            };
+            let crypto = CallbackCrypto::new(
+                credentials.token.expose(),
+                credentials.encoding_aes_key.clone(),
+                &bot.receive_id,
+            );
+            let client = crate::wire::wecom::app::AppClient::new(settings)
+                .map_err(|e| AppError::HttpClient(e.to_string()))?;
+            apps.push(AppParts {
+                bot: bot.id.clone(),
+                endpoint: RobotEndpoint::new(
+                    bot.id.clone(),
+                    crypto,
+                    config.wecom.timestamp_tolerance_secs,
+                ),
+                client: Arc::new(client),
+                settings: settings.clone(),
+            });
+        }
         Ok(App {
             config,
             store,
             scripts,
             endpoints,
             aibot_endpoints,
+            apps,
             generated,
         })
     }
@@ -224,6 +258,14 @@ impl App {
                     .map(|b| b.id.clone())
                     .collect(),
             ),
+            apps: Arc::new(
+                config
+                    .bots
+                    .iter()
+                    .filter(|b| b.channel == ChannelKind::WecomApp)
+                    .map(|b| b.id.clone())
+                    .collect(),
+            ),
         }
         .spawn();
         if config.scripts.watch_interval_ms > 0 {
@@ -247,7 +289,8 @@ impl App {
         };
         let (services, welcomer_task) = self.start_services(core, &stop, &tasks)?;
         self.dial_aibots(&services, &aibot_links, &stop, &tasks);
-        let state = Arc::new(self.app_state(services, hub)?);
+        let apps = self.start_apps(&services, &stop, &tasks);
+        let state = Arc::new(self.app_state(services, hub, apps)?);
         self.announce(listener.local_addr()?);
         let limits = crate::http::serve::Limits {
             header_read: Duration::from_secs(config.server.header_read_timeout_secs),
@@ -274,6 +317,33 @@ impl App {
         )
         .await;
         served.map_err(AppError::Server)
+    }
+
+    /// Starts keeping every `wecom-app` bot's customer groups in sync (on `tasks` until `stop`);
+    /// returns them for the callback routes.
+    fn start_apps(
+        &self,
+        services: &Arc<crate::runtime::Services>,
+        stop: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> crate::channels::app::AppChannel {
+        let mut apps = HashMap::new();
+        for parts in &self.apps {
+            let app = Arc::new(crate::channels::app::CustomerGroups {
+                bot: parts.bot.clone(),
+                endpoint: parts.endpoint.clone(),
+                client: Arc::clone(&parts.client),
+                settings: parts.settings.clone(),
+                services: Arc::clone(services),
+                stop: stop.clone(),
+            });
+            tasks.spawn(crate::channels::app::sync::run(
+                Arc::clone(&app),
+                stop.clone(),
+            ));
+            apps.insert(parts.bot.to_string(), app);
+        }
+        crate::channels::app::AppChannel { apps }
     }
 
     /// Dials every `wecom-aibot` bot's long connection; each link lives on `tasks` until `stop`.
@@ -413,6 +483,7 @@ impl App {
         &self,
         services: Arc<crate::runtime::Services>,
         hub: Arc<Hub>,
+        apps: crate::channels::app::AppChannel,
     ) -> Result<AppState, AppError> {
         let config = &self.config;
         let onebot = config
@@ -439,6 +510,7 @@ impl App {
                 endpoints: self.endpoints.clone(),
                 names: Arc::new(names),
             }),
+            app: Arc::new(apps),
             aibot_callback: Arc::new(crate::channels::aibot_callback::AiBotCallbackChannel {
                 services: Arc::clone(&services),
                 endpoints: self.aibot_endpoints.clone(),

@@ -1,7 +1,7 @@
 //! Channels: the handlers each peer talks to — the WeCom group robot's callbacks ([`robot`]),
 //! OneBot 12 implementations over a reverse WebSocket or webhook ([`onebot`], with its roster
 //! sync and the hub as the runtime's bot accounts), and the WeCom AI bot's long connection, which
-//! the service dials itself ([`aibot`]), or its URL callbacks ([`aibot_callback`]). Each turns what a peer sends into domain
+//! the service dials itself ([`aibot`]), or its URL callbacks ([`aibot_callback`]), and a self-built app's customer groups ([`app`]). Each turns what a peer sends into domain
 //! events for the runtime and answers on the peer's own terms; the wire formats and clients they
 //! use are [`crate::wire`]. Each channel serves its routes with its own state; `http` merges
 //! them beside the admin API.
@@ -11,6 +11,7 @@
 
 pub mod aibot;
 pub mod aibot_callback;
+pub mod app;
 pub mod group_names;
 pub mod onebot;
 pub mod robot;

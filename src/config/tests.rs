@@ -493,6 +493,7 @@ fn an_app_needs_its_corp_and_secret_and_seals_with_the_corp_id() {
     for key in [
         "bots[0].corp_id",
         "bots[0].secret",
+        "bots[0].token",
         "bots[1].corp_id",
         "bots[1].api_base",
         "bots[1].result_poll_secs",

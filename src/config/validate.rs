@@ -483,7 +483,7 @@ fn aibot_bot(
 }
 
 /// A `wecom-app` bot: the corp id, the app's secret, its API, and the Token and EncodingAESKey
-/// of its customer-contact callback (both or neither: generated at first start).
+/// of its customer-contact event server (both required).
 fn app_bot(
     key: &dyn Fn(&str) -> String,
     id: Option<BotId>,
@@ -586,12 +586,23 @@ fn app_bot(
         u64::from(raw.api_per_minute.unwrap_or(DEFAULT_APP_API_PER_MINUTE)),
         1..=10_000,
     );
-    let credentials = robot_credentials(key, raw.token, raw.encoding_aes_key, problem);
+    // Required: the console's 接收事件服务器 form makes them (随机获取) and the app's events are
+    // not served without them.
+    let credentials = match (&raw.token, &raw.encoding_aes_key) {
+        (None, None) => {
+            problem(
+                &key("token"),
+                "missing: a wecom-app bot needs the Token and EncodingAESKey of its event server (客户联系 → 客户 → API → 接收事件服务器; 随机获取 makes both)".into(),
+            );
+            None
+        }
+        _ => robot_credentials(key, raw.token, raw.encoding_aes_key, problem).flatten(),
+    };
     let corp_id = corp_id?;
     Some(BotConfig {
         id: id?,
         channel: ChannelKind::WecomApp,
-        credentials: credentials?,
+        credentials: Some(credentials?),
         access_token: None,
         // WeCom seals an app's callbacks with the corp id.
         receive_id: corp_id.clone(),

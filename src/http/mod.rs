@@ -32,6 +32,8 @@ pub struct AppState {
     pub onebot: Arc<OneBotChannel>,
     /// The AI bots in URL-callback mode.
     pub aibot_callback: Arc<crate::channels::aibot_callback::AiBotCallbackChannel>,
+    /// The self-built apps' customer-group events.
+    pub app: Arc<crate::channels::app::AppChannel>,
     /// The connected bot accounts (the admin API lists them).
     pub hub: Arc<Hub>,
     pub admin_token: Option<Secret>,
@@ -60,6 +62,7 @@ pub fn router(state: Arc<AppState>, body_timeout: Duration) -> Router {
         .merge(crate::channels::aibot_callback::router(Arc::clone(
             &state.aibot_callback,
         )))
+        .merge(crate::channels::app::router(Arc::clone(&state.app)))
         .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY));
     // Route layers run outermost last: authentication first, then the audit of changes.
     let admin = api::routes()

@@ -17,18 +17,23 @@ use crate::wire::wecom::robot::webhook::WebhookUrl;
 pub fn posting_capabilities(group: &GroupRecord) -> crate::domain::Capabilities {
     match group.account {
         Some(_) => crate::wire::onebot::capabilities(false, false),
+        None if group.customer => crate::wire::wecom::app::CAPABILITIES,
         None if group.aibot => crate::wire::wecom::aibot::CAPABILITIES,
         None => crate::wire::wecom::robot::CAPABILITIES,
     }
 }
 
-/// Where `group`'s sends go: its bot account, or its robot's webhook URL when that URL points
-/// at an allowed host. The error says why there is nowhere to send.
+/// Where `group`'s posts go: its bot account, or its robot's webhook URL when that URL points
+/// at an allowed host. The error says why there is nowhere to post — a customer group takes
+/// only broadcasts, as mass-send tasks (see the scheduler).
 pub fn group_destination(
     group: &GroupRecord,
     webhook_hosts: &[String],
 ) -> Result<Destination, String> {
     match Destination::of_group(group) {
+        Some(Destination::CustomerGroup { .. }) => Err(
+            "a WeCom customer group takes no posts: only broadcasts, as mass-send tasks its owner confirms".into(),
+        ),
         Some(Destination::Webhook { url }) => match WebhookUrl::parse(&url, webhook_hosts) {
             Ok(_) => Ok(Destination::Webhook { url }),
             Err(e) => Err(format!("the webhook URL is refused: {e}")),

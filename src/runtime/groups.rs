@@ -69,12 +69,22 @@ impl Directory {
         chats: Vec<ChatId>,
         changes: Vec<SettingsChange>,
     ) -> Result<Vec<(ChatId, Arc<GroupSettings>)>, StoreError> {
+        let each = chats.into_iter().map(|c| (c, changes.clone())).collect();
+        self.change_each(each).await
+    }
+
+    /// Applies each group's own changes, all in one transaction (a roster sync of many groups):
+    /// durably first, then in memory. Returns each group's new settings, in the order given.
+    pub async fn change_each(
+        &self,
+        each: Vec<(ChatId, Vec<SettingsChange>)>,
+    ) -> Result<Vec<(ChatId, Arc<GroupSettings>)>, StoreError> {
         let _one_at_a_time = self.writer.lock().await;
         let store = self.store.clone();
         let updated = tokio::task::spawn_blocking(move || {
             store.write(|tx| {
-                let mut out = Vec::with_capacity(chats.len());
-                for chat in chats {
+                let mut out = Vec::with_capacity(each.len());
+                for (chat, changes) in each {
                     let mut settings = tx.settings(&chat)?;
                     let mut changed = false;
                     for change in &changes {

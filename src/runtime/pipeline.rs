@@ -136,6 +136,8 @@ pub struct Pipeline {
     /// The bots on a WeCom AI bot's long connection: the groups they hear are posted to
     /// through it.
     pub aibots: Arc<std::collections::HashSet<crate::domain::BotId>>,
+    /// The self-built apps (`wecom-app`): the groups they hear of are customer groups.
+    pub apps: Arc<std::collections::HashSet<crate::domain::BotId>>,
 }
 
 impl Pipeline {
@@ -450,6 +452,10 @@ impl Pipeline {
         if self.aibots.contains(&event.bot) {
             group.aibot = true;
         }
+        let customer = self.apps.contains(&event.bot);
+        if customer {
+            group.customer = true;
+        }
         match &event.kind {
             // Nobody added it: a channel that learns of a group only by hearing it (the AI
             // bot) reports it so, just before the first message.
@@ -472,7 +478,12 @@ impl Pipeline {
                 info!(bot = %event.bot, chat = %chat, by = %event.from.user_id, "group released");
             }
             _ => {
-                if !known {
+                if !known && customer {
+                    // A customer group the app had not listed yet: WeCom reports only groups
+                    // the app may see.
+                    group.adopt(AdoptedVia::GroupchatList, now, None);
+                    info!(bot = %event.bot, chat = %chat, "customer group adopted on its first event");
+                } else if !known {
                     // The robot was in the group before Trumpet saw it being added.
                     group.adopt(AdoptedVia::FirstMessage, now, None);
                     info!(bot = %event.bot, chat = %chat, "group adopted on its first message");

@@ -127,6 +127,12 @@ impl WelcomerTask {
             return;
         };
         let (bot, to, caps) = match group {
+            // WeCom sends a customer group's welcome itself, from the template its owner
+            // attached: the join is counted, nothing is posted.
+            Some(g) if g.customer => {
+                info!(chat = %chat, members = count, "customer group: welcomed by WeCom's own template");
+                return;
+            }
             Some(g) if g.status == GroupStatus::Adopted => (
                 g.bot.clone(),
                 crate::outbox::group_destination(&g, &self.webhook_hosts),

@@ -56,12 +56,20 @@ pub enum Destination {
     /// The entry's group, through the long connection of the entry's bot, a WeCom AI bot
     /// (`aibot_send_msg`); `aibot` is that bot's id, for the reader of a receipt.
     AiBot { aibot: String },
+    /// The entry's group, a WeCom customer group, in a mass-send task of the entry's bot (a
+    /// self-built app) that the group's owner confirms; `app` is that bot's id.
+    CustomerGroup { app: String },
 }
 
 impl Destination {
-    /// The destination of `group`: its AI bot's link, its bot account, else its robot's webhook
-    /// URL (unchecked).
+    /// The destination of `group`: a customer group's mass-send tasks, its AI bot's link, its
+    /// bot account, else its robot's webhook URL (unchecked).
     pub fn of_group(group: &super::GroupRecord) -> Option<Destination> {
+        if group.customer {
+            return Some(Destination::CustomerGroup {
+                app: group.bot.to_string(),
+            });
+        }
         if group.aibot {
             return Some(Destination::AiBot {
                 aibot: group.bot.to_string(),

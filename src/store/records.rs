@@ -37,6 +37,10 @@ pub struct GroupRecord {
     /// Reached through its bot's long connection, a WeCom AI bot's (`aibot_send_msg`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub aibot: bool,
+    /// A WeCom customer group (客户群) seen through a self-built app: reached only by mass-send
+    /// tasks its owner confirms.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub customer: bool,
     #[serde(default)]
     pub adopter: Option<Adopter>,
     #[serde(default)]
@@ -73,6 +77,8 @@ pub enum AdoptedVia {
     GroupList,
     /// An operator adopted it by its robot's webhook URL through the admin API (push-only).
     Api,
+    /// Found in a self-built app's customer-group list (`groupchat/list`, or a `create` event).
+    GroupchatList,
 }
 
 impl GroupRecord {
@@ -126,6 +132,7 @@ impl GroupRecord {
             webhook_url: None,
             account: None,
             aibot: false,
+            customer: false,
             adopter: None,
             adopted_at: None,
             released_at: None,

@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod console;
 mod crash;
+mod customer_groups;
 mod health;
 mod hostile;
 mod keywords;

@@ -42,7 +42,7 @@ pub(super) struct GroupView {
     last_message_at: Option<DateTime<Utc>>,
     /// The bot account that serves the group (bot-account channels).
     account: Option<String>,
-    /// `wecom-robot`, `wecom-aibot`, `onebot12` or `push-only`.
+    /// `wecom-robot`, `wecom-aibot`, `wecom-app` (a customer group), `onebot12` or `push-only`.
     channel: &'static str,
     can_push: bool,
     /// Its health from the ranking the lists share (adopted groups; absent on a released one).
@@ -132,7 +132,7 @@ impl GroupView {
             members_seen: g.members_seen,
             messages: g.messages,
             last_message_at: g.last_message_at,
-            can_push: (g.webhook_url.is_some() || g.account.is_some())
+            can_push: (g.webhook_url.is_some() || g.account.is_some() || g.customer || g.aibot)
                 && g.status == GroupStatus::Adopted,
             account: g.account,
             health: None,
@@ -209,6 +209,8 @@ pub struct GroupsQuery {
 fn channel_of(g: &GroupRecord) -> &'static str {
     if g.account.is_some() {
         "onebot12"
+    } else if g.customer {
+        "wecom-app"
     } else if g.aibot {
         "wecom-aibot"
     } else if g.is_push_only() {
@@ -243,12 +245,12 @@ impl GroupFilter {
         let channel = match query.channel.as_deref() {
             None | Some("") => None,
             Some(name) => Some(
-                ["wecom-robot", "wecom-aibot", "onebot12", "push-only"]
+                ["wecom-robot", "wecom-aibot", "wecom-app", "onebot12", "push-only"]
                     .into_iter()
                     .find(|c| *c == name)
                     .ok_or_else(|| {
                         ApiError::bad_request(format!(
-                            "channel {name:?} must be wecom-robot, wecom-aibot, onebot12 or push-only"
+                            "channel {name:?} must be wecom-robot, wecom-aibot, wecom-app, onebot12 or push-only"
                         ))
                     })?,
             ),
@@ -455,6 +457,7 @@ pub async fn list_sends(
                     crate::store::Destination::Account { .. } => "account",
                     crate::store::Destination::Private { .. } => "private",
                     crate::store::Destination::AiBot { .. } => "aibot",
+                    crate::store::Destination::CustomerGroup { .. } => "mass_send",
                 },
                 // A private message about the group (a report to an admin): to whom.
                 "recipient": match &e.to {
@@ -468,7 +471,7 @@ pub async fn list_sends(
 }
 
 /// `GET /api/v1/groups/{chat_id}/members?q=&sort=&limit=&cursor=`: the group's member list as
-/// its bot account last reported it (`in_group`), merged with the members seen speaking
+/// its bot account or WeCom (customer groups) last reported it (`in_group`), merged with the members seen speaking
 /// (`messages`, `last_seen`), in user-id order (`sort=messages`: the most talkative first, the
 /// silent last), a page at a time (`{"members", "next_cursor", "total"}`).
 /// Robot groups have no member list: only those who spoke appear, with `in_group: null`.
@@ -486,7 +489,7 @@ pub async fn list_members(
     let store = state.store.clone();
     let (roster, seen) =
         blocking(move || Ok((store.roster(&chat)?, store.members(&chat)?))).await?;
-    let listed = group.account.is_some();
+    let listed = group.account.is_some() || group.customer;
     let mut seen: std::collections::HashMap<String, crate::store::MemberRecord> =
         seen.into_iter().map(|m| (m.user_id.clone(), m)).collect();
     let mut members: Vec<serde_json::Value> = Vec::with_capacity(roster.len() + seen.len());

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod fake_aibot;
 pub mod fake_onebot;
 pub mod fake_wecom;
+pub mod fake_wecom_api;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

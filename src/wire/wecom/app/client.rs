@@ -5,7 +5,7 @@
 //! [`ApiError`]s, and the calls the customer-group channel makes: the groups and their members,
 //! mass-send tasks and their results, and group welcome templates.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -14,7 +14,6 @@ use tracing::{info, warn};
 
 use super::AppSettings;
 use crate::domain::Secret;
-use crate::outbox::governor::{SlidingWindow, backoff};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,6 +26,38 @@ const RETRY_BASE: Duration = Duration::from_millis(500);
 
 /// Pages read at most for one listing (a cursor that never ends is WeCom's bug, not a loop).
 const MAX_PAGES: usize = 10_000;
+
+/// The wait before attempt `attempt + 1`: doubling from [`RETRY_BASE`], with `jitter` (0.8–1.2).
+fn backoff(attempt: u32, jitter: f64) -> Duration {
+    RETRY_BASE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .mul_f64(jitter)
+}
+
+/// The calls to one API path in the last minute (WeCom counts each path per corp).
+#[derive(Default)]
+pub(super) struct MinuteWindow(VecDeque<Instant>);
+
+impl MinuteWindow {
+    /// Counts a call now and returns `None`, or returns how long until one more fits `limit`.
+    pub(super) fn take(&mut self, limit: u32, now: Instant) -> Option<Duration> {
+        const MINUTE: Duration = Duration::from_secs(60);
+        while self
+            .0
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= MINUTE)
+        {
+            self.0.pop_front();
+        }
+        if self.0.len() < limit as usize {
+            self.0.push_back(now);
+            return None;
+        }
+        self.0
+            .front()
+            .map(|oldest| MINUTE - now.duration_since(*oldest))
+    }
+}
 
 /// A token is refreshed this long before WeCom says it expires.
 const REFRESH_EARLY: Duration = Duration::from_secs(300);
@@ -209,7 +240,7 @@ pub struct AppClient {
     /// Held while a token is fetched: one refresh at a time.
     token: tokio::sync::Mutex<Option<CachedToken>>,
     /// Each API path's calls in the last minute.
-    windows: std::sync::Mutex<HashMap<&'static str, SlidingWindow>>,
+    windows: std::sync::Mutex<HashMap<&'static str, MinuteWindow>>,
     per_minute: u32,
 }
 
@@ -305,7 +336,7 @@ impl AppClient {
                 }
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     warn!(corp = %self.corp_id, error = %e, attempt, "gettoken failed; trying again");
-                    tokio::time::sleep(backoff(RETRY_BASE, attempt, 1.0)).await;
+                    tokio::time::sleep(backoff(attempt, 1.0)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -349,19 +380,15 @@ impl AppClient {
         loop {
             let wait = {
                 let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-                let window = windows.entry(api).or_insert_with(|| {
-                    SlidingWindow::new(self.per_minute, Duration::from_secs(60))
-                });
-                let now = tokio::time::Instant::now();
-                match window.delay(now) {
-                    None => {
-                        window.record(now);
-                        return;
-                    }
-                    Some(wait) => wait,
-                }
+                windows
+                    .entry(api)
+                    .or_default()
+                    .take(self.per_minute, Instant::now())
             };
-            tokio::time::sleep(wait).await;
+            match wait {
+                None => return,
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
 
@@ -395,7 +422,7 @@ impl AppClient {
                 }
                 Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
                     let jitter = rand::random_range(0.8..1.2);
-                    let wait = backoff(RETRY_BASE, attempt, jitter);
+                    let wait = backoff(attempt, jitter);
                     warn!(corp = %self.corp_id, api, error = %e, attempt,
                         wait_ms = wait.as_millis() as u64, "WeCom API call failed; trying again");
                     tokio::time::sleep(wait).await;

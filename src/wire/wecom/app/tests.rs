@@ -244,3 +244,19 @@ async fn an_unreachable_api_is_an_error_without_the_url() {
     assert!(e.is_retryable(), "{e:?}");
     assert!(!e.to_string().contains("s3cret"), "{e}");
 }
+
+#[test]
+fn each_api_path_is_held_to_its_minute() {
+    let mut window = super::client::MinuteWindow::default();
+    let start = std::time::Instant::now();
+    assert_eq!(window.take(2, start), None);
+    assert_eq!(window.take(2, start), None);
+    let wait = window
+        .take(2, start + std::time::Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(wait, std::time::Duration::from_secs(40));
+    assert_eq!(
+        window.take(2, start + std::time::Duration::from_secs(60)),
+        None
+    );
+}

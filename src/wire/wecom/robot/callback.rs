@@ -38,6 +38,9 @@ pub enum CallbackError {
     /// A JSON body (the AI bot's URL mode) that could not be read.
     #[error("JSON: {0}")]
     Json(String),
+    /// A self-built app's decrypted event that could not be read.
+    #[error("event: {0}")]
+    Event(String),
 }
 
 impl CallbackError {
@@ -56,9 +59,10 @@ impl CallbackError {
     pub fn code(&self) -> Option<i32> {
         match self {
             CallbackError::Crypto(e) => Some(e.code()),
-            CallbackError::Envelope(_) | CallbackError::Message(_) | CallbackError::Json(_) => {
-                Some(-40002)
-            }
+            CallbackError::Envelope(_)
+            | CallbackError::Message(_)
+            | CallbackError::Json(_)
+            | CallbackError::Event(_) => Some(-40002),
             CallbackError::BadQuery(_)
             | CallbackError::StaleTimestamp(_)
             | CallbackError::NotUtf8 => None,
@@ -75,6 +79,7 @@ impl CallbackError {
             CallbackError::Crypto(e) => e.class(),
             CallbackError::Message(_) => "bad_message",
             CallbackError::Json(_) => "bad_json",
+            CallbackError::Event(_) => "bad_event",
         }
     }
 }
@@ -185,14 +190,14 @@ impl RobotEndpoint {
         Ok(opened.message)
     }
 
-    /// Opens a message callback: timestamp, envelope, signature (before any decryption),
-    /// decryption, then the message itself.
-    pub fn open(
+    /// Checks and decrypts an XML callback: timestamp, envelope, signature (before any
+    /// decryption), decryption. Returns the plaintext, for the caller's own message format.
+    pub fn open_plaintext(
         &self,
         query: &CallbackQuery,
         body: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Opened, CallbackError> {
+    ) -> Result<String, CallbackError> {
         self.check_timestamp(query, now.timestamp())?;
         let body = std::str::from_utf8(body).map_err(|_| CallbackError::NotUtf8)?;
         let encrypt = xml::parse_envelope(body).map_err(CallbackError::Envelope)?;
@@ -208,16 +213,24 @@ impl RobotEndpoint {
             .crypto
             .decrypt(&encrypt)
             .map_err(CallbackError::Crypto)?;
-        let message = xml::parse_message(&opened.message).map_err(CallbackError::Message)?;
+        Ok(opened.message)
+    }
+
+    /// Opens a message callback: [`RobotEndpoint::open_plaintext`], then the message itself.
+    pub fn open(
+        &self,
+        query: &CallbackQuery,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Opened, CallbackError> {
+        let plaintext = self.open_plaintext(query, body, now)?;
+        let message = xml::parse_message(&plaintext).map_err(CallbackError::Message)?;
         let chat_info_url =
             (!message.get_chat_info_url.is_empty()).then(|| message.get_chat_info_url.to_string());
         let event = message
             .into_event(&self.bot, now, || {
                 // Retries carry the same plaintext, so its hash identifies the message.
-                format!(
-                    "sha1:{}",
-                    hex::encode(Sha1::digest(opened.message.as_bytes()))
-                )
+                format!("sha1:{}", hex::encode(Sha1::digest(plaintext.as_bytes())))
             })
             .map_err(CallbackError::Message)?;
         Ok(Opened {

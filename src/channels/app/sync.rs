@@ -1,0 +1,359 @@
+//! Keeping a self-built app's customer groups in step with WeCom: at start and every
+//! `sync_interval_minutes`, every group the app can see (`groupchat/list`, all pages) is read
+//! (`groupchat/get`, a few at a time) and adopted (`adopted_via = "groupchat_list"`), with its
+//! owner (WeCom's 群主 is the group's owner here), its admins, its name (unless an operator gave
+//! one) and its member list; leaves nobody reported are found by comparing lists and handled as
+//! leaves. A group no longer listed is released; a group an operator released stays released.
+//!
+//! Groups are read and written in chunks: a corp with 5,000 groups of 200 members never holds
+//! every member list at once. A group whose read fails is adopted from the list alone and read
+//! again next time.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{CustomerGroups, DISMISSED_REASON};
+use crate::domain::{BotId, ChatId, Conversation, Event, EventKind, Role, Sender, SettingsChange};
+use crate::runtime::Services;
+use crate::store::{AdoptedVia, GroupRecord, GroupStatus, StoreError};
+use crate::wire::wecom::app::{ApiError, CAPABILITIES, GroupChat};
+
+/// `groupchat/get` calls in flight at once.
+const READ_CONCURRENCY: usize = 8;
+
+/// Groups written per store transaction.
+const CHUNK: usize = 100;
+
+/// Why a group the app no longer lists is released.
+pub const UNLISTED_REASON: &str =
+    "no longer in the app's customer-group list (dismissed, or its owner left the corp)";
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub listed: usize,
+    pub read: usize,
+    pub adopted: usize,
+    pub released: usize,
+    /// Groups whose `groupchat/get` failed (kept from the list alone).
+    pub failed: usize,
+}
+
+/// Syncs every `settings.sync_interval_secs` until `stop`.
+pub async fn run(app: Arc<CustomerGroups>, stop: CancellationToken) {
+    let every = Duration::from_secs(app.settings.sync_interval_secs);
+    loop {
+        if stop.run_until_cancelled(sync_all(&app)).await.is_none() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Reads every customer group of the app and brings the store up to date; `None` when the list
+/// could not be read (nothing is released then).
+pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
+    let started = std::time::Instant::now();
+    let ids = match app.client.group_chat_ids().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            warn!(bot = %app.bot, error = %e, class = e.class(),
+                "groupchat/list failed: the customer groups are not synced now");
+            return None;
+        }
+    };
+    let mut report = SyncReport {
+        listed: ids.len(),
+        ..SyncReport::default()
+    };
+    let listed: HashSet<String> = ids.iter().cloned().collect();
+    let client = &app.client;
+    let mut reads = futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let read = client.group_chat(&id).await;
+            (id, read)
+        })
+        .buffer_unordered(READ_CONCURRENCY)
+        .chunks(CHUNK);
+    while let Some(chunk) = reads.next().await {
+        let counted = apply(app, chunk).await;
+        report.read += counted.read;
+        report.adopted += counted.adopted;
+        report.failed += counted.failed;
+    }
+    report.released = release_unlisted(&app.services, &app.bot, listed).await;
+    info!(bot = %app.bot, listed = report.listed, read = report.read, adopted = report.adopted,
+        released = report.released, failed = report.failed,
+        ms = started.elapsed().as_millis() as u64, "customer groups synced");
+    Some(report)
+}
+
+/// Reads `chat` again (after a callback) and brings the store up to date.
+pub async fn refresh_group(app: &CustomerGroups, chat: &ChatId) {
+    let read = app.client.group_chat(chat.as_str()).await;
+    apply(app, vec![(chat.as_str().to_owned(), read)]).await;
+}
+
+/// What the store learned of one group.
+struct Learned {
+    chat: ChatId,
+    group: Option<GroupChat>,
+    /// Members on the last list who are not on this one (none on a first list).
+    left: Vec<String>,
+}
+
+/// Writes one chunk of reads; returns its counts.
+async fn apply(
+    app: &CustomerGroups,
+    chunk: Vec<(String, Result<GroupChat, ApiError>)>,
+) -> SyncReport {
+    let mut report = SyncReport::default();
+    let mut reads = Vec::with_capacity(chunk.len());
+    for (id, read) in chunk {
+        match read {
+            Ok(group) => {
+                report.read += 1;
+                reads.push((ChatId::new(&id), Some(group)));
+            }
+            Err(e) => {
+                report.failed += 1;
+                warn!(bot = %app.bot, chat = %id, error = %e, class = e.class(),
+                    "groupchat/get failed: the group is kept from the list and read again next time");
+                reads.push((ChatId::new(&id), None));
+            }
+        }
+    }
+    let store = app.services.store.clone();
+    let bot = app.bot.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let now = Utc::now();
+            let mut adopted = 0;
+            let mut learned = Vec::new();
+            for (chat, read) in reads {
+                let existing = tx.group(&chat)?;
+                let back = existing.as_ref().is_none_or(|g| {
+                    g.status == GroupStatus::Released
+                        && matches!(
+                            g.release_reason.as_deref(),
+                            Some(UNLISTED_REASON | DISMISSED_REASON)
+                        )
+                });
+                let mut group = existing
+                    .clone()
+                    .unwrap_or_else(|| GroupRecord::new(chat.clone(), bot.clone()));
+                if back {
+                    group.customer = true;
+                    group.bot = bot.clone();
+                    group.adopt(AdoptedVia::GroupchatList, now, None);
+                    adopted += 1;
+                }
+                let ours = group.status == GroupStatus::Adopted && group.bot == bot;
+                if existing.as_ref() != Some(&group) {
+                    tx.put_group(&group)?;
+                }
+                let Some(read) = read.filter(|_| ours) else {
+                    continue;
+                };
+                let members: Vec<(String, String)> = read
+                    .member_list
+                    .iter()
+                    .map(|m| (m.userid.clone(), m.display_name().to_owned()))
+                    .collect();
+                let first = tx.roster_is_empty(&chat)?;
+                let diff = tx.roster_replace(&chat, &members)?;
+                learned.push(Learned {
+                    chat,
+                    left: if first { Vec::new() } else { diff.left },
+                    group: Some(read),
+                });
+            }
+            Ok::<_, StoreError>((adopted, learned))
+        })
+    })
+    .await;
+    let learned = match written {
+        Ok(Ok((adopted, learned))) => {
+            report.adopted = adopted;
+            learned
+        }
+        Ok(Err(e)) => {
+            warn!(bot = %app.bot, error = %e, "customer groups not stored: the store failed");
+            return report;
+        }
+        Err(e) => {
+            warn!(bot = %app.bot, error = %e, "customer group task failed");
+            return report;
+        }
+    };
+    save_settings(&app.services, &learned).await;
+    for group in &learned {
+        handle_leaves(app, group).await;
+    }
+    report
+}
+
+/// The owner, admins and name WeCom says, where the settings differ: WeCom's 群主 owns the
+/// group; its admins are 大当家 (roles an operator gave stay); the name fills an empty one.
+async fn save_settings(services: &Services, learned: &[Learned]) {
+    let mut each = Vec::new();
+    for l in learned {
+        let Some(group) = &l.group else { continue };
+        let settings = services.directory.get(&l.chat);
+        let mut changes = Vec::new();
+        let name_of = |user: &str| {
+            group
+                .member_list
+                .iter()
+                .find(|m| m.userid == user)
+                .map(|m| m.display_name().to_owned())
+                .unwrap_or_default()
+        };
+        if !group.owner.is_empty() && settings.owner.as_deref() != Some(group.owner.as_str()) {
+            changes.push(SettingsChange::SetOwner {
+                user_id: group.owner.clone(),
+                name: name_of(&group.owner),
+            });
+        }
+        for admin in &group.admin_list {
+            if admin != &group.owner && settings.role_of(admin) < Role::Admin {
+                changes.push(SettingsChange::SetRole {
+                    user_id: admin.clone(),
+                    name: name_of(admin),
+                    role: Role::Admin,
+                });
+            }
+        }
+        if settings.name.is_empty() && !group.name.is_empty() {
+            changes.push(SettingsChange::SetName(group.name.clone()));
+        }
+        if !changes.is_empty() {
+            each.push((l.chat.clone(), changes));
+        }
+    }
+    if each.is_empty() {
+        return;
+    }
+    if let Err(e) = services.directory.change_each(each).await {
+        warn!(error = %e, "customer groups' owners and names not saved");
+    }
+}
+
+/// Handles the leaves a list showed and no callback reported (the service was down, WeCom
+/// dropped the event) as leaves.
+async fn handle_leaves(app: &CustomerGroups, learned: &Learned) {
+    if learned.left.is_empty() {
+        return;
+    }
+    info!(bot = %app.bot, chat = %learned.chat, left = ?learned.left,
+        "member list synced; leaves nobody reported");
+    let now = Utc::now();
+    for user in &learned.left {
+        let event = Event {
+            bot: app.bot.clone(),
+            msg_id: format!(
+                "sync-left:{}:{user}:{}",
+                learned.chat,
+                now.timestamp_millis()
+            ),
+            conversation: Conversation::Group(learned.chat.clone()),
+            from: Sender {
+                user_id: user.clone(),
+                ..Sender::default()
+            },
+            webhook_url: None,
+            account: None,
+            message_id: None,
+            kind: EventKind::MemberLeft {
+                kicked: false,
+                operator: String::new(),
+            },
+            mentioned: false,
+            received_at: now,
+        };
+        if crate::runtime::inbound::handle(&app.services, event, CAPABILITIES)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Releases `chat` (a customer group of `bot`) for `reason`, when it is adopted.
+pub async fn release(services: &Services, bot: &BotId, chat: &ChatId, reason: &str) {
+    let store = services.store.clone();
+    let (bot_id, chat_id, why) = (bot.clone(), chat.clone(), reason.to_owned());
+    let released = tokio::task::spawn_blocking(move || {
+        store.write(|tx| {
+            let Some(mut group) = tx.group(&chat_id)? else {
+                return Ok(false);
+            };
+            if group.status != GroupStatus::Adopted || group.bot != bot_id {
+                return Ok(false);
+            }
+            group.release(Utc::now(), why);
+            tx.put_group(&group)?;
+            Ok(true)
+        })
+    })
+    .await;
+    match released {
+        Ok(Ok(true)) => info!(bot = %bot, chat = %chat, reason, "customer group released"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            warn!(bot = %bot, chat = %chat, error = %e, "customer group not released: the store failed")
+        }
+        Err(e) => warn!(error = %e, "release task failed"),
+    }
+}
+
+/// Releases every adopted customer group of `bot` that is not in `listed`; returns how many.
+async fn release_unlisted(services: &Services, bot: &BotId, listed: HashSet<String>) -> usize {
+    let store = services.store.clone();
+    let bot_id = bot.clone();
+    let released = tokio::task::spawn_blocking(move || {
+        let gone: Vec<GroupRecord> = store
+            .groups()?
+            .into_iter()
+            .filter(|g| {
+                g.customer
+                    && g.bot == bot_id
+                    && g.status == GroupStatus::Adopted
+                    && !listed.contains(g.chat_id.as_str())
+            })
+            .collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        store.write(|tx| {
+            let now = Utc::now();
+            for mut group in gone.iter().cloned() {
+                group.release(now, UNLISTED_REASON);
+                tx.put_group(&group)?;
+            }
+            Ok::<_, StoreError>(gone.len())
+        })
+    })
+    .await;
+    match released {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            warn!(bot = %bot, error = %e, "unlisted customer groups not released: the store failed");
+            0
+        }
+        Err(e) => {
+            warn!(error = %e, "release task failed");
+            0
+        }
+    }
+}

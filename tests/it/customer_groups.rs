@@ -1,0 +1,332 @@
+//! WeCom customer groups through a self-built app, end to end: the real service reads a fake of
+//! WeCom's server API (tokens that expire, pages, a group that cannot be read) and takes the
+//! app's sealed customer-group events at `/wecom/app/{id}`.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::Value;
+use trumpet::domain::BotId;
+use trumpet::wire::wecom::crypto::{CallbackCrypto, EncodingAesKey};
+use trumpet::wire::wecom::robot::RobotEndpoint;
+
+use crate::helpers::fake_wecom_api::{APP_SECRET, CORP_ID, FakeGroup, FakeWecomApi};
+use crate::helpers::*;
+
+pub const APP: &str = "kefu";
+
+/// The service with a `wecom-app` bot reading `fake`, plus `more` TOML.
+pub async fn app_reading(
+    fake: &FakeWecomApi,
+    scripts: Option<&tempfile::TempDir>,
+    more: &str,
+) -> TestApp {
+    spawn_app_with(Options {
+        scripts_dir: scripts.map(|s| s.path().to_owned()),
+        more: format!(
+            r#"
+[[bots]]
+id = "{APP}"
+channel = "wecom-app"
+corp_id = "{CORP_ID}"
+secret = "{APP_SECRET}"
+token = "{TOKEN}"
+encoding_aes_key = "{AES_KEY}"
+api_base = "{base}"
+result_poll_secs = 10
+{more}
+"#,
+            base = fake.base(),
+        ),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Seals `plaintext` as WeCom seals the app's events (receive id = the corp id).
+pub fn sealed(plaintext: &str) -> (String, String) {
+    let crypto = CallbackCrypto::new(TOKEN, EncodingAesKey::parse(AES_KEY).unwrap(), CORP_ID);
+    RobotEndpoint::new(BotId::parse(APP).unwrap(), crypto, 86_400)
+        .forge_callback(
+            plaintext,
+            &Utc::now().timestamp().to_string(),
+            &format!("n{}", rand::random::<u32>()),
+            rand::random(),
+        )
+        .unwrap()
+}
+
+pub async fn post_event(app: &TestApp, plaintext: &str) -> reqwest::Response {
+    let (query, body) = sealed(plaintext);
+    app.http
+        .post(app.url(&format!("/wecom/app/{APP}?{query}")))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A `change_external_chat` event as WeCom documents it.
+pub fn chat_change(
+    chat: &str,
+    change: &str,
+    detail: &str,
+    members: &[&str],
+    version: u32,
+) -> String {
+    let items: String = members
+        .iter()
+        .map(|m| format!("<Item>{m}</Item>"))
+        .collect();
+    format!(
+        "<xml><ToUserName><![CDATA[{CORP_ID}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>\
+         <CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[change_external_chat]]></Event><ChatId><![CDATA[{chat}]]></ChatId>\
+         <ChangeType><![CDATA[{change}]]></ChangeType><UpdateDetail><![CDATA[{detail}]]></UpdateDetail>\
+         <JoinScene>3</JoinScene><QuitScene>0</QuitScene><MemChangeCnt>{n}</MemChangeCnt>\
+         <MemChangeList>{items}</MemChangeList><LastMemVer>v{version}</LastMemVer><CurMemVer>v{next}</CurMemVer></xml>",
+        now = Utc::now().timestamp(),
+        n = members.len(),
+        next = version + 1,
+    )
+}
+
+async fn members(app: &TestApp, chat: &str) -> Vec<Value> {
+    let page = app
+        .api(&format!("/api/v1/groups/{chat}/members?limit=500"))
+        .await;
+    serde_json::from_value(page["members"].clone()).unwrap_or_default()
+}
+
+/// Polls the member list of `chat` until `check` holds.
+async fn wait_members(app: &TestApp, chat: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = members(app, chat).await;
+        if check(&list) {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members of {chat} never matched: {list:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn five_groups() -> Vec<(&'static str, FakeGroup)> {
+    vec![
+        (
+            "wrA",
+            FakeGroup::with_customers("初级会计1群", "teacher_li", 3),
+        ),
+        (
+            "wrB",
+            FakeGroup::with_customers("初级会计2群", "teacher_li", 2),
+        ),
+        (
+            "wrC",
+            FakeGroup::with_customers("税务交流群", "teacher_wang", 4),
+        ),
+        (
+            "wrD",
+            FakeGroup::with_customers("中级备考群", "teacher_wang", 1),
+        ),
+        (
+            "wrE",
+            FakeGroup::with_customers("发票答疑群", "teacher_zhao", 2),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_customer_group_is_adopted_across_pages_despite_busy_answers_an_expired_token_and_an_unreadable_group()
+ {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    fake.fail_get("wrD", 60011);
+    // The first list call is refused as busy (45009) and tried again; the token expires before
+    // the second page.
+    fake.busy(1);
+    fake.expire_tokens_after(2);
+    let app = app_reading(&fake, None, "").await;
+    for chat in ["wrA", "wrB", "wrC", "wrD", "wrE"] {
+        let g = app.wait_group(chat, |g| g["status"] == "adopted").await;
+        assert_eq!(g["channel"], "wecom-app", "{g}");
+        assert_eq!(g["adopted_via"], "groupchat_list", "{g}");
+        assert_eq!(g["bot"], APP);
+    }
+    let c = app
+        .wait_group("wrC", |g| g["owner"] == "teacher_wang")
+        .await;
+    assert_eq!(c["name"], "税务交流群");
+    let listed = wait_members(&app, "wrC", |m| m.len() == 5).await;
+    assert!(listed.iter().all(|m| m["in_group"] == true), "{listed:#?}");
+    assert!(listed.iter().any(|m| m["name"] == "学员0"), "{listed:#?}");
+    // The unreadable group is kept from the list alone: no members, no owner yet.
+    assert!(members(&app, "wrD").await.is_empty());
+    assert_eq!(fake.tokens_issued(), 2, "one refresh after 42001");
+    // Three pages and the busy answer's retry (the call refused for its token is not counted).
+    assert_eq!(fake.calls("groupchat/list").len(), 4);
+}
+
+#[tokio::test]
+async fn a_join_is_kept_before_the_answer_and_read_again_for_names() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let app = app_reading(&fake, None, "").await;
+    wait_members(&app, "wrA", |m| m.len() == 4).await;
+
+    fake.add_member("wrA", "wmNewcomer", "新学员小周", 3);
+    let event = chat_change("wrA", "update", "add_member", &["wmNewcomer"], 4);
+    let started = Instant::now();
+    let response = post_event(&app, &event).await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "",
+        "the app's events take no reply"
+    );
+    // Committed before the answer: listed at once.
+    let listed = members(&app, "wrA").await;
+    assert!(
+        listed.iter().any(|m| m["user_id"] == "wmNewcomer"),
+        "{listed:#?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Then the group is read again: the newcomer's name fills in.
+    wait_members(&app, "wrA", |m| {
+        m.iter()
+            .any(|m| m["user_id"] == "wmNewcomer" && m["name"] == "新学员小周")
+    })
+    .await;
+    // WeCom's retry of the same event counts nothing twice.
+    let again = post_event(&app, &event).await;
+    assert_eq!(again.status(), reqwest::StatusCode::OK);
+    let health = app.api("/api/v1/groups/wrA/health").await;
+    assert_eq!(health["activity"]["joins_7d"], 1, "{health}");
+
+    // A leave removes the member.
+    fake.remove_member("wrA", "wmNewcomer");
+    let left = chat_change("wrA", "update", "del_member", &["wmNewcomer"], 5);
+    assert_eq!(
+        post_event(&app, &left).await.status(),
+        reqwest::StatusCode::OK
+    );
+    let listed = members(&app, "wrA").await;
+    assert!(
+        !listed.iter().any(|m| m["user_id"] == "wmNewcomer"),
+        "{listed:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_group_is_adopted_on_its_event_and_a_dismissed_one_released() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let app = app_reading(&fake, None, "").await;
+    app.wait_group("wrE", |g| g["status"] == "adopted").await;
+
+    fake.set_group(
+        "wrNew",
+        FakeGroup::with_customers("新开班群", "teacher_li", 2),
+    );
+    let created = chat_change("wrNew", "create", "", &[], 0);
+    assert_eq!(
+        post_event(&app, &created).await.status(),
+        reqwest::StatusCode::OK
+    );
+    let g = app
+        .wait_group("wrNew", |g| {
+            g["status"] == "adopted" && g["name"] == "新开班群"
+        })
+        .await;
+    assert_eq!(g["owner"], "teacher_li");
+
+    let dismissed = chat_change("wrE", "dismiss", "", &[], 0);
+    assert_eq!(
+        post_event(&app, &dismissed).await.status(),
+        reqwest::StatusCode::OK
+    );
+    let g = app.wait_group("wrE", |g| g["status"] == "released").await;
+    assert_eq!(g["release_reason"], "dismissed in WeCom");
+}
+
+#[tokio::test]
+async fn a_group_no_longer_listed_is_released_at_the_next_sync() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let mut app = app_reading(&fake, None, "").await;
+    app.wait_group("wrB", |g| g["status"] == "adopted").await;
+    fake.remove_group("wrB");
+    app.restart().await;
+    let g = app.wait_group("wrB", |g| g["status"] == "released").await;
+    assert!(
+        g["release_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer in the app's customer-group list"),
+        "{g}"
+    );
+    app.wait_group("wrA", |g| g["status"] == "adopted").await;
+}
+
+#[tokio::test]
+async fn the_event_url_verifies_and_forged_or_malformed_events_are_refused() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let app = app_reading(&fake, None, "").await;
+    // URL verification: the bare plaintext of echostr.
+    let crypto = CallbackCrypto::new(TOKEN, EncodingAesKey::parse(AES_KEY).unwrap(), CORP_ID);
+    let echostr = crypto.encrypt(rand::random(), "echo-4711").unwrap();
+    let ts = Utc::now().timestamp().to_string();
+    let signature = crypto.sign(&ts, "nonce1", &echostr);
+    let url = reqwest::Url::parse_with_params(
+        &app.url(&format!("/wecom/app/{APP}")),
+        &[
+            ("msg_signature", signature.as_str()),
+            ("timestamp", &ts),
+            ("nonce", "nonce1"),
+            ("echostr", &echostr),
+        ],
+    )
+    .unwrap();
+    let answer = app.http.get(url).send().await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    assert_eq!(answer.text().await.unwrap(), "echo-4711");
+
+    // A forged signature.
+    let (query, body) = sealed(&chat_change("wrA", "dismiss", "", &[], 0));
+    let forged = query.replace("msg_signature=", "msg_signature=0");
+    let response = app
+        .http
+        .post(app.url(&format!("/wecom/app/{APP}?{forged}")))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // Sealed, but not an event that can be read.
+    let response = post_event(
+        &app,
+        "<xml><Event>change_external_chat</Event><ChatId>wrA</ChatId></xml>",
+    )
+    .await;
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+    // Another event of the app: acknowledged, nothing done.
+    let other = "<xml><ToUserName>ww</ToUserName><MsgType>event</MsgType><Event>change_external_contact</Event></xml>";
+    assert_eq!(
+        post_event(&app, other).await.status(),
+        reqwest::StatusCode::OK
+    );
+    // An unknown app.
+    let response = app
+        .http
+        .post(app.url(&format!("/wecom/app/nobody?{query}")))
+        .body("<xml/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    // None of it released the group.
+    app.wait_group("wrA", |g| g["status"] == "adopted").await;
+}
