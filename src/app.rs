@@ -242,7 +242,10 @@ impl App {
         for bot in self.aibot_endpoints.values() {
             aibot_links.callback_only(bot.bot());
         }
-        let outbox = self.start_outbox(&hub, &aibot_links)?;
+        let (outbox, mass) = self.start_outbox(&hub, &aibot_links, &stop)?;
+        if let Some(mass) = mass {
+            tasks.spawn(mass.run());
+        }
         let speakers = crate::store::SharedTally::default();
         let (pipeline, pipeline_task) = Pipeline {
             store: self.store.clone(),
@@ -337,10 +340,7 @@ impl App {
                 services: Arc::clone(services),
                 stop: stop.clone(),
             });
-            tasks.spawn(crate::channels::app::sync::run(
-                Arc::clone(&app),
-                stop.clone(),
-            ));
+            tasks.spawn(crate::channels::app::sync::run(Arc::clone(&app)));
             apps.insert(parts.bot.to_string(), app);
         }
         crate::channels::app::AppChannel { apps }
@@ -570,15 +570,36 @@ impl App {
     }
 
     /// The outbox, sending through robot webhooks and the bot accounts of `hub`, with the sends
-    /// left unfinished by the last run queued again.
+    /// left unfinished by the last run queued again; and the mass-send tasks of the
+    /// `wecom-app` bots, if any (their loop is the caller's to start).
     fn start_outbox(
         &self,
         hub: &Arc<Hub>,
         aibots: &Arc<crate::wire::wecom::aibot::AiBotLinks>,
-    ) -> Result<Outbox, AppError> {
+        stop: &CancellationToken,
+    ) -> Result<(Outbox, Option<Arc<crate::outbox::mass_send::MassSender>>), AppError> {
         let config = &self.config;
         let client = WebhookClient::new(Duration::from_secs(config.wecom.webhook_timeout_secs))
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
+        let mass = (!self.apps.is_empty()).then(|| {
+            let apps = self
+                .apps
+                .iter()
+                .map(|parts| {
+                    let app = crate::outbox::mass_send::MassApp {
+                        client: Arc::clone(&parts.client),
+                        settings: parts.settings.clone(),
+                    };
+                    (parts.bot.clone(), app)
+                })
+                .collect();
+            Arc::new(crate::outbox::mass_send::MassSender::new(
+                self.store.clone(),
+                apps,
+                config.outbox.clone(),
+                stop.clone(),
+            ))
+        });
         let outbox = Outbox::start_with(
             client,
             SendSettings {
@@ -604,10 +625,11 @@ impl App {
                 account_max_attempts: config.onebot.max_attempts,
                 expiry: config.outbox.clone(),
                 max_running_lanes: crate::outbox::MAX_RUNNING_LANES,
+                mass: mass.clone(),
             },
             self.store.clone(),
         )?;
-        Ok(outbox)
+        Ok((outbox, mass))
     }
 
     /// Binds `server.listen` and serves until Ctrl-C or SIGTERM. Once it listens, `announce`

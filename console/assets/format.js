@@ -27,7 +27,7 @@ export function ago(iso) {
 
 export const STAGES = { new: "新群", steady: "稳定", declining: "衰退", dead: "沉寂" };
 export const STATUSES = { adopted: "已接管", released: "已退出" };
-export const CHANNELS = { "wecom-robot": "企业微信群机器人", "wecom-aibot": "企业微信智能机器人", onebot12: "机器人账号", "push-only": "仅推送" };
+export const CHANNELS = { "wecom-robot": "企业微信群机器人", "wecom-aibot": "企业微信智能机器人", "wecom-app": "企业微信客户群", onebot12: "机器人账号", "push-only": "仅推送" };
 export const ROLES = { admin: "管理员", operator: "运营", viewer: "只读" };
 export const SEND_STATES = {
   pending: "待发送",
@@ -35,6 +35,7 @@ export const SEND_STATES = {
   failed: "失败",
   skipped: "已跳过",
   timed_out: "超时未确认",
+  awaiting_confirmation: "待群主确认发送",
 };
 
 export function label(table, key) {

@@ -161,7 +161,7 @@ struct RawBot {
     /// How often a `wecom-app` bot reads the results of unfinished mass-send tasks, in seconds.
     result_poll_secs: Option<u64>,
     /// After how many minutes an owner who has not confirmed a mass-send task is reminded.
-    remind_after_minutes: Option<u64>,
+    remind_after_minutes: Option<f64>,
     /// Calls per minute a `wecom-app` bot makes to any one API path.
     api_per_minute: Option<u32>,
 }

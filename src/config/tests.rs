@@ -481,7 +481,7 @@ fn an_app_needs_its_corp_and_secret_and_seals_with_the_corp_id() {
         corp_id = "ww 1"
         secret = "x"
         api_base = "ftp://example.com"
-        result_poll_secs = 1
+        result_poll_secs = 0
         bot_id = "aibot-only"
         receive_id = "ww1"
         [[bots]]

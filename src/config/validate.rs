@@ -573,19 +573,26 @@ fn app_bot(
     let poll_secs = ranged(
         "result_poll_secs",
         raw.result_poll_secs.unwrap_or(DEFAULT_APP_RESULT_POLL_SECS),
-        10..=86_400,
-    );
-    let remind_minutes = ranged(
-        "remind_after_minutes",
-        raw.remind_after_minutes
-            .unwrap_or(DEFAULT_APP_REMIND_AFTER_MINUTES),
-        0..=10_080,
+        1..=86_400,
     );
     let per_minute = ranged(
         "api_per_minute",
         u64::from(raw.api_per_minute.unwrap_or(DEFAULT_APP_API_PER_MINUTE)),
         1..=10_000,
     );
+    // Minutes, fractions allowed (0.5 is half a minute).
+    let remind_minutes = raw
+        .remind_after_minutes
+        .unwrap_or(DEFAULT_APP_REMIND_AFTER_MINUTES);
+    let remind_secs = if (0.0..=10_080.0).contains(&remind_minutes) {
+        (remind_minutes * 60.0).round() as u64
+    } else {
+        problem(
+            &key("remind_after_minutes"),
+            format!("must be between 0 and 10080, got {remind_minutes}"),
+        );
+        0
+    };
     // Required: the console's 接收事件服务器 form makes them (随机获取) and the app's events are
     // not served without them.
     let credentials = match (&raw.token, &raw.encoding_aes_key) {
@@ -614,7 +621,7 @@ fn app_bot(
             api_base: api_base?,
             sync_interval_secs: sync_minutes * 60,
             result_poll_secs: poll_secs,
-            remind_after_secs: remind_minutes * 60,
+            remind_after_secs: remind_secs,
             api_per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
         }),
     })
@@ -625,7 +632,7 @@ pub const DEFAULT_APP_SYNC_MINUTES: u64 = 60;
 /// How often unfinished mass-send tasks' results are read.
 pub const DEFAULT_APP_RESULT_POLL_SECS: u64 = 300;
 /// When owners who have not confirmed a task are first reminded (0: never).
-pub const DEFAULT_APP_REMIND_AFTER_MINUTES: u64 = 60;
+pub const DEFAULT_APP_REMIND_AFTER_MINUTES: f64 = 60.0;
 /// WeCom's documented base limit is 2,000 calls a minute per corp and API (and 30,000 an
 /// hour); the default stays under it so that other apps of the corp keep room.
 pub const DEFAULT_APP_API_PER_MINUTE: u32 = 1000;

@@ -1,8 +1,10 @@
-//! Everything the bot sends on its own initiative: the [`governor`] (rate limits and back-off)
-//! and the durable [`sender`] that delivers outbox entries through robot webhooks in order per
-//! key, recording every outcome in the store.
+//! Everything the bot sends on its own initiative: the [`governor`] (rate limits and back-off),
+//! the durable [`sender`] that delivers outbox entries through robot webhooks in order per
+//! key, recording every outcome in the store, and the [`mass_send`] tasks that carry broadcasts
+//! to WeCom customer groups.
 
 pub mod governor;
+pub mod mass_send;
 pub mod sender;
 
 pub use sender::{

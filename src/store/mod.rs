@@ -8,6 +8,7 @@ mod activity;
 mod audit;
 mod content;
 mod labels;
+mod mass_tasks;
 mod moderation;
 mod operators;
 mod outbox;
@@ -35,6 +36,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 
 pub use labels::{Label, Review, ReviewError, Verdict as ReviewVerdict};
+pub use mass_tasks::{MassChat, MassTask, MassTaskState};
 pub use operators::OperatorRecord;
 pub use outbox::{
     Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, ResendTargets, RunCounts,
@@ -244,6 +246,8 @@ impl Store {
             tx.open_table(robots::ROBOT_GROUPS)?;
             tx.open_table(robots::GROUP_ROBOT)?;
             tx.open_table(roster::ROSTER)?;
+            tx.open_table(mass_tasks::MASS_TASKS)?;
+            tx.open_table(mass_tasks::MASS_ENTRIES)?;
             tx.open_table(moderation::MOD_STANDING)?;
             tx.open_table(moderation::BLACKLIST)?;
             tx.open_table(moderation::MOD_LOG)?;
@@ -307,6 +311,8 @@ impl Store {
                 speaker_days: tx.open_table(activity::SPEAKER_DAYS)?,
                 group_days: tx.open_table(activity::GROUP_DAYS)?,
                 last_posts: tx.open_table(activity::LAST_POSTS)?,
+                mass_tasks: tx.open_table(mass_tasks::MASS_TASKS)?,
+                mass_entries: tx.open_table(mass_tasks::MASS_ENTRIES)?,
                 day_key: (i64::MIN, String::new()),
             };
             f(&mut w)?

@@ -39,6 +39,9 @@ pub enum OutboxState {
     /// No answer came in time: it may have arrived or not, and was not sent again
     /// (`wecom.retry_after_timeout` is off).
     TimedOut,
+    /// In a mass-send task WeCom created for a customer group's owner, who has not sent it yet
+    /// (see `mass_tasks`): not delivered until WeCom says the owner sent it.
+    AwaitingConfirmation,
 }
 
 /// Where a send goes.
@@ -159,6 +162,7 @@ pub struct RunCounts {
     pub failed: usize,
     pub skipped: usize,
     pub timed_out: usize,
+    pub awaiting_confirmation: usize,
 }
 
 impl RunCounts {
@@ -170,6 +174,7 @@ impl RunCounts {
             OutboxState::Failed => &mut self.failed,
             OutboxState::Skipped => &mut self.skipped,
             OutboxState::TimedOut => &mut self.timed_out,
+            OutboxState::AwaitingConfirmation => &mut self.awaiting_confirmation,
         } += 1;
     }
 }
@@ -405,7 +410,12 @@ impl Store {
             if let Some(chat) = receipt.chat {
                 let group = groups.entry(chat).or_default();
                 group.0 += 1;
-                group.1 |= matches!(receipt.state, OutboxState::Delivered | OutboxState::Pending);
+                group.1 |= matches!(
+                    receipt.state,
+                    OutboxState::Delivered
+                        | OutboxState::Pending
+                        | OutboxState::AwaitingConfirmation
+                );
             }
         })?;
         Ok(record.map(|run| ResendTargets {

@@ -62,6 +62,8 @@ pub struct RecentSends {
     pub failed: u64,
     pub skipped: u64,
     pub timed_out: u64,
+    /// In customer groups' mass-send tasks, not sent by their owners yet.
+    pub awaiting_confirmation: u64,
     /// Failed and timed-out sends, newest first, at most the number asked for.
     pub problems: Vec<SendSummary>,
 }
@@ -117,6 +119,7 @@ impl Store {
                 OutboxState::Failed => &mut out.failed,
                 OutboxState::Skipped => &mut out.skipped,
                 OutboxState::TimedOut => &mut out.timed_out,
+                OutboxState::AwaitingConfirmation => &mut out.awaiting_confirmation,
             };
             *counter += 1;
             let problem = matches!(send.state, OutboxState::Failed | OutboxState::TimedOut);

@@ -36,6 +36,8 @@ pub struct WriteTx<'t> {
     pub(super) speaker_days: redb::Table<'t, (&'static str, &'static str, &'static str), u32>,
     pub(super) group_days: redb::Table<'t, (&'static str, &'static str), (u64, u64, u64, u64)>,
     pub(super) last_posts: redb::Table<'t, &'static str, i64>,
+    pub(super) mass_tasks: redb::Table<'t, u64, &'static [u8]>,
+    pub(super) mass_entries: redb::Table<'t, u64, u64>,
     /// The last day key formatted, by day number: formatting a date per message is not free.
     pub(super) day_key: (i64, String),
 }

@@ -33,7 +33,6 @@ secret = "{APP_SECRET}"
 token = "{TOKEN}"
 encoding_aes_key = "{AES_KEY}"
 api_base = "{base}"
-result_poll_secs = 10
 {more}
 "#,
             base = fake.base(),
@@ -329,4 +328,192 @@ async fn the_event_url_verifies_and_forged_or_malformed_events_are_refused() {
     assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
     // None of it released the group.
     app.wait_group("wrA", |g| g["status"] == "adopted").await;
+}
+
+/// Runs the morning report now; returns its run id.
+async fn run_report(app: &TestApp) -> String {
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            "/api/v1/jobs/morning-report/run",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+    body["run_id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the run until `check` holds.
+async fn wait_run(app: &TestApp, run_id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
+        if check(&run) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "the run never matched: {run:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn receipt<'a>(run: &'a Value, chat: &str) -> &'a Value {
+    run["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == chat)
+        .unwrap_or_else(|| panic!("no receipt for {chat}: {run:#}"))
+}
+
+/// A service reading `fake` whose jobs send at once, results read every second.
+async fn app_broadcasting(fake: &FakeWecomApi, more: &str) -> (TestApp, tempfile::TempDir) {
+    let scripts = scripts_copy();
+    jobs_send_at_once(scripts.path());
+    let app = app_reading(
+        fake,
+        Some(&scripts),
+        &format!("result_poll_secs = 1\n{more}"),
+    )
+    .await;
+    for chat in ["wrA", "wrB", "wrC", "wrD", "wrE"] {
+        app.wait_group(chat, |g| g["status"] == "adopted" && !g["owner"].is_null())
+            .await;
+    }
+    (app, scripts)
+}
+
+#[tokio::test]
+async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_owner_sends_it() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let (app, _scripts) = app_broadcasting(&fake, "").await;
+    let run_id = run_report(&app).await;
+    let tasks = fake.wait_tasks(|t| t.len() == 3).await;
+    let mut by_owner: Vec<(String, Vec<String>)> = tasks
+        .iter()
+        .map(|t| {
+            let mut chats = t.chats.clone();
+            chats.sort();
+            (t.sender.clone(), chats)
+        })
+        .collect();
+    by_owner.sort();
+    assert_eq!(
+        by_owner,
+        vec![
+            (
+                "teacher_li".to_owned(),
+                vec!["wrA".to_owned(), "wrB".to_owned()]
+            ),
+            (
+                "teacher_wang".to_owned(),
+                vec!["wrC".to_owned(), "wrD".to_owned()]
+            ),
+            ("teacher_zhao".to_owned(), vec!["wrE".to_owned()]),
+        ]
+    );
+    assert!(!tasks[0].text.is_empty() && tasks.iter().all(|t| t.text == tasks[0].text));
+    // Nothing counts as delivered before WeCom says an owner sent it.
+    let run = wait_run(&app, &run_id, |r| r["awaiting_confirmation"] == 5).await;
+    assert_eq!(run["delivered"], 0, "{run:#}");
+    assert_eq!(run["state"], "running");
+    let waiting = receipt(&run, "wrA");
+    assert_eq!(waiting["state"], "awaiting_confirmation");
+    assert!(
+        waiting["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("teacher_li"),
+        "{waiting}"
+    );
+
+    fake.confirm("teacher_li");
+    let run = wait_run(&app, &run_id, |r| r["delivered"] == 2).await;
+    assert_eq!(receipt(&run, "wrA")["state"], "delivered");
+    assert_eq!(receipt(&run, "wrB")["state"], "delivered");
+    assert_eq!(receipt(&run, "wrC")["state"], "awaiting_confirmation");
+
+    // WeCom's cap: the group had already received its mass sends.
+    let zhao = tasks.iter().find(|t| t.sender == "teacher_zhao").unwrap();
+    fake.fail_in_task(&zhao.msgid, "wrE", 3);
+    fake.confirm("teacher_zhao");
+    fake.confirm("teacher_wang");
+    let run = wait_run(&app, &run_id, |r| r["state"] == "done").await;
+    assert_eq!(run["delivered"], 4, "{run:#}");
+    assert_eq!(run["failed"], 1, "{run:#}");
+    assert!(
+        receipt(&run, "wrE")["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("status 3"),
+        "{run:#}"
+    );
+    // Planning the same slot again adds no task.
+    run_report(&app).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.tasks().len(), 3);
+}
+
+#[tokio::test]
+async fn a_lost_answer_and_a_restart_in_the_middle_create_no_second_task() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    // WeCom creates the first task but its answer is lost (502).
+    fake.lose_next_add();
+    let (mut app, _scripts) = app_broadcasting(&fake, "").await;
+    let run_id = run_report(&app).await;
+    fake.wait_tasks(|t| !t.is_empty()).await;
+    // Stopped before the next attempt: the task whose answer was lost is in the store, creating.
+    app.restart().await;
+    let run = wait_run(&app, &run_id, |r| r["awaiting_confirmation"] == 5).await;
+    assert_eq!(run["planned"], 5, "{run:#}");
+    let tasks = fake.tasks();
+    assert_eq!(
+        tasks.len(),
+        3,
+        "one task per owner, the lost one found again: {tasks:#?}"
+    );
+    // The corp's mass sends were read to find it.
+    assert!(!fake.calls("get_groupmsg_list_v2").is_empty());
+    fake.confirm("teacher_li");
+    fake.confirm("teacher_wang");
+    fake.confirm("teacher_zhao");
+    let run = wait_run(&app, &run_id, |r| r["state"] == "done").await;
+    assert_eq!(run["delivered"], 5, "{run:#}");
+    assert_eq!(fake.tasks().len(), 3);
+}
+
+#[tokio::test]
+async fn owners_who_have_not_sent_are_reminded_and_an_expired_task_is_stopped() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    // Reminded after 1.2 s; the broadcast expires after 6 s.
+    let (app, _scripts) = app_broadcasting(
+        &fake,
+        "remind_after_minutes = 0.02\n[outbox.expire_after_minutes]\nbroadcast = 0.1\n",
+    )
+    .await;
+    let run_id = run_report(&app).await;
+    fake.wait_tasks(|t| t.len() == 3).await;
+    fake.confirm("teacher_li");
+    fake.wait_tasks(|t| {
+        t.iter()
+            .filter(|t| t.sender != "teacher_li")
+            .all(|t| t.reminders >= 1)
+    })
+    .await;
+    let run = wait_run(&app, &run_id, |r| r["state"] == "done").await;
+    assert_eq!(run["delivered"], 2, "{run:#}");
+    assert_eq!(run["skipped"], 3, "{run:#}");
+    assert!(
+        receipt(&run, "wrC")["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped in WeCom"),
+        "{run:#}"
+    );
+    assert_eq!(fake.calls("cancel_groupmsg_send").len(), 2);
+    let li = fake
+        .tasks()
+        .into_iter()
+        .find(|t| t.sender == "teacher_li")
+        .unwrap();
+    assert_eq!(li.reminders, 0, "an owner who sent is not reminded");
 }

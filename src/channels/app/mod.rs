@@ -196,9 +196,7 @@ impl CustomerGroups {
         // Names, owner, members: read again off the request (WeCom waits 5 s at most).
         let app = Arc::clone(self);
         self.services.tasks.spawn(async move {
-            let stop = app.stop.clone();
-            stop.run_until_cancelled(sync::refresh_group(&app, &chat))
-                .await;
+            sync::refresh_group(&app, &chat).await;
         });
         Ok(())
     }

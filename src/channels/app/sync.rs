@@ -45,25 +45,34 @@ pub struct SyncReport {
     pub failed: usize,
 }
 
-/// Syncs every `settings.sync_interval_secs` until `stop`.
-pub async fn run(app: Arc<CustomerGroups>, stop: CancellationToken) {
+/// Syncs every `settings.sync_interval_secs` until the service stops.
+pub async fn run(app: Arc<CustomerGroups>) {
     let every = Duration::from_secs(app.settings.sync_interval_secs);
     loop {
-        if stop.run_until_cancelled(sync_all(&app)).await.is_none() {
-            return;
-        }
+        sync_all(&app).await;
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            () = stop.cancelled() => return,
+            () = app.stop.cancelled() => return,
         }
     }
+}
+
+/// `call` to WeCom, given up when the service stops (store writes are never cut short: one
+/// left running on a blocking thread would keep the store open).
+async fn api<T>(
+    stop: &CancellationToken,
+    call: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    stop.run_until_cancelled(call)
+        .await
+        .unwrap_or_else(|| Err(ApiError::Transport("the service is stopping".into())))
 }
 
 /// Reads every customer group of the app and brings the store up to date; `None` when the list
 /// could not be read (nothing is released then).
 pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
     let started = std::time::Instant::now();
-    let ids = match app.client.group_chat_ids().await {
+    let ids = match api(&app.stop, app.client.group_chat_ids()).await {
         Ok(ids) => ids,
         Err(e) => {
             warn!(bot = %app.bot, error = %e, class = e.class(),
@@ -76,15 +85,18 @@ pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
         ..SyncReport::default()
     };
     let listed: HashSet<String> = ids.iter().cloned().collect();
-    let client = &app.client;
+    let (client, stop) = (&app.client, &app.stop);
     let mut reads = futures_util::stream::iter(ids)
         .map(|id| async move {
-            let read = client.group_chat(&id).await;
+            let read = api(stop, client.group_chat(&id)).await;
             (id, read)
         })
         .buffer_unordered(READ_CONCURRENCY)
         .chunks(CHUNK);
     while let Some(chunk) = reads.next().await {
+        if app.stop.is_cancelled() {
+            return None;
+        }
         let counted = apply(app, chunk).await;
         report.read += counted.read;
         report.adopted += counted.adopted;
@@ -99,7 +111,10 @@ pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
 
 /// Reads `chat` again (after a callback) and brings the store up to date.
 pub async fn refresh_group(app: &CustomerGroups, chat: &ChatId) {
-    let read = app.client.group_chat(chat.as_str()).await;
+    let read = api(&app.stop, app.client.group_chat(chat.as_str())).await;
+    if app.stop.is_cancelled() {
+        return;
+    }
     apply(app, vec![(chat.as_str().to_owned(), read)]).await;
 }
 

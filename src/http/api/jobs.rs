@@ -277,7 +277,9 @@ pub struct RunQuery {
 }
 
 /// `GET /api/v1/runs/{run_id}?state=&after=&limit=`: a run's progress — counts over all its
-/// sends (planned = delivered + failed + skipped + timed_out + pending) and a page of receipts,
+/// sends (planned = delivered + failed + skipped + timed_out + pending + awaiting_confirmation,
+/// the last for customer groups whose owners have not sent their mass-send task yet) and a page
+/// of receipts,
 /// one per group, with `receipts_next` to ask for the next page (`null` on the last).
 pub async fn get_run(
     State(state): State<Arc<AppState>>,
@@ -302,13 +304,14 @@ pub async fn get_run(
         "job": record.job,
         "slot": record.slot,
         "trigger": record.trigger,
-        "state": if counts.pending == 0 { "done" } else { "running" },
+        "state": if counts.pending == 0 && counts.awaiting_confirmation == 0 { "done" } else { "running" },
         "planned": counts.planned,
         "delivered": counts.delivered,
         "failed": counts.failed,
         "skipped": counts.skipped,
         "timed_out": counts.timed_out,
         "pending": counts.pending,
+        "awaiting_confirmation": counts.awaiting_confirmation,
         "receipts": report.receipts.iter().map(|r| serde_json::json!({
             "group": r.chat.as_ref().map(ToString::to_string),
             "state": r.state,

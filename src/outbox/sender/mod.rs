@@ -102,6 +102,8 @@ pub struct OutboxOptions {
     pub expiry: OutboxConfig,
     /// Lanes with a task at once; the others wait their turn in the lane map.
     pub max_running_lanes: usize,
+    /// Customer groups' broadcasts, as mass-send tasks (none without a `wecom-app` bot).
+    pub mass: Option<Arc<super::mass_send::MassSender>>,
 }
 
 impl Default for OutboxOptions {
@@ -116,6 +118,7 @@ impl Default for OutboxOptions {
                 expire_after_minutes: Default::default(),
             },
             max_running_lanes: MAX_RUNNING_LANES,
+            mass: None,
         }
     }
 }
@@ -306,6 +309,22 @@ impl Outbox {
         if self.inner.closed.load(Ordering::Acquire) {
             info!(id = entry.id, purpose = %entry.purpose,
                 "shutting down: the send stays in the outbox for the next start");
+            return;
+        }
+        // A customer group's send waits in the store for its mass-send task.
+        if super::mass_send::is_mass_send(&entry.to) {
+            match &self.inner.options.mass {
+                Some(mass) if entry.bot.as_ref().is_some_and(|b| mass.serves(b)) => mass.wake(),
+                _ => {
+                    let reason = format!(
+                        "no wecom-app bot {} is configured to create its mass-send task",
+                        entry.bot.as_ref().map_or("?", |b| b.as_str())
+                    );
+                    error!(id = entry.id, chat = ?entry.chat, error = %reason, "not sent");
+                    self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                    self.inner.record(&entry, OutboxState::Failed, Some(reason));
+                }
+            }
             return;
         }
         let target = match Target::of(&entry, &self.inner.settings.webhook_hosts) {

@@ -56,6 +56,8 @@ pub struct FakeTask {
     /// Per chat, a failure status (2, 3) instead of 1 once sent.
     pub failed: HashMap<String, u8>,
     pub reminders: usize,
+    /// Stopped (`cancel_groupmsg_send`): the owner can no longer send it.
+    pub cancelled: bool,
 }
 
 #[derive(Default)]
@@ -149,7 +151,6 @@ impl FakeWecomApi {
         self.with(|i| i.expire_after = Some(calls));
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
     pub fn lose_next_add(&self) {
         self.with(|i| i.lose_next_add = true);
     }
@@ -189,28 +190,29 @@ impl FakeWecomApi {
         })
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
     pub fn tasks(&self) -> Vec<FakeTask> {
         self.with(|i| i.tasks.clone())
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
+    #[allow(dead_code)] // The welcome-template tests of #21's next step use it.
     pub fn templates(&self) -> BTreeMap<String, String> {
         self.with(|i| i.templates.clone())
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
     /// `sender` confirms every task of theirs not sent yet.
     pub fn confirm(&self, sender: &str) {
         let now = chrono::Utc::now().timestamp();
         self.with(|i| {
-            for t in i.tasks.iter_mut().filter(|t| t.sender == sender) {
+            for t in i
+                .tasks
+                .iter_mut()
+                .filter(|t| t.sender == sender && !t.cancelled)
+            {
                 t.sent_at.get_or_insert(now);
             }
         });
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
     /// In `msgid`'s task, `chat` fails with `status` once sent.
     pub fn fail_in_task(&self, msgid: &str, chat: &str, status: u8) {
         self.with(|i| {
@@ -220,7 +222,6 @@ impl FakeWecomApi {
         });
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
     /// Waits until `check` holds for the tasks, returning them.
     pub async fn wait_tasks(&self, check: impl Fn(&[FakeTask]) -> bool) -> Vec<FakeTask> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -237,7 +238,7 @@ impl FakeWecomApi {
         }
     }
 
-    #[allow(dead_code)] // The mass-send tests of #21's next step use it.
+    #[allow(dead_code)] // The welcome-template tests of #21's next step use it.
     /// Waits until `api` was called `n` times.
     pub async fn wait_calls(&self, api: &str, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -379,6 +380,7 @@ async fn api(
                 sent_at: None,
                 failed: HashMap::new(),
                 reminders: 0,
+                cancelled: false,
             });
             if std::mem::take(&mut inner.lose_next_add) {
                 return StatusCode::BAD_GATEWAY.into_response();
@@ -430,6 +432,17 @@ async fn api(
             };
             t.reminders += 1;
             err(0, "ok")
+        }
+        "cancel_groupmsg_send" => {
+            let msgid = s(&body, "msgid");
+            match inner.tasks.iter().position(|t| t.msgid == msgid) {
+                Some(i) if inner.tasks[i].sent_at.is_none() => {
+                    inner.tasks[i].cancelled = true;
+                    err(0, "ok")
+                }
+                Some(_) => err(41068, "already sent"),
+                None => err(41062, "msgid not found"),
+            }
         }
         "get_groupmsg_list_v2" => {
             let start = body["start_time"].as_i64().unwrap_or(0);

@@ -393,9 +393,25 @@ impl AppClient {
     }
 
     /// Calls `POST /cgi-bin/{path}` with `body`: refreshes the token once when WeCom says it
-    /// is not valid, waits and tries again when WeCom is busy, and returns the answer of an
-    /// errcode 0.
+    /// is not valid, waits and tries again when WeCom is busy or unreachable, and returns the
+    /// answer of an errcode 0.
     pub async fn call(&self, api: &'static str, body: &Value) -> Result<Value, ApiError> {
+        self.call_with(api, body, true).await
+    }
+
+    /// [`AppClient::call`] for a call that must not be made twice (creating a task): tried
+    /// again only when WeCom refused it outright (a token error, busy), never after an answer
+    /// that was lost — the caller finds out whether it took effect.
+    pub async fn call_once(&self, api: &'static str, body: &Value) -> Result<Value, ApiError> {
+        self.call_with(api, body, false).await
+    }
+
+    async fn call_with(
+        &self,
+        api: &'static str,
+        body: &Value,
+        repeat_unanswered: bool,
+    ) -> Result<Value, ApiError> {
         let url = format!("{}/cgi-bin/{api}", self.base);
         let mut attempt = 0;
         let mut refreshed = false;
@@ -420,7 +436,11 @@ impl AppClient {
                     refreshed = true;
                     attempt -= 1;
                 }
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < MAX_ATTEMPTS
+                        && (repeat_unanswered || matches!(e, ApiError::Api { .. })) =>
+                {
                     let jitter = rand::random_range(0.8..1.2);
                     let wait = backoff(attempt, jitter);
                     warn!(corp = %self.corp_id, api, error = %e, attempt,
@@ -482,7 +502,7 @@ impl AppClient {
     ) -> Result<(String, Vec<String>), ApiError> {
         const API: &str = "externalcontact/add_msg_template";
         let mut answer = self
-            .call(
+            .call_once(
                 API,
                 &json!({
                     "chat_type": "group",
@@ -526,6 +546,16 @@ impl AppClient {
     pub async fn remind_mass_task(&self, msgid: &str) -> Result<(), ApiError> {
         self.call(
             "externalcontact/remind_groupmsg_send",
+            &json!({"msgid": msgid}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Stops task `msgid` so that its owner can no longer send it (`cancel_groupmsg_send`).
+    pub async fn cancel_mass_task(&self, msgid: &str) -> Result<(), ApiError> {
+        self.call(
+            "externalcontact/cancel_groupmsg_send",
             &json!({"msgid": msgid}),
         )
         .await

@@ -48,6 +48,43 @@ pub const WELCOME_TEXT_MAX_BYTES: usize = 3000;
 /// How often an owner may be reminded of one task per day (`remind_groupmsg_send`).
 pub const MAX_REMINDERS_PER_DAY: usize = 3;
 
+/// The text of a mass-send task for `message`: WeCom's mass sends take plain text (markdown is
+/// sent as the text a member would read, news as title, description and link). An image, or a
+/// text longer than [`MASS_TEXT_MAX_BYTES`], is refused with the reason.
+pub fn mass_text(message: &crate::domain::OutMessage) -> Result<String, String> {
+    use crate::domain::OutMessage;
+    use crate::wire::onebot::convert::markdown_to_text;
+    let text = match message {
+        OutMessage::Text { content, .. } => content.clone(),
+        OutMessage::Markdown { content } => markdown_to_text(content),
+        OutMessage::News { articles } => articles
+            .iter()
+            .map(|a| {
+                [a.title.as_str(), a.description.as_str(), a.url.as_str()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+        OutMessage::Image { .. } => {
+            return Err("an image cannot go out in a customer group's mass-send task yet".into());
+        }
+    };
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err("the message has no text for a mass-send task".into());
+    }
+    if text.len() > MASS_TEXT_MAX_BYTES {
+        return Err(format!(
+            "the text is {} bytes; a mass-send task takes at most {MASS_TEXT_MAX_BYTES}",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
 /// One `wecom-app` bot: its corp, the app's secret and where its API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSettings {

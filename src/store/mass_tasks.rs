@@ -1,0 +1,191 @@
+//! Mass-send tasks (企业群发) of self-built apps: a broadcast to WeCom customer groups goes out as
+//! one task per owner, which the owner confirms in the WeCom client. A task is written here
+//! before WeCom is asked to create it — with the sends it covers, each in one task only — so
+//! that a restart never plans a send twice and knows which creations may have reached WeCom.
+//!
+//! `mass_tasks` holds the tasks by id; `mass_entries` maps each covered send to its task.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, WriteTx, decode, encode};
+use crate::domain::{BotId, ChatId};
+
+/// task id → JSON [`MassTask`].
+pub(super) const MASS_TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("mass_tasks");
+/// outbox entry id → task id.
+pub(super) const MASS_ENTRIES: TableDefinition<u64, u64> = TableDefinition::new("mass_entries");
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MassTaskState {
+    /// Planned; WeCom has not (knowingly) created it yet. With `create_attempts > 0` it may
+    /// have: the next attempt looks for it first.
+    Creating,
+    /// WeCom created it (`msgid`); the owner has not sent it to every group yet.
+    AwaitingConfirmation,
+    /// Every group's outcome is known.
+    Finished,
+    /// WeCom refused to create it, or it was stopped before the owner sent it.
+    Failed,
+}
+
+/// One group of a task, with the send it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MassChat {
+    pub entry: u64,
+    pub chat: ChatId,
+}
+
+/// One mass-send task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MassTask {
+    pub id: u64,
+    /// The app (`wecom-app` bot) that creates it.
+    pub bot: BotId,
+    /// The owner who sends it (`sender`).
+    pub sender: String,
+    pub text: String,
+    pub chats: Vec<MassChat>,
+    /// The broadcast run its sends belong to, if any.
+    #[serde(default)]
+    pub run: Option<String>,
+    pub state: MassTaskState,
+    #[serde(default)]
+    pub msgid: Option<String>,
+    /// Requests made to create it.
+    #[serde(default)]
+    pub create_attempts: u32,
+    pub planned_at: DateTime<Utc>,
+    /// When the first request to create it went out (where a lost answer is looked for).
+    #[serde(default)]
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    /// When WeCom created it.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the owner was reminded.
+    #[serde(default)]
+    pub reminders: Vec<DateTime<Utc>>,
+    /// When its results were last read.
+    #[serde(default)]
+    pub checked_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl MassTask {
+    /// Whether it still needs work (creating, or waiting for the owner).
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self.state,
+            MassTaskState::Creating | MassTaskState::AwaitingConfirmation
+        )
+    }
+}
+
+impl WriteTx<'_> {
+    /// Writes a new task (its id assigned here) and maps its sends to it; returns the id.
+    /// A send already in a task is an error: it would go out twice.
+    pub fn plan_mass_task(&mut self, mut task: MassTask) -> Result<MassTask, StoreError> {
+        for chat in &task.chats {
+            if self.mass_entries.get(chat.entry)?.is_some() {
+                return Err(StoreError::Corrupt(format!(
+                    "send {} is already in a mass-send task",
+                    chat.entry
+                )));
+            }
+        }
+        task.id = self.mass_tasks.last()?.map_or(1, |(k, _)| k.value() + 1);
+        self.mass_tasks.insert(task.id, encode(&task)?.as_slice())?;
+        for chat in &task.chats {
+            self.mass_entries.insert(chat.entry, task.id)?;
+        }
+        Ok(task)
+    }
+
+    /// Replaces a task's record.
+    pub fn put_mass_task(&mut self, task: &MassTask) -> Result<(), StoreError> {
+        self.mass_tasks.insert(task.id, encode(task)?.as_slice())?;
+        Ok(())
+    }
+
+    /// The task a send is in, if any.
+    pub fn mass_task_of(&self, entry: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self.mass_entries.get(entry)?.map(|v| v.value()))
+    }
+}
+
+impl Store {
+    /// Every task still creating or waiting for its owner, oldest first.
+    pub fn open_mass_tasks(&self) -> Result<Vec<MassTask>, StoreError> {
+        let mut open = Vec::new();
+        self.each_mass_task(|task| {
+            if task.is_open() {
+                open.push(task);
+            }
+        })?;
+        Ok(open)
+    }
+
+    /// The newest `limit` tasks, newest first.
+    pub fn recent_mass_tasks(&self, limit: usize) -> Result<Vec<MassTask>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MASS_TASKS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()?.rev().take(limit) {
+            let (_, value) = entry?;
+            out.push(decode(value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The task a send is in, if any.
+    pub fn mass_task_of(&self, entry: u64) -> Result<Option<MassTask>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let entries = tx.open_table(MASS_ENTRIES)?;
+        let Some(id) = entries.get(entry)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let tasks = tx.open_table(MASS_TASKS)?;
+        tasks.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    fn each_mass_task(&self, mut f: impl FnMut(MassTask)) -> Result<(), StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(MASS_TASKS)?;
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            f(decode(value.value())?);
+        }
+        Ok(())
+    }
+}
+
+impl WriteTx<'_> {
+    /// One send by id.
+    pub fn outbox_entry(&self, id: u64) -> Result<Option<super::OutboxEntry>, StoreError> {
+        self.outbox.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// The unfinished sends to customer groups that no task covers yet, oldest first.
+    pub fn unplanned_mass_sends(&self) -> Result<Vec<super::OutboxEntry>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self.outbox_pending.iter()? {
+            ids.push(entry?.0.value());
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            if self.mass_entries.get(id)?.is_some() {
+                continue;
+            }
+            if let Some(entry) = self.outbox_entry(id)?
+                && matches!(entry.to, super::Destination::CustomerGroup { .. })
+            {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+}
