@@ -341,6 +341,7 @@ impl App {
                 stop: stop.clone(),
             });
             tasks.spawn(crate::channels::app::sync::run(Arc::clone(&app)));
+            tasks.spawn(crate::channels::app::templates::run(Arc::clone(&app)));
             apps.insert(parts.bot.to_string(), app);
         }
         crate::channels::app::AppChannel { apps }

@@ -82,3 +82,46 @@ fn empty_content_and_missing_triggers_are_refused() {
     let err = Scripts::parse(text, Path::new("m.toml")).unwrap_err();
     assert_eq!(err.line, 4, "{err}");
 }
+
+#[test]
+fn customer_group_welcome_templates_are_checked() {
+    let parse = |text: &str| {
+        let mut templates = crate::engine::template::Templates::default();
+        welcome::parse(
+            &Source::new(text, Path::new("welcome.toml")),
+            &mut templates,
+        )
+    };
+    let shipped = parse(EMBEDDED_WELCOME).unwrap();
+    assert_eq!(shipped.wecom_templates.len(), 1);
+    assert!(shipped.wecom_templates[0].text.contains("%NICKNAME%"));
+    let ok =
+        parse("[[wecom_template]]\nname = \"a\"\ncontent = \"  欢迎 %NICKNAME%  \"\n").unwrap();
+    assert_eq!(ok.wecom_templates[0].text, "欢迎 %NICKNAME%", "trimmed");
+    for (bad, why) in [
+        (
+            "[[wecom_template]]\nname = \"a\"\ncontent = \"欢迎 {{ mentions }}\"\n",
+            "as written",
+        ),
+        (
+            "[[wecom_template]]\nname = \"a\"\ncontent = \" \"\n",
+            "empty",
+        ),
+        (
+            "[[wecom_template]]\nname = \"\"\ncontent = \"x\"\n",
+            "1 to 64",
+        ),
+        (
+            "[[wecom_template]]\nname = \"a\"\ncontent = \"x\"\n[[wecom_template]]\nname = \"a\"\ncontent = \"y\"\n",
+            "twice",
+        ),
+    ] {
+        let err = parse(bad).unwrap_err();
+        assert!(err.reason.contains(why), "{bad}: {err}");
+    }
+    let long = format!(
+        "[[wecom_template]]\nname = \"a\"\ncontent = \"{}\"\n",
+        "欢".repeat(1001)
+    );
+    assert!(parse(&long).unwrap_err().reason.contains("3000"));
+}

@@ -10,7 +10,7 @@ use super::{Format, RawMessage, ScriptError, Source, line_col};
 use crate::domain::JoinScene;
 use crate::engine::scope::Scope;
 use crate::engine::template::Templates;
-use crate::engine::welcome::{TimingOverride, WelcomeScripts, WelcomeTemplate};
+use crate::engine::welcome::{TimingOverride, WecomWelcome, WelcomeScripts, WelcomeTemplate};
 
 /// The welcome file inside the scripts directory (optional: no file, no welcomes).
 pub const WELCOME_FILE: &str = "welcome.toml";
@@ -51,11 +51,46 @@ struct RawWelcome {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawWecomTemplate {
+    name: String,
+    content: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WelcomeFile {
     #[serde(default)]
     timing: Vec<toml::Spanned<RawTiming>>,
     #[serde(default)]
     welcome: Vec<toml::Spanned<RawWelcome>>,
+    #[serde(default)]
+    wecom_template: Vec<toml::Spanned<RawWecomTemplate>>,
+}
+
+/// A `[[wecom_template]]`, checked: a name, and a text WeCom takes (not empty, at most
+/// 3,000 bytes, no template syntax — WeCom sends it as written, `%NICKNAME%` aside).
+fn wecom_template(raw: RawWecomTemplate) -> Result<WecomWelcome, String> {
+    let name = raw.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err("name must be 1 to 64 characters".into());
+    }
+    let text = raw.content.trim().to_owned();
+    if text.is_empty() {
+        return Err(format!("{name:?}: content must not be empty"));
+    }
+    let max = crate::engine::welcome::WECOM_WELCOME_MAX_BYTES;
+    if text.len() > max {
+        return Err(format!(
+            "{name:?}: content is {} bytes; WeCom takes at most {max}",
+            text.len()
+        ));
+    }
+    if text.contains("{{") || text.contains("{%") {
+        return Err(format!(
+            "{name:?}: WeCom sends this text as written — no {{{{ … }}}} here; %NICKNAME% stands for the newcomer's name"
+        ));
+    }
+    Ok(WecomWelcome { name, text })
 }
 
 fn scope_of(text: &Option<String>) -> Result<Scope, String> {
@@ -164,6 +199,18 @@ pub(crate) fn parse(
             enabled: raw.enabled,
             message,
         });
+    }
+    for spanned in parsed.wecom_template {
+        let start = spanned.span().start;
+        let template = wecom_template(spanned.into_inner())
+            .map_err(|e| src.error(start, format!("[[wecom_template]] {e}")))?;
+        if out.wecom_templates.iter().any(|t| t.name == template.name) {
+            return Err(src.error(
+                start,
+                format!("[[wecom_template]] {:?} is written twice", template.name),
+            ));
+        }
+        out.wecom_templates.push(template);
     }
     Ok(out)
 }

@@ -517,3 +517,60 @@ async fn owners_who_have_not_sent_are_reminded_and_an_expired_task_is_stopped() 
         .unwrap();
     assert_eq!(li.reminders, 0, "an owner who sent is not reminded");
 }
+
+/// Polls the fake's welcome templates until `check` holds.
+async fn wait_templates(
+    fake: &FakeWecomApi,
+    check: impl Fn(&std::collections::BTreeMap<String, String>) -> bool,
+) -> std::collections::BTreeMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let templates = fake.templates();
+        if check(&templates) {
+            return templates;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "templates never matched: {templates:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn welcome_templates_follow_the_welcome_file() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let scripts = scripts_copy();
+    let app = app_reading(&fake, Some(&scripts), "").await;
+    // The shipped template is created at start.
+    let first = wait_templates(&fake, |t| t.len() == 1).await;
+    let (id, text) = first.iter().next().unwrap();
+    assert!(text.contains("%NICKNAME%"), "{text}");
+
+    // Its text edited: the same template changes (owners keep what they attached).
+    let file = scripts.path().join("welcome.toml");
+    let edited = std::fs::read_to_string(&file).unwrap().replace(
+        "🎉 欢迎 %NICKNAME% 加入本群！",
+        "👋 %NICKNAME% 你好，欢迎入群！",
+    );
+    std::fs::write(&file, &edited).unwrap();
+    let changed = wait_templates(&fake, |t| {
+        t.get(id)
+            .is_some_and(|text| text.contains("你好，欢迎入群"))
+    })
+    .await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(fake.calls("group_welcome_template/add").len(), 1);
+
+    // A second entry added, the first removed.
+    let start = edited.find("[[wecom_template]]").unwrap();
+    let replaced = format!(
+        "{}[[wecom_template]]\nname = \"考证群\"\ncontent = \"欢迎 %NICKNAME%，备考资料见群公告\"\n",
+        &edited[..start]
+    );
+    std::fs::write(&file, replaced).unwrap();
+    let last = wait_templates(&fake, |t| t.len() == 1 && !t.contains_key(id)).await;
+    assert!(last.values().next().unwrap().contains("备考资料"));
+    fake.wait_calls("group_welcome_template/del", 1).await;
+    drop(app);
+}

@@ -1,7 +1,8 @@
 //! WeCom customer groups (客户群) through a self-built app (`channel = "wecom-app"`): the app's
 //! customer-contact callbacks at `/wecom/app/{bot_id}` (URL verification and encrypted XML
 //! events, receive id = the corp id) and the groups kept in step with WeCom ([`sync`]: every
-//! group the app can see adopted, with its name, owner, admins and members).
+//! group the app can see adopted, with its name, owner, admins and members), and the groups'
+//! welcomes kept in WeCom as templates ([`templates`]).
 //!
 //! A join or leave in a callback is handled as the member's event (committed before WeCom is
 //! answered: welcomes' bookkeeping, activity, churn, raid detection), then the group is read
@@ -11,6 +12,7 @@
 //! reach these groups as mass-send tasks the owners confirm.
 
 pub mod sync;
+pub mod templates;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -58,11 +58,25 @@ pub struct WelcomeTemplate {
     pub message: Message,
 }
 
+/// The longest text of a WeCom group welcome template, in bytes (WeCom's limit).
+pub const WECOM_WELCOME_MAX_BYTES: usize = 3000;
+
+/// A welcome WeCom sends itself in customer groups (入群欢迎语素材): plain text, `%NICKNAME%`
+/// standing for the newcomer, kept in WeCom as a template the groups' owners attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WecomWelcome {
+    /// The operator's name for it (unique in the file): how it is found again after an edit.
+    pub name: String,
+    pub text: String,
+}
+
 /// The welcome part of the scripts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WelcomeScripts {
     pub templates: Vec<WelcomeTemplate>,
     pub timing: Vec<TimingOverride>,
+    /// Customer groups' welcomes, as WeCom templates.
+    pub wecom_templates: Vec<WecomWelcome>,
 }
 
 impl WelcomeScripts {

@@ -194,7 +194,6 @@ impl FakeWecomApi {
         self.with(|i| i.tasks.clone())
     }
 
-    #[allow(dead_code)] // The welcome-template tests of #21's next step use it.
     pub fn templates(&self) -> BTreeMap<String, String> {
         self.with(|i| i.templates.clone())
     }
@@ -238,7 +237,6 @@ impl FakeWecomApi {
         }
     }
 
-    #[allow(dead_code)] // The welcome-template tests of #21's next step use it.
     /// Waits until `api` was called `n` times.
     pub async fn wait_calls(&self, api: &str, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);

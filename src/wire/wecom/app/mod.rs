@@ -43,7 +43,7 @@ pub const MASS_TEXT_MAX_BYTES: usize = 4000;
 pub const MASS_MAX_GROUPS: usize = 2000;
 
 /// The longest text of a group welcome template, in bytes.
-pub const WELCOME_TEXT_MAX_BYTES: usize = 3000;
+pub const WELCOME_TEXT_MAX_BYTES: usize = crate::engine::welcome::WECOM_WELCOME_MAX_BYTES;
 
 /// How often an owner may be reminded of one task per day (`remind_groupmsg_send`).
 pub const MAX_REMINDERS_PER_DAY: usize = 3;
