@@ -36,6 +36,9 @@ pub struct HealthInput {
     pub replies_to_posts: u64,
     /// The latest red-envelope test's verdict, if any in the last 30 days.
     pub envelope: Option<Verdict>,
+    /// The channel sees the group's messages. A WeCom customer group's does not (the app sees
+    /// only members joining and leaving): it is judged on its members instead.
+    pub messages_seen: bool,
 }
 
 /// Where a group is in its life.
@@ -70,8 +73,58 @@ fn towards(value: f64, full: f64) -> f64 {
     }
 }
 
+/// Assesses a group whose messages the channel cannot see (a WeCom customer group) on what it
+/// can: its size, joins against leaves, and the share of members who left in a week.
+fn assess_by_members(input: &HealthInput, now: DateTime<Utc>) -> Health {
+    let members = input.members as f64;
+    // 30 points: fifty members or more.
+    let size = 30.0 * towards(members, 50.0);
+    // 40 points: more joining than leaving.
+    let growth = match input.joins.cmp(&input.leaves) {
+        std::cmp::Ordering::Greater => 40.0,
+        std::cmp::Ordering::Equal => 24.0,
+        std::cmp::Ordering::Less => 40.0 * towards(input.joins as f64, input.leaves as f64) * 0.5,
+    };
+    // 30 points: few leaving — a tenth of the members in a week is none.
+    let churn = input.leaves as f64 / members.max(1.0);
+    let keeping = 30.0 * (1.0 - towards(churn, 0.1));
+    let score = (size + growth + keeping).round() as u32;
+    let mut reasons = vec!["客户群：看不到群消息，按成员数和进退群评估".to_owned()];
+    let heavy_churn = churn >= 0.1 || input.leaves > input.joins.max(1) * 2;
+    if heavy_churn {
+        reasons.push(format!(
+            "退群多于入群：{} 人退出，{} 人加入（共 {} 人）",
+            input.leaves, input.joins, input.members
+        ));
+    }
+    let stage = if (now - input.adopted_at).num_days() < NEW_FOR_DAYS {
+        Stage::New
+    } else if input.members <= 2 || churn >= 0.3 || score < 20 {
+        Stage::Dead
+    } else if heavy_churn || score < 45 {
+        Stage::Declining
+    } else {
+        Stage::Steady
+    };
+    let action = match stage {
+        Stage::New => "新群运营期：请群主选用入群欢迎语，每天确认早报群发",
+        Stage::Steady => "保持现有节奏：早报照常，请群主每天确认群发",
+        Stage::Declining => "问问最近退群的原因，请群主发起话题或活动",
+        Stage::Dead => "把还留下的成员引导到活跃的群，然后解散本群",
+    };
+    Health {
+        score: score.min(100),
+        stage,
+        action,
+        reasons,
+    }
+}
+
 /// Assesses a group at `now`.
 pub fn assess(input: &HealthInput, now: DateTime<Utc>) -> Health {
+    if !input.messages_seen {
+        return assess_by_members(input, now);
+    }
     // Size-relative where the size is known; a robot group is judged on absolute figures.
     let size = if input.members > 0 {
         input.members as f64
@@ -226,7 +279,53 @@ mod tests {
             bot_posts: 7,
             replies_to_posts: 20,
             envelope: Some(Verdict::Alive),
+            messages_seen: true,
         }
+    }
+
+    #[test]
+    fn a_customer_group_is_judged_on_its_members_not_on_unseen_messages() {
+        let customer = HealthInput {
+            members: 180,
+            messages_per_day: 0.0,
+            earlier_messages_per_day: 0.0,
+            speakers: 0,
+            top3_share: 0.0,
+            joins: 6,
+            leaves: 2,
+            bot_posts: 0,
+            replies_to_posts: 0,
+            envelope: None,
+            messages_seen: false,
+            ..active()
+        };
+        let h = assess(&customer, now());
+        assert_eq!(h.stage, Stage::Steady, "{h:?}");
+        assert!(h.score >= 80, "{h:?}");
+        assert!(h.reasons[0].contains("看不到群消息"), "{h:?}");
+        let emptying = HealthInput {
+            joins: 1,
+            leaves: 30,
+            ..customer.clone()
+        };
+        let h = assess(&emptying, now());
+        assert_eq!(h.stage, Stage::Declining, "{h:?}");
+        assert!(
+            h.reasons.iter().any(|r| r.contains("退群多于入群")),
+            "{h:?}"
+        );
+        let gone = HealthInput {
+            leaves: 60,
+            ..emptying
+        };
+        assert_eq!(assess(&gone, now()).stage, Stage::Dead);
+        let only_the_owner = HealthInput {
+            members: 1,
+            joins: 0,
+            leaves: 0,
+            ..customer
+        };
+        assert_eq!(assess(&only_the_owner, now()).stage, Stage::Dead);
     }
 
     #[test]

@@ -431,6 +431,19 @@ async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_ow
     assert_eq!(receipt(&run, "wrA")["state"], "delivered");
     assert_eq!(receipt(&run, "wrB")["state"], "delivered");
     assert_eq!(receipt(&run, "wrC")["state"], "awaiting_confirmation");
+    // The operator sees who is lagging.
+    let open = app.api("/api/v1/mass-tasks?open=true").await;
+    let lagging: Vec<&str> = open["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(lagging, ["teacher_wang", "teacher_zhao"], "{open:#}");
+    let wang = &open["tasks"][0];
+    assert_eq!(wang["sends"]["awaiting_confirmation"], 2, "{wang}");
+    assert_eq!(wang["owner_name"], "teacher_wang老师", "{wang}");
+    assert!(wang["waiting_minutes"].is_i64(), "{wang}");
 
     // WeCom's cap: the group had already received its mass sends.
     let zhao = tasks.iter().find(|t| t.sender == "teacher_zhao").unwrap();

@@ -9,6 +9,7 @@ mod group_settings;
 mod groups;
 mod health;
 mod jobs;
+mod mass_tasks;
 mod moderation;
 mod operators;
 mod overview;
@@ -245,6 +246,7 @@ pub(super) fn routes() -> axum::Router<Arc<AppState>> {
         .merge(moderation::routes())
         .merge(status::routes())
         .merge(jobs::routes())
+        .merge(mass_tasks::routes())
         .merge(feeds::routes())
         .merge(simulate::routes())
         .merge(audit::routes())

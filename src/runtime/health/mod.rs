@@ -88,6 +88,7 @@ pub fn group_health(
         })
         .find_map(|t| t.results.map(|r| r.verdict));
     let input = HealthInput {
+        messages_seen: !group.customer,
         members,
         adopted_at: group.adopted_at.unwrap_or(now),
         messages_per_day: activity.messages_7d as f64 / 7.0,
