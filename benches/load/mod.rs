@@ -122,7 +122,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in MiB; NaN where there is none.
-fn own_mib(field: &str) -> f64 {
+pub fn own_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

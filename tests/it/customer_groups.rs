@@ -158,6 +158,18 @@ async fn every_customer_group_is_adopted_across_pages_despite_busy_answers_an_ex
         .wait_group("wrC", |g| g["owner"] == "teacher_wang")
         .await;
     assert_eq!(c["name"], "税务交流群");
+    // The channel says what it cannot do there.
+    let detail = app.api("/api/v1/groups/wrC").await;
+    assert_eq!(
+        detail["capabilities"]["sees_every_message"], false,
+        "{detail}"
+    );
+    assert_eq!(detail["capabilities"]["reports_joins"], true, "{detail}");
+    assert_eq!(
+        detail["capabilities"]["can_remove_members"], false,
+        "{detail}"
+    );
+    assert_eq!(detail["capabilities"]["can_post"], false, "{detail}");
     let listed = wait_members(&app, "wrC", |m| m.len() == 5).await;
     assert!(listed.iter().all(|m| m["in_group"] == true), "{listed:#?}");
     assert!(listed.iter().any(|m| m["name"] == "学员0"), "{listed:#?}");

@@ -390,7 +390,13 @@ pub async fn get_group(
     match blocking(move || store.group(&key)).await {
         Ok(Some(group)) => {
             let settings = state.directory.get(&chat);
-            Json(GroupView::new(group, &settings)).into_response()
+            // What the group's channel can do there: what the bot may do, said plainly (a
+            // customer group's app sees no messages and cannot remove anyone).
+            let capabilities = crate::outbox::posting_capabilities(&group);
+            let mut view = serde_json::to_value(GroupView::new(group, &settings))
+                .unwrap_or(serde_json::Value::Null);
+            view["capabilities"] = serde_json::json!(capabilities);
+            Json(view).into_response()
         }
         Ok(None) => ApiError::not_found("no such group")
             .with("settings", SettingsView::from(&*state.directory.get(&chat)))
