@@ -599,3 +599,26 @@ async fn welcome_templates_follow_the_welcome_file() {
     fake.wait_calls("group_welcome_template/del", 1).await;
     drop(app);
 }
+
+#[tokio::test]
+async fn a_raid_in_a_customer_group_is_told_to_the_operators() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    let app = app_reading(&fake, None, "").await;
+    wait_members(&app, "wrB", |m| m.len() == 3).await;
+    // Eleven members within the shipped raid window (10 joins in 60 s).
+    let raiders: Vec<String> = (0..11).map(|i| format!("wmRaider{i}")).collect();
+    let names: Vec<&str> = raiders.iter().map(String::as_str).collect();
+    let event = chat_change("wrB", "update", "add_member", &names, 3);
+    assert_eq!(
+        post_event(&app, &event).await.status(),
+        reqwest::StatusCode::OK
+    );
+    let alerts = app.fake.wait_delivered(ALERTS_KEY, 1).await;
+    let text = alerts[0].body["text"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("冲群警报") && text.contains("wrB"), "{text}");
+    // Nothing was posted to the group itself (the app cannot).
+    assert!(fake.tasks().is_empty());
+}

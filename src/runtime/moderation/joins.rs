@@ -1,5 +1,7 @@
 //! Moderation of joins: a member joining counts toward raid detection (the admins are told when
-//! a raid starts), and a blacklisted member is removed again before being welcomed.
+//! a raid starts — in the group, or, where the bot cannot post there (a WeCom customer group),
+//! in the operators' alert group), and a blacklisted member is removed again before being
+//! welcomed.
 
 use chrono::{DateTime, Utc};
 use tracing::warn;
@@ -9,7 +11,27 @@ use crate::domain::{Action, Capabilities, Event};
 use crate::engine;
 use crate::engine::moderation::Severity;
 use crate::runtime::Services;
-use crate::store::ModerationWrite;
+use crate::store::{ModerationWrite, NewSend};
+
+/// Queues `send` for the operators' alert group (nothing without one: the moderation log keeps
+/// the finding either way).
+async fn alert_operators(state: &Services, send: Option<NewSend>) {
+    let Some(send) = send else {
+        return;
+    };
+    let store = state.store.clone();
+    let queued =
+        tokio::task::spawn_blocking(move || store.write(|tx| tx.enqueue(send, Utc::now()))).await;
+    match queued {
+        Ok(Ok(entry)) => {
+            if let Some(entry) = entry {
+                state.outbox.dispatch(entry);
+            }
+        }
+        Ok(Err(e)) => warn!(error = %e, "the operators' alert was not queued"),
+        Err(e) => warn!(error = %e, "alert task failed"),
+    }
+}
 
 /// A member joined: counts toward raid detection (the admins are told when a raid starts) and
 /// keeps blacklisted members out (`acted`: they are not welcomed).
@@ -39,9 +61,18 @@ pub async fn screen_join(
             r.lasts.as_secs() / 60
         );
         warn!(chat = %chat, joins, "raid mode");
-        posts.extend(crate::runtime::inbound::notice_post(
-            state, chat, text, caps,
-        ));
+        match crate::runtime::inbound::notice_post(state, chat, text.clone(), caps) {
+            Some(post) => posts.push(post),
+            // The group cannot be told: the operators are.
+            None => {
+                let key = format!("raid:{}:{chat}:{}", event.bot, now.timestamp_millis());
+                alert_operators(
+                    state,
+                    state.alerts.send(key, chat, "notify_admins", text, now),
+                )
+                .await;
+            }
+        }
         let entry = system_entry(
             chat,
             &event.from.user_id,
