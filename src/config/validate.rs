@@ -414,40 +414,20 @@ fn aibot_bot(
             "is not for wecom-aibot bots, which use bot_id and secret".into(),
         );
     }
-    let bot_id = match raw.bot_id.map(|b| b.trim().to_owned()) {
-        Some(b) if !b.is_empty() && b.len() <= 128 && !b.contains(char::is_whitespace) => Some(b),
-        Some(_) => {
-            problem(
-                &key("bot_id"),
-                "must be the BotID from the WeCom admin console (1 to 128 characters, no spaces)"
-                    .into(),
-            );
-            None
-        }
-        None => {
-            problem(
-                &key("bot_id"),
-                "missing: a wecom-aibot bot needs its BotID (WeCom admin console → the AI bot → API mode: long connection)".into(),
-            );
-            None
-        }
-    };
-    let secret = match raw.secret {
-        Some(s) if !s.expose().trim().is_empty() && !s.expose().contains(char::is_whitespace) => {
-            Some(s)
-        }
-        Some(_) => {
-            problem(&key("secret"), "must not be empty or contain spaces".into());
-            None
-        }
-        None => {
-            problem(
-                &key("secret"),
-                "missing: a wecom-aibot bot needs the Secret shown beside its BotID".into(),
-            );
-            None
-        }
-    };
+    let bot_id = required_id(
+        &key("bot_id"),
+        raw.bot_id,
+        128,
+        "must be the BotID from the WeCom admin console (1 to 128 characters, no spaces)",
+        "missing: a wecom-aibot bot needs its BotID (WeCom admin console → the AI bot → API mode: long connection)",
+        problem,
+    );
+    let secret = required_secret(
+        &key("secret"),
+        raw.secret,
+        "missing: a wecom-aibot bot needs the Secret shown beside its BotID",
+        problem,
+    );
     let ws_url = raw
         .ws_url
         .unwrap_or_else(|| super::DEFAULT_AIBOT_WS_URL.to_owned());
@@ -502,42 +482,20 @@ fn app_bot(
         "is not for wecom-app bots (corp_id, secret, token, encoding_aes_key; the corp id is the receive id)",
         problem,
     );
-    let corp_id = match raw.corp_id.map(|c| c.trim().to_owned()) {
-        Some(c) if !c.is_empty() && c.len() <= 64 && !c.contains(char::is_whitespace) => Some(c),
-        Some(_) => {
-            problem(
-                &key("corp_id"),
-                "must be the corp id from the WeCom admin console (我的企业 → 企业ID, no spaces)"
-                    .into(),
-            );
-            None
-        }
-        None => {
-            problem(
-                &key("corp_id"),
-                "missing: a wecom-app bot needs the corp id (WeCom admin console → 我的企业 → 企业ID)"
-                    .into(),
-            );
-            None
-        }
-    };
-    let secret = match raw.secret {
-        Some(s) if !s.expose().trim().is_empty() && !s.expose().contains(char::is_whitespace) => {
-            Some(s)
-        }
-        Some(_) => {
-            problem(&key("secret"), "must not be empty or contain spaces".into());
-            None
-        }
-        None => {
-            problem(
-                &key("secret"),
-                "missing: a wecom-app bot needs its app's Secret (应用管理 → the app → Secret)"
-                    .into(),
-            );
-            None
-        }
-    };
+    let corp_id = required_id(
+        &key("corp_id"),
+        raw.corp_id,
+        64,
+        "must be the corp id from the WeCom admin console (我的企业 → 企业ID, no spaces)",
+        "missing: a wecom-app bot needs the corp id (WeCom admin console → 我的企业 → 企业ID)",
+        problem,
+    );
+    let secret = required_secret(
+        &key("secret"),
+        raw.secret,
+        "missing: a wecom-app bot needs its app's Secret (应用管理 → the app → Secret)",
+        problem,
+    );
     let api_base = raw
         .api_base
         .unwrap_or_else(|| app::DEFAULT_API_BASE.to_owned());
@@ -636,6 +594,50 @@ pub const DEFAULT_APP_REMIND_AFTER_MINUTES: f64 = 60.0;
 /// WeCom's documented base limit is 2,000 calls a minute per corp and API (and 30,000 an
 /// hour); the default stays under it so that other apps of the corp keep room.
 pub const DEFAULT_APP_API_PER_MINUTE: u32 = 1000;
+
+/// A required id from WeCom's console (`value`, trimmed): 1 to `max` bytes, no spaces.
+fn required_id(
+    key: &str,
+    value: Option<String>,
+    max: usize,
+    invalid: &str,
+    missing: &str,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<String> {
+    match value.map(|v| v.trim().to_owned()) {
+        Some(v) if !v.is_empty() && v.len() <= max && !v.contains(char::is_whitespace) => Some(v),
+        Some(_) => {
+            problem(key, invalid.into());
+            None
+        }
+        None => {
+            problem(key, missing.into());
+            None
+        }
+    }
+}
+
+/// A required secret from WeCom's console: not empty, no spaces (a pasted one often has some).
+fn required_secret(
+    key: &str,
+    value: Option<Secret>,
+    missing: &str,
+    problem: &mut impl FnMut(&str, String),
+) -> Option<Secret> {
+    match value {
+        Some(s) if !s.expose().trim().is_empty() && !s.expose().contains(char::is_whitespace) => {
+            Some(s)
+        }
+        Some(_) => {
+            problem(key, "must not be empty or contain spaces".into());
+            None
+        }
+        None => {
+            problem(key, missing.into());
+            None
+        }
+    }
+}
 
 /// Reports each of `fields` that is set (`true`) as not belonging to this kind of bot, for
 /// `reason`.

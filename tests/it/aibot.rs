@@ -253,35 +253,6 @@ async fn refused_and_late_acks_lose_nothing_that_follows() {
     assert_eq!(fake.connections(), 1, "the link never dropped");
 }
 
-/// Starts the morning report now; returns its run id.
-async fn start_report(app: &TestApp) -> String {
-    let (status, body) = app
-        .api_call(
-            reqwest::Method::POST,
-            "/api/v1/jobs/morning-report/run",
-            None,
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
-    body["run_id"].as_str().unwrap().to_owned()
-}
-
-/// Polls run `run_id` until `done` holds for it (10 s at most); returns it.
-async fn wait_run(app: &TestApp, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
-        if done(&run) {
-            return run;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run never got there: {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits until `holds` (10 s at most; `what` says what did not happen).
 async fn wait_until(what: &str, holds: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -293,11 +264,9 @@ async fn wait_until(what: &str, holds: impl Fn() -> bool) {
 
 /// Runs the morning report now and waits until every send of the run is finished.
 async fn report_run(app: &TestApp) -> Value {
-    let run_id = start_report(app).await;
-    wait_run(app, &run_id, |run| {
-        run["state"] == "done" && run["pending"] == 0
-    })
-    .await
+    let run_id = app.start_report().await;
+    app.wait_run(&run_id, |run| run["state"] == "done" && run["pending"] == 0)
+        .await
 }
 
 /// Adopts `chats` by a first @-message each and waits until they are recorded.
@@ -369,7 +338,7 @@ async fn a_post_unanswered_when_the_link_drops_is_sent_again_after_the_reconnect
         ack_delay: Duration::from_secs(30),
         ..Behaviour::default()
     });
-    let run_id = start_report(&app).await;
+    let run_id = app.start_report().await;
     wait_until("the report never went out", || {
         posts_to(&fake, "wrk-drop").len() > before
     })
@@ -377,10 +346,9 @@ async fn a_post_unanswered_when_the_link_drops_is_sent_again_after_the_reconnect
     fake.set(Behaviour::default());
     fake.drop_link();
     fake.wait_subscribed(2, Duration::from_secs(5)).await;
-    let run = wait_run(&app, &run_id, |run| {
-        run["receipts"][0]["state"] == "delivered"
-    })
-    .await;
+    let run = app
+        .wait_run(&run_id, |run| run["receipts"][0]["state"] == "delivered")
+        .await;
     let receipt = &run["receipts"][0];
     assert_eq!(
         receipt["attempts"], 2,
@@ -404,13 +372,13 @@ async fn a_rate_limit_refusal_of_a_post_backs_off_and_is_retried() {
         ack_errcode: Some(45009),
         ..Behaviour::default()
     });
-    let run_id = start_report(&app).await;
+    let run_id = app.start_report().await;
     wait_until("not retried", || {
         posts_to(&fake, "wrk-limit").len() >= before + 2
     })
     .await;
     fake.set(Behaviour::default());
-    let run = wait_run(&app, &run_id, |run| run["delivered"] == 1).await;
+    let run = app.wait_run(&run_id, |run| run["delivered"] == 1).await;
     assert!(
         run["receipts"][0]["attempts"].as_u64().unwrap() >= 3,
         "{run}"
@@ -647,7 +615,7 @@ async fn a_report_queued_while_the_link_is_down_goes_out_when_it_is_back() {
     fake.drop_link();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = fake.frames("aibot_send_msg").len();
-    let run_id = start_report(&app).await;
+    let run_id = app.start_report().await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
         fake.frames("aibot_send_msg").len(),
@@ -658,7 +626,7 @@ async fn a_report_queued_while_the_link_is_down_goes_out_when_it_is_back() {
     assert_eq!(run["pending"], 2, "both wait: {run}");
 
     fake.set(Behaviour::default());
-    wait_run(&app, &run_id, |run| run["delivered"] == 2).await;
+    app.wait_run(&run_id, |run| run["delivered"] == 2).await;
     for chat in ["wrk-down1", "wrk-down2"] {
         assert!(!posts_to(&fake, chat).is_empty());
     }

@@ -342,32 +342,6 @@ async fn the_event_url_verifies_and_forged_or_malformed_events_are_refused() {
     app.wait_group("wrA", |g| g["status"] == "adopted").await;
 }
 
-/// Runs the morning report now; returns its run id.
-async fn run_report(app: &TestApp) -> String {
-    let (status, body) = app
-        .api_call(
-            reqwest::Method::POST,
-            "/api/v1/jobs/morning-report/run",
-            None,
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
-    body["run_id"].as_str().unwrap().to_owned()
-}
-
-/// Polls the run until `check` holds.
-async fn wait_run(app: &TestApp, run_id: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let run = app.api(&format!("/api/v1/runs/{run_id}")).await;
-        if check(&run) {
-            return run;
-        }
-        assert!(Instant::now() < deadline, "the run never matched: {run:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn receipt<'a>(run: &'a Value, chat: &str) -> &'a Value {
     run["receipts"]
         .as_array()
@@ -398,7 +372,7 @@ async fn app_broadcasting(fake: &FakeWecomApi, more: &str) -> (TestApp, tempfile
 async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_owner_sends_it() {
     let fake = FakeWecomApi::start(five_groups()).await;
     let (app, _scripts) = app_broadcasting(&fake, "").await;
-    let run_id = run_report(&app).await;
+    let run_id = app.start_report().await;
     let tasks = fake.wait_tasks(|t| t.len() == 3).await;
     let mut by_owner: Vec<(String, Vec<String>)> = tasks
         .iter()
@@ -425,7 +399,9 @@ async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_ow
     );
     assert!(!tasks[0].text.is_empty() && tasks.iter().all(|t| t.text == tasks[0].text));
     // Nothing counts as delivered before WeCom says an owner sent it.
-    let run = wait_run(&app, &run_id, |r| r["awaiting_confirmation"] == 5).await;
+    let run = app
+        .wait_run(&run_id, |r| r["awaiting_confirmation"] == 5)
+        .await;
     assert_eq!(run["delivered"], 0, "{run:#}");
     assert_eq!(run["state"], "running");
     let waiting = receipt(&run, "wrA");
@@ -439,7 +415,7 @@ async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_ow
     );
 
     fake.confirm("teacher_li");
-    let run = wait_run(&app, &run_id, |r| r["delivered"] == 2).await;
+    let run = app.wait_run(&run_id, |r| r["delivered"] == 2).await;
     assert_eq!(receipt(&run, "wrA")["state"], "delivered");
     assert_eq!(receipt(&run, "wrB")["state"], "delivered");
     assert_eq!(receipt(&run, "wrC")["state"], "awaiting_confirmation");
@@ -462,7 +438,7 @@ async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_ow
     fake.fail_in_task(&zhao.msgid, "wrE", 3);
     fake.confirm("teacher_zhao");
     fake.confirm("teacher_wang");
-    let run = wait_run(&app, &run_id, |r| r["state"] == "done").await;
+    let run = app.wait_run(&run_id, |r| r["state"] == "done").await;
     assert_eq!(run["delivered"], 4, "{run:#}");
     assert_eq!(run["failed"], 1, "{run:#}");
     assert!(
@@ -473,7 +449,7 @@ async fn the_morning_report_is_one_task_per_owner_and_delivered_only_once_the_ow
         "{run:#}"
     );
     // Planning the same slot again adds no task.
-    run_report(&app).await;
+    app.start_report().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.tasks().len(), 3);
 }
@@ -484,11 +460,13 @@ async fn a_lost_answer_and_a_restart_in_the_middle_create_no_second_task() {
     // WeCom creates the first task but its answer is lost (502).
     fake.lose_next_add();
     let (mut app, _scripts) = app_broadcasting(&fake, "").await;
-    let run_id = run_report(&app).await;
+    let run_id = app.start_report().await;
     fake.wait_tasks(|t| !t.is_empty()).await;
     // Stopped before the next attempt: the task whose answer was lost is in the store, creating.
     app.restart().await;
-    let run = wait_run(&app, &run_id, |r| r["awaiting_confirmation"] == 5).await;
+    let run = app
+        .wait_run(&run_id, |r| r["awaiting_confirmation"] == 5)
+        .await;
     assert_eq!(run["planned"], 5, "{run:#}");
     let tasks = fake.tasks();
     assert_eq!(
@@ -501,7 +479,7 @@ async fn a_lost_answer_and_a_restart_in_the_middle_create_no_second_task() {
     fake.confirm("teacher_li");
     fake.confirm("teacher_wang");
     fake.confirm("teacher_zhao");
-    let run = wait_run(&app, &run_id, |r| r["state"] == "done").await;
+    let run = app.wait_run(&run_id, |r| r["state"] == "done").await;
     assert_eq!(run["delivered"], 5, "{run:#}");
     assert_eq!(fake.tasks().len(), 3);
 }
@@ -515,7 +493,7 @@ async fn owners_who_have_not_sent_are_reminded_and_an_expired_task_is_stopped() 
         "remind_after_minutes = 0.02\n[outbox.expire_after_minutes]\nbroadcast = 0.1\n",
     )
     .await;
-    let run_id = run_report(&app).await;
+    let run_id = app.start_report().await;
     fake.wait_tasks(|t| t.len() == 3).await;
     fake.confirm("teacher_li");
     fake.wait_tasks(|t| {
@@ -524,7 +502,7 @@ async fn owners_who_have_not_sent_are_reminded_and_an_expired_task_is_stopped() 
             .all(|t| t.reminders >= 1)
     })
     .await;
-    let run = wait_run(&app, &run_id, |r| r["state"] == "done").await;
+    let run = app.wait_run(&run_id, |r| r["state"] == "done").await;
     assert_eq!(run["delivered"], 2, "{run:#}");
     assert_eq!(run["skipped"], 3, "{run:#}");
     assert!(

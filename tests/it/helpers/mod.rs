@@ -309,6 +309,35 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Starts the morning report now; returns its run id.
+    pub async fn start_report(&self) -> String {
+        let (status, body) = self
+            .api_call(
+                reqwest::Method::POST,
+                "/api/v1/jobs/morning-report/run",
+                None,
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+        body["run_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls run `run_id` until `done` holds for it (15 s at most); returns it.
+    pub async fn wait_run(&self, run_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let run = self.api(&format!("/api/v1/runs/{run_id}")).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run never got there: {run:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `GET /api/v1/groups` with the admin token (tests have fewer groups than a page holds).
     pub async fn groups(&self) -> Vec<Value> {
         let page = self.api("/api/v1/groups?limit=500").await;
