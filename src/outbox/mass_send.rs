@@ -174,22 +174,38 @@ impl MassSender {
         let store = self.store.clone();
         let apps: HashSet<BotId> = self.apps.keys().cloned().collect();
         let (planned, wait) = tokio::task::spawn_blocking(move || {
+            // Read first: nothing is written (and no message decoded) until a send is due.
+            let unplanned = store.unplanned_mass_sends()?;
+            let settle = chrono::Duration::from_std(SETTLE).unwrap_or_default();
+            // A run goes out when its first send is due: every send of it at once.
+            let mut due_runs = HashSet::new();
+            let mut wait: Option<Duration> = None;
+            for send in &unplanned {
+                let due = send
+                    .not_before
+                    .unwrap_or(send.created_at)
+                    .max(send.created_at + settle);
+                let batch = send.run.clone().unwrap_or_else(|| send.key.clone());
+                if due <= now {
+                    due_runs.insert(batch);
+                } else if let Ok(left) = (due - now).to_std() {
+                    wait = Some(wait.map_or(left, |w| w.min(left)));
+                }
+            }
+            let due: Vec<u64> = unplanned
+                .iter()
+                .filter(|s| due_runs.contains(s.run.as_ref().unwrap_or(&s.key)))
+                .map(|s| s.id)
+                .collect();
+            if due.is_empty() {
+                return Ok((Vec::new(), wait));
+            }
             store.write(|tx| {
-                let sends = tx.unplanned_mass_sends()?;
-                let settle = chrono::Duration::from_std(SETTLE).unwrap_or_default();
-                // A run goes out when its first send is due: every send of it at once.
-                let mut due_runs = HashSet::new();
-                let mut wait: Option<Duration> = None;
-                for send in &sends {
-                    let due = send
-                        .not_before
-                        .unwrap_or(send.created_at)
-                        .max(send.created_at + settle);
-                    let batch = send.run.clone().unwrap_or_else(|| send.key.clone());
-                    if due <= now {
-                        due_runs.insert(batch);
-                    } else if let Ok(left) = (due - now).to_std() {
-                        wait = Some(wait.map_or(left, |w| w.min(left)));
+                let mut sends = Vec::with_capacity(due.len());
+                for id in due {
+                    // This loop is the only planner: a send read as unplanned still is.
+                    if let Some(send) = tx.outbox_entry(id)? {
+                        sends.push(send);
                     }
                 }
                 // (bot, run, owner, text) → the groups.
@@ -199,9 +215,6 @@ impl MassSender {
                 let mut refused = Vec::new();
                 for send in sends {
                     let batch = send.run.clone().unwrap_or_else(|| send.key.clone());
-                    if !due_runs.contains(&batch) {
-                        continue;
-                    }
                     let (Some(bot), Some(chat)) = (send.bot.clone(), send.chat.clone()) else {
                         refused.push((
                             send.id,

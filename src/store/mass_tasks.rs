@@ -168,22 +168,44 @@ impl WriteTx<'_> {
     pub fn outbox_entry(&self, id: u64) -> Result<Option<super::OutboxEntry>, StoreError> {
         self.outbox.get(id)?.map(|v| decode(v.value())).transpose()
     }
+}
 
-    /// The unfinished sends to customer groups that no task covers yet, oldest first.
-    pub fn unplanned_mass_sends(&self) -> Result<Vec<super::OutboxEntry>, StoreError> {
-        let mut ids = Vec::new();
-        for entry in self.outbox_pending.iter()? {
-            ids.push(entry?.0.value());
-        }
+/// An unfinished send to a customer group that no task covers yet, as far as planning needs to
+/// know it before it is due (read without its message).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UnplannedSend {
+    pub id: u64,
+    pub key: String,
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// `Destination::CustomerGroup`'s field, flattened into the entry.
+    #[serde(default)]
+    app: Option<String>,
+}
+
+impl Store {
+    /// The unfinished sends to customer groups that no task covers yet, oldest first. A read:
+    /// planning writes only when one of them is due.
+    pub fn unplanned_mass_sends(&self) -> Result<Vec<UnplannedSend>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let pending = tx.open_table(super::outbox::OUTBOX_PENDING)?;
+        let outbox = tx.open_table(super::outbox::OUTBOX)?;
+        let entries = tx.open_table(MASS_ENTRIES)?;
         let mut out = Vec::new();
-        for id in ids {
-            if self.mass_entries.get(id)?.is_some() {
+        for item in pending.iter()? {
+            let id = item?.0.value();
+            if entries.get(id)?.is_some() {
                 continue;
             }
-            if let Some(entry) = self.outbox_entry(id)?
-                && matches!(entry.to, super::Destination::CustomerGroup { .. })
-            {
-                out.push(entry);
+            let Some(value) = outbox.get(id)? else {
+                continue;
+            };
+            let send: UnplannedSend = decode(value.value())?;
+            if send.app.is_some() {
+                out.push(send);
             }
         }
         Ok(out)

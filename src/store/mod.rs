@@ -36,7 +36,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use moderation::{BlacklistEntry, Fold, LogEntry, LogFilter, ModerationWrite, StandingRecord};
 
 pub use labels::{Label, Review, ReviewError, Verdict as ReviewVerdict};
-pub use mass_tasks::{MassChat, MassTask, MassTaskState};
+pub use mass_tasks::{MassChat, MassTask, MassTaskState, UnplannedSend};
 pub use operators::OperatorRecord;
 pub use outbox::{
     Destination, NewSend, OutboxEntry, OutboxState, ReceiptPage, ResendTargets, RunCounts,

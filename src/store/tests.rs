@@ -408,3 +408,70 @@ fn replacing_a_member_list_says_who_joined_and_who_left_unreported() {
     );
     assert!(store.roster(&ChatId::new("g2")).unwrap().is_empty());
 }
+
+#[test]
+fn a_customer_groups_send_is_planned_into_one_mass_task_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.redb")).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 12, 6, 0, 30, 0).unwrap();
+    let to_customers = |key: &str, chat: &str| NewSend {
+        to: super::Destination::CustomerGroup { app: "kefu".into() },
+        bot: Some(BotId::parse("kefu").unwrap()),
+        ..send(key, chat)
+    };
+    let (a, b) = store
+        .write(|tx| {
+            let a = tx.enqueue(to_customers("k-a", "wrA"), now)?.unwrap();
+            let b = tx.enqueue(to_customers("k-b", "wrB"), now)?.unwrap();
+            // A robot group's send is not the mass sender's.
+            tx.enqueue(send("k-c", "robot-group"), now)?;
+            Ok((a, b))
+        })
+        .unwrap();
+    // Stored and read back as a customer group's send.
+    assert_eq!(store.send(a.id).unwrap().unwrap().to, a.to);
+    let unplanned: Vec<u64> = store
+        .unplanned_mass_sends()
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(unplanned, [a.id, b.id]);
+    let task = MassTask {
+        id: 0,
+        bot: BotId::parse("kefu").unwrap(),
+        sender: "teacher_li".into(),
+        text: "早报".into(),
+        chats: vec![MassChat {
+            entry: a.id,
+            chat: ChatId::new("wrA"),
+        }],
+        run: Some("run-1".into()),
+        state: MassTaskState::Creating,
+        msgid: None,
+        create_attempts: 0,
+        planned_at: now,
+        first_attempt_at: None,
+        created_at: None,
+        reminders: Vec::new(),
+        checked_at: None,
+        last_error: None,
+    };
+    let planned = store.write(|tx| tx.plan_mass_task(task.clone())).unwrap();
+    assert_eq!(planned.id, 1);
+    assert_eq!(
+        store.mass_task_of(a.id).unwrap().unwrap().sender,
+        "teacher_li"
+    );
+    let unplanned: Vec<u64> = store
+        .unplanned_mass_sends()
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(unplanned, [b.id]);
+    // The same send in a second task is refused, and nothing of that task is kept.
+    assert!(store.write(|tx| tx.plan_mass_task(task)).is_err());
+    assert_eq!(store.recent_mass_tasks(10).unwrap().len(), 1);
+    assert_eq!(store.open_mass_tasks().unwrap().len(), 1);
+}
