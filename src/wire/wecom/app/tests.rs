@@ -118,6 +118,8 @@ struct Fake {
     /// Answer 45009 to the next this-many list calls.
     busy: AtomicUsize,
     list_calls: AtomicUsize,
+    /// `expires_in` of the tokens issued (0: 7,200 s).
+    lifetime_secs: AtomicUsize,
 }
 
 async fn gettoken(
@@ -128,8 +130,12 @@ async fn gettoken(
         return Json(json!({"errcode": 40001, "errmsg": "invalid credential"}));
     }
     let n = fake.tokens_issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let lifetime = match fake.lifetime_secs.load(Ordering::SeqCst) {
+        0 => 7200,
+        secs => secs,
+    };
     Json(
-        json!({"errcode": 0, "errmsg": "ok", "access_token": format!("TOKEN{n}"), "expires_in": 7200}),
+        json!({"errcode": 0, "errmsg": "ok", "access_token": format!("TOKEN{n}"), "expires_in": lifetime}),
     )
 }
 
@@ -258,5 +264,32 @@ fn each_api_path_is_held_to_its_minute() {
     assert_eq!(
         window.take(2, start + std::time::Duration::from_secs(60)),
         None
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_refreshed_before_it_expires_and_once_for_many_callers() {
+    let fake = Arc::new(Fake::default());
+    // Tokens that live 2 s: refreshed after 1 s (half their life, when that is under 5 min).
+    fake.lifetime_secs.store(2, Ordering::SeqCst);
+    let client =
+        Arc::new(AppClient::new(&settings(&fake_api(fake.clone()).await, "s3cret")).unwrap());
+    // Ten callers at once with no token yet: one gettoken.
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.group_chat_ids().await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().len(), 3);
+    }
+    assert_eq!(fake.tokens_issued.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    client.group_chat_ids().await.unwrap();
+    assert_eq!(
+        fake.tokens_issued.load(Ordering::SeqCst),
+        2,
+        "refreshed early"
     );
 }
