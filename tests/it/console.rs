@@ -759,3 +759,27 @@ async fn on_a_phone_the_menu_folds_away_and_the_keyboard_signs_in() {
     browser.keep_screenshot("phone-groups").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_customer_groups_run_shows_the_groups_waiting_for_their_owners() {
+    use crate::helpers::fake_wecom_api::FakeWecomApi;
+    let fake = FakeWecomApi::start(crate::customer_groups::five_groups()).await;
+    let (app, _scripts) = crate::customer_groups::app_broadcasting(&fake, "").await;
+    add_operator(&app, ADMIN, "admin").await;
+    let run_id = app.start_report().await;
+    app.wait_run(&run_id, |r| r["awaiting_confirmation"] == 5)
+        .await;
+    let browser = signed_in(&app, ADMIN).await;
+    let link = format!("/console/#/broadcasts?run={}", run_id.replace('@', "%40"));
+    browser.goto(&app.url(&link)).await;
+    browser
+        .wait_text("[data-run-counts]", |t| t.contains("待群主确认 5"))
+        .await;
+    let receipts = browser
+        .wait_text("table[aria-label='回执']", |t| {
+            t.contains("待群主确认发送")
+        })
+        .await;
+    assert!(receipts.contains("teacher_li"), "{receipts}");
+    browser.close().await;
+}

@@ -113,7 +113,7 @@ async fn wait_members(app: &TestApp, chat: &str, check: impl Fn(&[Value]) -> boo
     }
 }
 
-fn five_groups() -> Vec<(&'static str, FakeGroup)> {
+pub fn five_groups() -> Vec<(&'static str, FakeGroup)> {
     vec![
         (
             "wrA",
@@ -352,7 +352,7 @@ fn receipt<'a>(run: &'a Value, chat: &str) -> &'a Value {
 }
 
 /// A service reading `fake` whose jobs send at once, results read every second.
-async fn app_broadcasting(fake: &FakeWecomApi, more: &str) -> (TestApp, tempfile::TempDir) {
+pub async fn app_broadcasting(fake: &FakeWecomApi, more: &str) -> (TestApp, tempfile::TempDir) {
     let scripts = scripts_copy();
     jobs_send_at_once(scripts.path());
     let app = app_reading(

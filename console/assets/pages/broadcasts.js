@@ -180,7 +180,13 @@ async function runDetail(container, ctx, runId) {
       h("dt", {}, "触发"),
       h("dd", {}, label(TRIGGERS, run.trigger)),
       h("dt", {}, "结果"),
-      h("dd", { "data-run-counts": "" }, `计划 ${run.planned} · 送达 ${run.delivered} · 失败 ${run.failed} · 超时 ${run.timed_out} · 跳过 ${run.skipped} · 待发送 ${run.pending}`),
+      h(
+        "dd",
+        { "data-run-counts": "" },
+        `计划 ${run.planned} · 送达 ${run.delivered} · 失败 ${run.failed} · 超时 ${run.timed_out} · 跳过 ${run.skipped} · 待发送 ${run.pending}` +
+          // Customer groups: sent only once each owner taps 发送 in WeCom.
+          (run.awaiting_confirmation ? ` · 待群主确认 ${run.awaiting_confirmation}` : ""),
+      ),
     ),
     ctx.canChange && run.failed + run.skipped + run.timed_out > 0
       ? h("button", { type: "button", onclick: resend }, "重发失败和跳过的群")
