@@ -33,6 +33,7 @@ use crate::runtime::Services;
 use crate::runtime::inbound;
 use crate::wire::wecom::app::{
     AppClient, AppEvent, AppSettings, CAPABILITIES, ChatChange, ChatChangeKind, parse_app_event,
+    until_stopped,
 };
 use crate::wire::wecom::robot::{CallbackError, RobotEndpoint, parse_query};
 
@@ -140,6 +141,14 @@ pub fn join_scene(code: u8) -> JoinScene {
 pub const DISMISSED_REASON: &str = "dismissed in WeCom";
 
 impl CustomerGroups {
+    /// `call` to WeCom, given up when the service stops ([`until_stopped`]).
+    pub async fn api<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, crate::wire::wecom::app::ApiError>>,
+    ) -> Result<T, crate::wire::wecom::app::ApiError> {
+        until_stopped(&self.stop, call).await
+    }
+
     /// Keeps what `change` says: a member's join or leave is handled (and committed) as that
     /// member's event before this returns; the group is then read again in the background.
     pub async fn take_change(

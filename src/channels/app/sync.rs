@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::StreamExt;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{CustomerGroups, DISMISSED_REASON};
@@ -57,22 +56,11 @@ pub async fn run(app: Arc<CustomerGroups>) {
     }
 }
 
-/// `call` to WeCom, given up when the service stops (store writes are never cut short: one
-/// left running on a blocking thread would keep the store open).
-async fn api<T>(
-    stop: &CancellationToken,
-    call: impl std::future::Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
-    stop.run_until_cancelled(call)
-        .await
-        .unwrap_or_else(|| Err(ApiError::Transport("the service is stopping".into())))
-}
-
 /// Reads every customer group of the app and brings the store up to date; `None` when the list
 /// could not be read (nothing is released then).
 pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
     let started = std::time::Instant::now();
-    let ids = match api(&app.stop, app.client.group_chat_ids()).await {
+    let ids = match app.api(app.client.group_chat_ids()).await {
         Ok(ids) => ids,
         Err(e) => {
             warn!(bot = %app.bot, error = %e, class = e.class(),
@@ -85,10 +73,9 @@ pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
         ..SyncReport::default()
     };
     let listed: HashSet<String> = ids.iter().cloned().collect();
-    let (client, stop) = (&app.client, &app.stop);
     let mut reads = futures_util::stream::iter(ids)
         .map(|id| async move {
-            let read = api(stop, client.group_chat(&id)).await;
+            let read = app.api(app.client.group_chat(&id)).await;
             (id, read)
         })
         .buffer_unordered(READ_CONCURRENCY)
@@ -111,7 +98,7 @@ pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
 
 /// Reads `chat` again (after a callback) and brings the store up to date.
 pub async fn refresh_group(app: &CustomerGroups, chat: &ChatId) {
-    let read = api(&app.stop, app.client.group_chat(chat.as_str())).await;
+    let read = app.api(app.client.group_chat(chat.as_str())).await;
     if app.stop.is_cancelled() {
         return;
     }

@@ -101,22 +101,28 @@ pub async fn sync(app: &CustomerGroups, desired: &[WecomWelcome]) -> bool {
     let mut complete = true;
     let client = &app.client;
     for want in desired {
+        if app.stop.is_cancelled() {
+            return false;
+        }
         let result = match stored.templates.get(&want.name) {
             Some(have) if have.text == want.text => {
                 unchanged += 1;
                 continue;
             }
-            Some(have) => match client.edit_welcome_template(&have.id, &want.text).await {
+            Some(have) => match app
+                .api(client.edit_welcome_template(&have.id, &want.text))
+                .await
+            {
                 Ok(()) => Ok((have.id.clone(), false)),
                 // Refused: most likely deleted in the admin console meanwhile — made again.
-                Err(ApiError::Api { .. }) => client
-                    .add_welcome_template(&want.text)
+                Err(ApiError::Api { .. }) => app
+                    .api(client.add_welcome_template(&want.text))
                     .await
                     .map(|id| (id, true)),
                 Err(e) => Err(e),
             },
-            None => client
-                .add_welcome_template(&want.text)
+            None => app
+                .api(client.add_welcome_template(&want.text))
                 .await
                 .map(|id| (id, true)),
         };
@@ -151,7 +157,7 @@ pub async fn sync(app: &CustomerGroups, desired: &[WecomWelcome]) -> bool {
         .collect();
     for name in gone {
         let id = stored.templates[&name].id.clone();
-        match client.delete_welcome_template(&id).await {
+        match app.api(client.delete_welcome_template(&id)).await {
             // Refused with an errcode: most likely deleted in the admin console already.
             Ok(()) | Err(ApiError::Api { .. }) => {
                 stored.templates.remove(&name);

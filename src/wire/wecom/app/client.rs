@@ -670,6 +670,19 @@ impl AppClient {
     }
 }
 
+/// `call`, given up when `stop` is cancelled (as a transport error: what it was doing is looked
+/// at again on the next start). The service's loops wrap their calls with it, and never their
+/// store writes: a write left running on a blocking thread would keep the store open after
+/// the service ended.
+pub async fn until_stopped<T>(
+    stop: &tokio_util::sync::CancellationToken,
+    call: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    stop.run_until_cancelled(call)
+        .await
+        .unwrap_or_else(|| Err(ApiError::Transport("the service is stopping".into())))
+}
+
 /// An integer WeCom sends as a number or as a string of digits (`create_time`).
 fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     Ok(match Value::deserialize(d)? {

@@ -14,6 +14,7 @@ mod tests;
 
 pub use client::{
     ApiError, AppClient, GroupChat, GroupMember, MassSendResult, MassTaskOwner, SentMassMessage,
+    until_stopped,
 };
 pub use event::{
     AppEvent, ChatChange, ChatChangeKind, EventError, parse_app_event, parse_chat_change,
