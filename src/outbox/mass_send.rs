@@ -173,6 +173,7 @@ impl MassSender {
     async fn plan(&self, now: DateTime<Utc>) -> Result<Option<Duration>, StoreError> {
         let store = self.store.clone();
         let apps: HashSet<BotId> = self.apps.keys().cloned().collect();
+        let expiry = self.expiry.clone();
         let (planned, wait) = tokio::task::spawn_blocking(move || {
             // Read first: nothing is written (and no message decoded) until a send is due.
             let unplanned = store.unplanned_mass_sends()?;
@@ -228,6 +229,19 @@ impl MassSender {
                             send.id,
                             OutboxState::Failed,
                             format!("no wecom-app bot {bot} is configured"),
+                        ));
+                        continue;
+                    }
+                    // Not planned stale (the service was down past the send's expiry).
+                    let expires = expiry
+                        .expiry(&send.purpose, send.run.is_some())
+                        .and_then(|d| chrono::Duration::from_std(d).ok())
+                        .map(|d| send.not_before.unwrap_or(send.created_at) + d);
+                    if let Some(at) = expires.filter(|at| now > *at) {
+                        refused.push((
+                            send.id,
+                            OutboxState::Skipped,
+                            format!("expired: not planned into a mass-send task by {at}"),
                         ));
                         continue;
                     }

@@ -600,3 +600,22 @@ async fn a_raid_in_a_customer_group_is_told_to_the_operators() {
     // Nothing was posted to the group itself (the app cannot).
     assert!(fake.tasks().is_empty());
 }
+
+#[tokio::test]
+async fn a_send_expired_before_it_is_planned_goes_into_no_task() {
+    let fake = FakeWecomApi::start(five_groups()).await;
+    // Expired after 1.2 s, planned 3 s after it is due: never planned.
+    let (app, _scripts) =
+        app_broadcasting(&fake, "[outbox.expire_after_minutes]\nbroadcast = 0.02\n").await;
+    let run_id = app.start_report().await;
+    let run = app.wait_run(&run_id, |r| r["state"] == "done").await;
+    assert_eq!(run["skipped"], 5, "{run:#}");
+    assert!(
+        receipt(&run, "wrA")["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("expired"),
+        "{run:#}"
+    );
+    assert!(fake.tasks().is_empty());
+}
