@@ -219,6 +219,32 @@ async fn a_join_is_kept_before_the_answer_and_read_again_for_names() {
     let health = app.api("/api/v1/groups/wrA/health").await;
     assert_eq!(health["activity"]["joins_7d"], 1, "{health}");
 
+    // An event that says members joined without naming them: the group is read again and the
+    // new member counts as a join.
+    fake.add_member("wrA", "wmUnnamed", "小吴", 3);
+    let unnamed = chat_change("wrA", "update", "add_member", &[], 9);
+    assert_eq!(
+        post_event(&app, &unnamed).await.status(),
+        reqwest::StatusCode::OK
+    );
+    wait_members(&app, "wrA", |m| {
+        m.iter()
+            .any(|m| m["user_id"] == "wmUnnamed" && m["name"] == "小吴")
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = app.api("/api/v1/groups/wrA/health").await;
+        if health["activity"]["joins_7d"] == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unnamed join was not counted: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A leave removes the member.
     fake.remove_member("wrA", "wmNewcomer");
     let left = chat_change("wrA", "update", "del_member", &["wmNewcomer"], 5);

@@ -175,6 +175,11 @@ impl CustomerGroups {
             }
             _ => None,
         };
+        // Members said to have joined without being named: found by reading the group again.
+        let unlisted_joins = match (&change.kind, change.members.is_empty()) {
+            (ChatChangeKind::AddMember { scene }, true) => Some(join_scene(*scene)),
+            _ => None,
+        };
         if let Some(kind) = kind {
             info!(bot = %self.bot, chat = %chat, members = change.members.len(),
                 change = ?change.kind, "customer group members changed");
@@ -207,7 +212,7 @@ impl CustomerGroups {
         // Names, owner, members: read again off the request (WeCom waits 5 s at most).
         let app = Arc::clone(self);
         self.services.tasks.spawn(async move {
-            sync::refresh_group(&app, &chat).await;
+            sync::refresh_group(&app, &chat, unlisted_joins).await;
         });
         Ok(())
     }

@@ -18,7 +18,9 @@ use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use super::{CustomerGroups, DISMISSED_REASON};
-use crate::domain::{BotId, ChatId, Conversation, Event, EventKind, Role, Sender, SettingsChange};
+use crate::domain::{
+    BotId, ChatId, Conversation, Event, EventKind, JoinScene, Role, Sender, SettingsChange,
+};
 use crate::runtime::Services;
 use crate::store::{AdoptedVia, GroupRecord, GroupStatus, StoreError};
 use crate::wire::wecom::app::{ApiError, CAPABILITIES, GroupChat};
@@ -84,7 +86,7 @@ pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
         if app.stop.is_cancelled() {
             return None;
         }
-        let counted = apply(app, chunk).await;
+        let counted = apply(app, chunk, None).await;
         report.read += counted.read;
         report.adopted += counted.adopted;
         report.failed += counted.failed;
@@ -97,12 +99,14 @@ pub async fn sync_all(app: &CustomerGroups) -> Option<SyncReport> {
 }
 
 /// Reads `chat` again (after a callback) and brings the store up to date.
-pub async fn refresh_group(app: &CustomerGroups, chat: &ChatId) {
+/// With `unlisted_joins`, the event said members joined without naming them: those the new
+/// list shows and the last did not are handled as joins (with that scene).
+pub async fn refresh_group(app: &CustomerGroups, chat: &ChatId, unlisted_joins: Option<JoinScene>) {
     let read = app.api(app.client.group_chat(chat.as_str())).await;
     if app.stop.is_cancelled() {
         return;
     }
-    apply(app, vec![(chat.as_str().to_owned(), read)]).await;
+    apply(app, vec![(chat.as_str().to_owned(), read)], unlisted_joins).await;
 }
 
 /// What the store learned of one group.
@@ -111,12 +115,15 @@ struct Learned {
     group: Option<GroupChat>,
     /// Members on the last list who are not on this one (none on a first list).
     left: Vec<String>,
+    /// Members on this list who were not on the last one, when they are to be handled as joins.
+    joined: Vec<(String, String)>,
 }
 
 /// Writes one chunk of reads; returns its counts.
 async fn apply(
     app: &CustomerGroups,
     chunk: Vec<(String, Result<GroupChat, ApiError>)>,
+    unlisted_joins: Option<JoinScene>,
 ) -> SyncReport {
     let mut report = SyncReport::default();
     let mut reads = Vec::with_capacity(chunk.len());
@@ -173,9 +180,17 @@ async fn apply(
                     .collect();
                 let first = tx.roster_is_empty(&chat)?;
                 let diff = tx.roster_replace(&chat, &members)?;
+                let joined = match (first, unlisted_joins) {
+                    (false, Some(_)) => members
+                        .into_iter()
+                        .filter(|(id, _)| diff.joined.contains(id))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 learned.push(Learned {
                     chat,
                     left: if first { Vec::new() } else { diff.left },
+                    joined,
                     group: Some(read),
                 });
             }
@@ -199,7 +214,7 @@ async fn apply(
     };
     save_settings(&app.services, &learned).await;
     for group in &learned {
-        handle_leaves(app, group).await;
+        handle_moves(app, group, unlisted_joins).await;
     }
     report
 }
@@ -251,34 +266,60 @@ async fn save_settings(services: &Services, learned: &[Learned]) {
 }
 
 /// Handles the leaves a list showed and no callback reported (the service was down, WeCom
-/// dropped the event) as leaves.
-async fn handle_leaves(app: &CustomerGroups, learned: &Learned) {
-    if learned.left.is_empty() {
-        return;
+/// dropped the event) as leaves — and, after an event that said members joined without naming
+/// them, the new members as joins.
+async fn handle_moves(app: &CustomerGroups, learned: &Learned, join_scene: Option<JoinScene>) {
+    if !learned.left.is_empty() {
+        info!(bot = %app.bot, chat = %learned.chat, left = ?learned.left,
+            "member list synced; leaves nobody reported");
     }
-    info!(bot = %app.bot, chat = %learned.chat, left = ?learned.left,
-        "member list synced; leaves nobody reported");
     let now = Utc::now();
-    for user in &learned.left {
-        let event = Event {
-            bot: app.bot.clone(),
-            msg_id: format!(
+    let leaves = learned.left.iter().map(|user| {
+        let kind = EventKind::MemberLeft {
+            kicked: false,
+            operator: String::new(),
+        };
+        (
+            format!(
                 "sync-left:{}:{user}:{}",
                 learned.chat,
                 now.timestamp_millis()
             ),
+            user.clone(),
+            String::new(),
+            kind,
+        )
+    });
+    let joins = learned.joined.iter().map(|(user, name)| {
+        let kind = EventKind::MemberJoined {
+            scene: join_scene.unwrap_or(JoinScene::Unknown),
+            operator: String::new(),
+        };
+        (
+            format!(
+                "sync-joined:{}:{user}:{}",
+                learned.chat,
+                now.timestamp_millis()
+            ),
+            user.clone(),
+            name.clone(),
+            kind,
+        )
+    });
+    for (msg_id, user_id, name, kind) in leaves.chain(joins) {
+        let event = Event {
+            bot: app.bot.clone(),
+            msg_id,
             conversation: Conversation::Group(learned.chat.clone()),
             from: Sender {
-                user_id: user.clone(),
+                user_id,
+                name,
                 ..Sender::default()
             },
             webhook_url: None,
             account: None,
             message_id: None,
-            kind: EventKind::MemberLeft {
-                kicked: false,
-                operator: String::new(),
-            },
+            kind,
             mentioned: false,
             received_at: now,
         };
