@@ -288,23 +288,14 @@ impl MassSender {
                 let mut planned = Vec::new();
                 for ((bot, batch, sender, text), chats) in tasks {
                     for part in chats.chunks(MASS_MAX_GROUPS) {
-                        planned.push(tx.plan_mass_task(MassTask {
-                            id: 0,
-                            bot: bot.clone(),
-                            sender: sender.clone(),
-                            text: text.clone(),
-                            chats: part.to_vec(),
-                            run: runs.get(&batch).cloned().flatten(),
-                            state: MassTaskState::Creating,
-                            msgid: None,
-                            create_attempts: 0,
-                            planned_at: now,
-                            first_attempt_at: None,
-                            created_at: None,
-                            reminders: Vec::new(),
-                            checked_at: None,
-                            last_error: None,
-                        })?);
+                        planned.push(tx.plan_mass_task(MassTask::planned(
+                            bot.clone(),
+                            sender.clone(),
+                            text.clone(),
+                            part.to_vec(),
+                            runs.get(&batch).cloned().flatten(),
+                            now,
+                        ))?);
                     }
                 }
                 Ok((planned, wait))

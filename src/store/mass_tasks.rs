@@ -76,6 +76,34 @@ pub struct MassTask {
 }
 
 impl MassTask {
+    /// A task just planned (its id is assigned when it is written).
+    pub fn planned(
+        bot: BotId,
+        sender: String,
+        text: String,
+        chats: Vec<MassChat>,
+        run: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: 0,
+            bot,
+            sender,
+            text,
+            chats,
+            run,
+            state: MassTaskState::Creating,
+            msgid: None,
+            create_attempts: 0,
+            planned_at: now,
+            first_attempt_at: None,
+            created_at: None,
+            reminders: Vec::new(),
+            checked_at: None,
+            last_error: None,
+        }
+    }
+
     /// Whether it still needs work (creating, or waiting for the owner).
     pub fn is_open(&self) -> bool {
         matches!(

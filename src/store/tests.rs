@@ -437,26 +437,17 @@ fn a_customer_groups_send_is_planned_into_one_mass_task_only() {
         .map(|s| s.id)
         .collect();
     assert_eq!(unplanned, [a.id, b.id]);
-    let task = MassTask {
-        id: 0,
-        bot: BotId::parse("kefu").unwrap(),
-        sender: "teacher_li".into(),
-        text: "早报".into(),
-        chats: vec![MassChat {
+    let task = MassTask::planned(
+        BotId::parse("kefu").unwrap(),
+        "teacher_li".into(),
+        "早报".into(),
+        vec![MassChat {
             entry: a.id,
             chat: ChatId::new("wrA"),
         }],
-        run: Some("run-1".into()),
-        state: MassTaskState::Creating,
-        msgid: None,
-        create_attempts: 0,
-        planned_at: now,
-        first_attempt_at: None,
-        created_at: None,
-        reminders: Vec::new(),
-        checked_at: None,
-        last_error: None,
-    };
+        Some("run-1".into()),
+        now,
+    );
     let planned = store.write(|tx| tx.plan_mass_task(task.clone())).unwrap();
     assert_eq!(planned.id, 1);
     assert_eq!(
