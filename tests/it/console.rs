@@ -781,5 +781,16 @@ async fn a_customer_groups_run_shows_the_groups_waiting_for_their_owners() {
         })
         .await;
     assert!(receipts.contains("teacher_li"), "{receipts}");
+    // The broadcasts page lists the owners who have not sent, longest waiting first.
+    browser.goto(&app.url("/console/#/broadcasts")).await;
+    let waiting = browser
+        .wait_text("table[aria-label='待群主确认']", |t| {
+            t.contains("teacher_zhao")
+        })
+        .await;
+    assert!(
+        waiting.contains("teacher_li老师（teacher_li）") && waiting.contains("teacher_wang"),
+        "{waiting}"
+    );
     browser.close().await;
 }

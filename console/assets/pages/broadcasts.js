@@ -1,7 +1,8 @@
 // 推送: the scheduled jobs with their next fire times; a preview of exactly what each group would
 // get (and which are skipped, and why); a run now with live progress; the run history, each run's
-// per-group receipts, and a resend of its failed and skipped groups. All through the jobs and
-// runs endpoints of the admin API — the same ones `trumpet broadcast` uses.
+// per-group receipts, and a resend of its failed and skipped groups; and, for WeCom customer
+// groups, the mass-send tasks still waiting for their owners (who is lagging). All through the
+// jobs, runs and mass-tasks endpoints of the admin API — the same ones `trumpet broadcast` uses.
 
 import { api, query, segment, ApiError } from "../api.js";
 import { h, fill, field, select, table, notice } from "../dom.js";
@@ -207,6 +208,31 @@ async function runDetail(container, ctx, runId) {
   );
 }
 
+/** Customer groups' mass-send tasks their owners have not sent yet, longest waiting first;
+ * nothing when there are none (no customer groups, or every owner has sent). */
+async function lagging() {
+  const { tasks } = await api("/mass-tasks?open=true");
+  if (tasks.length === 0) return null;
+  return h(
+    "section",
+    { class: "card" },
+    h("h2", {}, "待群主确认的群发"),
+    h("p", { class: "muted" }, "客户群的推送要群主在企业微信里点「发送」才会发出；超过设定时间未发送会自动提醒。"),
+    table(
+      ["群主", "群数", "待确认", "已等待", "提醒", "批次"],
+      tasks.map((t) => [
+        t.owner_name ? `${t.owner_name}（${t.owner}）` : t.owner,
+        number(t.groups),
+        number((t.sends || {}).awaiting_confirmation || 0),
+        t.waiting_minutes == null ? "—" : `${number(t.waiting_minutes)} 分钟`,
+        `${t.reminders.length} 次`,
+        t.run ? h("a", { href: "#/broadcasts?run=" + encodeURIComponent(t.run) }, t.run) : "—",
+      ]),
+      { "aria-label": "待群主确认" },
+    ),
+  );
+}
+
 export async function render(container, ctx) {
   const runId = ctx.params.get("run");
   if (runId) return runDetail(container, ctx, runId);
@@ -215,6 +241,7 @@ export async function render(container, ctx) {
   fill(
     container,
     h("h1", {}, "推送"),
+    await lagging(),
     h("section", { class: "card" }, h("h2", {}, "计划任务"), jobsTable(jobs, ctx, out), out),
     h("section", { class: "card" }, h("h2", {}, "最近的批次"), await history()),
   );
