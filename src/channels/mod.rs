@@ -85,6 +85,25 @@ pub(crate) fn refuse_callback(
         .into_response()
 }
 
+/// The body and signed query of a WeCom callback POST, read and checked — or the answer that
+/// refuses it (a body that did not arrive or is too large; a query without its signature).
+pub(crate) fn callback_input(
+    bot: &str,
+    query: Option<&str>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<
+    (crate::wire::wecom::robot::CallbackQuery, axum::body::Bytes),
+    Box<axum::response::Response>,
+> {
+    let body = body.map_err(|e| {
+        tracing::warn!(bot = %bot, error = %e, "callback body not read");
+        Box::new(body_refusal(e.status(), &e, e.body_text()))
+    })?;
+    let query = crate::wire::wecom::robot::parse_query(query, false)
+        .map_err(|e| Box::new(refuse_callback(bot, &e)))?;
+    Ok((query, body))
+}
+
 /// The answer to WeCom's URL verification: the bare plaintext of `echostr` (no quotes, no
 /// newline), or the refusal.
 pub(crate) fn verification_answer(

@@ -71,16 +71,9 @@ pub async fn callback(
     let Some(endpoint) = endpoint(&state, &bot_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            warn!(bot = %bot_id, error = %e, "callback body not read");
-            return super::body_refusal(e.status(), &e, e.body_text());
-        }
-    };
-    let query = match parse_query(query.as_deref(), false) {
-        Ok(q) => q,
-        Err(e) => return super::refuse_callback(&bot_id, &e),
+    let (query, body) = match super::callback_input(&bot_id, query.as_deref(), body) {
+        Ok(input) => input,
+        Err(refused) => return *refused,
     };
     let Opened {
         event,

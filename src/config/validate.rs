@@ -428,19 +428,13 @@ fn aibot_bot(
         "missing: a wecom-aibot bot needs the Secret shown beside its BotID",
         problem,
     );
-    let ws_url = raw
-        .ws_url
-        .unwrap_or_else(|| super::DEFAULT_AIBOT_WS_URL.to_owned());
-    let ws_url = match url::Url::parse(&ws_url) {
-        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some() => Some(ws_url),
-        _ => {
-            problem(
-                &key("ws_url"),
-                format!("must be a ws:// or wss:// URL, got {ws_url:?}"),
-            );
-            None
-        }
-    };
+    let ws_url = url_of(
+        &key("ws_url"),
+        raw.ws_url,
+        super::DEFAULT_AIBOT_WS_URL,
+        ["ws", "wss"],
+        problem,
+    );
     Some(BotConfig {
         id: id?,
         channel: ChannelKind::WecomAiBot,
@@ -496,19 +490,13 @@ fn app_bot(
         "missing: a wecom-app bot needs its app's Secret (应用管理 → the app → Secret)",
         problem,
     );
-    let api_base = raw
-        .api_base
-        .unwrap_or_else(|| app::DEFAULT_API_BASE.to_owned());
-    let api_base = match url::Url::parse(&api_base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(api_base),
-        _ => {
-            problem(
-                &key("api_base"),
-                format!("must be an http:// or https:// URL, got {api_base:?}"),
-            );
-            None
-        }
-    };
+    let api_base = url_of(
+        &key("api_base"),
+        raw.api_base,
+        app::DEFAULT_API_BASE,
+        ["http", "https"],
+        problem,
+    );
     let mut ranged = |field: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
         if !range.contains(&value) {
             problem(
@@ -594,6 +582,30 @@ pub const DEFAULT_APP_REMIND_AFTER_MINUTES: f64 = 60.0;
 /// WeCom's documented base limit is 2,000 calls a minute per corp and API (and 30,000 an
 /// hour); the default stays under it so that other apps of the corp keep room.
 pub const DEFAULT_APP_API_PER_MINUTE: u32 = 1000;
+
+/// A URL setting (`default` when unset) with a host and one of `schemes`.
+fn url_of(
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    schemes: [&str; 2],
+    problem: &mut impl FnMut(&str, String),
+) -> Option<String> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    match url::Url::parse(&value) {
+        Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some() => Some(value),
+        _ => {
+            problem(
+                key,
+                format!(
+                    "must be a {}:// or {}:// URL, got {value:?}",
+                    schemes[0], schemes[1]
+                ),
+            );
+            None
+        }
+    }
+}
 
 /// A required id from WeCom's console (`value`, trimmed): 1 to `max` bytes, no spaces.
 fn required_id(

@@ -3,7 +3,9 @@
 //! before WeCom is asked to create it — with the sends it covers, each in one task only — so
 //! that a restart never plans a send twice and knows which creations may have reached WeCom.
 //!
-//! `mass_tasks` holds the tasks by id; `mass_entries` maps each covered send to its task.
+//! `mass_tasks` holds the tasks by id; `mass_entries` maps each covered send to its task; the
+//! open ones (creating, waiting for their owners) are indexed in `meta` under `mass_open:`, so
+//! that the sender's rounds read those, not every task ever made.
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -16,6 +18,13 @@ use crate::domain::{BotId, ChatId};
 pub(super) const MASS_TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("mass_tasks");
 /// outbox entry id → task id.
 pub(super) const MASS_ENTRIES: TableDefinition<u64, u64> = TableDefinition::new("mass_entries");
+
+/// The `meta` prefix of the open-task index.
+const OPEN_PREFIX: &str = "mass_open:";
+
+fn open_key(id: u64) -> String {
+    format!("{OPEN_PREFIX}{id:020}")
+}
 
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,16 +135,22 @@ impl WriteTx<'_> {
             }
         }
         task.id = self.mass_tasks.last()?.map_or(1, |(k, _)| k.value() + 1);
-        self.mass_tasks.insert(task.id, encode(&task)?.as_slice())?;
         for chat in &task.chats {
             self.mass_entries.insert(chat.entry, task.id)?;
         }
+        self.put_mass_task(&task)?;
         Ok(task)
     }
 
-    /// Replaces a task's record.
+    /// Replaces a task's record (and keeps the open-task index).
     pub fn put_mass_task(&mut self, task: &MassTask) -> Result<(), StoreError> {
         self.mass_tasks.insert(task.id, encode(task)?.as_slice())?;
+        if task.is_open() {
+            self.meta
+                .insert(open_key(task.id).as_str(), [].as_slice())?;
+        } else {
+            self.meta.remove(open_key(task.id).as_str())?;
+        }
         Ok(())
     }
 
@@ -146,14 +161,25 @@ impl WriteTx<'_> {
 }
 
 impl Store {
-    /// Every task still creating or waiting for its owner, oldest first.
+    /// Every task still creating or waiting for its owner, oldest first (read through the
+    /// open-task index: closed tasks are not decoded).
     pub fn open_mass_tasks(&self) -> Result<Vec<MassTask>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(super::META)?;
+        let tasks = tx.open_table(MASS_TASKS)?;
         let mut open = Vec::new();
-        self.each_mass_task(|task| {
-            if task.is_open() {
-                open.push(task);
+        for entry in meta.range(OPEN_PREFIX..)? {
+            let (key, _) = entry?;
+            let Some(id) = key.value().strip_prefix(OPEN_PREFIX) else {
+                break;
+            };
+            let Ok(id) = id.parse::<u64>() else {
+                continue;
+            };
+            if let Some(value) = tasks.get(id)? {
+                open.push(decode(value.value())?);
             }
-        })?;
+        }
         Ok(open)
     }
 
@@ -178,16 +204,6 @@ impl Store {
         };
         let tasks = tx.open_table(MASS_TASKS)?;
         tasks.get(id)?.map(|v| decode(v.value())).transpose()
-    }
-
-    fn each_mass_task(&self, mut f: impl FnMut(MassTask)) -> Result<(), StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(MASS_TASKS)?;
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            f(decode(value.value())?);
-        }
-        Ok(())
     }
 }
 

@@ -465,4 +465,10 @@ fn a_customer_groups_send_is_planned_into_one_mass_task_only() {
     assert!(store.write(|tx| tx.plan_mass_task(task)).is_err());
     assert_eq!(store.recent_mass_tasks(10).unwrap().len(), 1);
     assert_eq!(store.open_mass_tasks().unwrap().len(), 1);
+    // A finished task leaves the open-task index.
+    let mut done = store.mass_task_of(a.id).unwrap().unwrap();
+    done.state = MassTaskState::Finished;
+    store.write(|tx| tx.put_mass_task(&done)).unwrap();
+    assert!(store.open_mass_tasks().unwrap().is_empty());
+    assert_eq!(store.recent_mass_tasks(10).unwrap().len(), 1);
 }

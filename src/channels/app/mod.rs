@@ -31,6 +31,7 @@ use super::untrusted::Untrusted;
 use crate::domain::{BotId, ChatId, Conversation, Event, EventKind, JoinScene, Sender};
 use crate::runtime::Services;
 use crate::runtime::inbound;
+use crate::runtime::pipeline::NotRecorded;
 use crate::wire::wecom::app::{
     AppClient, AppEvent, AppSettings, CAPABILITIES, ChatChange, ChatChangeKind, parse_app_event,
     until_stopped,
@@ -93,16 +94,11 @@ async fn callback(
     let Some(app) = app(&state, &bot_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            warn!(bot = %bot_id, error = %e, "app callback body not read");
-            return super::body_refusal(e.status(), &e, e.body_text());
-        }
+    let (query, body) = match super::callback_input(&bot_id, query.as_deref(), body) {
+        Ok(input) => input,
+        Err(refused) => return *refused,
     };
-    let plaintext = match parse_query(query.as_deref(), false)
-        .and_then(|q| app.endpoint.open_plaintext(&q, &body, Utc::now()))
-    {
+    let plaintext = match app.endpoint.open_plaintext(&query, &body, Utc::now()) {
         Ok(plaintext) => plaintext,
         Err(e) => return super::refuse_callback(&bot_id, &e),
     };
@@ -169,9 +165,11 @@ impl CustomerGroups {
                 kicked: *quit_scene == 1,
                 operator: String::new(),
             }),
+            // Committed before WeCom is answered: a failure is refused, and WeCom retries.
             ChatChangeKind::Dismiss => {
-                sync::release(&self.services, &self.bot, &chat, DISMISSED_REASON).await;
-                return Ok(());
+                return sync::release(&self.services, &self.bot, &chat, DISMISSED_REASON)
+                    .await
+                    .map_err(|_| inbound::NotAccepted::NotRecorded(NotRecorded));
             }
             _ => None,
         };

@@ -332,8 +332,14 @@ async fn handle_moves(app: &CustomerGroups, learned: &Learned, join_scene: Optio
     }
 }
 
-/// Releases `chat` (a customer group of `bot`) for `reason`, when it is adopted.
-pub async fn release(services: &Services, bot: &BotId, chat: &ChatId, reason: &str) {
+/// Releases `chat` (a customer group of `bot`) for `reason`, when it is adopted; an error when
+/// that could not be stored (the caller must not say it was done).
+pub async fn release(
+    services: &Services,
+    bot: &BotId,
+    chat: &ChatId,
+    reason: &str,
+) -> Result<(), StoreError> {
     let store = services.store.clone();
     let (bot_id, chat_id, why) = (bot.clone(), chat.clone(), reason.to_owned());
     let released = tokio::task::spawn_blocking(move || {
@@ -351,12 +357,19 @@ pub async fn release(services: &Services, bot: &BotId, chat: &ChatId, reason: &s
     })
     .await;
     match released {
-        Ok(Ok(true)) => info!(bot = %bot, chat = %chat, reason, "customer group released"),
-        Ok(Ok(false)) => {}
-        Ok(Err(e)) => {
-            warn!(bot = %bot, chat = %chat, error = %e, "customer group not released: the store failed")
+        Ok(Ok(true)) => {
+            info!(bot = %bot, chat = %chat, reason, "customer group released");
+            Ok(())
         }
-        Err(e) => warn!(error = %e, "release task failed"),
+        Ok(Ok(false)) => Ok(()),
+        Ok(Err(e)) => {
+            warn!(bot = %bot, chat = %chat, error = %e, "customer group not released: the store failed");
+            Err(e)
+        }
+        Err(e) => {
+            warn!(error = %e, "release task failed");
+            Err(StoreError::Db(format!("release task failed: {e}")))
+        }
     }
 }
 
